@@ -1,0 +1,66 @@
+//! `POST /admin/v1/tenants`, `GET|DELETE /admin/v1/tenants/{t}`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use rsp_consensus::Consistency;
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::state::AppState;
+use crate::tenants::TenantError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenant {
+    id: String,
+    display_name: Option<String>,
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::InvalidId | TenantError::InvalidDisplayName => {
+                ApiError::bad_request("invalid_request", e.to_string())
+            }
+            TenantError::Exists(_) => ApiError::conflict("tenant_exists", e.to_string()),
+            TenantError::NotFound(_) => ApiError::not_found("tenant_not_found", e.to_string()),
+            TenantError::Consensus(c) => c.into(),
+            TenantError::Corrupt(detail) => ApiError::internal(detail),
+        }
+    }
+}
+
+pub async fn create(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateTenant>,
+) -> ApiResult<impl IntoResponse> {
+    let display_name = body.display_name.unwrap_or_else(|| body.id.clone());
+    let tenant = state
+        .tenants
+        .create(&body.id, &display_name, crate::now_ms())
+        .await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+pub async fn get(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<impl IntoResponse> {
+    Ok(Json(
+        state.tenants.get(&id, Consistency::Linearizable).await?,
+    ))
+}
+
+pub async fn delete(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<StatusCode> {
+    state.tenants.delete(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

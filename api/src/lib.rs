@@ -1,0 +1,59 @@
+//! rsp's HTTP surface (axum): the admin API, operational endpoints, and (as
+//! they land) the per-tenant OAuth 2.0 / OpenID Connect, SAML and
+//! authorization endpoints.
+//!
+//! Parts:
+//! - [`app`]: the whole router, testable with `tower::ServiceExt::oneshot`.
+//! - [`state`]: what handlers get ([`AppState`]), including the admin token
+//!   (kept as a digest, compared in constant time).
+//! - [`extract`]: extractors that check credentials and answer bad input in
+//!   the API's error format.
+//! - [`error`]: the one error type and its HTTP mapping.
+//! - [`admin`]: `/admin/v1/...` handlers; [`ops`]: health, readiness,
+//!   metrics; [`tenants`]: the tenant service (no HTTP types).
+//!
+//! Not for: storage or Raft (it reads and writes only through
+//! `rsp-consensus`), listening sockets or TLS (that is `rsp-node`).
+
+pub mod admin;
+pub mod error;
+pub mod extract;
+pub mod ops;
+pub mod state;
+pub mod tenants;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::routing::get;
+
+pub use error::{ApiError, ApiResult};
+pub use state::{AdminToken, AppState};
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 1 << 20;
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+/// The node's HTTP application.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .merge(admin::router())
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}

@@ -1,0 +1,60 @@
+//! What handlers are given: the consensus handle, the admin credential and
+//! the metrics registry. Small on purpose; features add their own services.
+
+use std::sync::Arc;
+
+use rsp_consensus::Consensus;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::tenants::TenantService;
+
+/// The admin token, kept only as a SHA-256 digest and compared in constant
+/// time.
+#[derive(Clone)]
+pub struct AdminToken {
+    digest: [u8; 32],
+}
+
+impl AdminToken {
+    pub fn new(token: Zeroizing<String>) -> Self {
+        AdminToken {
+            digest: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+
+    pub fn matches(&self, presented: &str) -> bool {
+        let d: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        d.ct_eq(&self.digest).into()
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub consensus: Consensus,
+    pub admin_token: AdminToken,
+    pub registry: Arc<prometheus::Registry>,
+    pub tenants: TenantService,
+}
+
+impl AppState {
+    pub fn new(
+        consensus: Consensus,
+        admin_token: AdminToken,
+        registry: Arc<prometheus::Registry>,
+    ) -> Self {
+        AppState {
+            tenants: TenantService::new(consensus.clone()),
+            consensus,
+            admin_token,
+            registry,
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Tenants: create, read and delete, replicated through consensus.
+//!
+//! A tenant's record lives at `sys / tenant/<id>`; everything a tenant owns
+//! lives in its own keyspace `t.<id>`, so deleting a tenant removes its data
+//! in the same transaction.
+
+use rsp_consensus::kv::{Compare, CompareTarget, Key, OpResult, Txn, TxnOp};
+use rsp_consensus::{Consensus, ConsensusError, Consistency};
+use serde::{Deserialize, Serialize};
+
+pub const SYSTEM_KEYSPACE: &str = "sys";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: String,
+    pub display_name: String,
+    pub created_at_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error(
+        "tenant ids are 1 to 62 characters of a-z, 0-9 and '-', starting with a letter or digit"
+    )]
+    InvalidId,
+    #[error("display_name must be 1 to 200 characters")]
+    InvalidDisplayName,
+    #[error("tenant `{0}` already exists")]
+    Exists(String),
+    #[error("tenant `{0}` does not exist")]
+    NotFound(String),
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error("stored tenant record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Validates a tenant id: lowercase DNS-label-like, at most 62 characters so
+/// that `t.<id>` fits a keyspace name.
+pub fn valid_tenant_id(id: &str) -> bool {
+    let bytes = id.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 62
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+pub fn tenant_keyspace(id: &str) -> String {
+    format!("t.{id}")
+}
+
+fn record_key(id: &str) -> Key {
+    Key::new(SYSTEM_KEYSPACE, format!("tenant/{id}"))
+}
+
+#[derive(Clone)]
+pub struct TenantService {
+    consensus: Consensus,
+}
+
+impl TenantService {
+    pub fn new(consensus: Consensus) -> Self {
+        TenantService { consensus }
+    }
+
+    pub async fn create(
+        &self,
+        id: &str,
+        display_name: &str,
+        now_ms: u64,
+    ) -> Result<Tenant, TenantError> {
+        if !valid_tenant_id(id) {
+            return Err(TenantError::InvalidId);
+        }
+        let display_name = display_name.trim();
+        if display_name.is_empty() || display_name.chars().count() > 200 {
+            return Err(TenantError::InvalidDisplayName);
+        }
+        let tenant = Tenant {
+            id: id.to_string(),
+            display_name: display_name.to_string(),
+            created_at_ms: now_ms,
+        };
+        let value = serde_json::to_vec(&tenant).map_err(|e| TenantError::Corrupt(e.to_string()))?;
+        let txn = Txn {
+            compares: vec![Compare {
+                key: record_key(id),
+                target: CompareTarget::Exists(false),
+            }],
+            success: vec![TxnOp::Put {
+                key: record_key(id),
+                value,
+                ttl_ms: None,
+            }],
+            failure: vec![],
+        };
+        let resp = self.consensus.txn(txn).await?;
+        if resp.succeeded {
+            Ok(tenant)
+        } else {
+            Err(TenantError::Exists(id.to_string()))
+        }
+    }
+
+    pub async fn get(&self, id: &str, consistency: Consistency) -> Result<Tenant, TenantError> {
+        if !valid_tenant_id(id) {
+            return Err(TenantError::NotFound(id.to_string()));
+        }
+        let (kv, _) = self.consensus.get(&record_key(id), consistency).await?;
+        match kv {
+            Some(kv) => {
+                serde_json::from_slice(&kv.value).map_err(|e| TenantError::Corrupt(e.to_string()))
+            }
+            None => Err(TenantError::NotFound(id.to_string())),
+        }
+    }
+
+    /// Delete the tenant and everything in its keyspace, atomically.
+    pub async fn delete(&self, id: &str) -> Result<(), TenantError> {
+        if !valid_tenant_id(id) {
+            return Err(TenantError::NotFound(id.to_string()));
+        }
+        let txn = Txn {
+            compares: vec![Compare {
+                key: record_key(id),
+                target: CompareTarget::Exists(true),
+            }],
+            success: vec![
+                TxnOp::Delete {
+                    key: record_key(id),
+                },
+                TxnOp::DeletePrefix {
+                    keyspace: tenant_keyspace(id),
+                    prefix: Vec::new(),
+                },
+            ],
+            failure: vec![],
+        };
+        let resp = self.consensus.txn(txn).await?;
+        match (resp.succeeded, resp.results.first()) {
+            (true, Some(OpResult::Delete { .. })) => Ok(()),
+            (true, _) => Err(TenantError::Corrupt("unexpected transaction result".into())),
+            (false, _) => Err(TenantError::NotFound(id.to_string())),
+        }
+    }
+}

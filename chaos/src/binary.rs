@@ -1,0 +1,84 @@
+//! Locating the `rsp` binary under test.
+//!
+//! Order: the `RSP_BIN` environment variable when set, else
+//! `<target>/debug/rsp`, where `<target>` is `CARGO_TARGET_DIR` (relative to
+//! the workspace when relative) or `<workspace>/target`. The workspace is the
+//! parent of this crate's manifest directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+
+/// Environment variable that names the `rsp` binary explicitly.
+pub const RSP_BIN_ENV: &str = "RSP_BIN";
+
+/// The workspace root this crate was built in.
+pub fn workspace_dir() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| manifest.to_path_buf())
+}
+
+/// The path `rsp_binary` would use, without checking that it exists.
+pub fn rsp_binary_path() -> PathBuf {
+    if let Some(explicit) = std::env::var_os(RSP_BIN_ENV).filter(|v| !v.is_empty()) {
+        return PathBuf::from(explicit);
+    }
+    let workspace = workspace_dir();
+    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                workspace.join(dir)
+            }
+        }
+        None => workspace.join("target"),
+    };
+    target.join("debug").join("rsp")
+}
+
+/// The `rsp` binary to run, or a clear error when it has not been built.
+pub fn rsp_binary() -> Result<PathBuf> {
+    let path = rsp_binary_path();
+    if path.is_file() {
+        return Ok(path);
+    }
+    if std::env::var_os(RSP_BIN_ENV).is_some_and(|v| !v.is_empty()) {
+        bail!(
+            "{RSP_BIN_ENV} points at {}, which is not a file",
+            path.display()
+        );
+    }
+    bail!(
+        "rsp binary not found at {}: run `cargo build -p rsp-node` first (or set {RSP_BIN_ENV})",
+        path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workspace_is_parent_of_the_chaos_crate() {
+        let ws = workspace_dir();
+        assert!(
+            ws.join("chaos").join("Cargo.toml").is_file(),
+            "{}",
+            ws.display()
+        );
+    }
+
+    #[test]
+    fn default_path_ends_in_debug_rsp() {
+        // Only meaningful when the environment does not override it.
+        if std::env::var_os(RSP_BIN_ENV).is_none() {
+            let path = rsp_binary_path();
+            assert!(path.ends_with("debug/rsp"), "{}", path.display());
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Replication for rsp: openraft over the sled storage of `rsp-storage`, the
+//! network between nodes, and the API every feature above uses to keep state.
+//!
+//! Parts:
+//! - [`types`]: the one `declare_raft_types!` and the [`Member`] description.
+//! - [`node`]: [`Consensus`], a node's handle: writes (forwarded to the
+//!   leader from any node), linearizable and local reads, watches, shutdown.
+//! - [`membership`]: cluster status, adding and removing nodes, joining.
+//! - [`rpc`], [`transport`], [`network`], [`peer_server`]: peer messages
+//!   (bincode over HTTP/2, each naming its Raft group), the client with
+//!   per-peer address overrides, openraft's network traits, and the listener.
+//! - [`tls`]: mutual TLS for peer links.
+//! - [`metrics`], [`tasks`]: Prometheus gauges and background jobs.
+//!
+//! The data model (transactions, compares, TTLs, watch events) is defined in
+//! `rsp_storage::kv` and re-exported here as [`kv`]: callers above this crate
+//! use it only through [`Consensus`].
+//!
+//! Not for: HTTP APIs for clients (that is `rsp-api`), or domain rules
+//! (tenants, users, tokens): those are built on [`Consensus::txn`].
+
+pub mod error;
+pub mod membership;
+pub mod metrics;
+pub mod network;
+pub mod node;
+pub mod peer_server;
+pub mod rpc;
+pub(crate) mod tasks;
+pub mod tls;
+pub mod transport;
+pub mod types;
+
+pub use error::ConsensusError;
+pub use node::{
+    ClusterStatus, Consensus, ConsensusConfig, Consistency, MemberStatus, ReadInfo, Role,
+};
+pub use peer_server::PeerService;
+pub use rsp_storage::Durability;
+pub use rsp_storage::kv;
+pub use tls::PeerTls;
+pub use types::{GroupId, META_GROUP, Member, NodeId};

@@ -1,0 +1,581 @@
+//! [`Consensus`]: one node's handle on the replicated store. It starts Raft
+//! over sled, forwards writes to the leader, serves the two read paths, and
+//! runs the small background jobs (TTL ticks, metrics).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use openraft::error::{ClientWriteError as CWE, RaftError as RE};
+use openraft::{Config, ServerState, SnapshotPolicy};
+use rsp_storage::kv::{Command, Key, KeyValue, Op, Response, Txn, TxnResponse, WatchEvent};
+use rsp_storage::{Durability, KvEngine, Store, StoreConfig, SyncThread};
+use tokio::sync::{broadcast, watch};
+
+use crate::error::ConsensusError;
+use crate::metrics::ConsensusMetrics;
+use crate::network::NetworkFactory;
+use crate::rpc::{PeerBody, PeerError, PeerResponse};
+use crate::tls::PeerTls;
+use crate::transport::{DEFAULT_RPC_TIMEOUT, Transport, TransportError};
+use crate::types::*;
+
+/// Everything needed to start a node's consensus layer.
+#[derive(Clone)]
+pub struct ConsensusConfig {
+    pub node_id: NodeId,
+    /// How this node describes itself to the cluster.
+    pub member: Member,
+    /// Directory of the sled database.
+    pub store_dir: PathBuf,
+    pub durability: Durability,
+    pub heartbeat_ms: u64,
+    /// Minimum election timeout; the maximum is 1.5x.
+    pub election_timeout_ms: u64,
+    /// Log entries since the last snapshot that trigger a new one.
+    pub snapshot_threshold: u64,
+    /// Address overrides per peer id (fault-injection proxies).
+    pub routes: HashMap<NodeId, String>,
+    pub tls: Option<PeerTls>,
+    /// Longest a write may wait for its answer before it is reported
+    /// indeterminate.
+    pub write_timeout: Duration,
+    /// Longest a linearizable read may wait for the leader's confirmation.
+    pub read_timeout: Duration,
+}
+
+impl ConsensusConfig {
+    pub fn new(node_id: NodeId, member: Member, store_dir: impl Into<PathBuf>) -> Self {
+        ConsensusConfig {
+            node_id,
+            member,
+            store_dir: store_dir.into(),
+            durability: Durability::Fsync,
+            heartbeat_ms: 100,
+            election_timeout_ms: 500,
+            snapshot_threshold: 10_000,
+            routes: HashMap::new(),
+            tls: None,
+            write_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Which read path a caller wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read started, on any
+    /// node (read index confirmed by a quorum, then a local read once this
+    /// node has applied up to it). Fails when no quorum can be reached.
+    Linearizable,
+    /// This node's applied state, possibly behind the leader; [`ReadInfo`]
+    /// says how far.
+    Local,
+}
+
+/// What a read was based on, so callers can see its staleness.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReadInfo {
+    pub consistency: &'static str,
+    pub node_id: NodeId,
+    pub applied_index: u64,
+    pub revision: u64,
+    pub leader: Option<NodeId>,
+    /// For local reads on a follower: milliseconds since this node last heard
+    /// from the leader (None when it never did or is the leader).
+    pub leader_silence_ms: Option<u64>,
+}
+
+/// Role of a member as shown to operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Leader,
+    Follower,
+    Learner,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberStatus {
+    pub id: NodeId,
+    pub peer_addr: String,
+    pub http_addr: String,
+    pub zone: String,
+    pub region: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterStatus {
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub this_node: NodeId,
+    pub last_applied: Option<u64>,
+    pub last_log_index: Option<u64>,
+    pub snapshot_index: Option<u64>,
+    pub purged_index: Option<u64>,
+    pub members: Vec<MemberStatus>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) id: NodeId,
+    pub(crate) group: GroupId,
+    pub(crate) raft: Raft,
+    pub(crate) engine: KvEngine,
+    pub(crate) store: Store,
+    pub(crate) sync: SyncThread,
+    pub(crate) transport: Transport,
+    pub(crate) metrics: ConsensusMetrics,
+    pub(crate) config: ConsensusConfig,
+    pub(crate) stopping: AtomicBool,
+    pub(crate) stop_tx: watch::Sender<bool>,
+    /// When this node last saw its applied index move or heard a leader.
+    pub(crate) last_leader_contact: std::sync::Mutex<Option<Instant>>,
+}
+
+/// A node's consensus handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Consensus {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+pub(crate) enum Attempt {
+    Done(Response),
+    Forward(Option<(NodeId, Member)>),
+}
+
+impl Consensus {
+    /// Open storage and start Raft. The node does not join or form a cluster
+    /// by itself: see [`Consensus::bootstrap`] and [`Consensus::join`].
+    pub async fn start(
+        config: ConsensusConfig,
+        registry: &prometheus::Registry,
+    ) -> Result<Consensus, ConsensusError> {
+        let mut store_config = StoreConfig::new(&config.store_dir);
+        store_config.durability = config.durability;
+        let store = Store::open(&store_config)?;
+        let sync = SyncThread::start(store.clone())?;
+        let metrics = ConsensusMetrics::register(registry)
+            .map_err(|e| ConsensusError::Internal(format!("metrics: {e}")))?;
+        let group = META_GROUP;
+        let log = LogStore::open(&store, group, sync.clone())?;
+        let apply_hist = metrics.apply_seconds.clone();
+        let sm = StateMachineStore::open(&store, group, sync.clone())?
+            .with_apply_observer(Arc::new(move |d| apply_hist.observe(d.as_secs_f64())));
+        let engine = sm.engine();
+        let transport = Transport::new(config.tls.as_ref(), config.routes.clone())?;
+        let raft_config = Config {
+            cluster_name: "rsp".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_ms,
+            election_timeout_max: config.election_timeout_ms * 3 / 2,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_threshold),
+            max_in_snapshot_log_to_keep: config.snapshot_threshold.min(1000),
+            install_snapshot_timeout: 10_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| ConsensusError::Config(format!("raft: {e}")))?;
+        let network = NetworkFactory {
+            transport: transport.clone(),
+            group,
+        };
+        let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
+            .await
+            .map_err(|e| ConsensusError::Internal(format!("raft start: {e}")))?;
+        let (stop_tx, _) = watch::channel(false);
+        let consensus = Consensus {
+            inner: Arc::new(Inner {
+                id: config.node_id,
+                group,
+                raft,
+                engine,
+                store,
+                sync,
+                transport,
+                metrics,
+                config,
+                stopping: AtomicBool::new(false),
+                stop_tx,
+                last_leader_contact: std::sync::Mutex::new(None),
+            }),
+        };
+        crate::tasks::spawn_all(&consensus);
+        Ok(consensus)
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    pub fn group(&self) -> GroupId {
+        self.inner.group
+    }
+
+    pub fn raft(&self) -> &Raft {
+        &self.inner.raft
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn transport(&self) -> &Transport {
+        &self.inner.transport
+    }
+
+    pub fn metrics(&self) -> RaftMetrics {
+        self.inner.raft.metrics().borrow().clone()
+    }
+
+    /// Make this node a one-node cluster if it has never been part of one.
+    /// Returns whether it did.
+    pub async fn bootstrap(&self) -> Result<bool, ConsensusError> {
+        if self.is_initialized().await? {
+            return Ok(false);
+        }
+        let mut members = BTreeMap::new();
+        members.insert(self.inner.id, self.inner.config.member.clone());
+        match self.inner.raft.initialize(members).await {
+            Ok(()) => Ok(true),
+            Err(RE::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(false),
+            Err(e) => Err(ConsensusError::Internal(format!("initialize: {e}"))),
+        }
+    }
+
+    /// Whether this node has any Raft state (it formed or joined a cluster).
+    pub async fn is_initialized(&self) -> Result<bool, ConsensusError> {
+        self.inner
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| ConsensusError::Internal(e.to_string()))
+    }
+
+    /// Subscribe to changes as this node applies them.
+    pub fn watch(&self) -> broadcast::Receiver<WatchEvent> {
+        self.inner.engine.watch()
+    }
+
+    fn remaining(deadline: Instant) -> Option<Duration> {
+        deadline
+            .checked_duration_since(Instant::now())
+            .filter(|d| !d.is_zero())
+    }
+
+    /// Propose `op` on this node, if it leads.
+    pub(crate) async fn write_here(
+        &self,
+        op: Op,
+        deadline: Instant,
+    ) -> Result<Attempt, ConsensusError> {
+        let timeout = Self::remaining(deadline).ok_or(ConsensusError::Timeout)?;
+        let start = Instant::now();
+        let cmd = Command::new(now_ms(), op);
+        match tokio::time::timeout(timeout, self.inner.raft.client_write(cmd)).await {
+            Err(_) => Err(ConsensusError::Timeout),
+            Ok(Ok(resp)) => {
+                self.inner
+                    .metrics
+                    .write_seconds
+                    .observe(start.elapsed().as_secs_f64());
+                Ok(Attempt::Done(resp.data))
+            }
+            Ok(Err(RE::APIError(CWE::ForwardToLeader(f)))) => {
+                Ok(Attempt::Forward(f.leader_id.zip(f.leader_node)))
+            }
+            Ok(Err(RE::APIError(CWE::ChangeMembershipError(e)))) => {
+                Err(ConsensusError::Internal(e.to_string()))
+            }
+            Ok(Err(RE::Fatal(_))) => Err(ConsensusError::ShuttingDown),
+        }
+    }
+
+    /// Replicate `op` through the leader, wherever it is, and return the
+    /// state machine's answer. [`ConsensusError::Timeout`] means the outcome
+    /// is unknown; other errors mean the write was not applied.
+    pub async fn write(&self, op: Op) -> Result<Response, ConsensusError> {
+        if self.inner.stopping.load(Ordering::Relaxed) {
+            return Err(ConsensusError::ShuttingDown);
+        }
+        rsp_storage::kv_engine::validate(&Command::new(0, op.clone()))
+            .map_err(ConsensusError::BadRequest)?;
+        let deadline = Instant::now() + self.inner.config.write_timeout;
+        loop {
+            match self.write_here(op.clone(), deadline).await? {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Forward(Some((leader, member))) => {
+                    self.inner.metrics.forwarded_writes.inc();
+                    match self
+                        .forward_write(leader, &member, op.clone(), deadline)
+                        .await
+                    {
+                        Ok(Some(r)) => return Ok(r),
+                        Ok(None) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Attempt::Forward(None) => {}
+            }
+            // No leader known yet, or it moved: wait a little and try again.
+            if Self::remaining(deadline).is_none() {
+                return Err(ConsensusError::Unavailable(
+                    "no leader could be reached".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `Ok(None)`: not sent or refused before it was proposed; safe to retry.
+    async fn forward_write(
+        &self,
+        leader: NodeId,
+        member: &Member,
+        op: Op,
+        deadline: Instant,
+    ) -> Result<Option<Response>, ConsensusError> {
+        let timeout = Self::remaining(deadline).ok_or(ConsensusError::Timeout)?;
+        let addr = self.inner.transport.route(leader, &member.peer_addr);
+        match self
+            .inner
+            .transport
+            .call(&addr, self.inner.group, PeerBody::Write(op), timeout)
+            .await
+        {
+            Ok(PeerResponse::Write(Ok(r))) => Ok(Some(r)),
+            Ok(PeerResponse::Write(Err(PeerError::NotLeader(_) | PeerError::NoLeader))) => Ok(None),
+            Ok(PeerResponse::Write(Err(PeerError::Timeout))) => Err(ConsensusError::Timeout),
+            Ok(PeerResponse::Write(Err(PeerError::BadRequest(m)))) => {
+                Err(ConsensusError::BadRequest(m))
+            }
+            Ok(PeerResponse::Write(Err(e))) => Err(ConsensusError::Unavailable(e.to_string())),
+            Ok(_) => Err(ConsensusError::Internal(
+                "unexpected answer to a forwarded write".into(),
+            )),
+            Err(TransportError::Connect { .. }) => Ok(None),
+            Err(TransportError::Status { status: 503, .. }) => Ok(None),
+            Err(e) => {
+                tracing::debug!(error = %e, "forwarded write lost");
+                Err(ConsensusError::Timeout)
+            }
+        }
+    }
+
+    /// Run a transaction; refusals by the state machine become errors.
+    pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, ConsensusError> {
+        match self.write(Op::Txn(txn)).await? {
+            Response::Txn(r) => Ok(r),
+            Response::Rejected(m) => Err(ConsensusError::BadRequest(m)),
+            Response::Unsupported { format } => Err(ConsensusError::Unavailable(format!(
+                "the leader proposed command format {format}, newer than this node runs"
+            ))),
+            other => Err(ConsensusError::Internal(format!(
+                "unexpected answer {other:?}"
+            ))),
+        }
+    }
+
+    /// The leader's read index, confirmed by a quorum (leader side).
+    pub(crate) async fn read_index_here(
+        &self,
+        timeout: Duration,
+    ) -> Result<Result<u64, Option<(NodeId, Member)>>, ConsensusError> {
+        match tokio::time::timeout(timeout, self.inner.raft.ensure_linearizable()).await {
+            Err(_) => Err(ConsensusError::Unavailable(
+                "leadership could not be confirmed by a quorum in time".into(),
+            )),
+            Ok(Ok(log_id)) => Ok(Ok(log_id.map_or(0, |l| l.index))),
+            Ok(Err(RE::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Ok(Err(f.leader_id.zip(f.leader_node)))
+            }
+            Ok(Err(RE::APIError(openraft::error::CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                Err(ConsensusError::Unavailable(e.to_string()))
+            }
+            Ok(Err(RE::Fatal(_))) => Err(ConsensusError::ShuttingDown),
+        }
+    }
+
+    /// Wait until this node has applied everything committed before now, as
+    /// confirmed by the leader. After it returns, a local read is
+    /// linearizable.
+    pub async fn linearizable_barrier(&self) -> Result<u64, ConsensusError> {
+        let deadline = Instant::now() + self.inner.config.read_timeout;
+        let index = loop {
+            let timeout = Self::remaining(deadline).ok_or_else(|| {
+                ConsensusError::Unavailable("no leader confirmed the read in time".into())
+            })?;
+            match self.read_index_here(timeout).await? {
+                Ok(index) => break index,
+                Err(Some((leader, member))) => {
+                    let addr = self.inner.transport.route(leader, &member.peer_addr);
+                    match self
+                        .inner
+                        .transport
+                        .call(&addr, self.inner.group, PeerBody::ReadIndex, timeout)
+                        .await
+                    {
+                        Ok(PeerResponse::ReadIndex(Ok(index))) => break index,
+                        Ok(PeerResponse::ReadIndex(Err(
+                            PeerError::NotLeader(_) | PeerError::NoLeader,
+                        ))) => {}
+                        Ok(PeerResponse::ReadIndex(Err(e))) => {
+                            return Err(ConsensusError::Unavailable(e.to_string()));
+                        }
+                        Ok(_) => {
+                            return Err(ConsensusError::Internal(
+                                "unexpected answer to read index".into(),
+                            ));
+                        }
+                        Err(TransportError::Connect { .. }) => {}
+                        Err(e) => return Err(ConsensusError::Unavailable(e.to_string())),
+                    }
+                }
+                Err(None) => {}
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        };
+        let timeout = Self::remaining(deadline)
+            .ok_or_else(|| ConsensusError::Unavailable("read index not applied in time".into()))?;
+        self.inner
+            .raft
+            .wait(Some(timeout))
+            .applied_index_at_least(Some(index), "linearizable read")
+            .await
+            .map_err(|_| {
+                ConsensusError::Unavailable("this node did not catch up in time".into())
+            })?;
+        Ok(index)
+    }
+
+    /// What a read at this moment is based on.
+    pub fn read_info(&self, consistency: Consistency) -> Result<ReadInfo, ConsensusError> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let silence = if m.current_leader == Some(self.inner.id) {
+            None
+        } else {
+            self.inner
+                .last_leader_contact
+                .lock()
+                .ok()
+                .and_then(|t| *t)
+                .map(|t| t.elapsed().as_millis() as u64)
+        };
+        Ok(ReadInfo {
+            consistency: match consistency {
+                Consistency::Linearizable => "linearizable",
+                Consistency::Local => "local",
+            },
+            node_id: self.inner.id,
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            revision: self.inner.engine.revision()?,
+            leader: m.current_leader,
+            leader_silence_ms: silence,
+        })
+    }
+
+    async fn before_read(&self, consistency: Consistency) -> Result<(), ConsensusError> {
+        if consistency == Consistency::Linearizable {
+            self.linearizable_barrier().await?;
+        }
+        Ok(())
+    }
+
+    /// Read one key.
+    pub async fn get(
+        &self,
+        key: &Key,
+        consistency: Consistency,
+    ) -> Result<(Option<KeyValue>, ReadInfo), ConsensusError> {
+        self.before_read(consistency).await?;
+        let info = self.read_info(consistency)?;
+        Ok((self.inner.engine.get(key)?, info))
+    }
+
+    /// Read keys of a keyspace by prefix, in key order.
+    pub async fn range(
+        &self,
+        keyspace: &str,
+        prefix: &[u8],
+        limit: usize,
+        consistency: Consistency,
+    ) -> Result<(Vec<KeyValue>, ReadInfo), ConsensusError> {
+        self.before_read(consistency).await?;
+        let info = self.read_info(consistency)?;
+        Ok((self.inner.engine.range(keyspace, prefix, limit)?, info))
+    }
+
+    /// Ready to serve: a leader is known and this node has applied what the
+    /// leader says is committed.
+    pub async fn ready(&self) -> Result<ReadInfo, ConsensusError> {
+        if self.inner.stopping.load(Ordering::Relaxed) {
+            return Err(ConsensusError::ShuttingDown);
+        }
+        self.linearizable_barrier().await?;
+        self.read_info(Consistency::Linearizable)
+    }
+
+    /// Whether [`Consensus::shutdown`] has started.
+    pub fn is_stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Stop taking writes, hand leadership on if this node leads, sync
+    /// storage and stop Raft.
+    pub async fn shutdown(&self) {
+        if self.inner.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let m = self.metrics();
+        let successor = if m.state == ServerState::Leader {
+            crate::membership::best_successor(&m)
+        } else {
+            None
+        };
+        let _ = self.inner.stop_tx.send(true);
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        if let Err(e) = self.inner.sync.sync().await {
+            tracing::error!(error = %e, "final storage sync failed");
+        }
+        if let Some((id, member)) = successor {
+            // Ask the most caught-up voter to stand for election right away
+            // rather than wait out its election timer.
+            let addr = self.inner.transport.route(id, &member.peer_addr);
+            let _ = self
+                .inner
+                .transport
+                .call(
+                    &addr,
+                    self.inner.group,
+                    PeerBody::ElectNow,
+                    Duration::from_millis(500),
+                )
+                .await;
+        }
+    }
+
+    pub(crate) fn rpc_timeout(&self) -> Duration {
+        DEFAULT_RPC_TIMEOUT
+    }
+}
+
+impl Consensus {
+    /// Record that a leader just talked to us (for staleness reporting).
+    pub(crate) fn note_leader_contact(&self) {
+        if let Ok(mut t) = self.inner.last_leader_contact.lock() {
+            *t = Some(Instant::now());
+        }
+    }
+}

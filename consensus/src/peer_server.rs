@@ -1,0 +1,145 @@
+//! The server side of peer links: `POST /peer/v1/rpc` with a bincode
+//! [`PeerRequest`], dispatched to the Raft group it names.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::post;
+use openraft::ServerState;
+
+use crate::error::ConsensusError;
+use crate::node::Consensus;
+use crate::rpc::{PEER_PROTOCOL, PeerBody, PeerError, PeerRequest, PeerResponse, decode, encode};
+use crate::types::GroupId;
+
+/// Largest peer message accepted (snapshot chunks are 3 MiB by default).
+const MAX_PEER_BODY: usize = 64 << 20;
+
+/// Every group this node hosts, by id.
+#[derive(Clone, Default)]
+pub struct PeerService {
+    groups: Arc<HashMap<GroupId, Consensus>>,
+}
+
+impl PeerService {
+    pub fn new(groups: impl IntoIterator<Item = Consensus>) -> Self {
+        PeerService {
+            groups: Arc::new(groups.into_iter().map(|c| (c.group(), c)).collect()),
+        }
+    }
+
+    /// The peer listener's routes.
+    pub fn router(self) -> Router {
+        Router::new()
+            .route("/peer/v1/rpc", post(rpc))
+            .layer(DefaultBodyLimit::max(MAX_PEER_BODY))
+            .with_state(self)
+    }
+
+    pub async fn handle(&self, req: PeerRequest) -> PeerResponse {
+        if req.protocol != PEER_PROTOCOL {
+            return PeerResponse::Err(PeerError::Protocol(req.protocol));
+        }
+        match self.groups.get(&req.group) {
+            Some(c) => handle(c, req.body).await,
+            None => PeerResponse::Err(PeerError::UnknownGroup(req.group)),
+        }
+    }
+}
+
+async fn rpc(State(svc): State<PeerService>, body: Bytes) -> impl IntoResponse {
+    let req: PeerRequest = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                format!("undecodable peer message: {e}"),
+            )
+                .into_response();
+        }
+    };
+    let resp = svc.handle(req).await;
+    match encode(&resp) {
+        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "peer response encoding failed");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+fn to_peer_error(c: &Consensus, e: ConsensusError) -> PeerError {
+    match e {
+        ConsensusError::Timeout => PeerError::Timeout,
+        ConsensusError::BadRequest(m) => PeerError::BadRequest(m),
+        ConsensusError::UnknownNode(id) => {
+            PeerError::BadRequest(format!("node {id} is not a member"))
+        }
+        ConsensusError::ShuttingDown => PeerError::NotLeader(c.id()),
+        other => PeerError::Other(other.to_string()),
+    }
+}
+
+async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
+    let raft = c.raft();
+    match body {
+        PeerBody::AppendEntries(req) => {
+            c.note_leader_contact();
+            PeerResponse::AppendEntries(raft.append_entries(req).await)
+        }
+        PeerBody::Vote(req) => PeerResponse::Vote(raft.vote(req).await),
+        PeerBody::InstallSnapshot(req) => {
+            c.note_leader_contact();
+            PeerResponse::InstallSnapshot(raft.install_snapshot(req).await)
+        }
+        PeerBody::Write(op) => {
+            if c.is_stopping() {
+                return PeerResponse::Write(Err(PeerError::NotLeader(c.id())));
+            }
+            let deadline = Instant::now() + c.rpc_timeout();
+            PeerResponse::Write(match c.write_here(op, deadline).await {
+                Ok(crate::node::Attempt::Done(r)) => Ok(r),
+                Ok(crate::node::Attempt::Forward(Some((leader, _)))) => {
+                    Err(PeerError::NotLeader(leader))
+                }
+                Ok(crate::node::Attempt::Forward(None)) => Err(PeerError::NoLeader),
+                Err(e) => Err(to_peer_error(c, e)),
+            })
+        }
+        PeerBody::ReadIndex => {
+            PeerResponse::ReadIndex(match c.read_index_here(c.rpc_timeout()).await {
+                Ok(Ok(index)) => Ok(index),
+                Ok(Err(Some((leader, _)))) => Err(PeerError::NotLeader(leader)),
+                Ok(Err(None)) => Err(PeerError::NoLeader),
+                Err(e) => Err(to_peer_error(c, e)),
+            })
+        }
+        PeerBody::AddNode { id, member, voter } => PeerResponse::Membership(
+            c.add_node(id, member, voter)
+                .await
+                .map_err(|e| to_peer_error(c, e)),
+        ),
+        PeerBody::RemoveNode { id } => {
+            PeerResponse::Membership(c.remove_node(id).await.map_err(|e| to_peer_error(c, e)))
+        }
+        PeerBody::ElectNow => {
+            let c = c.clone();
+            tokio::spawn(async move {
+                // The old leader's lease on the other voters runs out after the
+                // maximum election timeout; stand for election right then.
+                let wait = Duration::from_millis(c.raft().config().election_timeout_max);
+                tokio::time::sleep(wait).await;
+                if c.metrics().state != ServerState::Leader {
+                    let _ = c.raft().trigger().elect().await;
+                }
+            });
+            PeerResponse::Ok
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Messages between nodes. Every request names its Raft group, so one peer
+//! listener serves every group a node hosts.
+//!
+//! Wire format: bincode 2 (serde) in the body of an HTTP/2 `POST /peer/v1/rpc`.
+//! A node that does not host the named group answers
+//! [`PeerError::UnknownGroup`].
+
+use serde::{Deserialize, Serialize};
+
+use crate::types::*;
+use rsp_storage::kv::Op;
+
+/// Bumped when a message changes shape; peers refuse what they cannot read.
+pub const PEER_PROTOCOL: u16 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PeerRequest {
+    pub protocol: u16,
+    pub group: GroupId,
+    pub body: PeerBody,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerBody {
+    AppendEntries(AppendEntriesRequest),
+    Vote(VoteRequest),
+    InstallSnapshot(InstallSnapshotRequest),
+    /// A client write forwarded to the node believed to lead.
+    Write(Op),
+    /// Ask the leader for a read index (its committed log index, confirmed by a
+    /// quorum).
+    ReadIndex,
+    /// Add a node (sent by the joining node to any member, or forwarded).
+    AddNode {
+        id: NodeId,
+        member: Member,
+        voter: bool,
+    },
+    RemoveNode {
+        id: NodeId,
+    },
+    /// Start an election now (sent by a leader that is shutting down).
+    ElectNow,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum PeerResponse {
+    AppendEntries(Result<AppendEntriesResponse, RaftError>),
+    Vote(Result<VoteResponse, RaftError>),
+    InstallSnapshot(Result<InstallSnapshotResponse, RaftError<InstallSnapshotError>>),
+    Write(Result<Response, PeerError>),
+    ReadIndex(Result<u64, PeerError>),
+    Membership(Result<(), PeerError>),
+    Ok,
+    Err(PeerError),
+}
+
+/// Errors a peer reports for forwarded work; they map onto
+/// [`crate::ConsensusError`] on the caller's side.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+pub enum PeerError {
+    #[error("node {0} is not the leader")]
+    NotLeader(NodeId),
+    #[error("no leader is known")]
+    NoLeader,
+    #[error("timed out")]
+    Timeout,
+    #[error("group {0} is not hosted here")]
+    UnknownGroup(GroupId),
+    #[error("peer protocol {0} is not supported")]
+    Protocol(u16),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub(crate) fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard())
+}
+
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<T, bincode::error::DecodeError> {
+    bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| v)
+}

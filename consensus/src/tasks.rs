@@ -1,0 +1,68 @@
+//! Background jobs of a node, stopped by [`crate::Consensus::shutdown`]:
+//! - metrics: mirror openraft's metrics into Prometheus gauges;
+//! - expiry ticks: while this node leads and a key's TTL is due, propose a
+//!   `Tick` so the key expires even when nothing else is written.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use openraft::ServerState;
+use rsp_storage::kv::Op;
+
+use crate::node::{Consensus, now_ms};
+
+/// How often the leader looks for due TTLs.
+const TICK_EVERY: Duration = Duration::from_millis(200);
+
+pub(crate) fn spawn_all(c: &Consensus) {
+    tokio::spawn(metrics_loop(c.clone()));
+    tokio::spawn(tick_loop(c.clone()));
+}
+
+async fn metrics_loop(c: Consensus) {
+    let mut rx = c.raft().metrics();
+    let mut stop = c.inner.stop_tx.subscribe();
+    loop {
+        {
+            let m = rx.borrow_and_update().clone();
+            c.inner.metrics.observe(&m);
+            let stats = c.inner.sync.stats();
+            c.inner
+                .metrics
+                .log_syncs
+                .set(stats.syncs.load(Relaxed) as i64);
+            c.inner
+                .metrics
+                .log_sync_requests
+                .set(stats.requests.load(Relaxed) as i64);
+        }
+        tokio::select! {
+            changed = rx.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+async fn tick_loop(c: Consensus) {
+    let mut stop = c.inner.stop_tx.subscribe();
+    let mut interval = tokio::time::interval(TICK_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        if c.metrics().state != ServerState::Leader {
+            continue;
+        }
+        match c.inner.engine.next_expiry_ms() {
+            Ok(Some(at)) if at <= now_ms() => {
+                if let Err(e) = c.write(Op::Tick).await {
+                    tracing::debug!(error = %e, "expiry tick not committed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "reading the expiry index failed"),
+        }
+    }
+}

@@ -1,0 +1,4 @@
+//! rsp-node
+
+pub mod config;
+pub mod server;

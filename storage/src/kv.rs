@@ -1,0 +1,214 @@
+//! The replicated key-value data model: commands that go through the Raft log
+//! and the answers the state machine gives for them.
+//!
+//! The model follows etcd's: keys live in named keyspaces (one per tenant, plus
+//! system keyspaces), every key carries a version and the revision at which it
+//! was created and last modified, and the whole store has one global revision
+//! that grows by one for every transaction that changes something. A
+//! transaction is `if all(compares) { on_success } else { on_failure }`.
+//!
+//! Expiry is part of the log, not of any node's clock: every command carries the
+//! leader's wall clock (`Command::now_ms`) and applying a command first removes
+//! every key whose `expires_at_ms` is not after that time. All nodes therefore
+//! expire the same keys at the same revision.
+
+use serde::{Deserialize, Serialize};
+
+/// Newest command format this build understands. A node refuses (with
+/// [`Response::Unsupported`], never a panic) a command newer than this, so nodes
+/// one release apart can apply each other's log during a rolling upgrade.
+pub const COMMAND_FORMAT: u16 = 1;
+
+/// Largest value accepted in a single put, in bytes.
+pub const MAX_VALUE_LEN: usize = 1 << 20;
+
+/// Keyspace names are short printable identifiers.
+pub const MAX_KEYSPACE_LEN: usize = 64;
+
+/// A key in a keyspace.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Key {
+    pub keyspace: String,
+    pub key: Vec<u8>,
+}
+
+impl Key {
+    pub fn new(keyspace: impl Into<String>, key: impl Into<Vec<u8>>) -> Self {
+        Key {
+            keyspace: keyspace.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// One entry in the Raft log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    /// Format version of this command (see [`COMMAND_FORMAT`]).
+    pub format: u16,
+    /// The proposing leader's wall clock, milliseconds since the Unix epoch.
+    pub now_ms: u64,
+    pub op: Op,
+}
+
+impl Command {
+    pub fn new(now_ms: u64, op: Op) -> Self {
+        Command {
+            format: COMMAND_FORMAT,
+            now_ms,
+            op,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    Txn(Txn),
+    /// Carries only the leader's clock, so that due keys expire when nothing
+    /// else is being written.
+    Tick,
+}
+
+/// `if compares all hold { success } else { failure }`, atomically.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Txn {
+    pub compares: Vec<Compare>,
+    pub success: Vec<TxnOp>,
+    pub failure: Vec<TxnOp>,
+}
+
+impl Txn {
+    /// A transaction with no condition.
+    pub fn ops(ops: Vec<TxnOp>) -> Self {
+        Txn {
+            compares: Vec::new(),
+            success: ops,
+            failure: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+}
+
+impl CmpOp {
+    pub fn holds<T: Ord>(self, left: &T, right: &T) -> bool {
+        match self {
+            CmpOp::Eq => left == right,
+            CmpOp::Ne => left != right,
+            CmpOp::Lt => left < right,
+            CmpOp::Gt => left > right,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CompareTarget {
+    /// Compare the value; an absent key never matches (not even `Ne`).
+    Value(CmpOp, Vec<u8>),
+    /// Compare the version; an absent key has version 0.
+    Version(CmpOp, u64),
+    /// Compare the modification revision; an absent key has 0.
+    ModRevision(CmpOp, u64),
+    /// The key exists (`true`) or does not (`false`).
+    Exists(bool),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Compare {
+    pub key: Key,
+    pub target: CompareTarget,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOp {
+    /// Write a value. With `ttl_ms`, the key expires `ttl_ms` after the
+    /// command's leader time; without, it never expires.
+    Put {
+        key: Key,
+        value: Vec<u8>,
+        ttl_ms: Option<u64>,
+    },
+    Delete {
+        key: Key,
+    },
+    /// Delete every key in `keyspace` that starts with `prefix`.
+    DeletePrefix {
+        keyspace: String,
+        prefix: Vec<u8>,
+    },
+    Get {
+        key: Key,
+    },
+    Range {
+        keyspace: String,
+        prefix: Vec<u8>,
+        limit: u32,
+    },
+}
+
+/// A stored key with its metadata.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyValue {
+    pub key: Key,
+    pub value: Vec<u8>,
+    pub create_revision: u64,
+    pub mod_revision: u64,
+    pub version: u64,
+    pub expires_at_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpResult {
+    Put { prev: Option<KeyValue> },
+    Delete { deleted: u64 },
+    Get { kv: Option<KeyValue> },
+    Range { kvs: Vec<KeyValue> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnResponse {
+    pub succeeded: bool,
+    /// The store's revision after this transaction.
+    pub revision: u64,
+    pub results: Vec<OpResult>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// Membership changes and blank entries answer nothing.
+    #[default]
+    None,
+    Txn(TxnResponse),
+    Tick {
+        revision: u64,
+    },
+    /// The command was refused as a whole and changed nothing.
+    Rejected(String),
+    /// The command's format is newer than this node understands.
+    Unsupported {
+        format: u16,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    Put,
+    Delete,
+    Expire,
+}
+
+/// A change, published to local watchers after it is applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchEvent {
+    pub revision: u64,
+    pub key: Key,
+    pub kind: EventKind,
+    /// The new value for `Put`.
+    pub value: Option<Vec<u8>>,
+}

@@ -1,0 +1,522 @@
+//! The key-value state machine on a sled tree: deterministic apply of
+//! [`Command`]s, reads, and whole-state export/import for snapshots.
+//!
+//! Layout of the tree (all integers big-endian so that byte order is numeric
+//! order):
+//! - `d | len(keyspace) | keyspace | key` -> [`Record`]
+//! - `x | expires_at_ms | len(keyspace) | keyspace | key` -> empty (expiry index)
+//! - `m | name` -> metadata owned by the caller (applied log id, membership) and
+//!   by the engine (`m rev`, `m now`).
+//!
+//! Each command is applied as one sled batch, so a crash leaves either all of a
+//! command or none of it, together with the applied log id the caller writes
+//! into the same batch.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use crate::error::{StorageError, decode, encode};
+use crate::kv::{
+    COMMAND_FORMAT, Command, CompareTarget, EventKind, Key, KeyValue, MAX_KEYSPACE_LEN,
+    MAX_VALUE_LEN, Op, OpResult, Response, Txn, TxnOp, TxnResponse, WatchEvent,
+};
+
+const DATA: u8 = b'd';
+const EXPIRY: u8 = b'x';
+const META_REV: &[u8] = b"mrev";
+const META_NOW: &[u8] = b"mnow";
+
+/// Raw `(key, value)` pairs of a tree, as carried in snapshots.
+pub type RawEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// How many events a slow watcher may fall behind before it is told it lagged.
+const WATCH_BUFFER: usize = 4096;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Record {
+    value: Vec<u8>,
+    create_revision: u64,
+    mod_revision: u64,
+    version: u64,
+    expires_at_ms: Option<u64>,
+}
+
+fn data_key(key: &Key) -> Vec<u8> {
+    let mut out = Vec::with_capacity(2 + key.keyspace.len() + key.key.len());
+    out.push(DATA);
+    push_keyspace(&mut out, &key.keyspace);
+    out.extend_from_slice(&key.key);
+    out
+}
+
+fn push_keyspace(out: &mut Vec<u8>, keyspace: &str) {
+    // Keyspace names are validated to be at most MAX_KEYSPACE_LEN (< 256) bytes.
+    out.push(keyspace.len().min(u8::MAX as usize) as u8);
+    out.extend_from_slice(keyspace.as_bytes());
+}
+
+fn prefix_key(keyspace: &str, prefix: &[u8]) -> Vec<u8> {
+    let mut out = vec![DATA];
+    push_keyspace(&mut out, keyspace);
+    out.extend_from_slice(prefix);
+    out
+}
+
+fn expiry_key(at: u64, key: &Key) -> Vec<u8> {
+    let mut out = vec![EXPIRY];
+    out.extend_from_slice(&at.to_be_bytes());
+    push_keyspace(&mut out, &key.keyspace);
+    out.extend_from_slice(&key.key);
+    out
+}
+
+fn parse_data_key(raw: &[u8]) -> Option<Key> {
+    let (&len, rest) = raw.get(1..)?.split_first()?;
+    let len = len as usize;
+    let keyspace = std::str::from_utf8(rest.get(..len)?).ok()?.to_string();
+    Some(Key {
+        keyspace,
+        key: rest.get(len..)?.to_vec(),
+    })
+}
+
+fn parse_expiry_key(raw: &[u8]) -> Option<(u64, Key)> {
+    let at = u64::from_be_bytes(raw.get(1..9)?.try_into().ok()?);
+    // Re-use the data-key parser: same layout after the timestamp.
+    let key = parse_data_key(&raw[8..])?;
+    Some((at, key))
+}
+
+fn to_kv(key: Key, r: Record) -> KeyValue {
+    KeyValue {
+        key,
+        value: r.value,
+        create_revision: r.create_revision,
+        mod_revision: r.mod_revision,
+        version: r.version,
+        expires_at_ms: r.expires_at_ms,
+    }
+}
+
+/// Checks a command before it is proposed, so a bad one is refused up front
+/// with a reason instead of being carried through the log.
+pub fn validate(cmd: &Command) -> Result<(), String> {
+    if let Op::Txn(txn) = &cmd.op {
+        let keys = txn
+            .compares
+            .iter()
+            .map(|c| (&c.key.keyspace, c.key.key.len()))
+            .chain(txn.success.iter().chain(&txn.failure).map(|op| match op {
+                TxnOp::Put { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => {
+                    (&key.keyspace, key.key.len())
+                }
+                TxnOp::DeletePrefix { keyspace, prefix }
+                | TxnOp::Range {
+                    keyspace, prefix, ..
+                } => (keyspace, prefix.len()),
+            }));
+        for (keyspace, _) in keys {
+            if keyspace.is_empty() || keyspace.len() > MAX_KEYSPACE_LEN {
+                return Err(format!(
+                    "keyspace names are 1 to {MAX_KEYSPACE_LEN} bytes long"
+                ));
+            }
+        }
+        let total: usize = txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .map(|op| match op {
+                TxnOp::Put { value, key, .. } => value.len() + key.key.len(),
+                _ => 0,
+            })
+            .sum();
+        if total > MAX_VALUE_LEN {
+            return Err(format!(
+                "a transaction writes at most {MAX_VALUE_LEN} bytes"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The key-value engine of one Raft group.
+#[derive(Clone)]
+pub struct KvEngine {
+    tree: sled::Tree,
+    events: broadcast::Sender<WatchEvent>,
+}
+
+/// Reads and writes of one command before they are committed as a batch.
+struct Overlay<'a> {
+    tree: &'a sled::Tree,
+    writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    events: Vec<WatchEvent>,
+}
+
+impl<'a> Overlay<'a> {
+    fn get_raw(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(v) = self.writes.get(k) {
+            return Ok(v.clone());
+        }
+        Ok(self.tree.get(k)?.map(|v| v.to_vec()))
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Record>, StorageError> {
+        self.get_raw(&data_key(key))?
+            .map(|v| decode("kv record", &v))
+            .transpose()
+    }
+
+    fn put_raw(&mut self, k: Vec<u8>, v: Vec<u8>) {
+        self.writes.insert(k, Some(v));
+    }
+
+    fn del_raw(&mut self, k: Vec<u8>) {
+        self.writes.insert(k, None);
+    }
+
+    /// Keys under a data prefix as seen through this overlay.
+    fn scan(&self, start: &[u8], limit: usize) -> Result<Vec<(Key, Record)>, StorageError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for item in self.tree.scan_prefix(start) {
+            let (k, v) = item?;
+            merged.insert(k.to_vec(), v.to_vec());
+        }
+        for (k, v) in self.writes.range(start.to_vec()..) {
+            if !k.starts_with(start) {
+                break;
+            }
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        let mut out = Vec::new();
+        for (k, v) in merged.into_iter().take(limit) {
+            let key =
+                parse_data_key(&k).ok_or_else(|| StorageError::corrupt("kv key", "bad layout"))?;
+            out.push((key, decode("kv record", &v)?));
+        }
+        Ok(out)
+    }
+
+    fn remove_key(&mut self, key: &Key, rec: &Record, revision: u64, kind: EventKind) {
+        self.del_raw(data_key(key));
+        if let Some(at) = rec.expires_at_ms {
+            self.del_raw(expiry_key(at, key));
+        }
+        self.events.push(WatchEvent {
+            revision,
+            key: key.clone(),
+            kind,
+            value: None,
+        });
+    }
+}
+
+impl KvEngine {
+    pub fn new(tree: sled::Tree) -> Self {
+        let (events, _) = broadcast::channel(WATCH_BUFFER);
+        KvEngine { tree, events }
+    }
+
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Subscribe to changes applied on this node from now on.
+    pub fn watch(&self) -> broadcast::Receiver<WatchEvent> {
+        self.events.subscribe()
+    }
+
+    fn meta_u64(&self, name: &[u8]) -> Result<u64, StorageError> {
+        match self.tree.get(name)? {
+            Some(v) => {
+                Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
+                    StorageError::corrupt("kv meta", "not 8 bytes")
+                })?))
+            }
+            None => Ok(0),
+        }
+    }
+
+    /// The store's current revision.
+    pub fn revision(&self) -> Result<u64, StorageError> {
+        self.meta_u64(META_REV)
+    }
+
+    /// The leader time of the last applied command.
+    pub fn last_now_ms(&self) -> Result<u64, StorageError> {
+        self.meta_u64(META_NOW)
+    }
+
+    pub fn get(&self, key: &Key) -> Result<Option<KeyValue>, StorageError> {
+        match self.tree.get(data_key(key))? {
+            Some(v) => Ok(Some(to_kv(key.clone(), decode("kv record", &v)?))),
+            None => Ok(None),
+        }
+    }
+
+    pub fn range(
+        &self,
+        keyspace: &str,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        let mut out = Vec::new();
+        for item in self
+            .tree
+            .scan_prefix(prefix_key(keyspace, prefix))
+            .take(limit)
+        {
+            let (k, v) = item?;
+            let key =
+                parse_data_key(&k).ok_or_else(|| StorageError::corrupt("kv key", "bad layout"))?;
+            out.push(to_kv(key, decode("kv record", &v)?));
+        }
+        Ok(out)
+    }
+
+    /// The earliest pending expiry, if any key has a TTL.
+    pub fn next_expiry_ms(&self) -> Result<Option<u64>, StorageError> {
+        match self.tree.scan_prefix([EXPIRY]).next() {
+            Some(item) => {
+                let (k, _) = item?;
+                Ok(parse_expiry_key(&k).map(|(at, _)| at))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Apply one command. `extra` lets the caller add its own metadata writes
+    /// (the applied log id) to the same atomic batch.
+    pub fn apply(
+        &self,
+        cmd: &Command,
+        extra: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<Response, StorageError> {
+        let mut ov = Overlay {
+            tree: &self.tree,
+            writes: BTreeMap::new(),
+            events: Vec::new(),
+        };
+        let response = if cmd.format > COMMAND_FORMAT {
+            Response::Unsupported { format: cmd.format }
+        } else if let Err(reason) = validate(cmd) {
+            Response::Rejected(reason)
+        } else {
+            let mut revision = self.revision()?;
+            // Leader clocks can step back across a leader change: never let
+            // the store's notion of time go backwards.
+            let now = cmd.now_ms.max(self.last_now_ms()?);
+            ov.put_raw(META_NOW.to_vec(), now.to_be_bytes().to_vec());
+            self.expire(&mut ov, now, &mut revision)?;
+            let response = match &cmd.op {
+                Op::Tick => Response::Tick { revision },
+                Op::Txn(txn) => Response::Txn(Self::txn(&mut ov, txn, now, &mut revision)?),
+            };
+            ov.put_raw(META_REV.to_vec(), revision.to_be_bytes().to_vec());
+            response
+        };
+        self.commit(ov, extra)?;
+        Ok(response)
+    }
+
+    /// Write only caller metadata (for blank and membership log entries).
+    pub fn apply_meta(&self, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+        let ov = Overlay {
+            tree: &self.tree,
+            writes: BTreeMap::new(),
+            events: Vec::new(),
+        };
+        self.commit(ov, extra)
+    }
+
+    fn commit(&self, ov: Overlay<'_>, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in ov.writes {
+            match v {
+                Some(v) => batch.insert(k, v),
+                None => batch.remove(k),
+            }
+        }
+        for (k, v) in extra {
+            batch.insert(k.as_slice(), v.as_slice());
+        }
+        self.tree.apply_batch(batch)?;
+        for event in ov.events {
+            // No subscribers is fine.
+            let _ = self.events.send(event);
+        }
+        Ok(())
+    }
+
+    fn expire(
+        &self,
+        ov: &mut Overlay<'_>,
+        now: u64,
+        revision: &mut u64,
+    ) -> Result<(), StorageError> {
+        let mut due = Vec::new();
+        for item in self.tree.scan_prefix([EXPIRY]) {
+            let (k, _) = item?;
+            let (at, key) = parse_expiry_key(&k)
+                .ok_or_else(|| StorageError::corrupt("expiry key", "bad layout"))?;
+            if at > now {
+                break;
+            }
+            due.push((k.to_vec(), key));
+        }
+        if due.is_empty() {
+            return Ok(());
+        }
+        *revision += 1;
+        for (index_key, key) in due {
+            ov.del_raw(index_key);
+            if let Some(rec) = ov.get(&key)? {
+                ov.remove_key(&key, &rec, *revision, EventKind::Expire);
+            }
+        }
+        Ok(())
+    }
+
+    fn compare_holds(ov: &Overlay<'_>, txn: &Txn) -> Result<bool, StorageError> {
+        for c in &txn.compares {
+            let rec = ov.get(&c.key)?;
+            let ok = match (&c.target, &rec) {
+                (CompareTarget::Exists(want), rec) => rec.is_some() == *want,
+                (CompareTarget::Value(_, _), None) => false,
+                (CompareTarget::Value(op, v), Some(r)) => op.holds(&r.value, v),
+                (CompareTarget::Version(op, v), r) => {
+                    op.holds(&r.as_ref().map_or(0, |r| r.version), v)
+                }
+                (CompareTarget::ModRevision(op, v), r) => {
+                    op.holds(&r.as_ref().map_or(0, |r| r.mod_revision), v)
+                }
+            };
+            if !ok {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    fn txn(
+        ov: &mut Overlay<'_>,
+        txn: &Txn,
+        now: u64,
+        revision: &mut u64,
+    ) -> Result<TxnResponse, StorageError> {
+        let succeeded = Self::compare_holds(ov, txn)?;
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        let writes = ops
+            .iter()
+            .any(|op| !matches!(op, TxnOp::Get { .. } | TxnOp::Range { .. }));
+        let new_rev = *revision + 1;
+        let mut changed = false;
+        let mut results = Vec::with_capacity(ops.len());
+        for op in ops {
+            let result = match op {
+                TxnOp::Put { key, value, ttl_ms } => {
+                    let prev = ov.get(key)?;
+                    if let Some(at) = prev.as_ref().and_then(|p| p.expires_at_ms) {
+                        ov.del_raw(expiry_key(at, key));
+                    }
+                    let expires_at_ms = ttl_ms.map(|t| now.saturating_add(t));
+                    let rec = Record {
+                        value: value.clone(),
+                        create_revision: prev.as_ref().map_or(new_rev, |p| p.create_revision),
+                        mod_revision: new_rev,
+                        version: prev.as_ref().map_or(1, |p| p.version + 1),
+                        expires_at_ms,
+                    };
+                    if let Some(at) = expires_at_ms {
+                        ov.put_raw(expiry_key(at, key), Vec::new());
+                    }
+                    ov.put_raw(data_key(key), encode(&rec));
+                    ov.events.push(WatchEvent {
+                        revision: new_rev,
+                        key: key.clone(),
+                        kind: EventKind::Put,
+                        value: Some(value.clone()),
+                    });
+                    changed = true;
+                    OpResult::Put {
+                        prev: prev.map(|p| to_kv(key.clone(), p)),
+                    }
+                }
+                TxnOp::Delete { key } => match ov.get(key)? {
+                    Some(rec) => {
+                        ov.remove_key(key, &rec, new_rev, EventKind::Delete);
+                        changed = true;
+                        OpResult::Delete { deleted: 1 }
+                    }
+                    None => OpResult::Delete { deleted: 0 },
+                },
+                TxnOp::DeletePrefix { keyspace, prefix } => {
+                    let found = ov.scan(&prefix_key(keyspace, prefix), usize::MAX)?;
+                    let deleted = found.len() as u64;
+                    for (key, rec) in found {
+                        ov.remove_key(&key, &rec, new_rev, EventKind::Delete);
+                        changed = true;
+                    }
+                    OpResult::Delete { deleted }
+                }
+                TxnOp::Get { key } => OpResult::Get {
+                    kv: ov.get(key)?.map(|r| to_kv(key.clone(), r)),
+                },
+                TxnOp::Range {
+                    keyspace,
+                    prefix,
+                    limit,
+                } => OpResult::Range {
+                    kvs: ov
+                        .scan(&prefix_key(keyspace, prefix), *limit as usize)?
+                        .into_iter()
+                        .map(|(k, r)| to_kv(k, r))
+                        .collect(),
+                },
+            };
+            results.push(result);
+        }
+        if writes && changed {
+            *revision = new_rev;
+        }
+        Ok(TxnResponse {
+            succeeded,
+            revision: *revision,
+            results,
+        })
+    }
+
+    /// Every entry of the tree, for a snapshot.
+    pub fn export(&self) -> Result<RawEntries, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Replace the whole tree with a snapshot's entries, atomically.
+    pub fn import(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.tree.iter() {
+            let (k, _) = item?;
+            batch.remove(k);
+        }
+        for (k, v) in entries {
+            batch.insert(k.as_slice(), v.as_slice());
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
