@@ -63,7 +63,7 @@ pub struct Settings {
     pub peer_routes: Vec<(u64, String)>,
     pub snapshot_threshold: u64,
     pub heartbeat_ms: u64,
-    /// Minimum election timeout; the maximum is twice this.
+    /// Minimum election timeout; the maximum is 1.5x this.
     pub election_timeout_ms: u64,
     pub demo: bool,
 }
@@ -291,7 +291,7 @@ mod specs {
         "Raft heartbeat interval [default: 100]");
     pub const ELECTION_TIMEOUT_MS: Spec = spec("election-timeout-ms",
         "election_timeout_ms", "RSP_ELECTION_TIMEOUT_MS", Int, "MS",
-        "Least Raft election timeout (the most is twice it); over 2x heartbeat-ms [default: 500]");
+        "Least Raft election timeout (the most is 1.5x it); over 2x heartbeat-ms [default: 500]");
     pub const DEMO: Spec = spec("demo", "demo", "RSP_DEMO", Bool, "",
         "Create the demo tenant, clients and user once, and print their secrets");
 

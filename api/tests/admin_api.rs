@@ -1,0 +1,194 @@
+//! The admin API against a real one-node consensus in this process, driven
+//! with `tower::ServiceExt::oneshot` (no sockets).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use rsp_api::{AdminToken, AppState};
+use rsp_consensus::{Consensus, ConsensusConfig, Member};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use zeroize::Zeroizing;
+
+const TOKEN: &str = "test-admin-token";
+
+struct Node {
+    app: axum::Router,
+    consensus: Consensus,
+    _dir: tempfile::TempDir,
+}
+
+async fn node() -> Node {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let member = Member {
+        peer_addr: "127.0.0.1:1".into(),
+        ..Default::default()
+    };
+    let registry = prometheus::Registry::new();
+    let consensus = Consensus::start(ConsensusConfig::new(1, member, dir.path().join("store")), &registry)
+        .await
+        .expect("start consensus");
+    consensus.bootstrap().await.expect("bootstrap");
+    consensus
+        .raft()
+        .wait(Some(Duration::from_secs(10)))
+        .current_leader(1, "single node leads")
+        .await
+        .expect("leader elected");
+    let state = AppState::new(
+        consensus.clone(),
+        AdminToken::new(Zeroizing::new(TOKEN.to_string())),
+        Arc::new(registry),
+    );
+    Node {
+        app: rsp_api::app(state),
+        consensus,
+        _dir: dir,
+    }
+}
+
+async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, body: Option<Body>) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let body = match body {
+        Some(b) => {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+            b
+        }
+        None => Body::empty(),
+    };
+    let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22).await.expect("body");
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, value)
+}
+
+fn json_body(v: Value) -> Option<Body> {
+    Some(Body::from(v.to_string()))
+}
+
+#[tokio::test]
+async fn admin_calls_without_or_with_a_wrong_token_are_refused() {
+    let n = node().await;
+    let (s, v) = call(&n.app, "GET", "/admin/v1/cluster", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"], "missing_token");
+    let (s, v) = call(&n.app, "GET", "/admin/v1/cluster", Some("nope"), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(v["error"], "invalid_token");
+    let (s, v) = call(&n.app, "POST", "/admin/v1/tenants", Some("nope"), json_body(json!({"id": "x"}))).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    n.consensus.shutdown().await;
+}
+
+#[tokio::test]
+async fn tenant_lifecycle_create_conflict_get_delete() {
+    let n = node().await;
+    let body = json!({"id": "acme", "display_name": "Acme"});
+    let (s, v) = call(&n.app, "POST", "/admin/v1/tenants", Some(TOKEN), json_body(body.clone())).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["id"], "acme");
+    let (s, v) = call(&n.app, "POST", "/admin/v1/tenants", Some(TOKEN), json_body(body)).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(v["error"], "tenant_exists");
+    let (s, v) = call(&n.app, "GET", "/admin/v1/tenants/acme", Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["display_name"], "Acme");
+    let (s, _) = call(&n.app, "DELETE", "/admin/v1/tenants/acme", Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, v) = call(&n.app, "GET", "/admin/v1/tenants/acme", Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"], "tenant_not_found");
+    let (s, v) = call(&n.app, "DELETE", "/admin/v1/tenants/acme", Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    n.consensus.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_json_errors_not_500s() {
+    let n = node().await;
+    let cases = [
+        ("POST", "/admin/v1/tenants", Some(Body::from("{not json"))),
+        ("POST", "/admin/v1/tenants", json_body(json!({"id": 42}))),
+        ("POST", "/admin/v1/tenants", json_body(json!({"id": "Bad_Id"}))),
+        ("POST", "/admin/v1/tenants", json_body(json!({"id": "a", "surprise": true}))),
+        ("POST", "/admin/v1/kv/txn", json_body(json!({"compare": [{"key": "k", "target": "colour", "value": 1}]}))),
+        ("PUT", "/admin/v1/kv/k", json_body(json!({"value": 7}))),
+        ("GET", "/admin/v1/kv/k?consistency=eventual", None),
+        ("DELETE", "/admin/v1/cluster/nodes/not-a-number", None),
+        ("POST", "/admin/v1/cluster/nodes", json_body(json!({"id": 0, "peer_addr": "127.0.0.1:1"}))),
+    ];
+    for (method, uri, body) in cases {
+        let (s, v) = call(&n.app, method, uri, Some(TOKEN), body).await;
+        assert!(s.is_client_error(), "{method} {uri}: {s} {v}");
+        assert!(v["error"].is_string() && v["message"].is_string(), "{method} {uri}: {v}");
+    }
+    let huge = "x".repeat(rsp_api::MAX_BODY + 10);
+    let (s, v) = call(&n.app, "PUT", "/admin/v1/kv/k", Some(TOKEN), json_body(json!({"value": huge}))).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+    let (s, v) = call(&n.app, "GET", "/no/such/thing", None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"], "not_found");
+    n.consensus.shutdown().await;
+}
+
+#[tokio::test]
+async fn kv_put_get_cas_and_ttl() {
+    let n = node().await;
+    let (s, v) = call(&n.app, "PUT", "/admin/v1/kv/reg", Some(TOKEN), json_body(json!({"value": "1"}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], 1);
+    // CAS that fails leaves the value alone; one that holds replaces it.
+    let cas = |from: &str, to: &str| {
+        json!({"compare": [{"key": "reg", "target": "value", "value": from}],
+               "success": [{"op": "put", "key": "reg", "value": to}],
+               "failure": [{"op": "get", "key": "reg"}]})
+    };
+    let (_, v) = call(&n.app, "POST", "/admin/v1/kv/txn", Some(TOKEN), json_body(cas("9", "2"))).await;
+    assert_eq!(v["succeeded"], false);
+    assert_eq!(v["results"][0]["kv"]["value"], "1");
+    let (_, v) = call(&n.app, "POST", "/admin/v1/kv/txn", Some(TOKEN), json_body(cas("1", "2"))).await;
+    assert_eq!(v["succeeded"], true, "{v}");
+    let (s, v) = call(&n.app, "GET", "/admin/v1/kv/reg", Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["value"], "2");
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["read"]["consistency"], "linearizable");
+
+    let (s, _) = call(&n.app, "PUT", "/admin/v1/kv/short", Some(TOKEN), json_body(json!({"value": "x", "ttl_ms": 300}))).await;
+    assert_eq!(s, StatusCode::OK);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _) = call(&n.app, "GET", "/admin/v1/kv/short?consistency=local", Some(TOKEN), None).await;
+        if s == StatusCode::NOT_FOUND {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "key with a 300 ms TTL never expired");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    n.consensus.shutdown().await;
+}
+
+#[tokio::test]
+async fn ops_endpoints_answer() {
+    let n = node().await;
+    let (s, v) = call(&n.app, "GET", "/healthz", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["status"], "ok");
+    let (s, v) = call(&n.app, "GET", "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["leader"], 1);
+    let (s, v) = call(&n.app, "GET", "/metrics", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = v.as_str().unwrap_or_default();
+    assert!(text.contains("rsp_raft_term 1"), "{text}");
+    assert!(text.contains("rsp_raft_apply_duration_seconds"), "{text}");
+    n.consensus.shutdown().await;
+    let (s, v) = call(&n.app, "GET", "/readyz", None, None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+}
