@@ -27,6 +27,8 @@ pub mod node;
 pub mod peer_server;
 pub mod rpc;
 pub(crate) mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tls;
 pub mod transport;
 pub mod types;

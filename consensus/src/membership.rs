@@ -315,3 +315,65 @@ impl Consensus {
         }
     }
 }
+
+/// Which members confirmed having applied an index in time.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AppliedReport {
+    pub confirmed: Vec<NodeId>,
+    /// Members that did not confirm: unreachable, paused or behind.
+    pub missing: Vec<NodeId>,
+}
+
+impl AppliedReport {
+    pub fn complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+impl Consensus {
+    /// Wait until every member (voters and learners) has applied the log up
+    /// to `index`, or `timeout` passes. Used where a change must be in force
+    /// on every node before the caller is answered (e.g. a revocation).
+    pub async fn wait_applied_everywhere(&self, index: u64, timeout: Duration) -> AppliedReport {
+        let m = self.metrics();
+        let members: Vec<(NodeId, Member)> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        let timeout_ms = timeout.as_millis() as u64;
+        let checks = members.into_iter().map(|(id, member)| async move {
+            let ok = if id == self.id() {
+                self.raft()
+                    .wait(Some(timeout))
+                    .applied_index_at_least(Some(index), "wait applied")
+                    .await
+                    .is_ok()
+            } else {
+                let addr = self.transport().route(id, &member.peer_addr);
+                matches!(
+                    self.transport()
+                        .call(
+                            &addr,
+                            self.group(),
+                            PeerBody::WaitApplied { index, timeout_ms },
+                            timeout + Duration::from_millis(200),
+                        )
+                        .await,
+                    Ok(PeerResponse::Applied(Ok(_)))
+                )
+            };
+            (id, ok)
+        });
+        let mut report = AppliedReport::default();
+        for (id, ok) in futures::future::join_all(checks).await {
+            if ok {
+                report.confirmed.push(id);
+            } else {
+                report.missing.push(id);
+            }
+        }
+        report
+    }
+}

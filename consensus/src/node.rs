@@ -150,7 +150,7 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 pub(crate) enum Attempt {
-    Done(Response),
+    Done(Response, u64),
     Forward(Option<(NodeId, Member)>),
 }
 
@@ -289,7 +289,7 @@ impl Consensus {
                     .metrics
                     .write_seconds
                     .observe(start.elapsed().as_secs_f64());
-                Ok(Attempt::Done(resp.data))
+                Ok(Attempt::Done(resp.data, resp.log_id.index))
             }
             Ok(Err(RE::APIError(CWE::ForwardToLeader(f)))) => {
                 Ok(Attempt::Forward(f.leader_id.zip(f.leader_node)))
@@ -305,6 +305,12 @@ impl Consensus {
     /// state machine's answer. [`ConsensusError::Timeout`] means the outcome
     /// is unknown; other errors mean the write was not applied.
     pub async fn write(&self, op: Op) -> Result<Response, ConsensusError> {
+        Ok(self.write_indexed(op).await?.0)
+    }
+
+    /// [`Consensus::write`], also returning the log index the write was
+    /// applied at (for [`Consensus::wait_applied_everywhere`]).
+    pub async fn write_indexed(&self, op: Op) -> Result<(Response, u64), ConsensusError> {
         if self.inner.stopping.load(Ordering::Relaxed) {
             return Err(ConsensusError::ShuttingDown);
         }
@@ -313,7 +319,7 @@ impl Consensus {
         let deadline = Instant::now() + self.inner.config.write_timeout;
         loop {
             match self.write_here(op.clone(), deadline).await? {
-                Attempt::Done(r) => return Ok(r),
+                Attempt::Done(r, index) => return Ok((r, index)),
                 Attempt::Forward(Some((leader, member))) => {
                     self.inner.metrics.forwarded_writes.inc();
                     match self
@@ -344,7 +350,7 @@ impl Consensus {
         member: &Member,
         op: Op,
         deadline: Instant,
-    ) -> Result<Option<Response>, ConsensusError> {
+    ) -> Result<Option<(Response, u64)>, ConsensusError> {
         let timeout = Self::remaining(deadline).ok_or(ConsensusError::Timeout)?;
         let addr = self.inner.transport.route(leader, &member.peer_addr);
         match self
@@ -374,8 +380,14 @@ impl Consensus {
 
     /// Run a transaction; refusals by the state machine become errors.
     pub async fn txn(&self, txn: Txn) -> Result<TxnResponse, ConsensusError> {
-        match self.write(Op::Txn(txn)).await? {
-            Response::Txn(r) => Ok(r),
+        Ok(self.txn_indexed(txn).await?.0)
+    }
+
+    /// [`Consensus::txn`], also returning the log index it was applied at.
+    pub async fn txn_indexed(&self, txn: Txn) -> Result<(TxnResponse, u64), ConsensusError> {
+        let (resp, index) = self.write_indexed(Op::Txn(txn)).await?;
+        match resp {
+            Response::Txn(r) => Ok((r, index)),
             Response::Rejected(m) => Err(ConsensusError::BadRequest(m)),
             Response::Unsupported { format } => Err(ConsensusError::Unavailable(format!(
                 "the leader proposed command format {format}, newer than this node runs"

@@ -104,7 +104,7 @@ async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
             }
             let deadline = Instant::now() + c.rpc_timeout();
             PeerResponse::Write(match c.write_here(op, deadline).await {
-                Ok(crate::node::Attempt::Done(r)) => Ok(r),
+                Ok(crate::node::Attempt::Done(r, index)) => Ok((r, index)),
                 Ok(crate::node::Attempt::Forward(Some((leader, _)))) => {
                     Err(PeerError::NotLeader(leader))
                 }
@@ -127,6 +127,19 @@ async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
         ),
         PeerBody::RemoveNode { id } => {
             PeerResponse::Membership(c.remove_node(id).await.map_err(|e| to_peer_error(c, e)))
+        }
+        PeerBody::WaitApplied { index, timeout_ms } => {
+            let timeout = Duration::from_millis(timeout_ms.min(30_000));
+            PeerResponse::Applied(
+                match raft
+                    .wait(Some(timeout))
+                    .applied_index_at_least(Some(index), "wait applied")
+                    .await
+                {
+                    Ok(m) => Ok(m.last_applied.map_or(0, |l| l.index)),
+                    Err(_) => Err(PeerError::Timeout),
+                },
+            )
         }
         PeerBody::ElectNow => {
             let c = c.clone();

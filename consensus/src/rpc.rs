@@ -39,6 +39,12 @@ pub enum PeerBody {
     RemoveNode {
         id: NodeId,
     },
+    /// Answer once this node has applied the log up to the index (or the
+    /// timeout in milliseconds passes).
+    WaitApplied {
+        index: u64,
+        timeout_ms: u64,
+    },
     /// Start an election now (sent by a leader that is shutting down).
     ElectNow,
 }
@@ -48,7 +54,10 @@ pub enum PeerResponse {
     AppendEntries(Result<AppendEntriesResponse, RaftError>),
     Vote(Result<VoteResponse, RaftError>),
     InstallSnapshot(Result<InstallSnapshotResponse, RaftError<InstallSnapshotError>>),
-    Write(Result<Response, PeerError>),
+    /// The state machine's answer and the log index it was applied at.
+    Write(Result<(Response, u64), PeerError>),
+    /// Answer to [`PeerBody::WaitApplied`]: this node's applied index.
+    Applied(Result<u64, PeerError>),
     ReadIndex(Result<u64, PeerError>),
     Membership(Result<(), PeerError>),
     Ok,

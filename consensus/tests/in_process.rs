@@ -1,0 +1,147 @@
+//! Consensus across three in-process nodes: forwarding, both read paths,
+//! TTL expiry at one revision everywhere, and waiting for every node to apply.
+
+use std::time::Duration;
+
+use rsp_consensus::kv::{EventKind, Key, Txn, TxnOp};
+use rsp_consensus::testing::TestCluster;
+use rsp_consensus::{ConsensusError, Consistency};
+
+fn put(key: &str, value: &str, ttl_ms: Option<u64>) -> Txn {
+    Txn::ops(vec![TxnOp::Put {
+        key: Key::new("test", key.as_bytes().to_vec()),
+        value: value.as_bytes().to_vec(),
+        ttl_ms,
+    }])
+}
+
+fn key(k: &str) -> Key {
+    Key::new("test", k.as_bytes().to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_a_follower_is_forwarded_and_readable_linearizably_everywhere() {
+    let cluster = TestCluster::start(3).await.expect("cluster");
+    let leader = cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let (resp, index) = cluster
+        .node(follower)
+        .txn_indexed(put("a", "1", None))
+        .await
+        .expect("write");
+    assert!(resp.succeeded);
+    assert!(index > 0);
+    for id in 1..=3 {
+        let (kv, info) = cluster
+            .node(id)
+            .get(&key("a"), Consistency::Linearizable)
+            .await
+            .expect("read");
+        assert_eq!(kv.expect("present").value, b"1");
+        assert!(
+            info.applied_index >= index,
+            "node {id} read below the write's index"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ttl_keys_expire_at_the_same_revision_on_every_node() {
+    let cluster = TestCluster::start(3).await.expect("cluster");
+    let mut watches: Vec<_> = (1..=3).map(|id| cluster.node(id).watch()).collect();
+    cluster
+        .node(2)
+        .txn(put("short", "x", Some(400)))
+        .await
+        .expect("write");
+    let mut revisions = Vec::new();
+    for (i, rx) in watches.iter_mut().enumerate() {
+        let rev = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) if ev.kind == EventKind::Expire && ev.key == key("short") => {
+                        return ev.revision;
+                    }
+                    Ok(_) => {}
+                    Err(e) => panic!("watch on node {} failed: {e}", i + 1),
+                }
+            }
+        })
+        .await
+        .expect("expiry seen in time");
+        revisions.push(rev);
+    }
+    assert!(
+        revisions.windows(2).all(|w| w[0] == w[1]),
+        "expiry revisions differ: {revisions:?}"
+    );
+    for id in 1..=3 {
+        let (kv, _) = cluster
+            .node(id)
+            .get(&key("short"), Consistency::Local)
+            .await
+            .expect("read");
+        assert!(kv.is_none(), "node {id} still has the expired key");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_applied_everywhere_names_the_node_that_is_down() {
+    let cluster = TestCluster::start(3).await.expect("cluster");
+    let leader = cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let (_, index) = cluster
+        .node(leader)
+        .txn_indexed(put("b", "1", None))
+        .await
+        .expect("write");
+    let report = cluster
+        .node(leader)
+        .wait_applied_everywhere(index, Duration::from_secs(5))
+        .await;
+    assert!(report.complete(), "{report:?}");
+
+    let down = (1..=3).find(|id| *id != leader).expect("a follower");
+    cluster.stop(down).await;
+    let (_, index) = cluster
+        .node(leader)
+        .txn_indexed(put("b", "2", None))
+        .await
+        .expect("write with 2 of 3");
+    let report = cluster
+        .node(leader)
+        .wait_applied_everywhere(index, Duration::from_millis(500))
+        .await;
+    assert_eq!(report.missing, vec![down]);
+    assert_eq!(report.confirmed.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_and_malformed_commands_are_refused_before_the_log() {
+    let cluster = TestCluster::start(1).await.expect("cluster");
+    let before = cluster.node(1).metrics().last_log_index;
+    let big = "x".repeat((1 << 20) + 1);
+    match cluster.node(1).txn(put("big", &big, None)).await {
+        Err(ConsensusError::BadRequest(_)) => {}
+        other => panic!("expected BadRequest, got {other:?}"),
+    }
+    let bad_keyspace = Txn::ops(vec![TxnOp::Put {
+        key: Key::new("", b"k".to_vec()),
+        value: vec![],
+        ttl_ms: None,
+    }]);
+    assert!(matches!(
+        cluster.node(1).txn(bad_keyspace).await,
+        Err(ConsensusError::BadRequest(_))
+    ));
+    assert_eq!(
+        cluster.node(1).metrics().last_log_index,
+        before,
+        "refused commands reached the log"
+    );
+}
