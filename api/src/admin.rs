@@ -1,6 +1,7 @@
 //! The admin API (`/admin/v1`), as in the outside contract. Every handler
 //! takes the [`crate::extract::Admin`] extractor.
 
+pub mod accounts;
 pub mod cluster;
 pub mod kv;
 pub mod tenants;
@@ -16,6 +17,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/v1/tenants/{tenant}",
             get(tenants::get).delete(tenants::delete),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/users",
+            post(accounts::create_user),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/clients",
+            post(accounts::create_client),
         )
         .route("/admin/v1/cluster", get(cluster::status))
         .route("/admin/v1/cluster/nodes", post(cluster::add_node))

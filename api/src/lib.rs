@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod error;
 pub mod extract;
+pub mod identity;
 pub mod ops;
 pub mod state;
 pub mod tenants;

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::identity::Identity;
 use crate::tenants::TenantService;
 
 /// The admin token, kept only as a SHA-256 digest and compared in constant
@@ -42,6 +43,7 @@ pub struct AppState {
     pub admin_token: AdminToken,
     pub registry: Arc<prometheus::Registry>,
     pub tenants: TenantService,
+    pub identity: Identity,
 }
 
 impl AppState {
@@ -49,9 +51,11 @@ impl AppState {
         consensus: Consensus,
         admin_token: AdminToken,
         registry: Arc<prometheus::Registry>,
+        identity: Identity,
     ) -> Self {
         AppState {
             tenants: TenantService::new(consensus.clone()),
+            identity,
             consensus,
             admin_token,
             registry,

@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use rsp_api::identity::Identity;
+use rsp_api::identity::crypto::{Kek, KekCell};
+use rsp_api::identity::passwords::PasswordHasher;
 use rsp_api::{AdminToken, AppState};
 use rsp_consensus::{Consensus, ConsensusConfig, Member};
 use serde_json::{Value, json};
@@ -27,9 +30,12 @@ async fn node() -> Node {
         ..Default::default()
     };
     let registry = prometheus::Registry::new();
-    let consensus = Consensus::start(ConsensusConfig::new(1, member, dir.path().join("store")), &registry)
-        .await
-        .expect("start consensus");
+    let consensus = Consensus::start(
+        ConsensusConfig::new(1, member, dir.path().join("store")),
+        &registry,
+    )
+    .await
+    .expect("start consensus");
     consensus.bootstrap().await.expect("bootstrap");
     consensus
         .raft()
@@ -37,10 +43,18 @@ async fn node() -> Node {
         .current_leader(1, "single node leads")
         .await
         .expect("leader elected");
+    let hasher = PasswordHasher::with(argon2::Params::new(1024, 1, 1, None).expect("params"), 2)
+        .expect("hasher");
+    let identity = Identity::new(
+        consensus.clone(),
+        Arc::new(KekCell::with(Kek::generate())),
+        hasher,
+    );
     let state = AppState::new(
         consensus.clone(),
         AdminToken::new(Zeroizing::new(TOKEN.to_string())),
         Arc::new(registry),
+        identity,
     );
     Node {
         app: rsp_api::app(state),
@@ -49,7 +63,13 @@ async fn node() -> Node {
     }
 }
 
-async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, body: Option<Body>) -> (StatusCode, Value) {
+async fn call(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Body>,
+) -> (StatusCode, Value) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -61,10 +81,17 @@ async fn call(app: &axum::Router, method: &str, uri: &str, token: Option<&str>, 
         }
         None => Body::empty(),
     };
-    let resp = app.clone().oneshot(req.body(body).expect("request")).await.expect("response");
+    let resp = app
+        .clone()
+        .oneshot(req.body(body).expect("request"))
+        .await
+        .expect("response");
     let status = resp.status();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22).await.expect("body");
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .expect("body");
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
     (status, value)
 }
 
@@ -81,7 +108,14 @@ async fn admin_calls_without_or_with_a_wrong_token_are_refused() {
     let (s, v) = call(&n.app, "GET", "/admin/v1/cluster", Some("nope"), None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(v["error"], "invalid_token");
-    let (s, v) = call(&n.app, "POST", "/admin/v1/tenants", Some("nope"), json_body(json!({"id": "x"}))).await;
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants",
+        Some("nope"),
+        json_body(json!({"id": "x"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
     n.consensus.shutdown().await;
 }
@@ -90,21 +124,49 @@ async fn admin_calls_without_or_with_a_wrong_token_are_refused() {
 async fn tenant_lifecycle_create_conflict_get_delete() {
     let n = node().await;
     let body = json!({"id": "acme", "display_name": "Acme"});
-    let (s, v) = call(&n.app, "POST", "/admin/v1/tenants", Some(TOKEN), json_body(body.clone())).await;
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants",
+        Some(TOKEN),
+        json_body(body.clone()),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     assert_eq!(v["id"], "acme");
-    let (s, v) = call(&n.app, "POST", "/admin/v1/tenants", Some(TOKEN), json_body(body)).await;
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants",
+        Some(TOKEN),
+        json_body(body),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT);
     assert_eq!(v["error"], "tenant_exists");
     let (s, v) = call(&n.app, "GET", "/admin/v1/tenants/acme", Some(TOKEN), None).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["display_name"], "Acme");
-    let (s, _) = call(&n.app, "DELETE", "/admin/v1/tenants/acme", Some(TOKEN), None).await;
+    let (s, _) = call(
+        &n.app,
+        "DELETE",
+        "/admin/v1/tenants/acme",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, v) = call(&n.app, "GET", "/admin/v1/tenants/acme", Some(TOKEN), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"], "tenant_not_found");
-    let (s, v) = call(&n.app, "DELETE", "/admin/v1/tenants/acme", Some(TOKEN), None).await;
+    let (s, v) = call(
+        &n.app,
+        "DELETE",
+        "/admin/v1/tenants/acme",
+        Some(TOKEN),
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     n.consensus.shutdown().await;
 }
@@ -115,21 +177,47 @@ async fn bad_input_gets_json_errors_not_500s() {
     let cases = [
         ("POST", "/admin/v1/tenants", Some(Body::from("{not json"))),
         ("POST", "/admin/v1/tenants", json_body(json!({"id": 42}))),
-        ("POST", "/admin/v1/tenants", json_body(json!({"id": "Bad_Id"}))),
-        ("POST", "/admin/v1/tenants", json_body(json!({"id": "a", "surprise": true}))),
-        ("POST", "/admin/v1/kv/txn", json_body(json!({"compare": [{"key": "k", "target": "colour", "value": 1}]}))),
+        (
+            "POST",
+            "/admin/v1/tenants",
+            json_body(json!({"id": "Bad_Id"})),
+        ),
+        (
+            "POST",
+            "/admin/v1/tenants",
+            json_body(json!({"id": "a", "surprise": true})),
+        ),
+        (
+            "POST",
+            "/admin/v1/kv/txn",
+            json_body(json!({"compare": [{"key": "k", "target": "colour", "value": 1}]})),
+        ),
         ("PUT", "/admin/v1/kv/k", json_body(json!({"value": 7}))),
         ("GET", "/admin/v1/kv/k?consistency=eventual", None),
         ("DELETE", "/admin/v1/cluster/nodes/not-a-number", None),
-        ("POST", "/admin/v1/cluster/nodes", json_body(json!({"id": 0, "peer_addr": "127.0.0.1:1"}))),
+        (
+            "POST",
+            "/admin/v1/cluster/nodes",
+            json_body(json!({"id": 0, "peer_addr": "127.0.0.1:1"})),
+        ),
     ];
     for (method, uri, body) in cases {
         let (s, v) = call(&n.app, method, uri, Some(TOKEN), body).await;
         assert!(s.is_client_error(), "{method} {uri}: {s} {v}");
-        assert!(v["error"].is_string() && v["message"].is_string(), "{method} {uri}: {v}");
+        assert!(
+            v["error"].is_string() && v["message"].is_string(),
+            "{method} {uri}: {v}"
+        );
     }
     let huge = "x".repeat(rsp_api::MAX_BODY + 10);
-    let (s, v) = call(&n.app, "PUT", "/admin/v1/kv/k", Some(TOKEN), json_body(json!({"value": huge}))).await;
+    let (s, v) = call(
+        &n.app,
+        "PUT",
+        "/admin/v1/kv/k",
+        Some(TOKEN),
+        json_body(json!({"value": huge})),
+    )
+    .await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     let (s, v) = call(&n.app, "GET", "/no/such/thing", None, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
@@ -140,7 +228,14 @@ async fn bad_input_gets_json_errors_not_500s() {
 #[tokio::test]
 async fn kv_put_get_cas_and_ttl() {
     let n = node().await;
-    let (s, v) = call(&n.app, "PUT", "/admin/v1/kv/reg", Some(TOKEN), json_body(json!({"value": "1"}))).await;
+    let (s, v) = call(
+        &n.app,
+        "PUT",
+        "/admin/v1/kv/reg",
+        Some(TOKEN),
+        json_body(json!({"value": "1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["version"], 1);
     // CAS that fails leaves the value alone; one that holds replaces it.
@@ -149,10 +244,24 @@ async fn kv_put_get_cas_and_ttl() {
                "success": [{"op": "put", "key": "reg", "value": to}],
                "failure": [{"op": "get", "key": "reg"}]})
     };
-    let (_, v) = call(&n.app, "POST", "/admin/v1/kv/txn", Some(TOKEN), json_body(cas("9", "2"))).await;
+    let (_, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/kv/txn",
+        Some(TOKEN),
+        json_body(cas("9", "2")),
+    )
+    .await;
     assert_eq!(v["succeeded"], false);
     assert_eq!(v["results"][0]["kv"]["value"], "1");
-    let (_, v) = call(&n.app, "POST", "/admin/v1/kv/txn", Some(TOKEN), json_body(cas("1", "2"))).await;
+    let (_, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/kv/txn",
+        Some(TOKEN),
+        json_body(cas("1", "2")),
+    )
+    .await;
     assert_eq!(v["succeeded"], true, "{v}");
     let (s, v) = call(&n.app, "GET", "/admin/v1/kv/reg", Some(TOKEN), None).await;
     assert_eq!(s, StatusCode::OK);
@@ -160,15 +269,32 @@ async fn kv_put_get_cas_and_ttl() {
     assert_eq!(v["version"], 2);
     assert_eq!(v["read"]["consistency"], "linearizable");
 
-    let (s, _) = call(&n.app, "PUT", "/admin/v1/kv/short", Some(TOKEN), json_body(json!({"value": "x", "ttl_ms": 300}))).await;
+    let (s, _) = call(
+        &n.app,
+        "PUT",
+        "/admin/v1/kv/short",
+        Some(TOKEN),
+        json_body(json!({"value": "x", "ttl_ms": 300})),
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let (s, _) = call(&n.app, "GET", "/admin/v1/kv/short?consistency=local", Some(TOKEN), None).await;
+        let (s, _) = call(
+            &n.app,
+            "GET",
+            "/admin/v1/kv/short?consistency=local",
+            Some(TOKEN),
+            None,
+        )
+        .await;
         if s == StatusCode::NOT_FOUND {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "key with a 300 ms TTL never expired");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "key with a 300 ms TTL never expired"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     n.consensus.shutdown().await;
@@ -191,4 +317,127 @@ async fn ops_endpoints_answer() {
     n.consensus.shutdown().await;
     let (s, v) = call(&n.app, "GET", "/readyz", None, None).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+}
+
+#[tokio::test]
+async fn users_and_clients_are_created_in_existing_tenants_only() {
+    let n = node().await;
+    let user = json!({"username": "alice", "password": "correct horse battery", "email": "alice@example.com"});
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/nope/users",
+        Some(TOKEN),
+        json_body(user.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"], "tenant_not_found");
+    let (s, _) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants",
+        Some(TOKEN),
+        json_body(json!({"id": "acme"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/acme/users",
+        Some(TOKEN),
+        json_body(user),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(v["id"].is_string());
+    let again = json!({"username": "ALICE", "password": "another long one"});
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/acme/users",
+        Some(TOKEN),
+        json_body(again),
+    )
+    .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "usernames are case-insensitive: {v}"
+    );
+    let short = json!({"username": "bob", "password": "short"});
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/acme/users",
+        Some(TOKEN),
+        json_body(short),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+    let confidential = json!({"client_id": "web", "redirect_uris": ["https://app.example.com/cb"],
+        "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_method": "client_secret_basic"});
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/acme/clients",
+        Some(TOKEN),
+        json_body(confidential.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["client_id"], "web");
+    assert!(
+        v["client_secret"].as_str().is_some_and(|s| s.len() >= 43),
+        "a 256-bit secret: {v}"
+    );
+    let (s, _) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/acme/clients",
+        Some(TOKEN),
+        json_body(confidential),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    let public = json!({"redirect_uris": ["http://127.0.0.1:8089/callback"], "grant_types": ["authorization_code"],
+        "token_endpoint_auth_method": "none"});
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/acme/clients",
+        Some(TOKEN),
+        json_body(public),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert!(
+        v.get("client_secret").is_none(),
+        "public clients get no secret: {v}"
+    );
+
+    for bad in [
+        json!({"redirect_uris": ["http://evil.example.com/cb"], "grant_types": ["authorization_code"], "token_endpoint_auth_method": "none"}),
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}),
+        json!({"grant_types": ["implicit"], "token_endpoint_auth_method": "client_secret_post"}),
+        json!({"grant_types": ["authorization_code"], "token_endpoint_auth_method": "client_secret_post"}),
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt"}),
+    ] {
+        let (s, v) = call(
+            &n.app,
+            "POST",
+            "/admin/v1/tenants/acme/clients",
+            Some(TOKEN),
+            json_body(bad.clone()),
+        )
+        .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad} -> {v}");
+        assert_eq!(v["error"], "invalid_client_metadata");
+    }
+    n.consensus.shutdown().await;
 }

@@ -132,6 +132,8 @@ pub(crate) struct Inner {
     pub(crate) config: ConsensusConfig,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop_tx: watch::Sender<bool>,
+    /// Node-wide secrets served to joining nodes ([`Consensus::set_secret`]).
+    pub(crate) secrets: std::sync::RwLock<HashMap<String, zeroize::Zeroizing<Vec<u8>>>>,
     /// When this node last saw its applied index move or heard a leader.
     pub(crate) last_leader_contact: std::sync::Mutex<Option<Instant>>,
 }
@@ -208,6 +210,7 @@ impl Consensus {
                 stopping: AtomicBool::new(false),
                 stop_tx,
                 last_leader_contact: std::sync::Mutex::new(None),
+                secrets: std::sync::RwLock::new(HashMap::new()),
             }),
         };
         crate::tasks::spawn_all(&consensus);
@@ -584,6 +587,45 @@ impl Consensus {
 }
 
 impl Consensus {
+    /// Offer a node-wide secret (e.g. the key-encryption key) to nodes that
+    /// join through this one.
+    pub fn set_secret(&self, name: &str, value: &[u8]) {
+        if let Ok(mut s) = self.inner.secrets.write() {
+            s.insert(name.to_string(), zeroize::Zeroizing::new(value.to_vec()));
+        }
+    }
+
+    pub(crate) fn secret(&self, name: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+        self.inner
+            .secrets
+            .read()
+            .ok()
+            .and_then(|s| s.get(name).cloned())
+    }
+
+    /// Ask the member at `peer_addr` for a node-wide secret.
+    pub async fn fetch_secret(
+        &self,
+        peer_addr: &str,
+        name: &str,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, ConsensusError> {
+        let body = PeerBody::GetSecret {
+            name: name.to_string(),
+        };
+        match self
+            .inner
+            .transport
+            .call(peer_addr, self.inner.group, body, DEFAULT_RPC_TIMEOUT)
+            .await
+        {
+            Ok(PeerResponse::Secret(s)) => Ok(s.map(zeroize::Zeroizing::new)),
+            Ok(_) => Err(ConsensusError::Internal(
+                "unexpected answer to a secret request".into(),
+            )),
+            Err(e) => Err(ConsensusError::Unavailable(e.to_string())),
+        }
+    }
+
     /// Record that a leader just talked to us (for staleness reporting).
     pub(crate) fn note_leader_contact(&self) {
         if let Ok(mut t) = self.inner.last_leader_contact.lock() {

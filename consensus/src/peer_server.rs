@@ -141,6 +141,7 @@ async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
                 },
             )
         }
+        PeerBody::GetSecret { name } => PeerResponse::Secret(c.secret(&name).map(|s| s.to_vec())),
         PeerBody::ElectNow => {
             let c = c.clone();
             tokio::spawn(async move {

@@ -45,6 +45,11 @@ pub enum PeerBody {
         index: u64,
         timeout_ms: u64,
     },
+    /// A node-wide secret a joining node needs (e.g. the key-encryption
+    /// key). Only as safe as the peer link: use mutual TLS between nodes.
+    GetSecret {
+        name: String,
+    },
     /// Start an election now (sent by a leader that is shutting down).
     ElectNow,
 }
@@ -60,6 +65,7 @@ pub enum PeerResponse {
     Applied(Result<u64, PeerError>),
     ReadIndex(Result<u64, PeerError>),
     Membership(Result<(), PeerError>),
+    Secret(Option<Vec<u8>>),
     Ok,
     Err(PeerError),
 }

@@ -57,6 +57,8 @@ pub struct Settings {
     pub tls_key: Option<PathBuf>,
     pub peer_tls_ca: Option<PathBuf>,
     pub admin_token_file: Option<PathBuf>,
+    /// `None`: `RSP_KEK`, else `<data-dir>/kek` (made on first start).
+    pub kek_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub otlp_endpoint: Option<String>,
     /// `(peer id, HOST:PORT)` overriding where that peer is reached.
@@ -69,6 +71,13 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The key-encryption key file: `kek-file`, else `<data-dir>/kek`.
+    pub fn kek_path(&self) -> PathBuf {
+        self.kek_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("kek"))
+    }
+
     /// The admin token file: `admin-token-file`, else `<data-dir>/admin-token`.
     pub fn admin_token_path(&self) -> PathBuf {
         self.admin_token_file
@@ -275,6 +284,9 @@ mod specs {
     pub const ADMIN_TOKEN_FILE: Spec = spec("admin-token-file",
         "admin_token_file", "RSP_ADMIN_TOKEN_FILE", Text, "FILE",
         "File holding the admin token [default: <data-dir>/admin-token]");
+    pub const KEK_FILE: Spec = spec("kek-file",
+        "kek_file", "RSP_KEK_FILE", Text, "FILE",
+        "File holding the key-encryption key (32 bytes, base64) that seals signing keys; the same on every node [default: <data-dir>/kek]");
     pub const LOG_FORMAT: Spec = spec("log-format", "log_format", "RSP_LOG_FORMAT", Text, "FORMAT",
         "`text` or `json` [default: text]");
     pub const OTLP_ENDPOINT: Spec = spec("otlp-endpoint",
@@ -298,7 +310,7 @@ mod specs {
     /// Every setting, in the order of `rsp serve --help`.
     pub const SPECS: &[Spec] = &[
         DATA_DIR, HTTP_ADDR, PUBLIC_URL, PEER_ADDR, PEER_ADVERTISE_ADDR, NODE_ID, ZONE, REGION,
-        JOIN, LEARNER, NO_BOOTSTRAP, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE,
+        JOIN, LEARNER, NO_BOOTSTRAP, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE, KEK_FILE,
         LOG_FORMAT, OTLP_ENDPOINT, PEER_ROUTE, SNAPSHOT_THRESHOLD, HEARTBEAT_MS,
         ELECTION_TIMEOUT_MS, DEMO,
     ];
@@ -596,6 +608,7 @@ fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
         tls_key: l.path(TLS_KEY)?,
         peer_tls_ca: l.path(PEER_TLS_CA)?,
         admin_token_file: l.path(ADMIN_TOKEN_FILE)?,
+        kek_file: l.path(KEK_FILE)?,
         log_format: l.parse(LOG_FORMAT, log_format)?.unwrap_or_default(),
         otlp_endpoint: l.parse(OTLP_ENDPOINT, |v| http_url(v).map(|_| v.to_owned()))?,
         peer_routes: peer_routes(l)?,
@@ -727,6 +740,9 @@ fn check_files(s: &Settings) -> Result<(), ConfigError> {
     if let Some(path) = &s.admin_token_file {
         check_token_file(path, &s.data_dir)
             .map_err(|msg| ConfigError::new(ADMIN_TOKEN_FILE.flag, msg))?;
+    }
+    if let Some(path) = &s.kek_file {
+        check_token_file(path, &s.data_dir).map_err(|msg| ConfigError::new(KEK_FILE.flag, msg))?;
     }
     let pem_files = [
         (TLS_CERT, &s.tls_cert, Pem::Certificate),

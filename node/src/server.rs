@@ -15,6 +15,9 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
+use rsp_api::identity::Identity;
+use rsp_api::identity::crypto::{Kek, KekCell};
+use rsp_api::identity::passwords::PasswordHasher;
 use rsp_api::{AdminToken, AppState};
 use rsp_consensus::{Consensus, ConsensusConfig, Member, PeerService, PeerTls};
 use zeroize::Zeroizing;
@@ -161,6 +164,67 @@ fn admin_token(settings: &Settings) -> Result<(Zeroizing<String>, Option<PathBuf
     }
 }
 
+/// Name under which members offer the KEK to nodes that join through them.
+const KEK_SECRET: &str = "kek";
+
+/// The KEK from `RSP_KEK` or the kek file, if either exists.
+fn load_kek(settings: &Settings) -> Result<Option<Kek>, StartError> {
+    if let Ok(text) = std::env::var("RSP_KEK")
+        && !text.trim().is_empty()
+    {
+        let text = Zeroizing::new(text);
+        return Kek::parse(&text)
+            .map(Some)
+            .map_err(|e| StartError::setting("kek", format!("RSP_KEK: {e}")));
+    }
+    let path = settings.kek_path();
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            Kek::parse(&text)
+                .map(Some)
+                .map_err(|e| StartError::setting("kek-file", format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StartError::setting(
+            "kek-file",
+            format!("{}: {e}", path.display()),
+        )),
+    }
+}
+
+fn save_kek(settings: &Settings, kek: &Kek) -> Result<(), StartError> {
+    let path = settings.kek_path();
+    write_private(&path, kek.encode().as_bytes()).map_err(|e| {
+        StartError::runtime(
+            &format!("writing the key-encryption key to {}", path.display()),
+            e,
+        )
+    })
+}
+
+/// Fetch the KEK from the member at `peer_addr` and keep it in the kek file.
+async fn fetch_kek(
+    consensus: &Consensus,
+    settings: &Settings,
+    peer_addr: &str,
+) -> Result<Kek, StartError> {
+    let bytes = consensus
+        .fetch_secret(peer_addr, KEK_SECRET)
+        .await
+        .map_err(|e| StartError::runtime(&format!("fetching the key-encryption key from {peer_addr}"), e))?
+        .ok_or_else(|| {
+            StartError::Runtime(format!(
+                "the member at {peer_addr} has no key-encryption key to share; give this node the cluster's KEK with --kek-file or RSP_KEK"
+            ))
+        })?;
+    let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+    let kek =
+        Kek::parse(&text).map_err(|e| StartError::runtime("the fetched key-encryption key", e))?;
+    save_kek(settings, &kek)?;
+    Ok(kek)
+}
+
 fn serve(
     listener: TcpListener,
     tls: Option<Arc<rustls::ServerConfig>>,
@@ -191,6 +255,29 @@ fn serve(
         }
     };
     Ok(task)
+}
+
+async fn fetch_kek_when_added(consensus: Consensus, cell: Arc<KekCell>, settings: Settings) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let status = consensus.status();
+        let leader = status
+            .leader
+            .filter(|l| *l != status.this_node)
+            .and_then(|l| status.members.iter().find(|m| m.id == l));
+        if let Some(leader) = leader {
+            let addr = consensus.transport().route(leader.id, &leader.peer_addr);
+            match fetch_kek(&consensus, &settings, &addr).await {
+                Ok(kek) => {
+                    consensus.set_secret(KEK_SECRET, kek.encode().as_bytes());
+                    cell.set(kek);
+                    tracing::info!("received the cluster's key-encryption key");
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "key-encryption key not received yet"),
+            }
+        }
+    }
 }
 
 /// Run a node until `shutdown` resolves, then stop gracefully.
@@ -310,9 +397,47 @@ pub async fn run(
         (None, true) => {}
     }
 
-    // 5. The HTTP API.
+    // 5. The key-encryption key: given, kept from an earlier start, fetched
+    // from the member we joined through, or made for a new cluster.
+    let kek_cell = Arc::new(KekCell::default());
+    match (load_kek(&settings)?, &settings.join, initialized) {
+        (Some(kek), _, _) => kek_cell.set(kek),
+        (None, Some(addr), _) => kek_cell.set(fetch_kek(&consensus, &settings, addr).await?),
+        (None, None, false) if !settings.no_bootstrap => {
+            let kek = Kek::generate();
+            save_kek(&settings, &kek)?;
+            kek_cell.set(kek);
+        }
+        (None, None, false) => {
+            // Added later by the admin API: fetch from the leader once we are
+            // a member. Until then identity features answer "unavailable".
+            let (c, cell, s) = (consensus.clone(), kek_cell.clone(), settings.clone());
+            tokio::spawn(async move { fetch_kek_when_added(c, cell, s).await });
+        }
+        (None, None, true) => {
+            return Err(StartError::setting(
+                "kek-file",
+                format!(
+                    "{} is missing but this node already holds cluster data sealed under a key-encryption key; restore it or set RSP_KEK",
+                    settings.kek_path().display()
+                ),
+            ));
+        }
+    }
+    if let Ok(kek) = kek_cell.get() {
+        consensus.set_secret(KEK_SECRET, kek.encode().as_bytes());
+    }
+    let hasher = PasswordHasher::new().map_err(|e| StartError::runtime("password hasher", e))?;
+    let identity = Identity::new(consensus.clone(), kek_cell.clone(), hasher);
+
+    // 6. The HTTP API.
     let (token, token_file) = admin_token(&settings)?;
-    let state = AppState::new(consensus.clone(), AdminToken::new(token), registry.clone());
+    let state = AppState::new(
+        consensus.clone(),
+        AdminToken::new(token),
+        registry.clone(),
+        identity,
+    );
     let http_handle = Handle::new();
     let http_task = serve(
         http_listener,
@@ -337,7 +462,7 @@ pub async fn run(
     }
     tracing::info!(node_id = id, %public_url, %peer_addr, "rsp is serving");
 
-    // 6. Run until told to stop, then stop in order: no new requests, let
+    // 7. Run until told to stop, then stop in order: no new requests, let
     // in-flight ones finish, then Raft (handing leadership on) and storage.
     shutdown.await;
     tracing::info!("shutting down");

@@ -1,0 +1,138 @@
+//! `POST /admin/v1/tenants/{t}/users` and `POST /admin/v1/tenants/{t}/clients`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use jsonwebtoken::jwk::JwkSet;
+use rsp_consensus::Consistency;
+use serde::Deserialize;
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::identity::clients::{ClientError, NewClient};
+use crate::identity::passwords::PasswordError;
+use crate::identity::users::{NewUser, UserError};
+use crate::state::AppState;
+
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        match e {
+            UserError::InvalidUsername
+            | UserError::InvalidEmail
+            | UserError::Password(PasswordError::Length) => {
+                ApiError::bad_request("invalid_request", e.to_string())
+            }
+            UserError::Exists(_) => ApiError::conflict("user_exists", e.to_string()),
+            UserError::NotFound => ApiError::not_found("user_not_found", e.to_string()),
+            UserError::Consensus(c) => c.into(),
+            UserError::Password(p) => ApiError::internal(p),
+            UserError::Corrupt(d) => ApiError::internal(d),
+        }
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(m) => ApiError::bad_request("invalid_client_metadata", m),
+            ClientError::Exists(_) => ApiError::conflict("client_exists", e.to_string()),
+            ClientError::NotFound => ApiError::not_found("client_not_found", e.to_string()),
+            ClientError::Consensus(c) => c.into(),
+            ClientError::Corrupt(d) => ApiError::internal(d),
+            ClientError::Crypto(c) => ApiError::unavailable(c.to_string()),
+        }
+    }
+}
+
+/// A tenant's admin calls need the tenant to exist.
+async fn require_tenant(state: &AppState, tenant: &str) -> ApiResult<()> {
+    state.tenants.get(tenant, Consistency::Local).await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    username: String,
+    password: Zeroizing<String>,
+    email: Option<String>,
+    #[serde(default)]
+    attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+pub async fn create_user(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateUser>,
+) -> ApiResult<impl IntoResponse> {
+    require_tenant(&state, &tenant).await?;
+    let new = NewUser {
+        username: body.username,
+        password: body.password,
+        email: body.email,
+        attributes: body.attributes,
+    };
+    let user = state
+        .identity
+        .users
+        .create(&tenant, new, crate::now_ms())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": user.id, "username": user.username})),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateClient {
+    client_id: Option<String>,
+    client_name: Option<String>,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    post_logout_redirect_uris: Vec<String>,
+    grant_types: Vec<String>,
+    token_endpoint_auth_method: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    #[serde(default)]
+    require_consent: bool,
+    jwks: Option<JwkSet>,
+    id_token_signed_response_alg: Option<String>,
+}
+
+pub async fn create_client(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(body): ApiJson<CreateClient>,
+) -> ApiResult<impl IntoResponse> {
+    require_tenant(&state, &tenant).await?;
+    let new = NewClient {
+        client_id: body.client_id,
+        client_name: body.client_name,
+        redirect_uris: body.redirect_uris,
+        post_logout_redirect_uris: body.post_logout_redirect_uris,
+        grant_types: body.grant_types,
+        token_endpoint_auth_method: body.token_endpoint_auth_method,
+        scopes: body.scopes,
+        require_consent: body.require_consent,
+        jwks: body.jwks,
+        id_token_signed_response_alg: body.id_token_signed_response_alg,
+    };
+    let (client, secret) = state
+        .identity
+        .clients
+        .create(&tenant, new, crate::now_ms())
+        .await?;
+    let mut out = json!({"client_id": client.client_id});
+    if let Some(secret) = secret {
+        out["client_secret"] = json!(secret.as_str());
+    }
+    Ok((StatusCode::CREATED, Json(out)))
+}

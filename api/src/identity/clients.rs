@@ -1,0 +1,334 @@
+//! OAuth clients of a tenant. Secrets are 256-bit random values shown once
+//! and stored as a keyed hash (HMAC-SHA256 under a KEK-derived key): they are
+//! random, so a slow password hash would add nothing but cap the token
+//! endpoint at tens of requests per second.
+//!
+//! Records (tenant keyspace): `client/<client_id>` -> [`Client`] (JSON).
+
+use std::collections::BTreeSet;
+
+use jsonwebtoken::jwk::JwkSet;
+use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
+use rsp_consensus::{Consensus, ConsensusError, Consistency};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use std::sync::Arc;
+
+use crate::identity::crypto::{CryptoError, KekCell, random_token};
+use crate::identity::keys::SigningAlg;
+use crate::tenants::tenant_keyspace;
+
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+pub const GRANT_TYPES: [&str; 4] = [
+    GRANT_AUTHORIZATION_CODE,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_REFRESH_TOKEN,
+    GRANT_DEVICE_CODE,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl AuthMethod {
+    pub const ALL: [&'static str; 4] = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "none",
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
+            "none" => Some(AuthMethod::None),
+            _ => None,
+        }
+    }
+
+    pub fn uses_secret(self) -> bool {
+        matches!(
+            self,
+            AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+        )
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Client {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_name: Option<String>,
+    /// Keyed hash of the secret, for the secret-based methods.
+    #[serde(default)]
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: AuthMethod,
+    /// Scopes the client may ask for (besides `openid`); empty: the standard ones.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub require_consent: bool,
+    /// Public keys for `private_key_jwt`.
+    #[serde(default)]
+    pub jwks: Option<JwkSet>,
+    #[serde(default = "default_alg")]
+    pub id_token_signed_response_alg: SigningAlg,
+    pub created_at_ms: u64,
+}
+
+fn default_alg() -> SigningAlg {
+    SigningAlg::ES256
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("client_id", &self.client_id)
+            .field("grant_types", &self.grant_types)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.token_endpoint_auth_method == AuthMethod::None
+    }
+
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant)
+    }
+
+    /// Exact, case-sensitive match against a registered redirect URI.
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == uri)
+    }
+}
+
+pub struct NewClient {
+    pub client_id: Option<String>,
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<String>,
+    pub token_endpoint_auth_method: String,
+    pub scopes: Vec<String>,
+    pub require_consent: bool,
+    pub jwks: Option<JwkSet>,
+    pub id_token_signed_response_alg: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("client `{0}` already exists")]
+    Exists(String),
+    #[error("no such client")]
+    NotFound,
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error("stored client record is unreadable: {0}")]
+    Corrupt(String),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+}
+
+/// A redirect URI a client may register: absolute, no fragment; `https`, or
+/// `http` on a loopback host (RFC 8252), or a private-use scheme with a dot
+/// (`com.example.app:/cb`).
+pub fn valid_redirect_uri(uri: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    if url.fragment().is_some() || uri.len() > 2000 {
+        return false;
+    }
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost")),
+        scheme => scheme.contains('.'),
+    }
+}
+
+fn valid_client_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+fn client_key(tenant: &str, id: &str) -> Key {
+    Key::new(tenant_keyspace(tenant), format!("client/{id}").into_bytes())
+}
+
+#[derive(Clone)]
+pub struct ClientService {
+    consensus: Consensus,
+    kek: Arc<KekCell>,
+}
+
+/// HKDF label of the key client secrets are hashed under.
+const SECRET_HASH_LABEL: &str = "rsp client secrets v1";
+
+impl ClientService {
+    pub fn new(consensus: Consensus, kek: Arc<KekCell>) -> Self {
+        ClientService { consensus, kek }
+    }
+
+    /// Register a client; returns it and its secret (shown once) for the
+    /// secret-based methods.
+    pub async fn create(
+        &self,
+        tenant: &str,
+        new: NewClient,
+        now_ms: u64,
+    ) -> Result<(Client, Option<Zeroizing<String>>), ClientError> {
+        let invalid = |m: &str| ClientError::Invalid(m.to_string());
+        let method = AuthMethod::parse(&new.token_endpoint_auth_method).ok_or_else(|| {
+            invalid("token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt or none")
+        })?;
+        let client_id = new.client_id.unwrap_or_else(|| random_token(16));
+        if !valid_client_id(&client_id) {
+            return Err(invalid(
+                "client_id is 1 to 128 characters of A-Z a-z 0-9 - _ . :",
+            ));
+        }
+        let grants: BTreeSet<&str> = new.grant_types.iter().map(String::as_str).collect();
+        if grants.is_empty() {
+            return Err(invalid("grant_types must name at least one grant"));
+        }
+        if let Some(g) = grants.iter().find(|g| !GRANT_TYPES.contains(g)) {
+            return Err(ClientError::Invalid(format!(
+                "unsupported grant type `{g}`"
+            )));
+        }
+        if method == AuthMethod::None && grants.contains(GRANT_CLIENT_CREDENTIALS) {
+            return Err(invalid(
+                "a public client (auth method none) cannot use client_credentials",
+            ));
+        }
+        if grants.contains(GRANT_AUTHORIZATION_CODE) && new.redirect_uris.is_empty() {
+            return Err(invalid(
+                "authorization_code needs at least one redirect_uri",
+            ));
+        }
+        if let Some(bad) = new
+            .redirect_uris
+            .iter()
+            .chain(&new.post_logout_redirect_uris)
+            .find(|u| !valid_redirect_uri(u))
+        {
+            return Err(ClientError::Invalid(format!(
+                "redirect URI `{bad}` must be absolute without a fragment, https (http only on a loopback host) or a private-use scheme"
+            )));
+        }
+        if method == AuthMethod::PrivateKeyJwt
+            && new.jwks.as_ref().is_none_or(|j| j.keys.is_empty())
+        {
+            return Err(invalid(
+                "private_key_jwt needs the client's public keys in `jwks`",
+            ));
+        }
+        let alg = match new.id_token_signed_response_alg.as_deref() {
+            None => SigningAlg::ES256,
+            Some(a) => SigningAlg::parse(a).ok_or_else(|| {
+                invalid("id_token_signed_response_alg must be ES256, RS256 or EdDSA")
+            })?,
+        };
+        if new.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+            return Err(invalid("scopes are single words"));
+        }
+        let secret = method
+            .uses_secret()
+            .then(|| Zeroizing::new(random_token(32)));
+        let secret_hash = match &secret {
+            Some(s) => Some(self.kek.derive(SECRET_HASH_LABEL)?.hash(s.as_bytes())),
+            None => None,
+        };
+        let client = Client {
+            client_id: client_id.clone(),
+            client_name: new.client_name,
+            secret_hash,
+            redirect_uris: new.redirect_uris,
+            post_logout_redirect_uris: new.post_logout_redirect_uris,
+            grant_types: new.grant_types,
+            token_endpoint_auth_method: method,
+            scopes: new.scopes,
+            require_consent: new.require_consent,
+            jwks: new.jwks,
+            id_token_signed_response_alg: alg,
+            created_at_ms: now_ms,
+        };
+        let key = client_key(tenant, &client_id);
+        let txn = Txn {
+            compares: vec![Compare {
+                key: key.clone(),
+                target: CompareTarget::Exists(false),
+            }],
+            success: vec![TxnOp::Put {
+                key,
+                value: serde_json::to_vec(&client)
+                    .map_err(|e| ClientError::Corrupt(e.to_string()))?,
+                ttl_ms: None,
+            }],
+            failure: vec![],
+        };
+        if self.consensus.txn(txn).await?.succeeded {
+            Ok((client, secret))
+        } else {
+            Err(ClientError::Exists(client_id))
+        }
+    }
+
+    pub async fn get(&self, tenant: &str, client_id: &str) -> Result<Client, ClientError> {
+        if !valid_client_id(client_id) {
+            return Err(ClientError::NotFound);
+        }
+        let (kv, _) = self
+            .consensus
+            .get(&client_key(tenant, client_id), Consistency::Local)
+            .await?;
+        let kv = kv.ok_or(ClientError::NotFound)?;
+        serde_json::from_slice(&kv.value).map_err(|e| ClientError::Corrupt(e.to_string()))
+    }
+
+    /// Whether `secret` is this client's secret (constant time).
+    pub fn secret_matches(&self, client: &Client, secret: &str) -> bool {
+        match (&client.secret_hash, self.kek.derive(SECRET_HASH_LABEL)) {
+            (Some(stored), Ok(key)) => key.verify(secret.as_bytes(), stored),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_redirect_uri;
+
+    #[test]
+    fn redirect_uris_follow_rfc_8252_and_refuse_fragments() {
+        assert!(valid_redirect_uri("https://app.example.com/cb"));
+        assert!(valid_redirect_uri("http://127.0.0.1:8089/callback"));
+        assert!(valid_redirect_uri("http://localhost/cb"));
+        assert!(valid_redirect_uri("com.example.app:/oauth"));
+        assert!(!valid_redirect_uri("http://app.example.com/cb"));
+        assert!(!valid_redirect_uri("https://app.example.com/cb#frag"));
+        assert!(!valid_redirect_uri("/relative"));
+        assert!(!valid_redirect_uri("javascript:alert(1)"));
+    }
+}

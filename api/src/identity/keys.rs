@@ -1,0 +1,449 @@
+//! Per-tenant signing keys: ES256 (default), RS256 and EdDSA, replicated as
+//! ciphertext under the [`Kek`], published as a JWKS, rotated on schedule or
+//! on demand with an overlap window so tokens signed by the previous key keep
+//! verifying.
+//!
+//! Records (tenant keyspace `t.<tenant>`):
+//! - `signing_key/<kid>` -> [`StoredKey`] (JSON)
+//! - `signing_key_active/<alg>` -> kid of the key that signs for `alg`
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair};
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
+use rsp_consensus::{Consensus, ConsensusError, Consistency};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::identity::crypto::{CryptoError, KekCell, b64url};
+use crate::tenants::tenant_keyspace;
+
+/// How long a replaced key keeps verifying (longer than any token lives).
+pub const DEFAULT_OVERLAP_MS: u64 = 7 * 24 * 3600 * 1000;
+/// How often keys rotate on schedule.
+pub const DEFAULT_ROTATION_MS: u64 = 30 * 24 * 3600 * 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    ES256,
+    RS256,
+    EdDSA,
+}
+
+impl SigningAlg {
+    pub const ALL: [SigningAlg; 3] = [SigningAlg::ES256, SigningAlg::RS256, SigningAlg::EdDSA];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlg::ES256 => "ES256",
+            SigningAlg::RS256 => "RS256",
+            SigningAlg::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    pub fn jwt(self) -> Algorithm {
+        match self {
+            SigningAlg::ES256 => Algorithm::ES256,
+            SigningAlg::RS256 => Algorithm::RS256,
+            SigningAlg::EdDSA => Algorithm::EdDSA,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Signs new tokens.
+    Active,
+    /// Replaced; still verifies until `retire_at_ms`.
+    Previous,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub status: KeyStatus,
+    pub created_at_ms: u64,
+    pub retire_at_ms: Option<u64>,
+    /// PKCS#8 DER sealed under the KEK, AAD = `<tenant>/<kid>`, base64url.
+    pub sealed_private: String,
+    pub public_jwk: Jwk,
+}
+
+impl std::fmt::Debug for StoredKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredKey")
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error("key material is unusable: {0}")]
+    Bad(String),
+    #[error("no key `{0}`")]
+    UnknownKid(String),
+}
+
+/// A key ready to sign. Holds the private key; never printed.
+#[derive(Clone)]
+pub struct Signer {
+    pub kid: String,
+    pub alg: SigningAlg,
+    pub key: Arc<EncodingKey>,
+}
+
+impl std::fmt::Debug for Signer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Signer({} {})", self.kid, self.alg.name())
+    }
+}
+
+fn generate(alg: SigningAlg) -> Result<(Zeroizing<Vec<u8>>, EncodingKey), KeyError> {
+    let bad = |e: &dyn std::fmt::Display| KeyError::Bad(e.to_string());
+    let pkcs8: Zeroizing<Vec<u8>> = match alg {
+        SigningAlg::ES256 => {
+            let kp =
+                EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).map_err(|e| bad(&e))?;
+            Zeroizing::new(kp.to_pkcs8v1().map_err(|e| bad(&e))?.as_ref().to_vec())
+        }
+        SigningAlg::RS256 => {
+            let kp = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).map_err(|e| bad(&e))?;
+            use aws_lc_rs::encoding::AsDer;
+            let der: aws_lc_rs::encoding::Pkcs8V1Der<'_> = kp.as_der().map_err(|e| bad(&e))?;
+            Zeroizing::new(der.as_ref().to_vec())
+        }
+        SigningAlg::EdDSA => {
+            let kp = Ed25519KeyPair::generate().map_err(|e| bad(&e))?;
+            Zeroizing::new(kp.to_pkcs8v1().map_err(|e| bad(&e))?.as_ref().to_vec())
+        }
+    };
+    let key = encoding_key(alg, &pkcs8)?;
+    Ok((pkcs8, key))
+}
+
+fn encoding_key(alg: SigningAlg, pkcs8: &[u8]) -> Result<EncodingKey, KeyError> {
+    Ok(match alg {
+        SigningAlg::ES256 => EncodingKey::from_ec_der(pkcs8),
+        SigningAlg::EdDSA => EncodingKey::from_ed_der(pkcs8),
+        SigningAlg::RS256 => {
+            // jsonwebtoken's RSA DER input is PKCS#1; its PEM reader unwraps
+            // PKCS#8, which is what we keep.
+            use base64::Engine;
+            let b64 = Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(pkcs8));
+            let mut pem = Zeroizing::new(String::from("-----BEGIN PRIVATE KEY-----\n"));
+            for chunk in b64.as_bytes().chunks(64) {
+                pem.push_str(&String::from_utf8_lossy(chunk));
+                pem.push('\n');
+            }
+            pem.push_str("-----END PRIVATE KEY-----\n");
+            EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| KeyError::Bad(e.to_string()))?
+        }
+    })
+}
+
+fn key_record(kid: &str) -> Vec<u8> {
+    format!("signing_key/{kid}").into_bytes()
+}
+
+fn active_pointer(alg: SigningAlg) -> Vec<u8> {
+    format!("signing_key_active/{}", alg.name()).into_bytes()
+}
+
+/// The signing-key service of a node; caches decrypted keys per tenant.
+#[derive(Clone)]
+pub struct KeyService {
+    consensus: Consensus,
+    kek: Arc<KekCell>,
+    signers: Arc<RwLock<HashMap<(String, String), Signer>>>,
+}
+
+impl KeyService {
+    pub fn new(consensus: Consensus, kek: Arc<KekCell>) -> Self {
+        KeyService {
+            consensus,
+            kek,
+            signers: Arc::new(RwLock::new(HashMap::new())),
+        }
+    }
+
+    fn new_key(&self, tenant: &str, alg: SigningAlg, now_ms: u64) -> Result<StoredKey, KeyError> {
+        let (pkcs8, encoding) = generate(alg)?;
+        let kid = crate::identity::crypto::random_token(12);
+        let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt())
+            .map_err(|e| KeyError::Bad(e.to_string()))?;
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
+        let sealed = self
+            .kek
+            .get()?
+            .seal(format!("{tenant}/{kid}").as_bytes(), &pkcs8)?;
+        Ok(StoredKey {
+            kid,
+            alg,
+            status: KeyStatus::Active,
+            created_at_ms: now_ms,
+            retire_at_ms: None,
+            sealed_private: b64url(&sealed),
+            public_jwk: jwk,
+        })
+    }
+
+    /// Every stored key of a tenant (local read).
+    pub async fn keys(&self, tenant: &str) -> Result<Vec<StoredKey>, KeyError> {
+        let (kvs, _) = self
+            .consensus
+            .range(
+                &tenant_keyspace(tenant),
+                b"signing_key/",
+                1000,
+                Consistency::Local,
+            )
+            .await?;
+        kvs.iter()
+            .map(|kv| serde_json::from_slice(&kv.value).map_err(|e| KeyError::Bad(e.to_string())))
+            .collect()
+    }
+
+    async fn active_kid(
+        &self,
+        tenant: &str,
+        alg: SigningAlg,
+        consistency: Consistency,
+    ) -> Result<Option<String>, KeyError> {
+        let key = Key::new(tenant_keyspace(tenant), active_pointer(alg));
+        let (kv, _) = self.consensus.get(&key, consistency).await?;
+        Ok(kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
+    }
+
+    /// Make `alg`'s key the newly generated one; the old one (if any) keeps
+    /// verifying for `overlap_ms`. `expect_kid` makes concurrent rotations
+    /// safe: only the caller that saw the current kid wins.
+    async fn install(
+        &self,
+        tenant: &str,
+        alg: SigningAlg,
+        expect_kid: Option<&str>,
+        now_ms: u64,
+        overlap_ms: u64,
+    ) -> Result<bool, KeyError> {
+        let ks = tenant_keyspace(tenant);
+        let new = self.new_key(tenant, alg, now_ms)?;
+        let pointer = Key::new(ks.clone(), active_pointer(alg));
+        let mut success = vec![
+            TxnOp::Put {
+                key: Key::new(ks.clone(), key_record(&new.kid)),
+                value: serde_json::to_vec(&new).map_err(|e| KeyError::Bad(e.to_string()))?,
+                ttl_ms: None,
+            },
+            TxnOp::Put {
+                key: pointer.clone(),
+                value: new.kid.clone().into_bytes(),
+                ttl_ms: None,
+            },
+        ];
+        let compare = match expect_kid {
+            None => CompareTarget::Exists(false),
+            Some(old_kid) => {
+                let old_key = Key::new(ks.clone(), key_record(old_kid));
+                let (old, _) = self
+                    .consensus
+                    .get(&old_key, Consistency::Linearizable)
+                    .await?;
+                if let Some(old) = old {
+                    let mut old: StoredKey = serde_json::from_slice(&old.value)
+                        .map_err(|e| KeyError::Bad(e.to_string()))?;
+                    old.status = KeyStatus::Previous;
+                    old.retire_at_ms = Some(now_ms + overlap_ms);
+                    success.push(TxnOp::Put {
+                        key: old_key,
+                        value: serde_json::to_vec(&old)
+                            .map_err(|e| KeyError::Bad(e.to_string()))?,
+                        // The record removes itself when the overlap ends.
+                        ttl_ms: Some(overlap_ms),
+                    });
+                }
+                CompareTarget::Value(rsp_consensus::kv::CmpOp::Eq, old_kid.as_bytes().to_vec())
+            }
+        };
+        let txn = Txn {
+            compares: vec![Compare {
+                key: pointer,
+                target: compare,
+            }],
+            success,
+            failure: vec![],
+        };
+        let resp = self.consensus.txn(txn).await?;
+        if resp.succeeded {
+            self.forget(tenant);
+        }
+        Ok(resp.succeeded)
+    }
+
+    /// Create the tenant's keys for every algorithm that has none.
+    pub async fn ensure(&self, tenant: &str, now_ms: u64) -> Result<(), KeyError> {
+        for alg in SigningAlg::ALL {
+            if self
+                .active_kid(tenant, alg, Consistency::Local)
+                .await?
+                .is_none()
+                && self
+                    .active_kid(tenant, alg, Consistency::Linearizable)
+                    .await?
+                    .is_none()
+            {
+                // Losing a race to another node is fine: its key is as good.
+                self.install(tenant, alg, None, now_ms, DEFAULT_OVERLAP_MS)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Rotate `alg`'s key now.
+    pub async fn rotate(
+        &self,
+        tenant: &str,
+        alg: SigningAlg,
+        now_ms: u64,
+        overlap_ms: u64,
+    ) -> Result<String, KeyError> {
+        for _ in 0..5 {
+            let current = self
+                .active_kid(tenant, alg, Consistency::Linearizable)
+                .await?;
+            if self
+                .install(tenant, alg, current.as_deref(), now_ms, overlap_ms)
+                .await?
+            {
+                return self
+                    .active_kid(tenant, alg, Consistency::Linearizable)
+                    .await?
+                    .ok_or_else(|| KeyError::Bad("rotation left no active key".into()));
+            }
+        }
+        Err(KeyError::Bad(
+            "key rotation kept conflicting with another rotation".into(),
+        ))
+    }
+
+    /// Rotate every key older than `rotation_ms`. Returns the kids created.
+    pub async fn rotate_due(
+        &self,
+        tenant: &str,
+        now_ms: u64,
+        rotation_ms: u64,
+    ) -> Result<Vec<String>, KeyError> {
+        let mut rotated = Vec::new();
+        for key in self.keys(tenant).await? {
+            if key.status == KeyStatus::Active
+                && now_ms.saturating_sub(key.created_at_ms) >= rotation_ms
+            {
+                rotated.push(
+                    self.rotate(tenant, key.alg, now_ms, DEFAULT_OVERLAP_MS)
+                        .await?,
+                );
+            }
+        }
+        Ok(rotated)
+    }
+
+    fn forget(&self, tenant: &str) {
+        if let Ok(mut cache) = self.signers.write() {
+            cache.retain(|(t, _), _| t != tenant);
+        }
+    }
+
+    /// The key that signs for `alg` now.
+    pub async fn signer(&self, tenant: &str, alg: SigningAlg) -> Result<Signer, KeyError> {
+        let kid = match self.active_kid(tenant, alg, Consistency::Local).await? {
+            Some(kid) => kid,
+            None => {
+                self.ensure(tenant, crate::now_ms()).await?;
+                self.active_kid(tenant, alg, Consistency::Linearizable)
+                    .await?
+                    .ok_or_else(|| {
+                        KeyError::Bad(format!("tenant {tenant} has no {} key", alg.name()))
+                    })?
+            }
+        };
+        let cache_key = (tenant.to_string(), kid.clone());
+        if let Some(s) = self
+            .signers
+            .read()
+            .ok()
+            .and_then(|c| c.get(&cache_key).cloned())
+        {
+            return Ok(s);
+        }
+        let record = Key::new(tenant_keyspace(tenant), key_record(&kid));
+        let (kv, _) = self.consensus.get(&record, Consistency::Local).await?;
+        let kv = kv.ok_or_else(|| KeyError::UnknownKid(kid.clone()))?;
+        let stored: StoredKey =
+            serde_json::from_slice(&kv.value).map_err(|e| KeyError::Bad(e.to_string()))?;
+        let sealed = crate::identity::crypto::b64url_decode(&stored.sealed_private)
+            .ok_or_else(|| KeyError::Bad("sealed key is not base64url".into()))?;
+        let pkcs8 = self
+            .kek
+            .get()?
+            .open(format!("{tenant}/{kid}").as_bytes(), &sealed)?;
+        let signer = Signer {
+            kid: kid.clone(),
+            alg: stored.alg,
+            key: Arc::new(encoding_key(stored.alg, &pkcs8)?),
+        };
+        if let Ok(mut cache) = self.signers.write() {
+            cache.insert(cache_key, signer.clone());
+        }
+        Ok(signer)
+    }
+
+    /// Public keys that verify tokens now: active and in-overlap keys.
+    pub async fn jwks(&self, tenant: &str, now_ms: u64) -> Result<JwkSet, KeyError> {
+        let keys = self
+            .keys(tenant)
+            .await?
+            .into_iter()
+            .filter(|k| k.retire_at_ms.is_none_or(|t| t > now_ms))
+            .map(|k| k.public_jwk)
+            .collect();
+        Ok(JwkSet { keys })
+    }
+
+    /// The verification key for `kid`, pinned to the algorithm it was made for.
+    pub async fn verifier(
+        &self,
+        tenant: &str,
+        kid: &str,
+        now_ms: u64,
+    ) -> Result<(Algorithm, DecodingKey), KeyError> {
+        let record = Key::new(tenant_keyspace(tenant), key_record(kid));
+        let (kv, _) = self.consensus.get(&record, Consistency::Local).await?;
+        let kv = kv.ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?;
+        let stored: StoredKey =
+            serde_json::from_slice(&kv.value).map_err(|e| KeyError::Bad(e.to_string()))?;
+        if stored.retire_at_ms.is_some_and(|t| t <= now_ms) {
+            return Err(KeyError::UnknownKid(kid.to_string()));
+        }
+        let key =
+            DecodingKey::from_jwk(&stored.public_jwk).map_err(|e| KeyError::Bad(e.to_string()))?;
+        Ok((stored.alg.jwt(), key))
+    }
+}

@@ -1,0 +1,201 @@
+//! Users of a tenant: created through the admin API, found by username at
+//! login, passwords checked with [`PasswordHasher`].
+//!
+//! Records (tenant keyspace): `user/<id>` -> [`User`] (JSON) and
+//! `username/<lowercased username>` -> id, written in one transaction that
+//! refuses a taken username.
+
+use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
+use rsp_consensus::{Consensus, ConsensusError, Consistency};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::identity::passwords::{PasswordError, PasswordHasher};
+use crate::tenants::tenant_keyspace;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub username: String,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub email_verified: bool,
+    #[serde(default)]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+    pub password_hash: String,
+    pub created_at_ms: u64,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("id", &self.id)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct NewUser {
+    pub username: String,
+    pub password: Zeroizing<String>,
+    pub email: Option<String>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserError {
+    #[error("usernames are 1 to 128 printable characters")]
+    InvalidUsername,
+    #[error("email is not an address")]
+    InvalidEmail,
+    #[error("username `{0}` is taken")]
+    Exists(String),
+    #[error("no such user")]
+    NotFound,
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Consensus(#[from] ConsensusError),
+    #[error("stored user record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+fn user_key(tenant: &str, id: &str) -> Key {
+    Key::new(tenant_keyspace(tenant), format!("user/{id}").into_bytes())
+}
+
+fn username_key(tenant: &str, username: &str) -> Key {
+    Key::new(
+        tenant_keyspace(tenant),
+        format!("username/{}", username.to_lowercase()).into_bytes(),
+    )
+}
+
+fn valid_username(u: &str) -> bool {
+    let n = u.chars().count();
+    (1..=128).contains(&n) && !u.chars().any(|c| c.is_control()) && u.trim() == u
+}
+
+#[derive(Clone)]
+pub struct UserService {
+    consensus: Consensus,
+    hasher: PasswordHasher,
+}
+
+impl UserService {
+    pub fn new(consensus: Consensus, hasher: PasswordHasher) -> Self {
+        UserService { consensus, hasher }
+    }
+
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    pub async fn create(&self, tenant: &str, new: NewUser, now_ms: u64) -> Result<User, UserError> {
+        if !valid_username(&new.username) {
+            return Err(UserError::InvalidUsername);
+        }
+        if let Some(email) = &new.email
+            && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_whitespace))
+        {
+            return Err(UserError::InvalidEmail);
+        }
+        let password_hash = self.hasher.hash(new.password).await?;
+        let user = User {
+            id: uuid::Uuid::now_v7().to_string(),
+            username: new.username.clone(),
+            email: new.email,
+            email_verified: false,
+            attributes: new.attributes,
+            password_hash,
+            created_at_ms: now_ms,
+            disabled: false,
+        };
+        let index = username_key(tenant, &new.username);
+        let txn = Txn {
+            compares: vec![Compare {
+                key: index.clone(),
+                target: CompareTarget::Exists(false),
+            }],
+            success: vec![
+                TxnOp::Put {
+                    key: user_key(tenant, &user.id),
+                    value: serde_json::to_vec(&user)
+                        .map_err(|e| UserError::Corrupt(e.to_string()))?,
+                    ttl_ms: None,
+                },
+                TxnOp::Put {
+                    key: index,
+                    value: user.id.clone().into_bytes(),
+                    ttl_ms: None,
+                },
+            ],
+            failure: vec![],
+        };
+        if self.consensus.txn(txn).await?.succeeded {
+            Ok(user)
+        } else {
+            Err(UserError::Exists(new.username))
+        }
+    }
+
+    pub async fn get(
+        &self,
+        tenant: &str,
+        id: &str,
+        consistency: Consistency,
+    ) -> Result<User, UserError> {
+        let (kv, _) = self
+            .consensus
+            .get(&user_key(tenant, id), consistency)
+            .await?;
+        let kv = kv.ok_or(UserError::NotFound)?;
+        serde_json::from_slice(&kv.value).map_err(|e| UserError::Corrupt(e.to_string()))
+    }
+
+    pub async fn find_by_username(
+        &self,
+        tenant: &str,
+        username: &str,
+    ) -> Result<Option<User>, UserError> {
+        if !valid_username(username) {
+            return Ok(None);
+        }
+        let (kv, _) = self
+            .consensus
+            .get(&username_key(tenant, username), Consistency::Local)
+            .await?;
+        match kv {
+            Some(kv) => match self
+                .get(
+                    tenant,
+                    &String::from_utf8_lossy(&kv.value),
+                    Consistency::Local,
+                )
+                .await
+            {
+                Ok(u) => Ok(Some(u)),
+                Err(UserError::NotFound) => Ok(None),
+                Err(e) => Err(e),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// The user if `username` exists, is enabled and `password` matches;
+    /// takes the same time whether or not the user exists.
+    pub async fn check_password(
+        &self,
+        tenant: &str,
+        username: &str,
+        password: Zeroizing<String>,
+    ) -> Result<Option<User>, UserError> {
+        let user = self.find_by_username(tenant, username).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self.hasher.verify(password, stored).await?;
+        Ok(user.filter(|u| ok && !u.disabled))
+    }
+}
