@@ -19,6 +19,7 @@ pub mod admin;
 pub mod error;
 pub mod extract;
 pub mod identity;
+pub mod oidc;
 pub mod ops;
 pub mod state;
 pub mod tenants;
@@ -54,6 +55,7 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(admin::router())
+        .merge(oidc::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

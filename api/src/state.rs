@@ -44,6 +44,9 @@ pub struct AppState {
     pub registry: Arc<prometheus::Registry>,
     pub tenants: TenantService,
     pub identity: Identity,
+    /// The node's public URL without a trailing slash; issuers are
+    /// `{public_url}/t/{tenant}`.
+    pub public_url: Arc<str>,
 }
 
 impl AppState {
@@ -52,8 +55,10 @@ impl AppState {
         admin_token: AdminToken,
         registry: Arc<prometheus::Registry>,
         identity: Identity,
+        public_url: &str,
     ) -> Self {
         AppState {
+            public_url: Arc::from(public_url.trim_end_matches('/')),
             tenants: TenantService::new(consensus.clone()),
             identity,
             consensus,

@@ -55,6 +55,7 @@ async fn node() -> Node {
         AdminToken::new(Zeroizing::new(TOKEN.to_string())),
         Arc::new(registry),
         identity,
+        "http://127.0.0.1:8080",
     );
     Node {
         app: rsp_api::app(state),

@@ -437,6 +437,7 @@ pub async fn run(
         AdminToken::new(token),
         registry.clone(),
         identity,
+        &public_url,
     );
     let http_handle = Handle::new();
     let http_task = serve(

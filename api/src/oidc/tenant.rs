@@ -1,0 +1,58 @@
+//! The tenant a per-tenant request is for, taken from `/t/{tenant}/...`
+//! and checked to exist. A handler that takes [`TenantCtx`] cannot serve an
+//! unknown tenant.
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use rsp_consensus::Consistency;
+use serde::Deserialize;
+
+use crate::oidc::error::{OAuthError, OAuthErrorCode};
+use crate::state::AppState;
+use crate::tenants::TenantError;
+
+/// A known tenant and its issuer URL.
+#[derive(Debug, Clone)]
+pub struct TenantCtx {
+    pub id: String,
+    /// `{public-url}/t/{tenant}`: the `iss` of every token and the base of
+    /// every endpoint.
+    pub issuer: String,
+}
+
+impl TenantCtx {
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+#[derive(Deserialize)]
+struct TenantPath {
+    tenant: String,
+}
+
+impl FromRequestParts<AppState> for TenantCtx {
+    type Rejection = OAuthError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, OAuthError> {
+        let Path(p) = Path::<TenantPath>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| OAuthError::invalid_request("the URL does not name a tenant"))?;
+        match state.tenants.get(&p.tenant, Consistency::Local).await {
+            Ok(_) => Ok(TenantCtx {
+                issuer: format!("{}/t/{}", state.public_url, p.tenant),
+                id: p.tenant,
+            }),
+            Err(TenantError::NotFound(_)) => Err(unknown_tenant()),
+            Err(TenantError::Consensus(e)) => Err(e.into()),
+            Err(e) => Err(OAuthError::server_error(e)),
+        }
+    }
+}
+
+fn unknown_tenant() -> OAuthError {
+    // 404: the issuer itself does not exist.
+    OAuthError::new(OAuthErrorCode::InvalidRequest, "unknown tenant")
+        .with_status(StatusCode::NOT_FOUND)
+}
