@@ -78,15 +78,33 @@ impl std::fmt::Debug for Store {
 impl Store {
     pub fn open(config: &StoreConfig) -> Result<Store, StorageError> {
         std::fs::create_dir_all(&config.path).map_err(|e| StorageError::io(&config.path, e))?;
-        let db = sled::Config::new()
-            .path(&config.path)
-            .segment_size(SEGMENT_SIZE)
-            .cache_capacity(config.cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            // We decide when to flush; sled's background flusher would only
-            // add unsynced writes.
-            .flush_every_ms(None)
-            .open()?;
+        let open = || {
+            sled::Config::new()
+                .path(&config.path)
+                .segment_size(SEGMENT_SIZE)
+                .cache_capacity(config.cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                // We decide when to flush; sled's background flusher would
+                // only add unsynced writes.
+                .flush_every_ms(None)
+                .open()
+        };
+        // A previous handle on the same directory in this process (a restart
+        // in a test, a reopen after shutdown) can hold sled's file lock for a
+        // moment while its background threads finish: retry briefly.
+        let mut attempts = 0;
+        let db = loop {
+            match open() {
+                Ok(db) => break db,
+                Err(sled::Error::Io(e))
+                    if e.to_string().contains("could not acquire lock") && attempts < 50 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
         let data_path = config.path.join("db");
         let data_file = match config.durability {
             Durability::Fsync => Some(

@@ -128,7 +128,9 @@ pub struct Compare {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TxnOp {
     /// Write a value. With `ttl_ms`, the key expires `ttl_ms` after the
-    /// command's leader time; without, it never expires.
+    /// store's time at this command (the larger of the command's leader time
+    /// and the last command's, so time never runs backwards); without, it
+    /// never expires.
     Put {
         key: Key,
         value: Vec<u8>,
