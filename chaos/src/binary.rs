@@ -1,9 +1,13 @@
 //! Locating the `rsp` binary under test.
 //!
 //! Order: the `RSP_BIN` environment variable when set, else
-//! `<target>/debug/rsp`, where `<target>` is `CARGO_TARGET_DIR` (relative to
-//! the workspace when relative) or `<workspace>/target`. The workspace is the
+//! `<target>/debug/rsp` (`release/` when this crate was built without debug
+//! assertions), where `<target>` is `CARGO_TARGET_DIR` (relative to the
+//! workspace when relative) or `<workspace>/target`. The workspace is the
 //! parent of this crate's manifest directory.
+//!
+//! Cargo does not rebuild the binary for a test run of another package:
+//! build it first (`cargo build -p rsp-node`) or the tests run a stale one.
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +42,16 @@ pub fn rsp_binary_path() -> PathBuf {
         }
         None => workspace.join("target"),
     };
-    target.join("debug").join("rsp")
+    target.join(PROFILE_DIR).join("rsp")
 }
+
+/// The profile directory matching how this crate was built, so a
+/// `--release` test run uses the release binary.
+const PROFILE_DIR: &str = if cfg!(debug_assertions) {
+    "debug"
+} else {
+    "release"
+};
 
 /// The `rsp` binary to run, or a clear error when it has not been built.
 pub fn rsp_binary() -> Result<PathBuf> {
@@ -78,7 +90,11 @@ mod tests {
         // Only meaningful when the environment does not override it.
         if std::env::var_os(RSP_BIN_ENV).is_none() {
             let path = rsp_binary_path();
-            assert!(path.ends_with("debug/rsp"), "{}", path.display());
+            assert!(
+                path.ends_with(format!("{PROFILE_DIR}/rsp")),
+                "{}",
+                path.display()
+            );
         }
     }
 }

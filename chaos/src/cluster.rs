@@ -17,7 +17,8 @@
 //!
 //! Every method takes `&self`, so a cluster can be shared (`Arc`) between a
 //! nemesis and the clients of an experiment. Dropping the cluster kills every
-//! node; when the thread is panicking (a failed test) the node dirs and logs
+//! node; when the thread is panicking (a failed test), when the spec says
+//! `keep_dir`, or when `RSP_CHAOS_KEEP_DIRS=1` is set, the node dirs and logs
 //! are kept and their path is printed.
 
 use std::collections::BTreeMap;
@@ -30,14 +31,20 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use rand::Rng;
 use tempfile::TempDir;
-use tokio::task::JoinSet;
+
+mod links;
+mod observe;
 
 use crate::admin::{AdminClient, ClusterInfo};
 use crate::binary::rsp_binary;
 use crate::process::{NodeProcess, NodeSpec, ReadyInfo};
-use crate::proxy::{LinkFaults, LinkProxy};
+use crate::proxy::LinkProxy;
 use crate::spec::{ClusterSpec, JoinMode, NodeJoin};
 use crate::wait;
+
+/// Set (to anything but `0`) to keep every cluster's node dirs and logs,
+/// e.g. to inspect a test that failed by returning an error.
+pub const KEEP_DIRS_ENV: &str = "RSP_CHAOS_KEEP_DIRS";
 
 /// A directed peer link `(from, to)`.
 type Link = (u64, u64);
@@ -466,194 +473,6 @@ impl Cluster {
         }
         Ok(id)
     }
-
-    // --- link faults -------------------------------------------------------
-
-    /// The proxy of the directed link `from -> to`.
-    pub fn link(&self, from: u64, to: u64) -> Option<Arc<LinkProxy>> {
-        read(&self.proxies).get(&(from, to)).cloned()
-    }
-
-    fn all_links(&self) -> Result<Vec<(Link, Arc<LinkProxy>)>> {
-        ensure!(
-            self.spec.proxies,
-            "this cluster was started without proxies"
-        );
-        Ok(read(&self.proxies)
-            .iter()
-            .map(|(k, v)| (*k, v.clone()))
-            .collect())
-    }
-
-    /// Sets the faults of one directed link.
-    pub fn set_link(&self, from: u64, to: u64, faults: LinkFaults) -> Result<()> {
-        let proxy = self
-            .link(from, to)
-            .ok_or_else(|| anyhow!("no proxy for link {from} -> {to}"))?;
-        proxy.set_faults(faults);
-        Ok(())
-    }
-
-    /// Changes every link with `f(from, to, faults)`.
-    pub fn update_links(&self, mut f: impl FnMut(u64, u64, &mut LinkFaults)) -> Result<()> {
-        for ((from, to), proxy) in self.all_links()? {
-            proxy.update_faults(|faults| f(from, to, faults));
-        }
-        Ok(())
-    }
-
-    /// Links between different groups go down, links inside a group come up.
-    /// A node in no group is cut off from everyone. Other faults (latency,
-    /// loss) are kept.
-    pub fn partition(&self, groups: &[&[u64]]) -> Result<()> {
-        let group_of = |id: u64| groups.iter().position(|g| g.contains(&id));
-        self.update_links(|from, to, faults| {
-            faults.down = match (group_of(from), group_of(to)) {
-                (Some(a), Some(b)) => a != b,
-                _ => true,
-            };
-        })
-    }
-
-    /// Cuts every link to and from `id`; other links are left as they are.
-    pub fn isolate(&self, id: u64) -> Result<()> {
-        self.update_links(|from, to, faults| {
-            if from == id || to == id {
-                faults.down = true;
-            }
-        })
-    }
-
-    /// Two sides that only `bridge` connects: links between `a` and `b` go
-    /// down, every other link comes up.
-    pub fn bridge(&self, a: &[u64], bridge: u64, b: &[u64]) -> Result<()> {
-        self.update_links(|from, to, faults| {
-            let across =
-                (a.contains(&from) && b.contains(&to)) || (b.contains(&from) && a.contains(&to));
-            faults.down = across && from != bridge && to != bridge;
-        })
-    }
-
-    /// Every link back to healthy: up, no latency, no loss, no throttle.
-    pub fn heal(&self) -> Result<()> {
-        self.update_links(|_, _, faults| *faults = LinkFaults::healthy())
-    }
-
-    /// Adds `latency ± jitter` per chunk on every link.
-    pub fn set_latency(&self, latency: Duration, jitter: Duration) -> Result<()> {
-        self.update_links(|_, _, faults| {
-            faults.latency = latency;
-            faults.jitter = jitter;
-        })
-    }
-
-    /// Emulated loss probability on every link (see [`LinkFaults::loss`]).
-    pub fn set_loss(&self, probability: f64) -> Result<()> {
-        self.update_links(|_, _, faults| faults.loss = probability)
-    }
-
-    // --- observing ---------------------------------------------------------
-
-    /// `GET /admin/v1/cluster` on every live node, concurrently.
-    pub async fn views(&self) -> BTreeMap<u64, Result<ClusterInfo>> {
-        let mut set = JoinSet::new();
-        for id in self.live_ids() {
-            if let Ok(client) = self.client(id) {
-                let client = client.with_timeout(PROBE_TIMEOUT);
-                set.spawn(async move { (id, client.cluster_info().await) });
-            }
-        }
-        let mut views = BTreeMap::new();
-        while let Some(joined) = set.join_next().await {
-            if let Ok((id, view)) = joined {
-                views.insert(id, view);
-            }
-        }
-        views
-    }
-
-    /// The node that a live node claims to lead as, the highest term winning;
-    /// `None` when no live node claims leadership.
-    pub async fn leader(&self) -> Result<Option<u64>> {
-        let views = self.views().await;
-        Ok(best_claim(&views).map(|info| info.this_node))
-    }
-
-    /// Waits until a live node claims leadership and a majority of its voters
-    /// name it as leader; returns its id.
-    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {
-        wait::wait_until(timeout, "an agreed leader", || async {
-            let views = self.views().await;
-            let claim = best_claim(&views)
-                .ok_or_else(|| anyhow!("no live node claims leadership: {}", describe(&views)))?;
-            let leader = claim.this_node;
-            let voters: Vec<u64> = claim
-                .members
-                .iter()
-                .filter(|m| m.role != "learner")
-                .map(|m| m.id)
-                .collect();
-            let agree = views
-                .iter()
-                .filter(|(id, v)| {
-                    voters.contains(id) && v.as_ref().is_ok_and(|v| v.leader == Some(leader))
-                })
-                .count();
-            ensure!(
-                agree * 2 > voters.len(),
-                "node {leader} claims leadership but only {agree} of voters {voters:?} agree: {}",
-                describe(&views)
-            );
-            Ok(leader)
-        })
-        .await
-    }
-
-    /// Waits until every live node answers `/readyz` with 200.
-    pub async fn wait_all_ready(&self, timeout: Duration) -> Result<()> {
-        wait::wait_until(timeout, "every live node to be ready", || async {
-            let mut not_ready = Vec::new();
-            for id in self.live_ids() {
-                let client = self.client(id)?.with_timeout(PROBE_TIMEOUT);
-                match client.readyz().await {
-                    Ok(200) => {}
-                    Ok(status) => not_ready.push(format!("node {id}: {status}")),
-                    Err(e) => not_ready.push(format!("node {id}: {e:#}")),
-                }
-            }
-            ensure!(not_ready.is_empty(), "/readyz: {}", not_ready.join(", "));
-            Ok(())
-        })
-        .await
-    }
-
-    /// Polls `check` until it returns `Ok` (see [`wait::wait_until`]).
-    pub async fn wait_until<T, F, Fut>(&self, timeout: Duration, what: &str, check: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        wait::wait_until(timeout, what, check).await
-    }
-}
-
-fn best_claim(views: &BTreeMap<u64, Result<ClusterInfo>>) -> Option<&ClusterInfo> {
-    views
-        .values()
-        .filter_map(|v| v.as_ref().ok())
-        .filter(|info| info.is_leader())
-        .max_by_key(|info| info.term)
-}
-
-fn describe(views: &BTreeMap<u64, Result<ClusterInfo>>) -> String {
-    views
-        .iter()
-        .map(|(id, v)| match v {
-            Ok(info) => format!("node {id}: leader {:?} term {}", info.leader, info.term),
-            Err(e) => format!("node {id}: {e:#}"),
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 /// Points the proxies into a joining node at its peer address as soon as a
@@ -689,7 +508,8 @@ impl Drop for Cluster {
         while nodes.iter().any(|n| n.process.is_running()) && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        if std::thread::panicking() || self.spec.keep_dir {
+        let keep_env = std::env::var_os(KEEP_DIRS_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+        if std::thread::panicking() || self.spec.keep_dir || keep_env {
             let dir = self.keep_dir();
             eprintln!("rsp-chaos: cluster dirs and logs kept in {}", dir.display());
         }
@@ -714,24 +534,5 @@ mod tests {
         require_send(&c.wait_for_leader(Duration::from_secs(1)));
         require_send(&c.wait_all_ready(Duration::from_secs(1)));
         require_send(&c.views());
-    }
-
-    #[test]
-    fn best_claim_prefers_the_highest_term() {
-        let info = |node: u64, leader: u64, term: u64| ClusterInfo {
-            leader: Some(leader),
-            term,
-            this_node: node,
-            last_applied: None,
-            members: Vec::new(),
-        };
-        let mut views = BTreeMap::new();
-        views.insert(1, Ok(info(1, 1, 3)));
-        views.insert(2, Ok(info(2, 2, 4)));
-        views.insert(3, Ok(info(3, 2, 4)));
-        views.insert(4, Err(anyhow!("down")));
-        assert_eq!(best_claim(&views).map(|i| i.this_node), Some(2));
-        views.remove(&2);
-        assert_eq!(best_claim(&views).map(|i| i.this_node), Some(1));
     }
 }

@@ -11,13 +11,16 @@
 //!   `target/debug/rsp`).
 //! - [`process`]: [`NodeProcess`], one `rsp serve` child: ready line, log
 //!   file, `kill -9`, SIGSTOP/SIGCONT, SIGTERM, restart on the same data dir
-//!   and ports; children die with the test process.
+//!   and ports; children die with the test process. [`NodeSpec`] is its
+//!   command line, [`ReadyInfo`] its `RSP_READY` line.
 //! - [`proxy`]: [`LinkProxy`], a fault-injecting TCP proxy for one directed
 //!   peer link: down (resets live connections), latency and jitter, emulated
 //!   loss, throttle, a target that can change.
 //! - [`spec`]: [`ClusterSpec`] and [`NodeJoin`], what to start.
-//! - [`cluster`]: [`Cluster`], N nodes wired through proxies, with partitions,
-//!   process faults, leader discovery and membership changes.
+//! - [`cluster`]: [`Cluster`], N nodes wired through proxies: start-up,
+//!   process faults and membership changes; its link faults (partitions,
+//!   isolation, bridges, latency, loss) and its observers (views, leader,
+//!   readiness) are in files of their own beside it.
 //! - [`admin`]: [`AdminClient`], a typed client for the admin API that keeps
 //!   status codes and error bodies visible.
 //! - [`wait`]: waiting on conditions with a deadline.

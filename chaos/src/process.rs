@@ -13,126 +13,26 @@
 //! reaped only under a lock that signal senders also take, so a signal can
 //! never reach a recycled pid.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+mod child;
+mod node_spec;
+
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::Deserialize;
 use tokio::sync::watch;
 
-/// What the node announced in its `RSP_READY` line.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct ReadyInfo {
-    pub node_id: u64,
-    pub http_addr: SocketAddr,
-    pub peer_addr: SocketAddr,
-    pub public_url: String,
-    pub data_dir: PathBuf,
-    #[serde(default)]
-    pub admin_token_file: Option<PathBuf>,
-}
+use child::{ReadyState, Run, read_stdout, supervise};
+pub use node_spec::{NodeSpec, READY_PREFIX, ReadyInfo, parse_ready_line};
 
 /// `RSP_*` variables of the caller that children still inherit.
 const INHERITED_RSP_VARS: &[&str] = &["RSP_LOG", "RSP_LOG_FORMAT"];
-
-/// The prefix of the ready line on the node's stdout.
-pub const READY_PREFIX: &str = "RSP_READY ";
-
-/// Parses a stdout line; `None` when it is not a ready line.
-pub fn parse_ready_line(line: &str) -> Option<Result<ReadyInfo>> {
-    let json = line.trim_end().strip_prefix(READY_PREFIX)?;
-    Some(serde_json::from_str(json).with_context(|| format!("unparsable ready line: {line}")))
-}
-
-/// How to run one node.
-#[derive(Debug, Clone)]
-pub struct NodeSpec {
-    pub binary: PathBuf,
-    /// Passed as `--node-id` when set.
-    pub node_id: Option<u64>,
-    /// Working directory of the harness for this node: `node.log` lives here
-    /// and the node's data dir is `<dir>/data`.
-    pub dir: PathBuf,
-    /// `--http-addr`; port 0 picks one on first start, and restarts reuse it.
-    pub http_addr: SocketAddr,
-    /// `--peer-addr`; port 0 picks one on first start, and restarts reuse it.
-    pub peer_addr: SocketAddr,
-    /// Further arguments after `serve` and the flags above.
-    pub args: Vec<String>,
-    /// Environment for the child. Inherited `RSP_*` settings are removed so
-    /// the caller's shell cannot change what a test runs; only the logging
-    /// ones (`RSP_LOG`, `RSP_LOG_FORMAT`) pass through.
-    pub env: Vec<(String, String)>,
-    /// How long `start`/`restart` wait for the ready line.
-    pub ready_timeout: Duration,
-}
-
-impl NodeSpec {
-    pub fn new(binary: impl Into<PathBuf>, dir: impl Into<PathBuf>) -> Self {
-        let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
-        Self {
-            binary: binary.into(),
-            node_id: None,
-            dir: dir.into(),
-            http_addr: any,
-            peer_addr: any,
-            args: Vec::new(),
-            env: Vec::new(),
-            ready_timeout: Duration::from_secs(30),
-        }
-    }
-
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.join("data")
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.dir.join("node.log")
-    }
-
-    /// The full argument list after the binary name.
-    pub fn command_args(&self) -> Vec<String> {
-        let mut args = vec![
-            "serve".to_string(),
-            "--data-dir".to_string(),
-            self.data_dir().display().to_string(),
-            "--http-addr".to_string(),
-            self.http_addr.to_string(),
-            "--peer-addr".to_string(),
-            self.peer_addr.to_string(),
-        ];
-        if let Some(id) = self.node_id {
-            args.push("--node-id".to_string());
-            args.push(id.to_string());
-        }
-        args.extend(self.args.iter().cloned());
-        args
-    }
-}
-
-/// State of one start of the child, shared with its waiter thread.
-struct Run {
-    pid: i32,
-    /// True once the child has been reaped; signals are sent only while
-    /// holding this lock and seeing `false`.
-    reaped: Mutex<bool>,
-    paused: Mutex<bool>,
-    exit: watch::Receiver<Option<ExitStatus>>,
-    ready: watch::Receiver<ReadyState>,
-}
-
-#[derive(Debug, Clone)]
-enum ReadyState {
-    Waiting,
-    Ready(ReadyInfo),
-    Bad(String),
-}
 
 /// A `rsp serve` child process. Dropping it SIGKILLs the child.
 pub struct NodeProcess {
@@ -492,92 +392,6 @@ impl Drop for NodeProcess {
     }
 }
 
-type Spawned = (
-    i32,
-    std::process::ChildStdout,
-    std::sync::mpsc::Sender<Arc<Run>>,
-);
-
-/// Body of the waiter thread: spawn, wait without reaping, then reap under
-/// the run's lock and publish the exit status.
-fn supervise(
-    mut cmd: std::process::Command,
-    spawned: std::sync::mpsc::Sender<std::io::Result<Spawned>>,
-    exit_tx: watch::Sender<Option<ExitStatus>>,
-    log: File,
-) {
-    let mut child = match cmd.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            let _ = spawned.send(Err(e));
-            return;
-        }
-    };
-    let pid = child.id() as i32;
-    let Some(stdout) = child.stdout.take() else {
-        let _ = child.kill();
-        let _ = child.wait();
-        let _ = spawned.send(Err(std::io::Error::other("child stdout missing")));
-        return;
-    };
-    let (run_tx, run_rx) = std::sync::mpsc::channel::<Arc<Run>>();
-    if spawned.send(Ok((pid, stdout, run_tx))).is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
-        return;
-    }
-    let run = run_rx.recv().ok();
-    loop {
-        // SAFETY: zeroed siginfo_t is a valid out-parameter for waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            break;
-        }
-    }
-    let status = {
-        let mut reaped = run.as_ref().map(|r| lock(&r.reaped));
-        let status = child
-            .wait()
-            .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL));
-        if let Some(flag) = reaped.as_deref_mut() {
-            *flag = true;
-        }
-        status
-    };
-    let _ = writeln!(&log, "=== rsp-chaos {}: exited: {status}", unix_millis());
-    let _ = exit_tx.send(Some(status));
-}
-
-/// Body of the stdout reader thread.
-fn read_stdout(
-    stdout: std::process::ChildStdout,
-    log: File,
-    lines: Arc<Mutex<Vec<String>>>,
-    ready: watch::Sender<ReadyState>,
-) {
-    let reader = BufReader::new(stdout);
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        let _ = (&log).write_all(format!("{line}\n").as_bytes());
-        if let Some(parsed) = parse_ready_line(&line) {
-            let state = match parsed {
-                Ok(info) => ReadyState::Ready(info),
-                Err(e) => ReadyState::Bad(format!("{e:#}")),
-            };
-            let _ = ready.send(state);
-        }
-        lock(&lines).push(line);
-    }
-}
-
 fn unix_millis() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -598,39 +412,7 @@ pub fn log_tail(path: &Path, n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ready_line_parses() {
-        let line = r#"RSP_READY {"node_id":1,"http_addr":"127.0.0.1:34567","peer_addr":"127.0.0.1:34568","public_url":"http://127.0.0.1:34567","data_dir":"/tmp/x","admin_token_file":"/tmp/x/admin-token"}"#;
-        let info = parse_ready_line(line)
-            .expect("is a ready line")
-            .expect("parses");
-        assert_eq!(info.node_id, 1);
-        assert_eq!(info.http_addr.port(), 34567);
-        assert_eq!(info.peer_addr.port(), 34568);
-        assert_eq!(
-            info.admin_token_file,
-            Some(PathBuf::from("/tmp/x/admin-token"))
-        );
-        assert!(parse_ready_line("listening on 127.0.0.1:8080").is_none());
-        assert!(
-            parse_ready_line("RSP_READY {not json")
-                .expect("ready line")
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn command_line_names_data_dir_ports_and_id() {
-        let mut spec = NodeSpec::new("/bin/rsp", "/tmp/n1");
-        spec.node_id = Some(3);
-        spec.args = vec!["--zone".into(), "a".into()];
-        let args = spec.command_args().join(" ");
-        assert_eq!(
-            args,
-            "serve --data-dir /tmp/n1/data --http-addr 127.0.0.1:0 --peer-addr 127.0.0.1:0 --node-id 3 --zone a"
-        );
-    }
+    use std::os::unix::process::ExitStatusExt;
 
     /// A fake node: a shell script that prints a ready line and sleeps.
     fn fake_node(dir: &Path, body: &str) -> NodeSpec {

@@ -326,7 +326,10 @@ where
     let writer = async move {
         let mut next_free = Instant::now();
         while let Some((due, chunk)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            // A healthy link adds no timer round trip.
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             let bandwidth = shared.faults.borrow().bandwidth.filter(|b| *b > 0);
             if let Some(bytes_per_sec) = bandwidth {
                 // Serialisation delay: a chunk is delivered once the link

@@ -415,7 +415,10 @@ impl Consensus {
                 Ok(Err(f.leader_id.zip(f.leader_node)))
             }
             Ok(Err(RE::APIError(openraft::error::CheckIsLeaderError::QuorumNotEnough(e)))) => {
-                Err(ConsensusError::Unavailable(e.to_string()))
+                // One heartbeat round without a quorum's answer: the caller
+                // retries until its deadline before giving up.
+                tracing::debug!(error = %e, "read index round without a quorum");
+                Ok(Err(None))
             }
             Ok(Err(RE::Fatal(_))) => Err(ConsensusError::ShuttingDown),
         }

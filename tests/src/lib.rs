@@ -32,7 +32,7 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A cluster of `n` nodes with short Raft timers, as the tests use.
 pub fn spec(n: usize) -> ClusterSpec {
-    ClusterSpec::new(n).args(["--heartbeat-ms", "50", "--election-timeout-ms", "400"])
+    ClusterSpec::new(n).fast_raft()
 }
 
 /// Puts `key = value` and fails unless the write is acknowledged (200).

@@ -131,6 +131,15 @@ async fn a_no_bootstrap_node_joins_through_the_admin_api() -> Result<()> {
         view.member(id).is_none(),
         "listed before it was added: {view:?}"
     );
+    let own = newcomer.cluster_info().await?;
+    ensure!(
+        own.leader.is_none(),
+        "an uninitialised node knows a leader: {own:?}"
+    );
+    ensure!(
+        newcomer.readyz().await? == 503,
+        "an uninitialised node is not ready"
+    );
 
     let request = AddNode {
         id,

@@ -42,6 +42,20 @@ async fn writes_on_any_node_are_linearizably_readable_everywhere(nodes: usize) -
             ensure!(read.read.consistency == "linearizable", "{:?}", read.read);
         }
     }
+
+    // The harness really sits on the peer links: the leader reached every
+    // follower through its proxy.
+    let leader = cluster.wait_for_leader(CONVERGE).await?;
+    for follower in ids.iter().filter(|id| **id != leader) {
+        let link = cluster
+            .link(leader, *follower)
+            .ok_or_else(|| anyhow::anyhow!("no proxy {leader} -> {follower}"))?;
+        ensure!(
+            link.stats().bytes > 0,
+            "link {leader} -> {follower}: {:?}",
+            link.stats()
+        );
+    }
     Ok(())
 }
 
@@ -120,5 +134,40 @@ async fn local_reads_converge_on_every_node_and_versions_agree() -> Result<()> {
                 .is_none()
         );
     }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_replicate_with_latency_and_jitter_on_every_peer_link() -> Result<()> {
+    let cluster = Cluster::start(spec(3)).await?;
+    // ~10 ms each way, well under the 50 ms heartbeat the tests run with.
+    cluster.set_latency(
+        std::time::Duration::from_millis(8),
+        std::time::Duration::from_millis(4),
+    )?;
+    for id in cluster.ids() {
+        let started = std::time::Instant::now();
+        put_acked(
+            &cluster.client(id)?,
+            &format!("replication/slow/{id}"),
+            "slow",
+        )
+        .await?;
+        // A commit needs at least one round trip to a follower: >= 2 x 4 ms.
+        let took = started.elapsed();
+        ensure!(
+            took >= std::time::Duration::from_millis(8),
+            "write through node {id} took {took:?}: the latency is not applied"
+        );
+    }
+    for reader in cluster.ids() {
+        let client = cluster.client(reader)?;
+        for id in cluster.ids() {
+            let key = format!("replication/slow/{id}");
+            let v = read_value(&client, &key, Consistency::Linearizable).await?;
+            ensure!(v.as_deref() == Some("slow"), "node {reader}: {key} = {v:?}");
+        }
+    }
+    cluster.heal()?;
     Ok(())
 }
