@@ -35,7 +35,8 @@ pub mod types;
 
 pub use error::ConsensusError;
 pub use node::{
-    ClusterStatus, Consensus, ConsensusConfig, Consistency, MemberStatus, ReadInfo, Role,
+    ClusterStatus, Consensus, ConsensusConfig, Consistency, InjectedBugs, MemberStatus, ReadInfo,
+    Role,
 };
 pub use peer_server::PeerService;
 pub use rsp_storage::Durability;

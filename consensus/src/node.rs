@@ -22,6 +22,53 @@ use crate::tls::PeerTls;
 use crate::transport::{DEFAULT_RPC_TIMEOUT, Transport, TransportError};
 use crate::types::*;
 
+/// Known bugs a node can be told to have, to prove that the Jepsen checkers
+/// catch them (`RSP_INJECT_BUGS`). All off in normal operation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InjectedBugs {
+    /// Linearizable reads answered from local state without a read index.
+    pub stale_reads: bool,
+    /// Writes answered as soon as they are proposed, before they commit.
+    pub ack_before_commit: bool,
+    /// The log is never flushed or synced.
+    pub skip_log_sync: bool,
+    /// Authorization codes may be redeemed more than once.
+    pub double_redeem_codes: bool,
+}
+
+impl InjectedBugs {
+    pub const NAMES: [&'static str; 4] = [
+        "stale-reads",
+        "ack-before-commit",
+        "skip-log-sync",
+        "double-redeem-codes",
+    ];
+
+    /// Parse a comma-separated list of bug names.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut bugs = InjectedBugs::default();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "stale-reads" => bugs.stale_reads = true,
+                "ack-before-commit" => bugs.ack_before_commit = true,
+                "skip-log-sync" => bugs.skip_log_sync = true,
+                "double-redeem-codes" => bugs.double_redeem_codes = true,
+                other => {
+                    return Err(format!(
+                        "unknown bug `{other}`; known: {}",
+                        Self::NAMES.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(bugs)
+    }
+
+    pub fn any(&self) -> bool {
+        *self != InjectedBugs::default()
+    }
+}
+
 /// Everything needed to start a node's consensus layer.
 #[derive(Clone)]
 pub struct ConsensusConfig {
@@ -44,6 +91,8 @@ pub struct ConsensusConfig {
     pub write_timeout: Duration,
     /// Longest a linearizable read may wait for the leader's confirmation.
     pub read_timeout: Duration,
+    /// Deliberate bugs for checker tests; default none.
+    pub bugs: InjectedBugs,
 }
 
 impl ConsensusConfig {
@@ -60,6 +109,7 @@ impl ConsensusConfig {
             tls: None,
             write_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(3),
+            bugs: InjectedBugs::default(),
         }
     }
 }
@@ -166,7 +216,7 @@ impl Consensus {
         let mut store_config = StoreConfig::new(&config.store_dir);
         store_config.durability = config.durability;
         let store = Store::open(&store_config)?;
-        let sync = SyncThread::start(store.clone())?;
+        let sync = SyncThread::start_with(store.clone(), config.bugs.skip_log_sync)?;
         let metrics = ConsensusMetrics::register(registry)
             .map_err(|e| ConsensusError::Internal(format!("metrics: {e}")))?;
         let group = META_GROUP;
@@ -285,6 +335,9 @@ impl Consensus {
         let timeout = Self::remaining(deadline).ok_or(ConsensusError::Timeout)?;
         let start = Instant::now();
         let cmd = Command::new(now_ms(), op);
+        if self.inner.config.bugs.ack_before_commit {
+            return self.write_unacknowledged(cmd, &op_summary_txn()).await;
+        }
         match tokio::time::timeout(timeout, self.inner.raft.client_write(cmd)).await {
             Err(_) => Err(ConsensusError::Timeout),
             Ok(Ok(resp)) => {
@@ -503,7 +556,7 @@ impl Consensus {
     }
 
     async fn before_read(&self, consistency: Consistency) -> Result<(), ConsensusError> {
-        if consistency == Consistency::Linearizable {
+        if consistency == Consistency::Linearizable && !self.inner.config.bugs.stale_reads {
             self.linearizable_barrier().await?;
         }
         Ok(())
@@ -589,7 +642,33 @@ impl Consensus {
     }
 }
 
+/// The made-up answer of the `ack-before-commit` bug.
+fn op_summary_txn() -> Response {
+    Response::Txn(TxnResponse {
+        succeeded: true,
+        revision: 0,
+        results: Vec::new(),
+    })
+}
+
 impl Consensus {
+    /// The deliberate bugs this node runs with (none in normal operation).
+    pub fn injected_bugs(&self) -> InjectedBugs {
+        self.inner.config.bugs
+    }
+
+    /// `ack-before-commit`: propose and answer at once, without waiting.
+    async fn write_unacknowledged(
+        &self,
+        cmd: Command,
+        answer: &Response,
+    ) -> Result<Attempt, ConsensusError> {
+        match self.inner.raft.client_write_ff(cmd).await {
+            Ok(_pending) => Ok(Attempt::Done(answer.clone(), 0)),
+            Err(_) => Err(ConsensusError::ShuttingDown),
+        }
+    }
+
     /// Offer a node-wide secret (e.g. the key-encryption key) to nodes that
     /// join through this one.
     pub fn set_secret(&self, name: &str, value: &[u8]) {

@@ -19,7 +19,7 @@ use rsp_api::identity::Identity;
 use rsp_api::identity::crypto::{Kek, KekCell};
 use rsp_api::identity::passwords::PasswordHasher;
 use rsp_api::{AdminToken, AppState};
-use rsp_consensus::{Consensus, ConsensusConfig, Member, PeerService, PeerTls};
+use rsp_consensus::{Consensus, ConsensusConfig, InjectedBugs, Member, PeerService, PeerTls};
 use zeroize::Zeroizing;
 
 use crate::config::Settings;
@@ -193,6 +193,16 @@ fn load_kek(settings: &Settings) -> Result<Option<Kek>, StartError> {
     }
 }
 
+fn missing_kek(settings: &Settings) -> StartError {
+    StartError::setting(
+        "kek-file",
+        format!(
+            "{} is missing but this node already holds cluster data sealed under a key-encryption key; restore it or set RSP_KEK",
+            settings.kek_path().display()
+        ),
+    )
+}
+
 fn save_kek(settings: &Settings, kek: &Kek) -> Result<(), StartError> {
     let path = settings.kek_path();
     write_private(&path, kek.encode().as_bytes()).map_err(|e| {
@@ -298,6 +308,21 @@ pub async fn run(
         ));
     }
     // 1. Everything that can fail on a bad setting, before touching the disk.
+    let bugs = match std::env::var("RSP_INJECT_BUGS") {
+        Ok(list) => {
+            InjectedBugs::parse(&list).map_err(|e| StartError::setting("inject-bugs", e))?
+        }
+        Err(_) => InjectedBugs::default(),
+    };
+    if bugs.any() {
+        tracing::warn!(
+            ?bugs,
+            "RSP_INJECT_BUGS is set: this node runs with deliberate bugs and can lose or corrupt data; for checker tests only"
+        );
+        eprintln!(
+            "rsp: WARNING: running with deliberately injected bugs ({bugs:?}); never use this outside tests"
+        );
+    }
     let http_tls = http_tls(&settings)?;
     let peer_tls = match (&settings.peer_tls_ca, &settings.tls_cert, &settings.tls_key) {
         (Some(ca), Some(cert), Some(key)) => {
@@ -305,6 +330,14 @@ pub async fn run(
         }
         _ => None,
     };
+    let given_kek = load_kek(&settings)?;
+    if given_kek.is_none()
+        && settings.join.is_none()
+        && !settings.no_bootstrap
+        && settings.data_dir.join("store").exists()
+    {
+        return Err(missing_kek(&settings));
+    }
     let http_listener = bind(settings.http_addr, "http-addr")?;
     let peer_listener = bind(settings.peer_addr, "peer-addr")?;
     let http_addr = http_listener
@@ -350,6 +383,7 @@ pub async fn run(
         .cloned()
         .collect::<HashMap<_, _>>();
     config.tls = peer_tls.clone();
+    config.bugs = bugs;
     let consensus = Consensus::start(config, &registry)
         .await
         .map_err(|e| StartError::runtime("starting storage and raft", e))?;
@@ -400,7 +434,7 @@ pub async fn run(
     // 5. The key-encryption key: given, kept from an earlier start, fetched
     // from the member we joined through, or made for a new cluster.
     let kek_cell = Arc::new(KekCell::default());
-    match (load_kek(&settings)?, &settings.join, initialized) {
+    match (given_kek, &settings.join, initialized) {
         (Some(kek), _, _) => kek_cell.set(kek),
         (None, Some(addr), _) => kek_cell.set(fetch_kek(&consensus, &settings, addr).await?),
         (None, None, false) if !settings.no_bootstrap => {
@@ -408,21 +442,13 @@ pub async fn run(
             save_kek(&settings, &kek)?;
             kek_cell.set(kek);
         }
-        (None, None, false) => {
+        (None, None, _) if settings.no_bootstrap => {
             // Added later by the admin API: fetch from the leader once we are
             // a member. Until then identity features answer "unavailable".
             let (c, cell, s) = (consensus.clone(), kek_cell.clone(), settings.clone());
             tokio::spawn(async move { fetch_kek_when_added(c, cell, s).await });
         }
-        (None, None, true) => {
-            return Err(StartError::setting(
-                "kek-file",
-                format!(
-                    "{} is missing but this node already holds cluster data sealed under a key-encryption key; restore it or set RSP_KEK",
-                    settings.kek_path().display()
-                ),
-            ));
-        }
+        (None, None, _) => return Err(missing_kek(&settings)),
     }
     if let Ok(kek) = kek_cell.get() {
         consensus.set_secret(KEK_SECRET, kek.encode().as_bytes());

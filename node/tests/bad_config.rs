@@ -22,11 +22,17 @@ struct Run {
 /// Runs `rsp serve ARGS` in `cwd` with an empty environment, so no `RSP_*`
 /// variable of the test's own environment leaks in.
 fn rsp_serve(cwd: &Path, args: &[&str]) -> Run {
+    rsp_serve_env(cwd, args, &[])
+}
+
+/// [`rsp_serve`] with some environment variables set.
+fn rsp_serve_env(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_rsp"))
         .arg("serve")
         .args(args)
         .current_dir(cwd)
         .env_clear()
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -218,4 +224,69 @@ fn help_lists_every_flag_and_exits_zero() {
         !scratch.path().join("rsp-data").exists(),
         "the default data dir was created"
     );
+}
+
+#[test]
+fn a_node_id_that_disagrees_with_the_data_dir_is_refused_and_changes_nothing() {
+    let (scratch, data) = scratch_with_data_dir();
+    std::fs::write(data.join("node-id"), "5\n").expect("write node-id");
+    let before = snapshot(&data);
+    let data_arg = data.display().to_string();
+    let run = rsp_serve(
+        scratch.path(),
+        &[
+            "--data-dir",
+            &data_arg,
+            "--node-id",
+            "6",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--peer-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_rejected(&run, "node-id");
+    assert_eq!(snapshot(&data), before, "the data dir changed");
+}
+
+#[test]
+fn an_unknown_injected_bug_or_a_malformed_kek_is_refused() {
+    let (scratch, data) = scratch_with_data_dir();
+    let before = snapshot(&data);
+    let data_arg = data.display().to_string();
+    let args = [
+        "--data-dir",
+        data_arg.as_str(),
+        "--http-addr",
+        "127.0.0.1:0",
+        "--peer-addr",
+        "127.0.0.1:0",
+    ];
+    let run = rsp_serve_env(scratch.path(), &args, &[("RSP_INJECT_BUGS", "eat-data")]);
+    assert_rejected(&run, "inject-bugs");
+    let run = rsp_serve_env(scratch.path(), &args, &[("RSP_KEK", "not a key")]);
+    assert_rejected(&run, "kek");
+    assert_eq!(snapshot(&data), before, "the data dir changed");
+}
+
+#[test]
+fn a_data_dir_whose_kek_went_missing_is_refused_before_it_is_opened() {
+    let (scratch, data) = scratch_with_data_dir();
+    std::fs::create_dir_all(data.join("store")).expect("store dir");
+    std::fs::write(data.join("store").join("marker"), "x").expect("marker");
+    let before = snapshot(&data);
+    let data_arg = data.display().to_string();
+    let run = rsp_serve(
+        scratch.path(),
+        &[
+            "--data-dir",
+            &data_arg,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--peer-addr",
+            "127.0.0.1:0",
+        ],
+    );
+    assert_rejected(&run, "kek-file");
+    assert_eq!(snapshot(&data), before, "the data dir changed");
 }
