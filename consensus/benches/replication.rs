@@ -10,17 +10,20 @@
 //!
 //! What it does, in order:
 //! 1. starts 3 `rsp` nodes with the `rsp-chaos` harness, without proxies on
-//!    the peer links and with default Raft timing and durability;
-//! 2. for 1, 16 and 64 concurrent clients, each client looping
-//!    `PUT /admin/v1/kv/{key}` with a 100-byte value over its own HTTP/1.1
-//!    keep-alive connection(s): once spread round-robin over the three nodes
-//!    (followers forward to the leader), once against the leader only;
-//! 3. kills the leader with `kill -9` while one client keeps writing to the
-//!    other nodes, and times kill → first 200 answer (3 rounds, the killed
-//!    node restarted and caught up in between);
-//! 4. the same load against etcd (`POST /v3/kv/put` on its JSON gateway),
-//!    when `/usr/bin/etcd` (or `ETCD_BIN`) exists;
-//! 5. prints a table and the rsp/etcd ratios.
+//!    the peer links and with default Raft timing and durability, and 3 etcd
+//!    members (`/usr/bin/etcd` or `ETCD_BIN`; skipped with a note when
+//!    absent), static bootstrap, temp data dirs, free ports;
+//! 2. for 1, 16 and 64 concurrent clients, each client looping one write
+//!    with a 100-byte value over its own HTTP/1.1 keep-alive client —
+//!    `PUT /admin/v1/kv/{key}` on rsp, `POST /v3/kv/put` on etcd's JSON
+//!    gateway — once spread round-robin over the three nodes (followers
+//!    forward to the leader), once against the leader only. rsp and etcd
+//!    runs alternate, so both see the same (shared) machine;
+//! 3. kills etcd, then kills the rsp leader with `kill -9` while one client
+//!    keeps writing to the other nodes, and times kill → first 200 answer to
+//!    a write sent after the kill (3 rounds; the killed node is restarted
+//!    and caught up in between);
+//! 4. prints a table, the rsp/etcd ratios and the failover times.
 //!
 //! Settings (environment): `BENCH_SECS` (measured seconds per run, default
 //! 10), `BENCH_WARMUP_SECS` (default 1), `BENCH_CLIENTS` (default `1,16,64`),
@@ -390,7 +393,29 @@ async fn sync_counts(cluster: &Cluster, id: u64) -> Option<(f64, f64)> {
     ))
 }
 
-async fn bench_rsp(settings: &Settings, rows: &mut Vec<Row>) -> Result<Cluster> {
+type SyncCounts = Option<(f64, f64)>;
+
+/// Sync counts of the leader and of one follower.
+async fn sync_report(cluster: &Cluster, leader: u64) -> (SyncCounts, SyncCounts) {
+    let follower = cluster.ids().into_iter().find(|id| *id != leader);
+    let f = match follower {
+        Some(id) => sync_counts(cluster, id).await,
+        None => None,
+    };
+    (sync_counts(cluster, leader).await, f)
+}
+
+/// One system under load: how it takes writes and where.
+struct Subject {
+    system: &'static str,
+    api: Api,
+    all: Vec<String>,
+    leader: String,
+    /// The rsp cluster and its leader, for the sync counters.
+    rsp: Option<(Arc<Cluster>, u64)>,
+}
+
+async fn start_rsp() -> Result<Subject> {
     let mut spec = ClusterSpec::new(3).without_proxies();
     spec.binary = Some(rsp_binary()?);
     spec.join_timeout = CLUSTER_TIMEOUT;
@@ -407,41 +432,66 @@ async fn bench_rsp(settings: &Settings, rows: &mut Vec<Row>) -> Result<Cluster> 
         .into_iter()
         .map(|id| cluster.http(id))
         .collect::<Result<_>>()?;
-    let api = Api::Rsp {
-        token: cluster.admin_token().to_string(),
-    };
     println!("rsp leader: node {leader}");
-    print_header();
-    for &clients in &settings.clients {
-        for spread in [Spread::RoundRobin, Spread::LeaderOnly] {
-            let targets = match spread {
-                Spread::RoundRobin => all.clone(),
-                Spread::LeaderOnly => vec![cluster.http(leader)?],
-            };
-            let before = sync_counts(&cluster, leader).await;
-            let result =
-                run_load(&api, &targets, clients, settings.warmup, settings.measure).await?;
-            let after = sync_counts(&cluster, leader).await;
-            let row = Row {
-                clients,
-                spread,
-                system: "rsp",
-                result,
-            };
-            print_row(&row);
-            if let (Some(b), Some(a)) = (before, after) {
-                let syncs = a.0 - b.0;
-                let secs = (settings.measure + settings.warmup).as_secs_f64();
+    Ok(Subject {
+        system: "rsp",
+        api: Api::Rsp {
+            token: cluster.admin_token().to_string(),
+        },
+        all,
+        leader: cluster.http(leader)?,
+        rsp: Some((Arc::new(cluster), leader)),
+    })
+}
+
+/// One run of `clients` writers against `subject`, printed as it ends.
+async fn measure(
+    subject: &Subject,
+    clients: usize,
+    spread: Spread,
+    settings: &Settings,
+) -> Result<Row> {
+    let targets = match spread {
+        Spread::RoundRobin => subject.all.clone(),
+        Spread::LeaderOnly => vec![subject.leader.clone()],
+    };
+    let before = match &subject.rsp {
+        Some((cluster, leader)) => Some(sync_report(cluster, *leader).await),
+        None => None,
+    };
+    let result = run_load(
+        &subject.api,
+        &targets,
+        clients,
+        settings.warmup,
+        settings.measure,
+    )
+    .await?;
+    let row = Row {
+        clients,
+        spread,
+        system: subject.system,
+        result,
+    };
+    print_row(&row);
+    if let (Some((cluster, leader)), Some(before)) = (&subject.rsp, before) {
+        let after = sync_report(cluster, *leader).await;
+        let secs = (settings.measure + settings.warmup).as_secs_f64();
+        for (who, b, a) in [
+            ("leader", before.0, after.0),
+            ("follower", before.1, after.1),
+        ] {
+            if let (Some(b), Some(a)) = (b, a) {
+                let syncs_per_sec = (a.0 - b.0) / secs;
                 println!(
-                    "         leader log syncs: {:.0}/s, {:.1} appends per sync",
-                    syncs / secs,
-                    (a.1 - b.1) / syncs.max(1.0)
+                    "         rsp {who}: {syncs_per_sec:.0} log syncs/s, {:.1} writes per sync, {:.1} log appends per sync",
+                    row.result.writes_per_sec / syncs_per_sec.max(1.0),
+                    (a.1 - b.1) / (a.0 - b.0).max(1.0)
                 );
             }
-            rows.push(row);
         }
     }
-    Ok(cluster)
+    Ok(row)
 }
 
 /// Time from `kill -9` of the leader to the first 200 answer to a write sent
@@ -498,7 +548,23 @@ async fn failover_round(cluster: &Cluster, round: usize) -> Result<Duration> {
     let at = Instant::now();
     kill_tx.send_replace(Some(at));
     cluster.kill(leader).await?;
-    let outcome = tokio::time::timeout(Duration::from_secs(30), writer).await;
+    // Meanwhile, when does a surviving node claim leadership?
+    let elected = async {
+        let deadline = at + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(new)) = cluster.leader().await
+                && new != leader
+            {
+                return Some((new, at.elapsed()));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    };
+    let (elected, outcome) = tokio::join!(
+        elected,
+        tokio::time::timeout(Duration::from_secs(30), writer)
+    );
     stop.store(true, Ordering::Relaxed);
     let (elapsed, failed) = match outcome {
         Ok(Ok(Some(found))) => found,
@@ -506,8 +572,17 @@ async fn failover_round(cluster: &Cluster, round: usize) -> Result<Duration> {
         Ok(Err(e)) => bail!("failover writer panicked: {e}"),
         Err(_) => bail!("no write committed within 30 s of killing leader {leader}"),
     };
+    let elected = elected.map_or_else(
+        || "no new leader seen".to_string(),
+        |(id, after)| {
+            format!(
+                "node {id} claimed leadership after {:.0} ms",
+                after.as_secs_f64() * 1000.0
+            )
+        },
+    );
     println!(
-        "failover round {}: killed leader node {leader}; first committed write after {:.0} ms ({failed} writes failed meanwhile)",
+        "failover round {}: killed leader node {leader}; {elected}; first committed write after {:.0} ms ({failed} writes failed meanwhile)",
         round + 1,
         elapsed.as_secs_f64() * 1000.0
     );
@@ -652,13 +727,14 @@ async fn etcd_leader(etcd: &Etcd) -> Result<String> {
     .await
 }
 
-async fn bench_etcd(settings: &Settings, rows: &mut Vec<Row>) -> Result<()> {
+/// Starts etcd, or says why not and returns `None`.
+async fn start_etcd_subject() -> Result<Option<(Etcd, Subject)>> {
     let Some(binary) = etcd_binary() else {
         println!(
             "etcd: not found at /usr/bin/etcd (nor ETCD_BIN); install the Debian package \
              `etcd-server` to compare. Skipping etcd."
         );
-        return Ok(());
+        return Ok(None);
     };
     let version = Command::new(&binary)
         .arg("--version")
@@ -675,48 +751,44 @@ async fn bench_etcd(settings: &Settings, rows: &mut Vec<Row>) -> Result<()> {
     let etcd = start_etcd(&binary).await?;
     let leader = etcd_leader(&etcd).await?;
     println!("etcd leader: {leader}");
-    print_header();
-    for &clients in &settings.clients {
-        for spread in [Spread::RoundRobin, Spread::LeaderOnly] {
-            let targets = match spread {
-                Spread::RoundRobin => etcd.clients.clone(),
-                Spread::LeaderOnly => vec![leader.clone()],
-            };
-            let result = run_load(
-                &Api::Etcd,
-                &targets,
-                clients,
-                settings.warmup,
-                settings.measure,
-            )
-            .await?;
-            let row = Row {
-                clients,
-                spread,
-                system: "etcd",
-                result,
-            };
-            print_row(&row);
-            rows.push(row);
-        }
-    }
-    drop(etcd);
-    println!("etcd killed");
-    Ok(())
+    let subject = Subject {
+        system: "etcd",
+        api: Api::Etcd,
+        all: etcd.clients.clone(),
+        leader,
+        rsp: None,
+    };
+    Ok(Some((etcd, subject)))
 }
 
 // --- main --------------------------------------------------------------------
 
 async fn run(settings: Settings) -> Result<()> {
+    let rsp = start_rsp().await?;
+    let etcd = start_etcd_subject().await?;
+    // Both clusters run side by side (the idle one only heartbeats) and the
+    // runs alternate, so both see the same machine.
     let mut rows = Vec::new();
-    let cluster = bench_rsp(&settings, &mut rows).await?;
-    let mut failover = Vec::new();
-    for round in 0..settings.failover_rounds {
-        failover.push(failover_round(&cluster, round).await?);
+    print_header();
+    for &clients in &settings.clients {
+        for spread in [Spread::RoundRobin, Spread::LeaderOnly] {
+            rows.push(measure(&rsp, clients, spread, &settings).await?);
+            if let Some((_, subject)) = &etcd {
+                rows.push(measure(subject, clients, spread, &settings).await?);
+            }
+        }
     }
-    drop(cluster);
-    println!();
-    bench_etcd(&settings, &mut rows).await?;
+    if let Some((etcd, _)) = etcd {
+        drop(etcd);
+        println!("etcd killed");
+    }
+    let mut failover = Vec::new();
+    if let Some((cluster, _)) = &rsp.rsp {
+        for round in 0..settings.failover_rounds {
+            failover.push(failover_round(cluster, round).await?);
+        }
+    }
+    drop(rsp);
     print_summary(&rows, &failover, &settings);
     Ok(())
 }

@@ -1,0 +1,227 @@
+//! A node's life beyond crashes: graceful shutdown on SIGTERM, and peers that
+//! speak only mutual TLS.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use rcgen::{
+    BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
+};
+use rsp_chaos::binary::rsp_binary;
+use rsp_chaos::{Consistency, NodeProcess, NodeSpec, wait_until};
+use rsp_tests::{CONVERGE, put_acked, spec};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_on_the_leader_exits_cleanly_and_the_cluster_moves_on() -> Result<()> {
+    let cluster = rsp_chaos::Cluster::start(spec(3)).await?;
+    let leader = cluster.wait_for_leader(CONVERGE).await?;
+    let client = cluster.client(leader)?;
+    put_acked(&client, "before", "1").await?;
+
+    let status = cluster.terminate(leader, Duration::from_secs(20)).await?;
+    assert!(
+        status.success(),
+        "a SIGTERM'd node must exit 0, got {status:?}"
+    );
+
+    let survivor = cluster
+        .live_ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .context("a survivor")?;
+    let client = cluster.client(survivor)?;
+    wait_until(CONVERGE, "a write after the leader left", || async {
+        Ok(client.kv_put("after", "2", None).await?.status == 200)
+    })
+    .await?;
+    let new_leader = cluster.wait_for_leader(CONVERGE).await?;
+    assert_ne!(new_leader, leader);
+
+    // The stopped node starts again from its data dir and sees both writes.
+    cluster.restart(leader).await?;
+    let back = cluster.client(leader)?;
+    wait_until(
+        CONVERGE,
+        "the restarted node has the later write",
+        || async {
+            Ok(back
+                .kv_value("after", Consistency::Local)
+                .await?
+                .is_some_and(|kv| kv.value == "2"))
+        },
+    )
+    .await?;
+    assert_eq!(
+        back.kv_value("before", Consistency::Local)
+            .await?
+            .map(|kv| kv.value),
+        Some("1".into())
+    );
+    Ok(())
+}
+
+struct Pki {
+    ca_pem: String,
+    ca_params: CertificateParams,
+    ca_key: KeyPair,
+}
+
+impl Pki {
+    fn new(name: &str) -> Result<Pki> {
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let ca_pem = ca_params.self_signed(&ca_key)?.pem();
+        Ok(Pki {
+            ca_pem,
+            ca_params,
+            ca_key,
+        })
+    }
+
+    /// A node certificate for 127.0.0.1, valid as server and as client.
+    fn node_cert(&self, dir: &Path, name: &str) -> Result<(String, String)> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["localhost".to_string()])?;
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let issuer = Issuer::from_params(&self.ca_params, &self.ca_key);
+        let cert = params.signed_by(&key, &issuer)?;
+        let cert_path = dir.join(format!("{name}.pem"));
+        let key_path = dir.join(format!("{name}.key"));
+        std::fs::write(&cert_path, cert.pem())?;
+        std::fs::write(&key_path, key.serialize_pem())?;
+        Ok((
+            cert_path.display().to_string(),
+            key_path.display().to_string(),
+        ))
+    }
+}
+
+async fn tls_node(
+    dir: &Path,
+    id: u64,
+    cert: &(String, String),
+    ca: &str,
+    join: Option<String>,
+) -> Result<NodeProcess> {
+    let mut node = NodeSpec::new(rsp_binary()?, dir.join(format!("n{id}")));
+    node.node_id = Some(id);
+    node.args = vec![
+        "--tls-cert".into(),
+        cert.0.clone(),
+        "--tls-key".into(),
+        cert.1.clone(),
+        "--peer-tls-ca".into(),
+        ca.into(),
+    ];
+    node.args.extend([
+        "--heartbeat-ms".into(),
+        "50".into(),
+        "--election-timeout-ms".into(),
+        "300".into(),
+    ]);
+    if let Some(addr) = join {
+        node.args.extend(["--join".into(), addr]);
+    }
+    node.env = vec![("RSP_ADMIN_TOKEN".into(), "tls-test-token".into())];
+    node.ready_timeout = Duration::from_secs(20);
+    NodeProcess::start(node).await
+}
+
+fn https_client(ca_pem: &str) -> Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes())?])
+        .timeout(Duration::from_secs(10))
+        .build()?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir()?;
+    let pki = Pki::new("rsp test CA")?;
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &pki.ca_pem)?;
+    let ca = ca_path.display().to_string();
+    let cert = pki.node_cert(dir.path(), "node")?;
+
+    let n1 = tls_node(dir.path(), 1, &cert, &ca, None).await?;
+    let r1 = n1.ready().context("ready")?;
+    assert!(r1.public_url.starts_with("https://"), "{}", r1.public_url);
+    let n2 = tls_node(dir.path(), 2, &cert, &ca, Some(r1.peer_addr.to_string())).await?;
+    let r2 = n2.ready().context("ready")?;
+
+    let http = https_client(&pki.ca_pem)?;
+    let put = http
+        .put(format!("{}/admin/v1/kv/tls", r2.public_url))
+        .bearer_auth("tls-test-token")
+        .json(&serde_json::json!({"value": "over mTLS"}))
+        .send()
+        .await?;
+    assert_eq!(
+        put.status(),
+        200,
+        "a write forwarded between TLS peers: {:?}",
+        put.text().await
+    );
+    let read = http
+        .get(format!("{}/admin/v1/kv/tls", r1.public_url))
+        .bearer_auth("tls-test-token")
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    assert_eq!(read["value"], "over mTLS");
+
+    // A node whose certificate another CA signed is refused at the TLS layer:
+    // it never gets to join.
+    let stranger_pki = Pki::new("another CA")?;
+    let stranger_dir = dir.path().join("stranger");
+    std::fs::create_dir_all(&stranger_dir)?;
+    let stranger_ca = stranger_dir.join("ca.pem");
+    std::fs::write(&stranger_ca, &stranger_pki.ca_pem)?;
+    let stranger_cert = stranger_pki.node_cert(&stranger_dir, "node")?;
+    let mut spec = NodeSpec::new(rsp_binary()?, stranger_dir.join("n3"));
+    spec.node_id = Some(3);
+    spec.args = vec![
+        "--tls-cert".into(),
+        stranger_cert.0.clone(),
+        "--tls-key".into(),
+        stranger_cert.1.clone(),
+        "--peer-tls-ca".into(),
+        stranger_ca.display().to_string(),
+        "--join".into(),
+        r1.peer_addr.to_string(),
+    ];
+    spec.ready_timeout = Duration::from_secs(3);
+    let stranger = NodeProcess::spawn(spec)?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let members = http
+        .get(format!("{}/admin/v1/cluster", r1.public_url))
+        .bearer_auth("tls-test-token")
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    let ids: Vec<u64> = members["members"]
+        .as_array()
+        .context("members")?
+        .iter()
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    assert_eq!(ids, vec![1, 2], "the stranger must not be a member");
+    drop(stranger);
+    Ok(())
+}
