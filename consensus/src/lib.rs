@@ -19,6 +19,7 @@
 //! Not for: HTTP APIs for clients (that is `rsp-api`), or domain rules
 //! (tenants, users, tokens): those are built on [`Consensus::txn`].
 
+pub(crate) mod batcher;
 pub mod error;
 pub mod membership;
 pub mod metrics;

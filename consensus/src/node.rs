@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use openraft::error::{ClientWriteError as CWE, RaftError as RE};
+use openraft::error::RaftError as RE;
 use openraft::{Config, ServerState, SnapshotPolicy};
 use rsp_storage::kv::{Command, Key, KeyValue, Op, Response, Txn, TxnResponse, WatchEvent};
 use rsp_storage::{Durability, KvEngine, Store, StoreConfig, SyncThread};
@@ -180,6 +180,7 @@ pub(crate) struct Inner {
     pub(crate) transport: Transport,
     pub(crate) metrics: ConsensusMetrics,
     pub(crate) config: ConsensusConfig,
+    pub(crate) batcher: crate::batcher::Batcher,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop_tx: watch::Sender<bool>,
     /// Node-wide secrets served to joining nodes ([`Consensus::set_secret`]).
@@ -246,6 +247,7 @@ impl Consensus {
             .await
             .map_err(|e| ConsensusError::Internal(format!("raft start: {e}")))?;
         let (stop_tx, _) = watch::channel(false);
+        let batcher = crate::batcher::Batcher::spawn(raft.clone());
         let consensus = Consensus {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -257,6 +259,7 @@ impl Consensus {
                 transport,
                 metrics,
                 config,
+                batcher,
                 stopping: AtomicBool::new(false),
                 stop_tx,
                 last_leader_contact: std::sync::Mutex::new(None),
@@ -334,26 +337,25 @@ impl Consensus {
     ) -> Result<Attempt, ConsensusError> {
         let timeout = Self::remaining(deadline).ok_or(ConsensusError::Timeout)?;
         let start = Instant::now();
-        let cmd = Command::new(now_ms(), op);
         if self.inner.config.bugs.ack_before_commit {
-            return self.write_unacknowledged(cmd, &op_summary_txn()).await;
+            return self
+                .write_unacknowledged(Command::new(now_ms(), op), &op_summary_txn())
+                .await;
         }
-        match tokio::time::timeout(timeout, self.inner.raft.client_write(cmd)).await {
+        let rx = self.inner.batcher.submit(op)?;
+        match tokio::time::timeout(timeout, rx).await {
             Err(_) => Err(ConsensusError::Timeout),
-            Ok(Ok(resp)) => {
-                self.inner
-                    .metrics
-                    .write_seconds
-                    .observe(start.elapsed().as_secs_f64());
-                Ok(Attempt::Done(resp.data, resp.log_id.index))
+            Ok(Err(_)) => Err(ConsensusError::ShuttingDown),
+            Ok(Ok(Ok(attempt))) => {
+                if matches!(attempt, Attempt::Done(..)) {
+                    self.inner
+                        .metrics
+                        .write_seconds
+                        .observe(start.elapsed().as_secs_f64());
+                }
+                Ok(attempt)
             }
-            Ok(Err(RE::APIError(CWE::ForwardToLeader(f)))) => {
-                Ok(Attempt::Forward(f.leader_id.zip(f.leader_node)))
-            }
-            Ok(Err(RE::APIError(CWE::ChangeMembershipError(e)))) => {
-                Err(ConsensusError::Internal(e.to_string()))
-            }
-            Ok(Err(RE::Fatal(_))) => Err(ConsensusError::ShuttingDown),
+            Ok(Ok(Err(e))) => Err(e),
         }
     }
 

@@ -67,6 +67,11 @@ pub enum Op {
     /// Carries only the leader's clock, so that due keys expire when nothing
     /// else is being written.
     Tick,
+    /// Independent operations proposed together: one log entry and one sync
+    /// for many clients' writes. Each is applied in order exactly as if it
+    /// were a command of its own with the batch's time, and answered
+    /// separately ([`Response::Batch`]). Batches do not nest.
+    Batch(Vec<Op>),
 }
 
 /// `if compares all hold { success } else { failure }`, atomically.
@@ -196,6 +201,8 @@ pub enum Response {
     Unsupported {
         format: u16,
     },
+    /// One answer per operation of an [`Op::Batch`], in order.
+    Batch(Vec<Response>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -103,41 +103,53 @@ fn to_kv(key: Key, r: Record) -> KeyValue {
 /// Checks a command before it is proposed, so a bad one is refused up front
 /// with a reason instead of being carried through the log.
 pub fn validate(cmd: &Command) -> Result<(), String> {
-    if let Op::Txn(txn) = &cmd.op {
-        let keys = txn
-            .compares
-            .iter()
-            .map(|c| (&c.key.keyspace, c.key.key.len()))
-            .chain(txn.success.iter().chain(&txn.failure).map(|op| match op {
-                TxnOp::Put { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => {
-                    (&key.keyspace, key.key.len())
-                }
-                TxnOp::DeletePrefix { keyspace, prefix }
-                | TxnOp::Range {
-                    keyspace, prefix, ..
-                } => (keyspace, prefix.len()),
-            }));
-        for (keyspace, _) in keys {
-            if keyspace.is_empty() || keyspace.len() > MAX_KEYSPACE_LEN {
-                return Err(format!(
-                    "keyspace names are 1 to {MAX_KEYSPACE_LEN} bytes long"
-                ));
+    match &cmd.op {
+        Op::Batch(ops) => {
+            if ops.iter().any(|op| matches!(op, Op::Batch(_))) {
+                return Err("batches do not nest".into());
             }
+            ops.iter().try_for_each(validate_op)
         }
-        let total: usize = txn
-            .success
-            .iter()
-            .chain(&txn.failure)
-            .map(|op| match op {
-                TxnOp::Put { value, key, .. } => value.len() + key.key.len(),
-                _ => 0,
-            })
-            .sum();
-        if total > MAX_VALUE_LEN {
+        op => validate_op(op),
+    }
+}
+
+/// Checks one operation (not a batch).
+pub fn validate_op(op: &Op) -> Result<(), String> {
+    match op {
+        Op::Txn(txn) => validate_txn(txn),
+        Op::Tick => Ok(()),
+        Op::Batch(_) => Err("batches do not nest".into()),
+    }
+}
+
+fn validate_txn(txn: &Txn) -> Result<(), String> {
+    let keyspaces = txn.compares.iter().map(|c| &c.key.keyspace).chain(
+        txn.success.iter().chain(&txn.failure).map(|op| match op {
+            TxnOp::Put { key, .. } | TxnOp::Delete { key } | TxnOp::Get { key } => &key.keyspace,
+            TxnOp::DeletePrefix { keyspace, .. } | TxnOp::Range { keyspace, .. } => keyspace,
+        }),
+    );
+    for keyspace in keyspaces {
+        if keyspace.is_empty() || keyspace.len() > MAX_KEYSPACE_LEN {
             return Err(format!(
-                "a transaction writes at most {MAX_VALUE_LEN} bytes"
+                "keyspace names are 1 to {MAX_KEYSPACE_LEN} bytes long"
             ));
         }
+    }
+    let total: usize = txn
+        .success
+        .iter()
+        .chain(&txn.failure)
+        .map(|op| match op {
+            TxnOp::Put { value, key, .. } => value.len() + key.key.len(),
+            _ => 0,
+        })
+        .sum();
+    if total > MAX_VALUE_LEN {
+        return Err(format!(
+            "a transaction writes at most {MAX_VALUE_LEN} bytes"
+        ));
     }
     Ok(())
 }
@@ -303,9 +315,18 @@ impl KvEngine {
             writes: BTreeMap::new(),
             events: Vec::new(),
         };
+        // A refused single command changes nothing, not even the clock; in a
+        // batch each operation is checked on its own (in `apply_op`).
+        let refused = match &cmd.op {
+            Op::Batch(ops) if ops.iter().any(|o| matches!(o, Op::Batch(_))) => {
+                Some("batches do not nest".to_string())
+            }
+            Op::Batch(_) => None,
+            op => validate_op(op).err(),
+        };
         let response = if cmd.format > COMMAND_FORMAT {
             Response::Unsupported { format: cmd.format }
-        } else if let Err(reason) = validate(cmd) {
+        } else if let Some(reason) = refused {
             Response::Rejected(reason)
         } else {
             let mut revision = self.revision()?;
@@ -315,14 +336,37 @@ impl KvEngine {
             ov.put_raw(META_NOW.to_vec(), now.to_be_bytes().to_vec());
             self.expire(&mut ov, now, &mut revision)?;
             let response = match &cmd.op {
-                Op::Tick => Response::Tick { revision },
-                Op::Txn(txn) => Response::Txn(Self::txn(&mut ov, txn, now, &mut revision)?),
+                Op::Batch(ops) => Response::Batch(
+                    ops.iter()
+                        .map(|op| Self::apply_op(&mut ov, op, now, &mut revision))
+                        .collect::<Result<_, _>>()?,
+                ),
+                op => Self::apply_op(&mut ov, op, now, &mut revision)?,
             };
             ov.put_raw(META_REV.to_vec(), revision.to_be_bytes().to_vec());
             response
         };
         self.commit(ov, extra)?;
         Ok(response)
+    }
+
+    /// One operation of a command (never a batch), validated on its own so a
+    /// bad operation in a batch fails alone.
+    fn apply_op(
+        ov: &mut Overlay<'_>,
+        op: &Op,
+        now: u64,
+        revision: &mut u64,
+    ) -> Result<Response, StorageError> {
+        if let Err(reason) = validate_op(op) {
+            return Ok(Response::Rejected(reason));
+        }
+        Ok(match op {
+            Op::Tick | Op::Batch(_) => Response::Tick {
+                revision: *revision,
+            },
+            Op::Txn(txn) => Response::Txn(Self::txn(ov, txn, now, revision)?),
+        })
     }
 
     /// Write only caller metadata (for blank and membership log entries).

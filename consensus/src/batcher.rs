@@ -1,0 +1,160 @@
+//! Proposal batching: writes that arrive while earlier ones are being
+//! replicated are proposed together as one [`Op::Batch`] log entry, so one
+//! log sync on each node covers many clients' writes.
+//!
+//! openraft 0.9 syncs the leader's log once per proposal before it moves on,
+//! so without batching the leader's sync rate caps the write rate whatever
+//! the number of clients. Here each write is queued with a reply channel; a
+//! task takes the first queued write and everything queued behind it (up to
+//! [`MAX_BATCH_OPS`] operations or [`MAX_BATCH_BYTES`]), proposes them as one
+//! entry, and answers each caller with its own response. A few batches may be
+//! in flight at once ([`MAX_IN_FLIGHT`]); the queue is bounded, and a full
+//! queue refuses at once rather than grow.
+
+use std::sync::Arc;
+
+use openraft::error::{ClientWriteError as CWE, RaftError as RE};
+use rsp_storage::kv::{Command, Op, Response, TxnOp};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::error::ConsensusError;
+use crate::node::{Attempt, now_ms};
+use crate::types::Raft;
+
+/// Most operations in one log entry.
+pub const MAX_BATCH_OPS: usize = 256;
+/// Most value bytes in one log entry (each op is at most 1 MiB on its own).
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
+/// Batches proposed but not yet answered.
+pub const MAX_IN_FLIGHT: usize = 4;
+/// Writes waiting for a batch.
+pub const QUEUE: usize = 16_384;
+
+type Reply = oneshot::Sender<Result<Attempt, ConsensusError>>;
+
+struct Pending {
+    op: Op,
+    reply: Reply,
+}
+
+/// Handle to the batching task; the task ends when every handle is gone.
+#[derive(Clone)]
+pub(crate) struct Batcher {
+    tx: mpsc::Sender<Pending>,
+}
+
+fn weight(op: &Op) -> usize {
+    match op {
+        Op::Txn(txn) => txn
+            .success
+            .iter()
+            .chain(&txn.failure)
+            .map(|o| match o {
+                TxnOp::Put { key, value, .. } => key.key.len() + value.len(),
+                _ => 16,
+            })
+            .sum::<usize>()
+            .max(16),
+        _ => 16,
+    }
+}
+
+impl Batcher {
+    pub(crate) fn spawn(raft: Raft) -> Batcher {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(raft, rx));
+        Batcher { tx }
+    }
+
+    /// Queue `op`; the receiver answers once its batch is applied (or
+    /// refused as a whole, e.g. because this node does not lead).
+    pub(crate) fn submit(
+        &self,
+        op: Op,
+    ) -> Result<oneshot::Receiver<Result<Attempt, ConsensusError>>, ConsensusError> {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Pending { op, reply }) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(ConsensusError::Unavailable(
+                "too many writes are waiting on this node; retry shortly".into(),
+            )),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ConsensusError::ShuttingDown),
+        }
+    }
+}
+
+async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>) {
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        // Wait for a slot first: writes that queue meanwhile join this batch.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut bytes = weight(&first.op);
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += weight(&p.op);
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            propose(&raft, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn propose(raft: &Raft, mut batch: Vec<Pending>) {
+    let single = batch.len() == 1;
+    let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.drain(..).map(|p| (p.op, p.reply)).unzip();
+    let op = if single {
+        ops.into_iter().next().unwrap_or(Op::Tick)
+    } else {
+        Op::Batch(ops)
+    };
+    let result = raft.client_write(Command::new(now_ms(), op)).await;
+    match result {
+        Ok(resp) => {
+            let index = resp.log_id.index;
+            match (single, resp.data) {
+                (false, Response::Batch(answers)) if answers.len() == replies.len() => {
+                    for (reply, answer) in replies.into_iter().zip(answers) {
+                        let _ = reply.send(Ok(Attempt::Done(answer, index)));
+                    }
+                }
+                (true, answer) => {
+                    for reply in replies {
+                        let _ = reply.send(Ok(Attempt::Done(answer.clone(), index)));
+                    }
+                }
+                (false, other) => {
+                    // A whole-batch refusal (e.g. an unsupported format).
+                    for reply in replies {
+                        let _ = reply.send(Ok(Attempt::Done(other.clone(), index)));
+                    }
+                }
+            }
+        }
+        Err(RE::APIError(CWE::ForwardToLeader(f))) => {
+            let leader = f.leader_id.zip(f.leader_node);
+            for reply in replies {
+                let _ = reply.send(Ok(Attempt::Forward(leader.clone())));
+            }
+        }
+        Err(RE::APIError(CWE::ChangeMembershipError(e))) => {
+            for reply in replies {
+                let _ = reply.send(Err(ConsensusError::Internal(e.to_string())));
+            }
+        }
+        Err(RE::Fatal(_)) => {
+            for reply in replies {
+                let _ = reply.send(Err(ConsensusError::ShuttingDown));
+            }
+        }
+    }
+}
