@@ -4,13 +4,33 @@
 //! - [`error`]: errors in RFC 6749 / OIDC format;
 //! - [`tenant`]: the tenant extractor (unknown tenants answer 404);
 //! - [`discovery`]: discovery documents and the JWKS.
+//! - [`services`]: the OAuth services a node carries ([`services::OidcServices`]);
+//!   [`codes`], [`tokens`], [`client_auth`], [`device`], [`par`] hold them,
+//!   [`claims`] and [`request`] the rules they share;
+//! - endpoints: [`token_endpoint`] (with one file per grant in [`grants`]),
+//!   [`userinfo`], [`introspection`], [`revocation`], [`device`], [`par`];
+//!   [`http`] is their form and header plumbing.
 
+pub mod claims;
+pub mod client_auth;
+pub mod codes;
+pub mod device;
 pub mod discovery;
 pub mod error;
+pub mod grants;
+pub mod http;
+pub mod introspection;
+pub mod par;
+pub mod request;
+pub mod revocation;
+pub mod services;
 pub mod tenant;
+pub mod token_endpoint;
+pub mod tokens;
+pub mod userinfo;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::state::AppState;
 
@@ -25,4 +45,16 @@ pub fn router() -> Router<AppState> {
             get(discovery::oauth_authorization_server),
         )
         .route("/t/{tenant}/jwks", get(discovery::jwks))
+        .route("/t/{tenant}/token", post(token_endpoint::token))
+        .route(
+            "/t/{tenant}/userinfo",
+            get(userinfo::get).post(userinfo::post),
+        )
+        .route("/t/{tenant}/introspect", post(introspection::introspect))
+        .route("/t/{tenant}/revoke", post(revocation::revoke))
+        .route(
+            "/t/{tenant}/device_authorization",
+            post(device::device_authorization),
+        )
+        .route("/t/{tenant}/par", post(par::push))
 }

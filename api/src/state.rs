@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::identity::Identity;
+use crate::oidc::services::{OidcConfig, OidcServices};
 use crate::tenants::TenantService;
 
 /// The admin token, kept only as a SHA-256 digest and compared in constant
@@ -44,6 +45,8 @@ pub struct AppState {
     pub registry: Arc<prometheus::Registry>,
     pub tenants: TenantService,
     pub identity: Identity,
+    /// Codes, tokens, client authentication, device flow, PAR.
+    pub oidc: OidcServices,
     /// The node's public URL without a trailing slash; issuers are
     /// `{public_url}/t/{tenant}`.
     pub public_url: Arc<str>,
@@ -58,6 +61,12 @@ impl AppState {
         public_url: &str,
     ) -> Self {
         AppState {
+            oidc: OidcServices::new(
+                consensus.clone(),
+                identity.clone(),
+                public_url,
+                OidcConfig::default(),
+            ),
             public_url: Arc::from(public_url.trim_end_matches('/')),
             tenants: TenantService::new(consensus.clone()),
             identity,

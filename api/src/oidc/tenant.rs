@@ -39,7 +39,18 @@ impl FromRequestParts<AppState> for TenantCtx {
         let Path(p) = Path::<TenantPath>::from_request_parts(parts, state)
             .await
             .map_err(|_| OAuthError::invalid_request("the URL does not name a tenant"))?;
-        match state.tenants.get(&p.tenant, Consistency::Local).await {
+        // A local miss may be a tenant created on another node a moment ago:
+        // confirm it with a linearizable read before answering 404.
+        let found = match state.tenants.get(&p.tenant, Consistency::Local).await {
+            Err(TenantError::NotFound(_)) if crate::tenants::valid_tenant_id(&p.tenant) => {
+                state
+                    .tenants
+                    .get(&p.tenant, Consistency::Linearizable)
+                    .await
+            }
+            other => other,
+        };
+        match found {
             Ok(_) => Ok(TenantCtx {
                 issuer: format!("{}/t/{}", state.public_url, p.tenant),
                 id: p.tenant,

@@ -1,0 +1,143 @@
+//! Scopes and the claims they release (OIDC Core section 5.4): which scopes
+//! a client may ask for, and what `profile`, `email`, `address` and `phone`
+//! put into ID tokens and userinfo answers from a user record.
+
+use serde_json::{Map, Value};
+
+use crate::identity::clients::Client;
+use crate::identity::users::User;
+use crate::oidc::discovery::STANDARD_SCOPES;
+use crate::oidc::error::{OAuthError, OAuthErrorCode};
+
+/// Claims of the `profile` scope read from a user's attributes.
+const PROFILE_ATTRIBUTES: [&str; 13] = [
+    "name",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "nickname",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
+];
+
+/// Whether a space-separated scope string contains `scope`.
+pub fn has_scope(scopes: &str, scope: &str) -> bool {
+    scopes.split(' ').any(|s| s == scope)
+}
+
+fn valid_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// Split and de-duplicate a requested scope, keeping its order; refuse
+/// malformed tokens and anything `allowed` refuses (`invalid_scope`).
+fn checked(requested: &str, allowed: impl Fn(&str) -> bool) -> Result<Vec<&str>, OAuthError> {
+    let mut out: Vec<&str> = Vec::new();
+    for s in requested.split([' ', '\t']).filter(|s| !s.is_empty()) {
+        if !valid_scope_token(s) || !allowed(s) {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidScope,
+                format!("scope `{s}` is not available to this client"),
+            ));
+        }
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    Ok(out)
+}
+
+/// The scope of a user-facing request (authorization code, device flow):
+/// `openid`, plus the client's registered scopes (or the standard ones
+/// when it registered none). Absent: empty.
+pub fn user_scope(client: &Client, requested: Option<&str>) -> Result<String, OAuthError> {
+    let allowed = |s: &str| {
+        s == "openid"
+            || if client.scopes.is_empty() {
+                STANDARD_SCOPES.contains(&s)
+            } else {
+                client.scopes.iter().any(|c| c == s)
+            }
+    };
+    Ok(checked(requested.unwrap_or(""), allowed)?.join(" "))
+}
+
+/// The scope of a client-credentials token: only the client's registered
+/// scopes; absent means all of them (RFC 6749 section 3.3's default).
+pub fn client_scope(client: &Client, requested: Option<&str>) -> Result<String, OAuthError> {
+    match requested {
+        None => Ok(client.scopes.join(" ")),
+        Some(r) => Ok(checked(r, |s| client.scopes.iter().any(|c| c == s))?.join(" ")),
+    }
+}
+
+/// A scope that may only narrow `granted` (refresh, RFC 6749 section 6).
+pub fn narrowed_scope(granted: &str, requested: Option<&str>) -> Result<String, OAuthError> {
+    match requested {
+        None => Ok(granted.to_string()),
+        Some(r) => Ok(checked(r, |s| has_scope(granted, s))?.join(" ")),
+    }
+}
+
+/// The claims `scope` releases about `user` (besides `sub`).
+pub fn user_claims(user: &User, scope: &str) -> Map<String, Value> {
+    let mut claims = Map::new();
+    let attr = |claims: &mut Map<String, Value>, name: &str| {
+        if let Some(v) = user.attributes.get(name) {
+            claims.insert(name.to_string(), v.clone());
+        }
+    };
+    if has_scope(scope, "profile") {
+        claims.insert(
+            "preferred_username".into(),
+            Value::String(user.username.clone()),
+        );
+        for name in PROFILE_ATTRIBUTES {
+            attr(&mut claims, name);
+        }
+        claims
+            .entry("updated_at")
+            .or_insert_with(|| Value::from(user.created_at_ms / 1000));
+    }
+    if has_scope(scope, "email")
+        && let Some(email) = &user.email
+    {
+        claims.insert("email".into(), Value::String(email.clone()));
+        claims.insert("email_verified".into(), Value::Bool(user.email_verified));
+    }
+    if has_scope(scope, "address") {
+        attr(&mut claims, "address");
+    }
+    if has_scope(scope, "phone") {
+        attr(&mut claims, "phone_number");
+        attr(&mut claims, "phone_number_verified");
+    }
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn narrowing_keeps_only_granted_scopes() {
+        assert_eq!(
+            narrowed_scope("openid profile", None).expect("same"),
+            "openid profile"
+        );
+        assert_eq!(
+            narrowed_scope("openid profile", Some("profile")).expect("narrow"),
+            "profile"
+        );
+        assert!(narrowed_scope("openid", Some("openid email")).is_err());
+        assert!(narrowed_scope("openid", Some("open\"id")).is_err());
+    }
+}

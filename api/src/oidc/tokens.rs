@@ -1,0 +1,509 @@
+//! Minting and checking tokens.
+//!
+//! - Access tokens are JWTs per RFC 9068 (`typ: at+jwt`; `iss`, `sub`,
+//!   `aud` = the issuer, `client_id`, `scope`, `iat`, `exp`, `jti`, and
+//!   `fid`, the refresh-token family, when they come from a user grant),
+//!   signed with the client's `id_token_signed_response_alg` key.
+//! - ID tokens (OIDC Core section 2) with `at_hash`, `kid` in the header and
+//!   the claims the granted scopes release.
+//! - Verification pins the algorithm to the one the `kid` was made for (the
+//!   header's `alg` is never trusted, so `none`, HS256 with the public key
+//!   and other substitutions fail), checks `iss`/`aud` against this
+//!   tenant's issuer, `exp`, revocation by `jti` and the family's state.
+//! - Refresh tokens and their families: [`family`].
+//!
+//! Records (tenant keyspace): `revoked_jti/<jti>` (TTL until the token's
+//! `exp`), plus the family records.
+
+pub mod family;
+
+use family::FamilyDraft;
+
+use jsonwebtoken::{Header, Validation};
+use rsp_consensus::kv::{Key, Txn, TxnOp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::Digest;
+use zeroize::Zeroize;
+
+use crate::identity::clients::Client;
+use crate::identity::crypto::{b64url, random_token};
+use crate::identity::keys::{KeyError, SigningAlg};
+use crate::identity::users::{User, UserError};
+use crate::oidc::claims::{has_scope, user_claims};
+use crate::oidc::error::OAuthError;
+use crate::oidc::services::{Base, crypto_error, now_secs};
+use crate::tenants::tenant_keyspace;
+
+pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+/// Clock skew tolerated on `exp`, in seconds.
+const LEEWAY_SECS: u64 = 5;
+
+/// What a user granted a client: carried by a code or device approval into
+/// the refresh-token family, so refreshed tokens say the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserGrant {
+    pub user_id: String,
+    pub scope: String,
+    /// Seconds since the epoch.
+    pub auth_time: u64,
+    pub acr: Option<String>,
+    pub amr: Vec<String>,
+    pub sid: Option<String>,
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AccessClaims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub scope: String,
+    pub iat: u64,
+    pub exp: u64,
+    pub jti: String,
+    /// The refresh-token family (user grants only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_time: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acr: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+}
+
+/// A successful token response (RFC 6749 section 5.1). Secrets are wiped
+/// on drop and never printed.
+#[derive(Serialize)]
+pub struct TokenSet {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("scope", &self.scope)
+            .field("refresh_token", &self.refresh_token.is_some())
+            .field("id_token", &self.id_token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for TokenSet {
+    fn drop(&mut self) {
+        self.access_token.zeroize();
+        self.refresh_token.zeroize();
+        self.id_token.zeroize();
+    }
+}
+
+fn revoked_jti_key(tenant: &str, jti: &str) -> Key {
+    Key::new(
+        tenant_keyspace(tenant),
+        format!("revoked_jti/{jti}").into_bytes(),
+    )
+}
+
+pub(crate) fn key_error(e: KeyError) -> OAuthError {
+    match e {
+        KeyError::Consensus(e) => e.into(),
+        KeyError::Crypto(e) => crypto_error(e),
+        other => OAuthError::server_error(other),
+    }
+}
+
+/// `at_hash`: the left half of the access token's hash, with the hash of
+/// the ID token's algorithm (SHA-512 for Ed25519).
+fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    let digest: Vec<u8> = match alg {
+        SigningAlg::ES256 | SigningAlg::RS256 => sha2::Sha256::digest(access_token).to_vec(),
+        SigningAlg::EdDSA => sha2::Sha512::digest(access_token).to_vec(),
+    };
+    b64url(&digest[..digest.len() / 2])
+}
+
+#[derive(Clone)]
+pub struct TokenService {
+    base: Base,
+}
+
+impl TokenService {
+    pub(crate) fn new(base: Base) -> Self {
+        TokenService { base }
+    }
+
+    pub fn issuer(&self, tenant: &str) -> String {
+        self.base.issuer(tenant)
+    }
+
+    fn access_ttl_secs(&self) -> u64 {
+        self.base.config.access_ttl.as_secs()
+    }
+
+    async fn sign(
+        &self,
+        tenant: &str,
+        alg: SigningAlg,
+        typ: &str,
+        claims: &impl Serialize,
+    ) -> Result<String, OAuthError> {
+        let signer = self
+            .base
+            .identity
+            .keys
+            .signer(tenant, alg)
+            .await
+            .map_err(key_error)?;
+        let mut header = Header::new(signer.alg.jwt());
+        header.typ = Some(typ.to_string());
+        header.kid = Some(signer.kid.clone());
+        jsonwebtoken::encode(&header, claims, &signer.key).map_err(OAuthError::server_error)
+    }
+
+    async fn access_token(
+        &self,
+        tenant: &str,
+        client: &Client,
+        sub: &str,
+        scope: &str,
+        fid: Option<&str>,
+        grant: Option<&UserGrant>,
+    ) -> Result<String, OAuthError> {
+        let now = now_secs();
+        let issuer = self.issuer(tenant);
+        let claims = AccessClaims {
+            aud: issuer.clone(),
+            iss: issuer,
+            sub: sub.to_string(),
+            client_id: client.client_id.clone(),
+            scope: scope.to_string(),
+            iat: now,
+            exp: now + self.access_ttl_secs(),
+            jti: random_token(16),
+            fid: fid.map(str::to_string),
+            auth_time: grant.map(|g| g.auth_time),
+            acr: grant.and_then(|g| g.acr.clone()),
+            amr: grant.map(|g| g.amr.clone()).unwrap_or_default(),
+        };
+        let alg = client.id_token_signed_response_alg;
+        self.sign(tenant, alg, ACCESS_TOKEN_TYP, &claims).await
+    }
+
+    /// Client credentials: `sub` is the client, no refresh or ID token.
+    pub async fn client_credentials(
+        &self,
+        tenant: &str,
+        client: &Client,
+        scope: &str,
+    ) -> Result<TokenSet, OAuthError> {
+        let access_token = self
+            .access_token(tenant, client, &client.client_id, scope, None, None)
+            .await?;
+        Ok(TokenSet {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.access_ttl_secs(),
+            scope: scope.to_string(),
+            refresh_token: None,
+            id_token: None,
+        })
+    }
+
+    /// Tokens for a user grant whose `family` was just opened or rotated
+    /// (its refresh token, if any, goes into the answer); an ID token when `scope` has `openid`. A user that is gone
+    /// or disabled gets `invalid_grant`.
+    pub(crate) async fn user_tokens(
+        &self,
+        tenant: &str,
+        client: &Client,
+        grant: &UserGrant,
+        scope: &str,
+        family: FamilyDraft,
+        nonce: Option<&str>,
+    ) -> Result<TokenSet, OAuthError> {
+        let user = self
+            .load_user(tenant, &grant.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists or is disabled"))?;
+        let access_token = self
+            .access_token(
+                tenant,
+                client,
+                &user.id,
+                scope,
+                Some(&family.fid),
+                Some(grant),
+            )
+            .await?;
+        let id_token = if has_scope(scope, "openid") {
+            Some(
+                self.id_token(tenant, client, grant, &user, scope, nonce, &access_token)
+                    .await?,
+            )
+        } else {
+            None
+        };
+        Ok(TokenSet {
+            access_token,
+            token_type: "Bearer",
+            expires_in: self.access_ttl_secs(),
+            scope: scope.to_string(),
+            refresh_token: family.refresh_token.as_ref().map(|t| t.to_string()),
+            id_token,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn id_token(
+        &self,
+        tenant: &str,
+        client: &Client,
+        grant: &UserGrant,
+        user: &User,
+        scope: &str,
+        nonce: Option<&str>,
+        access_token: &str,
+    ) -> Result<String, OAuthError> {
+        let now = now_secs();
+        let alg = client.id_token_signed_response_alg;
+        let mut claims = user_claims(user, scope);
+        claims.insert("iss".into(), json!(self.issuer(tenant)));
+        claims.insert("sub".into(), json!(user.id));
+        claims.insert("aud".into(), json!(client.client_id));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("exp".into(), json!(now + self.access_ttl_secs()));
+        claims.insert("auth_time".into(), json!(grant.auth_time));
+        claims.insert("at_hash".into(), json!(at_hash(alg, access_token)));
+        if let Some(nonce) = nonce {
+            claims.insert("nonce".into(), json!(nonce));
+        }
+        if let Some(acr) = &grant.acr {
+            claims.insert("acr".into(), json!(acr));
+        }
+        if !grant.amr.is_empty() {
+            claims.insert("amr".into(), json!(grant.amr));
+        }
+        if let Some(sid) = &grant.sid {
+            claims.insert("sid".into(), json!(sid));
+        }
+        self.sign(tenant, alg, "JWT", &claims).await
+    }
+
+    /// A user by id: local read, confirmed before "not found" is believed.
+    pub async fn load_user(&self, tenant: &str, id: &str) -> Result<Option<User>, OAuthError> {
+        use rsp_consensus::Consistency::{Linearizable, Local};
+        let users = &self.base.identity.users;
+        for consistency in [Local, Linearizable] {
+            match users.get(tenant, id, consistency).await {
+                Ok(u) => return Ok(Some(u)),
+                Err(UserError::NotFound) => {}
+                Err(UserError::Consensus(e)) => return Err(e.into()),
+                Err(e) => return Err(OAuthError::server_error(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Check an access token of this tenant: signature with the algorithm
+    /// pinned to its `kid`, `typ`, issuer and audience, expiry, revocation
+    /// and its family. Anything wrong is `invalid_token`.
+    pub async fn verify_access_token(
+        &self,
+        tenant: &str,
+        token: &str,
+    ) -> Result<AccessClaims, OAuthError> {
+        let invalid = || OAuthError::invalid_token("the access token is invalid or expired");
+        // Fails for `alg: none` (not an algorithm jsonwebtoken knows).
+        let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
+        let typ_ok = header.typ.as_deref().is_some_and(|t| {
+            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
+        });
+        let kid = header
+            .kid
+            .as_deref()
+            .filter(|_| typ_ok)
+            .ok_or_else(invalid)?;
+        let keys = &self.base.identity.keys;
+        let now_ms = crate::now_ms();
+        let (alg, key) = match keys.verifier(tenant, kid, now_ms).await {
+            Err(KeyError::UnknownKid(_)) => {
+                // The key may be a moment old and made on another node.
+                self.base.consensus.linearizable_barrier().await?;
+                keys.verifier(tenant, kid, now_ms).await
+            }
+            other => other,
+        }
+        .map_err(|e| match e {
+            KeyError::Consensus(e) => e.into(),
+            _ => invalid(),
+        })?;
+        if header.alg != alg {
+            return Err(invalid());
+        }
+        let issuer = self.issuer(tenant);
+        let mut validation = Validation::new(alg);
+        validation.set_issuer(&[&issuer]);
+        validation.set_audience(&[&issuer]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = LEEWAY_SECS;
+        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+            .map_err(|_| invalid())?
+            .claims;
+        let (revoked, _) = self
+            .base
+            .consensus
+            .get(
+                &revoked_jti_key(tenant, &claims.jti),
+                rsp_consensus::Consistency::Local,
+            )
+            .await?;
+        if revoked.is_some() {
+            return Err(OAuthError::invalid_token("the access token was revoked"));
+        }
+        if let Some(fid) = &claims.fid
+            && !self.family_active(tenant, fid).await?
+        {
+            return Err(OAuthError::invalid_token("the access token was revoked"));
+        }
+        Ok(claims)
+    }
+
+    /// The userinfo answer for a verified token (which must carry `openid`;
+    /// the handler checks).
+    pub async fn userinfo(
+        &self,
+        tenant: &str,
+        claims: &AccessClaims,
+    ) -> Result<Map<String, Value>, OAuthError> {
+        let user = match claims.fid {
+            Some(_) => self.load_user(tenant, &claims.sub).await?,
+            None => None,
+        }
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| OAuthError::invalid_token("the token does not belong to a user"))?;
+        let mut out = user_claims(&user, &claims.scope);
+        out.insert("sub".into(), json!(user.id));
+        Ok(out)
+    }
+
+    /// RFC 7662: what a token is, or `{"active": false}` for anything not
+    /// valid here (including another tenant's tokens).
+    pub async fn introspect(&self, tenant: &str, token: &str) -> Result<Value, OAuthError> {
+        let inactive = json!({"active": false});
+        if token.split('.').count() == 3 {
+            let claims = match self.verify_access_token(tenant, token).await {
+                Ok(c) => c,
+                Err(e) if e.code == crate::oidc::error::OAuthErrorCode::InvalidToken => {
+                    return Ok(inactive);
+                }
+                Err(e) => return Err(e),
+            };
+            let mut answer = json!({
+                "active": true, "scope": claims.scope, "client_id": claims.client_id,
+                "token_type": "Bearer", "exp": claims.exp, "iat": claims.iat,
+                "sub": claims.sub, "aud": claims.aud, "iss": claims.iss, "jti": claims.jti,
+            });
+            if claims.fid.is_some()
+                && let Some(user) = self.load_user(tenant, &claims.sub).await?
+            {
+                answer["username"] = json!(user.username);
+            }
+            return Ok(answer);
+        }
+        let Some(info) = self.inspect_refresh(tenant, token).await? else {
+            return Ok(inactive);
+        };
+        let mut answer = json!({
+            "active": true, "scope": info.scope, "client_id": info.client_id,
+            "token_type": "refresh_token", "iat": info.iat, "sub": info.sub,
+            "iss": self.issuer(tenant),
+        });
+        if let Some(exp) = info.exp {
+            answer["exp"] = json!(exp);
+        }
+        if let Some(user) = self.load_user(tenant, &info.sub).await? {
+            answer["username"] = json!(user.username);
+        }
+        Ok(answer)
+    }
+
+    /// RFC 7009: revoke a refresh token (its whole family) or an access
+    /// token (by `jti`), once every node has applied it. Unknown, invalid
+    /// or expired tokens need nothing; another client's token is refused.
+    pub async fn revoke(
+        &self,
+        tenant: &str,
+        client: &Client,
+        token: &str,
+    ) -> Result<(), OAuthError> {
+        let not_yours = || OAuthError::invalid_request("the token was not issued to this client");
+        if token.split('.').count() == 3 {
+            let claims = match self.verify_access_token(tenant, token).await {
+                Ok(c) => c,
+                Err(e) if e.code == crate::oidc::error::OAuthErrorCode::InvalidToken => {
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            if claims.client_id != client.client_id {
+                return Err(not_yours());
+            }
+            let ttl_ms = (claims.exp + LEEWAY_SECS + 1).saturating_sub(now_secs()) * 1000;
+            let txn = Txn::ops(vec![TxnOp::Put {
+                key: revoked_jti_key(tenant, &claims.jti),
+                value: Vec::new(),
+                ttl_ms: Some(ttl_ms.max(1000)),
+            }]);
+            let (_, index) = self.base.consensus.txn_indexed(txn).await?;
+            self.wait_everywhere(index).await;
+            return Ok(());
+        }
+        match self.inspect_refresh(tenant, token).await? {
+            None => Ok(()),
+            Some(info) if info.client_id != client.client_id => Err(not_yours()),
+            Some(info) => self.revoke_family(tenant, &info.fid).await,
+        }
+    }
+
+    /// Wait until every node has applied `index`; a node that does not
+    /// confirm in time is logged (it may be partitioned or down).
+    pub(crate) async fn wait_everywhere(&self, index: u64) {
+        let report = self
+            .base
+            .consensus
+            .wait_applied_everywhere(index, self.base.config.revocation_wait)
+            .await;
+        if !report.complete() {
+            tracing::warn!(index, missing = ?report.missing, "revocation not yet confirmed by every node");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_hash_is_the_left_half_of_the_algorithms_hash() {
+        // OIDC Core A.3's example token and at_hash (RS256 => SHA-256).
+        assert_eq!(
+            at_hash(
+                SigningAlg::RS256,
+                "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y"
+            ),
+            "77QmUPtjPfzWtF2AnpK9RQ"
+        );
+        assert_eq!(at_hash(SigningAlg::EdDSA, "x").len(), 43);
+    }
+}
