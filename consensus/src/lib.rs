@@ -21,6 +21,7 @@
 
 pub(crate) mod batcher;
 pub mod error;
+pub(crate) mod forwarder;
 pub mod membership;
 pub mod metrics;
 pub mod network;

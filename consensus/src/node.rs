@@ -181,6 +181,7 @@ pub(crate) struct Inner {
     pub(crate) metrics: ConsensusMetrics,
     pub(crate) config: ConsensusConfig,
     pub(crate) batcher: crate::batcher::Batcher,
+    pub(crate) forwarder: crate::forwarder::Forwarder,
     pub(crate) stopping: AtomicBool,
     pub(crate) stop_tx: watch::Sender<bool>,
     /// Node-wide secrets served to joining nodes ([`Consensus::set_secret`]).
@@ -248,6 +249,8 @@ impl Consensus {
             .map_err(|e| ConsensusError::Internal(format!("raft start: {e}")))?;
         let (stop_tx, _) = watch::channel(false);
         let batcher = crate::batcher::Batcher::spawn(raft.clone());
+        let forwarder =
+            crate::forwarder::Forwarder::spawn(transport.clone(), group, config.write_timeout);
         let consensus = Consensus {
             inner: Arc::new(Inner {
                 id: config.node_id,
@@ -260,6 +263,7 @@ impl Consensus {
                 metrics,
                 config,
                 batcher,
+                forwarder,
                 stopping: AtomicBool::new(false),
                 stop_tx,
                 last_leader_contact: std::sync::Mutex::new(None),
@@ -410,29 +414,14 @@ impl Consensus {
         deadline: Instant,
     ) -> Result<Option<(Response, u64)>, ConsensusError> {
         let timeout = Self::remaining(deadline).ok_or(ConsensusError::Timeout)?;
-        let addr = self.inner.transport.route(leader, &member.peer_addr);
-        match self
-            .inner
-            .transport
-            .call(&addr, self.inner.group, PeerBody::Write(op), timeout)
-            .await
+        match tokio::time::timeout(
+            timeout,
+            self.inner.forwarder.forward(leader, member.clone(), op),
+        )
+        .await
         {
-            Ok(PeerResponse::Write(Ok(r))) => Ok(Some(r)),
-            Ok(PeerResponse::Write(Err(PeerError::NotLeader(_) | PeerError::NoLeader))) => Ok(None),
-            Ok(PeerResponse::Write(Err(PeerError::Timeout))) => Err(ConsensusError::Timeout),
-            Ok(PeerResponse::Write(Err(PeerError::BadRequest(m)))) => {
-                Err(ConsensusError::BadRequest(m))
-            }
-            Ok(PeerResponse::Write(Err(e))) => Err(ConsensusError::Unavailable(e.to_string())),
-            Ok(_) => Err(ConsensusError::Internal(
-                "unexpected answer to a forwarded write".into(),
-            )),
-            Err(TransportError::Connect { .. }) => Ok(None),
-            Err(TransportError::Status { status: 503, .. }) => Ok(None),
-            Err(e) => {
-                tracing::debug!(error = %e, "forwarded write lost");
-                Err(ConsensusError::Timeout)
-            }
+            Ok(r) => r,
+            Err(_) => Err(ConsensusError::Timeout),
         }
     }
 

@@ -86,6 +86,24 @@ fn to_peer_error(c: &Consensus, e: ConsensusError) -> PeerError {
     }
 }
 
+/// A write another node forwarded here: proposed only if this node leads
+/// (never forwarded again, so forwarding cannot loop).
+async fn forwarded_write(
+    c: &Consensus,
+    op: rsp_storage::kv::Op,
+) -> Result<(rsp_storage::kv::Response, u64), PeerError> {
+    if c.is_stopping() {
+        return Err(PeerError::NotLeader(c.id()));
+    }
+    let deadline = Instant::now() + c.rpc_timeout();
+    match c.write_here(op, deadline).await {
+        Ok(crate::node::Attempt::Done(r, index)) => Ok((r, index)),
+        Ok(crate::node::Attempt::Forward(Some((leader, _)))) => Err(PeerError::NotLeader(leader)),
+        Ok(crate::node::Attempt::Forward(None)) => Err(PeerError::NoLeader),
+        Err(e) => Err(to_peer_error(c, e)),
+    }
+}
+
 async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
     let raft = c.raft();
     match body {
@@ -98,19 +116,10 @@ async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
             c.note_leader_contact();
             PeerResponse::InstallSnapshot(raft.install_snapshot(req).await)
         }
-        PeerBody::Write(op) => {
-            if c.is_stopping() {
-                return PeerResponse::Write(Err(PeerError::NotLeader(c.id())));
-            }
-            let deadline = Instant::now() + c.rpc_timeout();
-            PeerResponse::Write(match c.write_here(op, deadline).await {
-                Ok(crate::node::Attempt::Done(r, index)) => Ok((r, index)),
-                Ok(crate::node::Attempt::Forward(Some((leader, _)))) => {
-                    Err(PeerError::NotLeader(leader))
-                }
-                Ok(crate::node::Attempt::Forward(None)) => Err(PeerError::NoLeader),
-                Err(e) => Err(to_peer_error(c, e)),
-            })
+        PeerBody::Write(op) => PeerResponse::Write(forwarded_write(c, op).await),
+        PeerBody::WriteBatch(ops) => {
+            let writes = ops.into_iter().map(|op| forwarded_write(c, op));
+            PeerResponse::WriteBatch(futures::future::join_all(writes).await)
         }
         PeerBody::ReadIndex => {
             PeerResponse::ReadIndex(match c.read_index_here(c.rpc_timeout()).await {

@@ -27,6 +27,8 @@ pub enum PeerBody {
     InstallSnapshot(InstallSnapshotRequest),
     /// A client write forwarded to the node believed to lead.
     Write(Op),
+    /// Several forwarded writes, answered one by one.
+    WriteBatch(Vec<Op>),
     /// Ask the leader for a read index (its committed log index, confirmed by a
     /// quorum).
     ReadIndex,
@@ -61,6 +63,7 @@ pub enum PeerResponse {
     InstallSnapshot(Result<InstallSnapshotResponse, RaftError<InstallSnapshotError>>),
     /// The state machine's answer and the log index it was applied at.
     Write(Result<(Response, u64), PeerError>),
+    WriteBatch(Vec<Result<(Response, u64), PeerError>>),
     /// Answer to [`PeerBody::WaitApplied`]: this node's applied index.
     Applied(Result<u64, PeerError>),
     ReadIndex(Result<u64, PeerError>),

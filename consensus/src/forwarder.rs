@@ -1,0 +1,146 @@
+//! Batching of writes a follower forwards to the leader: writes that queue
+//! while a forward RPC is under way travel together in one
+//! `PeerBody::WriteBatch`, and the leader proposes them through its own
+//! [`crate::batcher`], so a follower's clients cost the leader one RPC per
+//! batch rather than one per write.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rsp_storage::kv::{Op, Response};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::error::ConsensusError;
+use crate::rpc::{PeerBody, PeerError, PeerResponse};
+use crate::transport::{Transport, TransportError};
+use crate::types::{GroupId, Member, NodeId};
+
+/// `Ok(None)`: not proposed (not the leader, or unreachable before sending);
+/// safe to retry.
+pub(crate) type Forwarded = Result<Option<(Response, u64)>, ConsensusError>;
+
+const MAX_BATCH_OPS: usize = 256;
+const MAX_IN_FLIGHT: usize = 4;
+const QUEUE: usize = 16_384;
+
+struct Pending {
+    leader: NodeId,
+    member: Member,
+    op: Op,
+    reply: oneshot::Sender<Forwarded>,
+}
+
+#[derive(Clone)]
+pub(crate) struct Forwarder {
+    tx: mpsc::Sender<Pending>,
+}
+
+impl Forwarder {
+    pub(crate) fn spawn(transport: Transport, group: GroupId, timeout: Duration) -> Forwarder {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(transport, group, timeout, rx));
+        Forwarder { tx }
+    }
+
+    pub(crate) async fn forward(&self, leader: NodeId, member: Member, op: Op) -> Forwarded {
+        let (reply, rx) = oneshot::channel();
+        match self.tx.try_send(Pending {
+            leader,
+            member,
+            op,
+            reply,
+        }) {
+            Ok(()) => rx.await.unwrap_or(Err(ConsensusError::ShuttingDown)),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(ConsensusError::Unavailable(
+                "too many writes are waiting to be forwarded; retry shortly".into(),
+            )),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(ConsensusError::ShuttingDown),
+        }
+    }
+}
+
+async fn run(
+    transport: Transport,
+    group: GroupId,
+    timeout: Duration,
+    mut rx: mpsc::Receiver<Pending>,
+) {
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    while let Some(first) = rx.recv().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut queued = vec![first];
+        while queued.len() < MAX_BATCH_OPS {
+            match rx.try_recv() {
+                Ok(p) => queued.push(p),
+                Err(_) => break,
+            }
+        }
+        // Usually one leader; after a leader change, one RPC per leader.
+        let mut by_leader: BTreeMap<NodeId, Vec<Pending>> = BTreeMap::new();
+        for p in queued {
+            by_leader.entry(p.leader).or_default().push(p);
+        }
+        let transport = transport.clone();
+        tokio::spawn(async move {
+            let sends = by_leader
+                .into_values()
+                .map(|batch| send(&transport, group, timeout, batch));
+            futures::future::join_all(sends).await;
+            drop(permit);
+        });
+    }
+}
+
+fn map_one(r: Result<(Response, u64), PeerError>) -> Forwarded {
+    match r {
+        Ok(r) => Ok(Some(r)),
+        Err(PeerError::NotLeader(_) | PeerError::NoLeader) => Ok(None),
+        Err(PeerError::Timeout) => Err(ConsensusError::Timeout),
+        Err(PeerError::BadRequest(m)) => Err(ConsensusError::BadRequest(m)),
+        Err(e) => Err(ConsensusError::Unavailable(e.to_string())),
+    }
+}
+
+async fn send(transport: &Transport, group: GroupId, timeout: Duration, batch: Vec<Pending>) {
+    let Some(first) = batch.first() else { return };
+    let addr = transport.route(first.leader, &first.member.peer_addr);
+    let (ops, replies): (Vec<Op>, Vec<oneshot::Sender<Forwarded>>) =
+        batch.into_iter().map(|p| (p.op, p.reply)).unzip();
+    let answer = transport
+        .call(&addr, group, PeerBody::WriteBatch(ops), timeout)
+        .await;
+    match answer {
+        Ok(PeerResponse::WriteBatch(results)) if results.len() == replies.len() => {
+            for (reply, r) in replies.into_iter().zip(results) {
+                let _ = reply.send(map_one(r));
+            }
+        }
+        Ok(PeerResponse::Err(PeerError::NotLeader(_) | PeerError::NoLeader)) => {
+            for reply in replies {
+                let _ = reply.send(Ok(None));
+            }
+        }
+        Ok(_) => {
+            for reply in replies {
+                let _ = reply.send(Err(ConsensusError::Internal(
+                    "unexpected answer to forwarded writes".into(),
+                )));
+            }
+        }
+        // Nothing was sent: safe to retry.
+        Err(TransportError::Connect { .. }) | Err(TransportError::Status { status: 503, .. }) => {
+            for reply in replies {
+                let _ = reply.send(Ok(None));
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "forwarded writes lost");
+            for reply in replies {
+                let _ = reply.send(Err(ConsensusError::Timeout));
+            }
+        }
+    }
+}
