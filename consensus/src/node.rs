@@ -137,6 +137,9 @@ pub struct ReadInfo {
     /// For local reads on a follower: milliseconds since this node last heard
     /// from the leader (None when it never did or is the leader).
     pub leader_silence_ms: Option<u64>,
+    /// For local reads on a follower: how long this node has been applying
+    /// behind the commit index the leader announced (None when caught up).
+    pub behind_since_ms: Option<u64>,
 }
 
 /// Role of a member as shown to operators.
@@ -186,6 +189,9 @@ pub(crate) struct Inner {
     pub(crate) stop_tx: watch::Sender<bool>,
     /// Node-wide secrets served to joining nodes ([`Consensus::set_secret`]).
     pub(crate) secrets: std::sync::RwLock<HashMap<String, zeroize::Zeroizing<Vec<u8>>>>,
+    /// Highest commit index a leader announced here, and since when this
+    /// node's applied index has been below it.
+    pub(crate) commit_seen: std::sync::Mutex<(u64, Option<Instant>)>,
     /// When this node last saw its applied index move or heard a leader.
     pub(crate) last_leader_contact: std::sync::Mutex<Option<Instant>>,
 }
@@ -267,6 +273,7 @@ impl Consensus {
                 stopping: AtomicBool::new(false),
                 stop_tx,
                 last_leader_contact: std::sync::Mutex::new(None),
+                commit_seen: std::sync::Mutex::new((0, None)),
                 secrets: std::sync::RwLock::new(HashMap::new()),
             }),
         };
@@ -543,6 +550,7 @@ impl Consensus {
             revision: self.inner.engine.revision()?,
             leader: m.current_leader,
             leader_silence_ms: silence,
+            behind_since_ms: self.behind_since_ms(m.last_applied.map_or(0, |l| l.index)),
         })
     }
 
@@ -699,10 +707,37 @@ impl Consensus {
         }
     }
 
-    /// Record that a leader just talked to us (for staleness reporting).
-    pub(crate) fn note_leader_contact(&self) {
+    /// Record an accepted append from the leader and the commit index it
+    /// announced (for staleness reporting).
+    pub(crate) fn note_leader_contact(&self, leader_commit: Option<u64>) {
         if let Ok(mut t) = self.inner.last_leader_contact.lock() {
             *t = Some(Instant::now());
         }
+        if let (Some(commit), Ok(mut seen)) = (leader_commit, self.inner.commit_seen.lock()) {
+            if commit > seen.0 {
+                seen.0 = commit;
+            }
+            let applied = self
+                .inner
+                .raft
+                .metrics()
+                .borrow()
+                .last_applied
+                .map_or(0, |l| l.index);
+            if applied < seen.0 && seen.1.is_none() {
+                seen.1 = Some(Instant::now());
+            }
+        }
+    }
+
+    /// How long this node's applied index has been below the highest commit
+    /// index a leader announced to it; `None` when it is caught up.
+    fn behind_since_ms(&self, applied: u64) -> Option<u64> {
+        let mut seen = self.inner.commit_seen.lock().ok()?;
+        if applied >= seen.0 {
+            seen.1 = None;
+            return None;
+        }
+        seen.1.map(|t| t.elapsed().as_millis() as u64)
     }
 }

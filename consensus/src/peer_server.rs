@@ -108,13 +108,21 @@ async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
     let raft = c.raft();
     match body {
         PeerBody::AppendEntries(req) => {
-            c.note_leader_contact();
-            PeerResponse::AppendEntries(raft.append_entries(req).await)
+            let leader_commit = req.leader_commit.map(|l| l.index);
+            let resp = raft.append_entries(req).await;
+            // Only an accepted append is contact with a legitimate leader.
+            if matches!(&resp, Ok(r) if r.is_success()) {
+                c.note_leader_contact(leader_commit);
+            }
+            PeerResponse::AppendEntries(resp)
         }
         PeerBody::Vote(req) => PeerResponse::Vote(raft.vote(req).await),
         PeerBody::InstallSnapshot(req) => {
-            c.note_leader_contact();
-            PeerResponse::InstallSnapshot(raft.install_snapshot(req).await)
+            let resp = raft.install_snapshot(req).await;
+            if resp.is_ok() {
+                c.note_leader_contact(None);
+            }
+            PeerResponse::InstallSnapshot(resp)
         }
         PeerBody::Write(op) => PeerResponse::Write(forwarded_write(c, op).await),
         PeerBody::WriteBatch(ops) => {

@@ -1,0 +1,322 @@
+//! Sessions on a 3-node in-process cluster (fsync on every node, loopback
+//! peer links): created/s and validated/s, bytes per stored session, memory
+//! and disk per 100k sessions; and, when `redis-server` is installed, Redis
+//! SET (AOF, `appendfsync always`) and GET over loopback in the same run.
+//!
+//! `cargo bench -p rsp-actors --bench sessions`
+//! Env: BENCH_SECS (5), BENCH_CONCURRENCY (64), BENCH_SESSIONS (100000).
+
+#[path = "support/resp.rs"]
+mod resp;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rsp_actors::{RuntimeConfig, SessionId, TenantHandle, TenantLimits, TenantRuntime};
+use rsp_consensus::Consistency;
+use rsp_consensus::kv::{Key, Txn, TxnOp};
+use rsp_consensus::testing::TestCluster;
+
+const IDLE: Duration = Duration::from_secs(1800);
+const LIFETIME: Duration = Duration::from_secs(86400);
+const USER: &str = "user-0123456789";
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn attrs() -> BTreeMap<String, String> {
+    BTreeMap::from([("amr".to_string(), "pwd".to_string())])
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path).map_or(0, |rd| {
+        rd.flatten()
+            .map(|e| match e.metadata() {
+                Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+                Ok(m) => m.len(),
+                Err(_) => 0,
+            })
+            .sum()
+    })
+}
+
+/// Run `op` from `tasks` concurrent tasks for `secs`: (ok, errors, ok/s).
+/// The first errors of each task are printed.
+async fn timed<F, Fut>(tasks: usize, secs: u64, op: F) -> (u64, u64, f64)
+where
+    F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), String>> + Send,
+{
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let op = op.clone();
+        set.spawn(async move {
+            let (mut ok, mut err, mut i) = (0u64, 0u64, t);
+            while Instant::now() < deadline {
+                match op(i).await {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        if err < 2 {
+                            eprintln!("  error: {e}");
+                        }
+                        err += 1;
+                    }
+                }
+                i += tasks;
+            }
+            (ok, err)
+        });
+    }
+    let (mut ok, mut err) = (0, 0);
+    while let Some(r) = set.join_next().await {
+        let (o, e) = r.expect("bench task");
+        ok += o;
+        err += e;
+    }
+    (ok, err, ok as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn create(h: &TenantHandle) -> Result<SessionId, String> {
+    let sessions = h.sessions();
+    let s = sessions.create(USER, attrs(), IDLE, LIFETIME).await;
+    s.map(|s| s.id).map_err(|e| e.to_string())
+}
+
+async fn create_n(h: &TenantHandle, n: usize, tasks: usize) -> Vec<SessionId> {
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let h = h.clone();
+        set.spawn(async move {
+            let mut ids = Vec::new();
+            for _ in (t..n).step_by(tasks) {
+                ids.push(create(&h).await.expect("create"));
+            }
+            ids
+        });
+    }
+    let mut all = Vec::with_capacity(n);
+    while let Some(r) = set.join_next().await {
+        all.extend(r.expect("task"));
+    }
+    all
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    rt.block_on(run());
+}
+
+async fn run() {
+    let secs = env("BENCH_SECS", 5) as u64;
+    let tasks = env("BENCH_CONCURRENCY", 64);
+    let n_mem = env("BENCH_SESSIONS", 100_000);
+    println!(
+        "sessions: 3 in-process nodes, fsync, {tasks} concurrent callers, {secs} s per figure"
+    );
+    let config = RuntimeConfig {
+        limits: TenantLimits {
+            max_in_flight: 100_000,
+            requests_per_sec: 1e9,
+            request_burst: 1e9,
+            max_sessions: 100_000_000,
+        },
+        ..RuntimeConfig::default()
+    };
+    let cluster = TestCluster::start(3).await.expect("cluster");
+    let mut runtimes = Vec::new();
+    for n in &cluster.nodes {
+        let rt = TenantRuntime::start(n.consensus.clone(), config.clone(), &n.registry);
+        runtimes.push(rt.await.expect("runtime"));
+        n.consensus.ready().await.expect("ready");
+    }
+    let leader = cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let follower = (1..=3).find(|id| *id != leader).expect("follower");
+    let on_leader = runtimes[(leader - 1) as usize]
+        .tenant("bench")
+        .await
+        .expect("tenant");
+    let on_follower = runtimes[(follower - 1) as usize]
+        .tenant("bench")
+        .await
+        .expect("tenant");
+
+    // Bytes per stored session.
+    let s = on_leader
+        .sessions()
+        .create(USER, attrs(), IDLE, LIFETIME)
+        .await
+        .expect("create");
+    let key = Key::new("t.bench", format!("session/{}", s.info.handle));
+    let (kv, _) = cluster
+        .node(leader)
+        .get(&key, Consistency::Local)
+        .await
+        .expect("read");
+    let value = kv.expect("stored").value.len();
+    let index_key = "user_session/".len() + 20 + 1 + 22;
+    println!(
+        "stored per session: record {value} B (user id 15 B, 1 attribute) under a {} B key, \
+         index key {index_key} B with an empty value: {} B of keys and values",
+        key.key.len(),
+        value + key.key.len() + index_key
+    );
+
+    // Baseline: the same two-key write straight through Consensus::txn.
+    let consensus = cluster.node(leader).clone();
+    let (ok, err, raw) = timed(tasks, secs, move |i| {
+        let c = consensus.clone();
+        async move {
+            let put = |k: String| TxnOp::Put {
+                key: Key::new("t.raw", k),
+                value: vec![b'x'; 58],
+                ttl_ms: Some(IDLE.as_millis() as u64),
+            };
+            let txn = Txn::ops(vec![put(format!("s/{i}")), put(format!("u/{i}"))]);
+            c.txn(txn).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    println!(
+        "baseline: 2-key txn/s straight through Consensus on the leader: {raw:.0} ({ok} ok, {err} errors)"
+    );
+
+    // Creation (durable: committed by a quorum, fsync on each node).
+    let mut created = Vec::new();
+    for (name, h) in [
+        ("leader", &on_leader),
+        ("follower (forwarded)", &on_follower),
+    ] {
+        let h = h.clone();
+        let (ok, err, rate) = timed(tasks, secs, move |_| {
+            let h = h.clone();
+            async move { create(&h).await.map(|_| ()) }
+        })
+        .await;
+        println!("created/s via {name}: {rate:.0} ({ok} ok, {err} errors)");
+        created.push(rate);
+    }
+
+    // Validation (local read) of existing sessions.
+    let ids = Arc::new(create_n(&on_leader, 10_000, tasks).await);
+    let mut validated = Vec::new();
+    for (name, h) in [("leader", &on_leader), ("follower", &on_follower)] {
+        let (h, ids) = (h.clone(), ids.clone());
+        let (ok, err, rate) = timed(tasks, secs, move |i| {
+            let (h, ids) = (h.clone(), ids.clone());
+            async move {
+                let v = h.sessions().validate(&ids[i % ids.len()]).await;
+                v.map(|_| ()).map_err(|e| e.to_string())
+            }
+        })
+        .await;
+        println!("validated/s on {name}: {rate:.0} ({ok} ok, {err} errors)");
+        validated.push(rate);
+    }
+
+    // Memory and disk per 100k sessions (all three nodes live in this process).
+    let disk = || -> u64 {
+        let nodes = cluster.nodes.iter();
+        nodes.map(|n| dir_bytes(n.consensus.store().path())).sum()
+    };
+    let (disk_before, rss_before) = (disk(), rss_bytes());
+    let t = Instant::now();
+    create_n(&on_follower, n_mem, tasks).await;
+    let took = t.elapsed();
+    let rss = rss_bytes().saturating_sub(rss_before) as f64;
+    let disk_delta = disk().saturating_sub(disk_before) as f64;
+    let scale = 100_000.0 / n_mem as f64 / 1_048_576.0;
+    println!(
+        "{n_mem} more sessions in {took:.1?}; per 100k: RSS +{:.1} MiB for the 3 nodes together \
+         (sled page caches, capped at 256 MiB a node, and Raft buffers), disk +{:.1} MiB together",
+        rss * scale,
+        disk_delta * scale
+    );
+    let live = on_leader.sessions().count().await.expect("count");
+    println!(
+        "actor state per node: live set of {live} 8-byte fingerprints (~{:.1} MiB per 100k with the hash table)",
+        100_000.0 * 8.0 * 8.0 / 7.0 / 1_048_576.0
+    );
+
+    redis(tasks, secs, value, &created, &validated).await;
+    for rt in &runtimes {
+        rt.shutdown().await;
+    }
+}
+
+async fn redis(tasks: usize, secs: u64, value_len: usize, created: &[f64], validated: &[f64]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(server) = resp::RedisServer::start(dir.path()).await else {
+        println!("redis-server not found (apt-get install redis-server): Redis comparison skipped");
+        return;
+    };
+    let port = server.port;
+    let value = Arc::new(vec![b'x'; value_len]);
+    // One connection per caller: task t only ever uses i % tasks == t.
+    let mut list = Vec::new();
+    for _ in 0..tasks {
+        let c = resp::Resp::connect(port).await.expect("connect");
+        list.push(tokio::sync::Mutex::new(c));
+    }
+    let conns = Arc::new(list);
+    let ttl = IDLE.as_millis().to_string();
+    let set_conns = conns.clone();
+    let (ok, err, set_rate) = timed(tasks, secs, move |i| {
+        let (v, ttl, c) = (value.clone(), ttl.clone(), set_conns.clone());
+        async move {
+            let key = format!("session:{i:022}");
+            let args: [&[u8]; 5] = [b"SET", key.as_bytes(), &v, b"PX", ttl.as_bytes()];
+            let reply = c[i % c.len()].lock().await.cmd(&args).await;
+            reply.map(|_| ()).map_err(|e| e.to_string())
+        }
+    })
+    .await;
+    println!("redis SET PX (appendfsync always)/s: {set_rate:.0} ({ok} ok, {err} errors)");
+    // Keys 0..tasks were each written first by their task, so they exist.
+    let (ok, err, get_rate) = timed(tasks, secs, move |i| {
+        let c = conns.clone();
+        async move {
+            let key = format!("session:{:022}", i % tasks);
+            let reply = c[i % c.len()]
+                .lock()
+                .await
+                .cmd(&[b"GET", key.as_bytes()])
+                .await;
+            match reply {
+                Ok(resp::Reply::Bulk(Some(_))) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        }
+    })
+    .await;
+    println!("redis GET/s: {get_rate:.0} ({ok} ok, {err} errors)");
+    println!(
+        "ratios: create/SET via leader {:.2}, via follower {:.2}; validate/GET on leader {:.1}, \
+         on follower {:.1} (validation here is in-process; GET crosses loopback TCP)",
+        created[0] / set_rate,
+        created[1] / set_rate,
+        validated[0] / get_rate,
+        validated[1] / get_rate
+    );
+    drop(server);
+}

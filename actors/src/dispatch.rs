@@ -1,0 +1,64 @@
+//! One task per node that turns the consensus watch stream into casts to
+//! tenant actors: `session/` changes to the session manager (live set),
+//! `policy/` changes to the policy evaluator (reload). One subscriber per
+//! node rather than one per tenant keeps the fan-out independent of the
+//! number of tenants.
+
+use std::sync::Arc;
+
+use rsp_consensus::Consensus;
+use rsp_consensus::kv::{EventKind, WatchEvent};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::task::JoinHandle;
+
+use crate::policy::PolicyMsg;
+use crate::runtime::Directory;
+use crate::session_manager::SessionMsg;
+use crate::util::{POLICY_PREFIX, SESSION_PREFIX, fingerprint};
+
+pub(crate) fn spawn(consensus: &Consensus, directory: Arc<Directory>) -> JoinHandle<()> {
+    let mut rx = consensus.watch();
+    tokio::spawn(async move {
+        loop {
+            match rx.recv().await {
+                Ok(event) => route(&directory, &event),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "watch lagged; tenant actors resync from storage");
+                    for shared in directory.all() {
+                        let c = shared.children.read().unwrap_or_else(|p| p.into_inner());
+                        if let Some(a) = &c.sessions {
+                            let _ = a.cast(SessionMsg::Resync);
+                        }
+                        if let Some(a) = &c.policy {
+                            let _ = a.cast(PolicyMsg::Reload);
+                        }
+                    }
+                }
+                Err(RecvError::Closed) => break,
+            }
+        }
+    })
+}
+
+fn route(directory: &Directory, event: &WatchEvent) {
+    let Some(tenant) = event.key.keyspace.strip_prefix("t.") else {
+        return;
+    };
+    let Some(shared) = directory.get(tenant) else {
+        return;
+    };
+    let key = &event.key.key;
+    let children = shared.children.read().unwrap_or_else(|p| p.into_inner());
+    if let Some(handle) = key.strip_prefix(SESSION_PREFIX) {
+        if let Some(a) = &children.sessions {
+            let _ = a.cast(SessionMsg::Changed {
+                fp: fingerprint(handle),
+                live: event.kind == EventKind::Put,
+            });
+        }
+    } else if key.starts_with(POLICY_PREFIX)
+        && let Some(a) = &children.policy
+    {
+        let _ = a.cast(PolicyMsg::Reload);
+    }
+}

@@ -1,0 +1,155 @@
+//! The crate's one error type. Each variant has a stable [`ActorError::code`]
+//! and, where retrying later helps, a [`ActorError::retry_after`]; the API
+//! maps them to HTTP once (429/503 with `Retry-After`, 401, 423, 504...).
+
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
+use ractor::{ActorRef, Message, RpcReplyPort};
+use rsp_consensus::ConsensusError;
+
+/// A per-tenant quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Quota {
+    /// Requests per second through this tenant's handle (node share).
+    RequestsPerSecond,
+    /// Live sessions stored for the tenant.
+    Sessions,
+}
+
+impl Quota {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quota::RequestsPerSecond => "requests_per_second",
+            Quota::Sessions => "sessions",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ActorError {
+    /// The tenant already has its maximum of calls in flight on this node.
+    #[error("tenant {tenant} is overloaded on this node")]
+    Overloaded {
+        tenant: String,
+        retry_after: Duration,
+    },
+    #[error("quota {} exceeded (limit {limit})", quota.as_str())]
+    QuotaExceeded {
+        quota: Quota,
+        limit: u64,
+        retry_after: Option<Duration>,
+    },
+    #[error("rate limit {kind} exceeded")]
+    RateLimited { kind: String, retry_after: Duration },
+    /// Too many failed logins; the account is locked until `until_ms`
+    /// (Unix milliseconds).
+    #[error("the account is temporarily locked")]
+    Locked { until_ms: u64 },
+    /// The tenant's actors failed more often than the restart budget allows.
+    #[error("tenant {tenant} is degraded")]
+    Degraded {
+        tenant: String,
+        retry_after: Duration,
+    },
+    /// The actor that serves this call is being restarted.
+    #[error("a tenant actor is restarting")]
+    Restarting { retry_after: Duration },
+    /// An actor did not answer in time.
+    #[error("the tenant actor did not answer in time")]
+    Timeout,
+    /// Unknown, expired and revoked sessions look the same to callers.
+    #[error("session not found, expired or revoked")]
+    SessionNotFound,
+    #[error("invalid tenant id: {0}")]
+    InvalidTenant(String),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    /// No quorum could be reached; nothing stale was answered.
+    #[error("the cluster is unavailable: {0}")]
+    Unavailable(String),
+    /// A write was sent but not answered in time: it may have been applied.
+    #[error("no answer in time; the outcome of the write is unknown")]
+    OutcomeUnknown,
+    #[error("too many concurrent updates of {0}; retry")]
+    Contention(String),
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl ActorError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ActorError::Overloaded { .. } => "overloaded",
+            ActorError::QuotaExceeded { .. } => "quota_exceeded",
+            ActorError::RateLimited { .. } => "rate_limited",
+            ActorError::Locked { .. } => "account_locked",
+            ActorError::Degraded { .. } => "tenant_degraded",
+            ActorError::Restarting { .. } => "restarting",
+            ActorError::Timeout => "timeout",
+            ActorError::SessionNotFound => "session_not_found",
+            ActorError::InvalidTenant(_) => "invalid_tenant",
+            ActorError::InvalidInput(_) => "invalid_input",
+            ActorError::Unavailable(_) => "unavailable",
+            ActorError::OutcomeUnknown => "outcome_unknown",
+            ActorError::Contention(_) => "contention",
+            ActorError::ShuttingDown => "shutting_down",
+            ActorError::Internal(_) => "internal",
+        }
+    }
+
+    /// How long a client should wait before retrying, where that helps.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ActorError::Overloaded { retry_after, .. }
+            | ActorError::RateLimited { retry_after, .. }
+            | ActorError::Degraded { retry_after, .. }
+            | ActorError::Restarting { retry_after } => Some(*retry_after),
+            ActorError::QuotaExceeded { retry_after, .. } => *retry_after,
+            ActorError::Locked { until_ms } => Some(Duration::from_millis(
+                until_ms.saturating_sub(crate::util::now_ms()),
+            )),
+            ActorError::Unavailable(_) | ActorError::Contention(_) => Some(Duration::from_secs(1)),
+            _ => None,
+        }
+    }
+}
+
+impl From<ConsensusError> for ActorError {
+    fn from(e: ConsensusError) -> Self {
+        match e {
+            ConsensusError::Unavailable(m) => ActorError::Unavailable(m),
+            ConsensusError::Timeout => ActorError::OutcomeUnknown,
+            ConsensusError::BadRequest(m) => ActorError::InvalidInput(m),
+            ConsensusError::ShuttingDown => ActorError::ShuttingDown,
+            other => ActorError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// How long callers are told to wait while an actor restarts.
+pub(crate) const RESTART_RETRY: Duration = Duration::from_millis(200);
+
+/// `actor.call` with a timeout, its failures mapped to [`ActorError`].
+pub(crate) async fn call<M, T>(
+    actor: &ActorRef<M>,
+    build: impl FnOnce(RpcReplyPort<T>) -> M,
+    timeout: Duration,
+) -> Result<T, ActorError>
+where
+    M: Message,
+    T: Send + 'static,
+{
+    match actor.call(build, Some(timeout)).await {
+        Ok(CallResult::Success(t)) => Ok(t),
+        Ok(CallResult::Timeout) => Err(ActorError::Timeout),
+        // The actor died with the message in its mailbox, or before it.
+        Ok(CallResult::SenderError) | Err(_) => Err(ActorError::Restarting {
+            retry_after: RESTART_RETRY,
+        }),
+    }
+}

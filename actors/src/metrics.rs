@@ -1,0 +1,151 @@
+//! Prometheus metrics of the tenant runtime, labelled by tenant and
+//! registered in the registry the caller passes in (no global registry).
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::error::ActorError;
+
+#[derive(Clone)]
+pub struct ActorMetrics {
+    pub active_sessions: IntGaugeVec,
+    pub rate_limited: IntCounterVec,
+    pub quota_rejections: IntCounterVec,
+    pub restarts: IntCounterVec,
+    pub in_flight: IntGaugeVec,
+    pub overloaded: IntCounterVec,
+    pub degraded: IntGaugeVec,
+    pub running_tenants: IntGauge,
+}
+
+fn gauge_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntGaugeVec> {
+    let v = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(v.clone()))?;
+    Ok(v)
+}
+
+fn counter_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::Result<IntCounterVec> {
+    let v = IntCounterVec::new(Opts::new(name, help), labels)?;
+    r.register(Box::new(v.clone()))?;
+    Ok(v)
+}
+
+impl ActorMetrics {
+    pub fn register(r: &Registry) -> Result<ActorMetrics, ActorError> {
+        let build = || -> prometheus::Result<ActorMetrics> {
+            let running_tenants = IntGauge::new(
+                "rsp_tenant_running",
+                "Tenants with a running supervisor on this node",
+            )?;
+            r.register(Box::new(running_tenants.clone()))?;
+            Ok(ActorMetrics {
+                active_sessions: gauge_vec(
+                    r,
+                    "rsp_tenant_active_sessions",
+                    "Live sessions of the tenant (this node's applied view)",
+                    &["tenant"],
+                )?,
+                rate_limited: counter_vec(
+                    r,
+                    "rsp_tenant_rate_limited_total",
+                    "Calls refused by a rate limit",
+                    &["tenant", "kind"],
+                )?,
+                quota_rejections: counter_vec(
+                    r,
+                    "rsp_tenant_quota_rejections_total",
+                    "Calls refused by a tenant quota",
+                    &["tenant", "quota"],
+                )?,
+                restarts: counter_vec(
+                    r,
+                    "rsp_tenant_actor_restarts_total",
+                    "Tenant actors restarted after a failure",
+                    &["tenant", "actor"],
+                )?,
+                in_flight: gauge_vec(
+                    r,
+                    "rsp_tenant_in_flight",
+                    "Calls in flight (admitted, not answered) for the tenant on this node",
+                    &["tenant"],
+                )?,
+                overloaded: counter_vec(
+                    r,
+                    "rsp_tenant_overloaded_total",
+                    "Calls refused because the tenant had too many in flight",
+                    &["tenant"],
+                )?,
+                degraded: gauge_vec(
+                    r,
+                    "rsp_tenant_degraded",
+                    "1 while the tenant is degraded on this node",
+                    &["tenant"],
+                )?,
+                running_tenants,
+            })
+        };
+        build().map_err(|e| ActorError::Internal(format!("metrics: {e}")))
+    }
+
+    pub(crate) fn for_tenant(&self, tenant: &str) -> TenantMetrics {
+        TenantMetrics {
+            active_sessions: self.active_sessions.with_label_values(&[tenant]),
+            in_flight: self.in_flight.with_label_values(&[tenant]),
+            overloaded: self.overloaded.with_label_values(&[tenant]),
+            degraded: self.degraded.with_label_values(&[tenant]),
+            all: self.clone(),
+            tenant: tenant.to_string(),
+        }
+    }
+}
+
+/// The label values of one tenant, resolved once.
+#[derive(Clone)]
+pub(crate) struct TenantMetrics {
+    pub active_sessions: IntGauge,
+    pub in_flight: IntGauge,
+    pub overloaded: IntCounter,
+    pub degraded: IntGauge,
+    all: ActorMetrics,
+    tenant: String,
+}
+
+impl TenantMetrics {
+    pub fn rate_limited(&self, kind: &str) {
+        self.all
+            .rate_limited
+            .with_label_values(&[self.tenant.as_str(), kind])
+            .inc();
+    }
+
+    pub fn quota_rejected(&self, quota: crate::error::Quota) {
+        self.all
+            .quota_rejections
+            .with_label_values(&[self.tenant.as_str(), quota.as_str()])
+            .inc();
+    }
+
+    pub fn restarted(&self, actor: &str) {
+        self.all
+            .restarts
+            .with_label_values(&[self.tenant.as_str(), actor])
+            .inc();
+    }
+
+    /// Drop this tenant's gauges when it stops on this node.
+    pub fn remove_gauges(&self) {
+        let t = [self.tenant.as_str()];
+        let _ = self.all.active_sessions.remove_label_values(&t);
+        let _ = self.all.in_flight.remove_label_values(&t);
+        let _ = self.all.degraded.remove_label_values(&t);
+    }
+}

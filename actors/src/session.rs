@@ -1,0 +1,231 @@
+//! Session types and their stored form.
+//!
+//! A session id is 128 random bits, base64url (22 characters): a bearer
+//! secret, zeroized on drop and never printed. Storage never sees it: the
+//! record is kept under its [`SessionHandle`], the base64url of the first
+//! 128 bits of SHA-256(id), so a snapshot or backup holds no usable tokens.
+//! The handle is public (lists, audit logs, revocation by an admin).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::ActorError;
+use crate::util::{b64url, is_b64url};
+
+const ID_BYTES: usize = 16;
+const ID_CHARS: usize = 22;
+
+/// Format version of [`SessionRecord`].
+const RECORD_FORMAT: u8 = 1;
+
+/// A session's bearer secret.
+#[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
+pub struct SessionId(String);
+
+impl SessionId {
+    pub(crate) fn generate() -> SessionId {
+        let mut bytes: [u8; ID_BYTES] = rand::random();
+        let id = SessionId(b64url(&bytes));
+        bytes.zeroize();
+        id
+    }
+
+    /// Accept a presented id (cookie, header) if it has the right shape.
+    pub fn parse(s: &str) -> Result<SessionId, ActorError> {
+        if is_b64url(s, ID_CHARS) {
+            Ok(SessionId(s.to_string()))
+        } else {
+            // Shape errors look like unknown sessions to callers.
+            Err(ActorError::SessionNotFound)
+        }
+    }
+
+    /// The secret, for setting a cookie. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn handle(&self) -> SessionHandle {
+        let digest = Sha256::digest(self.0.as_bytes());
+        SessionHandle(b64url(&digest[..16]))
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(<redacted>)")
+    }
+}
+
+/// Public name of a session (derived from, and not revealing, its id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SessionHandle(pub(crate) String);
+
+impl SessionHandle {
+    pub fn parse(s: &str) -> Result<SessionHandle, ActorError> {
+        if is_b64url(s, ID_CHARS) {
+            Ok(SessionHandle(s.to_string()))
+        } else {
+            Err(ActorError::InvalidInput("malformed session handle".into()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What is stored under `session/<handle>`, bincode-encoded (varints).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SessionRecord {
+    pub format: u8,
+    pub user_id: String,
+    pub created_ms: u64,
+    pub last_seen_ms: u64,
+    pub idle_timeout_ms: u64,
+    pub absolute_expires_ms: u64,
+    pub attrs: BTreeMap<String, String>,
+}
+
+impl SessionRecord {
+    pub fn new(
+        user_id: &str,
+        attrs: BTreeMap<String, String>,
+        now_ms: u64,
+        idle: Duration,
+        lifetime: Duration,
+    ) -> SessionRecord {
+        SessionRecord {
+            format: RECORD_FORMAT,
+            user_id: user_id.to_string(),
+            created_ms: now_ms,
+            last_seen_ms: now_ms,
+            idle_timeout_ms: idle.as_millis() as u64,
+            absolute_expires_ms: now_ms.saturating_add(lifetime.as_millis() as u64),
+            attrs,
+        }
+    }
+
+    pub fn expires_at_ms(&self) -> u64 {
+        self.last_seen_ms
+            .saturating_add(self.idle_timeout_ms)
+            .min(self.absolute_expires_ms)
+    }
+
+    /// TTL for the key written at `now_ms`: until the earlier expiry.
+    pub fn ttl_ms(&self, now_ms: u64) -> u64 {
+        self.expires_at_ms().saturating_sub(now_ms).max(1)
+    }
+
+    /// Whether a validation at `now_ms` should also slide the idle timeout.
+    pub fn wants_touch(&self, now_ms: u64, divisor: u32) -> bool {
+        let step = self.idle_timeout_ms / u64::from(divisor.max(1));
+        now_ms.saturating_sub(self.last_seen_ms) > step
+            && self.last_seen_ms.saturating_add(self.idle_timeout_ms) < self.absolute_expires_ms
+    }
+
+    pub fn info(&self, handle: SessionHandle) -> SessionInfo {
+        SessionInfo {
+            handle,
+            user_id: self.user_id.clone(),
+            attrs: self.attrs.clone(),
+            created_ms: self.created_ms,
+            last_seen_ms: self.last_seen_ms,
+            expires_at_ms: self.expires_at_ms(),
+            absolute_expires_ms: self.absolute_expires_ms,
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+        }
+    }
+}
+
+/// A session as callers see it (no secret inside).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SessionInfo {
+    pub handle: SessionHandle,
+    pub user_id: String,
+    pub attrs: BTreeMap<String, String>,
+    pub created_ms: u64,
+    pub last_seen_ms: u64,
+    /// When it ends unless touched: the earlier of idle and absolute expiry.
+    pub expires_at_ms: u64,
+    pub absolute_expires_ms: u64,
+    pub idle_timeout: Duration,
+}
+
+/// A new session: the secret to hand to the client, and its details.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: SessionId,
+    pub info: SessionInfo,
+}
+
+/// What a revocation did and where it is known to be in force.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Revocation {
+    /// Sessions deleted.
+    pub revoked: u64,
+    /// Members that confirmed having applied the deletion.
+    pub confirmed: Vec<u64>,
+    /// Members that did not confirm in time; revoke returned only after the
+    /// local-read silence bound had passed, so they serve no stale
+    /// validation (see docs/actors.md).
+    pub fenced: Vec<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_22_char_base64url_and_their_handles_differ_from_them() {
+        let id = SessionId::generate();
+        assert_eq!(id.expose().len(), 22);
+        assert!(SessionId::parse(id.expose()).is_ok());
+        assert_ne!(id.handle().as_str(), id.expose());
+        assert_eq!(id.handle(), SessionId::parse(id.expose()).unwrap().handle());
+        assert!(!format!("{id:?}").contains(id.expose()));
+        assert!(SessionId::parse("short").is_err());
+    }
+
+    #[test]
+    fn a_typical_record_encodes_well_under_a_kibibyte() {
+        let attrs = BTreeMap::from([("amr".to_string(), "pwd".to_string())]);
+        let r = SessionRecord::new(
+            "user-0123456789",
+            attrs,
+            1_700_000_000_000,
+            Duration::from_secs(1800),
+            Duration::from_secs(86400),
+        );
+        let bytes = crate::util::encode(&r).unwrap();
+        assert!(bytes.len() < 100, "{} bytes", bytes.len());
+        let back: SessionRecord = crate::util::decode("session", &bytes).unwrap();
+        assert_eq!(back, r);
+    }
+
+    #[test]
+    fn touches_are_wanted_only_after_a_tenth_of_the_idle_timeout() {
+        let r = SessionRecord::new(
+            "u",
+            BTreeMap::new(),
+            0,
+            Duration::from_secs(100),
+            Duration::from_secs(1000),
+        );
+        assert!(!r.wants_touch(10_000, 10));
+        assert!(r.wants_touch(10_001, 10));
+        assert_eq!(r.expires_at_ms(), 100_000);
+        assert_eq!(r.ttl_ms(40_000), 60_000);
+    }
+}

@@ -1,0 +1,181 @@
+//! The Raft writes behind the session manager: creation in batches (one
+//! transaction for every creation that queued up while earlier ones were
+//! being committed) and the sliding touch.
+
+use rsp_consensus::Consistency;
+use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Txn, TxnOp};
+
+use ractor::RpcReplyPort;
+
+use crate::error::ActorError;
+use crate::session::{Session, SessionHandle, SessionId, SessionInfo, SessionRecord};
+use crate::tenant::TenantShared;
+use crate::util::{decode, encode, fingerprint, now_ms, session_key, user_session_key};
+
+/// Most creations in one transaction (~1.3 KiB each at most: well inside
+/// the 1 MiB command limit).
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// A validated creation request.
+pub(crate) struct CreateRequest {
+    pub user_id: String,
+    pub record: SessionRecord,
+}
+
+/// A creation waiting to be written, with its caller's reply port.
+pub(crate) struct NewSession {
+    pub req: CreateRequest,
+    pub id: SessionId,
+    pub handle: SessionHandle,
+    pub reply: RpcReplyPort<Result<Session, ActorError>>,
+}
+
+impl NewSession {
+    pub fn new(req: CreateRequest, reply: RpcReplyPort<Result<Session, ActorError>>) -> Self {
+        let id = SessionId::generate();
+        let handle = id.handle();
+        NewSession {
+            req,
+            id,
+            handle,
+            reply,
+        }
+    }
+
+    pub fn fingerprint(&self) -> u64 {
+        fingerprint(self.handle.as_str().as_bytes())
+    }
+
+    /// Compare and puts of this session, for a transaction.
+    fn ops(&self, shared: &TenantShared) -> Result<(Compare, [TxnOp; 2]), ActorError> {
+        let ks = &shared.keyspace;
+        let key = session_key(ks, self.handle.as_str());
+        let ttl = Some(self.req.record.ttl_ms(now_ms()));
+        let value = encode(&self.req.record)?;
+        let index = user_session_key(ks, &self.req.user_id, self.handle.as_str());
+        let compare = Compare {
+            key: key.clone(),
+            target: CompareTarget::Exists(false),
+        };
+        let puts = [
+            TxnOp::Put {
+                key,
+                value,
+                ttl_ms: ttl,
+            },
+            TxnOp::Put {
+                key: index,
+                value: Vec::new(),
+                ttl_ms: ttl,
+            },
+        ];
+        Ok((compare, puts))
+    }
+
+    /// Send the caller its answer.
+    pub fn answer(self, result: Result<(), ActorError>) {
+        let session = result.map(|()| Session {
+            info: self.req.record.info(self.handle),
+            id: self.id,
+        });
+        let _ = self.reply.send(session);
+    }
+}
+
+/// Write `batch` in one transaction. Returns each session with its
+/// outcome; the caller reports to the actor first and then answers, so a
+/// caller's next request never finds its finished creation still pending.
+pub(crate) async fn write_batch(
+    shared: &TenantShared,
+    batch: Vec<NewSession>,
+) -> Vec<(NewSession, Result<(), ActorError>)> {
+    let mut txn = Txn::default();
+    let mut ready = Vec::with_capacity(batch.len());
+    let mut done = Vec::new();
+    for s in batch {
+        match s.ops(shared) {
+            Ok((compare, puts)) => {
+                txn.compares.push(compare);
+                txn.success.extend(puts);
+                ready.push(s);
+            }
+            Err(e) => done.push((s, Err(e))),
+        }
+    }
+    if ready.is_empty() {
+        return done;
+    }
+    let all = |ready: Vec<NewSession>, r: Result<(), ActorError>| {
+        ready.into_iter().map(move |s| (s, r.clone()))
+    };
+    match shared.consensus.txn(txn).await {
+        Ok(resp) if resp.succeeded => done.extend(all(ready, Ok(()))),
+        // 2^-128 per pair of sessions; refuse rather than overwrite.
+        Ok(_) if ready.len() == 1 => done.extend(all(
+            ready,
+            Err(ActorError::Internal("session id collision".into())),
+        )),
+        Ok(_) => {
+            // One id collided: write them one by one so only it fails.
+            for s in ready {
+                done.extend(Box::pin(write_batch(shared, vec![s])).await);
+            }
+        }
+        Err(e) => done.extend(all(ready, Err(ActorError::from(e)))),
+    }
+    done
+}
+
+/// Slide the idle timeout: rewrite the record (and its index entry) with a
+/// new TTL, only if nobody changed or deleted it since we read it.
+pub(crate) async fn write_touch(
+    shared: &TenantShared,
+    handle: &SessionHandle,
+) -> Result<SessionInfo, ActorError> {
+    let ks = &shared.keyspace;
+    let key = session_key(ks, handle.as_str());
+    let (kv, _) = shared.consensus.get(&key, Consistency::Local).await?;
+    let kv = kv.ok_or(ActorError::SessionNotFound)?;
+    let mut record: SessionRecord = decode("session", &kv.value)?;
+    let now = now_ms();
+    if record.expires_at_ms() <= now {
+        return Err(ActorError::SessionNotFound);
+    }
+    record.last_seen_ms = now;
+    let ttl = Some(record.ttl_ms(now));
+    let txn = Txn {
+        compares: vec![Compare {
+            key: key.clone(),
+            target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
+        }],
+        success: vec![
+            TxnOp::Put {
+                key,
+                value: encode(&record)?,
+                ttl_ms: ttl,
+            },
+            TxnOp::Put {
+                key: user_session_key(ks, &record.user_id, handle.as_str()),
+                value: Vec::new(),
+                ttl_ms: ttl,
+            },
+        ],
+        failure: Vec::new(),
+    };
+    let resp = shared.consensus.txn(txn).await?;
+    if resp.succeeded {
+        return Ok(record.info(handle.clone()));
+    }
+    // Touched elsewhere meanwhile, or revoked: a revoked session must not
+    // come back, so report what is stored now.
+    let (kv, _) = shared
+        .consensus
+        .get(&session_key(ks, handle.as_str()), Consistency::Linearizable)
+        .await?;
+    let kv = kv.ok_or(ActorError::SessionNotFound)?;
+    let current: SessionRecord = decode("session", &kv.value)?;
+    if current.expires_at_ms() <= now_ms() {
+        return Err(ActorError::SessionNotFound);
+    }
+    Ok(current.info(handle.clone()))
+}

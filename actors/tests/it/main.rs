@@ -1,0 +1,10 @@
+//! Integration tests of the tenant runtime on in-process clusters. One test
+//! binary (modules below) so the workspace links it once.
+
+mod expiry;
+mod lockout;
+mod overload;
+mod quota;
+mod sessions;
+mod supervision;
+mod support;

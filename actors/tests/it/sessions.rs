@@ -1,0 +1,172 @@
+//! Sessions across a three-node cluster: valid everywhere, surviving the
+//! loss of the node that made them, and revoked everywhere on return.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rsp_actors::{ActorError, SessionId};
+
+use crate::support::{config, start};
+
+const MIN: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_made_on_a_validates_on_b_and_c_survives_a_and_revoke_on_b_is_in_force_on_c() {
+    let nodes = start(3, config()).await;
+    let (a, b, c) = (
+        nodes.rt(1).tenant("acme").await.expect("a"),
+        nodes.rt(2).tenant("acme").await.expect("b"),
+        nodes.rt(3).tenant("acme").await.expect("c"),
+    );
+    let attrs = BTreeMap::from([("amr".to_string(), "pwd".to_string())]);
+    let s = a
+        .sessions()
+        .create("alice", attrs.clone(), MIN, HOUR)
+        .await
+        .expect("create on A");
+    // Presented to another node right away (read-your-writes across nodes).
+    for (name, h) in [("B", &b), ("C", &c)] {
+        let info = h
+            .sessions()
+            .validate(&s.id)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(info.user_id, "alice");
+        assert_eq!(info.attrs, attrs);
+        assert_eq!(info.handle, s.info.handle);
+    }
+
+    // Node A (the first leader) goes away.
+    nodes.rt(1).shutdown().await;
+    nodes.cluster.stop(1).await;
+    for (name, h) in [("B", &b), ("C", &c)] {
+        let presented = SessionId::parse(s.id.expose()).expect("id parses");
+        h.sessions()
+            .validate(&presented)
+            .await
+            .unwrap_or_else(|e| panic!("{name} after A stopped: {e}"));
+    }
+
+    let revocation = b.sessions().revoke(&s.id).await.expect("revoke on B");
+    println!("revocation: {revocation:?}");
+    assert_eq!(revocation.revoked, 1);
+    assert!(revocation.confirmed.contains(&2) && revocation.confirmed.contains(&3));
+    assert_eq!(revocation.fenced, vec![1]);
+    for (name, h) in [("C", &c), ("B", &b)] {
+        assert!(
+            matches!(
+                h.sessions().validate(&s.id).await,
+                Err(ActorError::SessionNotFound)
+            ),
+            "{name} still accepts a revoked session"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_sessions_are_listed_and_revoked_together_from_any_node() {
+    let nodes = start(3, config()).await;
+    let mut handles = Vec::new();
+    for id in 1..=3 {
+        handles.push(nodes.rt(id).tenant("acme").await.expect("tenant"));
+    }
+    let mut bobs = Vec::new();
+    for h in &handles {
+        bobs.push(
+            h.sessions()
+                .create("bob", BTreeMap::new(), MIN, HOUR)
+                .await
+                .expect("create"),
+        );
+    }
+    // A user id that extends bob's must not be caught by bob's prefix.
+    let other = handles[0]
+        .sessions()
+        .create("bob/evil", BTreeMap::new(), MIN, HOUR)
+        .await
+        .expect("create");
+
+    let listed = handles[2]
+        .sessions()
+        .list_for_user("bob")
+        .await
+        .expect("list");
+    let mut got: Vec<_> = listed.iter().map(|i| i.handle.clone()).collect();
+    let mut want: Vec<_> = bobs.iter().map(|s| s.info.handle.clone()).collect();
+    got.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    want.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    assert_eq!(got, want);
+
+    let r = handles[1]
+        .sessions()
+        .revoke_all_for_user("bob")
+        .await
+        .expect("revoke all");
+    assert_eq!(r.revoked, 3);
+    assert!(r.fenced.is_empty(), "{r:?}");
+    for h in &handles {
+        for s in &bobs {
+            assert!(matches!(
+                h.sessions().validate(&s.id).await,
+                Err(ActorError::SessionNotFound)
+            ));
+        }
+        h.sessions()
+            .validate(&other.id)
+            .await
+            .expect("bob/evil unaffected");
+    }
+    assert!(
+        handles[0]
+            .sessions()
+            .list_for_user("bob")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creations_share_transactions_yet_each_gets_its_own_valid_session() {
+    let nodes = start(3, config()).await;
+    let on_2 = nodes.rt(2).tenant("acme").await.expect("tenant");
+    let mut tasks = Vec::new();
+    for i in 0..100 {
+        let h = on_2.clone();
+        tasks.push(tokio::spawn(async move {
+            let user = format!("user{}", i % 7);
+            h.sessions().create(&user, BTreeMap::new(), MIN, HOUR).await
+        }));
+    }
+    let mut made = Vec::new();
+    for t in tasks {
+        made.push(t.await.expect("task").expect("create"));
+    }
+    let mut handles: Vec<_> = made
+        .iter()
+        .map(|s| s.info.handle.as_str().to_string())
+        .collect();
+    handles.sort();
+    handles.dedup();
+    assert_eq!(handles.len(), 100, "duplicate sessions");
+    let on_3 = nodes.rt(3).tenant("acme").await.expect("tenant");
+    for s in &made {
+        let info = on_3
+            .sessions()
+            .validate(&s.id)
+            .await
+            .expect("valid on node 3");
+        assert_eq!(info.user_id, s.info.user_id);
+    }
+    // Every node's live set follows the writes through watch events.
+    for id in 1..=3 {
+        let h = nodes.rt(id).tenant("acme").await.expect("tenant");
+        crate::support::wait_for(
+            "live set counts all sessions",
+            Duration::from_secs(5),
+            || async { (h.sessions().count().await.ok() == Some(100)).then_some(()) },
+        )
+        .await;
+    }
+}
