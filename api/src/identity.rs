@@ -4,10 +4,12 @@
 //! - [`crypto`]: the key-encryption key, keyed hashes, random tokens;
 //! - [`keys`]: per-tenant signing keys, JWKS, rotation;
 //! - [`passwords`]: argon2id on a bounded blocking pool;
-//! - [`users`], [`clients`]: accounts and OAuth clients.
+//! - [`users`], [`clients`]: accounts and OAuth clients;
+//! - [`factors`]: second factors (TOTP).
 
 pub mod clients;
 pub mod crypto;
+pub mod factors;
 pub mod keys;
 pub mod passwords;
 pub mod users;
@@ -22,6 +24,7 @@ pub struct Identity {
     pub keys: keys::KeyService,
     pub users: users::UserService,
     pub clients: clients::ClientService,
+    pub factors: factors::FactorService,
     pub kek: Arc<crypto::KekCell>,
 }
 
@@ -34,7 +37,8 @@ impl Identity {
         Identity {
             keys: keys::KeyService::new(consensus.clone(), kek.clone()),
             users: users::UserService::new(consensus.clone(), hasher),
-            clients: clients::ClientService::new(consensus, kek.clone()),
+            clients: clients::ClientService::new(consensus.clone(), kek.clone()),
+            factors: factors::FactorService::new(consensus, kek.clone()),
             kek,
         }
     }
