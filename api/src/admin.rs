@@ -3,7 +3,9 @@
 
 pub mod accounts;
 pub mod cluster;
+pub mod factors;
 pub mod kv;
+pub mod policies;
 pub mod tenants;
 
 use axum::Router;
@@ -25,6 +27,42 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/v1/tenants/{tenant}/clients",
             post(accounts::create_client),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/users/{user}/factors",
+            post(factors::create).get(factors::list),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/users/{user}/factors/{factor}",
+            axum::routing::delete(factors::delete),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/policies",
+            get(policies::get_policies).put(policies::put_policies),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/policies/versions",
+            get(policies::versions),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/policies/versions/{n}",
+            get(policies::version),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/policies/versions/{n}/restore",
+            post(policies::restore),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/policies/links",
+            get(policies::links),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/policies/links/{id}",
+            axum::routing::put(policies::put_link).delete(policies::delete_link),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/entities",
+            get(policies::get_entities).put(policies::put_entities),
         )
         .route("/admin/v1/cluster", get(cluster::status))
         .route("/admin/v1/cluster/nodes", post(cluster::add_node))

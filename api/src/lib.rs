@@ -9,13 +9,15 @@
 //! - [`extract`]: extractors that check credentials and answer bad input in
 //!   the API's error format.
 //! - [`error`]: the one error type and its HTTP mapping.
-//! - [`admin`]: `/admin/v1/...` handlers; [`ops`]: health, readiness,
+//! - [`admin`]: `/admin/v1/...` handlers; [`authz`]: Cedar decisions and
+//!   AuthZEN under each issuer; [`ops`]: health, readiness,
 //!   metrics; [`tenants`]: the tenant service (no HTTP types).
 //!
 //! Not for: storage or Raft (it reads and writes only through
 //! `rsp-consensus`), listening sockets or TLS (that is `rsp-node`).
 
 pub mod admin;
+pub mod authz;
 pub mod error;
 pub mod extract;
 pub mod identity;
@@ -56,6 +58,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(admin::router())
         .merge(oidc::router())
+        .merge(authz::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)

@@ -10,16 +10,31 @@
 //! - endpoints: [`token_endpoint`] (with one file per grant in [`grants`]),
 //!   [`userinfo`], [`introspection`], [`revocation`], [`device`], [`par`];
 //!   [`http`] is their form and header plumbing.
+//! - the browser side: [`authorize`] (the authorization endpoint), [`login`],
+//!   [`consent`], [`logout`] (RP-initiated logout), [`device_page`] (the
+//!   device flow's verification page); [`browser_session`] (session cookie,
+//!   tenant actors, the second-factor seam), [`csrf`] (anti-forgery and
+//!   sealed form state), [`id_token_hint`], [`pages`] (templates, security
+//!   headers, error pages).
 
+pub mod authorize;
+pub mod browser_session;
 pub mod claims;
 pub mod client_auth;
 pub mod codes;
+pub mod consent;
+pub mod csrf;
 pub mod device;
+pub mod device_page;
 pub mod discovery;
 pub mod error;
 pub mod grants;
 pub mod http;
+pub mod id_token_hint;
 pub mod introspection;
+pub mod login;
+pub mod logout;
+pub mod pages;
 pub mod par;
 pub mod request;
 pub mod revocation;
@@ -57,4 +72,15 @@ pub fn router() -> Router<AppState> {
             post(device::device_authorization),
         )
         .route("/t/{tenant}/par", post(par::push))
+        .route(
+            "/t/{tenant}/authorize",
+            get(authorize::get).post(authorize::post),
+        )
+        .route("/t/{tenant}/login", post(login::post))
+        .route("/t/{tenant}/consent", post(consent::post))
+        .route("/t/{tenant}/logout", get(logout::get).post(logout::post))
+        .route(
+            "/t/{tenant}/device",
+            get(device_page::get).post(device_page::post),
+        )
 }

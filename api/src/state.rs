@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::authz::AuthzServices;
 use crate::identity::Identity;
+use crate::oidc::browser_session::BrowserServices;
 use crate::oidc::services::{OidcConfig, OidcServices};
 use crate::tenants::TenantService;
 
@@ -47,6 +49,11 @@ pub struct AppState {
     pub identity: Identity,
     /// Codes, tokens, client authentication, device flow, PAR.
     pub oidc: OidcServices,
+    /// Cedar policy stores and decisions; the built-in admin policies.
+    pub authz: AuthzServices,
+    /// The browser side: the tenant actor runtime (sessions, lockout, rate
+    /// limits) and the second-factor seam.
+    pub browser: BrowserServices,
     /// The node's public URL without a trailing slash; issuers are
     /// `{public_url}/t/{tenant}`.
     pub public_url: Arc<str>,
@@ -67,6 +74,8 @@ impl AppState {
                 public_url,
                 OidcConfig::default(),
             ),
+            browser: BrowserServices::with_factors(identity.factors.clone()),
+            authz: AuthzServices::new(consensus.clone(), rsp_policies::PolicyConfig::default()),
             public_url: Arc::from(public_url.trim_end_matches('/')),
             tenants: TenantService::new(consensus.clone()),
             identity,
@@ -74,5 +83,16 @@ impl AppState {
             admin_token,
             registry,
         }
+    }
+
+    /// Give the browser pages this node's tenant actor runtime; without
+    /// one they answer 503.
+    pub fn with_runtime(mut self, runtime: rsp_actors::TenantRuntime) -> Self {
+        self.browser = BrowserServices::new(
+            Some(runtime),
+            self.browser.factors.clone(),
+            (*self.browser.config).clone(),
+        );
+        self
     }
 }

@@ -442,3 +442,83 @@ async fn users_and_clients_are_created_in_existing_tenants_only() {
     }
     n.consensus.shutdown().await;
 }
+
+#[tokio::test]
+async fn totp_factors_are_imported_listed_without_secrets_and_removed() {
+    let n = node().await;
+    let (s, _) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants",
+        Some(TOKEN),
+        json_body(json!({"id": "acme"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let user = json!({"username": "carol", "password": "correct horse battery"});
+    let (_, v) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/acme/users",
+        Some(TOKEN),
+        json_body(user),
+    )
+    .await;
+    let id = v["id"].as_str().expect("user id").to_string();
+    let base = format!("/admin/v1/tenants/acme/users/{id}/factors");
+    let secret = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        &base,
+        Some(TOKEN),
+        json_body(json!({"type": "totp", "secret": secret})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let factor = v["id"].as_str().expect("factor id").to_string();
+    let (s, v) = call(&n.app, "GET", &base, Some(TOKEN), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v.as_array().map(Vec::len), Some(1));
+    assert!(
+        !v.to_string().contains(secret),
+        "the seed must never be listed: {v}"
+    );
+    let (s, v) = call(
+        &n.app,
+        "POST",
+        &base,
+        Some(TOKEN),
+        json_body(json!({"type": "sms", "secret": secret})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let (s, _) = call(
+        &n.app,
+        "POST",
+        "/admin/v1/tenants/acme/users/nobody/factors",
+        Some(TOKEN),
+        json_body(json!({"type": "totp", "secret": secret})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = call(
+        &n.app,
+        "DELETE",
+        &format!("{base}/{factor}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = call(
+        &n.app,
+        "DELETE",
+        &format!("{base}/{factor}"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    n.consensus.shutdown().await;
+}

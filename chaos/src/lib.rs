@@ -24,6 +24,9 @@
 //! - [`admin`]: [`AdminClient`], a typed client for the admin API that keeps
 //!   status codes and error bodies visible.
 //! - [`wait`]: waiting on conditions with a deadline.
+//! - [`experiments`]: named chaos experiments with steady-state hypotheses
+//!   (`rsp-chaos list`, `rsp-chaos run NAME`), and the fault vocabulary
+//!   ([`experiments::faults`]) that the Jepsen nemesis shares.
 //!
 //! Not for: in-process tests of the node's crates (they have their own test
 //! routers), or asserting anything about the cluster by itself: the tests,
@@ -32,6 +35,7 @@
 pub mod admin;
 pub mod binary;
 pub mod cluster;
+pub mod experiments;
 pub mod process;
 pub mod proxy;
 pub mod spec;

@@ -1,1 +1,34 @@
-//! rsp-jepsen
+//! `rsp-jepsen`: Jepsen-style tests of an `rsp` cluster. Concurrent clients
+//! drive a workload through the public API while a nemesis injects faults;
+//! every invocation and completion is recorded, and checkers decide whether
+//! the history is consistent with the cluster's promises.
+//!
+//! Parts:
+//! - [`history`]: events (`invoke` / `ok` / `fail` / `info`, nemesis
+//!   events) with monotonic times, the recorder that writes
+//!   `history.jsonl`, and pairing invocations with completions;
+//! - [`client`]: a KV client that classifies answers as ok, fail (not
+//!   applied) or info (indeterminate), following the admin API's contract;
+//! - [`workload`]: the registry of workloads (`register`, `set`; `sessions`,
+//!   `codes`, `refresh`, `lockout` are named with what they still need) and
+//!   their generators;
+//! - [`nemesis`]: seeded fault schedules on top of `rsp-chaos`'s fault
+//!   vocabulary (kill, pause, partitions, latency, loss, clock skew);
+//! - [`checker`]: the linearizability checker (Wing–Gong / Lowe with
+//!   Porcupine's memoization) with the register model, and the set checker;
+//! - [`report`]: `results.json` and `report.html` with inline SVG plots;
+//! - [`run`]: one run from cluster start to exit code.
+//!
+//! Not for: starting or faulting processes by itself (that is `rsp-chaos`),
+//! or benchmarking (the rate is paced and the checker dominates).
+
+pub mod checker;
+pub mod client;
+pub mod history;
+pub mod nemesis;
+pub mod report;
+pub mod run;
+pub mod workload;
+
+pub use checker::{CheckResult, Validity};
+pub use run::{RunOptions, RunOutcome, run};

@@ -1,4 +1,5 @@
 //! rsp-node
 
 pub mod config;
+pub mod demo;
 pub mod server;

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
+use rsp_actors::{RuntimeConfig, TenantRuntime};
 use rsp_api::identity::Identity;
 use rsp_api::identity::crypto::{Kek, KekCell};
 use rsp_api::identity::passwords::PasswordHasher;
@@ -301,12 +302,6 @@ pub async fn run(
             "OTLP export is not available in this build yet; use /metrics and the log",
         ));
     }
-    if settings.demo {
-        return Err(StartError::setting(
-            "demo",
-            "the demo tenant needs the OAuth/OIDC provider, which this build does not have yet",
-        ));
-    }
     // 1. Everything that can fail on a bad setting, before touching the disk.
     let bugs = match std::env::var("RSP_INJECT_BUGS") {
         Ok(list) => {
@@ -455,6 +450,9 @@ pub async fn run(
     }
     let hasher = PasswordHasher::new().map_err(|e| StartError::runtime("password hasher", e))?;
     let identity = Identity::new(consensus.clone(), kek_cell.clone(), hasher);
+    let runtime = TenantRuntime::start(consensus.clone(), RuntimeConfig::default(), &registry)
+        .await
+        .map_err(|e| StartError::runtime("starting the tenant actors", e))?;
 
     // 6. The HTTP API.
     let (token, token_file) = admin_token(&settings)?;
@@ -464,14 +462,20 @@ pub async fn run(
         registry.clone(),
         identity,
         &public_url,
-    );
+    )
+    .with_runtime(runtime.clone());
     let http_handle = Handle::new();
     let http_task = serve(
         http_listener,
         http_tls,
-        rsp_api::app(state),
+        rsp_api::app(state.clone()),
         http_handle.clone(),
     )?;
+    if settings.demo {
+        crate::demo::ensure(&state)
+            .await
+            .map_err(|e| StartError::runtime("--demo", e))?;
+    }
 
     let ready = Ready {
         node_id: id,
@@ -495,6 +499,7 @@ pub async fn run(
     tracing::info!("shutting down");
     http_handle.graceful_shutdown(Some(Duration::from_secs(10)));
     let _ = http_task.await;
+    runtime.shutdown().await;
     consensus.shutdown().await;
     peer_handle.graceful_shutdown(Some(Duration::from_secs(1)));
     let _ = peer_task.await;

@@ -1,1 +1,69 @@
-//! rsp-policies
+//! rsp-policies: Cedar authorization for rsp's tenants.
+//!
+//! Parts:
+//! - [`records`]: what a tenant's policy store keeps in its keyspace
+//!   (`policy/head`, `policy/v/<n>`, `policy/link/<id>`, `policy/entities`).
+//! - [`store`]: [`PolicyStore`], replicated writes (validated, versioned,
+//!   restorable, template links, entities) and reads, through consensus.
+//! - [`compile`]: parsing, strict schema validation, links and entities
+//!   into a [`Compiled`] state; [`diagnostics`]: Cedar's errors as data.
+//! - [`index`]: slicing policies by principal/resource scope so a request
+//!   only evaluates what can apply.
+//! - [`evaluate`]: [`Snapshot`] (one tenant's compiled state) and
+//!   [`DecisionRequest`].
+//! - [`service`]: [`PolicyService`], the per-node snapshots, swapped after
+//!   each applied change, and the freshness rule.
+//! - [`admin`]: the built-in policy set that authorizes the admin API.
+//!
+//! See docs/authorization.md for the guarantees.
+//!
+//! Not for: HTTP (the API maps [`PolicyError`] at its edge), token
+//! verification (the API turns verified claims into request entities), or
+//! actor supervision (`rsp-actors` can host a [`PolicyService`]'s snapshots
+//! behind its evaluator; see the report in docs/authorization.md).
+
+pub mod admin;
+pub mod compile;
+pub mod diagnostics;
+pub mod error;
+pub mod evaluate;
+pub mod index;
+pub mod records;
+pub mod service;
+pub mod store;
+
+use std::time::Duration;
+
+pub use admin::{AdminAction, AdminAuthorizer, AdminPrincipal, AdminResource};
+pub use cedar_policy;
+pub use compile::Compiled;
+pub use diagnostics::Diagnostic;
+pub use error::PolicyError;
+pub use evaluate::{DecisionRequest, Snapshot, parse_uid};
+pub use index::{EvalError, Outcome, PolicyIndex};
+pub use service::PolicyService;
+pub use store::{PolicyStore, Receipt, StoredState, VersionSummary};
+
+/// Timing and evaluation settings. The defaults are the product's.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// How long a write waits for every member to confirm it applied it.
+    pub confirm_timeout: Duration,
+    /// How long after the start of its last linearizable barrier a node may
+    /// decide from its applied state (and how long a write whose commit a
+    /// member did not confirm waits before answering).
+    pub local_bound: Duration,
+    /// Evaluate only the policies that can apply to a request (the index);
+    /// off evaluates the whole set, for comparison.
+    pub sliced: bool,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            confirm_timeout: Duration::from_secs(1),
+            local_bound: Duration::from_millis(1500),
+            sliced: true,
+        }
+    }
+}

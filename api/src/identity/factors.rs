@@ -162,6 +162,16 @@ impl FactorService {
         Ok(FactorInfo::from(&factor))
     }
 
+    /// A local read; an empty answer is confirmed with a linearizable one, so
+    /// a factor added on another node a moment ago is never skipped.
+    async fn stored_confirmed(&self, tenant: &str, user: &str) -> Result<Vec<StoredFactor>, FactorError> {
+        let local = self.stored(tenant, user, Consistency::Local).await?;
+        if local.is_empty() {
+            return self.stored(tenant, user, Consistency::Linearizable).await;
+        }
+        Ok(local)
+    }
+
     async fn stored(
         &self,
         tenant: &str,
@@ -197,7 +207,7 @@ impl FactorService {
     /// Whether the user has a second factor to present at login.
     pub async fn has_totp(&self, tenant: &str, user: &str) -> Result<bool, FactorError> {
         Ok(self
-            .stored(tenant, user, Consistency::Local)
+            .stored_confirmed(tenant, user)
             .await?
             .iter()
             .any(|f| f.kind == "totp"))
@@ -239,7 +249,7 @@ impl FactorService {
         if code.is_empty() || code.len() > 8 || !code.bytes().all(|b| b.is_ascii_digit()) {
             return Ok(false);
         }
-        for factor in self.stored(tenant, user, Consistency::Local).await? {
+        for factor in self.stored_confirmed(tenant, user).await? {
             if factor.kind != "totp" {
                 continue;
             }

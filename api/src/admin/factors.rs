@@ -1,0 +1,100 @@
+//! `POST|GET /admin/v1/tenants/{t}/users/{id}/factors` and
+//! `DELETE .../factors/{factor_id}`: import, list (never the seed) and remove
+//! a user's second factors.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use rsp_consensus::Consistency;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::identity::factors::FactorError;
+use crate::state::AppState;
+
+impl From<FactorError> for ApiError {
+    fn from(e: FactorError) -> Self {
+        match e {
+            FactorError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+            FactorError::NotFound => ApiError::not_found("factor_not_found", e.to_string()),
+            FactorError::Consensus(c) => c.into(),
+            FactorError::Crypto(c) => ApiError::unavailable(c.to_string()),
+            FactorError::Corrupt(d) => ApiError::internal(d),
+        }
+    }
+}
+
+/// The user must exist in the tenant.
+async fn require_user(state: &AppState, tenant: &str, user: &str) -> ApiResult<()> {
+    state.tenants.get(tenant, Consistency::Local).await?;
+    state
+        .identity
+        .users
+        .get(tenant, user, Consistency::Linearizable)
+        .await?;
+    Ok(())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewFactor {
+    #[serde(rename = "type")]
+    kind: String,
+    secret: Zeroizing<String>,
+    digits: Option<u8>,
+    period: Option<u64>,
+}
+
+pub async fn create(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath((tenant, user)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<NewFactor>,
+) -> ApiResult<impl IntoResponse> {
+    if body.kind != "totp" {
+        return Err(ApiError::bad_request(
+            "unsupported_factor_type",
+            "only `totp` factors can be imported (WebAuthn is enrolled by the user)",
+        ));
+    }
+    require_user(&state, &tenant, &user).await?;
+    let info = state
+        .identity
+        .factors
+        .import_totp(
+            &tenant,
+            &user,
+            &body.secret,
+            body.digits,
+            body.period,
+            crate::now_ms(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(info)))
+}
+
+pub async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath((tenant, user)): ApiPath<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    require_user(&state, &tenant, &user).await?;
+    Ok(Json(state.identity.factors.list(&tenant, &user).await?))
+}
+
+pub async fn delete(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath((tenant, user, factor)): ApiPath<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    require_user(&state, &tenant, &user).await?;
+    state
+        .identity
+        .factors
+        .delete(&tenant, &user, &factor)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

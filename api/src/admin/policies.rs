@@ -1,0 +1,191 @@
+//! The policy store of a tenant over the admin API:
+//!
+//! | method and path | body | answer |
+//! |---|---|---|
+//! | `PUT /admin/v1/tenants/{t}/policies` | `{"policies": "<Cedar>", "schema"?: {...}}` | 200 `{"version"}`; 400 `invalid_policies` / `invalid_schema` with `diagnostics` |
+//! | `GET .../policies` | | the current version (text, schema, author, time) |
+//! | `GET .../policies/versions` | | `{"current", "versions": [{"version", "author", "time_ms", "restored_from"?}]}` |
+//! | `GET .../policies/versions/{n}` | | that version |
+//! | `POST .../policies/versions/{n}/restore` | | 200 `{"version", "restored_from"}` |
+//! | `PUT .../entities` | `[<Cedar entity JSON>]` | 200 `{"version", "entities"}`; 400 `invalid_entities` |
+//! | `GET .../entities` | | `{"entities", "author", "time_ms"}` |
+//! | `GET .../policies/links` | | `{"links": [...]}` |
+//! | `PUT .../policies/links/{id}` | `{"template", "values": {"?principal"?, "?resource"?}}` | 200 `{"version", "link"}`; 400 `invalid_link` |
+//! | `DELETE .../policies/links/{id}` | | 204 |
+//!
+//! Every handler takes [`AdminCaller`] and asks the built-in admin
+//! policies; writes answer once the change governs decisions on every node.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use rsp_policies::{AdminAction, AdminResource};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::authz::caller::{AdminCaller, AuthzJson, require_tenant};
+use crate::authz::error::AuthzResult;
+use crate::extract::ApiPath;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutPolicies {
+    policies: String,
+    #[serde(default)]
+    schema: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutLink {
+    template: String,
+    #[serde(default)]
+    values: BTreeMap<String, String>,
+}
+
+async fn allowed(
+    state: &AppState,
+    caller: &AdminCaller,
+    action: AdminAction,
+    tenant: &str,
+) -> AuthzResult<()> {
+    caller.authorize(state, action, AdminResource::Tenant(tenant.to_string()))?;
+    require_tenant(state, tenant).await
+}
+
+pub async fn put_policies(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    AuthzJson(body): AuthzJson<PutPolicies>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::WritePolicies, &tenant).await?;
+    let receipt = state
+        .authz
+        .policies
+        .store()
+        .put_policies(&tenant, body.policies, body.schema, &caller.author())
+        .await?;
+    Ok(Json(json!(receipt)))
+}
+
+pub async fn get_policies(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    let stored = state.authz.policies.store().read(&tenant).await?;
+    Ok(Json(match stored.current {
+        Some(v) => json!(v),
+        None => json!({"version": 0, "policies": ""}),
+    }))
+}
+
+pub async fn versions(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    let versions = state.authz.policies.store().versions(&tenant).await?;
+    let current = versions.iter().find(|v| v.current).map_or(0, |v| v.version);
+    Ok(Json(json!({"current": current, "versions": versions})))
+}
+
+pub async fn version(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, n)): ApiPath<(String, u64)>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    Ok(Json(json!(
+        state.authz.policies.store().version(&tenant, n).await?
+    )))
+}
+
+pub async fn restore(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, n)): ApiPath<(String, u64)>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::WritePolicies, &tenant).await?;
+    let receipt = state
+        .authz
+        .policies
+        .store()
+        .restore(&tenant, n, &caller.author())
+        .await?;
+    Ok(Json(
+        json!({"version": receipt.version, "restored_from": n}),
+    ))
+}
+
+pub async fn put_entities(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    AuthzJson(body): AuthzJson<Vec<Value>>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::WriteEntities, &tenant).await?;
+    let count = body.len();
+    let receipt = state
+        .authz
+        .policies
+        .store()
+        .put_entities(&tenant, Value::Array(body), &caller.author())
+        .await?;
+    Ok(Json(json!({"version": receipt.version, "entities": count})))
+}
+
+pub async fn get_entities(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    let stored = state.authz.policies.store().read(&tenant).await?;
+    Ok(Json(match stored.entities {
+        Some(e) => json!(e),
+        None => json!({"entities": []}),
+    }))
+}
+
+pub async fn links(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    let stored = state.authz.policies.store().read(&tenant).await?;
+    Ok(Json(json!({"links": stored.links})))
+}
+
+pub async fn put_link(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    AuthzJson(body): AuthzJson<PutLink>,
+) -> AuthzResult<Json<Value>> {
+    allowed(&state, &caller, AdminAction::WritePolicies, &tenant).await?;
+    let receipt = state
+        .authz
+        .policies
+        .store()
+        .link(&tenant, &id, &body.template, body.values, &caller.author())
+        .await?;
+    Ok(Json(json!({"version": receipt.version, "link": id})))
+}
+
+pub async fn delete_link(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> AuthzResult<StatusCode> {
+    allowed(&state, &caller, AdminAction::WritePolicies, &tenant).await?;
+    state.authz.policies.store().unlink(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

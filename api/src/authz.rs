@@ -1,0 +1,90 @@
+//! Cedar authorization over HTTP, under each tenant's issuer
+//! `{public-url}/t/{tenant}`:
+//!
+//! - [`cedar`]: `POST {issuer}/authz/v1/is_authorized` (the contract's
+//!   shape) and `POST {issuer}/authz/v1/is_authorized_batch`;
+//! - [`authzen`]: the OpenID AuthZEN Authorization API 1.0 evaluation
+//!   endpoints (`/access/v1/evaluation`, `/access/v1/evaluations`) mapped
+//!   onto Cedar, and its metadata document;
+//! - [`caller`]: who may ask (an access token with scope `authz:check`, or
+//!   the admin token) and, for the admin API, who is administering
+//!   (the admin token, or a tenant admin's access token with `rsp:admin`);
+//! - [`principal`]: a principal and its attributes from an access token;
+//! - [`error`]: errors as `{"error", "message", "diagnostics"?}`.
+//!
+//! Decisions, the policy store and the built-in admin policies live in
+//! `rsp-policies`; these handlers extract, validate, call and map.
+
+pub mod authzen;
+pub mod caller;
+pub mod cedar;
+pub mod error;
+pub mod principal;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::{get, post};
+use rsp_consensus::Consensus;
+use rsp_policies::{AdminAuthorizer, PolicyConfig, PolicyService};
+
+use crate::state::AppState;
+
+/// Scope an access token needs to ask for decisions.
+pub const CHECK_SCOPE: &str = "authz:check";
+/// Scope that makes an access token's subject an admin of its tenant.
+pub const ADMIN_SCOPE: &str = "rsp:admin";
+
+/// The authorization services of a node.
+#[derive(Clone)]
+pub struct AuthzServices {
+    pub policies: PolicyService,
+    /// The built-in admin policy set; `None` only if it failed to compile
+    /// (a bug; admin calls that need it then fail closed).
+    pub admin: Option<Arc<AdminAuthorizer>>,
+}
+
+impl AuthzServices {
+    pub fn new(consensus: Consensus, config: PolicyConfig) -> Self {
+        let admin = match AdminAuthorizer::new() {
+            Ok(a) => Some(Arc::new(a)),
+            Err(e) => {
+                tracing::error!(error = %e, "the built-in admin policies do not compile");
+                None
+            }
+        };
+        AuthzServices {
+            policies: PolicyService::new(consensus, config),
+            admin,
+        }
+    }
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/t/{tenant}/authz/v1/is_authorized",
+            post(cedar::is_authorized),
+        )
+        .route(
+            "/t/{tenant}/authz/v1/is_authorized_batch",
+            post(cedar::is_authorized_batch),
+        )
+        .route(
+            "/t/{tenant}/access/v1/evaluation",
+            post(authzen::evaluation),
+        )
+        .route(
+            "/t/{tenant}/access/v1/evaluations",
+            post(authzen::evaluations),
+        )
+        .route(
+            "/t/{tenant}/.well-known/authzen-configuration",
+            get(authzen::metadata),
+        )
+        // RFC 8615 places the well-known segment before the issuer's path.
+        .route(
+            "/.well-known/authzen-configuration/t/{tenant}",
+            get(authzen::metadata),
+        )
+}

@@ -1,0 +1,248 @@
+//! Who is asking, as extractors (a handler that takes one cannot forget
+//! the check):
+//!
+//! - [`AuthzCaller`]: for the decision endpoints of tenant `t`: the tenant
+//!   exists, and the caller presents the admin token or an access token of
+//!   `t` carrying scope `authz:check`.
+//! - [`AdminCaller`]: for the policy admin endpoints: the admin token
+//!   (the operator) or an access token with scope `rsp:admin` of the
+//!   tenant that issued it (a tenant admin). What either may do is then
+//!   decided by the built-in Cedar admin policies ([`AdminCaller::authorize`]).
+//! - [`AuthzJson`]: a JSON body whose errors are 400s with diagnostics.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use base64::Engine;
+use rsp_consensus::Consistency;
+use rsp_policies::{AdminAction, AdminPrincipal, AdminResource};
+use serde::de::DeserializeOwned;
+
+use crate::authz::error::AuthzError;
+use crate::authz::{ADMIN_SCOPE, CHECK_SCOPE};
+use crate::oidc::claims::has_scope;
+use crate::state::AppState;
+use crate::tenants::TenantError;
+
+/// How the caller authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    AdminToken,
+    /// An access token: its client and subject.
+    AccessToken {
+        client_id: String,
+        sub: String,
+    },
+}
+
+/// A caller allowed to ask tenant `tenant` for decisions.
+#[derive(Debug, Clone)]
+pub struct AuthzCaller {
+    pub tenant: String,
+    /// `{public-url}/t/{tenant}`.
+    pub issuer: String,
+    /// When the request arrived: decisions reflect every policy write
+    /// acknowledged before this instant.
+    pub started: Instant,
+    pub credential: Credential,
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn missing_token() -> AuthzError {
+    AuthzError::unauthorized(
+        "missing_token",
+        "send an access token with scope authz:check (or the admin token) as `Authorization: Bearer <token>`",
+    )
+}
+
+async fn path_tenant(parts: &mut Parts, state: &AppState) -> Result<String, AuthzError> {
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| AuthzError::invalid_request(e.body_text()))?;
+    params
+        .get("tenant")
+        .cloned()
+        .ok_or_else(|| AuthzError::invalid_request("the URL does not name a tenant"))
+}
+
+/// The tenant must exist; a local miss is confirmed linearizably (it may
+/// have been created a moment ago through another node).
+pub async fn require_tenant(state: &AppState, tenant: &str) -> Result<(), AuthzError> {
+    for consistency in [Consistency::Local, Consistency::Linearizable] {
+        match state.tenants.get(tenant, consistency).await {
+            Ok(_) => return Ok(()),
+            Err(TenantError::NotFound(_)) => {}
+            Err(TenantError::Consensus(e)) => return Err(e.into()),
+            Err(e) => return Err(crate::error::ApiError::internal(e).into()),
+        }
+    }
+    Err(AuthzError::new(
+        StatusCode::NOT_FOUND,
+        "tenant_not_found",
+        format!("tenant `{tenant}` does not exist"),
+    ))
+}
+
+impl FromRequestParts<AppState> for AuthzCaller {
+    type Rejection = AuthzError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthzError> {
+        let started = Instant::now();
+        let tenant = path_tenant(parts, state).await?;
+        require_tenant(state, &tenant).await?;
+        let token = bearer(parts).ok_or_else(missing_token)?;
+        let credential = if state.admin_token.matches(token) {
+            Credential::AdminToken
+        } else {
+            let claims = state
+                .oidc
+                .tokens
+                .verify_access_token(&tenant, token)
+                .await?;
+            if !has_scope(&claims.scope, CHECK_SCOPE) {
+                return Err(AuthzError::forbidden(
+                    "insufficient_scope",
+                    "the access token lacks scope authz:check",
+                ));
+            }
+            Credential::AccessToken {
+                client_id: claims.client_id,
+                sub: claims.sub,
+            }
+        };
+        Ok(AuthzCaller {
+            issuer: format!("{}/t/{tenant}", state.public_url),
+            tenant,
+            started,
+            credential,
+        })
+    }
+}
+
+/// An authenticated admin API caller; what it may do is decided per call.
+#[derive(Debug, Clone)]
+pub struct AdminCaller {
+    pub principal: AdminPrincipal,
+}
+
+/// The tenant a JWT claims to come from (unverified: only used to pick the
+/// tenant whose keys then verify it).
+fn claimed_tenant(token: &str, public_url: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let iss = claims.get("iss")?.as_str()?;
+    let tenant = iss.strip_prefix(public_url)?.strip_prefix("/t/")?;
+    (!tenant.is_empty() && !tenant.contains('/')).then(|| tenant.to_string())
+}
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = AuthzError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthzError> {
+        let Some(token) = bearer(parts) else {
+            return Err(AuthzError::unauthorized(
+                "missing_token",
+                "send the admin token (or a tenant admin's access token) as `Authorization: Bearer <token>`",
+            ));
+        };
+        if state.admin_token.matches(token) {
+            return Ok(AdminCaller {
+                principal: AdminPrincipal::Operator,
+            });
+        }
+        let invalid = || AuthzError::unauthorized("invalid_token", "the token is not valid");
+        let tenant = claimed_tenant(token, &state.public_url).ok_or_else(invalid)?;
+        let claims = state
+            .oidc
+            .tokens
+            .verify_access_token(&tenant, token)
+            .await
+            .map_err(AuthzError::from)?;
+        if !has_scope(&claims.scope, ADMIN_SCOPE) {
+            return Err(AuthzError::forbidden(
+                "insufficient_scope",
+                "the access token lacks scope rsp:admin",
+            ));
+        }
+        Ok(AdminCaller {
+            principal: AdminPrincipal::TenantAdmin {
+                tenant,
+                subject: claims.sub,
+            },
+        })
+    }
+}
+
+impl AdminCaller {
+    /// Ask the built-in admin policies; 403 `forbidden` when they deny.
+    pub fn authorize(
+        &self,
+        state: &AppState,
+        action: AdminAction,
+        resource: AdminResource,
+    ) -> Result<(), AuthzError> {
+        let admin = state.authz.admin.as_ref().ok_or_else(|| {
+            AuthzError::from(crate::error::ApiError::internal(
+                "the built-in admin policies are not loaded",
+            ))
+        })?;
+        let (allowed, _) = admin.is_allowed(&self.principal, action, &resource)?;
+        if allowed {
+            Ok(())
+        } else {
+            Err(AuthzError::forbidden(
+                "forbidden",
+                format!("{} may not {} here", self.principal.author(), action.name()),
+            ))
+        }
+    }
+
+    pub fn author(&self) -> String {
+        self.principal.author()
+    }
+}
+
+/// `axum::Json`, but a malformed body is a 400 with a diagnostic.
+pub struct AuthzJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AuthzJson<T> {
+    type Rejection = AuthzError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AuthzError> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(AuthzJson(v)),
+            Err(rejection) => {
+                let status = rejection.status();
+                let text = rejection.body_text();
+                let mut e = AuthzError::invalid_request(text);
+                e.status = status;
+                if status == StatusCode::PAYLOAD_TOO_LARGE {
+                    e.code = "payload_too_large";
+                } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                    e.code = "unsupported_media_type";
+                } else {
+                    e.status = StatusCode::BAD_REQUEST;
+                }
+                Err(e)
+            }
+        }
+    }
+}

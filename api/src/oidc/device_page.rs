@@ -1,0 +1,225 @@
+//! The verification page of the device flow (RFC 8628 section 3.3),
+//! `GET|POST {issuer}/device`: the person enters the user code shown on the
+//! device (or arrives with `?user_code=` from `verification_uri_complete`),
+//! signs in if needed, and approves or denies; the device's next poll
+//! learns the answer ([`crate::oidc::device::DeviceService`]).
+//!
+//! Looking a code up changes nothing, so `GET` may do it; approving and
+//! denying are `POST`s with the anti-forgery token and a sealed ticket
+//! bound to the session that saw the request.
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::oidc::authorize::{Continuation, render_login};
+use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
+use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
+use crate::oidc::http::{Params, is_form};
+use crate::oidc::pages::{
+    DeviceCodePage, DeviceConfirmPage, DeviceDonePage, Page, PageError, ScopeLine,
+};
+use crate::state::AppState;
+
+const DEVICE_TICKET: &str = "device";
+const UNKNOWN_CODE: &str = "That code is unknown or has expired. Check the code on your device.";
+
+#[derive(Serialize, Deserialize)]
+struct Ticket {
+    user_code: String,
+    sid: String,
+}
+
+#[derive(Deserialize)]
+pub struct DeviceQuery {
+    user_code: Option<String>,
+}
+
+fn code_page(
+    state: &AppState,
+    b: &Browser,
+    user_code: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Page, PageError> {
+    let csrf = Csrf::for_page(state, b)?;
+    let page = Page::render(
+        status,
+        &DeviceCodePage {
+            csrf: csrf.token(),
+            user_code,
+            error,
+        },
+    );
+    Ok(csrf.apply(page))
+}
+
+/// The approve/deny page for `user_code`, shown to `session`'s user.
+pub async fn confirm_page(
+    state: &AppState,
+    b: &Browser,
+    user_code: &str,
+    session: &ActiveSession,
+) -> Result<Page, PageError> {
+    let Some(request) = state.oidc.device.lookup(&b.tenant.id, user_code).await? else {
+        return code_page(
+            state,
+            b,
+            user_code,
+            Some(UNKNOWN_CODE),
+            StatusCode::BAD_REQUEST,
+        );
+    };
+    let client_name = match state
+        .identity
+        .clients
+        .get(&b.tenant.id, &request.client_id)
+        .await
+    {
+        Ok(c) => c.client_name.unwrap_or(c.client_id),
+        Err(_) => request.client_id.clone(),
+    };
+    let csrf = Csrf::for_page(state, b)?;
+    let ticket = seal(
+        state,
+        b,
+        DEVICE_TICKET,
+        &Ticket {
+            user_code: user_code.to_string(),
+            sid: session.handle(),
+        },
+    )?;
+    let page = Page::render(
+        StatusCode::OK,
+        &DeviceConfirmPage {
+            client_name: &client_name,
+            username: &session.user.username,
+            user_code,
+            scopes: ScopeLine::list(&request.scope),
+            csrf: csrf.token(),
+            ticket: &ticket,
+        },
+    );
+    Ok(csrf.apply(page))
+}
+
+/// A known code: the approval page if signed in, else the login form.
+async fn entered(state: &AppState, b: &Browser, user_code: &str) -> Result<Page, PageError> {
+    if state
+        .oidc
+        .device
+        .lookup(&b.tenant.id, user_code)
+        .await?
+        .is_none()
+    {
+        return code_page(
+            state,
+            b,
+            user_code,
+            Some(UNKNOWN_CODE),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    let h = state.browser.tenant(&b.tenant.id).await?;
+    match current_session(state, b, &h).await? {
+        Some(session) => confirm_page(state, b, user_code, &session).await,
+        None => render_login(
+            state,
+            b,
+            &Continuation::Device {
+                user_code: user_code.to_string(),
+            },
+            None,
+            None,
+            "",
+            None,
+            StatusCode::OK,
+        ),
+    }
+}
+
+/// `GET {issuer}/device[?user_code=...]`.
+pub async fn get(
+    State(state): State<AppState>,
+    b: Browser,
+    Query(q): Query<DeviceQuery>,
+) -> Result<Page, PageError> {
+    match q.user_code.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(code) => entered(&state, &b, code.trim()).await,
+        None => code_page(&state, &b, "", None, StatusCode::OK),
+    }
+}
+
+/// `POST {issuer}/device`: a code entered, or a decision on one.
+pub async fn post(
+    State(state): State<AppState>,
+    b: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Page, PageError> {
+    if !is_form(&headers) {
+        return Err(PageError::bad_request("The form was not sent as a form."));
+    }
+    let form = Params::parse(&body)?;
+    Csrf::verify(&state, &b, form.get(CSRF_FIELD))?;
+    let Some(decision) = form.get("decision") else {
+        let code = form.get("user_code").unwrap_or_default().trim().to_string();
+        if code.is_empty() {
+            return code_page(
+                &state,
+                &b,
+                "",
+                Some("Enter the code shown on your device."),
+                StatusCode::BAD_REQUEST,
+            );
+        }
+        return entered(&state, &b, &code).await;
+    };
+    let ticket: Ticket = unseal(&state, &b, DEVICE_TICKET, form.get("ticket"))?;
+    let h = state.browser.tenant(&b.tenant.id).await?;
+    let session = current_session(&state, &b, &h)
+        .await?
+        .filter(|s| s.handle() == ticket.sid)
+        .ok_or_else(|| {
+            PageError::new(
+                StatusCode::UNAUTHORIZED,
+                "login_required",
+                "Your session ended before you decided. Enter the code again.",
+            )
+        })?;
+    let devices = &state.oidc.device;
+    let approved = match decision {
+        "allow" => {
+            let result = devices
+                .approve(
+                    &b.tenant.id,
+                    &ticket.user_code,
+                    &session.user.id,
+                    session.auth_time,
+                    session.amr.clone(),
+                    session.acr.clone(),
+                )
+                .await;
+            match result {
+                Ok(_) => true,
+                Err(e) if e.code == crate::oidc::error::OAuthErrorCode::InvalidRequest => {
+                    return code_page(&state, &b, "", Some(UNKNOWN_CODE), StatusCode::BAD_REQUEST);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        "deny" => {
+            match devices.deny(&b.tenant.id, &ticket.user_code).await {
+                Ok(()) => {}
+                Err(e) if e.code == crate::oidc::error::OAuthErrorCode::InvalidRequest => {
+                    return code_page(&state, &b, "", Some(UNKNOWN_CODE), StatusCode::BAD_REQUEST);
+                }
+                Err(e) => return Err(e.into()),
+            }
+            false
+        }
+        _ => return Err(PageError::bad_request("Choose allow or deny.")),
+    };
+    Ok(Page::render(StatusCode::OK, &DeviceDonePage { approved }))
+}

@@ -1,0 +1,277 @@
+//! `POST {issuer}/login`: the login form (`username`, `password`, the
+//! anti-forgery `csrf_token` and the sealed `flow` it continues), and its
+//! second-factor step (`totp` with a sealed `ticket`).
+//!
+//! - Each attempt is reserved through the cluster-wide lockout before the
+//!   password is checked (keyed by the lowercased username, so unknown
+//!   names take exactly the same path); a locked account gets a clear
+//!   message and no password check. The login form is also rate limited
+//!   per client address (node share of the cluster-wide `login` rule).
+//! - Unknown users, disabled users and wrong passwords get the same
+//!   message; `check_password` hashes even when the user does not exist.
+//! - On success a replicated session starts (a new id every time) and the
+//!   request continues: consent or a code, or the device approval page.
+//! - A user with a factor gets the `totp` form; the code is checked through
+//!   [`crate::oidc::browser_session::SecondFactors`]. Where this build
+//!   cannot verify it, the login is refused, never completed without it.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use rsp_actors::{ActorError, TenantHandle};
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::identity::users::User;
+use crate::oidc::authorize::{Continuation, LOGIN_FLOW, proceed, render_login, resolve};
+use crate::oidc::browser_session::{
+    ACR_MFA, ACR_PASSWORD, Browser, FactorKind, TotpCheck, start_session,
+};
+use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
+use crate::oidc::device_page;
+use crate::oidc::http::{Params, is_form};
+use crate::oidc::pages::{Page, PageError, TotpPage};
+use crate::state::AppState;
+
+const MFA_TICKET: &str = "mfa";
+pub const BAD_CREDENTIALS: &str = "Invalid username or password.";
+pub const LOCKED: &str =
+    "Too many failed sign-in attempts: this account is locked for now. Try again later.";
+
+/// What the second-factor form carries: the user who passed the password
+/// step and where the login leads.
+#[derive(Serialize, Deserialize)]
+struct MfaTicket {
+    user_id: String,
+    username: String,
+    flow: Continuation,
+}
+
+/// A factor store failure: logged, and a generic page (no detail leaks).
+fn factor_unavailable(e: crate::oidc::browser_session::FactorError) -> PageError {
+    tracing::warn!(error = %e, "second-factor store unavailable");
+    PageError::unavailable(
+        "The second-factor check is briefly unavailable. Try again in a moment.",
+        None,
+    )
+}
+
+/// The lockout key of a login name: unknown names are counted too, so the
+/// path (and its timing) does not reveal whether a user exists.
+fn lockout_key(username: &str) -> String {
+    format!("login:{}", username.to_lowercase())
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    b: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Page, PageError> {
+    if !is_form(&headers) {
+        return Err(PageError::bad_request(
+            "The login form was not sent as a form.",
+        ));
+    }
+    let mut form = Params::parse(&body)?.into_map();
+    Csrf::verify(&state, &b, form.get(CSRF_FIELD).map(String::as_str))?;
+    let h = state.browser.tenant(&b.tenant.id).await?;
+    if let Some(ip) = b.client_ip {
+        h.rate_limits().check("login", &ip.to_string()).await?;
+    }
+    if form.contains_key("ticket") {
+        return second_factor(&state, &b, &h, &form).await;
+    }
+    let flow: Continuation = unseal(&state, &b, LOGIN_FLOW, form.get("flow").map(String::as_str))?;
+    let username = form.remove("username").unwrap_or_default();
+    let password = Zeroizing::new(form.remove("password").unwrap_or_default());
+    let again = |error: &str, status: StatusCode| {
+        relogin(&state, &b, &flow, &username, Some(error), status)
+    };
+    if username.is_empty() || password.is_empty() {
+        return again("Enter your username and password.", StatusCode::BAD_REQUEST);
+    }
+    let attempt = match h.lockout().begin_attempt(&lockout_key(&username)).await {
+        Ok(a) => a,
+        Err(ActorError::Locked { .. }) => {
+            return again(LOCKED, StatusCode::TOO_MANY_REQUESTS);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let user = state
+        .identity
+        .users
+        .check_password(&b.tenant.id, &username, password)
+        .await
+        .map_err(PageError::internal)?;
+    let Some(user) = user else {
+        attempt.failed().await?;
+        return again(BAD_CREDENTIALS, StatusCode::OK);
+    };
+    attempt.succeeded().await?;
+    let factors = state
+        .browser
+        .factors
+        .enrolled(&b.tenant.id, &user.id)
+        .await
+        .map_err(factor_unavailable)?;
+    if factors.contains(&FactorKind::Totp) {
+        let ticket = MfaTicket {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            flow,
+        };
+        return totp_page(&state, &b, &ticket, None, StatusCode::OK);
+    }
+    finish(&state, &b, &h, user, &["pwd"], ACR_PASSWORD, flow).await
+}
+
+/// The login page again, for the same flow.
+fn relogin(
+    state: &AppState,
+    b: &Browser,
+    flow: &Continuation,
+    username: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Page, PageError> {
+    let redirect = match flow {
+        Continuation::Authorize { params } => params.get("redirect_uri").map(String::as_str),
+        Continuation::Device { .. } => None,
+    };
+    let page = render_login(state, b, flow, None, redirect, username, error, status)?;
+    Ok(if status == StatusCode::TOO_MANY_REQUESTS {
+        page.retry_after(std::time::Duration::from_secs(60))
+    } else {
+        page
+    })
+}
+
+fn totp_page(
+    state: &AppState,
+    b: &Browser,
+    ticket: &MfaTicket,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Page, PageError> {
+    let csrf = Csrf::for_page(state, b)?;
+    let sealed = seal(state, b, MFA_TICKET, ticket)?;
+    let page = Page::render(
+        status,
+        &TotpPage {
+            csrf: csrf.token(),
+            ticket: &sealed,
+            error,
+        },
+    );
+    let page = match &ticket.flow {
+        Continuation::Authorize { params } => match params.get("redirect_uri") {
+            Some(uri) => page.form_target(uri),
+            None => page,
+        },
+        Continuation::Device { .. } => page,
+    };
+    Ok(csrf.apply(page))
+}
+
+async fn second_factor(
+    state: &AppState,
+    b: &Browser,
+    h: &TenantHandle,
+    form: &std::collections::BTreeMap<String, String>,
+) -> Result<Page, PageError> {
+    let ticket: MfaTicket = unseal(state, b, MFA_TICKET, form.get("ticket").map(String::as_str))?;
+    let code: String = form
+        .get("totp")
+        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
+        .unwrap_or_default();
+    if code.is_empty() {
+        return totp_page(
+            state,
+            b,
+            &ticket,
+            Some("Enter the code from your authenticator app."),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    let attempt = match h
+        .lockout()
+        .begin_attempt(&lockout_key(&ticket.username))
+        .await
+    {
+        Ok(a) => a,
+        Err(ActorError::Locked { .. }) => {
+            return totp_page(
+                state,
+                b,
+                &ticket,
+                Some(LOCKED),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let check = state
+        .browser
+        .factors
+        .verify_totp(&b.tenant.id, &ticket.user_id, &code)
+        .await
+        .map_err(factor_unavailable)?;
+    match check {
+        TotpCheck::Valid => {
+            attempt.succeeded().await?;
+            let user = state
+                .oidc
+                .tokens
+                .load_user(&b.tenant.id, &ticket.user_id)
+                .await?
+                .filter(|u| !u.disabled)
+                .ok_or_else(|| PageError::bad_request("This account cannot sign in."))?;
+            finish(state, b, h, user, &["pwd", "otp"], ACR_MFA, ticket.flow).await
+        }
+        TotpCheck::Invalid => {
+            attempt.failed().await?;
+            totp_page(
+                state,
+                b,
+                &ticket,
+                Some("That code is not valid. Try the current one."),
+                StatusCode::OK,
+            )
+        }
+        TotpCheck::Unavailable => {
+            // Not counted against the user: nothing was checked.
+            attempt.succeeded().await?;
+            Err(PageError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "mfa_unavailable",
+                "This account requires a second factor, which this server cannot verify yet, so the sign-in is refused. Contact your administrator.",
+            ))
+        }
+    }
+}
+
+/// The user is authenticated: start the session and continue the flow.
+async fn finish(
+    state: &AppState,
+    b: &Browser,
+    h: &TenantHandle,
+    user: User,
+    amr: &[&str],
+    acr: &str,
+    flow: Continuation,
+) -> Result<Page, PageError> {
+    let (session, cookie) = start_session(state, b, h, user, amr, acr).await?;
+    let page = match flow {
+        Continuation::Authorize { params } => {
+            match resolve(state, &b.tenant, params, false, true).await? {
+                Ok(req) => proceed(state, b, req, Some(session), true, true).await?,
+                Err(redirect) => redirect,
+            }
+        }
+        Continuation::Device { user_code } => {
+            device_page::confirm_page(state, b, &user_code, &session).await?
+        }
+    };
+    Ok(page.cookie(cookie))
+}

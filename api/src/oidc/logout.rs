@@ -1,0 +1,189 @@
+//! RP-Initiated Logout 1.0, `GET|POST {issuer}/logout` (the discovery
+//! document's `end_session_endpoint`).
+//!
+//! - `id_token_hint` is checked ([`crate::oidc::id_token_hint`]; expired
+//!   ones are accepted); `client_id` or the hint's audience names the
+//!   client; `post_logout_redirect_uri` must be one of its registered
+//!   `post_logout_redirect_uris`, exactly, else an error page; `state` is
+//!   passed back.
+//! - The session is revoked through the tenant actors (in force on every
+//!   node when that returns) and the cookie cleared; then the browser goes
+//!   to the client's URI, or sees a "signed out" page.
+//! - Without a hint naming the session's user, the user confirms first (a
+//!   form with the anti-forgery token), so another site cannot sign people
+//!   out with a link.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+
+use crate::identity::clients::ClientError;
+use crate::oidc::authorize::with_query;
+use crate::oidc::browser_session::{Browser, SESSION_COOKIE, current_session};
+use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
+use crate::oidc::error::OAuthErrorCode;
+use crate::oidc::http::{Params, is_form};
+use crate::oidc::id_token_hint;
+use crate::oidc::pages::{LogoutConfirmPage, Page, PageError, SignedOutPage};
+use crate::state::AppState;
+
+const LOGOUT_TICKET: &str = "logout";
+
+/// A checked logout request: where to send the browser afterwards.
+#[derive(Serialize, Deserialize)]
+struct Checked {
+    /// `post_logout_redirect_uri` with `state`, when valid.
+    redirect: Option<String>,
+    /// The user the hint named.
+    hinted_sub: Option<String>,
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    b: Browser,
+    RawQuery(query): RawQuery,
+) -> Result<Page, PageError> {
+    let params = Params::parse(query.unwrap_or_default().as_bytes())?;
+    logout(&state, &b, params.into_map(), false).await
+}
+
+pub async fn post(
+    State(state): State<AppState>,
+    b: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Page, PageError> {
+    if !is_form(&headers) {
+        return Err(PageError::bad_request("The request must be a form."));
+    }
+    let form = Params::parse(&body)?.into_map();
+    if form.contains_key("ticket") {
+        // The user confirmed on our page.
+        Csrf::verify(&state, &b, form.get(CSRF_FIELD).map(String::as_str))?;
+        let checked: Checked = unseal(
+            &state,
+            &b,
+            LOGOUT_TICKET,
+            form.get("ticket").map(String::as_str),
+        )?;
+        return sign_out(&state, &b, checked, true).await;
+    }
+    logout(&state, &b, form, true).await
+}
+
+async fn check(
+    state: &AppState,
+    b: &Browser,
+    params: &BTreeMap<String, String>,
+) -> Result<Checked, PageError> {
+    let t = &b.tenant;
+    let hint = match params.get("id_token_hint") {
+        Some(token) => Some(id_token_hint::verify(state, t, token).await.map_err(|e| {
+            if e.code == OAuthErrorCode::InvalidRequest {
+                PageError::bad_request("The id_token_hint is not a valid ID token of this issuer.")
+            } else {
+                e.into()
+            }
+        })?),
+        None => None,
+    };
+    let client_id = match (params.get("client_id"), &hint) {
+        (Some(id), Some(h)) if !h.aud.contains(id) => {
+            return Err(PageError::bad_request(
+                "client_id does not match the id_token_hint.",
+            ));
+        }
+        (Some(id), _) => Some(id.clone()),
+        (None, Some(h)) if h.aud.len() == 1 => Some(h.aud[0].clone()),
+        _ => None,
+    };
+    let redirect = match params.get("post_logout_redirect_uri") {
+        None => None,
+        Some(uri) => {
+            let Some(client_id) = client_id else {
+                return Err(PageError::bad_request(
+                    "post_logout_redirect_uri needs client_id or id_token_hint to name the application.",
+                ));
+            };
+            let client = match state.identity.clients.get(&t.id, &client_id).await {
+                Ok(c) => c,
+                Err(ClientError::NotFound) => {
+                    return Err(PageError::bad_request(
+                        "The application (client_id) is not known here.",
+                    ));
+                }
+                Err(ClientError::Consensus(e)) => return Err(e.into()),
+                Err(e) => return Err(PageError::internal(e)),
+            };
+            if !client.post_logout_redirect_uris.iter().any(|r| r == uri) {
+                return Err(PageError::bad_request(
+                    "The post_logout_redirect_uri is not registered for this application.",
+                ));
+            }
+            Some(match params.get("state") {
+                Some(s) => with_query(uri, &[("state", s)]),
+                None => uri.clone(),
+            })
+        }
+    };
+    Ok(Checked {
+        redirect,
+        hinted_sub: hint.map(|h| h.sub),
+    })
+}
+
+async fn logout(
+    state: &AppState,
+    b: &Browser,
+    params: BTreeMap<String, String>,
+    after_post: bool,
+) -> Result<Page, PageError> {
+    let checked = check(state, b, &params).await?;
+    let h = state.browser.tenant(&b.tenant.id).await?;
+    let session = current_session(state, b, &h).await?;
+    let confirmed = match (&session, &checked.hinted_sub) {
+        (None, _) => true,
+        (Some(s), Some(sub)) => s.user.id == *sub,
+        (Some(_), None) => false,
+    };
+    if !confirmed && let Some(s) = session {
+        let csrf = Csrf::for_page(state, b)?;
+        let ticket = seal(state, b, LOGOUT_TICKET, &checked)?;
+        let page = Page::render(
+            StatusCode::OK,
+            &LogoutConfirmPage {
+                username: &s.user.username,
+                csrf: csrf.token(),
+                ticket: &ticket,
+            },
+        );
+        let page = match &checked.redirect {
+            Some(uri) => page.form_target(uri),
+            None => page,
+        };
+        return Ok(csrf.apply(page));
+    }
+    sign_out(state, b, checked, after_post).await
+}
+
+/// Revoke the browser's session (everywhere), clear its cookie, and leave.
+async fn sign_out(
+    state: &AppState,
+    b: &Browser,
+    checked: Checked,
+    after_post: bool,
+) -> Result<Page, PageError> {
+    let h = state.browser.tenant(&b.tenant.id).await?;
+    if let Some(s) = current_session(state, b, &h).await? {
+        h.sessions().revoke(&s.id).await?;
+    }
+    let clear = b.clear_cookie(SESSION_COOKIE);
+    Ok(match checked.redirect {
+        Some(uri) => Page::redirect(uri, after_post),
+        None => Page::render(StatusCode::OK, &SignedOutPage),
+    }
+    .cookie(clear))
+}

@@ -1,0 +1,204 @@
+//! Short Jepsen runs against real clusters (the CI mode): a correct cluster
+//! is found valid under partitions, kills and power cuts, and each bug the
+//! `rsp` binary can inject (`RSP_INJECT_BUGS`) is found by the matching
+//! checker. A bug-finding test retries a run until the first anomaly or its
+//! deadline, so a lucky schedule cannot hide a bug.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail, ensure};
+use rsp_jepsen::nemesis::NemesisKind;
+use rsp_jepsen::{RunOptions, RunOutcome, Validity};
+use tempfile::TempDir;
+
+/// A short run on 3 nodes: faults start after 2 s and last about 3 s.
+fn short(workload: &str, nemesis: &str, store: &std::path::Path, seed: u64) -> RunOptions {
+    RunOptions {
+        nodes: 3,
+        time_limit: Duration::from_secs(10),
+        workload: workload.to_string(),
+        nemesis: NemesisKind::parse_list(nemesis).expect("nemesis parses"),
+        nemesis_names: vec![nemesis.to_string()],
+        concurrency: 6,
+        rate: 150.0,
+        store: store.to_path_buf(),
+        seed,
+        start_after: Duration::from_secs(2),
+        fault_for: Duration::from_secs(3),
+        quiet_for: Duration::from_secs(2),
+        check_time: Duration::from_secs(60),
+        ..RunOptions::default()
+    }
+}
+
+/// Keeps the store (histories, node logs) when the test fails.
+fn kept_on_failure<T>(store: TempDir, result: Result<T>) -> Result<T> {
+    if result.is_err() {
+        let path = store.keep();
+        eprintln!("runs kept in {}", path.display());
+    }
+    result
+}
+
+fn describe(o: &RunOutcome) -> String {
+    let r = &o.results;
+    format!(
+        "{:?}: {} ({} operations, {} faults, harness errors {:?}, nemesis errors {:?}); run kept in {}\n{}",
+        r.valid,
+        r.checker.summary,
+        r.stats.operations,
+        r.stats.faults,
+        r.harness_errors,
+        r.nemesis_log.errors,
+        o.dir.display(),
+        serde_json::to_string_pretty(&r.checker.details).unwrap_or_default()
+    )
+}
+
+/// Runs once and demands a valid history with some successful operations.
+async fn expect_valid(opts: RunOptions) -> Result<RunOutcome> {
+    let outcome = rsp_jepsen::run(opts).await?;
+    ensure!(
+        outcome.results.valid == Validity::Valid && outcome.exit_code() == 0,
+        "expected a valid history: {}",
+        describe(&outcome)
+    );
+    ensure!(
+        outcome.results.stats.faults >= 1,
+        "no fault was injected: {}",
+        describe(&outcome)
+    );
+    Ok(outcome)
+}
+
+/// Runs until a run finds anomalies (exit code 1) or `deadline` passes.
+async fn expect_anomalies(
+    make: impl Fn(u64) -> RunOptions,
+    deadline: Duration,
+) -> Result<RunOutcome> {
+    let until = Instant::now() + deadline;
+    let mut seen = Vec::new();
+    for seed in 1.. {
+        let outcome = rsp_jepsen::run(make(seed)).await?;
+        if outcome.results.valid == Validity::Invalid {
+            ensure!(outcome.exit_code() == 1, "invalid run must exit 1");
+            return Ok(outcome);
+        }
+        seen.push(describe(&outcome));
+        if Instant::now() >= until {
+            break;
+        }
+    }
+    bail!(
+        "no anomaly found before the deadline; runs:\n{}",
+        seen.join("\n---\n")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_under_partitions_is_linearizable_on_a_correct_cluster() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let o = expect_valid(short("register", "partition", store.path(), 11)).await;
+    let o = kept_on_failure(store, o)?;
+    let ops = o.results.checker.details["operations_checked"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_under_kills_and_power_cuts_loses_no_acknowledged_add() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let mut opts = short("set", "kill,power-cut:all", store.path(), 12);
+    opts.time_limit = Duration::from_secs(12);
+    let o = expect_valid(opts).await;
+    let o = kept_on_failure(store, o)?;
+    let acked = o.results.checker.details["acknowledged"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(acked > 200, "too few acknowledged adds: {}", describe(&o));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_reads_bug_is_caught_by_the_linearizability_checker() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let o = expect_anomalies(
+        |seed| {
+            let mut o = short("register", "partition:leader", store.path(), seed);
+            o.inject_bugs = Some("stale-reads".to_string());
+            o.time_limit = Duration::from_secs(8);
+            o
+        },
+        Duration::from_secs(40),
+    )
+    .await;
+    let o = kept_on_failure(store, o)?;
+    let anomalies = o.results.checker.details["anomalies"]
+        .as_array()
+        .map_or(0, Vec::len);
+    ensure!(anomalies >= 1, "{}", describe(&o));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_log_sync_bug_loses_acknowledged_adds_at_a_power_cut() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let o = expect_anomalies(
+        |seed| {
+            let mut o = short("set", "power-cut:all", store.path(), seed);
+            o.inject_bugs = Some("skip-log-sync".to_string());
+            o.time_limit = Duration::from_secs(8);
+            o.fault_for = Duration::from_secs(1);
+            o
+        },
+        Duration::from_secs(40),
+    )
+    .await;
+    let o = kept_on_failure(store, o)?;
+    let lost = o.results.checker.details["lost_count"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(lost >= 1, "{}", describe(&o));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_before_commit_bug_loses_acknowledged_adds_on_an_isolated_leader() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let o = expect_anomalies(
+        |seed| {
+            let mut o = short("set", "partition:leader", store.path(), seed);
+            o.inject_bugs = Some("ack-before-commit".to_string());
+            o.time_limit = Duration::from_secs(8);
+            o
+        },
+        Duration::from_secs(40),
+    )
+    .await;
+    let o = kept_on_failure(store, o)?;
+    let lost = o.results.checker.details["lost_count"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(lost >= 1, "{}", describe(&o));
+    Ok(())
+}
+
+#[test]
+fn workloads_not_in_this_build_exit_2_and_say_what_they_need() {
+    for name in ["sessions", "codes", "refresh", "lockout"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_rsp-jepsen"))
+            .args(["run", "--workload", name, "--time-limit", "1", "--store"])
+            .arg(std::env::temp_dir())
+            .output()
+            .expect("rsp-jepsen runs");
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("workload {name} needs "))
+                && err.contains("not in this build yet"),
+            "{name}: {err}"
+        );
+    }
+}
