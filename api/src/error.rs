@@ -92,3 +92,68 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<rsp_actors::ActorError> for ApiError {
+    fn from(e: rsp_actors::ActorError) -> Self {
+        use rsp_actors::ActorError as A;
+        let retry_after = e.retry_after().map(|d| d.as_secs().max(1));
+        let status = match &e {
+            A::RateLimited { .. } | A::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
+            A::Locked { .. } => StatusCode::LOCKED,
+            A::SessionNotFound => StatusCode::UNAUTHORIZED,
+            A::InvalidTenant(_) | A::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            A::Timeout | A::OutcomeUnknown => StatusCode::GATEWAY_TIMEOUT,
+            A::Internal(detail) => return ApiError::internal(detail),
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError {
+            retry_after,
+            ..ApiError::new(status, e.code(), e.to_string())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::response::IntoResponse;
+    use rsp_actors::ActorError;
+
+    use super::*;
+
+    #[test]
+    fn actor_errors_map_to_429_423_503_with_retry_after() {
+        let cases = [
+            (
+                ActorError::RateLimited {
+                    kind: "login".into(),
+                    retry_after: Duration::from_secs(3),
+                },
+                StatusCode::TOO_MANY_REQUESTS,
+            ),
+            (ActorError::Locked { until_ms: 0 }, StatusCode::LOCKED),
+            (
+                ActorError::Restarting {
+                    retry_after: Duration::from_millis(200),
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+            ),
+        ];
+        for (err, status) in cases {
+            let code = err.code();
+            let resp = ApiError::from(err).into_response();
+            assert_eq!(resp.status(), status, "{code}");
+            if status != StatusCode::LOCKED {
+                assert!(
+                    resp.headers().get(header::RETRY_AFTER).is_some(),
+                    "{code} needs Retry-After"
+                );
+            }
+        }
+        assert_eq!(
+            ApiError::from(ActorError::Timeout).into_response().status(),
+            StatusCode::GATEWAY_TIMEOUT
+        );
+    }
+}
