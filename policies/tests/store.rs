@@ -303,3 +303,56 @@ async fn the_watcher_swaps_in_a_new_set_without_a_decision_asking() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+fn short_bound() -> PolicyConfig {
+    PolicyConfig {
+        confirm_timeout: Duration::from_millis(300),
+        local_bound: Duration::from_millis(400),
+        ..PolicyConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_write_with_a_member_down_waits_out_the_bound_and_names_it() {
+    let cluster = TestCluster::start(3).await.expect("cluster");
+    let a = PolicyService::new(cluster.node(1).clone(), short_bound());
+    cluster.stop(3).await;
+    let started = Instant::now();
+    let receipt = a
+        .store()
+        .put_policies(T, "permit(principal, action, resource);".into(), None, "t")
+        .await
+        .expect("a quorum acknowledges");
+    assert_eq!(receipt.unconfirmed, vec![3]);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_node_cut_off_from_the_quorum_refuses_to_decide_rather_than_answer_stale() {
+    let cluster = TestCluster::start_with(3, &|c| c.read_timeout = Duration::from_millis(500))
+        .await
+        .expect("cluster");
+    let c = PolicyService::new(cluster.node(3).clone(), short_bound());
+    let alice = req(r#"User::"alice""#, r#"Doc::"1""#);
+    assert_eq!(
+        c.decide(T, &alice, Instant::now())
+            .await
+            .expect("d")
+            .decision,
+        Decision::Deny
+    );
+    cluster.stop(1).await;
+    cluster.stop(2).await;
+    // Within the bound it may still answer from what it has; past it, it
+    // must confirm with a quorum first, and there is none.
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let e = c
+        .decide(T, &alice, Instant::now())
+        .await
+        .expect_err("no quorum, no decision");
+    assert!(matches!(e, PolicyError::Consensus(_)), "{e:?}");
+}

@@ -164,7 +164,11 @@ impl FactorService {
 
     /// A local read; an empty answer is confirmed with a linearizable one, so
     /// a factor added on another node a moment ago is never skipped.
-    async fn stored_confirmed(&self, tenant: &str, user: &str) -> Result<Vec<StoredFactor>, FactorError> {
+    async fn stored_confirmed(
+        &self,
+        tenant: &str,
+        user: &str,
+    ) -> Result<Vec<StoredFactor>, FactorError> {
         let local = self.stored(tenant, user, Consistency::Local).await?;
         if local.is_empty() {
             return self.stored(tenant, user, Consistency::Linearizable).await;
