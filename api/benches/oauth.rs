@@ -1,0 +1,784 @@
+//! OAuth benchmark: client-credentials tokens/s (ES256 and RS256 signed JWT
+//! access tokens) and introspections/s, on a 1-node and a 3-node `rsp`
+//! cluster of real processes, against `oidc-provider` (npm) configured the
+//! same way; and password checks/s as a fraction of the argon2 ceiling.
+//!
+//! Not a test: it prints figures and asserts nothing. Run it with
+//!
+//! ```text
+//! cargo build --release -p rsp-node && \
+//!   RSP_BIN=target/release/rsp cargo bench -p rsp-api --bench oauth
+//! ```
+//!
+//! What it does, in order:
+//! 1. times one argon2id hash (m=19456 KiB, t=2, p=1) on this machine
+//!    (median of 14, half right before and half right after step 1's load);
+//!    the ceiling is `cores / time per hash`. Drives
+//!    `UserService::check_password` (the path the login form takes) in
+//!    process, on a 1-node in-process consensus, with `BENCH_CLIENTS`
+//!    concurrent callers and the right password;
+//! 2. starts `oidc-provider` from `api/benches/oidc-provider/server.mjs`
+//!    (skipped with a line when node or the package is missing: run
+//!    `npm install` in that directory);
+//! 3. starts 1 `rsp` node, then 3 `rsp` nodes, with `rsp-chaos`, creates a
+//!    tenant and two confidential clients (client_credentials,
+//!    client_secret_basic, scope `api`, one with ES256 and one with RS256);
+//! 4. for each system, `BENCH_CLIENTS` concurrent workers (own reqwest
+//!    client each, HTTP/1.1 keep-alive) loop `POST /token` with
+//!    `grant_type=client_credentials`, then `POST /introspect` of a token;
+//!    on a cluster, worker `w` sends its `i`-th request to node
+//!    `(w + i) % 3`;
+//! 5. prints a table and the rsp/oidc-provider ratios.
+//!
+//! Settings (environment): `BENCH_SECS` (measured seconds per run, default
+//! 5), `BENCH_WARMUP_SECS` (default 1), `BENCH_CLIENTS` (default 64),
+//! `RSP_BIN` (relative paths resolve against the workspace), `NODE_BIN`
+//! (default `node`).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rsp_api::identity::passwords::PasswordHasher;
+use rsp_api::identity::users::{NewUser, UserService};
+use rsp_chaos::{Cluster, ClusterSpec};
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+const CLUSTER_TIMEOUT: Duration = Duration::from_secs(60);
+const TENANT: &str = "bench";
+
+fn env_u64(name: &str, default: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => v
+            .trim()
+            .parse()
+            .with_context(|| format!("{name}={v} is not a whole number")),
+        _ => Ok(default),
+    }
+}
+
+struct Settings {
+    measure: Duration,
+    warmup: Duration,
+    clients: usize,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn http_client() -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .tcp_nodelay(true)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .context("building an HTTP client")
+}
+
+// --- load generation ---------------------------------------------------------
+
+/// One OAuth request kind against one system.
+#[derive(Clone)]
+enum Work {
+    /// `POST {base}{path}` with `grant_type=client_credentials&scope=api`.
+    Token {
+        path: String,
+        id: String,
+        secret: String,
+    },
+    /// `POST {base}{path}` with `token=...`; the answer must say active.
+    Introspect {
+        path: String,
+        id: String,
+        secret: String,
+        token: String,
+    },
+}
+
+impl Work {
+    fn request(&self, http: &reqwest::Client, base: &str) -> reqwest::RequestBuilder {
+        let (path, id, secret, body) = match self {
+            Work::Token { path, id, secret } => (
+                path,
+                id,
+                secret,
+                "grant_type=client_credentials&scope=api".to_string(),
+            ),
+            Work::Introspect {
+                path,
+                id,
+                secret,
+                token,
+            } => (path, id, secret, format!("token={token}")),
+        };
+        http.post(format!("{base}{path}"))
+            .basic_auth(id, Some(secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    }
+
+    fn check(&self, body: &[u8]) -> Result<(), String> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
+        let ok = match self {
+            Work::Token { .. } => v.get("access_token").and_then(Value::as_str).is_some(),
+            Work::Introspect { .. } => v.get("active") == Some(&Value::Bool(true)),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("unexpected answer: {v}"))
+        }
+    }
+}
+
+#[derive(Default)]
+struct WorkerStats {
+    latencies_us: Vec<u64>,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+struct LoadResult {
+    per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    ok: usize,
+    errors: u64,
+    first_error: Option<String>,
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+/// `clients` workers loop `work` for `warmup + measure`; only requests
+/// started in the measured window count. Worker `w` sends its `i`-th request
+/// to `targets[(w + i) % len]`.
+async fn run_load(work: &Work, targets: &[String], s: &Settings) -> Result<LoadResult> {
+    let start = Instant::now() + Duration::from_millis(50);
+    let measure_from = start + s.warmup;
+    let end = measure_from + s.measure;
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..s.clients {
+        let work = work.clone();
+        let targets = targets.to_vec();
+        let http = http_client()?;
+        tasks.spawn(async move {
+            let mut stats = WorkerStats::default();
+            tokio::time::sleep_until(start.into()).await;
+            let mut i = 0usize;
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let base = &targets[(worker + i) % targets.len()];
+                i += 1;
+                let outcome = match work.request(&http, base).send().await {
+                    Ok(resp) => {
+                        let status = resp.status();
+                        match resp.bytes().await {
+                            Ok(body) if status.is_success() => work.check(&body),
+                            Ok(body) => {
+                                Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))
+                            }
+                            Err(e) => Err(format!("reading the answer: {e}")),
+                        }
+                    }
+                    Err(e) => Err(format!("{e}")),
+                };
+                if sent < measure_from {
+                    continue;
+                }
+                match outcome {
+                    Ok(()) => stats.latencies_us.push(sent.elapsed().as_micros() as u64),
+                    Err(e) => {
+                        stats.errors += 1;
+                        stats.first_error.get_or_insert(e);
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            stats
+        });
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let stats = joined.context("a load worker panicked")?;
+        all.extend(stats.latencies_us);
+        errors += stats.errors;
+        if first_error.is_none() {
+            first_error = stats.first_error;
+        }
+    }
+    let window = measure_from.elapsed();
+    all.sort_unstable();
+    Ok(LoadResult {
+        per_sec: all.len() as f64 / window.as_secs_f64(),
+        p50_ms: percentile(&all, 0.50),
+        p99_ms: percentile(&all, 0.99),
+        ok: all.len(),
+        errors,
+        first_error,
+    })
+}
+
+// --- systems -------------------------------------------------------------------
+
+/// What one system under test offers: where to send, and the three workloads.
+struct Subject {
+    name: String,
+    targets: Vec<String>,
+    token_es256: Work,
+    token_rs256: Work,
+    introspect: Work,
+    /// Kept alive until the subject is dropped.
+    _cluster: Option<Cluster>,
+    _child: Option<ChildGuard>,
+}
+
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn rsp_binary() -> Result<PathBuf> {
+    let path = match std::env::var_os("RSP_BIN").filter(|v| !v.is_empty()) {
+        Some(p) => {
+            let p = PathBuf::from(p);
+            if p.is_absolute() || p.is_file() {
+                p
+            } else {
+                workspace().join(p)
+            }
+        }
+        None => workspace().join("target").join("release").join("rsp"),
+    };
+    if !path.is_file() {
+        bail!(
+            "rsp binary not found at {}: run `cargo build --release -p rsp-node` and set RSP_BIN=target/release/rsp",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// One token from `work` (a `Work::Token`) against `base`.
+async fn one_token(http: &reqwest::Client, work: &Work, base: &str) -> Result<String> {
+    let resp = work.request(http, base).send().await?;
+    let status = resp.status();
+    let body: Value = resp.json().await?;
+    if !status.is_success() {
+        bail!("token request: HTTP {status}: {body}");
+    }
+    body["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("no access_token in {body}"))
+}
+
+async fn admin_post(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> Result<Value> {
+    let resp = http
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    let status = resp.status();
+    let answer: Value = resp.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("POST {path}: HTTP {status}: {answer}");
+    }
+    Ok(answer)
+}
+
+async fn start_rsp(nodes: usize) -> Result<Subject> {
+    let mut spec = ClusterSpec::new(nodes).without_proxies();
+    spec.binary = Some(rsp_binary()?);
+    spec.join_timeout = CLUSTER_TIMEOUT;
+    // One public URL for the whole cluster, as behind a load balancer: the
+    // issuer in the tokens is then the same on every node.
+    spec.env
+        .push(("RSP_PUBLIC_URL".into(), "https://id.bench.invalid".into()));
+    let cluster = Cluster::start(spec)
+        .await
+        .with_context(|| format!("starting {nodes} rsp node(s)"))?;
+    let leader = cluster.wait_for_leader(CLUSTER_TIMEOUT).await?;
+    let targets: Vec<String> = cluster
+        .ids()
+        .into_iter()
+        .map(|id| cluster.http(id))
+        .collect::<Result<_>>()?;
+    let admin = cluster.admin_token().to_string();
+    let base = cluster.http(leader)?;
+    let http = http_client()?;
+    admin_post(
+        &http,
+        &base,
+        &admin,
+        "/admin/v1/tenants",
+        json!({ "id": TENANT, "display_name": "Benchmark" }),
+    )
+    .await?;
+    let mut made = Vec::new();
+    for alg in ["ES256", "RS256"] {
+        let c = admin_post(
+            &http,
+            &base,
+            &admin,
+            &format!("/admin/v1/tenants/{TENANT}/clients"),
+            json!({
+                "grant_types": ["client_credentials"],
+                "token_endpoint_auth_method": "client_secret_basic",
+                "scopes": ["api"],
+                "id_token_signed_response_alg": alg,
+            }),
+        )
+        .await?;
+        made.push(Work::Token {
+            path: format!("/t/{TENANT}/token"),
+            id: c["client_id"].as_str().unwrap_or_default().to_string(),
+            secret: c["client_secret"].as_str().unwrap_or_default().to_string(),
+        });
+    }
+    let token_rs256 = made.pop().expect("two clients");
+    let token_es256 = made.pop().expect("two clients");
+    // Every node must answer before measuring (the clients replicate).
+    let mut token = String::new();
+    for t in &targets {
+        let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        loop {
+            match one_token(&http, &token_es256, t).await {
+                Ok(tok) => {
+                    token = tok;
+                    break;
+                }
+                Err(e) if Instant::now() > deadline => return Err(e),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+    let Work::Token { id, secret, .. } = &token_es256 else {
+        unreachable!()
+    };
+    let introspect = Work::Introspect {
+        path: format!("/t/{TENANT}/introspect"),
+        id: id.clone(),
+        secret: secret.clone(),
+        token,
+    };
+    Ok(Subject {
+        name: format!("rsp {nodes}n"),
+        targets,
+        token_es256,
+        token_rs256,
+        introspect,
+        _cluster: Some(cluster),
+        _child: None,
+    })
+}
+
+/// `oidc-provider` from `api/benches/oidc-provider`, or why not.
+async fn start_oidc_provider() -> Result<Subject, String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("benches")
+        .join("oidc-provider");
+    if !dir.join("node_modules").join("oidc-provider").is_dir() {
+        return Err(format!(
+            "the oidc-provider package is not installed: run `npm install` in {}",
+            dir.display()
+        ));
+    }
+    let node = std::env::var("NODE_BIN").unwrap_or_else(|_| "node".into());
+    let mut child = Command::new(&node)
+        .arg("server.mjs")
+        .current_dir(&dir)
+        .env("PORT", "0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run `{node}` ({e}): install Node.js"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let guard = ChildGuard(child);
+    let line = tokio::task::spawn_blocking(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = String::new();
+        let read = reader.read_line(&mut line).map(|_| line);
+        // Keep draining: the provider prints warnings later (on the first
+        // introspection), and a closed pipe would kill it.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while reader.read_line(&mut sink).is_ok_and(|n| n > 0) {
+                sink.clear();
+            }
+        });
+        read
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let ready: Value =
+        serde_json::from_str(&line).map_err(|e| format!("oidc-provider said {line:?}: {e}"))?;
+    let port = ready["port"].as_u64().ok_or("no port")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let client = |k: &str| {
+        (
+            ready["clients"][k]["client_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            ready["clients"][k]["client_secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let work = |k: &str| {
+        let (id, secret) = client(k);
+        Work::Token {
+            path: "/token".into(),
+            id,
+            secret,
+        }
+    };
+    let opaque = work("opaque");
+    let http = http_client().map_err(|e| e.to_string())?;
+    let token = one_token(&http, &opaque, &base)
+        .await
+        .map_err(|e| format!("oidc-provider token: {e:#}"))?;
+    let (id, secret) = client("opaque");
+    Ok(Subject {
+        name: "oidc-provider".into(),
+        targets: vec![base],
+        token_es256: work("ES256"),
+        token_rs256: work("RS256"),
+        introspect: Work::Introspect {
+            path: "/token/introspection".into(),
+            id,
+            secret,
+            token,
+        },
+        _cluster: None,
+        _child: Some(guard),
+    })
+}
+
+// --- results ---------------------------------------------------------------------
+
+struct Row {
+    system: String,
+    workload: &'static str,
+    result: LoadResult,
+}
+
+fn print_header() {
+    println!(
+        "{:<14}  {:<18}  {:>9}  {:>8}  {:>8}  {:>8}  {:>6}",
+        "system", "workload", "req/s", "p50 ms", "p99 ms", "ok", "errors"
+    );
+}
+
+fn print_row(row: &Row) {
+    let r = &row.result;
+    println!(
+        "{:<14}  {:<18}  {:>9.0}  {:>8.2}  {:>8.2}  {:>8}  {:>6}",
+        row.system, row.workload, r.per_sec, r.p50_ms, r.p99_ms, r.ok, r.errors
+    );
+    if let Some(e) = &r.first_error {
+        let e: String = e.chars().take(300).collect();
+        println!("                first error: {e}");
+    }
+}
+
+async fn measure_subject(subject: &Subject, s: &Settings, rows: &mut Vec<Row>) -> Result<()> {
+    for (workload, work) in [
+        ("token ES256", &subject.token_es256),
+        ("token RS256", &subject.token_rs256),
+        ("introspect", &subject.introspect),
+    ] {
+        let result = run_load(work, &subject.targets, s).await?;
+        let row = Row {
+            system: subject.name.clone(),
+            workload,
+            result,
+        };
+        print_row(&row);
+        rows.push(row);
+    }
+    Ok(())
+}
+
+// --- passwords -----------------------------------------------------------------
+
+struct PasswordFigures {
+    hash_ms: f64,
+    /// Raw argon2 hashes/s with one thread per core (no rsp code).
+    parallel_raw: f64,
+    ceiling: f64,
+    checks_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    failures: u64,
+}
+
+/// Seven timed argon2id hashes (m=19456 KiB, t=2, p=1), after one untimed.
+fn hash_times() -> Result<Vec<f64>> {
+    use argon2::{Algorithm, Argon2, Params, Version};
+    let params = Params::new(19_456, 2, 1, None).map_err(|e| anyhow!("{e}"))?;
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+    let mut out = [0u8; 32];
+    let mut times = Vec::new();
+    for i in 0..8 {
+        let t = Instant::now();
+        argon
+            .hash_password_into(
+                b"correct horse battery staple",
+                b"saltsaltsaltsalt",
+                &mut out,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+        if i > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(times)
+}
+
+/// Raw argon2id hashes/s with one OS thread per core hashing in a loop for
+/// `secs`: what the machine really gives when every core hashes at once
+/// (memory bandwidth and other jobs included), without any rsp code.
+fn parallel_hashes(secs: Duration) -> Result<f64> {
+    use argon2::{Algorithm, Argon2, Params, Version};
+    let params = Params::new(19_456, 2, 1, None).map_err(|e| anyhow!("{e}"))?;
+    let start = Instant::now();
+    let handles: Vec<_> = (0..cores())
+        .map(|_| {
+            let params = params.clone();
+            std::thread::spawn(move || {
+                let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+                let mut out = [0u8; 32];
+                let mut n = 0u64;
+                while start.elapsed() < secs {
+                    let _ = argon.hash_password_into(b"pw", b"saltsaltsaltsalt", &mut out);
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.join().map_err(|_| anyhow!("a hashing thread panicked"))?;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn passwords(s: &Settings) -> Result<PasswordFigures> {
+    // Time per hash, single-threaded: the median of 7 (after one warm-up)
+    // right before and 7 right after the password run, so both see about the
+    // same load on a shared machine.
+    let mut times = hash_times()?;
+
+    // The login form's password check, in process on a 1-node consensus.
+    let cluster = rsp_consensus::testing::TestCluster::start(1)
+        .await
+        .map_err(|e| anyhow!("in-process consensus: {e}"))?;
+    let users = Arc::new(UserService::new(
+        cluster.node(1).clone(),
+        PasswordHasher::new().map_err(|e| anyhow!("{e}"))?,
+    ));
+    let password = "correct horse battery staple";
+    users
+        .create(
+            TENANT,
+            NewUser {
+                username: "alice".into(),
+                password: Zeroizing::new(password.into()),
+                email: None,
+                attributes: Default::default(),
+            },
+            0,
+        )
+        .await
+        .map_err(|e| anyhow!("creating the user: {e}"))?;
+    let start = Instant::now() + Duration::from_millis(20);
+    let measure_from = start + s.warmup;
+    let end = measure_from + s.measure;
+    let failures = Arc::new(AtomicU64::new(0));
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..s.clients {
+        let users = users.clone();
+        let failures = failures.clone();
+        tasks.spawn(async move {
+            let mut lat = Vec::new();
+            tokio::time::sleep_until(start.into()).await;
+            loop {
+                let sent = Instant::now();
+                if sent >= end {
+                    break;
+                }
+                let ok = matches!(
+                    users
+                        .check_password(TENANT, "alice", Zeroizing::new(password.into()))
+                        .await,
+                    Ok(Some(_))
+                );
+                if sent < measure_from {
+                    continue;
+                }
+                if ok {
+                    lat.push(sent.elapsed().as_micros() as u64);
+                } else {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lat
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(j) = tasks.join_next().await {
+        all.extend(j.context("a password worker panicked")?);
+    }
+    let window = measure_from.elapsed();
+    all.sort_unstable();
+    times.extend(hash_times()?);
+    times.sort_by(f64::total_cmp);
+    let per_hash = times[times.len() / 2];
+    let ceiling = cores() as f64 / per_hash;
+    let parallel_raw = parallel_hashes(s.measure.min(Duration::from_secs(3)))?;
+    Ok(PasswordFigures {
+        hash_ms: per_hash * 1000.0,
+        parallel_raw,
+        ceiling,
+        checks_per_sec: all.len() as f64 / window.as_secs_f64(),
+        p50_ms: percentile(&all, 0.5),
+        p99_ms: percentile(&all, 0.99),
+        failures: failures.load(Ordering::Relaxed),
+    })
+}
+
+// --- main ------------------------------------------------------------------------
+
+async fn run() -> Result<()> {
+    let s = Settings {
+        measure: Duration::from_secs(env_u64("BENCH_SECS", 5)?.max(1)),
+        warmup: Duration::from_secs(env_u64("BENCH_WARMUP_SECS", 1)?),
+        clients: env_u64("BENCH_CLIENTS", 64)?.max(1) as usize,
+    };
+    println!(
+        "OAuth benchmark: {} clients, {}s measured (+{}s warm-up) per run, {} cores",
+        s.clients,
+        s.measure.as_secs(),
+        s.warmup.as_secs(),
+        cores()
+    );
+
+    println!("\n--- passwords (argon2id m=19456 KiB, t=2, p=1) ---");
+    let pw = passwords(&s).await?;
+    println!(
+        "one hash: {:.1} ms; ceiling = {} cores / {:.1} ms = {:.1} hashes/s",
+        pw.hash_ms,
+        cores(),
+        pw.hash_ms,
+        pw.ceiling
+    );
+    println!(
+        "UserService::check_password (in process, right password, {} callers): {:.1}/s, p50 {:.1} ms, p99 {:.1} ms, {} failures -> {:.0}% of the ceiling",
+        s.clients,
+        pw.checks_per_sec,
+        pw.p50_ms,
+        pw.p99_ms,
+        pw.failures,
+        100.0 * pw.checks_per_sec / pw.ceiling
+    );
+    println!(
+        "raw argon2id, {} threads hashing at once (no rsp code): {:.1}/s = {:.0}% of the ceiling; check_password is {:.0}% of that",
+        cores(),
+        pw.parallel_raw,
+        100.0 * pw.parallel_raw / pw.ceiling,
+        100.0 * pw.checks_per_sec / pw.parallel_raw
+    );
+
+    let mut rows = Vec::new();
+    println!("\n--- OAuth endpoints ---");
+    print_header();
+    match start_oidc_provider().await {
+        Ok(op) => measure_subject(&op, &s, &mut rows).await?,
+        Err(why) => println!("oidc-provider skipped: {why}"),
+    }
+    for nodes in [1, 3] {
+        let subject = start_rsp(nodes).await?;
+        measure_subject(&subject, &s, &mut rows).await?;
+    }
+
+    println!("\n=== summary ===");
+    print_header();
+    for row in &rows {
+        print_row(row);
+    }
+    println!();
+    for workload in ["token ES256", "token RS256", "introspect"] {
+        let find = |system: &str| {
+            rows.iter()
+                .find(|r| r.system == system && r.workload == workload)
+        };
+        for system in ["rsp 1n", "rsp 3n"] {
+            if let (Some(r), Some(o)) = (find(system), find("oidc-provider")) {
+                println!(
+                    "{:<12} {system}/oidc-provider: throughput {:.2}x, p99 {:.2}x (lower is better)",
+                    workload,
+                    r.result.per_sec / o.result.per_sec,
+                    r.result.p99_ms / o.result.p99_ms
+                );
+            }
+        }
+    }
+    println!(
+        "password checks: {:.1}/s of a {:.1}/s argon2 ceiling = {:.0}% (raw {}-thread argon2: {:.1}/s = {:.0}%)",
+        pw.checks_per_sec,
+        pw.ceiling,
+        100.0 * pw.checks_per_sec / pw.ceiling,
+        cores(),
+        pw.parallel_raw,
+        100.0 * pw.parallel_raw / pw.ceiling
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
