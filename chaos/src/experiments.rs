@@ -11,6 +11,8 @@
 //!   through an undo-logging `LD_PRELOAD` shim;
 //! - [`load`]: the background load (writers of unique keys, readers of
 //!   acknowledged keys) and success rates per window;
+//! - `actions`: what each experiment does during its fault window;
+//! - [`report`]: the judged checks and the report;
 //! - this file: [`run`], which starts a cluster, drives one experiment
 //!   through its phases and returns an [`ExperimentReport`].
 //!
@@ -23,26 +25,28 @@
 //! checker); the load here only catches blunt violations (a lost write, a
 //! read of an acknowledged key that misses it).
 
+mod actions;
 pub mod catalog;
 pub mod faketime;
 pub mod faults;
 pub mod load;
 pub mod powercut;
+pub mod report;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use serde::Serialize;
 
 pub use catalog::{Action, Experiment, Hypothesis};
-use faults::{Fault, Targets};
+use faults::Fault;
 use load::{Load, LoadOptions, Window};
+pub use report::{Check, ExperimentReport, FaultEvent};
 
-use crate::{Cluster, ClusterSpec, NodeJoin};
+use crate::{Cluster, ClusterSpec};
 
 /// How to run an experiment.
 #[derive(Debug, Clone)]
@@ -80,125 +84,16 @@ impl Default for RunOptions {
     }
 }
 
-/// One judged part of the hypothesis.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub expected: String,
-    pub observed: String,
-    pub passed: bool,
-}
-
-impl Check {
-    fn new(
-        name: impl Into<String>,
-        expected: impl Into<String>,
-        observed: impl Into<String>,
-        passed: bool,
-    ) -> Self {
-        Self {
-            name: name.into(),
-            expected: expected.into(),
-            observed: observed.into(),
-            passed,
-        }
-    }
-
-    fn rate(name: &str, window: &Window, least: f64) -> Self {
-        Self::new(
-            format!("success {name}"),
-            format!("≥ {:.1}%", least * 100.0),
-            format!(
-                "{:.1}% of {} requests (p99 {} ms)",
-                window.success() * 100.0,
-                window.requests,
-                window.p99_ms
-            ),
-            window.success() >= least,
-        )
-    }
-}
-
-/// A fault event during the experiment.
-#[derive(Debug, Clone, Serialize)]
-pub struct FaultEvent {
-    /// Seconds since the load started.
-    pub at_s: f64,
-    pub what: String,
-}
-
-/// The result of one experiment.
-#[derive(Debug, Clone, Serialize)]
-pub struct ExperimentReport {
-    pub name: String,
-    pub description: String,
-    pub hypothesis: String,
-    pub nodes: usize,
-    pub seed: u64,
-    pub before: Window,
-    pub during: Window,
-    pub after: Window,
-    pub recovery_ms: u64,
-    pub acknowledged_writes: usize,
-    pub lost_writes: Vec<String>,
-    pub read_violations: Vec<String>,
-    pub events: Vec<FaultEvent>,
-    pub checks: Vec<Check>,
-    pub passed: bool,
-    pub dir: Option<String>,
-}
-
-impl ExperimentReport {
-    /// A few lines for a terminal.
-    pub fn to_text(&self) -> String {
-        let mut out = format!(
-            "experiment {} ({} nodes, seed {}): {}\n  {}\n  hypothesis: {}\n",
-            self.name,
-            self.nodes,
-            self.seed,
-            if self.passed { "PASSED" } else { "FAILED" },
-            self.description,
-            self.hypothesis
-        );
-        for e in &self.events {
-            out.push_str(&format!("  {:>7.2}s  {}\n", e.at_s, e.what));
-        }
-        for c in &self.checks {
-            out.push_str(&format!(
-                "  [{}] {}: expected {}, observed {}\n",
-                if c.passed { "ok" } else { "FAIL" },
-                c.name,
-                c.expected,
-                c.observed
-            ));
-        }
-        out.push_str(&format!(
-            "  {} writes acknowledged; recovery {} ms\n",
-            self.acknowledged_writes, self.recovery_ms
-        ));
-        for l in self.lost_writes.iter().take(5) {
-            out.push_str(&format!("  lost: {l}\n"));
-        }
-        for v in self.read_violations.iter().take(5) {
-            out.push_str(&format!("  bad read: {v}\n"));
-        }
-        if let Some(dir) = &self.dir {
-            out.push_str(&format!("  node dirs and logs: {dir}\n"));
-        }
-        out
-    }
-}
-
 /// What the fault window left behind.
 #[derive(Default)]
-struct Acted {
+pub(crate) struct Acted {
     events: Vec<FaultEvent>,
     /// Nodes that left the cluster on purpose (not to be restarted).
     retired: Vec<u64>,
     checks: Vec<Check>,
 }
 
-struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     cluster: &'a Cluster,
     t0: Instant,
     rng: StdRng,
@@ -225,7 +120,7 @@ impl Ctx<'_> {
     }
 }
 
-const CONVERGE: Duration = Duration::from_secs(30);
+pub(crate) const CONVERGE: Duration = Duration::from_secs(30);
 
 /// Runs one experiment on a fresh cluster.
 pub async fn run(exp: &Experiment, opts: &RunOptions) -> Result<ExperimentReport> {
@@ -311,7 +206,7 @@ async fn run_on(
         rng: StdRng::seed_from_u64(opts.seed),
         acted: Acted::default(),
     };
-    let acted = act(&mut ctx, &exp.action, opts.duration).await;
+    let acted = actions::act(&mut ctx, &exp.action, opts.duration).await;
     let mut acted_out = std::mem::take(&mut ctx.acted);
     if let Err(e) = acted {
         // Leave the cluster whole before reporting the harness error.
@@ -340,6 +235,9 @@ async fn run_on(
     let mut checks = vec![Check::rate("before", &before, h.before)];
     if let Some(least) = h.during {
         checks.push(Check::rate("during", &during, least));
+    }
+    if let Some(least) = h.min_throughput {
+        checks.push(Check::throughput(&before, &during, least));
     }
     checks.push(Check::new(
         "recovery",
@@ -384,243 +282,4 @@ async fn run_on(
         passed,
         dir,
     })
-}
-
-/// Applies the action for `duration`; it is healed when this returns.
-async fn act(ctx: &mut Ctx<'_>, action: &Action, duration: Duration) -> Result<()> {
-    let cluster = ctx.cluster;
-    match action {
-        Action::Kill(targets) => {
-            let nodes = targets.resolve(cluster, &mut ctx.rng).await?;
-            ctx.hold(Fault::Kill(nodes), duration).await
-        }
-        Action::PowerCut(targets) => {
-            let nodes = targets.resolve(cluster, &mut ctx.rng).await?;
-            ctx.hold(Fault::PowerCut(nodes), duration).await
-        }
-        Action::Pause(targets) => {
-            let nodes = targets.resolve(cluster, &mut ctx.rng).await?;
-            ctx.hold(Fault::Pause(nodes), duration).await
-        }
-        Action::Partition(shape) => {
-            let fault = shape.resolve(cluster, &mut ctx.rng).await?;
-            ctx.hold(fault, duration).await
-        }
-        Action::Links {
-            latency,
-            jitter,
-            loss,
-        } => {
-            let fault = Fault::Links {
-                latency: *latency,
-                jitter: *jitter,
-                loss: *loss,
-            };
-            ctx.hold(fault, duration).await
-        }
-        Action::LeaderOutgoing(link_faults) => {
-            let leader = cluster.wait_for_leader(CONVERGE).await?;
-            let links = cluster
-                .ids()
-                .into_iter()
-                .filter(|id| *id != leader)
-                .map(|id| (leader, id))
-                .collect();
-            let fault = Fault::SomeLinks {
-                links,
-                faults: link_faults.clone(),
-            };
-            ctx.hold(fault, duration).await
-        }
-        Action::ZoneOutage(zone) => {
-            let nodes = cluster.nodes_in_zone(zone);
-            ensure!(!nodes.is_empty(), "no node in zone {zone}");
-            ctx.hold(Fault::Kill(nodes), duration).await
-        }
-        Action::RollingRestart => {
-            for id in cluster.ids() {
-                cluster
-                    .terminate(id, Duration::from_secs(15))
-                    .await
-                    .with_context(|| format!("stopping node {id}"))?;
-                ctx.event(format!("SIGTERM node {id}"));
-                cluster.restart(id).await?;
-                cluster.wait_all_ready(CONVERGE).await?;
-                ctx.event(format!("node {id} restarted and ready"));
-            }
-            Ok(())
-        }
-        Action::FlappingLink { period } => {
-            let leader = cluster.wait_for_leader(CONVERGE).await?;
-            let other = Targets::Follower.resolve(cluster, &mut ctx.rng).await?;
-            let follower = other.first().copied().unwrap_or(leader);
-            // Only the leader-follower pair flaps.
-            let pair = Fault::SomeLinks {
-                links: vec![(leader, follower), (follower, leader)],
-                faults: crate::LinkFaults::down(),
-            };
-            ctx.event(format!(
-                "flapping links {leader} <-> {follower} every {} ms",
-                period.as_millis()
-            ));
-            let until = Instant::now() + duration;
-            let mut flaps = 0u32;
-            while Instant::now() < until {
-                pair.inject(cluster).await?;
-                tokio::time::sleep(*period).await;
-                pair.heal(cluster).await?;
-                tokio::time::sleep(*period).await;
-                flaps += 1;
-            }
-            ctx.event(format!("{flaps} flaps; links up"));
-            Ok(())
-        }
-        Action::RepeatedLeaderKills { every } => {
-            let until = Instant::now() + duration;
-            while Instant::now() < until {
-                let victim = Targets::Leader.resolve(cluster, &mut ctx.rng).await?;
-                let fault = Fault::Kill(victim);
-                ctx.hold(fault, *every).await?;
-                // Let the restarted node rejoin before the next kill.
-                cluster.wait_for_leader(CONVERGE).await?;
-            }
-            Ok(())
-        }
-        Action::MembershipChange => membership_change(ctx, duration).await,
-        Action::SnapshotCatchUp => snapshot_catch_up(ctx, duration).await,
-        Action::ClockSkew { offset, ahead } => {
-            let leader = cluster.wait_for_leader(CONVERGE).await?;
-            let ms = offset.as_millis() as i64;
-            let fault = Fault::ClockSkew {
-                nodes: vec![leader],
-                offset_ms: if *ahead { ms } else { -ms },
-            };
-            ctx.hold(fault, duration).await
-        }
-    }
-}
-
-async fn membership_change(ctx: &mut Ctx<'_>, duration: Duration) -> Result<()> {
-    let cluster = ctx.cluster;
-    let started = Instant::now();
-    let new = cluster.add_node(NodeJoin::voter()).await?;
-    ctx.event(format!("node {new} joined"));
-    let leader = cluster.wait_for_leader(CONVERGE).await?;
-    let client = cluster.client(leader)?;
-    let voter = cluster
-        .wait_until(CONVERGE, "the new node to be a voter", || async {
-            let view = client.cluster_info().await?;
-            let role = view.member(new).map(|m| m.role.clone());
-            ensure!(
-                matches!(role.as_deref(), Some("follower" | "leader")),
-                "role {role:?}"
-            );
-            Ok(())
-        })
-        .await;
-    ctx.acted.checks.push(Check::new(
-        "new node became a voter",
-        "yes",
-        format!("{voter:?}"),
-        voter.is_ok(),
-    ));
-    let old = cluster
-        .ids()
-        .into_iter()
-        .find(|id| *id != leader && *id != new)
-        .ok_or_else(|| anyhow::anyhow!("no follower to remove"))?;
-    let removed = cluster
-        .wait_until(CONVERGE, "the removal to be accepted", || async {
-            let leader = cluster.wait_for_leader(CONVERGE).await?;
-            let r = cluster.client(leader)?.remove_node(old).await?;
-            ensure!(r.status == 200, "HTTP {}: {}", r.status, r.body);
-            Ok(())
-        })
-        .await;
-    ctx.event(format!(
-        "node {old} removed: {}",
-        if removed.is_ok() { "ok" } else { "failed" }
-    ));
-    ctx.acted.checks.push(Check::new(
-        format!("node {old} removed"),
-        "200",
-        format!("{removed:?}"),
-        removed.is_ok(),
-    ));
-    cluster.kill(old).await?;
-    ctx.acted.retired.push(old);
-    ctx.event(format!("node {old} stopped"));
-    tokio::time::sleep(duration.saturating_sub(started.elapsed())).await;
-    Ok(())
-}
-
-fn metric(text: &str, name: &str) -> Option<f64> {
-    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        let (n, v) = l.split_once(' ')?;
-        (n == name).then(|| v.trim().parse().ok()).flatten()
-    })
-}
-
-async fn snapshot_catch_up(ctx: &mut Ctx<'_>, duration: Duration) -> Result<()> {
-    let cluster = ctx.cluster;
-    let follower = Targets::Follower.resolve(cluster, &mut ctx.rng).await?[0];
-    let behind = {
-        let m = cluster.client(follower)?.metrics().await?;
-        metric(&m, "rsp_raft_applied_index").unwrap_or(0.0)
-    };
-    let isolate = Fault::Partition(vec![
-        cluster
-            .ids()
-            .into_iter()
-            .filter(|id| *id != follower)
-            .collect(),
-        vec![follower],
-    ]);
-    isolate.inject(cluster).await?;
-    ctx.event(format!("isolate follower {follower} (applied {behind})"));
-    // Hold at least the window, and until the leader purged past it.
-    let started = Instant::now();
-    let purged = cluster
-        .wait_until(
-            duration.max(Duration::from_secs(5)) + CONVERGE,
-            "the leader to purge its log",
-            || async {
-                let leader = cluster.wait_for_leader(CONVERGE).await?;
-                let m = cluster.client(leader)?.metrics().await?;
-                let purged = metric(&m, "rsp_raft_purged_index").unwrap_or(0.0);
-                ensure!(purged > behind, "purged {purged}, follower at {behind}");
-                Ok(purged)
-            },
-        )
-        .await;
-    tokio::time::sleep(duration.saturating_sub(started.elapsed())).await;
-    isolate.heal(cluster).await?;
-    ctx.event(format!("heal; leader purged up to {purged:?}"));
-    let purged = purged?;
-    let client = cluster.client(follower)?;
-    let caught_up = cluster
-        .wait_until(
-            CONVERGE,
-            "the follower to catch up from a snapshot",
-            || async {
-                ensure!(client.readyz().await? == 200, "not ready");
-                let m = client.metrics().await?;
-                let snap = metric(&m, "rsp_raft_snapshot_index").unwrap_or(0.0);
-                if snap < purged {
-                    bail!("snapshot index {snap} < purged {purged}");
-                }
-                Ok(snap)
-            },
-        )
-        .await;
-    ctx.acted.checks.push(Check::new(
-        format!("node {follower} caught up from a snapshot"),
-        format!("snapshot index ≥ {purged}"),
-        match &caught_up {
-            Ok(s) => format!("snapshot index {s}"),
-            Err(e) => format!("{e:#}"),
-        },
-        caught_up.is_ok(),
-    ));
-    Ok(())
 }

@@ -124,6 +124,17 @@ fn node_id(settings: &Settings) -> Result<(u64, bool), StartError> {
     }
 }
 
+/// Write a small file and make it (and its directory entry) durable.
+fn write_synced(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
 fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -348,8 +359,11 @@ pub async fn run(
         StartError::setting("data-dir", format!("{}: {e}", settings.data_dir.display()))
     })?;
     if fresh_id {
-        std::fs::write(settings.data_dir.join("node-id"), format!("{id}\n"))
-            .map_err(|e| StartError::runtime("writing node-id", e))?;
+        write_synced(
+            &settings.data_dir.join("node-id"),
+            format!("{id}\n").as_bytes(),
+        )
+        .map_err(|e| StartError::runtime("writing node-id", e))?;
     }
     let public_url = settings.public_url.clone().unwrap_or_else(|| {
         let scheme = if http_tls.is_some() { "https" } else { "http" };

@@ -21,6 +21,10 @@ pub struct Hypothesis {
     pub during: Option<f64>,
     /// Least success rate after recovery.
     pub after: f64,
+    /// Least request rate during the fault, as a share of the rate before;
+    /// `None` where the fault itself slows every request (the load is
+    /// closed-loop: each worker waits for its answer).
+    pub min_throughput: Option<f64>,
     /// Time from healing until every node is ready under one leader.
     pub recover_within: Duration,
 }
@@ -31,15 +35,21 @@ impl Hypothesis {
             before: 0.95,
             during,
             after: 0.95,
+            min_throughput: if during.is_some() { Some(0.10) } else { None },
             recover_within: Duration::from_secs(10),
         }
     }
 
     /// In words, for the report.
     pub fn describe(&self) -> String {
-        let during = match self.during {
-            Some(d) => format!("≥ {:.0}% during the fault", d * 100.0),
-            None => "no availability promise during the fault".to_string(),
+        let during = match (self.during, self.min_throughput) {
+            (Some(d), Some(t)) => format!(
+                "≥ {:.0}% during the fault at ≥ {:.0}% of the request rate before",
+                d * 100.0,
+                t * 100.0
+            ),
+            (Some(d), None) => format!("≥ {:.0}% during the fault", d * 100.0),
+            (None, _) => "no availability promise during the fault".to_string(),
         };
         format!(
             "requests succeed at ≥ {:.0}% before, {during}, ≥ {:.0}% after; every node is ready under one leader within {} s of healing; no acknowledged write is lost and no linearizable read is stale",
@@ -127,6 +137,18 @@ const fn exp(
 #[allow(non_snake_case)]
 const fn MS(ms: u64) -> Duration {
     Duration::from_millis(ms)
+}
+
+/// No throughput floor: the fault slows every request by itself.
+fn closed_loop_slow(mut e: Experiment) -> Experiment {
+    e.hypothesis.min_throughput = None;
+    e
+}
+
+/// A floor of its own (a share of the request rate before the fault).
+fn with_throughput(mut e: Experiment, least: f64) -> Experiment {
+    e.hypothesis.min_throughput = Some(least);
+    e
 }
 
 /// Every experiment, in the order `rsp-chaos list` shows them.
@@ -253,7 +275,7 @@ pub fn all() -> Vec<Experiment> {
         Experiment {
             args: &["--heartbeat-ms", "600", "--election-timeout-ms", "2500"],
             slow_requests: Some((MS(3000), MS(6000))),
-            ..exp(
+            ..closed_loop_slow(exp(
                 "latency-200ms",
                 "200 ms on every peer link (each way), with WAN Raft timers (heartbeat 600 ms, election 2.5 s)",
                 Action::Links {
@@ -262,12 +284,12 @@ pub fn all() -> Vec<Experiment> {
                     loss: 0.0,
                 },
                 Some(0.90),
-            )
+            ))
         },
         Experiment {
             args: &["--heartbeat-ms", "300", "--election-timeout-ms", "1500"],
             slow_requests: Some((MS(2000), MS(4000))),
-            ..exp(
+            ..closed_loop_slow(exp(
                 "jitter",
                 "50 ms ± 50 ms on every peer link, with Raft timers above the worst round trip (heartbeat 300 ms)",
                 Action::Links {
@@ -276,9 +298,9 @@ pub fn all() -> Vec<Experiment> {
                     loss: 0.0,
                 },
                 Some(0.95),
-            )
+            ))
         },
-        exp(
+        closed_loop_slow(exp(
             "loss-10pct",
             "10% emulated packet loss (200 ms retransmission stalls) on every peer link",
             Action::Links {
@@ -287,12 +309,15 @@ pub fn all() -> Vec<Experiment> {
                 loss: 0.10,
             },
             Some(0.90),
-        ),
-        exp(
-            "slow-leader-links",
-            "500 ms on the leader's outgoing links only (asymmetric)",
-            Action::LeaderOutgoing(LinkFaults::delayed(MS(500), Duration::ZERO)),
-            Some(0.80),
+        )),
+        with_throughput(
+            exp(
+                "slow-leader-links",
+                "500 ms on the leader's outgoing links only (asymmetric), short Raft timers",
+                Action::LeaderOutgoing(LinkFaults::delayed(MS(500), Duration::ZERO)),
+                Some(0.80),
+            ),
+            0.03,
         ),
         exp(
             "one-way-leader",
@@ -374,5 +399,12 @@ mod tests {
         );
         let h = find("kill-follower").expect("exists").hypothesis;
         assert!(h.describe().contains("≥ 95% during"), "{}", h.describe());
+        assert_eq!(
+            find("latency-200ms")
+                .expect("exists")
+                .hypothesis
+                .min_throughput,
+            None
+        );
     }
 }

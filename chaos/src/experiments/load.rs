@@ -3,9 +3,10 @@
 //! client that behaves like a real one (it tries another node when one
 //! does not answer, until a deadline).
 //!
-//! Like a real client it also avoids, for a few seconds, a node that just
-//! failed or did not answer (a paused node accepts connections and answers
-//! nothing, so without this every worker would keep waiting on it).
+//! Like a real client it also avoids, for a few seconds, a node that did
+//! not answer (a paused or cut-off node accepts connections and answers
+//! nothing, so without this every worker would keep waiting on it); a node
+//! that answered with an error is tried again at once.
 //!
 //! Every logical request becomes a [`Sample`]; the hypothesis is judged on
 //! success rates per time window. A read that answers with anything but the
@@ -142,7 +143,20 @@ async fn request(
                 .filter(|id| avoid.get(id).is_none_or(|until| *until <= now))
                 .collect()
         };
-        let pool = if healthy.is_empty() { &ids } else { &healthy };
+        // Everyone avoided: the one whose avoidance ends first.
+        let soonest: Vec<u64> = {
+            let avoid = lock(&shared.avoid);
+            ids.iter()
+                .copied()
+                .min_by_key(|id| avoid.get(id).copied().unwrap_or(now))
+                .into_iter()
+                .collect()
+        };
+        let pool = if healthy.is_empty() {
+            &soonest
+        } else {
+            &healthy
+        };
         let id = pool[turn % pool.len()];
         turn += 1;
         let left = deadline.saturating_duration_since(now);
@@ -154,7 +168,10 @@ async fn request(
             match send(client).await {
                 Ok(r) if r.status == 200 => return Attempt::Ok(r.body),
                 Ok(r) if r.status == 404 => return Attempt::NotFound,
-                _ => {
+                // A quick "no" (e.g. 503 during an election): try again soon.
+                Ok(_) => {}
+                // No answer: avoid this node for a while.
+                Err(_) => {
                     lock(&shared.avoid).insert(id, Instant::now() + opts.avoid_for);
                 }
             }
@@ -378,6 +395,16 @@ impl Window {
                 .count(),
             violations: inside.iter().filter(|s| s.violation).count(),
             p99_ms: p99,
+        }
+    }
+
+    /// Requests started per second.
+    pub fn rate(&self) -> f64 {
+        let secs = self.to_s - self.from_s;
+        if secs > 0.0 {
+            self.requests as f64 / secs
+        } else {
+            0.0
         }
     }
 
