@@ -16,12 +16,27 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({"status": "ok"}))
 }
 
-/// This node knows a leader and has applied everything committed.
+/// This node knows a leader and has applied everything committed. Tenants
+/// whose actors are degraded (restarting too often) are listed; they do not
+/// make the node unready, since every other tenant is still served.
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    let degraded: Vec<serde_json::Value> = state
+        .browser
+        .runtime()
+        .map(|rt| {
+            rt.health()
+                .degraded()
+                .map(|t| serde_json::to_value(t).unwrap_or_default())
+                .collect()
+        })
+        .unwrap_or_default();
     match tokio::time::timeout(Duration::from_secs(2), state.consensus.ready()).await {
-        Ok(Ok(info)) => Json(
-            json!({"status": "ready", "leader": info.leader, "applied_index": info.applied_index}),
-        )
+        Ok(Ok(info)) => Json(json!({
+            "status": "ready",
+            "leader": info.leader,
+            "applied_index": info.applied_index,
+            "degraded_tenants": degraded,
+        }))
         .into_response(),
         Ok(Err(e)) => {
             let mut err =
