@@ -310,7 +310,10 @@ async fn ops_endpoints_answer() {
     let (s, v) = call(&n.app, "GET", "/readyz", None, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["leader"], 1);
-    assert!(v["degraded_tenants"].is_array(), "readyz lists degraded tenants: {v}");
+    assert!(
+        v["degraded_tenants"].is_array(),
+        "readyz lists degraded tenants: {v}"
+    );
     let (s, v) = call(&n.app, "GET", "/metrics", None, None).await;
     assert_eq!(s, StatusCode::OK);
     let text = v.as_str().unwrap_or_default();
