@@ -16,6 +16,13 @@ use crate::types::*;
 /// How long adding a node may take (it must catch up first).
 const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The leader this node knows of, with its member record.
+pub(crate) fn known_leader(m: &RaftMetrics) -> Option<(NodeId, Member)> {
+    let leader = m.current_leader?;
+    let member = m.membership_config.membership().get_node(&leader)?.clone();
+    Some((leader, member))
+}
+
 /// The voter that has replicated the most, to take over from a leader that
 /// is leaving.
 pub(crate) fn best_successor(m: &RaftMetrics) -> Option<(NodeId, Member)> {
@@ -126,9 +133,7 @@ impl Consensus {
         if membership.get_node(&id).is_none() {
             if m.state != ServerState::Leader {
                 // Only the leader's view is authoritative.
-                return Ok(m
-                    .current_leader
-                    .and_then(|l| membership.get_node(&l).map(|n| (l, n.clone()))));
+                return Ok(known_leader(&m));
             }
             return Err(ConsensusError::UnknownNode(id));
         }
@@ -193,12 +198,7 @@ impl Consensus {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
             let m = self.metrics();
-            target = m.current_leader.and_then(|l| {
-                m.membership_config
-                    .membership()
-                    .get_node(&l)
-                    .map(|n| (l, n.clone()))
-            });
+            target = known_leader(&m);
             if target.as_ref().is_some_and(|(l, _)| *l == self.id()) {
                 return Err(ConsensusError::Internal(
                     "leadership moved here mid-request; retry".into(),
@@ -232,12 +232,7 @@ impl Consensus {
             None if self.metrics().state == ServerState::Leader => Ok(()),
             None => {
                 let m = self.metrics();
-                let leader = m.current_leader.and_then(|l| {
-                    m.membership_config
-                        .membership()
-                        .get_node(&l)
-                        .map(|n| (l, n.clone()))
-                });
+                let leader = known_leader(&m);
                 self.membership_via(
                     || PeerBody::AddNode {
                         id,
