@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod factors;
 pub mod kv;
 pub mod policies;
+pub mod sessions;
 pub mod tenants;
 
 use axum::Router;
@@ -35,6 +36,14 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/v1/tenants/{tenant}/users/{user}/factors/{factor}",
             axum::routing::delete(factors::delete),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/users/{user}/sessions",
+            get(sessions::list).delete(sessions::revoke_user),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/sessions/{sid}",
+            axum::routing::delete(sessions::revoke),
         )
         .route(
             "/admin/v1/tenants/{tenant}/policies",

@@ -199,7 +199,13 @@ impl CodeService {
             return Err(invalid());
         };
         let mut record: CodeRecord = serde_json::from_slice(&kv.value).map_err(corrupt)?;
-        if let Some(fid) = &record.redeemed_fid {
+        // Injected bug (`RSP_INJECT_BUGS=double-redeem-codes`, for proving
+        // the Jepsen `codes` checker): no single-use check and no compare,
+        // so a code can be redeemed more than once.
+        let double_redeem = self.base.consensus.injected_bugs().double_redeem_codes;
+        if let Some(fid) = &record.redeemed_fid
+            && !double_redeem
+        {
             return Err(self.replayed(tenant, fid).await);
         }
         if crate::now_ms() >= record.expires_at_ms {
@@ -231,11 +237,16 @@ impl CodeService {
             ttl_ms: Some(keep_ms),
         }];
         success.extend(family.ops.iter().cloned());
-        let txn = Txn {
-            compares: vec![Compare {
+        let compares = if double_redeem {
+            Vec::new()
+        } else {
+            vec![Compare {
                 key: key.clone(),
                 target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
-            }],
+            }]
+        };
+        let txn = Txn {
+            compares,
             success,
             failure: vec![TxnOp::Get { key }],
         };

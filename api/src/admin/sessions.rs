@@ -1,0 +1,113 @@
+//! A user's browser sessions, for administrators (the calls Keycloak admins
+//! know as "Sessions" and "Sign out"):
+//!
+//! - `GET /admin/v1/tenants/{t}/users/{id}/sessions`: the user's live
+//!   sessions (read linearizably: one just started through any node is
+//!   listed);
+//! - `DELETE /admin/v1/tenants/{t}/users/{id}/sessions`: sign the user out
+//!   everywhere (every session started before the call);
+//! - `DELETE /admin/v1/tenants/{t}/sessions/{sid}`: end one session, named by
+//!   its public handle (the `sid` of the ID tokens issued under it).
+//!
+//! A revocation answers only once it is in force on every member (or the
+//! members that did not confirm are fenced, see docs/actors.md): the body
+//! says which. Session ids (the cookie secret) never appear here; handles
+//! do.
+
+use axum::Json;
+use axum::extract::State;
+use rsp_actors::{Revocation, SessionHandle, SessionInfo, TenantHandle};
+use rsp_consensus::Consistency;
+use serde::Serialize;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, ApiPath};
+use crate::state::AppState;
+
+/// A session as listed.
+#[derive(Serialize)]
+pub struct SessionView {
+    /// The public handle (`sid`).
+    id: String,
+    user_id: String,
+    created_ms: u64,
+    last_seen_ms: u64,
+    /// When it ends unless used: the earlier of idle and absolute expiry.
+    expires_at_ms: u64,
+    absolute_expires_ms: u64,
+    idle_timeout_s: u64,
+    amr: Option<String>,
+    acr: Option<String>,
+}
+
+impl From<SessionInfo> for SessionView {
+    fn from(s: SessionInfo) -> Self {
+        SessionView {
+            id: s.handle.as_str().to_string(),
+            amr: s.attrs.get("amr").cloned(),
+            acr: s.attrs.get("acr").cloned(),
+            user_id: s.user_id,
+            created_ms: s.created_ms,
+            last_seen_ms: s.last_seen_ms,
+            expires_at_ms: s.expires_at_ms,
+            absolute_expires_ms: s.absolute_expires_ms,
+            idle_timeout_s: s.idle_timeout.as_secs(),
+        }
+    }
+}
+
+/// The tenant's session service on this node; the tenant must exist.
+async fn tenant_actors(state: &AppState, tenant: &str) -> ApiResult<TenantHandle> {
+    state.tenants.get(tenant, Consistency::Local).await?;
+    let runtime = state
+        .browser
+        .runtime()
+        .ok_or_else(|| ApiError::unavailable("sessions are not served by this node"))?;
+    Ok(runtime.tenant(tenant).await?)
+}
+
+/// The user must exist in the tenant.
+async fn require_user(state: &AppState, tenant: &str, user: &str) -> ApiResult<()> {
+    state
+        .identity
+        .users
+        .get(tenant, user, Consistency::Linearizable)
+        .await?;
+    Ok(())
+}
+
+pub async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath((tenant, user)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Vec<SessionView>>> {
+    let h = tenant_actors(&state, &tenant).await?;
+    require_user(&state, &tenant, &user).await?;
+    let sessions = h.sessions().list_for_user(&user).await?;
+    Ok(Json(sessions.into_iter().map(SessionView::from).collect()))
+}
+
+pub async fn revoke_user(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath((tenant, user)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Revocation>> {
+    let h = tenant_actors(&state, &tenant).await?;
+    require_user(&state, &tenant, &user).await?;
+    Ok(Json(h.sessions().revoke_all_for_user(&user).await?))
+}
+
+pub async fn revoke(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath((tenant, sid)): ApiPath<(String, String)>,
+) -> ApiResult<Json<Revocation>> {
+    let handle = SessionHandle::parse(&sid)
+        .map_err(|_| ApiError::not_found("session_not_found", "no such session"))?;
+    let h = tenant_actors(&state, &tenant).await?;
+    let done = h.sessions().revoke_handle(&handle).await?;
+    if done.revoked == 0 {
+        return Err(ApiError::not_found("session_not_found", "no such session"));
+    }
+    Ok(Json(done))
+}
