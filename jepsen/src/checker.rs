@@ -4,12 +4,14 @@
 //!   Porcupine's memoization) over a [`linear::Model`];
 //! - [`register`]: the register model and the per-key check of the
 //!   `register` workload;
-//! - [`set`]: lost, stale and phantom elements of the `set` workload.
+//! - [`set`]: lost, stale and phantom elements of the `set` workload;
+//! - [`codes`]: each authorization code redeemed at most once.
 //!
 //! Every checker answers a [`CheckResult`] with a three-way [`Validity`]:
 //! `unknown` is an honest answer when a budget ran out or the history
 //! lacks what the checker needs.
 
+pub mod codes;
 pub mod linear;
 pub mod register;
 pub mod set;

@@ -28,6 +28,7 @@ pub mod history;
 pub mod nemesis;
 pub mod report;
 pub mod run;
+pub mod web;
 pub mod workload;
 
 pub use checker::{CheckResult, Validity};

@@ -172,6 +172,22 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
         .map(|id| Ok(KvClient::new(*id, cluster.client(*id)?, opts.op_timeout)))
         .collect::<Result<_>>()?;
 
+    let nodes = workload::oidc::Nodes {
+        ids: ids.clone(),
+        http: ids
+            .iter()
+            .map(|id| cluster.http(*id))
+            .collect::<Result<_>>()?,
+        admin: ids
+            .iter()
+            .map(|id| Ok(cluster.client(*id)?.with_timeout(opts.op_timeout)))
+            .collect::<Result<_>>()?,
+    };
+    workload
+        .prepare(nodes, opts.concurrency, opts.op_timeout)
+        .await
+        .context("preparing the workload")?;
+
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut workers = JoinSet::new();
     let interval = if opts.rate > 0.0 {
@@ -199,6 +215,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
                     recorder: &recorder,
                     client: &client,
                     process: Process::Client(process),
+                    worker: w,
                 };
                 match workload.step(&ctx, &mut rng).await {
                     EventType::Info => process += concurrency,

@@ -6,6 +6,8 @@
 //! exit code 2) rather than a fake: a workload is added by writing its
 //! module and one arm in [`build`] and in [`Workload`]'s methods.
 
+pub mod codes;
+pub mod oidc;
 pub mod register;
 pub mod set;
 
@@ -45,8 +47,8 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
     },
     WorkloadInfo {
         name: "codes",
-        description: "each OAuth authorization code is redeemed at most once, through the real token endpoint",
-        needs: Some("the OAuth authorization-code flow and token endpoint"),
+        description: "each OAuth authorization code (browser login, PKCE) is redeemed at most once, through the real token endpoint on several nodes at once",
+        needs: None,
     },
     WorkloadInfo {
         name: "refresh",
@@ -98,6 +100,9 @@ pub struct WorkloadOptions {
     pub ops_per_key: usize,
     /// Set: how many of the newest elements a read covers.
     pub read_window: usize,
+    /// Codes / refresh: how many nodes present the same code or token at
+    /// once.
+    pub redeemers: usize,
 }
 
 impl Default for WorkloadOptions {
@@ -107,14 +112,31 @@ impl Default for WorkloadOptions {
             keys: 5,
             ops_per_key: 150,
             read_window: 64,
+            redeemers: 3,
         }
     }
 }
 
-/// A runnable workload.
-pub enum Workload {
+/// A runnable workload: what its clients do, and (for the workloads that
+/// go through the OIDC endpoints) what was made for them before the run.
+pub struct Workload {
+    kind: Kind,
+    rig: std::sync::OnceLock<oidc::Rig>,
+}
+
+enum Kind {
     Register(register::RegisterWorkload),
     Set(set::SetWorkload),
+    Codes(codes::CodesWorkload),
+}
+
+impl From<Kind> for Workload {
+    fn from(kind: Kind) -> Self {
+        Workload {
+            kind,
+            rig: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// The workload called `name`.
@@ -129,11 +151,13 @@ pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Workload, BuildError>
             needs,
         });
     }
-    match info.name {
-        "register" => Ok(Workload::Register(register::RegisterWorkload::new(opts))),
-        "set" => Ok(Workload::Set(set::SetWorkload::new(opts))),
-        other => Err(BuildError::Unknown(other.to_string())),
-    }
+    let kind = match info.name {
+        "register" => Kind::Register(register::RegisterWorkload::new(opts)),
+        "set" => Kind::Set(set::SetWorkload::new(opts)),
+        "codes" => Kind::Codes(codes::CodesWorkload::new(opts.redeemers)),
+        other => return Err(BuildError::Unknown(other.to_string())),
+    };
+    Ok(kind.into())
 }
 
 /// What one operation needs: where to record, whom to ask, as whom.
@@ -141,6 +165,8 @@ pub struct OpCtx<'a> {
     pub recorder: &'a Recorder,
     pub client: &'a KvClient,
     pub process: Process,
+    /// The worker (stable across the process ids it takes).
+    pub worker: usize,
 }
 
 impl OpCtx<'_> {
@@ -177,17 +203,47 @@ impl OpCtx<'_> {
 
 impl Workload {
     pub fn name(&self) -> &'static str {
-        match self {
-            Workload::Register(_) => "register",
-            Workload::Set(_) => "set",
+        match &self.kind {
+            Kind::Register(_) => "register",
+            Kind::Set(_) => "set",
+            Kind::Codes(_) => "codes",
         }
+    }
+
+    /// The OAuth grants the workload's clients need; `None`: it does not
+    /// use the OIDC endpoints.
+    fn grants(&self) -> Option<&'static [&'static str]> {
+        match &self.kind {
+            Kind::Register(_) | Kind::Set(_) => None,
+            Kind::Codes(_) => Some(&["authorization_code"]),
+        }
+    }
+
+    /// Before the clients start: the tenant, clients and users of the
+    /// workloads that go through the OIDC endpoints.
+    pub async fn prepare(
+        &self,
+        nodes: oidc::Nodes,
+        workers: usize,
+        timeout: std::time::Duration,
+    ) -> anyhow::Result<()> {
+        let Some(grants) = self.grants() else {
+            return Ok(());
+        };
+        let rig = oidc::Rig::prepare(nodes, workers, timeout, grants).await?;
+        let _ = self.rig.set(rig);
+        Ok(())
     }
 
     /// Generates, performs and records one operation; returns how it ended.
     pub async fn step(&self, ctx: &OpCtx<'_>, rng: &mut StdRng) -> EventType {
-        match self {
-            Workload::Register(w) => w.step(ctx, rng).await,
-            Workload::Set(w) => w.step(ctx, rng).await,
+        match &self.kind {
+            Kind::Register(w) => w.step(ctx, rng).await,
+            Kind::Set(w) => w.step(ctx, rng).await,
+            Kind::Codes(w) => match self.rig.get() {
+                Some(rig) => w.step(rig, ctx, rng).await,
+                None => EventType::Fail,
+            },
         }
     }
 
@@ -198,9 +254,9 @@ impl Workload {
         clients: &[KvClient],
         timeout: std::time::Duration,
     ) {
-        match self {
-            Workload::Register(_) => {}
-            Workload::Set(w) => w.final_read(recorder, clients, timeout).await,
+        match &self.kind {
+            Kind::Set(w) => w.final_read(recorder, clients, timeout).await,
+            Kind::Register(_) | Kind::Codes(_) => {}
         }
     }
 
@@ -216,6 +272,7 @@ pub fn check_history(name: &str, events: &[Event], limits: RegisterLimits) -> Ch
     match name {
         "register" => crate::checker::register::check(&ops, limits),
         "set" => crate::checker::set::check(&ops),
+        "codes" => crate::checker::codes::check(&ops),
         other => CheckResult {
             checker: "none".to_string(),
             valid: crate::checker::Validity::Unknown,
@@ -232,7 +289,7 @@ mod tests {
     #[test]
     fn unbuilt_workloads_say_what_they_need() {
         let opts = WorkloadOptions::default();
-        for name in ["sessions", "codes", "refresh", "lockout"] {
+        for name in ["sessions", "refresh", "lockout"] {
             let err = build(name, &opts).err().expect("not in this build");
             let msg = err.to_string();
             assert!(
