@@ -1,7 +1,7 @@
 //! Settings of the tenant runtime. Everything has a default that suits
 //! production; tests shrink the times.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Restart budget of a tenant supervisor: more than `max_restarts` child
@@ -52,12 +52,19 @@ pub struct RateRule {
     pub burst: f64,
 }
 
+/// Rate-limit kind: the token endpoint, keyed by client id.
+pub const KIND_TOKEN: &str = "token";
+/// Rate-limit kind: login-form posts, keyed by client IP.
+pub const KIND_LOGIN: &str = "login";
+
 /// Token-bucket rules by kind (`"token"`, `"login"`, ...).
 #[derive(Debug, Clone)]
 pub struct RateLimits {
     pub rules: HashMap<String, RateRule>,
     /// Rule for kinds not listed.
     pub default: RateRule,
+    /// Kinds the operator turned off: every check passes.
+    pub unlimited: HashSet<String>,
     /// Buckets kept per tenant and node before idle (full) ones are dropped.
     pub max_keys: usize,
 }
@@ -67,15 +74,15 @@ impl Default for RateLimits {
         let rules = [
             // Per client on the token endpoint.
             (
-                "token",
+                KIND_TOKEN,
                 RateRule {
-                    per_sec: 50.0,
-                    burst: 100.0,
+                    per_sec: 500.0,
+                    burst: 1000.0,
                 },
             ),
             // Per IP on the login form.
             (
-                "login",
+                KIND_LOGIN,
                 RateRule {
                     per_sec: 5.0,
                     burst: 20.0,
@@ -89,6 +96,7 @@ impl Default for RateLimits {
                 burst: 200.0,
             },
             max_keys: 100_000,
+            unlimited: HashSet::new(),
         }
     }
 }

@@ -14,7 +14,9 @@
 //!   by a local read, revoked everywhere before revoke returns.
 //! - [`ratelimit`], [`bucket`]: per-node shares of cluster-wide token buckets.
 //! - [`lockout`]: exact, durable failed-login lockout (CAS through Raft).
-//! - [`policy`]: the evaluator actor and the seam for the Cedar engine.
+//! - [`policy`]: the evaluator actor: the tenant's Cedar snapshot, loaded
+//!   from storage, reloaded on `policy/head` changes, published for direct
+//!   reads by decisions.
 //! - `read`: the local-read rule revocations rely on; `dispatch`: watch
 //!   events to tenant actors; [`metrics`], [`health`], [`config`], [`error`].
 //!
@@ -46,15 +48,14 @@ pub mod tenant;
 pub(crate) mod util;
 
 pub use config::{
-    LockoutPolicy, RateLimits, RateRule, RestartPolicy, RuntimeConfig, SessionPolicy, TenantLimits,
+    KIND_LOGIN, KIND_TOKEN, LockoutPolicy, RateLimits, RateRule, RestartPolicy, RuntimeConfig,
+    SessionPolicy, TenantLimits,
 };
 pub use error::{ActorError, Quota};
 pub use health::{RuntimeHealth, TenantHealth, TenantStatus};
 pub use lockout::{AttemptGuard, LockoutService, LockoutStatus};
 pub use metrics::ActorMetrics;
-pub use policy::{
-    AuthzRequest, Decision, EmptyPolicySet, NoPolicies, PolicyEngine, PolicyLoader, PolicyService,
-};
+pub use policy::PolicyService;
 pub use ratelimit::RateLimitService;
 pub use runtime::TenantRuntime;
 pub use session::{Revocation, Session, SessionHandle, SessionId, SessionInfo};

@@ -67,6 +67,10 @@ pub struct Settings {
     pub heartbeat_ms: u64,
     /// Minimum election timeout; the maximum is 1.5x this.
     pub election_timeout_ms: u64,
+    /// Token-endpoint requests per second per client, cluster-wide (0: off).
+    pub token_rate_limit: u64,
+    /// Login-form posts per second per client IP, cluster-wide (0: off).
+    pub login_rate_limit: u64,
     pub demo: bool,
 }
 
@@ -304,6 +308,12 @@ mod specs {
     pub const ELECTION_TIMEOUT_MS: Spec = spec("election-timeout-ms",
         "election_timeout_ms", "RSP_ELECTION_TIMEOUT_MS", Int, "MS",
         "Least Raft election timeout (the most is 1.5x it); over 2x heartbeat-ms [default: 500]");
+    pub const TOKEN_RATE_LIMIT: Spec = spec("token-rate-limit",
+        "token_rate_limit", "RSP_TOKEN_RATE_LIMIT", Int, "PER_SEC",
+        "Token-endpoint requests per second per client across the cluster, burst 2x; 0 turns it off [default: 500]");
+    pub const LOGIN_RATE_LIMIT: Spec = spec("login-rate-limit",
+        "login_rate_limit", "RSP_LOGIN_RATE_LIMIT", Int, "PER_SEC",
+        "Login-form posts per second per client IP across the cluster, burst 4x; 0 turns it off [default: 5]");
     pub const DEMO: Spec = spec("demo", "demo", "RSP_DEMO", Bool, "",
         "Create the demo tenant, clients and user once, and print their secrets");
 
@@ -312,7 +322,7 @@ mod specs {
         DATA_DIR, HTTP_ADDR, PUBLIC_URL, PEER_ADDR, PEER_ADVERTISE_ADDR, NODE_ID, ZONE, REGION,
         JOIN, LEARNER, NO_BOOTSTRAP, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE, KEK_FILE,
         LOG_FORMAT, OTLP_ENDPOINT, PEER_ROUTE, SNAPSHOT_THRESHOLD, HEARTBEAT_MS,
-        ELECTION_TIMEOUT_MS, DEMO,
+        ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT, DEMO,
     ];
 }
 use specs::*;
@@ -617,6 +627,8 @@ fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
             .unwrap_or(10_000),
         heartbeat_ms,
         election_timeout_ms,
+        token_rate_limit: l.parse(TOKEN_RATE_LIMIT, |v| number(v, 0))?.unwrap_or(500),
+        login_rate_limit: l.parse(LOGIN_RATE_LIMIT, |v| number(v, 0))?.unwrap_or(5),
         demo: l.flag(DEMO),
     };
     let twice_heartbeat = heartbeat_ms.checked_mul(2);

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
-use rsp_actors::{RuntimeConfig, TenantRuntime};
+use rsp_actors::{KIND_LOGIN, KIND_TOKEN, RateRule, RuntimeConfig, TenantRuntime};
 use rsp_api::identity::Identity;
 use rsp_api::identity::crypto::{Kek, KekCell};
 use rsp_api::identity::passwords::PasswordHasher;
@@ -144,6 +144,30 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
         .open(path)?;
     f.write_all(contents)?;
     f.sync_all()
+}
+
+/// The tenant runtime's settings: defaults, with the rate limits of
+/// `token-rate-limit` and `login-rate-limit` (0 turns a limit off).
+fn runtime_config(settings: &Settings) -> RuntimeConfig {
+    let mut config = RuntimeConfig::default();
+    let limits = &mut config.rate_limits;
+    for (kind, per_sec, burst) in [
+        (KIND_TOKEN, settings.token_rate_limit, 2),
+        (KIND_LOGIN, settings.login_rate_limit, 4),
+    ] {
+        if per_sec == 0 {
+            limits.rules.remove(kind);
+            limits.unlimited.insert(kind.to_string());
+        } else {
+            let per_sec = per_sec as f64;
+            let rule = RateRule {
+                per_sec,
+                burst: per_sec * burst as f64,
+            };
+            limits.rules.insert(kind.to_string(), rule);
+        }
+    }
+    config
 }
 
 /// `RSP_ADMIN_TOKEN` when set, else the token file (generated on first start).
@@ -464,7 +488,7 @@ pub async fn run(
     }
     let hasher = PasswordHasher::new().map_err(|e| StartError::runtime("password hasher", e))?;
     let identity = Identity::new(consensus.clone(), kek_cell.clone(), hasher);
-    let runtime = TenantRuntime::start(consensus.clone(), RuntimeConfig::default(), &registry)
+    let runtime = TenantRuntime::start(consensus.clone(), runtime_config(&settings), &registry)
         .await
         .map_err(|e| StartError::runtime("starting the tenant actors", e))?;
 

@@ -1,18 +1,27 @@
 //! Password hashing: argon2id at OWASP's parameters (19 MiB, t=2, p=1) on a
-//! bounded pool of blocking threads, so hashing never stalls the async
-//! runtime and a burst of logins queues instead of exhausting memory.
-//! Unknown users are checked against a dummy hash, so the time taken does
-//! not tell whether a username exists.
+//! small pool of dedicated OS threads, one per core, so hashing never stalls
+//! the async runtime and a burst of logins queues (bounded) instead of
+//! exhausting memory. Each worker keeps its 19 MiB of argon2 memory between
+//! hashes instead of allocating (and faulting in) fresh zeroed pages for
+//! every login; that is what lets the login path reach the machine's argon2
+//! ceiling (docs/benchmarks.md). Unknown users are checked against a dummy
+//! hash, so the time taken does not tell whether a username exists.
 
-use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex};
 
-use argon2::{Algorithm, Argon2, Params, Version};
-use argon2::{PasswordHash, PasswordHasher as _, PasswordVerifier as _};
-use tokio::sync::Semaphore;
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
+use rand::RngCore as _;
+use subtle::ConstantTimeEq as _;
+use tokio::sync::{Semaphore, oneshot};
 use zeroize::Zeroizing;
 
 pub const MIN_PASSWORD_LEN: usize = 8;
 pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Stored hashes asking for more memory than this (KiB) are refused rather
+/// than allowed to make a worker allocate without bound.
+const MAX_STORED_M_COST: u32 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
@@ -22,9 +31,13 @@ pub enum PasswordError {
     Hash(String),
 }
 
+/// A unit of work for a hashing thread; it gets the thread's memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     permits: Arc<Semaphore>,
+    jobs: SyncSender<Job>,
     params: Params,
     dummy: Arc<String>,
 }
@@ -37,12 +50,95 @@ impl std::fmt::Debug for PasswordHasher {
     }
 }
 
-fn argon(params: &Params) -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
+/// A hashing thread: takes jobs until every `PasswordHasher` clone is gone.
+fn worker(jobs: Arc<Mutex<Receiver<Job>>>) {
+    let mut memory = Vec::new();
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(&mut memory),
+            Err(_) => return,
+        }
+    }
+}
+
+/// argon2 into `out` with the worker's memory, sized for `params`.
+fn compute(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+    memory: &mut Vec<Block>,
+) -> Result<(), PasswordError> {
+    let blocks = params.block_count();
+    if memory.len() != blocks {
+        memory.clear();
+        memory.shrink_to_fit();
+        memory.resize(blocks, Block::default());
+    }
+    argon
+        .hash_password_into_with_memory(password, salt, out, memory.as_mut_slice())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// A new PHC string for `password` with a random 16-byte salt.
+fn hash_with(
+    params: &Params,
+    password: &[u8],
+    memory: &mut Vec<Block>,
+) -> Result<String, PasswordError> {
+    let err = |e: argon2::password_hash::phc::Error| PasswordError::Hash(e.to_string());
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let mut out = Zeroizing::new([0u8; 32]);
+    let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    compute(&argon, params, password, &salt, out.as_mut_slice(), memory)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(|e| PasswordError::Hash(e.to_string()))?,
+        salt: Some(Salt::new(&salt).map_err(err)?),
+        hash: Some(Output::new(out.as_slice()).map_err(err)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `phc` (any argon2 variant and
+/// parameters it names, within [`MAX_STORED_M_COST`]).
+fn verify_with(phc: &str, password: &[u8], memory: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm.as_str()),
+        parsed.salt.as_ref(),
+        parsed.hash.as_ref(),
+    ) else {
+        return false;
+    };
+    let Ok(version) = Version::try_from(parsed.version.unwrap_or(0x13)) else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    if params.m_cost() > MAX_STORED_M_COST {
+        return false;
+    }
+    let mut out = Zeroizing::new(vec![0u8; expected.as_bytes().len()]);
+    let argon = Argon2::new(algorithm, version, params.clone());
+    if compute(&argon, &params, password, salt, &mut out, memory).is_err() {
+        return false;
+    }
+    bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 impl PasswordHasher {
-    /// OWASP parameters, as many concurrent hashes as the machine has cores.
+    /// OWASP parameters, as many hashing threads as the machine has cores.
     pub fn new() -> Result<Self, PasswordError> {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let params =
@@ -50,30 +146,48 @@ impl PasswordHasher {
         Self::with(params, cores)
     }
 
+    /// `params` for new hashes, `concurrency` hashing threads.
     pub fn with(params: Params, concurrency: usize) -> Result<Self, PasswordError> {
-        let dummy = argon(&params)
-            .hash_password(b"rsp dummy password for unknown users")
-            .map_err(|e| PasswordError::Hash(e.to_string()))?
-            .to_string();
+        let concurrency = concurrency.max(1);
+        let mut memory = Vec::new();
+        let dummy = hash_with(
+            &params,
+            b"rsp dummy password for unknown users",
+            &mut memory,
+        )?;
+        drop(memory);
+        let (jobs, rx) = sync_channel::<Job>(concurrency);
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..concurrency {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("rsp-argon2-{i}"))
+                .spawn(move || worker(rx))
+                .map_err(|e| PasswordError::Hash(format!("starting a hashing thread: {e}")))?;
+        }
         Ok(PasswordHasher {
-            permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(concurrency)),
+            jobs,
             params,
             dummy: Arc::new(dummy),
         })
     }
 
-    async fn blocking<T: Send + 'static>(
+    /// Run `f` on a hashing thread once one is free (waiting asynchronously;
+    /// at most `concurrency` jobs are ever handed over at once).
+    async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> T + Send + 'static,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PasswordError::Hash("hasher closed".into()))?;
-        tokio::task::spawn_blocking(f)
-            .await
-            .map_err(|e| PasswordError::Hash(e.to_string()))
+        let closed = || PasswordError::Hash("hasher closed".into());
+        let _permit = self.permits.acquire().await.map_err(|_| closed())?;
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = tx.send(f(memory));
+        });
+        // Never blocks: the channel holds as many jobs as there are permits.
+        self.jobs.try_send(job).map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())
     }
 
     /// Hash a new password (PHC string).
@@ -83,13 +197,8 @@ impl PasswordHasher {
             return Err(PasswordError::Length);
         }
         let params = self.params.clone();
-        self.blocking(move || {
-            argon(&params)
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| PasswordError::Hash(e.to_string()))
-        })
-        .await?
+        self.run(move |memory| hash_with(&params, password.as_bytes(), memory))
+            .await?
     }
 
     /// Whether `password` matches `stored`; with `None` (unknown user) checks
@@ -105,12 +214,7 @@ impl PasswordHasher {
             return Ok(false);
         }
         let ok = self
-            .blocking(move || match PasswordHash::new(&phc) {
-                Ok(parsed) => Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok(),
-                Err(_) => false,
-            })
+            .run(move |memory| verify_with(&phc, password.as_bytes(), memory))
             .await?;
         Ok(known && ok)
     }
@@ -151,6 +255,46 @@ mod tests {
             h.hash(Zeroizing::new("short".into())).await,
             Err(PasswordError::Length)
         ));
+    }
+
+    #[tokio::test]
+    async fn hashes_interoperate_with_the_argon2_crates_phc_strings() {
+        use argon2::{PasswordHasher as _, PasswordVerifier as _};
+        let h = fast();
+        let ours = h
+            .hash(Zeroizing::new("correct horse".into()))
+            .await
+            .expect("hash");
+        let parsed = PasswordHash::new(&ours).expect("phc");
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct horse", &parsed)
+                .is_ok()
+        );
+        // A hash made elsewhere (other parameters, argon2i) verifies here.
+        let params = Params::new(2048, 3, 1, None).expect("params");
+        let theirs = Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
+            .hash_password(b"battery staple")
+            .expect("hash")
+            .to_string();
+        assert!(
+            h.verify(
+                Zeroizing::new("battery staple".into()),
+                Some(theirs.clone())
+            )
+            .await
+            .expect("verify")
+        );
+        assert!(
+            !h.verify(Zeroizing::new("battery stapler".into()), Some(theirs))
+                .await
+                .expect("verify")
+        );
+        assert!(
+            !h.verify(Zeroizing::new("x".repeat(10)), Some("not a phc".into()))
+                .await
+                .expect("verify")
+        );
     }
 
     #[tokio::test]

@@ -33,6 +33,8 @@ pub enum OAuthErrorCode {
     RequestNotSupported,
     RequestUriNotSupported,
     InvalidRequestUri,
+    /// A rate limit or quota was hit (429, as Auth0 answers it).
+    TooManyRequests,
 }
 
 impl OAuthErrorCode {
@@ -61,6 +63,7 @@ impl OAuthErrorCode {
             RequestNotSupported => "request_not_supported",
             RequestUriNotSupported => "request_uri_not_supported",
             InvalidRequestUri => "invalid_request_uri",
+            TooManyRequests => "too_many_requests",
         }
     }
 
@@ -72,6 +75,7 @@ impl OAuthErrorCode {
             InsufficientScope | AccessDenied => StatusCode::FORBIDDEN,
             ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -88,6 +92,8 @@ pub struct OAuthError {
     /// A status other than the code's usual one (e.g. 404 for an unknown
     /// tenant).
     pub status: Option<StatusCode>,
+    /// Seconds for `Retry-After` (429 and 503 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -97,6 +103,7 @@ impl OAuthError {
             description: description.into(),
             challenge: None,
             status: None,
+            retry_after: None,
         }
     }
 
@@ -140,6 +147,33 @@ impl OAuthError {
     }
 }
 
+impl From<rsp_actors::ActorError> for OAuthError {
+    fn from(e: rsp_actors::ActorError) -> Self {
+        use rsp_actors::ActorError as A;
+        let retry_after = e
+            .retry_after()
+            .map(|d| d.as_secs_f64().ceil().max(1.0) as u64);
+        let mut err = match &e {
+            A::RateLimited { .. } => OAuthError::new(
+                OAuthErrorCode::TooManyRequests,
+                "too many requests from this client; retry later",
+            ),
+            A::QuotaExceeded { .. } => {
+                OAuthError::new(OAuthErrorCode::TooManyRequests, e.to_string())
+            }
+            A::Overloaded { .. } | A::Degraded { .. } | A::Restarting { .. } | A::Timeout => {
+                OAuthError::unavailable("the service is briefly unavailable; retry")
+            }
+            A::InvalidTenant(_) => {
+                OAuthError::invalid_request("unknown tenant").with_status(StatusCode::NOT_FOUND)
+            }
+            _ => OAuthError::server_error(&e),
+        };
+        err.retry_after = retry_after;
+        err
+    }
+}
+
 impl From<rsp_consensus::ConsensusError> for OAuthError {
     fn from(e: rsp_consensus::ConsensusError) -> Self {
         use rsp_consensus::ConsensusError as C;
@@ -172,8 +206,9 @@ impl IntoResponse for OAuthError {
                 headers.insert(header::WWW_AUTHENTICATE, v);
             }
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
+            let secs = self.retry_after.unwrap_or(1).max(1);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         resp
     }

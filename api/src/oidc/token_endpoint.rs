@@ -4,7 +4,9 @@
 //!
 //! Errors: a missing or repeated parameter or a body that is not a form is
 //! `invalid_request`; an unknown grant `unsupported_grant_type`; a grant the
-//! client did not register `unauthorized_client`.
+//! client did not register `unauthorized_client`; a client over its rate
+//! limit (`token-rate-limit`: per client, across the cluster) 429
+//! `too_many_requests` with `Retry-After`.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -38,6 +40,17 @@ pub async fn token(
             Public::Allowed,
         )
         .await?;
+    // Per client, cluster-wide (each node enforces its share): after client
+    // authentication, so an unauthenticated caller cannot drain a client's
+    // budget by naming it.
+    if let Some(runtime) = state.browser.runtime() {
+        runtime
+            .tenant(&t.id)
+            .await?
+            .rate_limits()
+            .check(rsp_actors::KIND_TOKEN, &client.client_id)
+            .await?;
+    }
     let known = [
         GRANT_AUTHORIZATION_CODE,
         GRANT_CLIENT_CREDENTIALS,
