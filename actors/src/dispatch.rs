@@ -1,6 +1,7 @@
 //! One task per node that turns the consensus watch stream into casts to
 //! tenant actors: `session/` changes to the session manager (live set),
-//! `policy/` changes to the policy evaluator (reload). One subscriber per
+//! `policy/head` changes to the policy evaluator (reload: every policy
+//! write changes the head, so one reload per write). One subscriber per
 //! node rather than one per tenant keeps the fan-out independent of the
 //! number of tenants.
 
@@ -14,7 +15,7 @@ use tokio::task::JoinHandle;
 use crate::policy::PolicyMsg;
 use crate::runtime::Directory;
 use crate::session_manager::SessionMsg;
-use crate::util::{POLICY_PREFIX, SESSION_PREFIX, fingerprint};
+use crate::util::{POLICY_HEAD, SESSION_PREFIX, fingerprint};
 
 pub(crate) fn spawn(consensus: &Consensus, directory: Arc<Directory>) -> JoinHandle<()> {
     let mut rx = consensus.watch();
@@ -56,7 +57,7 @@ fn route(directory: &Directory, event: &WatchEvent) {
                 live: event.kind == EventKind::Put,
             });
         }
-    } else if key.starts_with(POLICY_PREFIX)
+    } else if key.as_slice() == POLICY_HEAD
         && let Some(a) = &children.policy
     {
         let _ = a.cast(PolicyMsg::Reload);

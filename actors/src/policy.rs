@@ -1,87 +1,66 @@
-//! The policy evaluator actor of one tenant, and the seam the Cedar code
-//! plugs into.
+//! The policy evaluator actor of one tenant: it holds the tenant's compiled
+//! Cedar state (an immutable [`Snapshot`]: policies, links, schema,
+//! entities, index) and publishes it for the decision hot path.
 //!
-//! A [`PolicyLoader`] builds a [`PolicyEngine`] from the tenant's stored
-//! policies whenever the evaluator starts (also after a restart) and when a
-//! `policy/` key of the tenant changes. Until the Cedar loader exists, the
-//! runtime uses [`NoPolicies`], whose engine denies everything with the
-//! reason "no policies loaded".
+//! - **Load.** As it starts (also after a restart by its supervisor) the
+//!   evaluator builds the snapshot from this node's applied state with the
+//!   node's [`SnapshotSource`] (read, compile, index) and publishes it.
+//! - **Reload.** The watch dispatcher sends `Reload` when this node applies
+//!   a change to the tenant's `policy/head` (every policy, link and entity
+//!   write changes it, so one reload per write). The evaluator rebuilds
+//!   only if the applied head revision differs from its snapshot's.
+//! - **Publish.** The snapshot sits in a [`PolicyCell`]
+//!   (`RwLock<Option<Arc<Snapshot>>>`) shared with the tenant's handles; a
+//!   reload replaces it with one pointer swap, so a decision uses the old
+//!   state or the new one, never a mix.
+//! - **Decide** ([`PolicyService::snapshot`]): admission, then the
+//!   freshness gate ([`SnapshotSource::ensure_fresh`]), then one local
+//!   read of the applied head revision; if the published snapshot matches,
+//!   that is a direct read with no actor hop. Only when it is behind (the
+//!   watch has not delivered yet) does the caller ask the evaluator to
+//!   catch up (`Sync`, one load shared by every caller waiting for it).
+//! - **Stop.** When the tenant supervisor stops (idle, shutdown) the
+//!   evaluator empties the cell: an idle tenant holds no snapshot; the next
+//!   use starts the tenant and loads again.
+//!
+//! A stored state that does not compile (writes are validated, so only an
+//! upgrade of Cedar could cause this) keeps the last good snapshot and is
+//! logged; with none, decisions fail with `Internal`.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use rsp_consensus::Consensus;
-use serde::Serialize;
+use rsp_policies::{PolicyError, Snapshot, SnapshotSource};
 
 use crate::error::{ActorError, RESTART_RETRY, call};
 use crate::tenant::{TenantHandle, TenantShared};
 
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// Wait before retrying a load that failed (cluster unavailable).
+const RETRY_LOAD: Duration = Duration::from_secs(1);
 
-/// One authorization question.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AuthzRequest {
-    pub principal: String,
-    pub action: String,
-    pub resource: String,
-    pub context: serde_json::Value,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "decision", rename_all = "lowercase")]
-pub enum Decision {
-    /// Allowed by these policies.
-    Allow { policies: Vec<String> },
-    /// Denied, with reasons (policy ids or a diagnostic).
-    Deny { reasons: Vec<String> },
-}
-
-/// A loaded policy set that answers requests (CPU only, no I/O).
-pub trait PolicyEngine: Send + Sync + 'static {
-    fn evaluate(&self, request: &AuthzRequest) -> Decision;
-    /// Number of policies loaded.
-    fn len(&self) -> usize;
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// Builds a tenant's engine from storage (`keyspace` is `t.<tenant>`).
-pub trait PolicyLoader: Send + Sync + 'static {
-    fn load<'a>(
-        &'a self,
-        consensus: &'a Consensus,
-        keyspace: &'a str,
-    ) -> BoxFuture<'a, Result<Arc<dyn PolicyEngine>, ActorError>>;
-}
-
-/// The empty policy set: denies everything.
-pub struct EmptyPolicySet;
-
-impl PolicyEngine for EmptyPolicySet {
-    fn evaluate(&self, _request: &AuthzRequest) -> Decision {
-        Decision::Deny {
-            reasons: vec!["no policies loaded".into()],
+impl From<PolicyError> for ActorError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Consensus(c) => c.into(),
+            PolicyError::Conflict => ActorError::Contention("the policy store".into()),
+            other => ActorError::Internal(format!("policies: {other}")),
         }
     }
-
-    fn len(&self) -> usize {
-        0
-    }
 }
 
-/// The loader used until policies exist: always [`EmptyPolicySet`].
-pub struct NoPolicies;
+/// A tenant's published snapshot (none before the first load and after the
+/// tenant stopped).
+#[derive(Default)]
+pub(crate) struct PolicyCell(RwLock<Option<Arc<Snapshot>>>);
 
-impl PolicyLoader for NoPolicies {
-    fn load<'a>(
-        &'a self,
-        _consensus: &'a Consensus,
-        _keyspace: &'a str,
-    ) -> BoxFuture<'a, Result<Arc<dyn PolicyEngine>, ActorError>> {
-        Box::pin(async { Ok(Arc::new(EmptyPolicySet) as Arc<dyn PolicyEngine>) })
+impl PolicyCell {
+    pub fn get(&self) -> Option<Arc<Snapshot>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn set(&self, snapshot: Option<Arc<Snapshot>>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = snapshot;
     }
 }
 
@@ -89,18 +68,61 @@ pub(crate) struct PolicyEvaluator;
 
 pub(crate) struct PolicyEvaluatorState {
     shared: Arc<TenantShared>,
-    engine: Arc<dyn PolicyEngine>,
+    /// Loads done by this incarnation (tests and logs).
+    loads: u64,
 }
 
 pub(crate) enum PolicyMsg {
-    Evaluate {
-        request: AuthzRequest,
-        reply: RpcReplyPort<Decision>,
-    },
-    /// Rebuild the engine from storage (a `policy/` key changed).
+    /// The tenant's `policy/head` changed on this node: reload if the
+    /// applied head differs from the published snapshot's.
     Reload,
+    /// A decision found the published snapshot behind `head_rev` (the
+    /// revision it read as applied): catch up, then answer with the
+    /// snapshot to decide on.
+    Sync {
+        head_rev: u64,
+        reply: RpcReplyPort<Result<Arc<Snapshot>, ActorError>>,
+    },
     #[cfg(feature = "testing")]
     Fault(crate::tenant::Fault),
+}
+
+impl PolicyEvaluatorState {
+    /// Load from this node's applied state unless the published snapshot
+    /// is already at `wanted` (None: whatever is applied now), and publish.
+    async fn refresh(&mut self, wanted: Option<u64>) -> Result<Arc<Snapshot>, ActorError> {
+        let s = &self.shared;
+        let current = s.snapshot.get();
+        let wanted = match wanted {
+            Some(w) => w,
+            None => s.policy_source.applied_head_rev(&s.tenant).await?,
+        };
+        if let Some(c) = &current
+            && c.head_rev == wanted
+        {
+            return Ok(c.clone());
+        }
+        match s.policy_source.load(&s.tenant).await {
+            Ok(next) => {
+                let next = Arc::new(next);
+                self.loads += 1;
+                tracing::debug!(
+                    tenant = %s.tenant,
+                    head_rev = next.head_rev,
+                    version = next.head.version,
+                    loads = self.loads,
+                    "policy snapshot published"
+                );
+                s.snapshot.set(Some(next.clone()));
+                Ok(next)
+            }
+            Err(e @ PolicyError::Consensus(_)) => Err(e.into()),
+            Err(e) => {
+                tracing::error!(tenant = %s.tenant, error = %e, "stored policies do not compile; keeping the previous set");
+                current.ok_or_else(|| e.into())
+            }
+        }
+    }
 }
 
 impl Actor for PolicyEvaluator {
@@ -113,37 +135,47 @@ impl Actor for PolicyEvaluator {
         myself: ActorRef<PolicyMsg>,
         shared: Arc<TenantShared>,
     ) -> Result<PolicyEvaluatorState, ActorProcessingErr> {
-        let engine = shared
-            .policy_loader
-            .load(&shared.consensus, &shared.keyspace)
-            .await?;
-        shared
+        let mut state = PolicyEvaluatorState { shared, loads: 0 };
+        // A failed load does not keep the tenant's other actors from
+        // starting: decisions ask again (`Sync`), and so does a retry.
+        if let Err(e) = state.refresh(None).await {
+            tracing::warn!(tenant = %state.shared.tenant, error = %e, "policy load failed; retrying");
+            myself.send_after(RETRY_LOAD, || PolicyMsg::Reload);
+        }
+        state
+            .shared
             .children
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .policy = Some(myself);
-        Ok(PolicyEvaluatorState { shared, engine })
+        Ok(state)
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PolicyMsg>,
+        state: &mut PolicyEvaluatorState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Stopped on purpose (idle, shutdown): free the snapshot.
+        state.shared.snapshot.set(None);
+        Ok(())
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<PolicyMsg>,
+        myself: ActorRef<PolicyMsg>,
         msg: PolicyMsg,
         state: &mut PolicyEvaluatorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PolicyMsg::Evaluate { request, reply } => {
-                let _ = reply.send(state.engine.evaluate(&request));
-            }
             PolicyMsg::Reload => {
-                let s = &state.shared;
-                match s.policy_loader.load(&s.consensus, &s.keyspace).await {
-                    Ok(engine) => state.engine = engine,
-                    // Keep serving the last good set; the error is logged.
-                    Err(e) => {
-                        tracing::error!(tenant = %s.tenant, error = %e, "policy reload failed")
-                    }
+                if let Err(e) = state.refresh(None).await {
+                    tracing::warn!(tenant = %state.shared.tenant, error = %e, "policy reload failed; retrying");
+                    myself.send_after(RETRY_LOAD, || PolicyMsg::Reload);
                 }
+            }
+            PolicyMsg::Sync { head_rev, reply } => {
+                let _ = reply.send(state.refresh(Some(head_rev)).await);
             }
             #[cfg(feature = "testing")]
             PolicyMsg::Fault(f) => crate::runtime::apply_fault(f).await,
@@ -159,10 +191,22 @@ pub struct PolicyService {
 }
 
 impl PolicyService {
-    pub async fn evaluate(&self, request: AuthzRequest) -> Result<Decision, ActorError> {
+    /// The snapshot a request that arrived at `started` must be decided on:
+    /// it reflects every policy write acknowledged before `started` (the
+    /// freshness rule of docs/authorization.md). Decide with
+    /// [`Snapshot::decide`]; a snapshot is immutable, so a batch decided on
+    /// one sees one state.
+    pub async fn snapshot(&self, started: Instant) -> Result<Arc<Snapshot>, ActorError> {
         let p = self.h.enter().await?;
-        let actor = p
-            .shared
+        let s = &p.shared;
+        s.policy_source.ensure_fresh(started).await?;
+        let applied = s.policy_source.applied_head_rev(&s.tenant).await?;
+        if let Some(current) = s.snapshot.get()
+            && current.head_rev == applied
+        {
+            return Ok(current);
+        }
+        let actor = s
             .children
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -173,9 +217,24 @@ impl PolicyService {
             })?;
         call(
             &actor,
-            |reply| PolicyMsg::Evaluate { request, reply },
-            p.shared.config.call_timeout,
+            |reply| PolicyMsg::Sync {
+                head_rev: applied,
+                reply,
+            },
+            s.config.call_timeout,
         )
-        .await
+        .await?
+    }
+
+    /// The snapshot published on this node right now, without admission or
+    /// freshness checks (None before the first load or once the tenant
+    /// stopped).
+    pub fn published(&self) -> Option<Arc<Snapshot>> {
+        self.h.shared.snapshot.get()
+    }
+
+    /// The node's loading and freshness settings.
+    pub fn source(&self) -> &SnapshotSource {
+        &self.h.shared.policy_source
     }
 }

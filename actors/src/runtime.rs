@@ -15,7 +15,6 @@ use crate::config::RuntimeConfig;
 use crate::error::{ActorError, call};
 use crate::health::{self, RuntimeHealth};
 use crate::metrics::ActorMetrics;
-use crate::policy::{NoPolicies, PolicyLoader};
 use crate::supervisor::{TenantMsg, TenantSupervisor};
 use crate::tenant::{Phase, TenantHandle, TenantShared};
 
@@ -92,7 +91,7 @@ struct NodeArgs {
     consensus: Consensus,
     metrics: ActorMetrics,
     share: Arc<ClusterShare>,
-    loader: Arc<dyn PolicyLoader>,
+    policy_source: rsp_policies::SnapshotSource,
 }
 
 struct NodeState {
@@ -212,7 +211,7 @@ impl NodeState {
             a.config.clone(),
             a.metrics.for_tenant(tenant),
             a.share.clone(),
-            a.loader.clone(),
+            a.policy_source.clone(),
         ));
         shared.metrics.degraded.set(0);
         let (actor, _) =
@@ -267,21 +266,27 @@ pub struct TenantRuntime {
 }
 
 impl TenantRuntime {
-    /// Start with the empty policy set (denies everything).
+    /// Start with the product's policy settings.
     pub async fn start(
         consensus: Consensus,
         config: RuntimeConfig,
         registry: &prometheus::Registry,
     ) -> Result<TenantRuntime, ActorError> {
-        Self::start_with(consensus, config, registry, Arc::new(NoPolicies)).await
+        Self::start_with(
+            consensus,
+            config,
+            registry,
+            rsp_policies::PolicyConfig::default(),
+        )
+        .await
     }
 
-    /// Start with a policy loader (the Cedar one, once it exists).
+    /// Start with these policy settings (freshness bound, slicing).
     pub async fn start_with(
         consensus: Consensus,
         config: RuntimeConfig,
         registry: &prometheus::Registry,
-        loader: Arc<dyn PolicyLoader>,
+        policies: rsp_policies::PolicyConfig,
     ) -> Result<TenantRuntime, ActorError> {
         let metrics = ActorMetrics::register(registry)?;
         let config = Arc::new(config);
@@ -292,7 +297,7 @@ impl TenantRuntime {
             share: Arc::new(ClusterShare::new(consensus.clone())),
             consensus: consensus.clone(),
             metrics,
-            loader,
+            policy_source: rsp_policies::SnapshotSource::new(consensus.clone(), policies),
         };
         let (node, _) = Actor::spawn(None, Node, args)
             .await

@@ -14,7 +14,7 @@ use crate::config::{RateRule, RuntimeConfig, TenantLimits};
 use crate::error::{ActorError, Quota, RESTART_RETRY};
 use crate::lockout::LockoutService;
 use crate::metrics::TenantMetrics;
-use crate::policy::{PolicyLoader, PolicyMsg, PolicyService};
+use crate::policy::{PolicyCell, PolicyMsg, PolicyService};
 use crate::ratelimit::{LimiterMsg, RateLimitService};
 use crate::runtime::TenantRuntime;
 use crate::session_manager::SessionMsg;
@@ -94,7 +94,9 @@ pub(crate) struct TenantShared {
     pub limits: TenantLimits,
     pub metrics: TenantMetrics,
     pub share: Arc<ClusterShare>,
-    pub policy_loader: Arc<dyn PolicyLoader>,
+    pub policy_source: rsp_policies::SnapshotSource,
+    /// The policy evaluator's published snapshot.
+    pub snapshot: PolicyCell,
     pub children: RwLock<Children>,
     pub restarts: AtomicU64,
     /// Touch requests cast to the session manager and not yet taken.
@@ -126,7 +128,7 @@ impl TenantShared {
         config: Arc<RuntimeConfig>,
         metrics: TenantMetrics,
         share: Arc<ClusterShare>,
-        policy_loader: Arc<dyn PolicyLoader>,
+        policy_source: rsp_policies::SnapshotSource,
     ) -> TenantShared {
         let limits = config.limits_for(tenant);
         let now = Instant::now();
@@ -140,7 +142,8 @@ impl TenantShared {
             limits,
             metrics,
             share,
-            policy_loader,
+            policy_source,
+            snapshot: PolicyCell::default(),
             children: RwLock::new(Children::default()),
             restarts: AtomicU64::new(0),
             pending_touches: AtomicUsize::new(0),

@@ -5,7 +5,7 @@
 //! - `session/<handle>`: a session record (see [`crate::session`]);
 //! - `user_session/<b64(user)>/<handle>`: empty index entry, same TTL;
 //! - `lockout/<b64(user)>`: failed-login counter (see [`crate::lockout`]);
-//! - `policy/...`: read by the policy loader (written by the policy crate).
+//! - `policy/...`: read by the policy evaluator (written by `rsp-policies`).
 //!
 //! User ids are base64url-encoded in keys so that a user id containing `/`
 //! cannot make one user's prefix match another's keys.
@@ -21,7 +21,7 @@ use crate::error::ActorError;
 pub(crate) const SESSION_PREFIX: &[u8] = b"session/";
 pub(crate) const USER_SESSION_PREFIX: &[u8] = b"user_session/";
 pub(crate) const LOCKOUT_PREFIX: &[u8] = b"lockout/";
-pub(crate) const POLICY_PREFIX: &[u8] = b"policy/";
+pub(crate) const POLICY_HEAD: &[u8] = rsp_policies::records::HEAD.as_bytes();
 
 /// Longest user id accepted in keys.
 pub(crate) const MAX_USER_ID: usize = 256;

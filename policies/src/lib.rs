@@ -11,16 +11,19 @@
 //!   only evaluates what can apply.
 //! - [`evaluate`]: [`Snapshot`] (one tenant's compiled state) and
 //!   [`DecisionRequest`].
-//! - [`service`]: [`PolicyService`], the per-node snapshots, swapped after
-//!   each applied change, and the freshness rule.
+//! - [`source`]: [`SnapshotSource`], loading a tenant's snapshot from the
+//!   node's applied state, and the freshness gate.
+//! - [`service`]: [`PolicyService`], per-node snapshots swapped after each
+//!   applied change, for a node without tenant actors (with them, each
+//!   tenant's evaluator actor in `rsp-actors` holds its snapshot).
 //! - [`admin`]: the built-in policy set that authorizes the admin API.
 //!
 //! See docs/authorization.md for the guarantees.
 //!
 //! Not for: HTTP (the API maps [`PolicyError`] at its edge), token
 //! verification (the API turns verified claims into request entities), or
-//! actor supervision (`rsp-actors` can host a [`PolicyService`]'s snapshots
-//! behind its evaluator; see the report in docs/authorization.md).
+//! actor supervision (`rsp-actors` hosts snapshots in its evaluator
+//! actors, built with a [`SnapshotSource`]).
 
 pub mod admin;
 pub mod compile;
@@ -30,6 +33,7 @@ pub mod evaluate;
 pub mod index;
 pub mod records;
 pub mod service;
+pub mod source;
 pub mod store;
 
 use std::time::Duration;
@@ -42,6 +46,7 @@ pub use error::PolicyError;
 pub use evaluate::{DecisionRequest, Snapshot, parse_uid};
 pub use index::{EvalError, Outcome, PolicyIndex};
 pub use service::PolicyService;
+pub use source::SnapshotSource;
 pub use store::{PolicyStore, Receipt, StoredState, VersionSummary};
 
 /// Timing and evaluation settings. The defaults are the product's.

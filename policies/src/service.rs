@@ -22,19 +22,19 @@
 //! from the quorum fails closed (`Unavailable`) instead of answering stale.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock, Weak};
+use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Instant;
 
+use rsp_consensus::Consensus;
 use rsp_consensus::kv::WatchEvent;
-use rsp_consensus::{Consensus, Consistency};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::PolicyConfig;
 use crate::error::PolicyError;
 use crate::evaluate::{DecisionRequest, Snapshot};
 use crate::index::Outcome;
-use crate::records::{self, head_key};
+use crate::records;
+use crate::source::SnapshotSource;
 use crate::store::PolicyStore;
 
 struct TenantCell {
@@ -58,14 +58,9 @@ impl TenantCell {
 
 struct Inner {
     consensus: Consensus,
-    config: PolicyConfig,
-    store: PolicyStore,
+    source: SnapshotSource,
     tenants: RwLock<HashMap<String, Arc<TenantCell>>>,
     watcher: OnceLock<()>,
-    /// Start time of the last linearizable barrier that completed.
-    last_barrier: Mutex<Option<Instant>>,
-    barrier: tokio::sync::Mutex<()>,
-    refreshing: AtomicBool,
 }
 
 /// Authorization decisions and the policy store of every tenant, on one
@@ -79,24 +74,25 @@ impl PolicyService {
     pub fn new(consensus: Consensus, config: PolicyConfig) -> Self {
         PolicyService {
             inner: Arc::new(Inner {
-                store: PolicyStore::new(consensus.clone(), config.clone()),
+                source: SnapshotSource::new(consensus.clone(), config),
                 consensus,
-                config,
                 tenants: RwLock::new(HashMap::new()),
                 watcher: OnceLock::new(),
-                last_barrier: Mutex::new(None),
-                barrier: tokio::sync::Mutex::new(()),
-                refreshing: AtomicBool::new(false),
             }),
         }
     }
 
     pub fn store(&self) -> &PolicyStore {
-        &self.inner.store
+        self.inner.source.store()
     }
 
     pub fn config(&self) -> &PolicyConfig {
-        &self.inner.config
+        self.inner.source.config()
+    }
+
+    /// Loading and the freshness gate (shared with this service's clones).
+    pub fn source(&self) -> &SnapshotSource {
+        &self.inner.source
     }
 
     /// Decide one request for `tenant`; `started` is when the request
@@ -108,7 +104,7 @@ impl PolicyService {
         started: Instant,
     ) -> Result<Outcome, PolicyError> {
         let snapshot = self.snapshot(tenant, started).await?;
-        snapshot.decide(request, self.inner.config.sliced)
+        snapshot.decide(request, self.config().sliced)
     }
 
     /// The snapshot a request that arrived at `started` must be decided on.
@@ -118,13 +114,8 @@ impl PolicyService {
         started: Instant,
     ) -> Result<Arc<Snapshot>, PolicyError> {
         self.start_watcher();
-        self.ensure_fresh(started).await?;
-        let (head, _) = self
-            .inner
-            .consensus
-            .get(&head_key(tenant), Consistency::Local)
-            .await?;
-        let applied_rev = head.map_or(0, |kv| kv.mod_revision);
+        self.inner.source.ensure_fresh(started).await?;
+        let applied_rev = self.inner.source.applied_head_rev(tenant).await?;
         let cell = self.cell(tenant);
         let current = cell.current();
         if current.head_rev == applied_rev {
@@ -175,15 +166,14 @@ impl PolicyService {
         if current.head_rev == wanted && wanted != 0 {
             return Ok(current);
         }
-        let state = self.inner.store.read_local(tenant).await?;
-        if state.head_rev == current.head_rev {
+        if current.head_rev != u64::MAX
+            && self.inner.source.applied_head_rev(tenant).await? == current.head_rev
+        {
             return Ok(current);
         }
-        let snapshot = match state
-            .compile()
-            .and_then(|c| Snapshot::build(state.head_rev, state.head.clone(), c))
-        {
+        let snapshot = match self.inner.source.load(tenant).await {
             Ok(s) => Arc::new(s),
+            Err(e @ PolicyError::Consensus(_)) => return Err(e),
             Err(e) => {
                 // Writes are validated, so this means a stored state this
                 // build cannot read. Keep the last good set.
@@ -196,72 +186,12 @@ impl PolicyService {
         };
         tracing::debug!(
             tenant,
-            head_rev = state.head_rev,
-            version = state.head.version,
+            head_rev = snapshot.head_rev,
+            version = snapshot.head.version,
             "policy snapshot swapped"
         );
         cell.swap(snapshot.clone());
         Ok(snapshot)
-    }
-
-    /// Make sure a linearizable barrier that started no earlier than
-    /// `local_bound` before `started` has completed.
-    async fn ensure_fresh(&self, started: Instant) -> Result<(), PolicyError> {
-        let bound = self.inner.config.local_bound;
-        loop {
-            let last = *self
-                .inner
-                .last_barrier
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if let Some(at) = last
-                && started.saturating_duration_since(at) <= bound
-            {
-                if at.elapsed() > bound / 2 {
-                    self.refresh_in_background();
-                }
-                return Ok(());
-            }
-            let _guard = self.inner.barrier.lock().await;
-            // Someone else may have just completed one that suffices.
-            let last = *self
-                .inner
-                .last_barrier
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            if last.is_some_and(|at| started.saturating_duration_since(at) <= bound) {
-                continue;
-            }
-            self.barrier_now().await?;
-        }
-    }
-
-    async fn barrier_now(&self) -> Result<(), PolicyError> {
-        let at = Instant::now();
-        self.inner.consensus.linearizable_barrier().await?;
-        let mut last = self
-            .inner
-            .last_barrier
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if last.is_none_or(|l| l < at) {
-            *last = Some(at);
-        }
-        Ok(())
-    }
-
-    fn refresh_in_background(&self) {
-        if self.inner.refreshing.swap(true, Ordering::SeqCst) {
-            return;
-        }
-        let service = self.clone();
-        tokio::spawn(async move {
-            let _guard = service.inner.barrier.lock().await;
-            if let Err(e) = service.barrier_now().await {
-                tracing::debug!(error = %e, "background policy freshness barrier failed");
-            }
-            service.inner.refreshing.store(false, Ordering::SeqCst);
-        });
     }
 
     /// Start the task that rebuilds snapshots as changes are applied; it

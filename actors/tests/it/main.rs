@@ -4,6 +4,7 @@
 mod expiry;
 mod lockout;
 mod overload;
+mod policies;
 mod quota;
 mod sessions;
 mod supervision;

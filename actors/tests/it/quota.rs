@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rsp_actors::{ActorError, AuthzRequest, Decision, Quota, RateRule, TenantLimits};
+use rsp_actors::{ActorError, Quota, RateRule, TenantLimits};
 
 use crate::support::{config, metric, start};
 
@@ -155,27 +155,5 @@ async fn each_of_three_nodes_enforces_its_share_of_a_rate_limit() {
             &[("tenant", "acme"), ("kind", "login")]
         ),
         1.0
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_empty_policy_set_denies_everything_with_a_reason() {
-    let nodes = start(1, config()).await;
-    let h = nodes.rt(1).tenant("acme").await.expect("tenant");
-    let decision = h
-        .policies()
-        .evaluate(AuthzRequest {
-            principal: "User::\"alice\"".into(),
-            action: "Action::\"read\"".into(),
-            resource: "Doc::\"1\"".into(),
-            context: serde_json::json!({}),
-        })
-        .await
-        .expect("evaluate");
-    assert_eq!(
-        decision,
-        Decision::Deny {
-            reasons: vec!["no policies loaded".into()]
-        }
     );
 }
