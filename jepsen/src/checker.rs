@@ -5,7 +5,11 @@
 //! - [`register`]: the register model and the per-key check of the
 //!   `register` workload;
 //! - [`set`]: lost, stale and phantom elements of the `set` workload;
-//! - [`codes`]: each authorization code redeemed at most once.
+//! - [`codes`]: each authorization code redeemed at most once;
+//! - [`refresh`]: no refresh token rotated twice, none accepted after reuse
+//!   was detected;
+//! - [`sessions`]: no session accepted after its revoke was acknowledged;
+//! - [`lockout`]: checked login attempts per user within the bound.
 //!
 //! Every checker answers a [`CheckResult`] with a three-way [`Validity`]:
 //! `unknown` is an honest answer when a budget ran out or the history
@@ -13,7 +17,10 @@
 
 pub mod codes;
 pub mod linear;
+pub mod lockout;
+pub mod refresh;
 pub mod register;
+pub mod sessions;
 pub mod set;
 
 use serde::{Deserialize, Serialize};

@@ -17,8 +17,7 @@ use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
 use super::OpCtx;
-use super::oidc::{REDIRECT, Rig, SubOp, classify_oauth};
-use crate::client::Outcome;
+use super::oidc::{Rig, SubOp, classify_oauth};
 use crate::history::EventType;
 use crate::web::{Browser, Sent};
 
@@ -47,24 +46,16 @@ impl CodesWorkload {
     pub async fn step(&self, rig: &Rig, ctx: &OpCtx<'_>, rng: &mut StdRng) -> EventType {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let key = format!("c{n}");
-        let node = rig.nodes.index(ctx.client.node);
         let mut browser = self
             .browsers()
             .remove(&ctx.worker)
             .unwrap_or_else(|| Browser::new(rig.source()));
-        let fresh = n % LOGIN_EVERY == 0 || browser.cookies.is_empty();
-        if fresh {
+        if n % LOGIN_EVERY == 0 {
             browser.cookies.clear();
         }
-        ctx.invoke("authorize", Some(&key), json!({"login": fresh}));
-        let got = rig.code(&mut browser, node, ctx.worker, rng).await;
+        let got = rig.code_op(ctx, &key, &mut browser, rng).await;
         self.browsers().insert(ctx.worker, browser);
-        let outcome = match &got {
-            Ok(_) => Outcome::Ok(()),
-            Err(e) => Outcome::Fail(format!("{e:#}")),
-        };
-        ctx.complete("authorize", Some(&key), &outcome, |_| Value::Null);
-        let Ok((code, verifier)) = got else {
+        let Some((code, verifier)) = got else {
             return EventType::Fail;
         };
         let first = rng.random_range(0..rig.nodes.len());
@@ -74,18 +65,7 @@ impl CodesWorkload {
             let (code, verifier, key) = (&code, &verifier, &key);
             async move {
                 let op = SubOp::invoke(ctx.recorder, rig, "redeem", key, target, Value::Null);
-                let sent = rig
-                    .token(
-                        target,
-                        ctx.worker,
-                        &[
-                            ("grant_type", "authorization_code"),
-                            ("code", code),
-                            ("redirect_uri", REDIRECT),
-                            ("code_verifier", verifier),
-                        ],
-                    )
-                    .await;
+                let sent = rig.redeem(target, ctx.worker, code, verifier).await;
                 let (kind, error) = classify_oauth(&sent);
                 let value = match (&sent, kind) {
                     (Sent::Reply(r), EventType::Ok) => {

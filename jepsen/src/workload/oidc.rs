@@ -17,6 +17,8 @@ use rand::Rng;
 use rsp_chaos::AdminClient;
 use serde_json::{Value, json};
 
+use super::OpCtx;
+use crate::client::Outcome;
 use crate::history::{EventType, Process, Record, Recorder};
 use crate::web::{Browser, Reply, Sent, Web, form, pkce};
 
@@ -262,6 +264,42 @@ impl Rig {
                 done.param("error").unwrap_or_default()
             ),
         }
+    }
+
+    /// [`Rig::code`] recorded as the operation `authorize` of the worker's
+    /// process (not judged by the checkers; its latency is reported).
+    pub async fn code_op(
+        &self,
+        ctx: &OpCtx<'_>,
+        key: &str,
+        browser: &mut Browser,
+        rng: &mut impl Rng,
+    ) -> Option<(String, String)> {
+        let node = self.nodes.index(ctx.client.node);
+        let fresh = browser.cookies.is_empty();
+        ctx.invoke("authorize", Some(key), json!({"login": fresh}));
+        let got = self.code(browser, node, ctx.worker, rng).await;
+        let outcome = match &got {
+            Ok(_) => Outcome::Ok(()),
+            Err(e) => Outcome::Fail(format!("{e:#}")),
+        };
+        ctx.complete("authorize", Some(key), &outcome, |_| Value::Null);
+        got.ok()
+    }
+
+    /// Redeems `code` on `node` (grant `authorization_code`, PKCE).
+    pub async fn redeem(&self, node: usize, worker: usize, code: &str, verifier: &str) -> Sent {
+        self.token(
+            node,
+            worker,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", verifier),
+            ],
+        )
+        .await
     }
 
     /// `POST {issuer}/token` on `node` as the worker's client.
