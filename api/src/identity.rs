@@ -13,6 +13,7 @@ pub mod factors;
 pub mod keys;
 pub mod passwords;
 pub mod users;
+pub mod webauthn;
 
 use std::sync::Arc;
 

@@ -13,7 +13,18 @@ use zeroize::Zeroizing;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath};
 use crate::identity::factors::FactorError;
+use crate::identity::webauthn::{PasskeyError, PasskeyService};
 use crate::state::AppState;
+
+impl From<PasskeyError> for ApiError {
+    fn from(e: PasskeyError) -> Self {
+        match e {
+            PasskeyError::NotFound => ApiError::not_found("factor_not_found", e.to_string()),
+            PasskeyError::Consensus(c) => c.into(),
+            other => ApiError::internal(other),
+        }
+    }
+}
 
 impl From<FactorError> for ApiError {
     fn from(e: FactorError) -> Self {
@@ -82,7 +93,16 @@ pub async fn list(
     ApiPath((tenant, user)): ApiPath<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     require_user(&state, &tenant, &user).await?;
-    Ok(Json(state.identity.factors.list(&tenant, &user).await?))
+    // TOTP factors, then passkeys (`"type": "webauthn"`, no key material).
+    let mut all = Vec::new();
+    for f in state.identity.factors.list(&tenant, &user).await? {
+        all.push(serde_json::to_value(f).map_err(ApiError::internal)?);
+    }
+    let passkeys = PasskeyService::new(state.consensus.clone());
+    for p in passkeys.list(&tenant, &user).await? {
+        all.push(serde_json::to_value(p).map_err(ApiError::internal)?);
+    }
+    Ok(Json(all))
 }
 
 pub async fn delete(
@@ -91,10 +111,14 @@ pub async fn delete(
     ApiPath((tenant, user, factor)): ApiPath<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     require_user(&state, &tenant, &user).await?;
-    state
-        .identity
-        .factors
-        .delete(&tenant, &user, &factor)
-        .await?;
+    match state.identity.factors.delete(&tenant, &user, &factor).await {
+        // Not a TOTP factor: perhaps a passkey.
+        Err(FactorError::NotFound) => {
+            PasskeyService::new(state.consensus.clone())
+                .delete(&tenant, &user, &factor)
+                .await?
+        }
+        other => other?,
+    }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -31,6 +31,7 @@ use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::device_page;
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::pages::{Page, PageError, TotpPage};
+use crate::oidc::passkeys;
 use crate::state::AppState;
 
 const MFA_TICKET: &str = "mfa";
@@ -58,7 +59,7 @@ fn factor_unavailable(e: crate::oidc::browser_session::FactorError) -> PageError
 
 /// The lockout key of a login name: unknown names are counted too, so the
 /// path (and its timing) does not reveal whether a user exists.
-fn lockout_key(username: &str) -> String {
+pub(crate) fn lockout_key(username: &str) -> String {
     format!("login:{}", username.to_lowercase())
 }
 
@@ -115,6 +116,23 @@ pub async fn post(
         .enrolled(&b.tenant.id, &user.id)
         .await
         .map_err(factor_unavailable)?;
+    // Passkeys first (phishing-resistant); their page also offers the TOTP
+    // form when the user has both.
+    let totp_ticket = if factors.contains(&FactorKind::Totp) {
+        let ticket = MfaTicket {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            flow: flow.clone(),
+        };
+        Some(seal(&state, &b, MFA_TICKET, &ticket)?)
+    } else {
+        None
+    };
+    if let Some(page) =
+        passkeys::second_factor(&state, &b, &user.id, &user.username, &flow, totp_ticket).await?
+    {
+        return Ok(page);
+    }
     if factors.contains(&FactorKind::Totp) {
         let ticket = MfaTicket {
             user_id: user.id.clone(),
@@ -252,7 +270,7 @@ async fn second_factor(
 }
 
 /// The user is authenticated: start the session and continue the flow.
-async fn finish(
+pub(crate) async fn finish(
     state: &AppState,
     b: &Browser,
     h: &TenantHandle,

@@ -131,14 +131,21 @@ fn csp_source(uri: &str) -> Option<String> {
     (safe && source != "null").then_some(source)
 }
 
-fn security_headers(headers: &mut HeaderMap, form_targets: &[String]) {
+fn security_headers(headers: &mut HeaderMap, form_targets: &[String], script_nonce: Option<&str>) {
     let mut form_action = String::from("'self'");
     for t in form_targets {
         form_action.push(' ');
         form_action.push_str(t);
     }
+    let script = script_nonce
+        .filter(|n| {
+            n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(|n| format!("script-src 'nonce-{n}'; "))
+        .unwrap_or_default();
     let csp = format!(
-        "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; {script}style-src 'self' 'unsafe-inline'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
     );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         headers.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -165,6 +172,8 @@ pub struct Page {
     cookies: Vec<String>,
     form_targets: Vec<String>,
     retry_after: Option<Duration>,
+    /// The nonce of the page's one inline script (passkey pages).
+    script_nonce: Option<String>,
 }
 
 impl Page {
@@ -178,6 +187,7 @@ impl Page {
                 cookies: Vec::new(),
                 form_targets: Vec::new(),
                 retry_after: None,
+                script_nonce: None,
             },
             Err(e) => PageError::internal(e).page(),
         }
@@ -197,6 +207,7 @@ impl Page {
             cookies: Vec::new(),
             form_targets: Vec::new(),
             retry_after: None,
+            script_nonce: None,
         }
     }
 
@@ -215,6 +226,13 @@ impl Page {
         if let Some(source) = csp_source(uri) {
             self.form_targets.push(source);
         }
+        self
+    }
+
+    /// Allow the page's inline scripts that carry `nonce` (CSP
+    /// `script-src 'nonce-...'`); every other page runs no script.
+    pub fn script_nonce(mut self, nonce: &str) -> Page {
+        self.script_nonce = Some(nonce.to_string());
         self
     }
 
@@ -254,7 +272,7 @@ impl IntoResponse for Page {
         {
             headers.insert(header::RETRY_AFTER, v);
         }
-        security_headers(headers, &self.form_targets);
+        security_headers(headers, &self.form_targets, self.script_nonce.as_deref());
         resp
     }
 }
@@ -339,6 +357,7 @@ impl PageError {
             cookies: Vec::new(),
             form_targets: Vec::new(),
             retry_after: self.retry_after,
+            script_nonce: None,
         }
     }
 }
