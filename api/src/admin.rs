@@ -1,5 +1,12 @@
-//! The admin API (`/admin/v1`), as in the outside contract. Every handler
-//! takes the [`crate::extract::Admin`] extractor.
+//! The admin API (`/admin/v1`), as in the outside contract.
+//!
+//! Every route added in [`routes`] sits behind one layer
+//! ([`crate::authz::admin_access::guard`]) that authenticates the caller
+//! and asks the built-in Cedar admin policies whether it may call this
+//! method on this route (401 / 403 `forbidden` otherwise); routes nobody
+//! classified are operator-only. Handlers also take the
+//! [`crate::extract::Admin`] (or `AdminCaller`) extractor, which trusts the
+//! layer's verdict.
 
 pub mod accounts;
 pub mod cluster;
@@ -10,12 +17,50 @@ pub mod sessions;
 pub mod tenants;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
+/// The admin routes, recorded as they are added (tests enumerate them to
+/// prove that every one is authorized).
+pub struct AdminRoutes {
+    router: Router<AppState>,
+    paths: Vec<&'static str>,
+}
+
+impl AdminRoutes {
+    fn new() -> Self {
+        AdminRoutes {
+            router: Router::new(),
+            paths: Vec::new(),
+        }
+    }
+
+    pub fn route(mut self, path: &'static str, method_router: MethodRouter<AppState>) -> Self {
+        self.router = self.router.route(path, method_router);
+        self.paths.push(path);
+        self
+    }
+
+    /// Every route pattern, in the order added.
+    pub fn paths(&self) -> &[&'static str] {
+        &self.paths
+    }
+}
+
+/// The admin API behind its authorization layer.
+pub fn router(state: &AppState) -> Router<AppState> {
+    routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::authz::admin_access::guard,
+        ))
+}
+
+/// Add admin routes here: the layer in [`router`] covers all of them.
+pub fn routes() -> AdminRoutes {
+    AdminRoutes::new()
         .route("/admin/v1/tenants", post(tenants::create))
         .route(
             "/admin/v1/tenants/{tenant}",

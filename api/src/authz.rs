@@ -9,12 +9,17 @@
 //! - [`caller`]: who may ask (an access token with scope `authz:check`, or
 //!   the admin token) and, for the admin API, who is administering
 //!   (the admin token, or a tenant admin's access token with `rsp:admin`);
+//! - [`admin_access`]: the layer that authorizes every admin route with
+//!   the built-in Cedar admin policies;
 //! - [`principal`]: a principal and its attributes from an access token;
 //! - [`error`]: errors as `{"error", "message", "diagnostics"?}`.
 //!
 //! Decisions, the policy store and the built-in admin policies live in
-//! `rsp-policies`; these handlers extract, validate, call and map.
+//! `rsp-policies`; a node with a tenant runtime decides on the snapshot its
+//! tenant's policy evaluator actor publishes ([`snapshot`]). These handlers
+//! extract, validate, call and map.
 
+pub mod admin_access;
 pub mod authzen;
 pub mod caller;
 pub mod cedar;
@@ -22,12 +27,15 @@ pub mod error;
 pub mod principal;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::Router;
 use axum::routing::{get, post};
 use rsp_consensus::Consensus;
-use rsp_policies::{AdminAuthorizer, PolicyConfig, PolicyService};
+use rsp_policies::{AdminAuthorizer, PolicyConfig, PolicyService, Snapshot};
 
+use crate::authz::error::AuthzResult;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Scope an access token needs to ask for decisions.
@@ -57,6 +65,29 @@ impl AuthzServices {
             policies: PolicyService::new(consensus, config),
             admin,
         }
+    }
+}
+
+/// The snapshot a decision request for `tenant` that arrived at `started`
+/// is decided on: it reflects every policy write acknowledged before
+/// `started`. On a node with a tenant runtime it is the one the tenant's
+/// policy evaluator actor publishes (a direct read); otherwise the node's
+/// [`PolicyService`] holds it.
+pub async fn snapshot(
+    state: &AppState,
+    tenant: &str,
+    started: Instant,
+) -> AuthzResult<Arc<Snapshot>> {
+    match state.browser.runtime() {
+        Some(runtime) => {
+            let handle = runtime.tenant(tenant).await.map_err(ApiError::from)?;
+            Ok(handle
+                .policies()
+                .snapshot(started)
+                .await
+                .map_err(ApiError::from)?)
+        }
+        None => Ok(state.authz.policies.snapshot(tenant, started).await?),
     }
 }
 

@@ -32,14 +32,24 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     }
 }
 
-/// Proof that the request carried the admin token. A handler that takes this
-/// cannot forget to check it.
+/// Proof that the admin API may serve this request: the admin layer
+/// ([`crate::authz::admin_access`]) authorized the caller for this route
+/// with the built-in Cedar admin policies. Outside that layer (a handler
+/// mounted elsewhere) it accepts only the admin token. A handler that takes
+/// this cannot forget to check it.
 pub struct Admin;
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts
+            .extensions
+            .get::<crate::authz::admin_access::Granted>()
+            .is_some()
+        {
+            return Ok(Admin);
+        }
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)

@@ -56,7 +56,7 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .merge(admin::router())
+        .merge(admin::router(&state))
         .merge(oidc::router())
         .merge(authz::router())
         .fallback(not_found)

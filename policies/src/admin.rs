@@ -4,8 +4,10 @@
 //! `Rsp::TenantAdmin::"<tenant>/<sub>"` (an access token of a tenant with
 //! scope `rsp:admin`; its `tenant` attribute is that tenant). Resources:
 //! `Rsp::Cluster::"cluster"` and `Rsp::Tenant::"<id>"`. Actions are grouped:
-//! `ManageTenant` (policies, entities, users, clients of one tenant) and
-//! `ManageCluster` (tenants themselves, nodes, the raw key-value API).
+//! `ManageTenant` (reading the tenant, its policies, entities, users,
+//! factors, sessions and clients) and `ManageCluster` (tenants themselves,
+//! nodes, the raw key-value API, and `Unclassified`: an admin route that no
+//! one has classified yet, so only the operator reaches it).
 //!
 //! The rules: the operator may do everything; a tenant admin may do
 //! `ManageTenant` actions on its own tenant only, and nothing in
@@ -56,6 +58,8 @@ pub const ADMIN_SCHEMA: &str = r#"{
     "actions": {
       "ManageTenant": {},
       "ManageCluster": {},
+      "ReadTenant": {"memberOf": [{"id": "ManageTenant"}],
+        "appliesTo": {"principalTypes": ["Operator", "TenantAdmin"], "resourceTypes": ["Tenant"]}},
       "ReadPolicies": {"memberOf": [{"id": "ManageTenant"}],
         "appliesTo": {"principalTypes": ["Operator", "TenantAdmin"], "resourceTypes": ["Tenant"]}},
       "WritePolicies": {"memberOf": [{"id": "ManageTenant"}],
@@ -64,6 +68,12 @@ pub const ADMIN_SCHEMA: &str = r#"{
         "appliesTo": {"principalTypes": ["Operator", "TenantAdmin"], "resourceTypes": ["Tenant"]}},
       "ManageAccounts": {"memberOf": [{"id": "ManageTenant"}],
         "appliesTo": {"principalTypes": ["Operator", "TenantAdmin"], "resourceTypes": ["Tenant"]}},
+      "ManageClients": {"memberOf": [{"id": "ManageTenant"}],
+        "appliesTo": {"principalTypes": ["Operator", "TenantAdmin"], "resourceTypes": ["Tenant"]}},
+      "ReadCluster": {"memberOf": [{"id": "ManageCluster"}],
+        "appliesTo": {"principalTypes": ["Operator", "TenantAdmin"], "resourceTypes": ["Cluster"]}},
+      "Unclassified": {"memberOf": [{"id": "ManageCluster"}],
+        "appliesTo": {"principalTypes": ["Operator", "TenantAdmin"], "resourceTypes": ["Cluster"]}},
       "CreateTenant": {"memberOf": [{"id": "ManageCluster"}],
         "appliesTo": {"principalTypes": ["Operator", "TenantAdmin"], "resourceTypes": ["Cluster"]}},
       "DeleteTenant": {"memberOf": [{"id": "ManageCluster"}],
@@ -96,21 +106,49 @@ impl AdminPrincipal {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What an admin call does. The first group is `ManageTenant` (resource: a
+/// tenant), the second `ManageCluster`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AdminAction {
+    ReadTenant,
     ReadPolicies,
     WritePolicies,
     WriteEntities,
+    /// Users, their factors and sessions.
     ManageAccounts,
+    /// OAuth clients and SAML service providers.
+    ManageClients,
     CreateTenant,
     DeleteTenant,
+    ReadCluster,
     ManageNodes,
     RawKeyValue,
+    /// An admin route with no classification: operator only.
+    Unclassified,
 }
 
 impl AdminAction {
+    pub const ALL: [AdminAction; 12] = [
+        AdminAction::ReadTenant,
+        AdminAction::ReadPolicies,
+        AdminAction::WritePolicies,
+        AdminAction::WriteEntities,
+        AdminAction::ManageAccounts,
+        AdminAction::ManageClients,
+        AdminAction::CreateTenant,
+        AdminAction::DeleteTenant,
+        AdminAction::ReadCluster,
+        AdminAction::ManageNodes,
+        AdminAction::RawKeyValue,
+        AdminAction::Unclassified,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
+            AdminAction::ReadTenant => "ReadTenant",
+            AdminAction::ManageClients => "ManageClients",
+            AdminAction::ReadCluster => "ReadCluster",
+            AdminAction::Unclassified => "Unclassified",
             AdminAction::ReadPolicies => "ReadPolicies",
             AdminAction::WritePolicies => "WritePolicies",
             AdminAction::WriteEntities => "WriteEntities",

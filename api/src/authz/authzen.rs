@@ -213,11 +213,7 @@ pub async fn evaluation(
     headers: HeaderMap,
     AuthzJson(body): AuthzJson<Evaluation>,
 ) -> AuthzResult<Response> {
-    let snapshot = state
-        .authz
-        .policies
-        .snapshot(&caller.tenant, caller.started)
-        .await?;
+    let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let answer = decide(&state, &snapshot, &body)?;
     Ok(with_request_id(&headers, answer))
 }
@@ -249,11 +245,7 @@ pub async fn evaluations(
     AuthzJson(body): AuthzJson<Evaluations>,
 ) -> AuthzResult<Response> {
     let semantic = Semantic::parse(body.options.as_ref())?;
-    let snapshot = state
-        .authz
-        .policies
-        .snapshot(&caller.tenant, caller.started)
-        .await?;
+    let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let Some(items) = body.evaluations.filter(|e| !e.is_empty()) else {
         // No `evaluations`: the single-evaluation request and answer.
         let single = merged(&PartialEvaluation::default(), body.defaults)?;

@@ -4,10 +4,11 @@
 //! - [`AuthzCaller`]: for the decision endpoints of tenant `t`: the tenant
 //!   exists, and the caller presents the admin token or an access token of
 //!   `t` carrying scope `authz:check`.
-//! - [`AdminCaller`]: for the policy admin endpoints: the admin token
-//!   (the operator) or an access token with scope `rsp:admin` of the
-//!   tenant that issued it (a tenant admin). What either may do is then
-//!   decided by the built-in Cedar admin policies ([`AdminCaller::authorize`]).
+//! - [`AdminCaller`]: for the admin API: the admin token (the operator)
+//!   or an access token with scope `rsp:admin` of the tenant that issued
+//!   it (a tenant admin). What either may do is then decided by the
+//!   built-in Cedar admin policies ([`AdminCaller::authorize`]), for every
+//!   admin route by the layer in [`crate::authz::admin_access`].
 //! - [`AuthzJson`]: a JSON body whose errors are 400s with diagnostics.
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use rsp_consensus::Consistency;
 use rsp_policies::{AdminAction, AdminPrincipal, AdminResource};
 use serde::de::DeserializeOwned;
 
+use crate::authz::admin_access::Granted;
 use crate::authz::error::AuthzError;
 use crate::authz::{ADMIN_SCOPE, CHECK_SCOPE};
 use crate::oidc::claims::has_scope;
@@ -157,6 +159,11 @@ impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = AuthzError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthzError> {
+        // Behind the admin layer the caller is already authenticated and
+        // authorized; do not verify the token twice.
+        if let Some(granted) = parts.extensions.get::<Granted>() {
+            return Ok(granted.caller.clone());
+        }
         let Some(token) = bearer(parts) else {
             return Err(AuthzError::unauthorized(
                 "missing_token",

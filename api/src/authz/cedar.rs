@@ -137,11 +137,7 @@ pub async fn is_authorized(
     caller: AuthzCaller,
     AuthzJson(body): AuthzJson<IsAuthorized>,
 ) -> AuthzResult<Json<Value>> {
-    let snapshot = state
-        .authz
-        .policies
-        .snapshot(&caller.tenant, caller.started)
-        .await?;
+    let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let req = request(&state, &caller, &snapshot, body, &[]).await?;
     Ok(Json(decide(&state, &snapshot, &req)?))
 }
@@ -156,11 +152,7 @@ pub async fn is_authorized_batch(
             "`requests` must hold 1 to {MAX_BATCH} requests"
         )));
     }
-    let snapshot = state
-        .authz
-        .policies
-        .snapshot(&caller.tenant, caller.started)
-        .await?;
+    let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let shared = body.entities.unwrap_or_default();
     let mut results = Vec::with_capacity(body.requests.len());
     for (i, item) in body.requests.into_iter().enumerate() {

@@ -1,0 +1,271 @@
+//! The admin API is authorized by Cedar, in one place: a layer over every
+//! `/admin/v1` route ([`crate::admin::router`]) that
+//!
+//! 1. authenticates the caller ([`AdminCaller`]: the admin token, or an
+//!    access token of a tenant carrying scope `rsp:admin`), 401 otherwise;
+//! 2. classifies the matched route and method into a Cedar action and
+//!    resource ([`classify`]);
+//! 3. asks the built-in admin policies (`rsp_policies::admin`), 403
+//!    `forbidden` when they deny;
+//! 4. hands the authorized caller to the handler (request extension, read
+//!    by the [`crate::extract::Admin`] and [`AdminCaller`] extractors).
+//!
+//! Classification is by route pattern, not by handler, so a route added
+//! later is covered without touching this file: a route in a known family
+//! (a tenant's users, sessions, MFA policy, clients, SAML providers,
+//! policies and entities; the
+//! cluster; the key-value API) takes that family's action, and anything
+//! else is `Unclassified` on the cluster, which only the operator may do.
+
+use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use rsp_policies::{AdminAction, AdminResource};
+
+use crate::authz::caller::AdminCaller;
+use crate::state::AppState;
+
+/// Where the resource of an admin call comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `Rsp::Cluster::"cluster"`.
+    Cluster,
+    /// `Rsp::Tenant::"<the {tenant} path segment>"`.
+    Tenant,
+}
+
+/// A caller the admin layer let through, with what it was allowed to do.
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub caller: AdminCaller,
+    pub action: AdminAction,
+    pub resource: AdminResource,
+}
+
+const TENANT_ROUTE: &str = "/admin/v1/tenants/{tenant}";
+
+/// The Cedar action and resource of `method` on the route pattern `route`
+/// (as axum matched it, e.g. `/admin/v1/tenants/{tenant}/users`).
+pub fn classify(method: &Method, route: &str) -> (AdminAction, Target) {
+    let read = method == Method::GET || method == Method::HEAD;
+    if route == "/admin/v1/tenants" {
+        return if method == Method::POST {
+            (AdminAction::CreateTenant, Target::Cluster)
+        } else {
+            (AdminAction::Unclassified, Target::Cluster)
+        };
+    }
+    if route == TENANT_ROUTE {
+        return match *method {
+            Method::GET | Method::HEAD => (AdminAction::ReadTenant, Target::Tenant),
+            Method::DELETE => (AdminAction::DeleteTenant, Target::Tenant),
+            _ => (AdminAction::Unclassified, Target::Cluster),
+        };
+    }
+    if let Some(rest) = route
+        .strip_prefix(TENANT_ROUTE)
+        .and_then(|r| r.strip_prefix('/'))
+    {
+        let family = rest.split('/').next().unwrap_or("");
+        let action = match family {
+            "users" | "sessions" | "mfa-policy" => AdminAction::ManageAccounts,
+            "clients" | "saml" => AdminAction::ManageClients,
+            "policies" if read => AdminAction::ReadPolicies,
+            "policies" => AdminAction::WritePolicies,
+            "entities" if read => AdminAction::ReadPolicies,
+            "entities" => AdminAction::WriteEntities,
+            _ => return (AdminAction::Unclassified, Target::Cluster),
+        };
+        return (action, Target::Tenant);
+    }
+    if route == "/admin/v1/cluster" || route.starts_with("/admin/v1/cluster/") {
+        let action = if read {
+            AdminAction::ReadCluster
+        } else {
+            AdminAction::ManageNodes
+        };
+        return (action, Target::Cluster);
+    }
+    if route == "/admin/v1/kv" || route.starts_with("/admin/v1/kv/") {
+        return (AdminAction::RawKeyValue, Target::Cluster);
+    }
+    (AdminAction::Unclassified, Target::Cluster)
+}
+
+/// The layer's function (installed with `route_layer`, so the route is
+/// matched and its path parameters are known).
+pub async fn guard(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    matched: MatchedPath,
+    params: RawPathParams,
+    method: Method,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let (action, target) = classify(&method, matched.as_str());
+    let tenant = params
+        .iter()
+        .find(|(name, _)| *name == "tenant")
+        .map(|(_, v)| v.to_string());
+    let resource = match (target, tenant) {
+        (Target::Tenant, Some(t)) => AdminResource::Tenant(t),
+        // A tenant route without a tenant segment cannot happen with the
+        // patterns above; the cluster is the stricter resource anyway.
+        _ => AdminResource::Cluster,
+    };
+    let action = if target == Target::Tenant && resource == AdminResource::Cluster {
+        AdminAction::Unclassified
+    } else {
+        action
+    };
+    if let Err(e) = caller.authorize(&state, action, resource.clone()) {
+        return e.into_response();
+    }
+    request.extensions_mut().insert(Granted {
+        caller,
+        action,
+        resource,
+    });
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_map_to_their_families_and_the_rest_is_unclassified() {
+        let t = "/admin/v1/tenants/{tenant}";
+        let cases = [
+            (
+                Method::POST,
+                "/admin/v1/tenants".to_string(),
+                AdminAction::CreateTenant,
+                Target::Cluster,
+            ),
+            (
+                Method::GET,
+                t.to_string(),
+                AdminAction::ReadTenant,
+                Target::Tenant,
+            ),
+            (
+                Method::DELETE,
+                t.to_string(),
+                AdminAction::DeleteTenant,
+                Target::Tenant,
+            ),
+            (
+                Method::PUT,
+                t.to_string(),
+                AdminAction::Unclassified,
+                Target::Cluster,
+            ),
+            (
+                Method::POST,
+                format!("{t}/users"),
+                AdminAction::ManageAccounts,
+                Target::Tenant,
+            ),
+            (
+                Method::DELETE,
+                format!("{t}/users/{{user}}/factors/{{factor}}"),
+                AdminAction::ManageAccounts,
+                Target::Tenant,
+            ),
+            (
+                Method::DELETE,
+                format!("{t}/sessions/{{handle}}"),
+                AdminAction::ManageAccounts,
+                Target::Tenant,
+            ),
+            (
+                Method::POST,
+                format!("{t}/clients"),
+                AdminAction::ManageClients,
+                Target::Tenant,
+            ),
+            (
+                Method::POST,
+                format!("{t}/saml/service-providers"),
+                AdminAction::ManageClients,
+                Target::Tenant,
+            ),
+            (
+                Method::GET,
+                format!("{t}/policies/versions"),
+                AdminAction::ReadPolicies,
+                Target::Tenant,
+            ),
+            (
+                Method::POST,
+                format!("{t}/policies/versions/{{n}}/restore"),
+                AdminAction::WritePolicies,
+                Target::Tenant,
+            ),
+            (
+                Method::GET,
+                format!("{t}/entities"),
+                AdminAction::ReadPolicies,
+                Target::Tenant,
+            ),
+            (
+                Method::PUT,
+                format!("{t}/entities"),
+                AdminAction::WriteEntities,
+                Target::Tenant,
+            ),
+            (
+                Method::POST,
+                format!("{t}/something-new"),
+                AdminAction::Unclassified,
+                Target::Cluster,
+            ),
+            (
+                Method::GET,
+                "/admin/v1/cluster".to_string(),
+                AdminAction::ReadCluster,
+                Target::Cluster,
+            ),
+            (
+                Method::DELETE,
+                "/admin/v1/cluster/nodes/{id}".to_string(),
+                AdminAction::ManageNodes,
+                Target::Cluster,
+            ),
+            (
+                Method::GET,
+                "/admin/v1/kv/{key}".to_string(),
+                AdminAction::RawKeyValue,
+                Target::Cluster,
+            ),
+            (
+                Method::GET,
+                "/admin/v1/tenantsfoo".to_string(),
+                AdminAction::Unclassified,
+                Target::Cluster,
+            ),
+            (
+                Method::GET,
+                "/admin/v1/backup".to_string(),
+                AdminAction::Unclassified,
+                Target::Cluster,
+            ),
+            (
+                Method::GET,
+                String::new(),
+                AdminAction::Unclassified,
+                Target::Cluster,
+            ),
+        ];
+        for (method, route, action, target) in cases {
+            assert_eq!(
+                classify(&method, &route),
+                (action, target),
+                "{method} {route}"
+            );
+        }
+    }
+}
