@@ -33,7 +33,7 @@
 //! Settings (environment): `BENCH_SECS` (measured seconds per run, default
 //! 5), `BENCH_WARMUP_SECS` (default 1), `BENCH_CLIENTS` (default 64),
 //! `RSP_BIN` (relative paths resolve against the workspace), `NODE_BIN`
-//! (default `node`).
+//! (default `node`), `BENCH_ONLY=passwords` (stop after the password part).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -730,6 +730,9 @@ async fn run() -> Result<()> {
         100.0 * pw.checks_per_sec / pw.parallel_raw
     );
 
+    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "passwords") {
+        return Ok(());
+    }
     let mut rows = Vec::new();
     println!("\n--- OAuth endpoints ---");
     print_header();

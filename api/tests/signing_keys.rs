@@ -31,16 +31,27 @@ async fn sign_and_verify(keys: &KeyService, tenant: &str, alg: SigningAlg) -> St
         sub: "alice".into(),
         exp: now_ms() / 1000 + 60,
     };
-    let token = encode(&header, &claims, &signer.key).expect("sign");
-    let kid = decode_header(&token).expect("header").kid.expect("kid");
-    let (pinned, key) = keys
-        .verifier(tenant, &kid, now_ms())
-        .await
-        .expect("verifier");
-    assert_eq!(pinned, alg.jwt());
-    let back = decode::<Claims>(&token, &key, &Validation::new(pinned)).expect("verify");
-    assert_eq!(back.claims, claims);
-    token
+    // rsp's own signing path (cached key pair) and jsonwebtoken's: both
+    // verify with the published key, under the pinned algorithm only.
+    let ours = signer.sign_jwt(&header, &claims).expect("sign");
+    let theirs = encode(&header, &claims, &signer.key).expect("sign");
+    for token in [&ours, &theirs] {
+        let kid = decode_header(token).expect("header").kid.expect("kid");
+        let (pinned, key) = keys
+            .verifier(tenant, &kid, now_ms())
+            .await
+            .expect("verifier");
+        assert_eq!(pinned, alg.jwt());
+        let back = decode::<Claims>(token, &key, &Validation::new(pinned)).expect("verify");
+        assert_eq!(back.claims, claims);
+    }
+    // A header naming another algorithm is refused, never signed.
+    let other = SigningAlg::ALL
+        .into_iter()
+        .find(|a| *a != alg)
+        .expect("another algorithm");
+    assert!(signer.sign_jwt(&Header::new(other.jwt()), &claims).is_err());
+    ours
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -529,8 +529,15 @@ impl Consensus {
 
     /// What a read at this moment is based on.
     pub fn read_info(&self, consistency: Consistency) -> Result<ReadInfo, ConsensusError> {
-        let m = self.inner.raft.metrics().borrow().clone();
-        let silence = if m.current_leader == Some(self.inner.id) {
+        // Two fields of the metrics, read under the watch's lock: cloning
+        // the whole `RaftMetrics` (membership, replication map) on every
+        // local read cost more than the read itself.
+        let (current_leader, last_applied) = {
+            let metrics = self.inner.raft.metrics();
+            let m = metrics.borrow();
+            (m.current_leader, m.last_applied.map_or(0, |l| l.index))
+        };
+        let silence = if current_leader == Some(self.inner.id) {
             None
         } else {
             self.inner
@@ -546,11 +553,11 @@ impl Consensus {
                 Consistency::Local => "local",
             },
             node_id: self.inner.id,
-            applied_index: m.last_applied.map_or(0, |l| l.index),
+            applied_index: last_applied,
             revision: self.inner.engine.revision()?,
-            leader: m.current_leader,
+            leader: current_leader,
             leader_silence_ms: silence,
-            behind_since_ms: self.behind_since_ms(m.last_applied.map_or(0, |l| l.index)),
+            behind_since_ms: self.behind_since_ms(last_applied),
         })
     }
 

@@ -106,7 +106,100 @@ pub enum KeyError {
 pub struct Signer {
     pub kid: String,
     pub alg: SigningAlg,
+    /// The key in jsonwebtoken's form (for callers that sign with it).
     pub key: Arc<EncodingKey>,
+    /// The parsed key pair rsp signs with: jsonwebtoken's `encode` parses
+    /// the PKCS#8 document again on every call (a full key validation, as
+    /// costly as a signature for ES256 and far more for RSA), so tokens are
+    /// signed with this one, parsed once per key and node.
+    pair: Arc<KeyPair>,
+}
+
+enum KeyPair {
+    Ecdsa(EcdsaKeyPair),
+    Rsa(aws_lc_rs::signature::RsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+}
+
+impl KeyPair {
+    fn parse(alg: SigningAlg, pkcs8: &[u8]) -> Result<Self, KeyError> {
+        let bad = |e: &dyn std::fmt::Display| KeyError::Bad(e.to_string());
+        Ok(match alg {
+            SigningAlg::ES256 => KeyPair::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+                    .map_err(|e| bad(&e))?,
+            ),
+            SigningAlg::RS256 => KeyPair::Rsa(
+                aws_lc_rs::signature::RsaKeyPair::from_pkcs8(pkcs8).map_err(|e| bad(&e))?,
+            ),
+            SigningAlg::EdDSA => {
+                KeyPair::Ed25519(Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|e| bad(&e))?)
+            }
+        })
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let failed = |e: &dyn std::fmt::Display| KeyError::Bad(format!("signing failed: {e}"));
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        Ok(match self {
+            KeyPair::Ecdsa(kp) => kp
+                .sign(&rng, message)
+                .map_err(|e| failed(&e))?
+                .as_ref()
+                .to_vec(),
+            KeyPair::Rsa(kp) => {
+                let mut sig = vec![0u8; kp.public_modulus_len()];
+                kp.sign(
+                    &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+                    &rng,
+                    message,
+                    &mut sig,
+                )
+                .map_err(|e| failed(&e))?;
+                sig
+            }
+            KeyPair::Ed25519(kp) => kp.sign(message).as_ref().to_vec(),
+        })
+    }
+}
+
+impl Signer {
+    fn new(kid: String, alg: SigningAlg, pkcs8: &[u8]) -> Result<Self, KeyError> {
+        Ok(Signer {
+            kid,
+            alg,
+            key: Arc::new(encoding_key(alg, pkcs8)?),
+            pair: Arc::new(KeyPair::parse(alg, pkcs8)?),
+        })
+    }
+
+    /// A compact JWS (RFC 7515 section 7.1) of `claims` under `header`,
+    /// whose `alg` must be this key's.
+    pub fn sign_jwt(
+        &self,
+        header: &jsonwebtoken::Header,
+        claims: &impl Serialize,
+    ) -> Result<String, KeyError> {
+        if header.alg != self.alg.jwt() {
+            return Err(KeyError::Bad(format!(
+                "a {} key cannot sign a {:?} header",
+                self.alg.name(),
+                header.alg
+            )));
+        }
+        let mut jwt = json_b64url(header)?;
+        jwt.push('.');
+        jwt.push_str(&json_b64url(claims)?);
+        let signature = self.pair.sign(jwt.as_bytes())?;
+        jwt.push('.');
+        jwt.push_str(&b64url(&signature));
+        Ok(jwt)
+    }
+}
+
+fn json_b64url<T: Serialize + ?Sized>(v: &T) -> Result<String, KeyError> {
+    let bytes = serde_json::to_vec(v).map_err(|e| KeyError::Bad(e.to_string()))?;
+    Ok(b64url(&bytes))
 }
 
 impl std::fmt::Debug for Signer {
@@ -172,6 +265,18 @@ pub struct KeyService {
     consensus: Consensus,
     kek: Arc<KekCell>,
     signers: Arc<RwLock<HashMap<(String, String), Signer>>>,
+    /// Parsed verification keys by (tenant, kid), valid while the stored
+    /// record's `mod_revision` is unchanged (a rotation that sets the
+    /// retirement time changes it).
+    verifiers: Arc<RwLock<HashMap<(String, String), CachedVerifier>>>,
+}
+
+#[derive(Clone)]
+struct CachedVerifier {
+    mod_revision: u64,
+    retire_at_ms: Option<u64>,
+    alg: Algorithm,
+    key: DecodingKey,
 }
 
 impl KeyService {
@@ -180,6 +285,7 @@ impl KeyService {
             consensus,
             kek,
             signers: Arc::new(RwLock::new(HashMap::new())),
+            verifiers: Arc::new(RwLock::new(HashMap::new())),
         }
     }
 
@@ -369,6 +475,9 @@ impl KeyService {
         if let Ok(mut cache) = self.signers.write() {
             cache.retain(|(t, _), _| t != tenant);
         }
+        if let Ok(mut cache) = self.verifiers.write() {
+            cache.retain(|(t, _), _| t != tenant);
+        }
     }
 
     /// The key that signs for `alg` now.
@@ -404,11 +513,7 @@ impl KeyService {
             .kek
             .get()?
             .open(format!("{tenant}/{kid}").as_bytes(), &sealed)?;
-        let signer = Signer {
-            kid: kid.clone(),
-            alg: stored.alg,
-            key: Arc::new(encoding_key(stored.alg, &pkcs8)?),
-        };
+        let signer = Signer::new(kid.clone(), stored.alg, &pkcs8)?;
         if let Ok(mut cache) = self.signers.write() {
             cache.insert(cache_key, signer.clone());
         }
@@ -437,13 +542,35 @@ impl KeyService {
         let record = Key::new(tenant_keyspace(tenant), key_record(kid));
         let (kv, _) = self.consensus.get(&record, Consistency::Local).await?;
         let kv = kv.ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?;
-        let stored: StoredKey =
-            serde_json::from_slice(&kv.value).map_err(|e| KeyError::Bad(e.to_string()))?;
-        if stored.retire_at_ms.is_some_and(|t| t <= now_ms) {
+        let cache_key = (tenant.to_string(), kid.to_string());
+        let cached = self
+            .verifiers
+            .read()
+            .ok()
+            .and_then(|c| c.get(&cache_key).cloned())
+            .filter(|c| c.mod_revision == kv.mod_revision);
+        let v = match cached {
+            Some(v) => v,
+            None => {
+                let stored: StoredKey =
+                    serde_json::from_slice(&kv.value).map_err(|e| KeyError::Bad(e.to_string()))?;
+                let key = DecodingKey::from_jwk(&stored.public_jwk)
+                    .map_err(|e| KeyError::Bad(e.to_string()))?;
+                let v = CachedVerifier {
+                    mod_revision: kv.mod_revision,
+                    retire_at_ms: stored.retire_at_ms,
+                    alg: stored.alg.jwt(),
+                    key,
+                };
+                if let Ok(mut cache) = self.verifiers.write() {
+                    cache.insert(cache_key, v.clone());
+                }
+                v
+            }
+        };
+        if v.retire_at_ms.is_some_and(|t| t <= now_ms) {
             return Err(KeyError::UnknownKid(kid.to_string()));
         }
-        let key =
-            DecodingKey::from_jwk(&stored.public_jwk).map_err(|e| KeyError::Bad(e.to_string()))?;
-        Ok((stored.alg.jwt(), key))
+        Ok((v.alg, v.key))
     }
 }

@@ -167,7 +167,9 @@ impl TokenService {
         let mut header = Header::new(signer.alg.jwt());
         header.typ = Some(typ.to_string());
         header.kid = Some(signer.kid.clone());
-        jsonwebtoken::encode(&header, claims, &signer.key).map_err(OAuthError::server_error)
+        signer
+            .sign_jwt(&header, claims)
+            .map_err(OAuthError::server_error)
     }
 
     async fn access_token(
