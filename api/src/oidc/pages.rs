@@ -6,7 +6,9 @@
 //! script, no framing and forms only to this origin (plus, on pages whose
 //! form ends in a redirect to the client, the redirect URI's origin, since
 //! browsers apply `form-action` to the redirect too), `X-Frame-Options:
-//! DENY`, `Referrer-Policy: no-referrer`, `Cache-Control: no-store`.
+//! DENY`, `Referrer-Policy: no-referrer`, `Cache-Control: no-store`. The
+//! one exception to "no script": a passkey page's inline script, allowed by
+//! a per-response nonce ([`Page::script_nonce`]).
 
 use std::time::Duration;
 
