@@ -31,6 +31,9 @@ pub enum Outcome<T> {
 pub struct KvClient {
     pub node: u64,
     admin: AdminClient,
+    /// Set when the node is an etcd member (the sanity check of the
+    /// checker, see [`crate::etcd`]).
+    etcd: Option<crate::etcd::EtcdClient>,
 }
 
 /// True when the request was certainly never sent (no connection).
@@ -81,12 +84,25 @@ impl KvClient {
         Self {
             node,
             admin: admin.with_timeout(timeout),
+            etcd: None,
         }
+    }
+
+    /// A client of an etcd member (`register` only: reads, writes, CAS).
+    pub fn etcd(node: u64, etcd: crate::etcd::EtcdClient) -> anyhow::Result<Self> {
+        Ok(Self {
+            node,
+            admin: AdminClient::new("http://127.0.0.1:9", "unused")?,
+            etcd: Some(etcd),
+        })
     }
 
     /// `GET /admin/v1/kv/{key}?consistency=linearizable`: the value, or
     /// `None` when the key does not exist.
     pub async fn read(&self, key: &str) -> Outcome<Option<String>> {
+        if let Some(etcd) = &self.etcd {
+            return etcd.read(key).await;
+        }
         match self.admin.kv_get(key, Consistency::Linearizable).await {
             Ok(resp) if resp.status == 200 => {
                 match resp.body.get("value").and_then(Value::as_str) {
@@ -104,6 +120,9 @@ impl KvClient {
 
     /// `PUT /admin/v1/kv/{key}`.
     pub async fn write(&self, key: &str, value: &str) -> Outcome<()> {
+        if let Some(etcd) = &self.etcd {
+            return etcd.write(key, value).await;
+        }
         match classify_write(self.admin.kv_put(key, value, None).await) {
             Outcome::Ok(_) => Outcome::Ok(()),
             Outcome::Fail(e) => Outcome::Fail(e),
@@ -114,6 +133,9 @@ impl KvClient {
     /// A compare-and-set in one transaction: `Ok(true)` when the value was
     /// `from` and is now `to`, `Ok(false)` when the compare did not hold.
     pub async fn cas(&self, key: &str, from: &str, to: &str) -> Outcome<bool> {
+        if let Some(etcd) = &self.etcd {
+            return etcd.cas(key, from, to).await;
+        }
         let txn = json!({
             "compare": [{"key": key, "target": "value", "op": "eq", "value": from}],
             "success": [{"op": "put", "key": key, "value": to}],
@@ -133,6 +155,9 @@ impl KvClient {
     /// Reads several keys atomically with one transaction of `get`s (a
     /// linearizable read through the log). `None` for absent keys.
     pub async fn get_many(&self, keys: &[String]) -> Outcome<Vec<Option<String>>> {
+        if self.etcd.is_some() {
+            return Outcome::Fail("not supported against etcd".to_string());
+        }
         let ops: Vec<Value> = keys
             .iter()
             .map(|k| json!({"op": "get", "key": k}))

@@ -17,6 +17,10 @@
 //! - [`checker`]: the linearizability checker (Wing–Gong / Lowe with
 //!   Porcupine's memoization) with the register model, and the set checker;
 //! - [`report`]: `results.json` and `report.html` with inline SVG plots;
+//! - [`web`]: HTTP as a browser and an OAuth client see it (the OIDC
+//!   workloads);
+//! - [`etcd`]: a local etcd cluster, the trusted system the `register`
+//!   workload and its checker are run against as a sanity check;
 //! - [`run`]: one run from cluster start to exit code.
 //!
 //! Not for: starting or faulting processes by itself (that is `rsp-chaos`),
@@ -24,6 +28,7 @@
 
 pub mod checker;
 pub mod client;
+pub mod etcd;
 pub mod history;
 pub mod nemesis;
 pub mod report;

@@ -3,6 +3,8 @@
 //!
 //! ```text
 //! rsp-jepsen run --nodes 5 --time-limit 60 --workload register --nemesis kill,partition
+//! rsp-jepsen run --nodes 3 --time-limit 600 --workload codes --nemesis kill,partition
+//! rsp-jepsen run --target etcd --nodes 3 --workload register --nemesis kill
 //! rsp-jepsen check store/<run>
 //! rsp-jepsen workloads
 //! ```
@@ -15,7 +17,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use rsp_jepsen::checker::register::RegisterLimits;
 use rsp_jepsen::nemesis::NemesisKind;
-use rsp_jepsen::run::Refused;
+use rsp_jepsen::run::{Refused, Target};
 use rsp_jepsen::workload::{WORKLOADS, WorkloadOptions};
 use rsp_jepsen::{RunOptions, history, workload};
 
@@ -99,6 +101,20 @@ struct RunArgs {
     /// Extra `rsp serve` argument (repeatable).
     #[arg(long = "node-arg", allow_hyphen_values = true)]
     node_args: Vec<String>,
+    /// The system under test: `rsp`, or `etcd` (a local etcd cluster, the
+    /// sanity check of the checker: `register` workload, `kill` nemesis).
+    #[arg(long, default_value = "rsp")]
+    target: String,
+    /// Codes / refresh: nodes presenting the same code or token at once.
+    #[arg(long, default_value_t = 3)]
+    redeemers: usize,
+    /// Lockout: failed attempts the nodes admit per user and window (their
+    /// configured `max_failures`; 5 by default).
+    #[arg(long, default_value_t = 5)]
+    lockout_bound: u32,
+    /// Lockout: wrong passwords posted at once per user.
+    #[arg(long, default_value_t = 12)]
+    lockout_attempts: usize,
 }
 
 fn secs(s: f64) -> Duration {
@@ -158,6 +174,14 @@ fn run(args: RunArgs) -> i32 {
             return 2;
         }
     };
+    let target = match args.target.as_str() {
+        "rsp" => Target::Rsp,
+        "etcd" => Target::Etcd,
+        other => {
+            eprintln!("rsp-jepsen: unknown target `{other}` (rsp, etcd)");
+            return 2;
+        }
+    };
     let seed = args.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -190,8 +214,12 @@ fn run(args: RunArgs) -> i32 {
         workload_opts: WorkloadOptions {
             keys: args.keys,
             ops_per_key: args.ops_per_key,
+            redeemers: args.redeemers,
+            lockout_bound: args.lockout_bound,
+            lockout_attempts: args.lockout_attempts,
             ..WorkloadOptions::default()
         },
+        target,
     };
     eprintln!(
         "rsp-jepsen: workload {} on {} nodes for {}s, nemesis {:?}, seed {seed}",

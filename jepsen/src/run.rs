@@ -58,6 +58,18 @@ pub struct RunOptions {
     pub check_time: Duration,
     pub fast_raft: bool,
     pub workload_opts: WorkloadOptions,
+    /// What is tested: `rsp` (default) or etcd (the sanity check).
+    pub target: Target,
+}
+
+/// The system under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Target {
+    #[default]
+    Rsp,
+    /// A local etcd cluster ([`crate::etcd`]): `register` only, nemesis
+    /// `kill` or none.
+    Etcd,
 }
 
 impl Default for RunOptions {
@@ -81,6 +93,7 @@ impl Default for RunOptions {
             check_time: Duration::from_secs(120),
             fast_raft: true,
             workload_opts: WorkloadOptions::default(),
+            target: Target::Rsp,
         }
     }
 }
@@ -110,7 +123,7 @@ impl std::fmt::Display for Refused {
 
 impl std::error::Error for Refused {}
 
-fn run_id(opts: &RunOptions) -> String {
+pub(crate) fn run_id(opts: &RunOptions) -> String {
     let secs = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -131,6 +144,9 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
     wopts.prefix = format!("jepsen/{id}");
     let workload =
         Arc::new(workload::build(&opts.workload, &wopts).map_err(|e| Refused(e.to_string()))?);
+    if opts.target == Target::Etcd {
+        return crate::etcd::run(opts, id, workload).await;
+    }
     if nemesis::needs_faketime(&opts.nemesis) {
         faketime::require().map_err(|e| Refused(format!("nemesis clock: {e:#}")))?;
     }
@@ -189,6 +205,72 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
         .context("preparing the workload")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = spawn_workers(&opts, &workload, &clients, &recorder, &stop_rx);
+    let nemesis_task = {
+        let (cluster, recorder) = (cluster.clone(), recorder.clone());
+        let nopts = NemesisOptions {
+            kinds: opts.nemesis.clone(),
+            start_after: opts.start_after,
+            fault_for: opts.fault_for,
+            quiet_for: opts.quiet_for,
+            seed: opts.seed,
+        };
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { nemesis::run(&cluster, &recorder, &nopts, stop).await })
+    };
+
+    tokio::time::sleep(opts.time_limit).await;
+    let _ = stop_tx.send(true);
+    let mut harness_errors = Vec::new();
+    join_workers(workers, opts.op_timeout, &mut harness_errors).await;
+    let nemesis_log = match nemesis_task.await {
+        Ok(log) => log,
+        Err(e) => {
+            harness_errors.push(format!("nemesis task failed: {e}"));
+            Default::default()
+        }
+    };
+    if let Err(e) = nemesis::heal_all(&cluster).await {
+        harness_errors.push(format!("healing at the end: {e:#}"));
+    }
+    let recovered = async {
+        cluster.wait_for_leader(converge).await?;
+        cluster.wait_all_ready(converge).await
+    }
+    .await;
+    if let Err(e) = &recovered {
+        harness_errors.push(format!("cluster did not recover after healing: {e:#}"));
+    }
+    workload.finish(&recorder, &clients, converge).await;
+    recorder.flush()?;
+
+    let (results, events) =
+        conclude(id, &opts, &workload, &recorder, nemesis_log, harness_errors).await?;
+    report::write(&dir, &results, &events)?;
+    if results.valid != Validity::Valid {
+        cluster.keep_dir();
+    } else {
+        // The history and logs stay; the nodes' data dirs go.
+        for id in cluster.ids() {
+            if let Ok(node) = cluster.node(id) {
+                let _ = node.process.kill().await;
+                let _ = std::fs::remove_dir_all(node.process.data_dir());
+            }
+        }
+    }
+    Ok(RunOutcome { dir, results })
+}
+
+/// The clients: worker `w` talks to `clients[w % n]` as process `w` (then
+/// `w + concurrency`, ... after each indeterminate operation), paced to
+/// `rate` operations per second in all, until `stop` turns true.
+pub(crate) fn spawn_workers(
+    opts: &RunOptions,
+    workload: &Arc<workload::Workload>,
+    clients: &[KvClient],
+    recorder: &Arc<Recorder>,
+    stop_rx: &watch::Receiver<bool>,
+) -> JoinSet<()> {
     let mut workers = JoinSet::new();
     let interval = if opts.rate > 0.0 {
         Duration::from_secs_f64(opts.concurrency as f64 / opts.rate)
@@ -226,23 +308,16 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
             }
         });
     }
-    let nemesis_task = {
-        let (cluster, recorder) = (cluster.clone(), recorder.clone());
-        let nopts = NemesisOptions {
-            kinds: opts.nemesis.clone(),
-            start_after: opts.start_after,
-            fault_for: opts.fault_for,
-            quiet_for: opts.quiet_for,
-            seed: opts.seed,
-        };
-        let stop = stop_rx.clone();
-        tokio::spawn(async move { nemesis::run(&cluster, &recorder, &nopts, stop).await })
-    };
+    workers
+}
 
-    tokio::time::sleep(opts.time_limit).await;
-    let _ = stop_tx.send(true);
-    let mut harness_errors = Vec::new();
-    let joined = tokio::time::timeout(opts.op_timeout * 3, async {
+/// Waits for the clients to stop (each may finish its operation).
+pub(crate) async fn join_workers(
+    mut workers: JoinSet<()>,
+    op_timeout: Duration,
+    harness_errors: &mut Vec<String>,
+) {
+    let joined = tokio::time::timeout(op_timeout * 3, async {
         while let Some(r) = workers.join_next().await {
             if let Err(e) = r {
                 return Err(anyhow!("client task failed: {e}"));
@@ -259,27 +334,17 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
             harness_errors.push("clients did not stop in time".to_string());
         }
     }
-    let nemesis_log = match nemesis_task.await {
-        Ok(log) => log,
-        Err(e) => {
-            harness_errors.push(format!("nemesis task failed: {e}"));
-            Default::default()
-        }
-    };
-    if let Err(e) = nemesis::heal_all(&cluster).await {
-        harness_errors.push(format!("healing at the end: {e:#}"));
-    }
-    let recovered = async {
-        cluster.wait_for_leader(converge).await?;
-        cluster.wait_all_ready(converge).await
-    }
-    .await;
-    if let Err(e) = &recovered {
-        harness_errors.push(format!("cluster did not recover after healing: {e:#}"));
-    }
-    workload.finish(&recorder, &clients, converge).await;
-    recorder.flush()?;
+}
 
+/// Checks the history and assembles the results.
+pub(crate) async fn conclude(
+    id: String,
+    opts: &RunOptions,
+    workload: &Arc<workload::Workload>,
+    recorder: &Recorder,
+    nemesis_log: nemesis::NemesisLog,
+    mut harness_errors: Vec<String>,
+) -> Result<(Results, Vec<crate::history::Event>)> {
     let events = recorder.events();
     let limits = RegisterLimits {
         time: opts.check_time,
@@ -316,17 +381,5 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
         nemesis_log,
         harness_errors,
     };
-    report::write(&dir, &results, &events)?;
-    if valid != Validity::Valid {
-        cluster.keep_dir();
-    } else {
-        // The history and logs stay; the nodes' data dirs go.
-        for id in cluster.ids() {
-            if let Ok(node) = cluster.node(id) {
-                let _ = node.process.kill().await;
-                let _ = std::fs::remove_dir_all(node.process.data_dir());
-            }
-        }
-    }
-    Ok(RunOutcome { dir, results })
+    Ok((results, events))
 }

@@ -74,6 +74,10 @@ pub fn check(ops: &[Op]) -> CheckResult {
             }
         }
     }
+    let logged_in = ops
+        .iter()
+        .filter(|o| o.f == "login" && o.outcome == EventType::Ok)
+        .count();
     let valid = if !stale.is_empty() {
         Validity::Invalid
     } else if revoked == 0 || accepted == 0 {
@@ -83,8 +87,7 @@ pub fn check(ops: &[Op]) -> CheckResult {
     };
     let summary = match valid {
         Validity::Valid => format!(
-            "no revoked session accepted: {} sessions, {revoked} revokes acknowledged, {rejected_after_ack} validations after them all rejected",
-            sessions.len()
+            "no revoked session accepted: {logged_in} sessions, {revoked} revokes acknowledged, {rejected_after_ack} validations after them all rejected"
         ),
         Validity::Invalid => format!(
             "anomalies: {} validations accepted a session after its revoke was acknowledged",
@@ -97,7 +100,7 @@ pub fn check(ops: &[Op]) -> CheckResult {
         valid,
         summary,
         details: json!({
-            "sessions": sessions.len(),
+            "sessions": logged_in,
             "revokes": {"ok": revoked, "fail": revoke_fail, "info": revoke_info},
             "validations": {"accepted": accepted, "rejected": rejected, "failed": failed},
             "rejected_after_ack": rejected_after_ack,

@@ -1,0 +1,402 @@
+//! A trusted system to check the checker against: a local etcd cluster
+//! (Debian's `etcd-server`, found on `PATH` or through `ETCD_BIN`) and a
+//! KV client over etcd's v3 JSON gateway (`/v3/kv/range`, `/v3/kv/put`,
+//! `/v3/kv/txn`, keys and values base64), so the `register` workload runs
+//! against etcd as it runs against `rsp` (`rsp-jepsen run --target etcd`).
+//!
+//! Its nemesis knows one fault, `kill` (SIGKILL a member, restart it when
+//! the fault ends). If etcd is valid under the same workload and checker
+//! that find `rsp`'s injected bugs, a finding against `rsp` is not an
+//! artefact of the harness.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use tokio::sync::{Mutex, watch};
+
+use crate::client::{KvClient, Outcome};
+use crate::history::{EventType, Process, Record, Recorder};
+use crate::nemesis::{FaultWindow, NemesisKind, NemesisLog};
+use crate::report;
+use crate::run::{Refused, RunOptions, RunOutcome, conclude, join_workers, spawn_workers};
+use crate::workload::Workload;
+
+/// The environment variable naming the etcd binary.
+pub const ETCD_BIN_ENV: &str = "ETCD_BIN";
+
+/// The etcd binary: `ETCD_BIN`, else `etcd` on `PATH`.
+pub fn binary() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(ETCD_BIN_ENV).filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("etcd"))
+        .find(|p| p.is_file())
+        .context("etcd not found (install Debian's etcd-server, or set ETCD_BIN)")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+struct Member {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    child: Option<Child>,
+}
+
+/// A local etcd cluster of child processes (killed on drop).
+pub struct EtcdCluster {
+    bin: PathBuf,
+    dir: PathBuf,
+    members: Vec<Member>,
+    initial: String,
+}
+
+impl EtcdCluster {
+    /// Starts `n` members under `dir` and waits until every one is healthy.
+    pub async fn start(n: usize, dir: &Path) -> Result<Self> {
+        let bin = binary()?;
+        let mut members = Vec::new();
+        for i in 0..n {
+            members.push(Member {
+                name: format!("e{i}"),
+                client_port: free_port()?,
+                peer_port: free_port()?,
+                child: None,
+            });
+        }
+        let initial = members
+            .iter()
+            .map(|m| format!("{}=http://127.0.0.1:{}", m.name, m.peer_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut cluster = EtcdCluster {
+            bin,
+            dir: dir.to_path_buf(),
+            members,
+            initial,
+        };
+        for i in 0..n {
+            cluster.spawn(i)?;
+        }
+        cluster.wait_healthy(Duration::from_secs(60)).await?;
+        Ok(cluster)
+    }
+
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let m = &self.members[i];
+        let data = self.dir.join(&m.name);
+        std::fs::create_dir_all(&data)?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join(format!("{}.log", m.name)))?;
+        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let peer = format!("http://127.0.0.1:{}", m.peer_port);
+        let child = Command::new(&self.bin)
+            .arg("--name")
+            .arg(&m.name)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--listen-client-urls", &client])
+            .args(["--advertise-client-urls", &client])
+            .args(["--listen-peer-urls", &peer])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .args(["--initial-cluster", &self.initial])
+            .args(["--initial-cluster-state", "new"])
+            .args(["--initial-cluster-token", "rsp-jepsen"])
+            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", self.bin.display()))?;
+        self.members[i].child = Some(child);
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:<client port>` of every member.
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members
+            .iter()
+            .map(|m| format!("http://127.0.0.1:{}", m.client_port))
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Waits until every running member answers `/health` with true.
+    pub async fn wait_healthy(&self, timeout: Duration) -> Result<()> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()?;
+        let deadline = Instant::now() + timeout;
+        for (m, url) in self.members.iter().zip(self.endpoints()) {
+            if m.child.is_none() {
+                continue;
+            }
+            loop {
+                let ok = match http.get(format!("{url}/health")).send().await {
+                    Ok(r) => r
+                        .json::<Value>()
+                        .await
+                        .is_ok_and(|v| v["health"] == json!("true")),
+                    Err(_) => false,
+                };
+                if ok {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    bail!("etcd member {} not healthy in time", m.name);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILL member `i`.
+    pub async fn kill(&mut self, i: usize) -> Result<()> {
+        if let Some(mut child) = self.members[i].child.take() {
+            child.kill().await?;
+        }
+        Ok(())
+    }
+
+    /// Starts member `i` again on its data dir.
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        if self.members[i].child.is_none() {
+            self.spawn(i)?;
+        }
+        Ok(())
+    }
+}
+
+/// A KV client of one etcd member, answering like [`crate::client::KvClient`]:
+/// writes that got no definite answer are `info`, reads that got none `fail`.
+#[derive(Debug, Clone)]
+pub struct EtcdClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl EtcdClient {
+    pub fn new(base: String, timeout: Duration) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .connect_timeout(Duration::from_secs(1))
+            .timeout(timeout)
+            .build()?;
+        Ok(Self { base, http })
+    }
+
+    async fn call(&self, path: &str, body: &Value) -> Result<(u16, Value), reqwest::Error> {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await?;
+        let status = resp.status().as_u16();
+        let body = resp.json::<Value>().await.unwrap_or(Value::Null);
+        Ok((status, body))
+    }
+
+    fn write_outcome(result: Result<(u16, Value), reqwest::Error>) -> Outcome<Value> {
+        match result {
+            Ok((200, body)) => Outcome::Ok(body),
+            Ok((status, body)) => Outcome::Info(format!(
+                "http_{status}: {}",
+                body.get("error").and_then(Value::as_str).unwrap_or("")
+            )),
+            Err(e) if e.is_connect() => Outcome::Fail("connect_failed".into()),
+            Err(e) if e.is_timeout() => Outcome::Info("timeout".into()),
+            Err(e) => Outcome::Info(format!("transport: {e}")),
+        }
+    }
+
+    /// A linearizable range read of one key.
+    pub async fn read(&self, key: &str) -> Outcome<Option<String>> {
+        match self
+            .call("/v3/kv/range", &json!({"key": B64.encode(key)}))
+            .await
+        {
+            Ok((200, body)) => {
+                let value = body
+                    .get("kvs")
+                    .and_then(|k| k.get(0))
+                    .and_then(|kv| kv.get("value"))
+                    .and_then(Value::as_str)
+                    .and_then(|v| B64.decode(v).ok())
+                    .map(|v| String::from_utf8_lossy(&v).into_owned());
+                Outcome::Ok(value)
+            }
+            Ok((status, _)) => Outcome::Fail(format!("http_{status}")),
+            Err(e) => Outcome::Fail(if e.is_timeout() {
+                "timeout".into()
+            } else {
+                "transport".into()
+            }),
+        }
+    }
+
+    pub async fn write(&self, key: &str, value: &str) -> Outcome<()> {
+        let body = json!({"key": B64.encode(key), "value": B64.encode(value)});
+        match Self::write_outcome(self.call("/v3/kv/put", &body).await) {
+            Outcome::Ok(_) => Outcome::Ok(()),
+            Outcome::Fail(e) => Outcome::Fail(e),
+            Outcome::Info(e) => Outcome::Info(e),
+        }
+    }
+
+    pub async fn cas(&self, key: &str, from: &str, to: &str) -> Outcome<bool> {
+        let k = B64.encode(key);
+        let body = json!({
+            "compare": [{"key": k, "target": "VALUE", "result": "EQUAL", "value": B64.encode(from)}],
+            "success": [{"request_put": {"key": k, "value": B64.encode(to)}}],
+        });
+        match Self::write_outcome(self.call("/v3/kv/txn", &body).await) {
+            Outcome::Ok(body) if body.get("header").is_some() => Outcome::Ok(
+                body.get("succeeded")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
+            ),
+            Outcome::Ok(body) => Outcome::Info(format!("unexpected body: {body}")),
+            Outcome::Fail(e) => Outcome::Fail(e),
+            Outcome::Info(e) => Outcome::Info(e),
+        }
+    }
+}
+
+/// A run against a local etcd cluster: the same clients, pacing, history,
+/// checker and report as [`crate::run::run`]; faults: `kill` only.
+pub(crate) async fn run(
+    opts: RunOptions,
+    id: String,
+    workload: Arc<Workload>,
+) -> Result<RunOutcome> {
+    if opts.workload != "register" {
+        return Err(Refused("against etcd only the register workload runs".into()).into());
+    }
+    if opts
+        .nemesis
+        .iter()
+        .any(|k| !matches!(k, NemesisKind::Kill(None)))
+    {
+        return Err(Refused("against etcd the only nemesis is `kill`".into()).into());
+    }
+    binary().map_err(|e| Refused(format!("{e:#}")))?;
+    let dir = opts.store.join(&id);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let cluster = Arc::new(Mutex::new(
+        EtcdCluster::start(opts.nodes, &dir.join("nodes")).await?,
+    ));
+    let recorder = Arc::new(Recorder::to_file(&dir.join("history.jsonl"))?);
+    let clients = {
+        let c = cluster.lock().await;
+        c.endpoints()
+            .into_iter()
+            .enumerate()
+            .map(|(i, url)| KvClient::etcd(i as u64 + 1, EtcdClient::new(url, opts.op_timeout)?))
+            .collect::<Result<Vec<_>>>()?
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let workers = spawn_workers(&opts, &workload, &clients, &recorder, &stop_rx);
+    let nemesis = {
+        let (cluster, recorder, opts, mut stop) = (
+            cluster.clone(),
+            recorder.clone(),
+            opts.clone(),
+            stop_rx.clone(),
+        );
+        tokio::spawn(async move {
+            let mut log = NemesisLog::default();
+            if opts.nemesis.is_empty() {
+                return log;
+            }
+            let mut rng = StdRng::seed_from_u64(opts.seed);
+            let mut pause = opts.start_after;
+            loop {
+                if tokio::time::timeout(pause, stop.changed()).await.is_ok() {
+                    return log;
+                }
+                let victim = rng.random_range(0..opts.nodes);
+                let start = recorder.record(
+                    Record::new(Process::nemesis(), EventType::Info, "start")
+                        .value(json!({"fault": "kill", "nodes": [victim + 1]})),
+                );
+                if let Err(e) = cluster.lock().await.kill(victim).await {
+                    log.errors.push(format!("kill: {e:#}"));
+                }
+                let stopped = tokio::time::timeout(opts.fault_for, stop.changed())
+                    .await
+                    .is_ok();
+                if let Err(e) = cluster.lock().await.restart(victim) {
+                    log.errors.push(format!("restart: {e:#}"));
+                }
+                let end = recorder.record(
+                    Record::new(Process::nemesis(), EventType::Info, "stop")
+                        .value(json!({"fault": "kill"})),
+                );
+                log.faults.push(FaultWindow {
+                    kind: "kill".into(),
+                    description: format!("SIGKILL etcd member {}, then restart it", victim + 1),
+                    start_ns: start.time_ns,
+                    end_ns: Some(end.time_ns),
+                });
+                if stopped {
+                    return log;
+                }
+                pause = opts.quiet_for;
+            }
+        })
+    };
+    tokio::time::sleep(opts.time_limit).await;
+    let _ = stop_tx.send(true);
+    let mut harness_errors = Vec::new();
+    join_workers(workers, opts.op_timeout, &mut harness_errors).await;
+    let nemesis_log = nemesis.await.unwrap_or_default();
+    {
+        let mut c = cluster.lock().await;
+        for i in 0..c.len() {
+            if let Err(e) = c.restart(i) {
+                harness_errors.push(format!("restart: {e:#}"));
+            }
+        }
+        if let Err(e) = c.wait_healthy(Duration::from_secs(60)).await {
+            harness_errors.push(format!("etcd did not recover: {e:#}"));
+        }
+    }
+    recorder.flush()?;
+    let (results, events) =
+        conclude(id, &opts, &workload, &recorder, nemesis_log, harness_errors).await?;
+    report::write(&dir, &results, &events)?;
+    drop(cluster);
+    if results.valid == crate::checker::Validity::Valid {
+        let _ = std::fs::remove_dir_all(dir.join("nodes"));
+    }
+    Ok(RunOutcome { dir, results })
+}
