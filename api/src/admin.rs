@@ -12,6 +12,7 @@ pub mod accounts;
 pub mod cluster;
 pub mod factors;
 pub mod kv;
+pub mod mfa_policy;
 pub mod policies;
 pub mod sessions;
 pub mod tenants;
@@ -76,7 +77,9 @@ pub fn routes() -> AdminRoutes {
         )
         .route(
             "/admin/v1/tenants/{tenant}/users/{user}/factors",
-            post(factors::create).get(factors::list),
+            post(factors::create)
+                .get(factors::list)
+                .delete(factors::reset),
         )
         .route(
             "/admin/v1/tenants/{tenant}/users/{user}/factors/{factor}",
@@ -89,6 +92,10 @@ pub fn routes() -> AdminRoutes {
         .route(
             "/admin/v1/tenants/{tenant}/sessions/{sid}",
             axum::routing::delete(sessions::revoke),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/mfa-policy",
+            get(mfa_policy::get).put(mfa_policy::put),
         )
         .route(
             "/admin/v1/tenants/{tenant}/policies",

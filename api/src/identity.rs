@@ -5,13 +5,16 @@
 //! - [`keys`]: per-tenant signing keys, JWKS, rotation;
 //! - [`passwords`]: argon2id on a bounded blocking pool;
 //! - [`users`], [`clients`]: accounts and OAuth clients;
-//! - [`factors`]: second factors (TOTP).
+//! - [`factors`]: second factors (TOTP); [`recovery`]: recovery codes;
+//!   [`mfa_policy`]: who must use a second factor.
 
 pub mod clients;
 pub mod crypto;
 pub mod factors;
 pub mod keys;
+pub mod mfa_policy;
 pub mod passwords;
+pub mod recovery;
 pub mod users;
 pub mod webauthn;
 
@@ -26,6 +29,8 @@ pub struct Identity {
     pub users: users::UserService,
     pub clients: clients::ClientService,
     pub factors: factors::FactorService,
+    pub recovery: recovery::RecoveryService,
+    pub mfa_policy: mfa_policy::MfaPolicyService,
     pub kek: Arc<crypto::KekCell>,
 }
 
@@ -39,6 +44,8 @@ impl Identity {
             keys: keys::KeyService::new(consensus.clone(), kek.clone()),
             users: users::UserService::new(consensus.clone(), hasher),
             clients: clients::ClientService::new(consensus.clone(), kek.clone()),
+            recovery: recovery::RecoveryService::new(consensus.clone(), kek.clone()),
+            mfa_policy: mfa_policy::MfaPolicyService::new(consensus.clone()),
             factors: factors::FactorService::new(consensus, kek.clone()),
             kek,
         }

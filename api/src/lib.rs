@@ -11,11 +11,13 @@
 //! - [`error`]: the one error type and its HTTP mapping.
 //! - [`admin`]: `/admin/v1/...` handlers; [`authz`]: Cedar decisions and
 //!   AuthZEN under each issuer; [`ops`]: health, readiness,
-//!   metrics; [`tenants`]: the tenant service (no HTTP types).
+//!   metrics; [`tenants`]: the tenant service (no HTTP types);
+//!   [`account`]: the self-service account pages (second factors).
 //!
 //! Not for: storage or Raft (it reads and writes only through
 //! `rsp-consensus`), listening sockets or TLS (that is `rsp-node`).
 
+pub mod account;
 pub mod admin;
 pub mod authz;
 pub mod error;
@@ -58,6 +60,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .merge(admin::router(&state))
         .merge(oidc::router())
+        .merge(account::router())
         .merge(authz::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -1,6 +1,6 @@
-//! `POST|GET /admin/v1/tenants/{t}/users/{id}/factors` and
-//! `DELETE .../factors/{factor_id}`: import, list (never the seed) and remove
-//! a user's second factors.
+//! `POST|GET|DELETE /admin/v1/tenants/{t}/users/{id}/factors` and
+//! `DELETE .../factors/{factor_id}`: import, list (never the seed), reset
+//! (every factor and the recovery codes) and remove a user's second factors.
 
 use axum::Json;
 use axum::extract::State;
@@ -14,7 +14,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath};
 use crate::identity::factors::FactorError;
 use crate::identity::webauthn::{PasskeyError, PasskeyService};
+use crate::identity::recovery::RecoveryError;
 use crate::state::AppState;
+
+impl From<RecoveryError> for ApiError {
+    fn from(e: RecoveryError) -> Self {
+        match e {
+            RecoveryError::Consensus(c) => c.into(),
+            RecoveryError::Crypto(c) => ApiError::unavailable(c.to_string()),
+            RecoveryError::Corrupt(d) => ApiError::internal(d),
+        }
+    }
+}
 
 impl From<PasskeyError> for ApiError {
     fn from(e: PasskeyError) -> Self {
@@ -120,5 +131,22 @@ pub async fn delete(
         }
         other => other?,
     }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Reset: every TOTP factor (enrolled or pending) and the recovery codes,
+/// e.g. for a user who lost their phone. With an MFA policy that requires
+/// a factor, their next sign-in leads to enrolment.
+pub async fn reset(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath((tenant, user)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    require_user(&state, &tenant, &user).await?;
+    state.identity.factors.delete_all(&tenant, &user).await?;
+    PasskeyService::new(state.consensus.clone())
+        .delete_all(&tenant, &user)
+        .await?;
+    state.identity.recovery.delete(&tenant, &user).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,8 @@
-//! Second factors of a user. Today: TOTP (RFC 6238) — imported through the
-//! admin API (e.g. when migrating from another IdP) and checked at login
-//! with a ±1 step window. WebAuthn and recovery codes are not built yet.
+//! Second factors of a user: TOTP (RFC 6238) — enrolled by the user in the
+//! browser (a pending seed confirmed by a first valid code) or imported
+//! through the admin API (e.g. when migrating from another IdP) — checked
+//! at login with a ±1 step window. Recovery codes are in
+//! [`crate::identity::recovery`].
 //!
 //! Seeds are replicated only as AES-256-GCM ciphertext under the KEK (AAD
 //! binds tenant, user and factor) and zeroized in memory after use. A code is
@@ -8,8 +10,10 @@
 //! compare-and-swap on that record makes a code (or an earlier one) fail the
 //! second time, on any node, even when two nodes check it at the same moment.
 //!
-//! Records (tenant keyspace): `factor/<user>/<id>` -> [`StoredFactor`] and
-//! `factor_step/<user>/<id>` -> last accepted step (decimal).
+//! Records (tenant keyspace): `factor/<user>/<id>` -> [`StoredFactor`],
+//! `factor_step/<user>/<id>` -> last accepted step (decimal), and
+//! `factor_pending/<user>/<id>` -> a [`StoredFactor`] not confirmed yet
+//! (sealed like the others, expiring after [`PENDING_TTL_MS`]).
 
 use std::sync::Arc;
 
@@ -25,6 +29,10 @@ use crate::tenants::tenant_keyspace;
 /// Shortest imported seed accepted: 80 bits, what most authenticator apps
 /// were enrolled with; new seeds are 160 bits.
 const MIN_SECRET_BYTES: usize = 10;
+/// A seed generated for enrolment, 160 bits (RFC 4226's recommendation).
+const NEW_SECRET_BYTES: usize = 20;
+/// How long an enrolment waits for its first code.
+pub const PENDING_TTL_MS: u64 = 10 * 60 * 1000;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoredFactor {
@@ -87,6 +95,79 @@ fn step_key(tenant: &str, user: &str, id: &str) -> Key {
         tenant_keyspace(tenant),
         format!("factor_step/{user}/{id}").into_bytes(),
     )
+}
+
+fn pending_key(tenant: &str, user: &str, id: &str) -> Key {
+    Key::new(
+        tenant_keyspace(tenant),
+        format!("factor_pending/{user}/{id}").into_bytes(),
+    )
+}
+
+/// A TOTP enrolment that waits for its first code: what the user's
+/// authenticator app needs. The seed is zeroized on drop and never printed.
+pub struct TotpEnrolment {
+    pub id: String,
+    /// The seed, base32 without padding (for typing it in by hand).
+    pub secret_base32: Zeroizing<String>,
+    /// `otpauth://totp/...` (for the QR code).
+    pub uri: Zeroizing<String>,
+    pub digits: u8,
+    pub period: u64,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolment")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the user's app needs to add `pending` (seed `seed`), labelled
+/// `issuer:account`.
+fn enrolment_of(
+    pending: &StoredFactor,
+    seed: &[u8],
+    issuer: &str,
+    account: &str,
+) -> Result<TotpEnrolment, FactorError> {
+    // Labels may not hold a colon (it separates issuer and account).
+    let label = |s: &str| s.replace(':', "_");
+    let totp = TotpBuilder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(pending.digits)
+        .with_step_duration(pending.period)
+        .with_secret(Secret::from(seed.to_vec()))
+        .with_account_name(label(account))
+        .with_issuer(Some(label(issuer)))
+        .build_noncompliant();
+    let uri = Zeroizing::new(
+        totp.to_url()
+            .map_err(|e| FactorError::Invalid(format!("cannot label the factor: {e}")))?,
+    );
+    Ok(TotpEnrolment {
+        id: pending.id.clone(),
+        secret_base32: Zeroizing::new(Secret::from(seed.to_vec()).to_base32()),
+        uri,
+        digits: pending.digits,
+        period: pending.period,
+    })
+}
+
+fn totp_for(seed: &[u8], digits: u8, period: u64) -> totp_rs::Totp {
+    TotpBuilder::new()
+        .with_algorithm(Algorithm::SHA1)
+        .with_digits(digits)
+        .with_skew(1)
+        .with_step_duration(period)
+        .with_secret(Secret::from(seed.to_vec()))
+        .build_noncompliant()
+}
+
+/// A code as typed: digits only, at most 8 of them.
+fn code_shaped(code: &str) -> bool {
+    !code.is_empty() && code.len() <= 8 && code.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn aad(tenant: &str, user: &str, id: &str) -> Vec<u8> {
@@ -240,6 +321,140 @@ impl FactorService {
         }
     }
 
+    /// Start enrolling a new TOTP factor: a fresh 160-bit seed, sealed and
+    /// kept as pending until [`FactorService::confirm_totp`] sees a valid
+    /// code from it. `issuer` and `account` label it in the user's app.
+    pub async fn begin_totp(
+        &self,
+        tenant: &str,
+        user: &str,
+        issuer: &str,
+        account: &str,
+        now_ms: u64,
+    ) -> Result<TotpEnrolment, FactorError> {
+        let seed: Zeroizing<[u8; NEW_SECRET_BYTES]> = Zeroizing::new(rand::random());
+        let id = random_token(12);
+        let sealed = self
+            .kek
+            .get()?
+            .seal(&aad(tenant, user, &id), seed.as_ref())?;
+        let pending = StoredFactor {
+            id: id.clone(),
+            kind: "totp".into(),
+            digits: 6,
+            period: 30,
+            created_at_ms: now_ms,
+            sealed_secret: b64url(&sealed),
+        };
+        let value =
+            serde_json::to_vec(&pending).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        self.consensus
+            .txn(Txn::ops(vec![TxnOp::Put {
+                key: pending_key(tenant, user, &id),
+                value,
+                ttl_ms: Some(PENDING_TTL_MS),
+            }]))
+            .await?;
+        enrolment_of(&pending, seed.as_ref(), issuer, account)
+    }
+
+    /// A pending enrolment shown again (after a wrong code): the same seed.
+    pub async fn reopen_totp(
+        &self,
+        tenant: &str,
+        user: &str,
+        id: &str,
+        issuer: &str,
+        account: &str,
+    ) -> Result<TotpEnrolment, FactorError> {
+        let (kv, _) = self
+            .consensus
+            .get(&pending_key(tenant, user, id), Consistency::Linearizable)
+            .await?;
+        let kv = kv.ok_or(FactorError::NotFound)?;
+        let pending: StoredFactor =
+            serde_json::from_slice(&kv.value).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        let sealed = b64url_decode(&pending.sealed_secret)
+            .ok_or_else(|| FactorError::Corrupt("sealed seed is not base64url".into()))?;
+        let seed = self.kek.get()?.open(&aad(tenant, user, id), &sealed)?;
+        enrolment_of(&pending, &seed, issuer, account)
+    }
+
+    /// Finish enrolment `id` with a code from the new seed: the factor
+    /// becomes active, with the code's step recorded as used (it cannot
+    /// also sign in). `Ok(None)`: wrong code (the enrolment stays pending);
+    /// [`FactorError::NotFound`]: unknown, expired or already confirmed.
+    pub async fn confirm_totp(
+        &self,
+        tenant: &str,
+        user: &str,
+        id: &str,
+        code: &str,
+        now_secs: u64,
+    ) -> Result<Option<FactorInfo>, FactorError> {
+        let code = code.trim();
+        let key = pending_key(tenant, user, id);
+        let (kv, _) = self.consensus.get(&key, Consistency::Linearizable).await?;
+        let kv = kv.ok_or(FactorError::NotFound)?;
+        let pending: StoredFactor =
+            serde_json::from_slice(&kv.value).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        if !code_shaped(code) {
+            return Ok(None);
+        }
+        let sealed = b64url_decode(&pending.sealed_secret)
+            .ok_or_else(|| FactorError::Corrupt("sealed seed is not base64url".into()))?;
+        let seed = self.kek.get()?.open(&aad(tenant, user, id), &sealed)?;
+        let Some(step) = totp_for(&seed, pending.digits, pending.period).check(code, now_secs)
+        else {
+            return Ok(None);
+        };
+        let factor = StoredFactor {
+            created_at_ms: now_secs * 1000,
+            ..pending
+        };
+        let value = serde_json::to_vec(&factor).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        let txn = Txn {
+            compares: vec![Compare {
+                key: key.clone(),
+                target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
+            }],
+            success: vec![
+                TxnOp::Delete { key },
+                TxnOp::Put {
+                    key: factor_key(tenant, user, id),
+                    value,
+                    ttl_ms: None,
+                },
+                TxnOp::Put {
+                    key: step_key(tenant, user, id),
+                    value: step.to_string().into_bytes(),
+                    ttl_ms: None,
+                },
+            ],
+            failure: vec![],
+        };
+        if self.consensus.txn(txn).await?.succeeded {
+            Ok(Some(FactorInfo::from(&factor)))
+        } else {
+            Err(FactorError::NotFound)
+        }
+    }
+
+    /// Remove every TOTP factor of `user`, enrolled or pending, with their
+    /// replay records (an admin's reset).
+    pub async fn delete_all(&self, tenant: &str, user: &str) -> Result<(), FactorError> {
+        let keyspace = tenant_keyspace(tenant);
+        let ops = ["factor", "factor_step", "factor_pending"]
+            .iter()
+            .map(|record| TxnOp::DeletePrefix {
+                keyspace: keyspace.clone(),
+                prefix: format!("{record}/{user}/").into_bytes(),
+            })
+            .collect();
+        self.consensus.txn(Txn::ops(ops)).await?;
+        Ok(())
+    }
+
     /// Check a TOTP code against the user's factors at `now_secs`; true at
     /// most once per code (and never for a code older than one accepted).
     pub async fn verify_totp(
@@ -250,7 +465,7 @@ impl FactorService {
         now_secs: u64,
     ) -> Result<bool, FactorError> {
         let code = code.trim();
-        if code.is_empty() || code.len() > 8 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        if !code_shaped(code) {
             return Ok(false);
         }
         for factor in self.stored_confirmed(tenant, user).await? {
@@ -263,14 +478,8 @@ impl FactorService {
                 .kek
                 .get()?
                 .open(&aad(tenant, user, &factor.id), &sealed)?;
-            let totp = TotpBuilder::new()
-                .with_algorithm(Algorithm::SHA1)
-                .with_digits(factor.digits)
-                .with_skew(1)
-                .with_step_duration(factor.period)
-                .with_secret(Secret::from(seed.to_vec()))
-                .build_noncompliant();
-            let Some(step) = totp.check(code, now_secs) else {
+            let Some(step) = totp_for(&seed, factor.digits, factor.period).check(code, now_secs)
+            else {
                 continue;
             };
             if self.consume_step(tenant, user, &factor.id, step).await? {

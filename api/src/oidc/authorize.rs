@@ -9,6 +9,8 @@
 //!    with `error`, `state` and `iss`.
 //! 2. [`proceed`]: the browser's session against `prompt`, `max_age` and
 //!    `id_token_hint` (login page, or `login_required` for `prompt=none`),
+//!    then `acr_values` / the tenant's MFA policy (a password-only
+//!    session signs in again with a second factor: [`crate::oidc::mfa`]),
 //!    then consent ([`crate::oidc::consent`]), then a code
 //!    ([`crate::oidc::codes::CodeService::issue`]) carrying the nonce,
 //!    PKCE challenge, `auth_time`, `amr`, `acr` and the session.
@@ -25,13 +27,14 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::identity::clients::{Client, ClientError};
-use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
+use crate::oidc::browser_session::{ACR_MFA, ActiveSession, Browser, current_session};
 use crate::oidc::codes::CodeGrant;
 use crate::oidc::consent;
 use crate::oidc::csrf::{Csrf, seal};
 use crate::oidc::error::{OAuthError, OAuthErrorCode};
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::id_token_hint;
+use crate::oidc::mfa;
 use crate::oidc::pages::{LoginPage, Page, PageError};
 use crate::oidc::par::REQUEST_URI_PREFIX;
 use crate::oidc::request::validate_authorization_request;
@@ -47,6 +50,18 @@ pub enum Continuation {
     Authorize { params: BTreeMap<String, String> },
     /// Show the device approval page for this user code.
     Device { user_code: String },
+    /// Back to the self-service account pages (`{issuer}/account`).
+    Account,
+}
+
+impl Continuation {
+    /// The client's redirect URI, where the flow ends at a client.
+    pub fn redirect_uri(&self) -> Option<&str> {
+        match self {
+            Continuation::Authorize { params } => params.get("redirect_uri").map(String::as_str),
+            Continuation::Device { .. } | Continuation::Account => None,
+        }
+    }
 }
 
 /// Sealing purpose of the login form's `flow` field.
@@ -313,6 +328,23 @@ pub async fn proceed(
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+        // Step-up: a password-only session where a second factor is now
+        // needed (`acr_values`, or the tenant's MFA policy) signs in again,
+        // and the login then asks for the factor (or leads to enrolment).
+        if let Some(s) = &session
+            && !login_needed
+            && s.acr.as_deref() != Some(ACR_MFA)
+            && mfa::required(
+                state,
+                &t.id,
+                &s.user.id,
+                Some(&req.client.client_id),
+                req.get("acr_values"),
+            )
+            .await?
+        {
+            login_needed = true;
         }
     }
     let prefill = req

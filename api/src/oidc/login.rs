@@ -14,6 +14,12 @@
 //! - A user with a factor gets the `totp` form; the code is checked through
 //!   [`crate::oidc::browser_session::SecondFactors`]. Where this build
 //!   cannot verify it, the login is refused, never completed without it.
+//!   The same step takes a `recovery_code` instead (single-use; `amr`
+//!   `["pwd", "mfa"]`, see [`crate::oidc::mfa`]); wrong codes of either
+//!   kind count towards the lockout.
+//! - A user without a factor whom the tenant's MFA policy or the request's
+//!   `acr_values` requires to use one is led to enrolment
+//!   ([`crate::oidc::login_enrol`]) before any session starts.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -25,10 +31,12 @@ use zeroize::Zeroizing;
 use crate::identity::users::User;
 use crate::oidc::authorize::{Continuation, LOGIN_FLOW, proceed, render_login, resolve};
 use crate::oidc::browser_session::{
-    ACR_MFA, ACR_PASSWORD, Browser, FactorKind, TotpCheck, start_session,
+    ACR_MFA, ACR_PASSWORD, ActiveSession, Browser, FactorKind, TotpCheck, start_session,
 };
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::device_page;
+use crate::oidc::login_enrol;
+use crate::oidc::mfa::{self, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP};
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::pages::{Page, PageError, TotpPage};
 use crate::oidc::passkeys;
@@ -42,10 +50,10 @@ pub const LOCKED: &str =
 /// What the second-factor form carries: the user who passed the password
 /// step and where the login leads.
 #[derive(Serialize, Deserialize)]
-struct MfaTicket {
-    user_id: String,
-    username: String,
-    flow: Continuation,
+pub(crate) struct MfaTicket {
+    pub(crate) user_id: String,
+    pub(crate) username: String,
+    pub(crate) flow: Continuation,
 }
 
 /// A factor store failure: logged, and a generic page (no detail leaks).
@@ -78,10 +86,16 @@ pub async fn post(
     Csrf::verify(&state, &b, form.get(CSRF_FIELD).map(String::as_str))?;
     let h = state.browser.tenant(&b.tenant.id).await?;
     if let Some(ip) = b.client_ip {
-        h.rate_limits().check("login", &ip.to_string()).await?;
+        h.rate_limits().check(rsp_actors::KIND_LOGIN, &ip.to_string()).await?;
     }
     if form.contains_key("ticket") {
         return second_factor(&state, &b, &h, &form).await;
+    }
+    if form.contains_key(login_enrol::ENROL_FIELD) {
+        return login_enrol::confirm(&state, &b, &form).await;
+    }
+    if form.contains_key(login_enrol::RESUME_FIELD) {
+        return login_enrol::resume(&state, &b, &h, &form).await;
     }
     let flow: Continuation = unseal(&state, &b, LOGIN_FLOW, form.get("flow").map(String::as_str))?;
     let username = form.remove("username").unwrap_or_default();
@@ -141,7 +155,42 @@ pub async fn post(
         };
         return totp_page(&state, &b, &ticket, None, StatusCode::OK);
     }
-    finish(&state, &b, &h, user, &["pwd"], ACR_PASSWORD, flow).await
+    if factors.is_empty() && mfa_required(&state, &b, &user.id, &flow).await? {
+        let ticket = MfaTicket {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            flow,
+        };
+        return login_enrol::start(&state, &b, ticket).await;
+    }
+    finish(&state, &b, &h, user, &[AMR_PASSWORD], ACR_PASSWORD, flow).await
+}
+
+/// Whether signing in to `flow` needs a second factor (the request's
+/// `acr_values`, the tenant's MFA policy).
+async fn mfa_required(
+    state: &AppState,
+    b: &Browser,
+    user_id: &str,
+    flow: &Continuation,
+) -> Result<bool, PageError> {
+    let (client_id, acr_values) = match flow {
+        Continuation::Authorize { params } => (
+            params.get("client_id").cloned(),
+            params.get("acr_values").map(String::as_str),
+        ),
+        Continuation::Device { user_code } => (
+            state
+                .oidc
+                .device
+                .lookup(&b.tenant.id, user_code)
+                .await?
+                .map(|d| d.client_id),
+            None,
+        ),
+        Continuation::Account => (None, None),
+    };
+    mfa::required(state, &b.tenant.id, user_id, client_id.as_deref(), acr_values).await
 }
 
 /// The login page again, for the same flow.
@@ -153,10 +202,7 @@ fn relogin(
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Page, PageError> {
-    let redirect = match flow {
-        Continuation::Authorize { params } => params.get("redirect_uri").map(String::as_str),
-        Continuation::Device { .. } => None,
-    };
+    let redirect = flow.redirect_uri();
     let page = render_login(state, b, flow, None, redirect, username, error, status)?;
     Ok(if status == StatusCode::TOO_MANY_REQUESTS {
         page.retry_after(std::time::Duration::from_secs(60))
@@ -182,12 +228,9 @@ fn totp_page(
             error,
         },
     );
-    let page = match &ticket.flow {
-        Continuation::Authorize { params } => match params.get("redirect_uri") {
-            Some(uri) => page.form_target(uri),
-            None => page,
-        },
-        Continuation::Device { .. } => page,
+    let page = match ticket.flow.redirect_uri() {
+        Some(uri) => page.form_target(uri),
+        None => page,
     };
     Ok(csrf.apply(page))
 }
@@ -199,6 +242,9 @@ async fn second_factor(
     form: &std::collections::BTreeMap<String, String>,
 ) -> Result<Page, PageError> {
     let ticket: MfaTicket = unseal(state, b, MFA_TICKET, form.get("ticket").map(String::as_str))?;
+    if let Some(code) = form.get("recovery_code").filter(|c| !c.trim().is_empty()) {
+        return recovery_code(state, b, h, ticket, code).await;
+    }
     let code: String = form
         .get("totp")
         .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
@@ -245,7 +291,16 @@ async fn second_factor(
                 .await?
                 .filter(|u| !u.disabled)
                 .ok_or_else(|| PageError::bad_request("This account cannot sign in."))?;
-            finish(state, b, h, user, &["pwd", "otp"], ACR_MFA, ticket.flow).await
+            finish(
+                state,
+                b,
+                h,
+                user,
+                &[AMR_PASSWORD, AMR_TOTP],
+                ACR_MFA,
+                ticket.flow,
+            )
+            .await
         }
         TotpCheck::Invalid => {
             attempt.failed().await?;
@@ -269,6 +324,74 @@ async fn second_factor(
     }
 }
 
+/// A recovery code at the second-factor step: used up on success, counted
+/// towards the lockout when wrong.
+async fn recovery_code(
+    state: &AppState,
+    b: &Browser,
+    h: &TenantHandle,
+    ticket: MfaTicket,
+    code: &str,
+) -> Result<Page, PageError> {
+    let attempt = match h
+        .lockout()
+        .begin_attempt(&lockout_key(&ticket.username))
+        .await
+    {
+        Ok(a) => a,
+        Err(ActorError::Locked { .. }) => {
+            return totp_page(
+                state,
+                b,
+                &ticket,
+                Some(LOCKED),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let valid = state
+        .identity
+        .recovery
+        .redeem(&b.tenant.id, &ticket.user_id, code)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "recovery codes unavailable");
+            PageError::unavailable(
+                "The second-factor check is briefly unavailable. Try again in a moment.",
+                None,
+            )
+        })?;
+    if !valid {
+        attempt.failed().await?;
+        return totp_page(
+            state,
+            b,
+            &ticket,
+            Some("That recovery code is not valid or was already used."),
+            StatusCode::OK,
+        );
+    }
+    attempt.succeeded().await?;
+    let user = state
+        .oidc
+        .tokens
+        .load_user(&b.tenant.id, &ticket.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| PageError::bad_request("This account cannot sign in."))?;
+    finish(
+        state,
+        b,
+        h,
+        user,
+        &[AMR_PASSWORD, AMR_RECOVERY_CODE],
+        ACR_MFA,
+        ticket.flow,
+    )
+    .await
+}
+
 /// The user is authenticated: start the session and continue the flow.
 pub(crate) async fn finish(
     state: &AppState,
@@ -280,7 +403,18 @@ pub(crate) async fn finish(
     flow: Continuation,
 ) -> Result<Page, PageError> {
     let (session, cookie) = start_session(state, b, h, user, amr, acr).await?;
-    let page = match flow {
+    Ok(continue_flow(state, b, session, flow).await?.cookie(cookie))
+}
+
+/// Where a signed-in `session` goes next: the rest of the authorization
+/// request, the device approval page, or the account pages.
+pub(crate) async fn continue_flow(
+    state: &AppState,
+    b: &Browser,
+    session: ActiveSession,
+    flow: Continuation,
+) -> Result<Page, PageError> {
+    Ok(match flow {
         Continuation::Authorize { params } => {
             match resolve(state, &b.tenant, params, false, true).await? {
                 Ok(req) => proceed(state, b, req, Some(session), true, true).await?,
@@ -290,6 +424,6 @@ pub(crate) async fn finish(
         Continuation::Device { user_code } => {
             device_page::confirm_page(state, b, &user_code, &session).await?
         }
-    };
-    Ok(page.cookie(cookie))
+        Continuation::Account => Page::redirect(b.tenant.endpoint("/account"), true),
+    })
 }

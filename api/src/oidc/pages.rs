@@ -64,6 +64,35 @@ pub struct TotpPage<'a> {
     pub error: Option<&'a str>,
 }
 
+/// Setting up a TOTP factor: the QR code (inline SVG made here, not user
+/// input), the key to type by hand and the `otpauth://` URI, and the form
+/// that confirms it with a first code (posted to `action` with `fields`).
+#[derive(Template)]
+#[template(path = "totp_enrol.html")]
+pub struct TotpEnrolPage<'a> {
+    pub required: bool,
+    pub qr_svg: &'a str,
+    pub secret: &'a str,
+    pub uri: &'a str,
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub fields: Vec<(&'a str, &'a str)>,
+    pub error: Option<&'a str>,
+    pub back: Option<&'a str>,
+}
+
+/// A new set of recovery codes, shown once; then a form that continues
+/// (`action` with `fields`) or a link back.
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage<'a> {
+    pub codes: Vec<&'a str>,
+    pub action: Option<&'a str>,
+    pub csrf: &'a str,
+    pub fields: Vec<(&'a str, &'a str)>,
+    pub back: Option<&'a str>,
+}
+
 #[derive(Template)]
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {

@@ -1,0 +1,135 @@
+//! Self-service account pages under each tenant's issuer, behind the
+//! browser session (without one, the login form leads back here):
+//!
+//! - `GET {issuer}/account`: the user's second factors (remove each), how
+//!   many recovery codes are left (make new ones), links to the other
+//!   account pages ([`overview`]);
+//! - `GET|POST {issuer}/account/mfa/totp`: set up an authenticator app — a
+//!   QR code of a fresh seed, active once a first code confirms it; the
+//!   first factor also brings ten recovery codes ([`totp`]);
+//! - `POST {issuer}/account/mfa/remove`, `POST {issuer}/account/mfa/recovery`
+//!   ([`overview`]);
+//! - `POST {issuer}/account/reauth`: the password again ([`reauth`]).
+//!
+//! Every change needs a recent sign-in ([`RECENT_AUTH`]: the session's
+//! `auth_time`); an older session is asked for the password first, which
+//! renews the session. Every form carries the anti-forgery token.
+
+pub mod overview;
+pub mod reauth;
+pub mod totp;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use rsp_actors::TenantHandle;
+
+use crate::oidc::authorize::{Continuation, render_login};
+use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
+use crate::oidc::csrf::{CSRF_FIELD, Csrf};
+use crate::oidc::http::{Params, is_form};
+use crate::oidc::pages::{Page, PageError};
+use crate::oidc::services::now_secs;
+use crate::state::AppState;
+
+/// Changes to how a user signs in need a sign-in (or password check) at
+/// most this old.
+pub const RECENT_AUTH: Duration = Duration::from_secs(15 * 60);
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/t/{tenant}/account", get(overview::get))
+        .route(
+            "/t/{tenant}/account/mfa/totp",
+            get(totp::get).post(totp::post),
+        )
+        .route("/t/{tenant}/account/mfa/remove", post(overview::remove))
+        .route(
+            "/t/{tenant}/account/mfa/recovery",
+            post(overview::regenerate),
+        )
+        .route("/t/{tenant}/account/reauth", post(reauth::post))
+}
+
+/// `/t/{tenant}/account` (the path, for links and forms).
+pub fn base(b: &Browser) -> String {
+    format!("/t/{}/account", b.tenant.id)
+}
+
+/// A redirect (after a POST) to `{issuer}/account{rest}`.
+pub fn redirect(b: &Browser, rest: &str) -> Page {
+    Page::redirect(b.tenant.endpoint(&format!("/account{rest}")), true)
+}
+
+/// The signed-in user, or (`Err(page)`) the login form that leads back to
+/// the account pages.
+pub async fn signed_in(
+    state: &AppState,
+    b: &Browser,
+) -> Result<Result<(TenantHandle, ActiveSession), Page>, PageError> {
+    let h = state.browser.tenant(&b.tenant.id).await?;
+    match current_session(state, b, &h).await? {
+        Some(s) => Ok(Ok((h, s))),
+        None => Ok(Err(render_login(
+            state,
+            b,
+            &Continuation::Account,
+            None,
+            None,
+            "",
+            None,
+            StatusCode::OK,
+        )?)),
+    }
+}
+
+/// Whether `session` signed in (or re-entered its password) recently.
+pub fn is_recent(session: &ActiveSession) -> bool {
+    now_secs().saturating_sub(session.auth_time) <= RECENT_AUTH.as_secs()
+}
+
+/// A posted form, its anti-forgery token checked.
+pub fn form(
+    state: &AppState,
+    b: &Browser,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<BTreeMap<String, String>, PageError> {
+    if !is_form(headers) {
+        return Err(PageError::bad_request("The form was not sent as a form."));
+    }
+    let form = Params::parse(body)?.into_map();
+    Csrf::verify(state, b, form.get(CSRF_FIELD).map(String::as_str))?;
+    Ok(form)
+}
+
+/// A civil UTC date (`YYYY-MM-DD`) of a time in milliseconds.
+pub fn date(ms: u64) -> String {
+    // Howard Hinnant's days-to-civil algorithm.
+    let z = (ms / 86_400_000) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil_utc_dates() {
+        assert_eq!(date(0), "1970-01-01");
+        assert_eq!(date(951_782_400_000), "2000-02-29");
+        assert_eq!(date(1_767_225_599_000), "2025-12-31");
+    }
+}

@@ -1,0 +1,196 @@
+//! `GET {issuer}/account` (the user's second factors and recovery codes),
+//! `POST {issuer}/account/mfa/remove` (`factor_id`) and
+//! `POST {issuer}/account/mfa/recovery` (a new set of recovery codes, the
+//! old ones stop working). Changes need a recent sign-in.
+//!
+//! Removing the last second factor also removes the recovery codes (they
+//! stand in for a factor; without one there is nothing to recover).
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+
+use crate::account::reauth::{self, Next};
+use crate::account::totp::codes_page;
+use crate::account::{base, date, form, is_recent, redirect, signed_in};
+use crate::identity::factors::FactorError;
+use crate::oidc::browser_session::{ActiveSession, Browser};
+use crate::oidc::csrf::Csrf;
+use crate::oidc::pages::{Page, PageError};
+use crate::state::AppState;
+
+/// One second factor on the page.
+pub struct FactorLine {
+    pub label: &'static str,
+    pub added: String,
+    pub removable_id: Option<String>,
+}
+
+#[derive(askama::Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    username: &'a str,
+    base: &'a str,
+    csrf: &'a str,
+    factors: Vec<FactorLine>,
+    recovery_remaining: usize,
+    links: Vec<(String, &'static str)>,
+    notice: Option<&'static str>,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+pub struct Done {
+    done: Option<String>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PageError {
+    tracing::warn!(error = %e, "factor store unavailable on the account pages");
+    PageError::unavailable(
+        "This page is briefly unavailable. Try again in a moment.",
+        None,
+    )
+}
+
+async fn render(
+    state: &AppState,
+    b: &Browser,
+    session: &ActiveSession,
+    notice: Option<&'static str>,
+) -> Result<Page, PageError> {
+    let tenant = &b.tenant.id;
+    let factors = state
+        .identity
+        .factors
+        .list(tenant, &session.user.id)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(|f| FactorLine {
+            label: "Authenticator app (TOTP)",
+            added: date(f.created_at_ms),
+            removable_id: Some(f.id),
+        })
+        .collect();
+    let recovery_remaining = state
+        .identity
+        .recovery
+        .remaining(tenant, &session.user.id)
+        .await
+        .map_err(unavailable)?;
+    let csrf = Csrf::for_page(state, b)?;
+    let base = base(b);
+    let page = Page::render(
+        StatusCode::OK,
+        &AccountPage {
+            username: &session.user.username,
+            base: &base,
+            csrf: csrf.token(),
+            factors,
+            recovery_remaining,
+            links: vec![(format!("{base}/passkeys"), "Passkeys and security keys")],
+            notice,
+            error: None,
+        },
+    );
+    Ok(csrf.apply(page))
+}
+
+/// `GET {issuer}/account`.
+pub async fn get(
+    State(state): State<AppState>,
+    b: Browser,
+    Query(done): Query<Done>,
+) -> Result<Page, PageError> {
+    let (_, session) = match signed_in(&state, &b).await? {
+        Ok(s) => s,
+        Err(login) => return Ok(login),
+    };
+    let notice = match done.done.as_deref() {
+        Some("totp") => Some("Your authenticator app is set up."),
+        Some("removed") => Some("The second factor was removed."),
+        _ => None,
+    };
+    render(&state, &b, &session, notice).await
+}
+
+/// `POST {issuer}/account/mfa/remove`.
+pub async fn remove(
+    State(state): State<AppState>,
+    b: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Page, PageError> {
+    let form = form(&state, &b, &headers, &body)?;
+    let (_, session) = match signed_in(&state, &b).await? {
+        Ok(s) => s,
+        Err(login) => return Ok(login),
+    };
+    if !is_recent(&session) {
+        return reauth::page(&state, &b, &session, Next::Account, None, StatusCode::OK);
+    }
+    let tenant = &b.tenant.id;
+    let id = form.get("factor_id").map(String::as_str).unwrap_or("");
+    match state
+        .identity
+        .factors
+        .delete(tenant, &session.user.id, id)
+        .await
+    {
+        // Already gone (a second click): same outcome.
+        Ok(()) | Err(FactorError::NotFound) => {}
+        Err(e) => return Err(unavailable(e)),
+    }
+    let left = state
+        .browser
+        .factors
+        .enrolled(tenant, &session.user.id)
+        .await
+        .map_err(unavailable)?;
+    if left.is_empty() {
+        state
+            .identity
+            .recovery
+            .delete(tenant, &session.user.id)
+            .await
+            .map_err(unavailable)?;
+    }
+    Ok(redirect(&b, "?done=removed"))
+}
+
+/// `POST {issuer}/account/mfa/recovery`.
+pub async fn regenerate(
+    State(state): State<AppState>,
+    b: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Page, PageError> {
+    form(&state, &b, &headers, &body)?;
+    let (_, session) = match signed_in(&state, &b).await? {
+        Ok(s) => s,
+        Err(login) => return Ok(login),
+    };
+    if !is_recent(&session) {
+        return reauth::page(&state, &b, &session, Next::Account, None, StatusCode::OK);
+    }
+    let tenant = &b.tenant.id;
+    let factors = state
+        .browser
+        .factors
+        .enrolled(tenant, &session.user.id)
+        .await
+        .map_err(unavailable)?;
+    if factors.is_empty() {
+        return Err(PageError::bad_request(
+            "Set up a second factor first: recovery codes stand in for one.",
+        ));
+    }
+    let codes = state
+        .identity
+        .recovery
+        .generate(tenant, &session.user.id, crate::now_ms())
+        .await
+        .map_err(unavailable)?;
+    codes_page(&state, &b, &codes, None, Vec::new(), Some(&base(&b)))
+}

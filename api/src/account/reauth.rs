@@ -1,0 +1,159 @@
+//! Re-authentication for account changes: `POST {issuer}/account/reauth`
+//! with the password (and the anti-forgery token). The attempt goes
+//! through the cluster-wide lockout like a login; success renews the
+//! session (a new id and `auth_time`, the same `amr` and `acr`: the
+//! factors it was established with still hold) and goes on to `next`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use rsp_actors::ActorError;
+use serde::Deserialize;
+use zeroize::Zeroizing;
+
+use crate::account::{base, form, redirect, signed_in};
+use crate::oidc::browser_session::{ACR_PASSWORD, ActiveSession, Browser, start_session};
+use crate::oidc::csrf::Csrf;
+use crate::oidc::login::{BAD_CREDENTIALS, LOCKED, lockout_key};
+use crate::oidc::pages::{Page, PageError};
+use crate::state::AppState;
+
+/// Where to go once the password is confirmed (a fixed set: no open
+/// redirect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Next {
+    Account,
+    Totp,
+}
+
+impl Next {
+    fn as_str(self) -> &'static str {
+        match self {
+            Next::Account => "account",
+            Next::Totp => "totp",
+        }
+    }
+
+    fn parse(s: Option<&str>) -> Next {
+        match s {
+            Some("totp") => Next::Totp,
+            _ => Next::Account,
+        }
+    }
+
+    fn redirect(self, b: &Browser) -> Page {
+        match self {
+            Next::Account => redirect(b, ""),
+            Next::Totp => redirect(b, "/mfa/totp"),
+        }
+    }
+}
+
+#[derive(askama::Template)]
+#[template(path = "reauth.html")]
+struct ReauthPage<'a> {
+    username: &'a str,
+    action: &'a str,
+    csrf: &'a str,
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The password form, leading to `next`.
+pub fn page(
+    state: &AppState,
+    b: &Browser,
+    session: &ActiveSession,
+    next: Next,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Page, PageError> {
+    let csrf = Csrf::for_page(state, b)?;
+    let action = format!("{}/reauth", base(b));
+    let page = Page::render(
+        status,
+        &ReauthPage {
+            username: &session.user.username,
+            action: &action,
+            csrf: csrf.token(),
+            next: next.as_str(),
+            error,
+        },
+    );
+    Ok(csrf.apply(page))
+}
+
+/// `POST {issuer}/account/reauth`.
+pub async fn post(
+    State(state): State<AppState>,
+    b: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Page, PageError> {
+    let mut form = form(&state, &b, &headers, &body)?;
+    let (h, session) = match signed_in(&state, &b).await? {
+        Ok(s) => s,
+        Err(login) => return Ok(login),
+    };
+    let next = Next::parse(form.get("next").map(String::as_str));
+    let password = Zeroizing::new(form.remove("password").unwrap_or_default());
+    if password.is_empty() {
+        return page(
+            &state,
+            &b,
+            &session,
+            next,
+            Some("Enter your password."),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    let attempt = match h
+        .lockout()
+        .begin_attempt(&lockout_key(&session.user.username))
+        .await
+    {
+        Ok(a) => a,
+        Err(ActorError::Locked { .. }) => {
+            return Ok(page(
+                &state,
+                &b,
+                &session,
+                next,
+                Some(LOCKED),
+                StatusCode::TOO_MANY_REQUESTS,
+            )?
+            .retry_after(std::time::Duration::from_secs(60)));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let user = state
+        .identity
+        .users
+        .check_password(&b.tenant.id, &session.user.username, password)
+        .await
+        .map_err(PageError::internal)?
+        .filter(|u| u.id == session.user.id);
+    let Some(user) = user else {
+        attempt.failed().await?;
+        return page(
+            &state,
+            &b,
+            &session,
+            next,
+            Some(BAD_CREDENTIALS),
+            StatusCode::OK,
+        );
+    };
+    attempt.succeeded().await?;
+    let mut amr: Vec<&str> = session.amr.iter().map(String::as_str).collect();
+    if !amr.contains(&"pwd") {
+        amr.insert(0, "pwd");
+    }
+    let acr = session
+        .acr
+        .clone()
+        .unwrap_or_else(|| ACR_PASSWORD.to_string());
+    let (_, cookie) = start_session(&state, &b, &h, user, &amr, &acr).await?;
+    Ok(next.redirect(&b).cookie(cookie))
+}

@@ -1,0 +1,242 @@
+//! `GET|POST {issuer}/account/mfa/totp`: add an authenticator app.
+//!
+//! The GET (after a recent sign-in) makes a pending seed
+//! ([`crate::identity::factors::FactorService::begin_totp`], sealed under
+//! the KEK, expiring in ten minutes) and shows it as a QR code, as a key to
+//! type and as its `otpauth://` URI; the form posts the first code with the
+//! sealed `enrolment` ticket. A valid code makes the factor active; a
+//! user's first factor also brings ten recovery codes, shown once.
+//!
+//! [`enrol_page`] and [`codes_page`] are shared with enrolment during
+//! sign-in ([`crate::oidc::login_enrol`]).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use qrcode::QrCode;
+use qrcode::render::svg;
+use serde::{Deserialize, Serialize};
+
+use crate::account::{base, form, is_recent, reauth, redirect, signed_in};
+use crate::identity::factors::{FactorError, TotpEnrolment};
+use crate::identity::recovery::NewCodes;
+use crate::oidc::browser_session::Browser;
+use crate::oidc::csrf::{Csrf, seal, unseal};
+use crate::oidc::pages::{Page, PageError, RecoveryCodesPage, TotpEnrolPage};
+use crate::oidc::services::now_secs;
+use crate::state::AppState;
+
+const ENROLMENT: &str = "enrolment";
+const PURPOSE: &str = "account-totp";
+
+#[derive(Serialize, Deserialize)]
+struct Ticket {
+    user_id: String,
+    pending: String,
+}
+
+/// The QR code of `uri` as an inline SVG element (made here from the URI's
+/// bits: no user text reaches the markup).
+pub fn qr_svg(uri: &str) -> Result<String, PageError> {
+    let code = QrCode::new(uri.as_bytes()).map_err(PageError::internal)?;
+    let svg = code
+        .render::<svg::Color>()
+        .min_dimensions(200, 200)
+        .quiet_zone(true)
+        .build();
+    // Inline in HTML: drop the XML declaration.
+    Ok(match svg.find("<svg") {
+        Some(at) => svg[at..].to_string(),
+        None => svg,
+    })
+}
+
+/// The enrolment page for `enrolment`, its form posting to `action`.
+#[allow(clippy::too_many_arguments)]
+pub fn enrol_page(
+    state: &AppState,
+    b: &Browser,
+    enrolment: &TotpEnrolment,
+    required: bool,
+    action: &str,
+    fields: Vec<(&str, &str)>,
+    error: Option<&str>,
+    back: Option<&str>,
+    status: StatusCode,
+) -> Result<Page, PageError> {
+    let csrf = Csrf::for_page(state, b)?;
+    let qr = qr_svg(&enrolment.uri)?;
+    let page = Page::render(
+        status,
+        &TotpEnrolPage {
+            required,
+            qr_svg: &qr,
+            secret: &enrolment.secret_base32,
+            uri: &enrolment.uri,
+            action,
+            csrf: csrf.token(),
+            fields,
+            error,
+            back,
+        },
+    );
+    Ok(csrf.apply(page))
+}
+
+/// A new set of recovery codes, shown once.
+pub fn codes_page(
+    state: &AppState,
+    b: &Browser,
+    codes: &NewCodes,
+    action: Option<&str>,
+    fields: Vec<(&str, &str)>,
+    back: Option<&str>,
+) -> Result<Page, PageError> {
+    let csrf = Csrf::for_page(state, b)?;
+    let page = Page::render(
+        StatusCode::OK,
+        &RecoveryCodesPage {
+            codes: codes.0.iter().map(|c| c.as_str()).collect(),
+            action,
+            csrf: csrf.token(),
+            fields,
+            back,
+        },
+    );
+    Ok(csrf.apply(page))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PageError {
+    tracing::warn!(error = %e, "factor store unavailable on the account pages");
+    PageError::unavailable(
+        "This page is briefly unavailable. Try again in a moment.",
+        None,
+    )
+}
+
+/// `GET {issuer}/account/mfa/totp`.
+pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, PageError> {
+    let (_, session) = match signed_in(&state, &b).await? {
+        Ok(s) => s,
+        Err(login) => return Ok(login),
+    };
+    if !is_recent(&session) {
+        return reauth::page(
+            &state,
+            &b,
+            &session,
+            reauth::Next::Totp,
+            None,
+            StatusCode::OK,
+        );
+    }
+    let enrolment = state
+        .identity
+        .factors
+        .begin_totp(
+            &b.tenant.id,
+            &session.user.id,
+            &b.tenant.id,
+            &session.user.username,
+            crate::now_ms(),
+        )
+        .await
+        .map_err(unavailable)?;
+    let ticket = Ticket {
+        user_id: session.user.id.clone(),
+        pending: enrolment.id.clone(),
+    };
+    let sealed = seal(&state, &b, PURPOSE, &ticket)?;
+    let action = format!("{}/mfa/totp", base(&b));
+    enrol_page(
+        &state,
+        &b,
+        &enrolment,
+        false,
+        &action,
+        vec![(ENROLMENT, &sealed)],
+        None,
+        Some(&base(&b)),
+        StatusCode::OK,
+    )
+}
+
+/// `POST {issuer}/account/mfa/totp`: the first code.
+pub async fn post(
+    State(state): State<AppState>,
+    b: Browser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Page, PageError> {
+    let form = form(&state, &b, &headers, &body)?;
+    let (_, session) = match signed_in(&state, &b).await? {
+        Ok(s) => s,
+        Err(login) => return Ok(login),
+    };
+    let ticket: Ticket = unseal(&state, &b, PURPOSE, form.get(ENROLMENT).map(String::as_str))?;
+    if ticket.user_id != session.user.id {
+        return Err(PageError::forged());
+    }
+    let tenant = &b.tenant.id;
+    let user = &session.user;
+    let code: String = form
+        .get("totp")
+        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
+        .unwrap_or_default();
+    let back = base(&b);
+    match state
+        .identity
+        .factors
+        .confirm_totp(tenant, &user.id, &ticket.pending, &code, now_secs())
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let enrolment = state
+                .identity
+                .factors
+                .reopen_totp(tenant, &user.id, &ticket.pending, tenant, &user.username)
+                .await
+                .map_err(|e| match e {
+                    FactorError::NotFound => expired(),
+                    e => unavailable(e),
+                })?;
+            let sealed = seal(&state, &b, PURPOSE, &ticket)?;
+            return enrol_page(
+                &state,
+                &b,
+                &enrolment,
+                false,
+                &format!("{back}/mfa/totp"),
+                vec![(ENROLMENT, &sealed)],
+                Some("That code is not valid. Enter the one your app shows now."),
+                Some(&back),
+                StatusCode::OK,
+            );
+        }
+        Err(FactorError::NotFound) => return Err(expired()),
+        Err(e) => return Err(unavailable(e)),
+    }
+    let remaining = state
+        .identity
+        .recovery
+        .remaining(tenant, &user.id)
+        .await
+        .map_err(unavailable)?;
+    if remaining > 0 {
+        return Ok(redirect(&b, "?done=totp"));
+    }
+    let codes = state
+        .identity
+        .recovery
+        .generate(tenant, &user.id, crate::now_ms())
+        .await
+        .map_err(unavailable)?;
+    codes_page(&state, &b, &codes, None, Vec::new(), Some(&back))
+}
+
+fn expired() -> PageError {
+    PageError::bad_request(
+        "This setup expired or was already completed. Start again from your account page.",
+    )
+}

@@ -1,0 +1,41 @@
+//! `GET|PUT /admin/v1/tenants/{t}/mfa-policy`: who must use a second factor
+//! at sign-in (`{"mode": "optional" | "required" | "cedar"}`, see
+//! [`crate::identity::mfa_policy`]).
+
+use axum::Json;
+use axum::extract::State;
+use rsp_consensus::Consistency;
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::identity::mfa_policy::{MfaPolicy, MfaPolicyError};
+use crate::state::AppState;
+
+impl From<MfaPolicyError> for ApiError {
+    fn from(e: MfaPolicyError) -> Self {
+        match e {
+            MfaPolicyError::Consensus(c) => c.into(),
+            MfaPolicyError::Corrupt(d) => ApiError::internal(d),
+        }
+    }
+}
+
+pub async fn get(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<MfaPolicy>> {
+    state.tenants.get(&tenant, Consistency::Local).await?;
+    Ok(Json(state.identity.mfa_policy.get(&tenant).await?))
+}
+
+pub async fn put(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(policy): ApiJson<MfaPolicy>,
+) -> ApiResult<Json<MfaPolicy>> {
+    state.tenants.get(&tenant, Consistency::Local).await?;
+    state.identity.mfa_policy.put(&tenant, &policy).await?;
+    Ok(Json(policy))
+}

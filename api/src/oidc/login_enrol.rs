@@ -1,0 +1,226 @@
+//! Enrolment during sign-in, for a user who must use a second factor (the
+//! tenant's MFA policy, or `acr_values=urn:rsp:acr:mfa`) and has none: the
+//! way Keycloak's "configure OTP" required action works.
+//!
+//! 1. After the password, [`start`] makes a pending TOTP seed and shows the
+//!    enrolment page (QR code, key, `otpauth://` URI) whose form posts the
+//!    first code with a sealed `enrolment` ticket to `{issuer}/login`.
+//! 2. [`confirm`]: a valid code activates the factor (its step counts as
+//!    used), makes ten recovery codes and starts the session (`amr`
+//!    `["pwd", "otp"]`, `acr` `urn:rsp:acr:mfa`: the user has just shown
+//!    both); the page shows the codes once, with a form carrying a sealed
+//!    `resume` ticket.
+//! 3. [`resume`]: that form continues the flow for the same session.
+//!
+//! No session exists before step 2, so a user who must enrol cannot reach
+//! a client (or the account pages) with the password alone.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use rsp_actors::TenantHandle;
+use serde::{Deserialize, Serialize};
+
+use crate::account::totp::{codes_page, enrol_page};
+use crate::identity::factors::{FactorError, TotpEnrolment};
+use crate::oidc::authorize::Continuation;
+use crate::oidc::browser_session::{ACR_MFA, Browser, current_session, start_session};
+use crate::oidc::csrf::{seal, unseal};
+use crate::oidc::login::{MfaTicket, continue_flow};
+use crate::oidc::mfa::{AMR_PASSWORD, AMR_TOTP};
+use crate::oidc::pages::{Page, PageError};
+use crate::oidc::services::now_secs;
+use crate::state::AppState;
+
+/// The field (and sealing purpose) of the enrolment form's ticket.
+pub const ENROL_FIELD: &str = "enrolment";
+/// The field (and sealing purpose) of the recovery-codes page's form.
+pub const RESUME_FIELD: &str = "resume";
+
+#[derive(Serialize, Deserialize)]
+struct EnrolTicket {
+    user: MfaTicket,
+    /// The pending factor's id.
+    pending: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct ResumeTicket {
+    user_id: String,
+    flow: Continuation,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> PageError {
+    tracing::warn!(error = %e, "factor store unavailable during enrolment");
+    PageError::unavailable(
+        "Setting up the second factor is briefly unavailable. Try again in a moment.",
+        None,
+    )
+}
+
+fn expired() -> PageError {
+    PageError::bad_request(
+        "This setup expired or was already completed. Start again from the application.",
+    )
+}
+
+/// Step 1: a pending seed and its enrolment page.
+pub(crate) async fn start(
+    state: &AppState,
+    b: &Browser,
+    user: MfaTicket,
+) -> Result<Page, PageError> {
+    let enrolment = state
+        .identity
+        .factors
+        .begin_totp(
+            &b.tenant.id,
+            &user.user_id,
+            &b.tenant.id,
+            &user.username,
+            crate::now_ms(),
+        )
+        .await
+        .map_err(unavailable)?;
+    let ticket = EnrolTicket {
+        user,
+        pending: enrolment.id.clone(),
+    };
+    render(state, b, &ticket, &enrolment, None, StatusCode::OK)
+}
+
+fn render(
+    state: &AppState,
+    b: &Browser,
+    ticket: &EnrolTicket,
+    enrolment: &TotpEnrolment,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Page, PageError> {
+    let sealed = seal(state, b, ENROL_FIELD, ticket)?;
+    enrol_page(
+        state,
+        b,
+        enrolment,
+        true,
+        "login",
+        vec![(ENROL_FIELD, &sealed)],
+        error,
+        None,
+        status,
+    )
+}
+
+/// Step 2: the first code.
+pub(crate) async fn confirm(
+    state: &AppState,
+    b: &Browser,
+    form: &BTreeMap<String, String>,
+) -> Result<Page, PageError> {
+    let ticket: EnrolTicket = unseal(
+        state,
+        b,
+        ENROL_FIELD,
+        form.get(ENROL_FIELD).map(String::as_str),
+    )?;
+    let tenant = &b.tenant.id;
+    let user_id = &ticket.user.user_id;
+    let code: String = form
+        .get("totp")
+        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
+        .unwrap_or_default();
+    match state
+        .identity
+        .factors
+        .confirm_totp(tenant, user_id, &ticket.pending, &code, now_secs())
+        .await
+    {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            let enrolment = state
+                .identity
+                .factors
+                .reopen_totp(
+                    tenant,
+                    user_id,
+                    &ticket.pending,
+                    tenant,
+                    &ticket.user.username,
+                )
+                .await
+                .map_err(|e| match e {
+                    FactorError::NotFound => expired(),
+                    e => unavailable(e),
+                })?;
+            return render(
+                state,
+                b,
+                &ticket,
+                &enrolment,
+                Some("That code is not valid. Enter the one your app shows now."),
+                StatusCode::OK,
+            );
+        }
+        Err(FactorError::NotFound) => return Err(expired()),
+        Err(e) => return Err(unavailable(e)),
+    }
+    let user = state
+        .oidc
+        .tokens
+        .load_user(tenant, user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| PageError::bad_request("This account cannot sign in."))?;
+    let codes = state
+        .identity
+        .recovery
+        .generate(tenant, user_id, crate::now_ms())
+        .await
+        .map_err(unavailable)?;
+    let h = state.browser.tenant(tenant).await?;
+    let (_, cookie) = start_session(state, b, &h, user, &[AMR_PASSWORD, AMR_TOTP], ACR_MFA).await?;
+    let resume = ResumeTicket {
+        user_id: user_id.clone(),
+        flow: ticket.user.flow,
+    };
+    let sealed = seal(state, b, RESUME_FIELD, &resume)?;
+    let page = codes_page(
+        state,
+        b,
+        &codes,
+        Some("login"),
+        vec![(RESUME_FIELD, &sealed)],
+        None,
+    )?;
+    let page = match resume.flow.redirect_uri() {
+        Some(uri) => page.form_target(uri),
+        None => page,
+    };
+    Ok(page.cookie(cookie))
+}
+
+/// Step 3: continue the flow, for the session step 2 started.
+pub(crate) async fn resume(
+    state: &AppState,
+    b: &Browser,
+    h: &TenantHandle,
+    form: &BTreeMap<String, String>,
+) -> Result<Page, PageError> {
+    let ticket: ResumeTicket = unseal(
+        state,
+        b,
+        RESUME_FIELD,
+        form.get(RESUME_FIELD).map(String::as_str),
+    )?;
+    let session = current_session(state, b, h)
+        .await?
+        .filter(|s| s.user.id == ticket.user_id)
+        .ok_or_else(|| {
+            PageError::new(
+                StatusCode::UNAUTHORIZED,
+                "login_required",
+                "Your session ended. Start again from the application.",
+            )
+        })?;
+    continue_flow(state, b, session, ticket.flow).await
+}

@@ -1,0 +1,129 @@
+//! When a sign-in must use a second factor, and the `amr` / `acr` values
+//! that say what was used.
+//!
+//! A second factor is needed when the user has one enrolled (always asked
+//! for), when the request asks for it (`acr_values` containing
+//! [`ACR_MFA`]), or when the tenant's MFA policy
+//! ([`crate::identity::mfa_policy`]) requires it: for everyone, or for the
+//! users and clients its Cedar policies name (`Action::"mfa_required"`).
+//! A user who must but has no factor is led to enrolment before any
+//! session starts.
+//!
+//! `amr` values (RFC 8176): `pwd` for the password; `otp` for a TOTP code
+//! (RFC 6238 is one of the specifications RFC 8176 names for `otp`);
+//! `mfa` for a recovery code. A recovery code is a one-time secret from a
+//! printed list, neither a generated one-time password (`otp` would make a
+//! relying party believe an authenticator app was used) nor a knowledge
+//! question (`kba`); `mfa` says truthfully that a second factor was used
+//! without claiming which device. `acr` is [`ACR_MFA`] after any second
+//! factor, [`ACR_PASSWORD`] otherwise.
+
+use std::time::Instant;
+
+use rsp_policies::DecisionRequest;
+use rsp_policies::cedar_policy::Decision;
+use rsp_policies::evaluate::uid;
+
+pub use crate::oidc::browser_session::{ACR_MFA, ACR_PASSWORD};
+
+use crate::identity::mfa_policy::{MFA_ACTION, MfaMode};
+use crate::oidc::pages::PageError;
+use crate::state::AppState;
+
+pub const AMR_PASSWORD: &str = "pwd";
+pub const AMR_TOTP: &str = "otp";
+/// See the module documentation for why a recovery code is `mfa`.
+pub const AMR_RECOVERY_CODE: &str = "mfa";
+
+/// Whether `acr_values` (space-separated, in order of preference) asks for
+/// a second factor: it names [`ACR_MFA`] and does not also accept
+/// [`ACR_PASSWORD`] (values this provider does not know are ignored).
+pub fn acr_requests_mfa(acr_values: Option<&str>) -> bool {
+    acr_values.is_some_and(|v| {
+        let mut values = v.split(' ');
+        values.clone().any(|a| a == ACR_MFA) && !values.any(|a| a == ACR_PASSWORD)
+    })
+}
+
+/// Whether the tenant's policy (or the request's `acr_values`) requires a
+/// second factor for `user_id` signing in to `client_id`.
+pub async fn required(
+    state: &AppState,
+    tenant: &str,
+    user_id: &str,
+    client_id: Option<&str>,
+    acr_values: Option<&str>,
+) -> Result<bool, PageError> {
+    if acr_requests_mfa(acr_values) {
+        return Ok(true);
+    }
+    let policy = state.identity.mfa_policy.get(tenant).await.map_err(|e| {
+        tracing::warn!(error = %e, "MFA policy unavailable");
+        PageError::unavailable(
+            "Sign-in is briefly unavailable. Try again in a moment.",
+            None,
+        )
+    })?;
+    match policy.mode {
+        MfaMode::Optional => Ok(false),
+        MfaMode::Required => Ok(true),
+        MfaMode::Cedar => Ok(cedar_requires(state, tenant, user_id, client_id).await),
+    }
+}
+
+/// Ask the tenant's Cedar policies; an error (no policies compiled, a
+/// schema that refuses the request...) requires the factor: failing closed
+/// costs an enrolment, failing open a factor.
+async fn cedar_requires(
+    state: &AppState,
+    tenant: &str,
+    user_id: &str,
+    client_id: Option<&str>,
+) -> bool {
+    let request = (|| {
+        Ok::<_, rsp_policies::PolicyError>(DecisionRequest {
+            principal: uid("User", user_id, "principal")?,
+            action: uid("Action", MFA_ACTION, "action")?,
+            resource: uid("Client", client_id.unwrap_or(""), "resource")?,
+            context: None,
+            entities: Vec::new(),
+        })
+    })();
+    let outcome = match request {
+        Ok(req) => {
+            state
+                .authz
+                .policies
+                .decide(tenant, &req, Instant::now())
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(o) => {
+            if !o.errors.is_empty() {
+                tracing::warn!(tenant, errors = ?o.errors, "MFA policy evaluation errors");
+            }
+            o.decision == Decision::Allow
+        }
+        Err(e) => {
+            tracing::warn!(tenant, error = %e, "MFA policy undecidable: requiring a second factor");
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acr_values_ask_for_mfa_only_when_they_name_it() {
+        assert!(acr_requests_mfa(Some("urn:rsp:acr:mfa")));
+        assert!(acr_requests_mfa(Some("urn:other urn:rsp:acr:mfa")));
+        assert!(!acr_requests_mfa(Some("urn:rsp:acr:mfa urn:rsp:acr:pwd")));
+        assert!(!acr_requests_mfa(Some("urn:rsp:acr:pwd")));
+        assert!(!acr_requests_mfa(Some("urn:rsp:acr:mfax")));
+        assert!(!acr_requests_mfa(None));
+    }
+}
