@@ -7,8 +7,10 @@
 //! `hwk`) and the second factor after the password (`pwd` + `hwk`); a
 //! challenge answers one ceremony only; passwordless refuses an assertion
 //! without user verification; a cloned authenticator with a stale counter
-//! is refused on the other node; the admin factors list shows the passkeys
-//! and deleting one there removes it.
+//! is refused on the other node; a ceremony is bound to the browser that
+//! started it; wrong answers after the password count towards the lockout;
+//! a security key is a second factor only; the admin factors list shows
+//! the passkeys and deleting them there removes them.
 
 #[path = "support/oauth.rs"]
 mod support;
@@ -467,7 +469,7 @@ async fn passkey_challenges_are_single_use_and_passwordless_requires_user_verifi
     assert!(replay.html.contains("expired"), "{}", replay.html);
 
     // A ceremony is bound to the browser that started it.
-    let (_, page, _) = s.passwordless_page(0).await;
+    let (mut victim, page, _) = s.passwordless_page(0).await;
     let stolen = key.assert(&options(&page), UP | UV, 1);
     let mut thief = Browser::default();
     let login = thief
@@ -490,6 +492,10 @@ async fn passkey_challenges_are_single_use_and_passwordless_requires_user_verifi
     };
     let r = s.answer(&mut thief, 0, &forged, &stolen).await;
     refused(&r);
+    assert!(r.html.contains("expired"), "{}", r.html);
+    // ... and the ceremony is still there for the browser it belongs to.
+    let done = s.answer(&mut victim, 0, &page, &stolen).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
 }
 
 #[tokio::test]
@@ -598,4 +604,53 @@ async fn a_passkey_as_second_factor_gives_pwd_and_hwk_and_admin_sees_and_resets_
         .await;
     let done = third.login(&s.env, 0, &login, "alice", PASSWORD).await;
     assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+}
+
+#[tokio::test]
+async fn wrong_passkey_answers_after_the_password_lock_the_account_and_security_keys_are_not_passwordless()
+ {
+    let s = setup(1).await;
+    let mut b = s.signed_in().await;
+    let mut key = s
+        .register_kind(&mut b, "Security key", "security_key", UP)
+        .await;
+
+    // A security key is a second factor only: it cannot sign in alone,
+    // even with user verification.
+    let (mut alone, page, _) = s.passwordless_page(0).await;
+    let answer = key.assert(&options(&page), UP | UV, 1);
+    let r = s.answer(&mut alone, 0, &page, &answer).await;
+    refused(&r);
+    assert!(r.html.contains("not registered"), "{}", r.html);
+
+    // An impostor (same credential id, another private key) after the
+    // password: each bad signature counts towards the lockout.
+    let mut other = Browser::default();
+    let login = other
+        .get(
+            &s.env,
+            0,
+            &authorize_path(&s.web.id, &code_request(&pkce().1, "l")),
+        )
+        .await;
+    let mut page = other.login(&s.env, 0, &login, "alice", PASSWORD).await;
+    for _ in 0..MAX_FAILURES {
+        let mut impostor = SoftKey::new(&key.user_handle);
+        impostor.id = key.id.clone();
+        let bad = impostor.assert(&options(&page), UP, 1);
+        page = s.answer(&mut other, 0, &page, &bad).await;
+        refused(&page);
+        assert!(page.html.contains("could not be verified"), "{}", page.html);
+    }
+    // Locked now: even the right password is refused.
+    let mut late = Browser::default();
+    let login = late
+        .get(
+            &s.env,
+            0,
+            &authorize_path(&s.web.id, &code_request(&pkce().1, "z")),
+        )
+        .await;
+    let r = late.login(&s.env, 0, &login, "alice", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.html);
 }
