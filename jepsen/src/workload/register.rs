@@ -164,6 +164,7 @@ mod tests {
             keys: 2,
             ops_per_key: 3,
             read_window: 1,
+            ..WorkloadOptions::default()
         });
         let mut rng = StdRng::seed_from_u64(7);
         let mut counts = std::collections::BTreeMap::new();
@@ -183,6 +184,7 @@ mod tests {
             keys: 1,
             ops_per_key: 1000,
             read_window: 1,
+            ..WorkloadOptions::default()
         });
         w.saw("p/r0", Some(42));
         let mut rng = StdRng::seed_from_u64(1);
