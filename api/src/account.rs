@@ -9,13 +9,16 @@
 //!   first factor also brings ten recovery codes ([`totp`]);
 //! - `POST {issuer}/account/mfa/remove`, `POST {issuer}/account/mfa/recovery`
 //!   ([`overview`]);
-//! - `POST {issuer}/account/reauth`: the password again ([`reauth`]).
+//! - `POST {issuer}/account/reauth`: the password again ([`reauth`]);
+//! - `GET|POST {issuer}/account/passkeys`: list, add and remove passkeys
+//!   and security keys ([`passkeys`]).
 //!
 //! Every change needs a recent sign-in ([`RECENT_AUTH`]: the session's
 //! `auth_time`); an older session is asked for the password first, which
 //! renews the session. Every form carries the anti-forgery token.
 
 pub mod overview;
+pub mod passkeys;
 pub mod reauth;
 pub mod totp;
 
@@ -53,6 +56,10 @@ pub fn router() -> Router<AppState> {
             post(overview::regenerate),
         )
         .route("/t/{tenant}/account/reauth", post(reauth::post))
+        .route(
+            "/t/{tenant}/account/passkeys",
+            get(passkeys::get).post(passkeys::post),
+        )
 }
 
 /// `/t/{tenant}/account` (the path, for links and forms).

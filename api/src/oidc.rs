@@ -12,8 +12,8 @@
 //!   [`http`] is their form and header plumbing.
 //! - the browser side: [`authorize`] (the authorization endpoint), [`login`],
 //!   [`consent`], [`logout`] (RP-initiated logout), [`device_page`] (the
-//!   device flow's verification page), [`passkeys`] (passkey sign-in) and
-//!   [`passkey_account`] (a user's passkeys); [`browser_session`] (session cookie,
+//!   device flow's verification page), [`passkeys`] (passkey sign-in);
+//!   [`browser_session`] (session cookie,
 //!   tenant actors, the second-factor seam), [`csrf`] (anti-forgery and
 //!   sealed form state), [`id_token_hint`], [`pages`] (templates, security
 //!   headers, error pages).
@@ -39,7 +39,6 @@ pub mod logout;
 pub mod mfa;
 pub mod pages;
 pub mod par;
-pub mod passkey_account;
 pub mod passkeys;
 pub mod request;
 pub mod revocation;
@@ -84,10 +83,6 @@ pub fn router() -> Router<AppState> {
         .route("/t/{tenant}/login", post(login::post))
         .route("/t/{tenant}/passkey/login", post(passkeys::login))
         .route("/t/{tenant}/passkey/verify", post(passkeys::verify))
-        .route(
-            "/t/{tenant}/account/passkeys",
-            get(passkey_account::get).post(passkey_account::post),
-        )
         .route("/t/{tenant}/consent", post(consent::post))
         .route("/t/{tenant}/logout", get(logout::get).post(logout::post))
         .route(

@@ -25,6 +25,7 @@ use crate::state::AppState;
 pub enum Next {
     Account,
     Totp,
+    Passkeys,
 }
 
 impl Next {
@@ -32,12 +33,14 @@ impl Next {
         match self {
             Next::Account => "account",
             Next::Totp => "totp",
+            Next::Passkeys => "passkeys",
         }
     }
 
     fn parse(s: Option<&str>) -> Next {
         match s {
             Some("totp") => Next::Totp,
+            Some("passkeys") => Next::Passkeys,
             _ => Next::Account,
         }
     }
@@ -46,6 +49,7 @@ impl Next {
         match self {
             Next::Account => redirect(b, ""),
             Next::Totp => redirect(b, "/mfa/totp"),
+            Next::Passkeys => redirect(b, "/passkeys"),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! WebAuthn credentials (passkeys and security keys) and their ceremonies,
 //! on `webauthn-rs`. No HTTP here: the pages in
-//! [`crate::oidc::passkeys`] and [`crate::oidc::passkey_account`] call it.
+//! [`crate::oidc::passkeys`] and [`crate::account::passkeys`] call it.
 //!
 //! - Relying party: the tenant issuer's origin (`scheme://host[:port]` of
 //!   the public URL) and its host as the RP ID. An IP address cannot be an
@@ -281,30 +281,33 @@ impl PasskeyService {
 
     pub async fn delete(&self, tenant: &str, user: &str, id: &str) -> Result<(), PasskeyError> {
         let key = passkey_key(tenant, user, id);
-        let (kv, _) = self.consensus.get(&key, Consistency::Linearizable).await?;
-        let Some(kv) = kv else {
-            return Err(PasskeyError::NotFound);
-        };
-        let stored: StoredPasskey = serde_json::from_slice(&kv.value).map_err(corrupt)?;
-        let txn = Txn {
-            compares: vec![Compare {
-                key: key.clone(),
-                target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
-            }],
-            success: vec![
-                TxnOp::Delete { key },
-                TxnOp::Delete {
-                    key: index_key(tenant, stored.credential.cred_id.as_ref()),
-                },
-            ],
-            failure: vec![],
-        };
-        if self.consensus.txn(txn).await?.succeeded {
-            Ok(())
-        } else {
-            // Changed meanwhile (a sign-in updated its counter): try again.
-            Box::pin(self.delete(tenant, user, id)).await
+        // Retried when a sign-in updates the record (its counter) meanwhile.
+        for _ in 0..8 {
+            let (kv, _) = self.consensus.get(&key, Consistency::Linearizable).await?;
+            let Some(kv) = kv else {
+                return Err(PasskeyError::NotFound);
+            };
+            let stored: StoredPasskey = serde_json::from_slice(&kv.value).map_err(corrupt)?;
+            let txn = Txn {
+                compares: vec![Compare {
+                    key: key.clone(),
+                    target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
+                }],
+                success: vec![
+                    TxnOp::Delete { key: key.clone() },
+                    TxnOp::Delete {
+                        key: index_key(tenant, stored.credential.cred_id.as_ref()),
+                    },
+                ],
+                failure: vec![],
+            };
+            if self.consensus.txn(txn).await?.succeeded {
+                return Ok(());
+            }
         }
+        Err(PasskeyError::Consensus(ConsensusError::Unavailable(
+            "the passkey kept changing while being removed".into(),
+        )))
     }
 
     /// Remove every credential of a user (the admin factor reset).

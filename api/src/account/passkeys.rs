@@ -1,30 +1,27 @@
-//! `GET|POST {issuer}/account/passkeys`: a signed-in user's passkeys —
-//! list them, add one (a WebAuthn registration ceremony, with a name), and
-//! remove one. Adding or removing needs a recent sign-in
-//! ([`REAUTH_WITHIN`]); the ceremony is bound to the browser's session and
-//! anti-forgery cookie and used once.
+//! `GET|POST {issuer}/account/passkeys`: a signed-in user's passkeys and
+//! security keys — list them, add one (a WebAuthn registration ceremony,
+//! with a name), and remove one. Without a session the login form leads
+//! back to the account pages; adding or removing needs a recent sign-in
+//! ([`crate::account::RECENT_AUTH`], else the password again through
+//! [`crate::account::reauth`]). A ceremony is bound to the browser's
+//! session and anti-forgery cookie and used once.
 //!
 //! The form fields: `csrf_token`, `action` (`add` with `name`, `finish`
 //! with `ceremony` and the browser's `credential`, `delete` with `id`).
-
-use std::time::Duration;
 
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 
+use crate::account::reauth::{self, Next};
+use crate::account::{base, date, form, is_recent, signed_in};
 use crate::identity::webauthn::{PasskeyError, PasskeyInfo};
-use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
-use crate::oidc::csrf::{CSRF_FIELD, Csrf};
-use crate::oidc::http::{Params, is_form};
+use crate::oidc::browser_session::{ActiveSession, Browser};
+use crate::oidc::csrf::Csrf;
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::passkeys::{PasskeyPage, binding, failure, nonce, passkeys, start_error};
-use crate::oidc::services::now_secs;
 use crate::state::AppState;
-
-/// Adding or removing a passkey needs a sign-in at most this old.
-pub const REAUTH_WITHIN: Duration = Duration::from_secs(15 * 60);
 
 /// One line of the list.
 pub struct PasskeyLine {
@@ -48,34 +45,12 @@ pub struct PasskeyAccountPage<'a> {
     pub error: Option<&'a str>,
 }
 
-/// `YYYY-MM-DD HH:MM UTC` of a time in milliseconds since the epoch.
-fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil date from days since 1970-01-01 (Gregorian, proleptic).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rem / 3600,
-        (rem % 3600) / 60
-    )
-}
-
 fn line(p: &PasskeyInfo) -> PasskeyLine {
     PasskeyLine {
         id: p.id.clone(),
         name: p.name.clone(),
-        created: utc(p.created_at_ms),
-        last_used: p.last_used_ms.map(utc).unwrap_or_else(|| "never".into()),
+        created: date(p.created_at_ms),
+        last_used: p.last_used_ms.map(date).unwrap_or_else(|| "never".into()),
         kind: if p.kind_detail == "security_key" {
             "security key, second factor only"
         } else {
@@ -85,33 +60,7 @@ fn line(p: &PasskeyInfo) -> PasskeyLine {
 }
 
 fn action_path(b: &Browser) -> String {
-    format!("/t/{}/account/passkeys", b.tenant.id)
-}
-
-fn account_path(b: &Browser) -> String {
-    format!("/t/{}/account", b.tenant.id)
-}
-
-async fn signed_in(state: &AppState, b: &Browser) -> Result<ActiveSession, PageError> {
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    current_session(state, b, &h).await?.ok_or_else(|| {
-        PageError::new(
-            StatusCode::UNAUTHORIZED,
-            "login_required",
-            "Sign in to your account first.",
-        )
-    })
-}
-
-fn require_recent(session: &ActiveSession) -> Result<(), PageError> {
-    if now_secs().saturating_sub(session.auth_time) > REAUTH_WITHIN.as_secs() {
-        return Err(PageError::new(
-            StatusCode::UNAUTHORIZED,
-            "reauthentication_required",
-            "To change your passkeys, sign out and sign in again first (your last sign-in was more than 15 minutes ago).",
-        ));
-    }
-    Ok(())
+    format!("{}/passkeys", base(b))
 }
 
 async fn list_page(
@@ -128,7 +77,7 @@ async fn list_page(
         .map_err(start_error)?;
     let csrf = Csrf::for_page(state, b)?;
     let action = action_path(b);
-    let account = account_path(b);
+    let account = base(b);
     let page = Page::render(
         status,
         &PasskeyAccountPage {
@@ -146,7 +95,10 @@ async fn list_page(
 
 /// `GET {issuer}/account/passkeys`.
 pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, PageError> {
-    let session = signed_in(&state, &b).await?;
+    let session = match signed_in(&state, &b).await? {
+        Ok((_, session)) => session,
+        Err(login) => return Ok(login),
+    };
     list_page(&state, &b, &session, None, None, StatusCode::OK).await
 }
 
@@ -161,13 +113,14 @@ pub async fn post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Page, PageError> {
-    if !is_form(&headers) {
-        return Err(PageError::bad_request("The form was not sent as a form."));
+    let form = form(&state, &b, &headers, &body)?;
+    let session = match signed_in(&state, &b).await? {
+        Ok((_, session)) => session,
+        Err(login) => return Ok(login),
+    };
+    if !is_recent(&session) {
+        return reauth::page(&state, &b, &session, Next::Passkeys, None, StatusCode::OK);
     }
-    let form = Params::parse(&body)?.into_map();
-    Csrf::verify(&state, &b, form.get(CSRF_FIELD).map(String::as_str))?;
-    let session = signed_in(&state, &b).await?;
-    require_recent(&session)?;
     let tenant = &b.tenant.id;
     let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
     match field("action") {
@@ -304,17 +257,5 @@ pub async fn post(
             }
         }
         _ => Err(PageError::bad_request("Unknown action.")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::utc;
-
-    #[test]
-    fn utc_dates_are_civil_dates() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(951_782_400_000), "2000-02-29 00:00 UTC");
-        assert_eq!(utc(1_795_000_000_000), "2026-11-18 11:06 UTC");
     }
 }
