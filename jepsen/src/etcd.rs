@@ -12,24 +12,24 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
-
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use tokio::sync::{Mutex, watch};
 
 use crate::client::{KvClient, Outcome};
-use crate::history::{EventType, Process, Record, Recorder};
-use crate::nemesis::{FaultWindow, NemesisKind, NemesisLog};
+use crate::history::Recorder;
+use crate::nemesis::NemesisKind;
 use crate::report;
-use crate::run::{Refused, RunOptions, RunOutcome, conclude, join_workers, spawn_workers};
+use crate::run::{
+    Members, Refused, RunOptions, RunOutcome, conclude, join_workers, spawn_kill_nemesis,
+    spawn_workers,
+};
 use crate::workload::Workload;
 
 /// The environment variable naming the etcd binary.
@@ -178,19 +178,33 @@ impl EtcdCluster {
     }
 
     /// SIGKILL member `i`.
-    pub async fn kill(&mut self, i: usize) -> Result<()> {
+    pub async fn kill_member(&mut self, i: usize) -> Result<()> {
         if let Some(mut child) = self.members[i].child.take() {
             child.kill().await?;
         }
         Ok(())
     }
 
-    /// Starts member `i` again on its data dir.
-    pub fn restart(&mut self, i: usize) -> Result<()> {
+    /// Starts member `i` again on its data dir (if it is down).
+    pub fn spawn_again(&mut self, i: usize) -> Result<()> {
         if self.members[i].child.is_none() {
             self.spawn(i)?;
         }
         Ok(())
+    }
+}
+
+impl Members for EtcdCluster {
+    async fn kill(&mut self, i: usize) -> Result<()> {
+        self.kill_member(i).await
+    }
+
+    async fn restart(&mut self, i: usize) -> Result<()> {
+        self.spawn_again(i)
+    }
+
+    fn describe(&self, i: usize) -> String {
+        format!("SIGKILL etcd member {}, then restart it", i + 1)
     }
 }
 
@@ -325,55 +339,7 @@ pub(crate) async fn run(
     };
     let (stop_tx, stop_rx) = watch::channel(false);
     let workers = spawn_workers(&opts, &workload, &clients, &recorder, &stop_rx);
-    let nemesis = {
-        let (cluster, recorder, opts, mut stop) = (
-            cluster.clone(),
-            recorder.clone(),
-            opts.clone(),
-            stop_rx.clone(),
-        );
-        tokio::spawn(async move {
-            let mut log = NemesisLog::default();
-            if opts.nemesis.is_empty() {
-                return log;
-            }
-            let mut rng = StdRng::seed_from_u64(opts.seed);
-            let mut pause = opts.start_after;
-            loop {
-                if tokio::time::timeout(pause, stop.changed()).await.is_ok() {
-                    return log;
-                }
-                let victim = rng.random_range(0..opts.nodes);
-                let start = recorder.record(
-                    Record::new(Process::nemesis(), EventType::Info, "start")
-                        .value(json!({"fault": "kill", "nodes": [victim + 1]})),
-                );
-                if let Err(e) = cluster.lock().await.kill(victim).await {
-                    log.errors.push(format!("kill: {e:#}"));
-                }
-                let stopped = tokio::time::timeout(opts.fault_for, stop.changed())
-                    .await
-                    .is_ok();
-                if let Err(e) = cluster.lock().await.restart(victim) {
-                    log.errors.push(format!("restart: {e:#}"));
-                }
-                let end = recorder.record(
-                    Record::new(Process::nemesis(), EventType::Info, "stop")
-                        .value(json!({"fault": "kill"})),
-                );
-                log.faults.push(FaultWindow {
-                    kind: "kill".into(),
-                    description: format!("SIGKILL etcd member {}, then restart it", victim + 1),
-                    start_ns: start.time_ns,
-                    end_ns: Some(end.time_ns),
-                });
-                if stopped {
-                    return log;
-                }
-                pause = opts.quiet_for;
-            }
-        })
-    };
+    let nemesis = spawn_kill_nemesis(cluster.clone(), opts.nodes, &recorder, &opts, &stop_rx);
     tokio::time::sleep(opts.time_limit).await;
     let _ = stop_tx.send(true);
     let mut harness_errors = Vec::new();
@@ -382,7 +348,7 @@ pub(crate) async fn run(
     {
         let mut c = cluster.lock().await;
         for i in 0..c.len() {
-            if let Err(e) = c.restart(i) {
+            if let Err(e) = c.spawn_again(i) {
                 harness_errors.push(format!("restart: {e:#}"));
             }
         }

@@ -19,6 +19,8 @@
 //! - [`report`]: `results.json` and `report.html` with inline SVG plots;
 //! - [`web`]: HTTP as a browser and an OAuth client see it (the OIDC
 //!   workloads);
+//! - [`external`]: driving an existing cluster from a nodes file
+//!   (addresses, stop and start commands);
 //! - [`etcd`]: a local etcd cluster, the trusted system the `register`
 //!   workload and its checker are run against as a sanity check;
 //! - [`run`]: one run from cluster start to exit code.
@@ -29,6 +31,7 @@
 pub mod checker;
 pub mod client;
 pub mod etcd;
+pub mod external;
 pub mod history;
 pub mod nemesis;
 pub mod report;

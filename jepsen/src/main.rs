@@ -105,6 +105,11 @@ struct RunArgs {
     /// sanity check of the checker: `register` workload, `kill` nemesis).
     #[arg(long, default_value = "rsp")]
     target: String,
+    /// Drive an existing cluster instead of starting one: a JSON file of
+    /// node ids, HTTP addresses and stop/start commands (see
+    /// docs/reliability.md); nemesis `kill` or none.
+    #[arg(long)]
+    nodes_file: Option<PathBuf>,
     /// Codes / refresh: nodes presenting the same code or token at once.
     #[arg(long, default_value_t = 3)]
     redeemers: usize,
@@ -220,6 +225,7 @@ fn run(args: RunArgs) -> i32 {
             ..WorkloadOptions::default()
         },
         target,
+        nodes_file: args.nodes_file,
     };
     eprintln!(
         "rsp-jepsen: workload {} on {} nodes for {}s, nemesis {:?}, seed {seed}",

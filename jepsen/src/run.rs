@@ -60,6 +60,9 @@ pub struct RunOptions {
     pub workload_opts: WorkloadOptions,
     /// What is tested: `rsp` (default) or etcd (the sanity check).
     pub target: Target,
+    /// Drive the existing cluster this file describes instead of starting
+    /// one ([`crate::external`]).
+    pub nodes_file: Option<PathBuf>,
 }
 
 /// The system under test.
@@ -94,6 +97,7 @@ impl Default for RunOptions {
             fast_raft: true,
             workload_opts: WorkloadOptions::default(),
             target: Target::Rsp,
+            nodes_file: None,
         }
     }
 }
@@ -146,6 +150,9 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
         Arc::new(workload::build(&opts.workload, &wopts).map_err(|e| Refused(e.to_string()))?);
     if opts.target == Target::Etcd {
         return crate::etcd::run(opts, id, workload).await;
+    }
+    if let Some(file) = opts.nodes_file.clone() {
+        return crate::external::run(opts, id, workload, &file).await;
     }
     if nemesis::needs_faketime(&opts.nemesis) {
         faketime::require().map_err(|e| Refused(format!("nemesis clock: {e:#}")))?;
@@ -382,4 +389,81 @@ pub(crate) async fn conclude(
         harness_errors,
     };
     Ok((results, events))
+}
+
+/// Members of a cluster the harness did not start through `rsp-chaos`
+/// (etcd, or an existing cluster): the `kill` nemesis stops and restarts
+/// them.
+pub(crate) trait Members: Send + 'static {
+    fn kill(&mut self, i: usize) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn restart(&mut self, i: usize) -> impl std::future::Future<Output = Result<()>> + Send;
+    fn describe(&self, i: usize) -> String;
+}
+
+/// The `kill` nemesis over [`Members`]: after `start_after`, kill a random
+/// member, restart it `fault_for` later, wait `quiet_for`, again, until
+/// `stop`. Recorded like the `rsp-chaos` nemesis.
+pub(crate) fn spawn_kill_nemesis<M: Members>(
+    members: Arc<tokio::sync::Mutex<M>>,
+    n: usize,
+    recorder: &Arc<Recorder>,
+    opts: &RunOptions,
+    stop: &watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<nemesis::NemesisLog> {
+    use crate::history::Record;
+    use rand::Rng;
+    use serde_json::json;
+    let (recorder, mut stop) = (recorder.clone(), stop.clone());
+    let (kinds, seed, start_after, fault_for, quiet_for) = (
+        opts.nemesis.len(),
+        opts.seed,
+        opts.start_after,
+        opts.fault_for,
+        opts.quiet_for,
+    );
+    tokio::spawn(async move {
+        let mut log = nemesis::NemesisLog::default();
+        if kinds == 0 || n == 0 {
+            return log;
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut pause = start_after;
+        loop {
+            if tokio::time::timeout(pause, stop.changed()).await.is_ok() {
+                return log;
+            }
+            let victim = rng.random_range(0..n);
+            let description = members.lock().await.describe(victim);
+            let start = recorder.record(
+                Record::new(Process::nemesis(), EventType::Info, "start").value(json!({
+                    "fault": "kill",
+                    "description": description,
+                    "nodes": [victim + 1],
+                })),
+            );
+            if let Err(e) = members.lock().await.kill(victim).await {
+                log.errors.push(format!("kill: {e:#}"));
+            }
+            let stopped = tokio::time::timeout(fault_for, stop.changed())
+                .await
+                .is_ok();
+            if let Err(e) = members.lock().await.restart(victim).await {
+                log.errors.push(format!("restart: {e:#}"));
+            }
+            let end = recorder.record(
+                Record::new(Process::nemesis(), EventType::Info, "stop")
+                    .value(json!({"fault": "kill"})),
+            );
+            log.faults.push(nemesis::FaultWindow {
+                kind: "kill".into(),
+                description,
+                start_ns: start.time_ns,
+                end_ns: Some(end.time_ns),
+            });
+            if stopped {
+                return log;
+            }
+            pause = quiet_for;
+        }
+    })
 }

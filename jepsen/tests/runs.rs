@@ -9,10 +9,12 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
+use rsp_chaos::{Cluster, ClusterSpec};
 use rsp_jepsen::nemesis::NemesisKind;
 use rsp_jepsen::run::Target;
 use rsp_jepsen::{RunOptions, RunOutcome, Validity};
+use serde_json::json;
 use tempfile::TempDir;
 
 /// A short run on 3 nodes: faults start after 2 s and last about 3 s.
@@ -271,6 +273,42 @@ async fn register_against_etcd_under_kills_is_linearizable() -> Result<()> {
     let store = tempfile::tempdir()?;
     let mut opts = short("register", "kill", store.path(), 31);
     opts.target = Target::Etcd;
+    let o = expect_valid(opts).await;
+    let o = kept_on_failure(store, o)?;
+    let ops = o.results.checker.details["operations_checked"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    Ok(())
+}
+
+/// `--nodes-file`: a cluster started elsewhere (here by `rsp-chaos`), its
+/// "stop" and "start" commands pausing and resuming the node's process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_cluster_is_driven_through_its_nodes_file() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let spec = ClusterSpec::new(3)
+        .fast_raft()
+        .base_dir(store.path().join("cluster"));
+    let cluster = Cluster::start(spec).await?;
+    cluster.wait_for_leader(Duration::from_secs(60)).await?;
+    let mut nodes = Vec::new();
+    for id in cluster.ids() {
+        let pid = cluster.node(id)?.process.pid().context("node runs")?;
+        nodes.push(json!({
+            "id": id,
+            "http": cluster.http(id)?,
+            "stop": format!("kill -STOP {pid}"),
+            "start": format!("kill -CONT {pid}"),
+        }));
+    }
+    let file = store.path().join("nodes.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&json!({"admin_token": cluster.admin_token(), "nodes": nodes}))?,
+    )?;
+    let mut opts = short("register", "kill", store.path(), 41);
+    opts.nodes_file = Some(file);
     let o = expect_valid(opts).await;
     let o = kept_on_failure(store, o)?;
     let ops = o.results.checker.details["operations_checked"]
