@@ -8,7 +8,12 @@
 //! - `rsp HTTP`: `POST /t/{tenant}/authz/v1/is_authorized` through the
 //!   whole axum app (tower `oneshot`, no socket): routing, the caller check
 //!   (admin token), the tenant check, JSON, the freshness check and the
-//!   decision.
+//!   decision, on the node's `PolicyService` snapshot;
+//! - `rsp HTTP, actor`: the same through an app whose node has a tenant
+//!   runtime (as `rsp serve` does): admission, then the snapshot the
+//!   tenant's policy evaluator actor publishes (the tenant's
+//!   requests-per-second quota is raised so that it does not throttle the
+//!   benchmark).
 //!
 //! Each request names one user and one document; whatever the set's size,
 //! two policies apply to it (the user's own and its group's) and a few more
@@ -122,6 +127,19 @@ async fn app() -> (TestCluster, axum::Router, AppState) {
     (cluster, rsp_api::app(state.clone()), state)
 }
 
+/// The same node's app with a tenant runtime (decisions on the actors'
+/// snapshots).
+async fn actor_app(cluster: &TestCluster, state: &AppState) -> axum::Router {
+    let node = &cluster.nodes[0];
+    let mut config = rsp_actors::RuntimeConfig::default();
+    config.limits.requests_per_sec = 1e9;
+    config.limits.request_burst = 1e9;
+    let runtime = rsp_actors::TenantRuntime::start(node.consensus.clone(), config, &node.registry)
+        .await
+        .expect("tenant runtime");
+    rsp_api::app(state.clone().with_runtime(runtime))
+}
+
 async fn call(
     app: &axum::Router,
     method: &str,
@@ -166,7 +184,8 @@ fn main() {
         "path", "n", "decisions/s", "p50", "p99"
     );
     rt.block_on(async {
-        let (_cluster, app, state) = app().await;
+        let (cluster, app, state) = app().await;
+        let actor_app = actor_app(&cluster, &state).await;
         for n in [10usize, 100, 1000] {
             let text = policies(n);
             let (status, body) = call(
@@ -273,6 +292,26 @@ fn main() {
                 "{:<22} {n:>6} {:>11.0}%",
                 "HTTP / cedar",
                 100.0 * http.per_sec / cedar.per_sec
+            );
+
+            // Through HTTP, on the tenant actor's snapshot.
+            for k in 0..requests / 10 {
+                call(&actor_app, "POST", &path, &bodies[k % 1000]).await;
+            }
+            let mut lat = Vec::with_capacity(requests);
+            let start = Instant::now();
+            for k in 0..requests {
+                let t = Instant::now();
+                let (status, _) = call(&actor_app, "POST", &path, &bodies[k % 1000]).await;
+                lat.push(t.elapsed());
+                assert_eq!(status, 200);
+            }
+            let actor = figures(lat, start.elapsed());
+            row("rsp HTTP, actor", n, &actor);
+            println!(
+                "{:<22} {n:>6} {:>11.0}%",
+                "HTTP actor / cedar",
+                100.0 * actor.per_sec / cedar.per_sec
             );
         }
     });
