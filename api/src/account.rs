@@ -94,6 +94,31 @@ pub async fn signed_in(
     }
 }
 
+/// Whether the user has any second factor (TOTP or a passkey): recovery
+/// codes are kept only while there is one.
+pub async fn has_factor(state: &AppState, tenant: &str, user: &str) -> Result<bool, PageError> {
+    let unavailable = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "factor store unavailable on the account pages");
+        PageError::unavailable(
+            "This page is briefly unavailable. Try again in a moment.",
+            None,
+        )
+    };
+    let enrolled = state
+        .browser
+        .factors
+        .enrolled(tenant, user)
+        .await
+        .map_err(|e| unavailable(&e))?;
+    if !enrolled.is_empty() {
+        return Ok(true);
+    }
+    crate::oidc::passkeys::passkeys(state)
+        .has_passkeys(tenant, user)
+        .await
+        .map_err(|e| unavailable(&e))
+}
+
 /// Whether `session` signed in (or re-entered its password) recently.
 pub fn is_recent(session: &ActiveSession) -> bool {
     now_secs().saturating_sub(session.auth_time) <= RECENT_AUTH.as_secs()

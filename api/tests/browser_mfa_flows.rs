@@ -567,3 +567,98 @@ async fn account_pages_need_a_session_and_their_forms_need_the_csrf_token() {
         0
     );
 }
+
+#[tokio::test]
+async fn changes_on_an_old_session_ask_for_the_password_again() {
+    let (env, _web) = setup(1).await;
+    let hana = env.user(TENANT, "hana").await;
+    // A session signed in an hour ago (older than the 15 minutes allowed).
+    let h = env
+        .state()
+        .browser
+        .runtime()
+        .expect("runtime")
+        .tenant(TENANT)
+        .await
+        .expect("tenant actors");
+    let attrs = std::collections::BTreeMap::from([
+        ("auth_time".to_string(), (now_secs() - 3600).to_string()),
+        ("amr".to_string(), "pwd".to_string()),
+        ("acr".to_string(), "urn:rsp:acr:pwd".to_string()),
+    ]);
+    let hour = std::time::Duration::from_secs(3600);
+    let old = h
+        .sessions()
+        .create(&hana, attrs, hour, hour * 10)
+        .await
+        .expect("session");
+    let mut b = Browser::default();
+    b.cookies
+        .insert("rsp_session".into(), old.id.expose().to_string());
+
+    let account = b.get(&env, 0, &format!("/t/{TENANT}/account")).await;
+    assert!(account.html.contains("hana"), "viewing needs no password");
+    let page = b
+        .get(&env, 0, &format!("/t/{TENANT}/account/mfa/totp"))
+        .await;
+    assert!(page.has_input("password"), "{}", page.html);
+    assert!(!page.has_input("enrolment"), "no seed before the password");
+    let csrf = page.field("csrf_token").expect("csrf");
+    let regenerate = b
+        .post(
+            &env,
+            0,
+            &format!("/t/{TENANT}/account/mfa/recovery"),
+            &[("csrf_token", &csrf)],
+        )
+        .await;
+    assert!(
+        regenerate.has_input("password") && recovery_codes(&regenerate.html).is_empty(),
+        "{}",
+        regenerate.html
+    );
+
+    let reauth = format!("/t/{TENANT}/account/reauth");
+    let next = page.field("next").expect("next");
+    let forged = b
+        .post(
+            &env,
+            0,
+            &reauth,
+            &[("csrf_token", "x"), ("next", &next), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let wrong = b
+        .post(
+            &env,
+            0,
+            &reauth,
+            &[("csrf_token", &csrf), ("next", &next), ("password", "nope")],
+        )
+        .await;
+    assert!(wrong.html.contains("Invalid"), "{}", wrong.html);
+    assert!(wrong.location().is_none());
+    let ok = b
+        .post(
+            &env,
+            0,
+            &reauth,
+            &[
+                ("csrf_token", &csrf),
+                ("next", &next),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
+    let to = ok.location().expect("location");
+    assert_eq!(to.path(), format!("/t/{TENANT}/account/mfa/totp"));
+    assert_ne!(
+        b.cookies.get("rsp_session").map(String::as_str),
+        Some(old.id.expose()),
+        "a renewed session"
+    );
+    let enrol = b.get(&env, 0, to.path()).await;
+    assert!(enrol.has_input("enrolment"), "{}", enrol.html);
+}

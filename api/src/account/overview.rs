@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::account::reauth::{self, Next};
 use crate::account::totp::codes_page;
-use crate::account::{base, date, form, is_recent, redirect, signed_in};
+use crate::account::{base, date, form, has_factor, is_recent, redirect, signed_in};
 use crate::identity::factors::FactorError;
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::csrf::Csrf;
@@ -35,6 +35,8 @@ struct AccountPage<'a> {
     csrf: &'a str,
     factors: Vec<FactorLine>,
     recovery_remaining: usize,
+    /// Recovery codes stand in for a factor: only with one.
+    can_regenerate: bool,
     links: Vec<(String, &'static str)>,
     notice: Option<&'static str>,
     error: Option<&'a str>,
@@ -79,6 +81,7 @@ async fn render(
         .remaining(tenant, &session.user.id)
         .await
         .map_err(unavailable)?;
+    let can_regenerate = has_factor(state, tenant, &session.user.id).await?;
     let csrf = Csrf::for_page(state, b)?;
     let base = base(b);
     let page = Page::render(
@@ -89,6 +92,7 @@ async fn render(
             csrf: csrf.token(),
             factors,
             recovery_remaining,
+            can_regenerate,
             links: vec![(format!("{base}/passkeys"), "Passkeys and security keys")],
             notice,
             error: None,
@@ -142,13 +146,7 @@ pub async fn remove(
         Ok(()) | Err(FactorError::NotFound) => {}
         Err(e) => return Err(unavailable(e)),
     }
-    let left = state
-        .browser
-        .factors
-        .enrolled(tenant, &session.user.id)
-        .await
-        .map_err(unavailable)?;
-    if left.is_empty() {
+    if !has_factor(&state, tenant, &session.user.id).await? {
         state
             .identity
             .recovery
@@ -175,13 +173,7 @@ pub async fn regenerate(
         return reauth::page(&state, &b, &session, Next::Account, None, StatusCode::OK);
     }
     let tenant = &b.tenant.id;
-    let factors = state
-        .browser
-        .factors
-        .enrolled(tenant, &session.user.id)
-        .await
-        .map_err(unavailable)?;
-    if factors.is_empty() {
+    if !has_factor(&state, tenant, &session.user.id).await? {
         return Err(PageError::bad_request(
             "Set up a second factor first: recovery codes stand in for one.",
         ));

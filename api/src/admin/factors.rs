@@ -134,8 +134,8 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Reset: every TOTP factor (enrolled or pending) and the recovery codes,
-/// e.g. for a user who lost their phone. With an MFA policy that requires
+/// Reset: every TOTP factor (enrolled or pending), every passkey and the
+/// recovery codes, e.g. for a user who lost their phone. With an MFA policy that requires
 /// a factor, their next sign-in leads to enrolment.
 pub async fn reset(
     _: Admin,
