@@ -285,9 +285,8 @@ impl Workload {
         clients: &[KvClient],
         timeout: std::time::Duration,
     ) {
-        match &self.kind {
-            Kind::Set(w) => w.final_read(recorder, clients, timeout).await,
-            _ => {}
+        if let Kind::Set(w) = &self.kind {
+            w.final_read(recorder, clients, timeout).await;
         }
     }
 

@@ -50,7 +50,7 @@ impl CodesWorkload {
             .browsers()
             .remove(&ctx.worker)
             .unwrap_or_else(|| Browser::new(rig.source()));
-        if n % LOGIN_EVERY == 0 {
+        if n.is_multiple_of(LOGIN_EVERY) {
             browser.cookies.clear();
         }
         let got = rig.code_op(ctx, &key, &mut browser, rng).await;
