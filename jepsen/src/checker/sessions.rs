@@ -8,7 +8,9 @@
 //!   completed answered `accepted`;
 //! - informational: validations accepted / rejected before the revoke
 //!   answered (a revoke in flight may or may not be in force yet),
-//!   revokes that were indeterminate (`info`: no constraint).
+//!   rejections before any revoke was sent (a live session refused: fail
+//!   closed, not a safety anomaly), revokes that were indeterminate
+//!   (`info`: no constraint).
 //!
 //! Without any acknowledged revoke, or any accepted validation, the result
 //! is unknown.
@@ -34,11 +36,19 @@ pub fn check(ops: &[Op]) -> CheckResult {
     let (mut revoked, mut revoke_info, mut revoke_fail) = (0usize, 0usize, 0usize);
     let (mut accepted, mut rejected, mut failed) = (0usize, 0usize, 0usize);
     let (mut rejected_after_ack, mut in_flight) = (0usize, 0usize);
+    // Rejections of a session no one had begun to revoke (fail-closed
+    // answers: not a safety anomaly, reported).
+    let mut live_refused = 0usize;
     for (key, ops) in &sessions {
         let ack = ops
             .iter()
             .filter(|o| o.f == "revoke" && o.outcome == EventType::Ok)
             .filter_map(|o| o.complete_ns)
+            .min();
+        let revoke_invoked = ops
+            .iter()
+            .filter(|o| o.f == "revoke")
+            .map(|o| o.invoke_ns)
             .min();
         for o in ops.iter().filter(|o| o.f == "revoke") {
             match o.outcome {
@@ -51,7 +61,12 @@ pub fn check(ops: &[Op]) -> CheckResult {
             let answer = o.output.as_str();
             match (o.outcome, answer) {
                 (EventType::Ok, Some("accepted")) => accepted += 1,
-                (EventType::Ok, Some("rejected")) => rejected += 1,
+                (EventType::Ok, Some("rejected")) => {
+                    rejected += 1;
+                    if revoke_invoked.is_none_or(|r| o.complete_ns.is_some_and(|c| c < r)) {
+                        live_refused += 1;
+                    }
+                }
                 _ => {
                     failed += 1;
                     continue;
@@ -105,6 +120,7 @@ pub fn check(ops: &[Op]) -> CheckResult {
             "validations": {"accepted": accepted, "rejected": rejected, "failed": failed},
             "rejected_after_ack": rejected_after_ack,
             "overlapping_the_ack": in_flight,
+            "rejected_before_any_revoke": live_refused,
             "accepted_after_revoke_count": stale.len(),
             "accepted_after_revoke": stale.into_iter().take(EXAMPLES).collect::<Vec<Value>>(),
         }),
