@@ -654,3 +654,92 @@ async fn wrong_passkey_answers_after_the_password_lock_the_account_and_security_
     let r = late.login(&s.env, 0, &login, "alice", PASSWORD).await;
     assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.html);
 }
+
+/// RFC 6238 (HMAC-SHA1, 6 digits, 30 s) for the TOTP fallback.
+fn totp_now(seed: &[u8]) -> String {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, seed);
+    let mac = hmac::sign(&key, &(now_secs() / 30).to_be_bytes());
+    let mac = mac.as_ref();
+    let at = (mac[mac.len() - 1] & 0x0f) as usize;
+    let n = u32::from_be_bytes([mac[at] & 0x7f, mac[at + 1], mac[at + 2], mac[at + 3]]);
+    format!("{:06}", n % 1_000_000)
+}
+
+#[tokio::test]
+async fn a_user_with_a_passkey_and_totp_may_use_either_after_the_password() {
+    let s = setup(1).await;
+    let mut b = s.signed_in().await;
+    let _key = s.register(&mut b, "Laptop").await;
+    s.env
+        .state()
+        .identity
+        .factors
+        .import_totp(
+            TENANT,
+            &s.alice,
+            "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ",
+            None,
+            None,
+            0,
+        )
+        .await
+        .expect("import");
+
+    // Without a session the passkey page sends the browser to the account
+    // page (whose login form leads back there).
+    let anonymous = Browser::default()
+        .get(&s.env, 0, &format!("/t/{TENANT}/account/passkeys"))
+        .await;
+    assert_eq!(anonymous.status, StatusCode::FOUND);
+    assert!(
+        anonymous.header("location").ends_with("/t/acme/account"),
+        "{}",
+        anonymous.header("location")
+    );
+
+    let mut other = Browser::default();
+    let (verifier, challenge) = pkce();
+    let login = other
+        .get(
+            &s.env,
+            0,
+            &authorize_path(&s.web.id, &code_request(&challenge, "both")),
+        )
+        .await;
+    let page = other.login(&s.env, 0, &login, "alice", PASSWORD).await;
+    assert!(page.html.contains("data-options"), "{}", page.html);
+    // A wrong passkey answer: the page comes back, still with the code form
+    // aimed at the login endpoint.
+    let page = s.answer(&mut other, 0, &page, "{}").await;
+    assert!(page.html.contains("could not be verified"), "{}", page.html);
+    assert!(
+        page.html.contains(&format!("action=\"/t/{TENANT}/login\"")),
+        "{}",
+        page.html
+    );
+    // The code form is the second form (its own `ticket`).
+    let at = page
+        .html
+        .find(&format!("action=\"/t/{TENANT}/login\""))
+        .expect("code form");
+    let code_form = Reply {
+        status: page.status,
+        headers: page.headers.clone(),
+        html: page.html[at..].to_string(),
+    };
+    let done = other
+        .post(
+            &s.env,
+            0,
+            &format!("/t/{TENANT}/login"),
+            &[
+                ("csrf_token", &code_form.field("csrf_token").expect("csrf")),
+                ("ticket", &code_form.field("ticket").expect("ticket")),
+                ("totp", &totp_now(b"12345678901234567890")),
+            ],
+        )
+        .await;
+    let claims = s.id_token(&done, &verifier).await;
+    assert_eq!(claims["amr"], json!(["pwd", "otp"]));
+}

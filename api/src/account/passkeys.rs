@@ -1,9 +1,9 @@
 //! `GET|POST {issuer}/account/passkeys`: a signed-in user's passkeys and
 //! security keys — list them, add one (a WebAuthn registration ceremony,
-//! with a name), and remove one. Without a session the login form leads
-//! back to the account pages; adding or removing needs a recent sign-in
-//! ([`crate::account::RECENT_AUTH`], else the password again through
-//! [`crate::account::reauth`]). A ceremony is bound to the browser's
+//! with a name), and remove one. Without a session the browser is sent to
+//! `{issuer}/account` (its login form leads back there); adding or
+//! removing needs a recent sign-in ([`crate::account::RECENT_AUTH`], else
+//! the password again through [`crate::account::reauth`]). A ceremony is bound to the browser's
 //! session and anti-forgery cookie and used once.
 //!
 //! The form fields: `csrf_token`, `action` (`add` with `name`, `finish`
@@ -97,7 +97,8 @@ async fn list_page(
 pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, PageError> {
     let session = match signed_in(&state, &b).await? {
         Ok((_, session)) => session,
-        Err(login) => return Ok(login),
+        // The login form's relative actions need the account page's URL.
+        Err(_) => return Ok(Page::redirect(b.tenant.endpoint("/account"), false)),
     };
     list_page(&state, &b, &session, None, None, StatusCode::OK).await
 }
@@ -116,7 +117,7 @@ pub async fn post(
     let form = form(&state, &b, &headers, &body)?;
     let session = match signed_in(&state, &b).await? {
         Ok((_, session)) => session,
-        Err(login) => return Ok(login),
+        Err(_) => return Ok(Page::redirect(b.tenant.endpoint("/account"), true)),
     };
     if !is_recent(&session) {
         return reauth::page(&state, &b, &session, Next::Passkeys, None, StatusCode::OK);
@@ -180,6 +181,7 @@ pub async fn post(
                     fields: vec![("action", "finish")],
                     error: None,
                     totp_ticket: None,
+                    login_action: "",
                     back: Some(&action),
                     nonce: &nonce,
                 },

@@ -60,8 +60,10 @@ pub struct PasskeyPage<'a> {
     /// Hidden fields carried to the next step (`flow`, `ticket`).
     pub fields: Vec<(&'a str, &'a str)>,
     pub error: Option<&'a str>,
-    /// A sealed TOTP ticket: the page also offers the TOTP form.
+    /// A sealed TOTP ticket: the page also offers the TOTP form...
     pub totp_ticket: Option<&'a str>,
+    /// ... posted to the login endpoint (`/t/{tenant}/login`).
+    pub login_action: &'a str,
     /// A link back (the account page).
     pub back: Option<&'a str>,
     pub nonce: &'a str,
@@ -243,6 +245,7 @@ pub async fn login(
             fields: vec![("flow", &sealed_flow)],
             error,
             totp_ticket: None,
+            login_action: "",
             back: None,
             nonce: &nonce,
         },
@@ -310,6 +313,7 @@ async fn second_factor_page(
     let csrf = Csrf::for_page(state, b)?;
     let sealed = seal(state, b, PASSKEY_TICKET, ticket)?;
     let action = path(b, "passkey/verify");
+    let login_action = path(b, "login");
     let nonce = nonce();
     let page = Page::render(
         status,
@@ -325,6 +329,7 @@ async fn second_factor_page(
             fields: vec![("ticket", &sealed)],
             error,
             totp_ticket: ticket.totp.as_deref(),
+            login_action: &login_action,
             back: None,
             nonce: &nonce,
         },
