@@ -662,3 +662,57 @@ async fn changes_on_an_old_session_ask_for_the_password_again() {
     let enrol = b.get(&env, 0, to.path()).await;
     assert!(enrol.has_input("enrolment"), "{}", enrol.html);
 }
+
+#[tokio::test]
+async fn a_password_session_cannot_approve_a_device_once_the_policy_requires_mfa() {
+    let (env, web) = setup(1).await;
+    env.user(TENANT, "ivan").await;
+    client(
+        &env,
+        "tv",
+        "none",
+        &["urn:ietf:params:oauth:grant-type:device_code"],
+        false,
+    )
+    .await;
+    let mut b = Browser::default();
+    let first = password_login(&env, &mut b, &web, "ivan").await;
+    assert!(first.param("code").is_some(), "{}", first.html);
+    let put = admin(
+        &env,
+        "PUT",
+        &format!("/admin/v1/tenants/{TENANT}/mfa-policy"),
+        Some(json!({"mode": "required"})),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+
+    let start = env
+        .form(
+            TENANT,
+            "/device_authorization",
+            None,
+            &[("client_id", "tv"), ("scope", "openid")],
+        )
+        .await;
+    let user_code = start.str("user_code");
+    let page = b
+        .get(
+            &env,
+            0,
+            &format!("/t/{TENANT}/device?user_code={user_code}"),
+        )
+        .await;
+    assert!(
+        page.has_input("password") && !page.has_input("decision"),
+        "sign in again rather than approve: {}",
+        page.html
+    );
+    let enrol = b.login(&env, 0, &page, "ivan", PASSWORD).await;
+    assert!(enrol.has_input("enrolment"), "{}", enrol.html);
+
+    // The authorization endpoint steps the same session up too.
+    let (_, challenge) = pkce();
+    let again = authorize(&env, &mut b, 0, &web, &challenge, &[]).await;
+    assert!(again.has_input("password"), "{}", again.html);
+}

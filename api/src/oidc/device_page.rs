@@ -14,9 +14,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::oidc::authorize::{Continuation, render_login};
-use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
+use crate::oidc::browser_session::{ACR_MFA, ActiveSession, Browser, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::http::{Params, is_form};
+use crate::oidc::mfa;
 use crate::oidc::pages::{
     DeviceCodePage, DeviceConfirmPage, DeviceDonePage, Page, PageError, ScopeLine,
 };
@@ -106,13 +107,7 @@ pub async fn confirm_page(
 
 /// A known code: the approval page if signed in, else the login form.
 async fn entered(state: &AppState, b: &Browser, user_code: &str) -> Result<Page, PageError> {
-    if state
-        .oidc
-        .device
-        .lookup(&b.tenant.id, user_code)
-        .await?
-        .is_none()
-    {
+    let Some(request) = state.oidc.device.lookup(&b.tenant.id, user_code).await? else {
         return code_page(
             state,
             b,
@@ -120,9 +115,25 @@ async fn entered(state: &AppState, b: &Browser, user_code: &str) -> Result<Page,
             Some(UNKNOWN_CODE),
             StatusCode::BAD_REQUEST,
         );
-    }
+    };
     let h = state.browser.tenant(&b.tenant.id).await?;
-    match current_session(state, b, &h).await? {
+    let mut session = current_session(state, b, &h).await?;
+    // A password-only session where the MFA policy now wants a second
+    // factor signs in again (which asks for it, or leads to enrolment).
+    if let Some(s) = &session
+        && s.acr.as_deref() != Some(ACR_MFA)
+        && mfa::required(
+            state,
+            &b.tenant.id,
+            &s.user.id,
+            Some(&request.client_id),
+            None,
+        )
+        .await?
+    {
+        session = None;
+    }
+    match session {
         Some(session) => confirm_page(state, b, user_code, &session).await,
         None => render_login(
             state,
