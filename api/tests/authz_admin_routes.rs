@@ -100,7 +100,15 @@ async fn every_admin_route_refuses_anonymous_callers_and_another_tenants_admin()
         assert!(routed, "no method of {pattern} is routed");
     }
     // Nothing happened to globex or the cluster.
-    let g = call(&env, 0, "GET", "/admin/v1/tenants/globex", Some(ADMIN), None).await;
+    let g = call(
+        &env,
+        0,
+        "GET",
+        "/admin/v1/tenants/globex",
+        Some(ADMIN),
+        None,
+    )
+    .await;
     assert_eq!(g.status, 200, "{}", g.body);
 }
 
@@ -140,8 +148,10 @@ async fn a_tenant_admin_manages_its_own_tenant_through_every_family() {
         "POST",
         "/admin/v1/tenants/acme/clients",
         Some(&auth),
-        Some(json!({"client_id": "svc", "grant_types": ["client_credentials"],
-                    "token_endpoint_auth_method": "client_secret_basic"})),
+        Some(
+            json!({"client_id": "svc", "grant_types": ["client_credentials"],
+                    "token_endpoint_auth_method": "client_secret_basic"}),
+        ),
     )
     .await;
     assert_eq!(a.status, 201, "{}", a.body);
@@ -211,21 +221,25 @@ async fn a_token_without_rsp_admin_gets_insufficient_scope_everywhere() {
 #[tokio::test]
 async fn the_operator_token_reaches_every_route() {
     let env = two_tenants().await;
+    let mut reads = 0;
     for pattern in rsp_api::admin::routes().paths() {
+        // Reads only (writes are the contract tests' job); the kv watch
+        // streams.
         let path = concrete(pattern, "globex");
-        for method in ["GET", "POST", "PUT", "DELETE"] {
-            // Reads only: writes are the contract tests' job, and the kv
-            // watch streams.
-            if method != "GET" || path.ends_with("/watch") {
-                continue;
-            }
-            let a = call(&env, 0, method, &path, Some(ADMIN), None).await;
-            assert!(
-                a.status != 401 && a.status != 403,
-                "{method} {path} as the operator: {} {}",
-                a.status,
-                a.body
-            );
+        if path.ends_with("/watch") {
+            continue;
         }
+        let a = call(&env, 0, "GET", &path, Some(ADMIN), None).await;
+        if a.status == 405 {
+            continue;
+        }
+        reads += 1;
+        assert!(
+            a.status != 401 && a.status != 403,
+            "GET {path} as the operator: {} {}",
+            a.status,
+            a.body
+        );
     }
+    assert!(reads >= 8, "only {reads} readable routes");
 }
