@@ -13,8 +13,8 @@ use zeroize::Zeroizing;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath};
 use crate::identity::factors::FactorError;
-use crate::identity::webauthn::{PasskeyError, PasskeyService};
 use crate::identity::recovery::RecoveryError;
+use crate::identity::webauthn::{PasskeyError, PasskeyService};
 use crate::state::AppState;
 
 impl From<RecoveryError> for ApiError {

@@ -35,9 +35,9 @@ use crate::oidc::browser_session::{
 };
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::device_page;
+use crate::oidc::http::{Params, is_form};
 use crate::oidc::login_enrol;
 use crate::oidc::mfa::{self, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP};
-use crate::oidc::http::{Params, is_form};
 use crate::oidc::pages::{Page, PageError, TotpPage};
 use crate::oidc::passkeys;
 use crate::state::AppState;
@@ -86,7 +86,9 @@ pub async fn post(
     Csrf::verify(&state, &b, form.get(CSRF_FIELD).map(String::as_str))?;
     let h = state.browser.tenant(&b.tenant.id).await?;
     if let Some(ip) = b.client_ip {
-        h.rate_limits().check(rsp_actors::KIND_LOGIN, &ip.to_string()).await?;
+        h.rate_limits()
+            .check(rsp_actors::KIND_LOGIN, &ip.to_string())
+            .await?;
     }
     if form.contains_key("ticket") {
         return second_factor(&state, &b, &h, &form).await;
@@ -190,7 +192,14 @@ async fn mfa_required(
         ),
         Continuation::Account => (None, None),
     };
-    mfa::required(state, &b.tenant.id, user_id, client_id.as_deref(), acr_values).await
+    mfa::required(
+        state,
+        &b.tenant.id,
+        user_id,
+        client_id.as_deref(),
+        acr_values,
+    )
+    .await
 }
 
 /// The login page again, for the same flow.
