@@ -71,9 +71,9 @@ pub async fn required(
     }
 }
 
-/// Ask the tenant's Cedar policies; an error (no policies compiled, a
-/// schema that refuses the request...) requires the factor: failing closed
-/// costs an enrolment, failing open a factor.
+/// Ask the tenant's Cedar policies (none: deny, nobody named); an error (a
+/// schema that refuses the request, an unreadable store...) requires the
+/// factor: failing closed costs an enrolment, failing open a factor.
 async fn cedar_requires(
     state: &AppState,
     tenant: &str,
