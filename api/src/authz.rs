@@ -32,7 +32,9 @@ use std::time::Instant;
 use axum::Router;
 use axum::routing::{get, post};
 use rsp_consensus::Consensus;
-use rsp_policies::{AdminAuthorizer, PolicyConfig, PolicyService, Snapshot};
+use rsp_policies::{
+    AdminAuthorizer, DecisionRequest, Outcome, PolicyConfig, PolicyError, PolicyService, Snapshot,
+};
 
 use crate::authz::error::AuthzResult;
 use crate::error::ApiError;
@@ -68,6 +70,28 @@ impl AuthzServices {
     }
 }
 
+/// A tenant's snapshot with the evaluation setting of whoever holds it.
+pub struct TenantSnapshot {
+    pub snapshot: Arc<Snapshot>,
+    /// Evaluate only the index buckets that can apply (the product's
+    /// setting); off evaluates the whole set.
+    pub sliced: bool,
+}
+
+impl TenantSnapshot {
+    pub fn decide(&self, req: &DecisionRequest) -> Result<Outcome, PolicyError> {
+        self.snapshot.decide(req, self.sliced)
+    }
+}
+
+impl std::ops::Deref for TenantSnapshot {
+    type Target = Snapshot;
+
+    fn deref(&self) -> &Snapshot {
+        &self.snapshot
+    }
+}
+
 /// The snapshot a decision request for `tenant` that arrived at `started`
 /// is decided on: it reflects every policy write acknowledged before
 /// `started`. On a node with a tenant runtime it is the one the tenant's
@@ -77,17 +101,20 @@ pub async fn snapshot(
     state: &AppState,
     tenant: &str,
     started: Instant,
-) -> AuthzResult<Arc<Snapshot>> {
+) -> AuthzResult<TenantSnapshot> {
     match state.browser.runtime() {
         Some(runtime) => {
             let handle = runtime.tenant(tenant).await.map_err(ApiError::from)?;
-            Ok(handle
-                .policies()
-                .snapshot(started)
-                .await
-                .map_err(ApiError::from)?)
+            let policies = handle.policies();
+            Ok(TenantSnapshot {
+                snapshot: policies.snapshot(started).await.map_err(ApiError::from)?,
+                sliced: policies.source().config().sliced,
+            })
         }
-        None => Ok(state.authz.policies.snapshot(tenant, started).await?),
+        None => Ok(TenantSnapshot {
+            snapshot: state.authz.policies.snapshot(tenant, started).await?,
+            sliced: state.authz.policies.config().sliced,
+        }),
     }
 }
 

@@ -27,6 +27,7 @@ use rsp_policies::{DecisionRequest, Outcome, PolicyError, Snapshot, parse_uid};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::authz::TenantSnapshot;
 use crate::authz::caller::{AuthzCaller, AuthzJson, require_tenant};
 use crate::authz::error::{AuthzError, AuthzResult};
 use crate::extract::ApiPath;
@@ -201,9 +202,9 @@ fn with_request_id(headers: &HeaderMap, body: Value) -> Response {
     resp
 }
 
-fn decide(state: &AppState, snapshot: &Snapshot, e: &Evaluation) -> AuthzResult<Value> {
+fn decide(snapshot: &TenantSnapshot, e: &Evaluation) -> AuthzResult<Value> {
     let req = to_cedar(e, snapshot)?;
-    let outcome = snapshot.decide(&req, state.authz.policies.config().sliced)?;
+    let outcome = snapshot.decide(&req)?;
     Ok(answer(&outcome))
 }
 
@@ -214,7 +215,7 @@ pub async fn evaluation(
     AuthzJson(body): AuthzJson<Evaluation>,
 ) -> AuthzResult<Response> {
     let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
-    let answer = decide(&state, &snapshot, &body)?;
+    let answer = decide(&snapshot, &body)?;
     Ok(with_request_id(&headers, answer))
 }
 
@@ -249,7 +250,7 @@ pub async fn evaluations(
     let Some(items) = body.evaluations.filter(|e| !e.is_empty()) else {
         // No `evaluations`: the single-evaluation request and answer.
         let single = merged(&PartialEvaluation::default(), body.defaults)?;
-        let answer = decide(&state, &snapshot, &single)?;
+        let answer = decide(&snapshot, &single)?;
         return Ok(with_request_id(&headers, answer));
     };
     if items.len() > MAX_EVALUATIONS {
@@ -259,8 +260,7 @@ pub async fn evaluations(
     }
     let mut out = Vec::with_capacity(items.len());
     for item in items {
-        let answer = match merged(&body.defaults, item).and_then(|e| decide(&state, &snapshot, &e))
-        {
+        let answer = match merged(&body.defaults, item).and_then(|e| decide(&snapshot, &e)) {
             Ok(a) => a,
             Err(e) if e.status.is_client_error() => error_answer(e),
             Err(e) => return Err(e),

@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 
 use crate::authz::caller::{AuthzCaller, AuthzJson};
 use crate::authz::error::{AuthzError, AuthzResult};
-use crate::authz::principal;
+use crate::authz::{TenantSnapshot, principal};
 use crate::state::AppState;
 
 /// Most requests in one batch.
@@ -127,9 +127,8 @@ async fn request(
     })
 }
 
-fn decide(state: &AppState, snapshot: &Snapshot, req: &DecisionRequest) -> AuthzResult<Value> {
-    let sliced = state.authz.policies.config().sliced;
-    Ok(answer(&snapshot.decide(req, sliced)?))
+fn decide(snapshot: &TenantSnapshot, req: &DecisionRequest) -> AuthzResult<Value> {
+    Ok(answer(&snapshot.decide(req)?))
 }
 
 pub async fn is_authorized(
@@ -139,7 +138,7 @@ pub async fn is_authorized(
 ) -> AuthzResult<Json<Value>> {
     let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let req = request(&state, &caller, &snapshot, body, &[]).await?;
-    Ok(Json(decide(&state, &snapshot, &req)?))
+    Ok(Json(decide(&snapshot, &req)?))
 }
 
 pub async fn is_authorized_batch(
@@ -159,9 +158,7 @@ pub async fn is_authorized_batch(
         let req = request(&state, &caller, &snapshot, item, &shared)
             .await
             .map_err(|e| e.context(&format!("requests[{i}]")))?;
-        results.push(
-            decide(&state, &snapshot, &req).map_err(|e| e.context(&format!("requests[{i}]")))?,
-        );
+        results.push(decide(&snapshot, &req).map_err(|e| e.context(&format!("requests[{i}]")))?);
     }
     Ok(Json(json!({ "results": results })))
 }
