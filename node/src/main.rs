@@ -1,21 +1,7 @@
 //! The `rsp` binary: `rsp serve [settings]`.
 
-use rsp_node::config::{self, LogFormat};
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RSP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=error,sled=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.init(),
-    }
-}
+use rsp_node::config;
+use rsp_node::telemetry;
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -35,7 +21,13 @@ async fn shutdown_signal() {
 
 fn main() {
     let settings = config::load_or_exit();
-    init_logging(settings.log_format);
+    let telemetry = match telemetry::init(&settings) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("rsp: invalid setting `otlp-endpoint`: {e}");
+            std::process::exit(2);
+        }
+    };
     // One process-wide TLS crypto provider (see shared/DEPENDENCIES.md).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -48,7 +40,10 @@ fn main() {
             std::process::exit(1);
         }
     };
-    if let Err(e) = runtime.block_on(rsp_node::server::run(settings, shutdown_signal())) {
+    let result = runtime.block_on(rsp_node::server::run(settings, shutdown_signal()));
+    drop(runtime);
+    telemetry.shutdown();
+    if let Err(e) = result {
         eprintln!("rsp: {e}");
         std::process::exit(e.exit_code());
     }

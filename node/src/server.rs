@@ -331,12 +331,6 @@ pub async fn run(
     settings: Settings,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), StartError> {
-    if settings.otlp_endpoint.is_some() {
-        return Err(StartError::setting(
-            "otlp-endpoint",
-            "OTLP export is not available in this build yet; use /metrics and the log",
-        ));
-    }
     // 1. Everything that can fail on a bad setting, before touching the disk.
     let bugs = match std::env::var("RSP_INJECT_BUGS") {
         Ok(list) => {
@@ -506,7 +500,11 @@ pub async fn run(
     let http_task = serve(
         http_listener,
         http_tls,
-        rsp_api::app(state.clone()),
+        rsp_api::app(state.clone()).layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(crate::telemetry::request_span)
+                .on_response(crate::telemetry::record_status),
+        ),
         http_handle.clone(),
     )?;
     if settings.demo {
