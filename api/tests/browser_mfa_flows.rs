@@ -716,3 +716,38 @@ async fn a_password_session_cannot_approve_a_device_once_the_policy_requires_mfa
     let again = authorize(&env, &mut b, 0, &web, &challenge, &[]).await;
     assert!(again.has_input("password"), "{}", again.html);
 }
+
+#[tokio::test]
+async fn an_undecidable_cedar_mfa_policy_requires_the_factor() {
+    let (env, web) = setup(1).await;
+    env.user(TENANT, "judy").await;
+    // A schema without Action::"mfa_required": the question cannot be asked.
+    let schema = json!({"": {
+        "entityTypes": {"User": {}, "Client": {}},
+        "actions": {"view": {"appliesTo": {
+            "principalTypes": ["User"], "resourceTypes": ["Client"]
+        }}}
+    }});
+    let put = admin(
+        &env,
+        "PUT",
+        &format!("/admin/v1/tenants/{TENANT}/policies"),
+        Some(json!({
+            "policies": "permit(principal, action == Action::\"view\", resource);",
+            "schema": schema,
+        })),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    let put = admin(
+        &env,
+        "PUT",
+        &format!("/admin/v1/tenants/{TENANT}/mfa-policy"),
+        Some(json!({"mode": "cedar"})),
+    )
+    .await;
+    assert_eq!(put.status, StatusCode::OK, "{}", put.body);
+    let mut b = Browser::default();
+    let page = password_login(&env, &mut b, &web, "judy").await;
+    assert!(page.has_input("enrolment"), "fails closed: {}", page.html);
+}
