@@ -125,6 +125,10 @@ pub fn routes() -> AdminRoutes {
             "/admin/v1/tenants/{tenant}/entities",
             get(policies::get_entities).put(policies::put_entities),
         )
+        .route(
+            "/admin/v1/tenants/{tenant}/saml/service-providers",
+            post(crate::saml::register_service_provider),
+        )
         .route("/admin/v1/cluster", get(cluster::status))
         .route("/admin/v1/cluster/nodes", post(cluster::add_node))
         .route(

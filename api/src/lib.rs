@@ -25,6 +25,7 @@ pub mod extract;
 pub mod identity;
 pub mod oidc;
 pub mod ops;
+pub mod saml;
 pub mod state;
 pub mod tenants;
 
@@ -62,6 +63,7 @@ pub fn app(state: AppState) -> Router {
         .merge(oidc::router())
         .merge(account::router())
         .merge(authz::router())
+        .merge(saml::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
