@@ -187,7 +187,11 @@ async fn an_idle_tenant_drops_its_snapshot_and_loads_it_again_on_next_use() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn decisions_during_rapid_writes_always_see_one_whole_version() {
-    let nodes = start(1, config()).await;
+    // The reader spins: lift the tenant's requests-per-second quota.
+    let mut cfg = config();
+    cfg.limits.requests_per_sec = 1e9;
+    cfg.limits.request_burst = 1e9;
+    let nodes = start(1, cfg).await;
     let store = PolicyStore::new(nodes.cluster.node(1).clone(), PolicyConfig::default());
     let h = nodes.rt(1).tenant("acme").await.expect("tenant");
     let done = Arc::new(AtomicBool::new(false));
@@ -226,4 +230,42 @@ async fn decisions_during_rapid_writes_always_see_one_whole_version() {
     done.store(true, Ordering::SeqCst);
     let seen = reader.await.expect("reader");
     assert!(seen >= 1, "the reader saw no version");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_quorum_refuses_to_decide_rather_than_answer_stale() {
+    let cluster = rsp_consensus::testing::TestCluster::start_with(3, &|c| {
+        c.read_timeout = Duration::from_millis(500)
+    })
+    .await
+    .expect("cluster");
+    let node = &cluster.nodes[2];
+    let bound = PolicyConfig {
+        local_bound: Duration::from_millis(300),
+        ..PolicyConfig::default()
+    };
+    let rt = rsp_actors::TenantRuntime::start_with(
+        node.consensus.clone(),
+        config(),
+        &node.registry,
+        bound,
+    )
+    .await
+    .expect("runtime");
+    node.consensus.ready().await.expect("ready");
+    let h = rt.tenant("acme").await.expect("tenant");
+    assert_eq!(decide(&h, "a1").await.decision, Decision::Deny);
+    cluster.stop(1).await;
+    cluster.stop(2).await;
+    // Within the bound it may still answer from what it has; past it, it
+    // must confirm with a quorum first, and there is none.
+    let err = wait_for("a decision refused", Duration::from_secs(10), || async {
+        h.policies().snapshot(Instant::now()).await.err()
+    })
+    .await;
+    assert_eq!(err.code(), "unavailable", "{err:?}");
+    assert!(
+        h.policies().published().is_some(),
+        "it still holds the set; it just may not use it"
+    );
 }
