@@ -13,7 +13,8 @@
 //!   (`RwLock<Option<Arc<Snapshot>>>`) shared with the tenant's handles; a
 //!   reload replaces it with one pointer swap, so a decision uses the old
 //!   state or the new one, never a mix.
-//! - **Decide** ([`PolicyService::snapshot`]): admission, then the
+//! - **Decide** ([`PolicyService::snapshot`]): admission (the in-flight
+//!   bound; decisions are not charged to the requests-per-second quota), then the
 //!   freshness gate ([`SnapshotSource::ensure_fresh`]), then one local
 //!   read of the applied head revision; if the published snapshot matches,
 //!   that is a direct read with no actor hop. Only when it is behind (the
@@ -34,7 +35,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rsp_policies::{PolicyError, Snapshot, SnapshotSource};
 
 use crate::error::{ActorError, RESTART_RETRY, call};
-use crate::tenant::{TenantHandle, TenantShared};
+use crate::tenant::{Metered, TenantHandle, TenantShared};
 
 /// Wait before retrying a load that failed (cluster unavailable).
 const RETRY_LOAD: Duration = Duration::from_secs(1);
@@ -197,7 +198,9 @@ impl PolicyService {
     /// [`Snapshot::decide`]; a snapshot is immutable, so a batch decided on
     /// one sees one state.
     pub async fn snapshot(&self, started: Instant) -> Result<Arc<Snapshot>, ActorError> {
-        let p = self.h.enter().await?;
+        // Bounded by in-flight calls, not charged to the tenant's
+        // requests-per-second quota (docs/authorization.md).
+        let p = self.h.enter_as(Metered::No).await?;
         let s = &p.shared;
         s.policy_source.ensure_fresh(started).await?;
         let applied = s.policy_source.applied_head_rev(&s.tenant).await?;

@@ -109,6 +109,17 @@ pub(crate) struct TenantShared {
     requests: Mutex<(TokenBucket, usize)>,
 }
 
+/// Whether an admitted call takes a token of the tenant's
+/// requests-per-second quota.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Metered {
+    Yes,
+    /// Bounded by in-flight calls only (authorization decisions: a policy
+    /// decision point's traffic is of another order than logins, and a
+    /// decision is a read of published state).
+    No,
+}
+
 /// An admitted call; dropping it frees the slot.
 pub(crate) struct Permit {
     pub shared: Arc<TenantShared>,
@@ -175,7 +186,9 @@ impl TenantShared {
 
     /// Admit a call. `Ok(None)`: this incarnation of the tenant is not
     /// running (stopping or stopped); the caller asks the runtime again.
-    pub fn admit(self: &Arc<Self>) -> Result<Option<Permit>, ActorError> {
+    /// `metered`: the call also takes a token of the tenant's
+    /// requests-per-second quota.
+    pub fn admit(self: &Arc<Self>, metered: Metered) -> Result<Option<Permit>, ActorError> {
         match self.phase() {
             Phase::Running => {}
             Phase::Degraded => return Err(self.degraded_error()),
@@ -197,7 +210,9 @@ impl TenantShared {
         if self.phase() != Phase::Running {
             return Ok(None);
         }
-        self.take_request_token()?;
+        if metered == Metered::Yes {
+            self.take_request_token()?;
+        }
         self.last_used_ms
             .store(self.born.elapsed().as_millis() as u64, SeqCst);
         self.metrics.in_flight.set((before + 1) as i64);
@@ -319,9 +334,15 @@ impl TenantHandle {
 
     /// Admit one call, restarting the tenant if it was stopped for idleness.
     pub(crate) async fn enter(&self) -> Result<Permit, ActorError> {
+        self.enter_as(Metered::Yes).await
+    }
+
+    /// [`Self::enter`], choosing whether the call counts against the
+    /// requests-per-second quota (it always counts against in-flight).
+    pub(crate) async fn enter_as(&self, metered: Metered) -> Result<Permit, ActorError> {
         let mut shared = self.shared.clone();
         for _ in 0..3 {
-            if let Some(permit) = shared.admit()? {
+            if let Some(permit) = shared.admit(metered)? {
                 return Ok(permit);
             }
             shared = self.runtime.acquire(&self.shared.tenant).await?;

@@ -11,9 +11,7 @@
 //!   decision, on the node's `PolicyService` snapshot;
 //! - `rsp HTTP, actor`: the same through an app whose node has a tenant
 //!   runtime (as `rsp serve` does): admission, then the snapshot the
-//!   tenant's policy evaluator actor publishes (the tenant's
-//!   requests-per-second quota is raised so that it does not throttle the
-//!   benchmark).
+//!   tenant's policy evaluator actor publishes.
 //!
 //! Each request names one user and one document; whatever the set's size,
 //! two policies apply to it (the user's own and its group's) and a few more
@@ -131,9 +129,7 @@ async fn app() -> (TestCluster, axum::Router, AppState) {
 /// snapshots).
 async fn actor_app(cluster: &TestCluster, state: &AppState) -> axum::Router {
     let node = &cluster.nodes[0];
-    let mut config = rsp_actors::RuntimeConfig::default();
-    config.limits.requests_per_sec = 1e9;
-    config.limits.request_burst = 1e9;
+    let config = rsp_actors::RuntimeConfig::default();
     let runtime = rsp_actors::TenantRuntime::start(node.consensus.clone(), config, &node.registry)
         .await
         .expect("tenant runtime");

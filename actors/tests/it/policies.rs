@@ -269,3 +269,21 @@ async fn a_node_cut_off_from_the_quorum_refuses_to_decide_rather_than_answer_sta
         "it still holds the set; it just may not use it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_are_bounded_by_in_flight_calls_not_the_request_quota() {
+    let mut cfg = config();
+    cfg.limits.requests_per_sec = 1.0;
+    cfg.limits.request_burst = 1.0;
+    let nodes = start(1, cfg).await;
+    let h = nodes.rt(1).tenant("acme").await.expect("tenant");
+    for _ in 0..50 {
+        assert_eq!(decide(&h, "a1").await.decision, Decision::Deny);
+    }
+    // Metered calls still pass through the quota.
+    let refused = wait_for("a metered call refused", Duration::from_secs(5), || async {
+        h.rate_limits().check("login", "192.0.2.1").await.err()
+    })
+    .await;
+    assert_eq!(refused.code(), "quota_exceeded", "{refused:?}");
+}
