@@ -257,6 +257,7 @@ async fn refresh_sessions_and_lockout_hold_their_invariants_under_partitions() -
             figure(sessions, &["rejected_after_ack"]) >= 5,
             describe(sessions),
         ),
+        (figure(sessions, &["listed"]) >= 5, describe(sessions)),
         (figure(lockout, &["users_at_bound"]) >= 1, describe(lockout)),
     ];
     for (ok, what) in checks {

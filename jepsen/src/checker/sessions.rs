@@ -6,6 +6,8 @@
 //! and one `revoke`. Findings:
 //! - **accepted after revoke**: a validation invoked after an `ok` revoke
 //!   completed answered `accepted`;
+//! - **missing from list**: the user's session list, read after the login
+//!   completed (and before the revoke was sent), lacks the session;
 //! - informational: validations accepted / rejected before the revoke
 //!   answered (a revoke in flight may or may not be in force yet),
 //!   rejections before any revoke was sent (a live session refused: fail
@@ -89,11 +91,35 @@ pub fn check(ops: &[Op]) -> CheckResult {
             }
         }
     }
+    // A session whose login completed before a listing was invoked must be
+    // listed (the listing reads linearizably).
+    let mut unlisted = Vec::new();
+    let mut listed = 0usize;
+    for (key, ops) in &sessions {
+        let Some(login) = ops
+            .iter()
+            .filter(|o| o.f == "login" && o.outcome == EventType::Ok)
+            .filter_map(|o| o.complete_ns)
+            .min()
+        else {
+            continue;
+        };
+        for o in ops
+            .iter()
+            .filter(|o| o.f == "list" && o.outcome == EventType::Ok)
+        {
+            if o.output == json!(true) {
+                listed += 1;
+            } else if o.invoke_ns > login {
+                unlisted.push(json!({"session": key, "node": o.node}));
+            }
+        }
+    }
     let logged_in = ops
         .iter()
         .filter(|o| o.f == "login" && o.outcome == EventType::Ok)
         .count();
-    let valid = if !stale.is_empty() {
+    let valid = if !stale.is_empty() || !unlisted.is_empty() {
         Validity::Invalid
     } else if revoked == 0 || accepted == 0 {
         Validity::Unknown
@@ -105,8 +131,9 @@ pub fn check(ops: &[Op]) -> CheckResult {
             "no revoked session accepted: {logged_in} sessions, {revoked} revokes acknowledged, {rejected_after_ack} validations after them all rejected"
         ),
         Validity::Invalid => format!(
-            "anomalies: {} validations accepted a session after its revoke was acknowledged",
-            stale.len()
+            "anomalies: {} validations accepted a session after its revoke was acknowledged, {} live sessions missing from their user's list",
+            stale.len(),
+            unlisted.len()
         ),
         Validity::Unknown => "unknown: no acknowledged revoke or no accepted validation".into(),
     };
@@ -121,6 +148,9 @@ pub fn check(ops: &[Op]) -> CheckResult {
             "rejected_after_ack": rejected_after_ack,
             "overlapping_the_ack": in_flight,
             "rejected_before_any_revoke": live_refused,
+            "listed": listed,
+            "missing_from_list_count": unlisted.len(),
+            "missing_from_list": unlisted.into_iter().take(EXAMPLES).collect::<Vec<Value>>(),
             "accepted_after_revoke_count": stale.len(),
             "accepted_after_revoke": stale.into_iter().take(EXAMPLES).collect::<Vec<Value>>(),
         }),
@@ -177,6 +207,32 @@ mod tests {
         let r = check(&ops);
         assert_eq!(r.valid, Validity::Invalid);
         assert_eq!(r.details["accepted_after_revoke_count"], json!(1));
+    }
+
+    #[test]
+    fn a_live_session_missing_from_its_users_list_is_an_anomaly() {
+        use EventType::*;
+        let mut login = op("login", Ok, "", 0, 2);
+        login.output = json!({"sid": "x"});
+        let mut listed = op("list", Ok, "", 3, 4);
+        listed.output = json!(true);
+        let mut missing = op("list", Ok, "", 5, 6);
+        missing.output = json!(false);
+        let base = vec![
+            login,
+            op("validate", Ok, "accepted", 7, 8),
+            op("revoke", Ok, "", 9, 10),
+        ];
+        let mut ops = base.clone();
+        ops.push(listed);
+        let r = check(&ops);
+        assert_eq!(r.valid, Validity::Valid, "{r:?}");
+        assert_eq!(r.details["listed"], json!(1));
+        let mut ops = base;
+        ops.push(missing);
+        let r = check(&ops);
+        assert_eq!(r.valid, Validity::Invalid);
+        assert_eq!(r.details["missing_from_list_count"], json!(1));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! One step (key `s<n>`): a browser signs in as the worker's user through
 //! the login form and redeems the code on its node; the ID token's `sid`
-//! names the session (`login`). Then, at once:
+//! names the session (`login`). An administrator lists the user's sessions
+//! on some node (`list`: the new one must be there, whichever node it was
+//! made through). Then, at once:
 //! - one validator per node presents the session cookie again and again
 //!   (`validate`): `GET authorize?prompt=none`, which answers with a code
 //!   while the session lives and `login_required` once it does not: the
@@ -102,6 +104,36 @@ impl SessionsWorkload {
         op.complete(kind, value, error);
     }
 
+    /// `GET /admin/v1/tenants/{t}/users/{id}/sessions` on `node`: whether
+    /// the new session is listed (a read; `ok` value `true` / `false`).
+    async fn list(rig: &Rig, ctx: &OpCtx<'_>, key: &str, sid: &str, node: usize) {
+        let path = format!(
+            "/admin/v1/tenants/{TENANT}/users/{}/sessions",
+            rig.user(ctx.worker).id
+        );
+        let op = SubOp::invoke(ctx.recorder, rig, "list", key, node, Value::Null);
+        let (kind, value, error) = match rig.nodes.admin[node].get(&path).await {
+            Ok(r) if r.status == 200 => match r.body.as_array() {
+                Some(list) => {
+                    let found = list.iter().any(|s| s["id"].as_str() == Some(sid));
+                    (EventType::Ok, json!(found), None)
+                }
+                None => (EventType::Fail, Value::Null, Some("not a list".into())),
+            },
+            Ok(r) => (
+                EventType::Fail,
+                Value::Null,
+                Some(format!("http_{}", r.status)),
+            ),
+            Err(e) => (
+                EventType::Fail,
+                Value::Null,
+                Some(format!("{}", e.root_cause())),
+            ),
+        };
+        op.complete(kind, value, error);
+    }
+
     async fn revoke(rig: &Rig, ctx: &OpCtx<'_>, key: &str, sid: &str, node: usize, all: bool) {
         let path = if all {
             format!(
@@ -150,6 +182,7 @@ impl SessionsWorkload {
             return EventType::Fail;
         };
         let len = rig.nodes.len();
+        Self::list(rig, ctx, &key, &sid, rng.random_range(0..len)).await;
         let done = AtomicBool::new(false);
         let delay = Duration::from_millis(rng.random_range(50..400));
         let target = rng.random_range(0..len);
