@@ -17,10 +17,13 @@ async fn with_runtimes(nodes: usize) -> (Env, Vec<TenantRuntime>) {
     let mut env = start(nodes).await;
     let mut runtimes = Vec::new();
     for (i, node) in env.cluster.nodes.iter().enumerate() {
-        let runtime =
-            TenantRuntime::start(node.consensus.clone(), RuntimeConfig::default(), &node.registry)
-                .await
-                .expect("tenant runtime");
+        let runtime = TenantRuntime::start(
+            node.consensus.clone(),
+            RuntimeConfig::default(),
+            &node.registry,
+        )
+        .await
+        .expect("tenant runtime");
         env.states[i] = env.states[i].clone().with_runtime(runtime.clone());
         runtimes.push(runtime);
     }
@@ -54,7 +57,12 @@ async fn decisions_use_the_evaluator_actors_snapshot_on_every_node() {
             } else {
                 ("Deny", "p2")
             };
-            assert_eq!(decision(&a), want, "node {node} after write {n}: {}", a.body);
+            assert_eq!(
+                decision(&a),
+                want,
+                "node {node} after write {n}: {}",
+                a.body
+            );
             assert_eq!(a.body["diagnostics"]["reason"], json!([reason]));
         }
     }
@@ -85,8 +93,10 @@ async fn authzen_and_batch_decide_through_the_actor_too() {
         "POST",
         "/t/acme/access/v1/evaluation",
         Some(ADMIN),
-        Some(json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
-                    "resource": {"type": "doc", "id": "1"}})),
+        Some(
+            json!({"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
+                    "resource": {"type": "doc", "id": "1"}}),
+        ),
     )
     .await;
     assert_eq!(a.status, 200, "{}", a.body);
