@@ -9,13 +9,14 @@
 //!   `history.jsonl`, and pairing invocations with completions;
 //! - [`client`]: a KV client that classifies answers as ok, fail (not
 //!   applied) or info (indeterminate), following the admin API's contract;
-//! - [`workload`]: the registry of workloads (`register`, `set`; `sessions`,
-//!   `codes`, `refresh`, `lockout` are named with what they still need) and
-//!   their generators;
+//! - [`workload`]: the registry of workloads and their generators: `register`
+//!   and `set` on the KV API; `codes`, `refresh`, `sessions`, `lockout`
+//!   through the OIDC endpoints as a browser and an OAuth client use them;
 //! - [`nemesis`]: seeded fault schedules on top of `rsp-chaos`'s fault
 //!   vocabulary (kill, pause, partitions, latency, loss, clock skew);
 //! - [`checker`]: the linearizability checker (Wing–Gong / Lowe with
-//!   Porcupine's memoization) with the register model, and the set checker;
+//!   Porcupine's memoization) with the register model, the set checker, and
+//!   the invariant checkers of the OIDC workloads;
 //! - [`report`]: `results.json` and `report.html` with inline SVG plots;
 //! - [`web`]: HTTP as a browser and an OAuth client see it (the OIDC
 //!   workloads);

@@ -1,10 +1,11 @@
 //! Workloads: what the clients do, and which checker judges it.
 //!
-//! The registry ([`WORKLOADS`]) names every workload the issue asks for.
-//! Those whose endpoints are not in this build yet are listed with what they
-//! need, and asking for one is an error ([`BuildError::NotInThisBuild`],
-//! exit code 2) rather than a fake: a workload is added by writing its
-//! module and one arm in [`build`] and in [`Workload`]'s methods.
+//! The registry ([`WORKLOADS`]) names every workload the issue asks for;
+//! all run in this build. An entry may name what a build lacks (`needs`):
+//! asking for it is then an error ([`BuildError::NotInThisBuild`], exit
+//! code 2) rather than a fake. A workload is added by writing its module
+//! and one arm in [`build`] and in [`Workload`]'s methods; the OIDC ones
+//! share [`oidc`] (tenant, clients, users, browser login, token endpoint).
 
 pub mod codes;
 pub mod lockout;
