@@ -26,7 +26,8 @@ impl Default for RestartPolicy {
 pub struct TenantLimits {
     /// Calls admitted at once on this node; more get `Overloaded`.
     pub max_in_flight: usize,
-    /// Cluster-wide requests per second (each node enforces its share).
+    /// Cluster-wide requests per second (each node enforces its share);
+    /// 0 turns the quota off.
     pub requests_per_sec: f64,
     /// Cluster-wide burst above the rate.
     pub request_burst: f64,

@@ -210,7 +210,7 @@ impl TenantShared {
         if self.phase() != Phase::Running {
             return Ok(None);
         }
-        if metered == Metered::Yes {
+        if metered == Metered::Yes && self.limits.requests_per_sec > 0.0 {
             self.take_request_token()?;
         }
         self.last_used_ms

@@ -331,6 +331,10 @@ async fn start_rsp(nodes: usize) -> Result<Subject> {
     // issuer in the tokens is then the same on every node.
     spec.env
         .push(("RSP_PUBLIC_URL".into(), "https://id.bench.invalid".into()));
+    // Like oidc-provider here, no rate limits: the bench measures capacity.
+    for limit in ["RSP_TOKEN_RATE_LIMIT", "RSP_TENANT_RATE_LIMIT"] {
+        spec.env.push((limit.into(), "0".into()));
+    }
     let cluster = Cluster::start(spec)
         .await
         .with_context(|| format!("starting {nodes} rsp node(s)"))?;

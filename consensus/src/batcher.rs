@@ -7,9 +7,9 @@
 //! the number of clients. Here each write is queued with a reply channel; a
 //! task takes the first queued write and everything queued behind it (up to
 //! [`MAX_BATCH_OPS`] operations or [`MAX_BATCH_BYTES`]), proposes them as one
-//! entry, and answers each caller with its own response. A few batches may be
-//! in flight at once ([`MAX_IN_FLIGHT`]); the queue is bounded, and a full
-//! queue refuses at once rather than grow.
+//! entry, and answers each caller with its own response. One batch is in
+//! flight at a time ([`MAX_IN_FLIGHT`]: more only made smaller batches); the
+//! queue is bounded, and a full queue refuses at once rather than grow.
 
 use std::sync::Arc;
 
@@ -26,7 +26,13 @@ pub const MAX_BATCH_OPS: usize = 256;
 /// Most value bytes in one log entry (each op is at most 1 MiB on its own).
 pub const MAX_BATCH_BYTES: usize = 1 << 20;
 /// Batches proposed but not yet answered.
-pub const MAX_IN_FLIGHT: usize = 4;
+///
+/// One: openraft 0.9's core waits for each append's flush before it takes
+/// the next proposal, so a second proposal in flight only splits what one
+/// sync could have covered. Measured on the sessions bench (3 in-process
+/// nodes, 64 callers, 2-key txns/s on the leader, quiet machine): 1 in
+/// flight 5 068/s, 2: 4 104/s, 4: 4 400/s, 16: 3 258/s.
+pub const MAX_IN_FLIGHT: usize = 1;
 /// Writes waiting for a batch.
 pub const QUEUE: usize = 16_384;
 

@@ -71,6 +71,8 @@ pub struct Settings {
     pub token_rate_limit: u64,
     /// Login-form posts per second per client IP, cluster-wide (0: off).
     pub login_rate_limit: u64,
+    /// Requests per second per tenant through its actors, cluster-wide (0: off).
+    pub tenant_rate_limit: u64,
     pub demo: bool,
 }
 
@@ -314,6 +316,9 @@ mod specs {
     pub const LOGIN_RATE_LIMIT: Spec = spec("login-rate-limit",
         "login_rate_limit", "RSP_LOGIN_RATE_LIMIT", Int, "PER_SEC",
         "Login-form posts per second per client IP across the cluster, burst 4x; 0 turns it off [default: 5]");
+    pub const TENANT_RATE_LIMIT: Spec = spec("tenant-rate-limit",
+        "tenant_rate_limit", "RSP_TENANT_RATE_LIMIT", Int, "PER_SEC",
+        "Requests per second per tenant across the cluster (token endpoint, logins, sessions), burst 2x; 0 turns it off [default: 5000]");
     pub const DEMO: Spec = spec("demo", "demo", "RSP_DEMO", Bool, "",
         "Create the demo tenant, clients and user once, and print their secrets");
 
@@ -322,7 +327,8 @@ mod specs {
         DATA_DIR, HTTP_ADDR, PUBLIC_URL, PEER_ADDR, PEER_ADVERTISE_ADDR, NODE_ID, ZONE, REGION,
         JOIN, LEARNER, NO_BOOTSTRAP, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE, KEK_FILE,
         LOG_FORMAT, OTLP_ENDPOINT, PEER_ROUTE, SNAPSHOT_THRESHOLD, HEARTBEAT_MS,
-        ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT, DEMO,
+        ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT,
+        TENANT_RATE_LIMIT, DEMO,
     ];
 }
 use specs::*;
@@ -629,6 +635,9 @@ fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
         election_timeout_ms,
         token_rate_limit: l.parse(TOKEN_RATE_LIMIT, |v| number(v, 0))?.unwrap_or(500),
         login_rate_limit: l.parse(LOGIN_RATE_LIMIT, |v| number(v, 0))?.unwrap_or(5),
+        tenant_rate_limit: l
+            .parse(TENANT_RATE_LIMIT, |v| number(v, 0))?
+            .unwrap_or(5_000),
         demo: l.flag(DEMO),
     };
     let twice_heartbeat = heartbeat_ms.checked_mul(2);

@@ -147,9 +147,13 @@ fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 }
 
 /// The tenant runtime's settings: defaults, with the rate limits of
-/// `token-rate-limit` and `login-rate-limit` (0 turns a limit off).
+/// `token-rate-limit`, `login-rate-limit` and `tenant-rate-limit` (0 turns
+/// a limit off).
 fn runtime_config(settings: &Settings) -> RuntimeConfig {
     let mut config = RuntimeConfig::default();
+    let per_sec = settings.tenant_rate_limit as f64;
+    config.limits.requests_per_sec = per_sec;
+    config.limits.request_burst = per_sec * 2.0;
     let limits = &mut config.rate_limits;
     for (kind, per_sec, burst) in [
         (KIND_TOKEN, settings.token_rate_limit, 2),

@@ -26,10 +26,9 @@ use openidconnect::PkceCodeChallenge;
 use rsp_tests::rsp_chaos::Cluster;
 use rsp_tests::spec;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use webdriver::{Driver, browser_available};
+use webdriver::{Driver, browser_available, callback_listener};
 
 const TENANT: &str = "pk";
 const CLIENT: &str = "passkey-app";
@@ -46,41 +45,6 @@ fn forward(listener: TcpListener, target: SocketAddr) {
             });
         }
     });
-}
-
-/// A stand-in for the client: forwards the query of each
-/// `GET /callback?...` it gets and answers a small page.
-async fn callback_listener() -> Result<(String, mpsc::Receiver<String>)> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let uri = format!("http://{}/callback", listener.local_addr()?);
-    let (tx, rx) = mpsc::channel(4);
-    tokio::spawn(async move {
-        while let Ok((mut conn, _)) = listener.accept().await {
-            let mut buf = vec![0u8; 8192];
-            let mut len = 0;
-            while len < buf.len() {
-                match conn.read(&mut buf[len..]).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => len += n,
-                }
-                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
-                    break;
-                }
-            }
-            let head = String::from_utf8_lossy(&buf[..len]).to_string();
-            let target = head.split(' ').nth(1).unwrap_or("").to_string();
-            let body = "<!doctype html><title>callback</title><p>signed in</p>";
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(reply.as_bytes()).await;
-            if let Some(query) = target.strip_prefix("/callback?") {
-                let _ = tx.send(query.to_string()).await;
-            }
-        }
-    });
-    Ok((uri, rx))
 }
 
 /// The claims of a JWT (not verified: the token came straight from the

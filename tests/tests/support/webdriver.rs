@@ -1,7 +1,8 @@
 //! A few W3C WebDriver calls over reqwest against Debian's `chromedriver`
 //! driving headless `chromium`, plus the WebAuthn extension of WebDriver
-//! (a virtual authenticator and its credentials). The same driver as
-//! `browser_chromium.rs`, shared here for the passkey test.
+//! (a virtual authenticator and its credentials), and a stand-in for a
+//! client's redirect URI. Shared by `browser_chromium.rs` and
+//! `browser_passkeys.rs`.
 
 #![allow(dead_code)]
 
@@ -11,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 pub const CHROMIUM: &str = "/usr/bin/chromium";
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -238,4 +241,39 @@ impl Driver {
             .send()
             .await;
     }
+}
+
+/// A stand-in for the client: forwards the query of each
+/// `GET /callback?...` it gets and answers a small page.
+pub async fn callback_listener() -> Result<(String, mpsc::Receiver<String>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let uri = format!("http://{}/callback", listener.local_addr()?);
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let mut len = 0;
+            while len < buf.len() {
+                match conn.read(&mut buf[len..]).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => len += n,
+                }
+                if buf[..len].windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            let head = String::from_utf8_lossy(&buf[..len]).to_string();
+            let target = head.split(' ').nth(1).unwrap_or("").to_string();
+            let body = "<!doctype html><title>callback</title><p>signed in</p>";
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(reply.as_bytes()).await;
+            if let Some(query) = target.strip_prefix("/callback?") {
+                let _ = tx.send(query.to_string()).await;
+            }
+        }
+    });
+    Ok((uri, rx))
 }
