@@ -49,6 +49,11 @@ async fn start_node(
     let consensus = Consensus::start(config, &registry).await?;
     let router = PeerService::new([consensus.clone()]).router();
     let server = tokio::spawn(async move {
+        use axum::serve::ListenerExt as _;
+        // As `rsp serve` does: answers leave at once (no Nagle delay).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let _ = axum::serve(listener, router).await;
     });
     Ok(TestNode {
