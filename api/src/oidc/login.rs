@@ -267,22 +267,9 @@ async fn second_factor(
             StatusCode::BAD_REQUEST,
         );
     }
-    let attempt = match h
-        .lockout()
-        .begin_attempt(&lockout_key(&ticket.username))
-        .await
-    {
-        Ok(a) => a,
-        Err(ActorError::Locked { .. }) => {
-            return totp_page(
-                state,
-                b,
-                &ticket,
-                Some(LOCKED),
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-        }
-        Err(e) => return Err(e.into()),
+    let attempt = match second_factor_attempt(state, b, h, &ticket).await? {
+        Ok(attempt) => attempt,
+        Err(locked) => return Ok(locked),
     };
     let check = state
         .browser
@@ -335,6 +322,31 @@ async fn second_factor(
 
 /// A recovery code at the second-factor step: used up on success, counted
 /// towards the lockout when wrong.
+/// A lockout attempt for the ticket's user at the second-factor step, or
+/// the code page saying the account is locked.
+async fn second_factor_attempt(
+    state: &AppState,
+    b: &Browser,
+    h: &TenantHandle,
+    ticket: &MfaTicket,
+) -> Result<Result<rsp_actors::AttemptGuard, Page>, PageError> {
+    match h
+        .lockout()
+        .begin_attempt(&lockout_key(&ticket.username))
+        .await
+    {
+        Ok(attempt) => Ok(Ok(attempt)),
+        Err(ActorError::Locked { .. }) => Ok(Err(totp_page(
+            state,
+            b,
+            ticket,
+            Some(LOCKED),
+            StatusCode::TOO_MANY_REQUESTS,
+        )?)),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn recovery_code(
     state: &AppState,
     b: &Browser,
@@ -342,22 +354,9 @@ async fn recovery_code(
     ticket: MfaTicket,
     code: &str,
 ) -> Result<Page, PageError> {
-    let attempt = match h
-        .lockout()
-        .begin_attempt(&lockout_key(&ticket.username))
-        .await
-    {
-        Ok(a) => a,
-        Err(ActorError::Locked { .. }) => {
-            return totp_page(
-                state,
-                b,
-                &ticket,
-                Some(LOCKED),
-                StatusCode::TOO_MANY_REQUESTS,
-            );
-        }
-        Err(e) => return Err(e.into()),
+    let attempt = match second_factor_attempt(state, b, h, &ticket).await? {
+        Ok(attempt) => attempt,
+        Err(locked) => return Ok(locked),
     };
     let valid = state
         .identity
