@@ -15,19 +15,7 @@ use support::*;
 
 async fn with_runtimes(nodes: usize) -> (Env, Vec<TenantRuntime>) {
     let mut env = start(nodes).await;
-    let mut runtimes = Vec::new();
-    for (i, node) in env.cluster.nodes.iter().enumerate() {
-        let runtime = TenantRuntime::start(
-            node.consensus.clone(),
-            RuntimeConfig::default(),
-            &node.registry,
-        )
-        .await
-        .expect("tenant runtime");
-        env.states[i] = env.states[i].clone().with_runtime(runtime.clone());
-        runtimes.push(runtime);
-    }
-    env.apps = env.states.iter().cloned().map(rsp_api::app).collect();
+    let runtimes = env.with_runtimes(RuntimeConfig::default).await;
     env.tenant("acme").await;
     env.settle().await;
     (env, runtimes)

@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use rsp_actors::{KIND_TOKEN, RateRule, RuntimeConfig, TenantRuntime};
+use rsp_actors::{KIND_TOKEN, RateRule, RuntimeConfig};
 use support::*;
 
 /// `nodes` nodes whose runtimes allow `burst` token requests per client
@@ -19,7 +19,7 @@ use support::*;
 /// during a test).
 async fn start_limited(nodes: usize, burst: f64) -> Env {
     let mut env = start(nodes).await;
-    for (i, node) in env.cluster.nodes.iter().enumerate() {
+    env.with_runtimes(|| {
         let mut config = RuntimeConfig::default();
         config.rate_limits.rules.insert(
             KIND_TOKEN.to_string(),
@@ -28,12 +28,9 @@ async fn start_limited(nodes: usize, burst: f64) -> Env {
                 burst,
             },
         );
-        let runtime = TenantRuntime::start(node.consensus.clone(), config, &node.registry)
-            .await
-            .expect("tenant runtime");
-        env.states[i] = env.states[i].clone().with_runtime(runtime);
-    }
-    env.apps = env.states.iter().cloned().map(rsp_api::app).collect();
+        config
+    })
+    .await;
     env.tenant("acme").await;
     env
 }

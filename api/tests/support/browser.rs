@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
-use rsp_actors::{LockoutPolicy, RuntimeConfig, TenantRuntime};
+use rsp_actors::{LockoutPolicy, RuntimeConfig};
 use rsp_api::identity::clients::NewClient;
 use rsp_api::oidc::browser_session::{BrowserConfig, BrowserServices, SecondFactors};
 use tower::ServiceExt;
@@ -28,21 +28,15 @@ pub const LOGOUT_REDIRECT: &str = "https://app.example.com/bye";
 /// [`MAX_FAILURES`] failures), with tenant [`TENANT`].
 pub async fn start_browser(nodes: usize) -> Env {
     let mut env = start(nodes).await;
-    for (i, node) in env.cluster.nodes.iter().enumerate() {
-        let config = RuntimeConfig {
-            lockout: LockoutPolicy {
-                max_failures: MAX_FAILURES,
-                window: Duration::from_secs(600),
-                lockout: Duration::from_secs(600),
-            },
-            ..RuntimeConfig::default()
-        };
-        let runtime = TenantRuntime::start(node.consensus.clone(), config, &node.registry)
-            .await
-            .expect("tenant runtime");
-        env.states[i] = env.states[i].clone().with_runtime(runtime);
-    }
-    rebuild(&mut env);
+    env.with_runtimes(|| RuntimeConfig {
+        lockout: LockoutPolicy {
+            max_failures: MAX_FAILURES,
+            window: Duration::from_secs(600),
+            lockout: Duration::from_secs(600),
+        },
+        ..RuntimeConfig::default()
+    })
+    .await;
     env.tenant(TENANT).await;
     env
 }

@@ -141,6 +141,25 @@ impl Env {
         &self.states[0]
     }
 
+    /// Give every node a tenant actor runtime started with `config()` and
+    /// rebuild the routers; the runtimes, by node.
+    pub async fn with_runtimes(
+        &mut self,
+        config: impl Fn() -> rsp_actors::RuntimeConfig,
+    ) -> Vec<rsp_actors::TenantRuntime> {
+        let mut runtimes = Vec::new();
+        for (i, node) in self.cluster.nodes.iter().enumerate() {
+            let runtime =
+                rsp_actors::TenantRuntime::start(node.consensus.clone(), config(), &node.registry)
+                    .await
+                    .expect("tenant runtime");
+            self.states[i] = self.states[i].clone().with_runtime(runtime.clone());
+            runtimes.push(runtime);
+        }
+        self.apps = self.states.iter().cloned().map(rsp_api::app).collect();
+        runtimes
+    }
+
     /// Wait until every node has applied everything written so far (the
     /// tenant extractor reads tenants locally).
     pub async fn settle(&self) {
