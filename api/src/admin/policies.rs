@@ -13,15 +13,16 @@
 //! | `PUT .../policies/links/{id}` | `{"template", "values": {"?principal"?, "?resource"?}}` | 200 `{"version", "link"}`; 400 `invalid_link` |
 //! | `DELETE .../policies/links/{id}` | | 204 |
 //!
-//! Every handler takes [`AdminCaller`] and asks the built-in admin
-//! policies; writes answer once the change governs decisions on every node.
+//! The admin layer ([`crate::authz::admin_access`]) has already asked the
+//! built-in admin policies (reads `ReadPolicies`, writes `WritePolicies` /
+//! `WriteEntities`); handlers take [`AdminCaller`] for the author of a
+//! write. Writes answer once the change governs decisions on every node.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use rsp_policies::{AdminAction, AdminResource};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -46,23 +47,13 @@ pub struct PutLink {
     values: BTreeMap<String, String>,
 }
 
-async fn allowed(
-    state: &AppState,
-    caller: &AdminCaller,
-    action: AdminAction,
-    tenant: &str,
-) -> AuthzResult<()> {
-    caller.authorize(state, action, AdminResource::Tenant(tenant.to_string()))?;
-    require_tenant(state, tenant).await
-}
-
 pub async fn put_policies(
     caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
     AuthzJson(body): AuthzJson<PutPolicies>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::WritePolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     let receipt = state
         .authz
         .policies
@@ -73,11 +64,11 @@ pub async fn put_policies(
 }
 
 pub async fn get_policies(
-    caller: AdminCaller,
+    _caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     let stored = state.authz.policies.store().read(&tenant).await?;
     Ok(Json(match stored.current {
         Some(v) => json!(v),
@@ -86,22 +77,22 @@ pub async fn get_policies(
 }
 
 pub async fn versions(
-    caller: AdminCaller,
+    _caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     let versions = state.authz.policies.store().versions(&tenant).await?;
     let current = versions.iter().find(|v| v.current).map_or(0, |v| v.version);
     Ok(Json(json!({"current": current, "versions": versions})))
 }
 
 pub async fn version(
-    caller: AdminCaller,
+    _caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, n)): ApiPath<(String, u64)>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     Ok(Json(json!(
         state.authz.policies.store().version(&tenant, n).await?
     )))
@@ -112,7 +103,7 @@ pub async fn restore(
     State(state): State<AppState>,
     ApiPath((tenant, n)): ApiPath<(String, u64)>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::WritePolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     let receipt = state
         .authz
         .policies
@@ -130,7 +121,7 @@ pub async fn put_entities(
     ApiPath(tenant): ApiPath<String>,
     AuthzJson(body): AuthzJson<Vec<Value>>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::WriteEntities, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     let count = body.len();
     let receipt = state
         .authz
@@ -142,11 +133,11 @@ pub async fn put_entities(
 }
 
 pub async fn get_entities(
-    caller: AdminCaller,
+    _caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     let stored = state.authz.policies.store().read(&tenant).await?;
     Ok(Json(match stored.entities {
         Some(e) => json!(e),
@@ -155,11 +146,11 @@ pub async fn get_entities(
 }
 
 pub async fn links(
-    caller: AdminCaller,
+    _caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::ReadPolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     let stored = state.authz.policies.store().read(&tenant).await?;
     Ok(Json(json!({"links": stored.links})))
 }
@@ -170,7 +161,7 @@ pub async fn put_link(
     ApiPath((tenant, id)): ApiPath<(String, String)>,
     AuthzJson(body): AuthzJson<PutLink>,
 ) -> AuthzResult<Json<Value>> {
-    allowed(&state, &caller, AdminAction::WritePolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     let receipt = state
         .authz
         .policies
@@ -181,11 +172,11 @@ pub async fn put_link(
 }
 
 pub async fn delete_link(
-    caller: AdminCaller,
+    _caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
 ) -> AuthzResult<StatusCode> {
-    allowed(&state, &caller, AdminAction::WritePolicies, &tenant).await?;
+    require_tenant(&state, &tenant).await?;
     state.authz.policies.store().unlink(&tenant, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
