@@ -5,8 +5,7 @@
 //! the number of nodes. A wrong secret is refused before the limit is
 //! consulted, so an attacker cannot drain a client's budget by naming it.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

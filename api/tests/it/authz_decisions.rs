@@ -1,10 +1,8 @@
 //! `POST {issuer}/authz/v1/is_authorized` and its batch form, with the
 //! policy admin API: one behaviour per test.
 
-#[path = "support/authz.rs"]
-mod authz;
-#[path = "support/oauth.rs"]
-mod support;
+use crate::authz;
+use crate::support;
 
 use authz::*;
 use serde_json::{Value, json};

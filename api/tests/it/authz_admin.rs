@@ -2,10 +2,8 @@
 //! a tenant admin (an access token of its tenant with scope `rsp:admin`)
 //! manages its own tenant's policies and nothing else.
 
-#[path = "support/authz.rs"]
-mod authz;
-#[path = "support/oauth.rs"]
-mod support;
+use crate::authz;
+use crate::support;
 
 use authz::*;
 use serde_json::json;

@@ -1,10 +1,8 @@
 //! A policy write acknowledged through node A governs the very next
 //! decision on node C, over HTTP, round after round.
 
-#[path = "support/authz.rs"]
-mod authz;
-#[path = "support/oauth.rs"]
-mod support;
+use crate::authz;
+use crate::support;
 
 use authz::*;
 use serde_json::json;

@@ -6,8 +6,7 @@
 //! on node 3. Also client credentials, introspection and revocation, the
 //! device flow, pushed authorization requests, and `rsp serve --demo`.
 
-#[path = "support/oidc.rs"]
-mod support;
+use crate::support;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -12,11 +12,9 @@
 //! TCP forwarder in front of the node. Skips, saying so, without
 //! `/usr/bin/chromium` or `/usr/bin/chromedriver`.
 
-#[path = "support/oidc.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/webdriver.rs"]
-mod webdriver;
+use crate::webdriver;
 
 use std::net::SocketAddr;
 use std::time::Duration;

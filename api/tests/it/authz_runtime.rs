@@ -3,10 +3,8 @@
 //! guarantee: a write acknowledged through one node governs the next
 //! decision on every node.
 
-#[path = "support/authz.rs"]
-mod authz;
-#[path = "support/oauth.rs"]
-mod support;
+use crate::authz;
+use crate::support;
 
 use authz::*;
 use rsp_actors::{RuntimeConfig, TenantRuntime};

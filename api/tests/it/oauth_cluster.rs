@@ -1,8 +1,7 @@
 //! Authorization codes across a 3-node cluster: one `AppState` per node,
 //! the same code redeemed concurrently on two nodes.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
 use axum::http::StatusCode;
 use serde_json::json;

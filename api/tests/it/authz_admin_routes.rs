@@ -2,10 +2,8 @@
 //! through one layer over the admin router: the routes are enumerated from
 //! the router itself, so a route added later is checked here too.
 
-#[path = "support/authz.rs"]
-mod authz;
-#[path = "support/oauth.rs"]
-mod support;
+use crate::authz;
+use crate::support;
 
 use authz::*;
 use serde_json::json;

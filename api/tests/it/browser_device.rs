@@ -2,11 +2,9 @@
 //! approve or deny (with the anti-forgery token); the device's poll then
 //! gets tokens or `access_denied`.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/browser.rs"]
-mod browser;
+use crate::browser;
 
 use axum::http::StatusCode;
 use browser::*;

@@ -2,8 +2,7 @@
 //! inactive at introspection; userinfo's three ways to present a token;
 //! revocation of access and refresh tokens.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

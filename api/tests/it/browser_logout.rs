@@ -2,11 +2,9 @@
 //! cleared; `post_logout_redirect_uri` must be registered; without an ID
 //! token hint the user confirms first.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/browser.rs"]
-mod browser;
+use crate::browser;
 
 use axum::http::StatusCode;
 use browser::*;

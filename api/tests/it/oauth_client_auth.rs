@@ -1,8 +1,7 @@
 //! The token endpoint with client credentials: the token it mints, each
 //! client authentication method, and its request errors.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use axum::body::Body;

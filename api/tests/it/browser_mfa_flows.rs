@@ -5,11 +5,9 @@
 //! set) forcing enrolment, `acr_values` step-up, the `amr` / `acr` claims,
 //! and the admin reset.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/browser.rs"]
-mod browser;
+use crate::browser;
 
 use aws_lc_rs::hmac;
 use axum::body::Body;

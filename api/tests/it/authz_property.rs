@@ -3,10 +3,8 @@
 //! and entities, for random policy sets and random requests, both with the
 //! index (the default) and with slicing off.
 
-#[path = "support/authz.rs"]
-mod authz;
-#[path = "support/oauth.rs"]
-mod support;
+use crate::authz;
+use crate::support;
 
 use authz::*;
 use proptest::prelude::*;

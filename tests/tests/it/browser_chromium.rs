@@ -8,11 +8,9 @@
 //! Skips, saying so, when `/usr/bin/chromium` or `/usr/bin/chromedriver` is
 //! absent (`apt-get install -y chromium chromium-driver`).
 
-#[path = "support/oidc.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/webdriver.rs"]
-mod webdriver;
+use crate::webdriver;
 
 use std::time::Duration;
 

@@ -2,11 +2,9 @@
 //! issues a code and is remembered, deny answers `access_denied`, and
 //! `prompt=none` without consent answers `consent_required`.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/browser.rs"]
-mod browser;
+use crate::browser;
 
 use axum::http::StatusCode;
 use browser::*;

@@ -2,8 +2,7 @@
 //! (as the browser side does) and exchanged at the token endpoint, PKCE,
 //! single use with replay revocation, and refresh-token rotation.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

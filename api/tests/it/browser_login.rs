@@ -4,11 +4,9 @@
 //! `max_age`, `login_hint`, `id_token_hint`, PAR, uniform failures and the
 //! cluster-wide lockout.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/browser.rs"]
-mod browser;
+use crate::browser;
 
 use axum::http::StatusCode;
 use browser::*;

@@ -4,11 +4,9 @@
 //! available the login is refused, never completed without the factor. With
 //! the node's own factor store, an imported TOTP seed works once per code.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/browser.rs"]
-mod browser;
+use crate::browser;
 
 use std::sync::Arc;
 

@@ -1,10 +1,8 @@
 //! The AuthZEN Authorization API 1.0 endpoints: request and response shapes
 //! as in the specification's examples, mapped onto Cedar.
 
-#[path = "support/authz.rs"]
-mod authz;
-#[path = "support/oauth.rs"]
-mod support;
+use crate::authz;
+use crate::support;
 
 use authz::*;
 use serde_json::json;

@@ -1,8 +1,7 @@
 //! The device authorization grant (RFC 8628) and pushed authorization
 //! requests (RFC 9126).
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
 use axum::http::StatusCode;
 use support::*;

@@ -12,11 +12,9 @@
 //! a security key is a second factor only; the admin factors list shows
 //! the passkeys and deleting them there removes them.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
-#[path = "support/browser.rs"]
-mod browser;
+use crate::browser;
 
 use std::sync::Arc;
 

@@ -2,8 +2,7 @@
 //! `not_implemented` with a message, never a 404 or a pretend success; the
 //! admin route stays behind admin authentication.
 
-#[path = "support/oauth.rs"]
-mod support;
+use crate::support;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

@@ -1,0 +1,37 @@
+//! api's integration tests, linked as one test binary: one link
+//! (instead of one per file) keeps the build's disk use and link time
+//! down. Each file is a module; nextest still runs every test in its
+//! own process.
+
+#[path = "support/authz.rs"]
+mod authz;
+#[path = "support/browser.rs"]
+mod browser;
+#[path = "support/oauth.rs"]
+mod support;
+
+mod admin_api;
+mod authz_admin;
+mod authz_admin_routes;
+mod authz_authzen;
+mod authz_cluster;
+mod authz_decisions;
+mod authz_property;
+mod authz_runtime;
+mod browser_consent;
+mod browser_device;
+mod browser_login;
+mod browser_logout;
+mod browser_mfa;
+mod browser_mfa_flows;
+mod oauth_client_auth;
+mod oauth_cluster;
+mod oauth_code;
+mod oauth_device_par;
+mod oauth_rate_limits;
+mod oauth_tokens;
+mod passkeys;
+mod recovery_codes;
+mod saml_not_yet;
+mod signing_keys;
+mod totp_factors;

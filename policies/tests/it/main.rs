@@ -1,0 +1,9 @@
+//! policies's integration tests, linked as one test binary: one link
+//! (instead of one per file) keeps the build's disk use and link time
+//! down. Each file is a module; nextest still runs every test in its
+//! own process.
+
+mod admin_policies;
+mod decisions;
+mod index_equivalence;
+mod store;

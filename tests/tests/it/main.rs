@@ -1,0 +1,21 @@
+//! tests's integration tests, linked as one test binary: one link
+//! (instead of one per file) keeps the build's disk use and link time
+//! down. Each file is a module; nextest still runs every test in its
+//! own process.
+
+#[path = "support/oidc.rs"]
+mod support;
+#[path = "support/webdriver.rs"]
+mod webdriver;
+
+mod browser_chromium;
+mod browser_passkeys;
+mod failover;
+mod lifecycle;
+mod membership;
+mod oidc_e2e;
+mod otlp;
+mod partition;
+mod replication;
+mod snapshot_join;
+mod ttl;
