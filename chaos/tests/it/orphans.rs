@@ -56,7 +56,8 @@ fn nodes_die_when_the_test_process_is_killed() {
     let mut test_proc = Command::new(exe)
         .args([
             "--exact",
-            "nodes_die_when_the_test_process_is_killed",
+            // The name inside the `it` test binary (module path).
+            "orphans::nodes_die_when_the_test_process_is_killed",
             "--nocapture",
         ])
         .env(CHILD_ENV, tmp.path())

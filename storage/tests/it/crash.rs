@@ -39,7 +39,9 @@ openraft::declare_raft_types!(
 
 type TestSm = StateMachineStore<TestConfig>;
 
-const TEST_NAME: &str = "acknowledged_writes_survive_sigkill_and_no_command_is_torn";
+/// This test's name as the harness knows it (its module path inside the
+/// `it` test binary); the child re-runs exactly this test.
+const TEST_NAME: &str = "crash::acknowledged_writes_survive_sigkill_and_no_command_is_torn";
 const CHILD_ENV: &str = "RSP_STORAGE_CRASH_CHILD_DIR";
 const ROUNDS: usize = 6;
 /// The child stops writing after this long if nobody kills it.
