@@ -53,6 +53,51 @@ fn dir_bytes(path: &std::path::Path) -> u64 {
     })
 }
 
+/// Per node: (proposals, ops proposed, proposal ns, log syncs, appends and
+/// votes they covered, sync ns).
+fn counters(cluster: &TestCluster) -> Vec<[u64; 6]> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let nodes = cluster.nodes.iter();
+    nodes
+        .map(|n| {
+            let (b, s) = (n.consensus.batch_stats(), n.consensus.log_sync_stats());
+            [
+                b.proposals.load(Relaxed),
+                b.ops.load(Relaxed),
+                b.nanos.load(Relaxed),
+                s.syncs.load(Relaxed),
+                s.requests.load(Relaxed),
+                s.nanos.load(Relaxed),
+            ]
+        })
+        .collect()
+}
+
+/// Where the time of a write phase went: the leader's proposals (entries,
+/// writes per entry, time from proposal to answer) and each node's log syncs.
+fn print_rounds(before: &[[u64; 6]], after: &[[u64; 6]], secs: u64) {
+    for (i, (b, a)) in before.iter().zip(after).enumerate() {
+        let d: Vec<u64> = (0..6).map(|k| a[k] - b[k]).collect();
+        let per = |num: u64, den: u64| num as f64 / den.max(1) as f64;
+        if d[0] > 0 {
+            println!(
+                "    node {}: {} entries proposed ({:.1} writes each), {:.2} ms from proposal to answer",
+                i + 1,
+                d[0],
+                per(d[1], d[0]),
+                per(d[2], d[0]) / 1e6
+            );
+        }
+        println!(
+            "    node {}: {:.0} log syncs/s, {:.2} ms each, {:.1} appends per sync",
+            i + 1,
+            per(d[3], secs),
+            per(d[5], d[3]) / 1e6,
+            per(d[4], d[3])
+        );
+    }
+}
+
 /// Run `op` from `tasks` concurrent tasks for `secs`: (ok, errors, ok/s).
 /// The first errors of each task are printed.
 async fn timed<F, Fut>(tasks: usize, secs: u64, op: F) -> (u64, u64, f64)
@@ -184,6 +229,7 @@ async fn run() {
 
     // Baseline: the same two-key write straight through Consensus::txn.
     let consensus = cluster.node(leader).clone();
+    let before = counters(&cluster);
     let (ok, err, raw) = timed(tasks, secs, move |i| {
         let c = consensus.clone();
         async move {
@@ -200,6 +246,7 @@ async fn run() {
     println!(
         "baseline: 2-key txn/s straight through Consensus on the leader: {raw:.0} ({ok} ok, {err} errors)"
     );
+    print_rounds(&before, &counters(&cluster), secs);
 
     // Creation (durable: committed by a quorum, fsync on each node).
     let mut created = Vec::new();
@@ -208,12 +255,14 @@ async fn run() {
         ("follower (forwarded)", &on_follower),
     ] {
         let h = h.clone();
+        let before = counters(&cluster);
         let (ok, err, rate) = timed(tasks, secs, move |_| {
             let h = h.clone();
             async move { create(&h).await.map(|_| ()) }
         })
         .await;
         println!("created/s via {name}: {rate:.0} ({ok} ok, {err} errors)");
+        print_rounds(&before, &counters(&cluster), secs);
         created.push(rate);
     }
 

@@ -25,14 +25,17 @@
 //!    client_secret_basic, scope `api`, one with ES256 and one with RS256);
 //! 4. for each system, `BENCH_CLIENTS` concurrent workers (own reqwest
 //!    client each, HTTP/1.1 keep-alive) loop `POST /token` with
-//!    `grant_type=client_credentials`, then `POST /introspect` of a token;
+//!    `grant_type=client_credentials`, then `POST /introspect` of tokens
+//!    issued before the run (a pool of `BENCH_TOKENS`, default 1000, taken
+//!    in turn);
 //!    on a cluster, worker `w` sends its `i`-th request to node
 //!    `(w + i) % 3`;
 //! 5. prints a table and the rsp/oidc-provider ratios.
 //!
 //! Settings (environment): `BENCH_SECS` (measured seconds per run, default
 //! 5), `BENCH_WARMUP_SECS` (default 1), `BENCH_CLIENTS` (default 64),
-//! `RSP_BIN` (relative paths resolve against the workspace), `NODE_BIN`
+//! `BENCH_TOKENS` (default 1000), `RSP_BIN` (relative paths resolve
+//! against the workspace), `NODE_BIN`
 //! (default `node`), `BENCH_ONLY=passwords` (stop after the password part).
 
 use std::io::{BufRead, BufReader};
@@ -94,12 +97,14 @@ enum Work {
         id: String,
         secret: String,
     },
-    /// `POST {base}{path}` with `token=...`; the answer must say active.
+    /// `POST {base}{path}` with `token=...`, taking the pool's tokens in
+    /// turn; the answer must say active.
     Introspect {
         path: String,
         id: String,
         secret: String,
-        token: String,
+        tokens: Arc<Vec<String>>,
+        next: Arc<std::sync::atomic::AtomicUsize>,
     },
 }
 
@@ -116,8 +121,13 @@ impl Work {
                 path,
                 id,
                 secret,
-                token,
-            } => (path, id, secret, format!("token={token}")),
+                tokens,
+                next,
+            } => {
+                let i = next.fetch_add(1, Ordering::Relaxed) % tokens.len().max(1);
+                let token = tokens.get(i).map_or("", String::as_str);
+                (path, id, secret, format!("token={token}"))
+            }
         };
         http.post(format!("{base}{path}"))
             .basic_auth(id, Some(secret))
@@ -289,6 +299,18 @@ fn rsp_binary() -> Result<PathBuf> {
 }
 
 /// One token from `work` (a `Work::Token`) against `base`.
+/// `n` tokens of `work`'s client, issued before a run: the introspection
+/// workload cycles through them (a resource server sees each token many
+/// times; `BENCH_TOKENS`).
+async fn token_pool(http: &reqwest::Client, work: &Work, base: &str) -> Result<Arc<Vec<String>>> {
+    let n = env_u64("BENCH_TOKENS", 1000)?.max(1);
+    let mut tokens = Vec::new();
+    for _ in 0..n {
+        tokens.push(one_token(http, work, base).await?);
+    }
+    Ok(Arc::new(tokens))
+}
+
 async fn one_token(http: &reqwest::Client, work: &Work, base: &str) -> Result<String> {
     let resp = work.request(http, base).send().await?;
     let status = resp.status();
@@ -379,15 +401,11 @@ async fn start_rsp(nodes: usize) -> Result<Subject> {
     let token_rs256 = made.pop().expect("two clients");
     let token_es256 = made.pop().expect("two clients");
     // Every node must answer before measuring (the clients replicate).
-    let mut token = String::new();
     for t in &targets {
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
         loop {
             match one_token(&http, &token_es256, t).await {
-                Ok(tok) => {
-                    token = tok;
-                    break;
-                }
+                Ok(_) => break,
                 Err(e) if Instant::now() > deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
@@ -400,7 +418,8 @@ async fn start_rsp(nodes: usize) -> Result<Subject> {
         path: format!("/t/{TENANT}/introspect"),
         id: id.clone(),
         secret: secret.clone(),
-        token,
+        tokens: token_pool(&http, &token_es256, &targets[0]).await?,
+        next: Default::default(),
     };
     Ok(Subject {
         name: format!("rsp {nodes}n"),
@@ -478,7 +497,7 @@ async fn start_oidc_provider() -> Result<Subject, String> {
     };
     let opaque = work("opaque");
     let http = http_client().map_err(|e| e.to_string())?;
-    let token = one_token(&http, &opaque, &base)
+    let tokens = token_pool(&http, &opaque, &base)
         .await
         .map_err(|e| format!("oidc-provider token: {e:#}"))?;
     let (id, secret) = client("opaque");
@@ -491,7 +510,8 @@ async fn start_oidc_provider() -> Result<Subject, String> {
             path: "/token/introspection".into(),
             id,
             secret,
-            token,
+            tokens,
+            next: Default::default(),
         },
         _cluster: None,
         _child: Some(guard),
@@ -604,6 +624,63 @@ fn parallel_hashes(secs: Duration) -> Result<f64> {
     let mut total = 0;
     for h in handles {
         total += h.join().map_err(|_| anyhow!("a hashing thread panicked"))?;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Raw signatures/s of a fresh key with one thread per core hashing and
+/// signing a token-sized message at once (aws-lc, no rsp code): the most a
+/// token endpoint signing with `alg` can give on this machine.
+fn parallel_signatures(alg: &str, secs: Duration) -> Result<f64> {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{self, EcdsaKeyPair, RsaKeyPair};
+    enum Pair {
+        Rsa(RsaKeyPair),
+        Ec(EcdsaKeyPair),
+    }
+    let rng = SystemRandom::new();
+    let pair = Arc::new(match alg {
+        "RS256" => Pair::Rsa(
+            RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|e| anyhow!("rsa: {e}"))?,
+        ),
+        _ => Pair::Ec(
+            EcdsaKeyPair::generate(&signature::ECDSA_P256_SHA256_FIXED_SIGNING)
+                .map_err(|e| anyhow!("ec: {e}"))?,
+        ),
+    });
+    let message = vec![b'x'; 400];
+    let start = Instant::now();
+    let handles: Vec<_> = (0..cores())
+        .map(|_| {
+            let (pair, message, rng) = (pair.clone(), message.clone(), rng.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                let mut out = vec![0u8; 512];
+                while start.elapsed() < secs {
+                    match pair.as_ref() {
+                        Pair::Rsa(k) => {
+                            let len = k.public_modulus_len();
+                            let _ = k.sign(
+                                &signature::RSA_PKCS1_SHA256,
+                                &rng,
+                                &message,
+                                &mut out[..len],
+                            );
+                        }
+                        Pair::Ec(k) => {
+                            let _ = k.sign(&rng, &message);
+                        }
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for h in handles {
+        total += h.join().map_err(|_| anyhow!("a signing thread panicked"))?;
     }
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
@@ -749,6 +826,14 @@ async fn run() -> Result<()> {
         measure_subject(&subject, &s, &mut rows).await?;
     }
 
+    // What the signing alone allows on this machine (measured after the
+    // runs, with nothing else running).
+    let mut sign_ceiling = Vec::new();
+    for alg in ["ES256", "RS256"] {
+        let per_sec = parallel_signatures(alg, Duration::from_secs(2))?;
+        sign_ceiling.push((alg, per_sec));
+    }
+
     println!("\n=== summary ===");
     print_header();
     for row in &rows {
@@ -770,6 +855,31 @@ async fn run() -> Result<()> {
                 );
             }
         }
+    }
+    for (alg, ceiling) in &sign_ceiling {
+        let workload = format!("token {alg}");
+        let find = |system: &str| {
+            rows.iter()
+                .find(|r| r.system == system && r.workload == workload)
+                .map(|r| r.result.per_sec)
+        };
+        print!(
+            "{workload}: raw {}-thread {alg} signing (aws-lc, no HTTP) {ceiling:.0}/s",
+            cores()
+        );
+        for system in ["rsp 1n", "rsp 3n"] {
+            if let Some(r) = find(system) {
+                print!("; {system} {:.0}% of it", 100.0 * r / ceiling);
+            }
+        }
+        if let Some(o) = find("oidc-provider") {
+            print!(
+                "; 5x oidc-provider would be {:.0}/s = {:.0}% of it",
+                5.0 * o,
+                500.0 * o / ceiling
+            );
+        }
+        println!();
     }
     println!(
         "password checks: {:.1}/s of a {:.1}/s argon2 ceiling = {:.0}% (raw {}-thread argon2: {:.1}/s = {:.0}%)",

@@ -35,6 +35,7 @@ pub mod tls;
 pub mod transport;
 pub mod types;
 
+pub use batcher::BatchStats;
 pub use error::ConsensusError;
 pub use node::{
     ClusterStatus, Consensus, ConsensusConfig, Consistency, InjectedBugs, MemberStatus, ReadInfo,
@@ -43,5 +44,6 @@ pub use node::{
 pub use peer_server::PeerService;
 pub use rsp_storage::Durability;
 pub use rsp_storage::kv;
+pub use rsp_storage::sync_thread::SyncStats;
 pub use tls::PeerTls;
 pub use types::{GroupId, META_GROUP, Member, NodeId};

@@ -297,6 +297,16 @@ impl Consensus {
         &self.inner.store
     }
 
+    /// Syncs of this node's Raft log so far (group commit counts and time).
+    pub fn log_sync_stats(&self) -> &rsp_storage::sync_thread::SyncStats {
+        self.inner.sync.stats()
+    }
+
+    /// Entries this node's proposal batcher has proposed as leader so far.
+    pub fn batch_stats(&self) -> &crate::batcher::BatchStats {
+        self.inner.batcher.stats()
+    }
+
     pub fn transport(&self) -> &Transport {
         &self.inner.transport
     }

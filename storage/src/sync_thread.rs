@@ -19,6 +19,8 @@ type Done = Box<dyn FnOnce(Result<(), std::io::Error>) + Send>;
 pub struct SyncStats {
     pub syncs: std::sync::atomic::AtomicU64,
     pub requests: std::sync::atomic::AtomicU64,
+    /// Time spent in syncs, in nanoseconds.
+    pub nanos: std::sync::atomic::AtomicU64,
 }
 
 /// Handle to the group-commit thread; the thread stops when every handle is
@@ -81,7 +83,10 @@ fn run(store: Store, rx: mpsc::Receiver<Done>, stats: std::sync::Arc<SyncStats>,
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         batch.extend(rx.try_iter());
+        let started = std::time::Instant::now();
         let result = if skip_sync { Ok(()) } else { store.sync() };
+        let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        stats.nanos.fetch_add(took, Relaxed);
         stats.syncs.fetch_add(1, Relaxed);
         stats.requests.fetch_add(batch.len() as u64, Relaxed);
         if let Err(e) = &result {

@@ -539,6 +539,19 @@ impl KeyService {
         kid: &str,
         now_ms: u64,
     ) -> Result<(Algorithm, DecodingKey), KeyError> {
+        let (alg, key, _) = self.verifier_revision(tenant, kid, now_ms).await?;
+        Ok((alg, key))
+    }
+
+    /// [`Self::verifier`], with the `mod_revision` of the key record: it
+    /// changes whenever the key's record does (rotation states, retirement),
+    /// so a cached verification can tell it still holds.
+    pub async fn verifier_revision(
+        &self,
+        tenant: &str,
+        kid: &str,
+        now_ms: u64,
+    ) -> Result<(Algorithm, DecodingKey, u64), KeyError> {
         let record = Key::new(tenant_keyspace(tenant), key_record(kid));
         let (kv, _) = self.consensus.get(&record, Consistency::Local).await?;
         let kv = kv.ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?;
@@ -571,6 +584,6 @@ impl KeyService {
         if v.retire_at_ms.is_some_and(|t| t <= now_ms) {
             return Err(KeyError::UnknownKid(kid.to_string()));
         }
-        Ok((v.alg, v.key))
+        Ok((v.alg, v.key, v.mod_revision))
     }
 }

@@ -16,6 +16,7 @@
 //! `exp`), plus the family records.
 
 pub mod family;
+mod verified;
 
 use family::FamilyDraft;
 
@@ -135,11 +136,15 @@ fn at_hash(alg: SigningAlg, access_token: &str) -> String {
 #[derive(Clone)]
 pub struct TokenService {
     base: Base,
+    verified: verified::VerifiedTokens,
 }
 
 impl TokenService {
     pub(crate) fn new(base: Base) -> Self {
-        TokenService { base }
+        TokenService {
+            base,
+            verified: verified::VerifiedTokens::default(),
+        }
     }
 
     pub fn issuer(&self, tenant: &str) -> String {
@@ -338,11 +343,11 @@ impl TokenService {
             .ok_or_else(invalid)?;
         let keys = &self.base.identity.keys;
         let now_ms = crate::now_ms();
-        let (alg, key) = match keys.verifier(tenant, kid, now_ms).await {
+        let (alg, key, key_revision) = match keys.verifier_revision(tenant, kid, now_ms).await {
             Err(KeyError::UnknownKid(_)) => {
                 // The key may be a moment old and made on another node.
                 self.base.consensus.linearizable_barrier().await?;
-                keys.verifier(tenant, kid, now_ms).await
+                keys.verifier_revision(tenant, kid, now_ms).await
             }
             other => other,
         }
@@ -353,15 +358,37 @@ impl TokenService {
         if header.alg != alg {
             return Err(invalid());
         }
-        let issuer = self.issuer(tenant);
-        let mut validation = Validation::new(alg);
-        validation.set_issuer(&[&issuer]);
-        validation.set_audience(&[&issuer]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = LEEWAY_SECS;
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
-            .map_err(|_| invalid())?
-            .claims;
+        // Seen and verified before with this very key record: only expiry
+        // and revocation can have changed (see `verified`).
+        let digest = verified::digest(tenant, token);
+        let claims = match self.verified.get(&digest) {
+            Some(v) if v.key_revision == key_revision => {
+                if v.claims.exp.saturating_add(LEEWAY_SECS) < now_ms / 1000 {
+                    return Err(invalid());
+                }
+                AccessClaims::clone(&v.claims)
+            }
+            stale => {
+                if stale.is_some() {
+                    self.verified.remove(&digest);
+                }
+                let issuer = self.issuer(tenant);
+                let mut validation = Validation::new(alg);
+                validation.set_issuer(&[&issuer]);
+                validation.set_audience(&[&issuer]);
+                validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+                validation.leeway = LEEWAY_SECS;
+                let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+                    .map_err(|_| invalid())?
+                    .claims;
+                let entry = verified::Verified {
+                    key_revision,
+                    claims: std::sync::Arc::new(claims.clone()),
+                };
+                self.verified.insert(digest, entry);
+                claims
+            }
+        };
         let (revoked, _) = self
             .base
             .consensus

@@ -330,6 +330,39 @@ async fn introspection_describes_an_active_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_verified_before_still_fails_once_revoked_or_its_key_retired() {
+    // The second sight of a token skips its signature check (the node
+    // remembers it); revocation and the key's retirement must still count.
+    let s = setup().await;
+    let (revoked, _) = user_tokens(&s, "acme", &s.web, "openid").await;
+    let (retired, _) = user_tokens(&s, "acme", &s.web, "openid").await;
+    for token in [&revoked, &retired] {
+        for _ in 0..2 {
+            let i = s.env.introspect("acme", &s.rs, token).await;
+            assert_eq!(i.body["active"], true, "{}", i.body);
+        }
+    }
+    let a = s
+        .env
+        .form(
+            "acme",
+            "/revoke",
+            Some(&s.web.basic()),
+            &[("token", &revoked)],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    assert_refused(&s, &revoked, "revoked after being verified").await;
+    // A rotation without overlap retires the key that signed `retired`.
+    let keys = &s.env.state().identity.keys;
+    let now_ms = now_secs() * 1000;
+    keys.rotate("acme", SigningAlg::RS256, now_ms, 0)
+        .await
+        .expect("rotate");
+    assert_refused(&s, &retired, "its key retired after it was verified").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoking_an_access_token_stops_it_everywhere_but_not_its_refresh_token() {
     let s = setup().await;
     let (access, refresh_token) = user_tokens(&s, "acme", &s.web, "openid").await;
