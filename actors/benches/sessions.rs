@@ -19,6 +19,10 @@ use rsp_consensus::Consistency;
 use rsp_consensus::kv::{Key, Txn, TxnOp};
 use rsp_consensus::testing::TestCluster;
 
+/// The allocator the `rsp` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const IDLE: Duration = Duration::from_secs(1800);
 const LIFETIME: Duration = Duration::from_secs(86400);
 const USER: &str = "user-0123456789";

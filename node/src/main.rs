@@ -3,6 +3,13 @@
 use rsp_node::config;
 use rsp_node::telemetry;
 
+/// mimalloc rather than glibc's malloc: sled allocates and frees whole tree
+/// nodes on every write, and glibc's bookkeeping (`_int_malloc`,
+/// `malloc_consolidate`, ...) took about a quarter of the CPU of the
+/// sessions benchmark (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (

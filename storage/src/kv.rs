@@ -29,6 +29,7 @@ pub const MAX_KEYSPACE_LEN: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key {
     pub keyspace: String,
+    #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
 }
 
@@ -115,7 +116,7 @@ impl CmpOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CompareTarget {
     /// Compare the value; an absent key never matches (not even `Ne`).
-    Value(CmpOp, Vec<u8>),
+    Value(CmpOp, #[serde(with = "serde_bytes")] Vec<u8>),
     /// Compare the version; an absent key has version 0.
     Version(CmpOp, u64),
     /// Compare the modification revision; an absent key has 0.
@@ -138,6 +139,7 @@ pub enum TxnOp {
     /// never expires.
     Put {
         key: Key,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         ttl_ms: Option<u64>,
     },
@@ -147,6 +149,7 @@ pub enum TxnOp {
     /// Delete every key in `keyspace` that starts with `prefix`.
     DeletePrefix {
         keyspace: String,
+        #[serde(with = "serde_bytes")]
         prefix: Vec<u8>,
     },
     Get {
@@ -154,6 +157,7 @@ pub enum TxnOp {
     },
     Range {
         keyspace: String,
+        #[serde(with = "serde_bytes")]
         prefix: Vec<u8>,
         limit: u32,
     },
@@ -163,6 +167,7 @@ pub enum TxnOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     pub key: Key,
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     pub create_revision: u64,
     pub mod_revision: u64,
@@ -220,4 +225,48 @@ pub struct WatchEvent {
     pub kind: EventKind,
     /// The new value for `Put`.
     pub value: Option<Vec<u8>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::encode;
+
+    /// The byte fields are written with `serde_bytes` (decoded in one copy,
+    /// not byte by byte); bincode gives the same bytes as a plain `Vec<u8>`,
+    /// so logs and stores written before the change still read.
+    #[test]
+    fn byte_fields_encode_as_they_did_before_serde_bytes() {
+        #[derive(Serialize)]
+        struct PlainKey {
+            keyspace: String,
+            key: Vec<u8>,
+        }
+        #[derive(Serialize)]
+        enum PlainOp {
+            Put {
+                key: PlainKey,
+                value: Vec<u8>,
+                ttl_ms: Option<u64>,
+            },
+        }
+        let bytes: Vec<u8> = (0..=255u8).chain(0..40).collect();
+        let key = Key::new("t.acme", bytes.clone());
+        let plain = PlainKey {
+            keyspace: "t.acme".into(),
+            key: bytes.clone(),
+        };
+        assert_eq!(encode(&key), encode(&plain));
+        let put = TxnOp::Put {
+            key,
+            value: bytes.clone(),
+            ttl_ms: Some(5),
+        };
+        let plain_put = PlainOp::Put {
+            key: plain,
+            value: bytes,
+            ttl_ms: Some(5),
+        };
+        assert_eq!(encode(&put), encode(&plain_put));
+    }
 }

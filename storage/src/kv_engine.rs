@@ -36,6 +36,7 @@ const WATCH_BUFFER: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
+    #[serde(with = "serde_bytes")]
     value: Vec<u8>,
     create_revision: u64,
     mod_revision: u64,
