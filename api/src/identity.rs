@@ -22,9 +22,23 @@ use std::sync::Arc;
 
 use rsp_consensus::Consensus;
 
-/// The identity services of a node, built once at start-up.
+/// The identity services of a node, built once at start-up. A handle: a
+/// clone is one reference count (handlers clone the application state on
+/// every request, and cloning each service's handles cost more than the
+/// introspection itself).
 #[derive(Clone)]
-pub struct Identity {
+pub struct Identity(Arc<IdentityServices>);
+
+impl std::ops::Deref for Identity {
+    type Target = IdentityServices;
+
+    fn deref(&self) -> &IdentityServices {
+        &self.0
+    }
+}
+
+/// What an [`Identity`] holds.
+pub struct IdentityServices {
     pub keys: keys::KeyService,
     pub users: users::UserService,
     pub clients: clients::ClientService,
@@ -40,7 +54,7 @@ impl Identity {
         kek: Arc<crypto::KekCell>,
         hasher: passwords::PasswordHasher,
     ) -> Self {
-        Identity {
+        Identity(Arc::new(IdentityServices {
             keys: keys::KeyService::new(consensus.clone(), kek.clone()),
             users: users::UserService::new(consensus.clone(), hasher),
             clients: clients::ClientService::new(consensus.clone(), kek.clone()),
@@ -48,6 +62,6 @@ impl Identity {
             mfa_policy: mfa_policy::MfaPolicyService::new(consensus.clone()),
             factors: factors::FactorService::new(consensus, kek.clone()),
             kek,
-        }
+        }))
     }
 }

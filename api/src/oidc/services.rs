@@ -79,12 +79,12 @@ impl OidcServices {
         public_url: &str,
         config: OidcConfig,
     ) -> Self {
-        let base = Base {
+        let base = Base(Arc::new(BaseServices {
             consensus,
             identity,
             public_url: Arc::from(public_url.trim_end_matches('/')),
             config: Arc::new(config),
-        };
+        }));
         let tokens = TokenService::new(base.clone());
         OidcServices {
             codes: CodeService::new(base.clone(), tokens.clone()),
@@ -97,16 +97,27 @@ impl OidcServices {
     }
 }
 
-/// What every service holds: cheap to clone.
+/// What every service holds: a handle, one reference count to clone.
 #[derive(Clone)]
-pub(crate) struct Base {
+pub(crate) struct Base(Arc<BaseServices>);
+
+impl std::ops::Deref for Base {
+    type Target = BaseServices;
+
+    fn deref(&self) -> &BaseServices {
+        &self.0
+    }
+}
+
+/// What a [`Base`] holds.
+pub(crate) struct BaseServices {
     pub consensus: Consensus,
     pub identity: Identity,
     pub public_url: Arc<str>,
     pub config: Arc<OidcConfig>,
 }
 
-impl Base {
+impl BaseServices {
     /// `{public-url}/t/{tenant}`, as [`crate::oidc::tenant::TenantCtx`] has it.
     pub fn issuer(&self, tenant: &str) -> String {
         format!("{}/t/{tenant}", self.public_url)
