@@ -605,16 +605,29 @@ fn hash_times() -> Result<Vec<f64>> {
 fn parallel_hashes(secs: Duration) -> Result<f64> {
     use argon2::{Algorithm, Argon2, Params, Version};
     let params = Params::new(19_456, 2, 1, None).map_err(|e| anyhow!("{e}"))?;
+    per_core_rate(secs, "hashing", || {
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let mut out = [0u8; 32];
+        move || {
+            let _ = argon.hash_password_into(b"pw", b"saltsaltsaltsalt", &mut out);
+        }
+    })
+}
+
+/// Runs the operation `make` gives on one thread per core at once for
+/// `secs`: operations per second, all threads together.
+fn per_core_rate<F>(secs: Duration, what: &str, make: impl Fn() -> F) -> Result<f64>
+where
+    F: FnMut() + Send + 'static,
+{
     let start = Instant::now();
     let handles: Vec<_> = (0..cores())
         .map(|_| {
-            let params = params.clone();
+            let mut op = make();
             std::thread::spawn(move || {
-                let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-                let mut out = [0u8; 32];
                 let mut n = 0u64;
                 while start.elapsed() < secs {
-                    let _ = argon.hash_password_into(b"pw", b"saltsaltsaltsalt", &mut out);
+                    op();
                     n += 1;
                 }
                 n
@@ -623,7 +636,7 @@ fn parallel_hashes(secs: Duration) -> Result<f64> {
         .collect();
     let mut total = 0;
     for h in handles {
-        total += h.join().map_err(|_| anyhow!("a hashing thread panicked"))?;
+        total += h.join().map_err(|_| anyhow!("a {what} thread panicked"))?;
     }
     Ok(total as f64 / start.elapsed().as_secs_f64())
 }
@@ -650,39 +663,20 @@ fn parallel_signatures(alg: &str, secs: Duration) -> Result<f64> {
         ),
     });
     let message = vec![b'x'; 400];
-    let start = Instant::now();
-    let handles: Vec<_> = (0..cores())
-        .map(|_| {
-            let (pair, message, rng) = (pair.clone(), message.clone(), rng.clone());
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                let mut out = vec![0u8; 512];
-                while start.elapsed() < secs {
-                    match pair.as_ref() {
-                        Pair::Rsa(k) => {
-                            let len = k.public_modulus_len();
-                            let _ = k.sign(
-                                &signature::RSA_PKCS1_SHA256,
-                                &rng,
-                                &message,
-                                &mut out[..len],
-                            );
-                        }
-                        Pair::Ec(k) => {
-                            let _ = k.sign(&rng, &message);
-                        }
-                    }
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for h in handles {
-        total += h.join().map_err(|_| anyhow!("a signing thread panicked"))?;
-    }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    per_core_rate(secs, "signing", || {
+        let (pair, message, rng) = (pair.clone(), message.clone(), rng.clone());
+        let mut out = vec![0u8; 512];
+        move || match pair.as_ref() {
+            Pair::Rsa(k) => {
+                let len = k.public_modulus_len();
+                let padding = &signature::RSA_PKCS1_SHA256;
+                let _ = k.sign(padding, &rng, &message, &mut out[..len]);
+            }
+            Pair::Ec(k) => {
+                let _ = k.sign(&rng, &message);
+            }
+        }
+    })
 }
 
 async fn passwords(s: &Settings) -> Result<PasswordFigures> {
