@@ -102,6 +102,15 @@ impl ActorError {
         }
     }
 
+    /// [`Self::retry_after`] as a `Retry-After` header wants it: whole
+    /// seconds, rounded up (a client that waits less is refused again), at
+    /// least 1.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        self.retry_after()
+            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
+            .map(|secs| secs.max(1))
+    }
+
     /// How long a client should wait before retrying, where that helps.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -151,5 +160,23 @@ where
         Ok(CallResult::SenderError) | Err(_) => Err(ActorError::Restarting {
             retry_after: RESTART_RETRY,
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_secs_rounds_up_to_whole_seconds() {
+        let limited = |ms| ActorError::RateLimited {
+            kind: "token".into(),
+            retry_after: Duration::from_millis(ms),
+        };
+        assert_eq!(limited(2_500).retry_after_secs(), Some(3));
+        assert_eq!(limited(3_000).retry_after_secs(), Some(3));
+        assert_eq!(limited(200).retry_after_secs(), Some(1));
+        assert_eq!(limited(0).retry_after_secs(), Some(1));
+        assert_eq!(ActorError::SessionNotFound.retry_after_secs(), None);
     }
 }

@@ -96,7 +96,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl From<rsp_actors::ActorError> for ApiError {
     fn from(e: rsp_actors::ActorError) -> Self {
         use rsp_actors::ActorError as A;
-        let retry_after = e.retry_after().map(|d| d.as_secs().max(1));
+        let retry_after = e.retry_after_secs();
         let status = match &e {
             A::RateLimited { .. } | A::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             A::Locked { .. } => StatusCode::LOCKED,

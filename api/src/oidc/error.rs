@@ -150,9 +150,7 @@ impl OAuthError {
 impl From<rsp_actors::ActorError> for OAuthError {
     fn from(e: rsp_actors::ActorError) -> Self {
         use rsp_actors::ActorError as A;
-        let retry_after = e
-            .retry_after()
-            .map(|d| d.as_secs_f64().ceil().max(1.0) as u64);
+        let retry_after = e.retry_after_secs();
         let mut err = match &e {
             A::RateLimited { .. } => OAuthError::new(
                 OAuthErrorCode::TooManyRequests,
