@@ -16,8 +16,10 @@
 //!
 //! Bounded: two generations of at most [`GENERATION`] entries each; when the
 //! current one fills up it becomes the previous one and the old previous one
-//! is dropped, so memory stays under about 2 x 64k entries whatever tokens
-//! arrive. A miss costs one full verification, as without the cache.
+//! is dropped, so at most 64k tokens are remembered (about 30 MiB at ~460
+//! bytes an entry), whatever arrives; only tokens that passed every check
+//! are stored, so filling it takes valid tokens. A miss costs one full
+//! verification, as without the cache.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -27,7 +29,7 @@ use sha2::{Digest, Sha256};
 use super::AccessClaims;
 
 /// Entries per generation.
-const GENERATION: usize = 1 << 16;
+const GENERATION: usize = 1 << 15;
 
 /// What a successful verification established.
 #[derive(Clone)]
