@@ -124,19 +124,7 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, stats: Arc<BatchStats>
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        // The writers the previous batch just answered are usually on their
-        // way back with their next write; let them join this batch rather
-        // than wait a whole round (without this, 64 writers settle into two
-        // alternating batches of 32).
-        let mut queued = rx.len();
-        for i in 0..MAX_GATHER_YIELDS {
-            tokio::task::yield_now().await;
-            let now = rx.len();
-            if now == queued && i >= MIN_GATHER_YIELDS {
-                break;
-            }
-            queued = now;
-        }
+        gather(&rx).await;
         let mut bytes = weight(&first.op);
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_OPS && bytes < MAX_BATCH_BYTES {
@@ -159,6 +147,23 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, stats: Arc<BatchStats>
             stats.ops.fetch_add(ops, Relaxed);
             stats.nanos.fetch_add(took, Relaxed);
         });
+    }
+}
+
+/// Before a batch is cut: yield to the scheduler while writes keep arriving.
+/// The writers the previous batch just answered are usually on their way
+/// back with their next write; this lets them join the batch rather than
+/// wait a whole round (without it, 64 writers settle into two alternating
+/// batches of 32).
+pub(crate) async fn gather<T>(rx: &mpsc::Receiver<T>) {
+    let mut queued = rx.len();
+    for i in 0..MAX_GATHER_YIELDS {
+        tokio::task::yield_now().await;
+        let now = rx.len();
+        if now == queued && i >= MIN_GATHER_YIELDS {
+            break;
+        }
+        queued = now;
     }
 }
 

@@ -71,6 +71,7 @@ async fn run(
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
+        crate::batcher::gather(&rx).await;
         let mut queued = vec![first];
         while queued.len() < MAX_BATCH_OPS {
             match rx.try_recv() {
