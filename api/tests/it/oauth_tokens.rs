@@ -85,6 +85,15 @@ fn b64(v: &Value) -> String {
 }
 
 /// Userinfo says 401 invalid_token and introspection says inactive.
+/// Revoke `token` as the `web` client; the endpoint must answer 200.
+async fn revoke(s: &Setup, token: &str) {
+    let a = s
+        .env
+        .form("acme", "/revoke", Some(&s.web.basic()), &[("token", token)])
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+}
+
 async fn assert_refused(s: &Setup, token: &str, what: &str) {
     let a = s.env.userinfo_get("acme", token).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
@@ -342,16 +351,7 @@ async fn a_token_verified_before_still_fails_once_revoked_or_its_key_retired() {
             assert_eq!(i.body["active"], true, "{}", i.body);
         }
     }
-    let a = s
-        .env
-        .form(
-            "acme",
-            "/revoke",
-            Some(&s.web.basic()),
-            &[("token", &revoked)],
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    revoke(&s, &revoked).await;
     assert_refused(&s, &revoked, "revoked after being verified").await;
     // A rotation without overlap retires the key that signed `retired`.
     let keys = &s.env.state().identity.keys;
@@ -366,16 +366,7 @@ async fn a_token_verified_before_still_fails_once_revoked_or_its_key_retired() {
 async fn revoking_an_access_token_stops_it_everywhere_but_not_its_refresh_token() {
     let s = setup().await;
     let (access, refresh_token) = user_tokens(&s, "acme", &s.web, "openid").await;
-    let a = s
-        .env
-        .form(
-            "acme",
-            "/revoke",
-            Some(&s.web.basic()),
-            &[("token", &access)],
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    revoke(&s, &access).await;
     assert_refused(&s, &access, "revoked access token").await;
     let i = s.env.introspect("acme", &s.rs, &refresh_token).await;
     assert_eq!(i.body["active"], true);
