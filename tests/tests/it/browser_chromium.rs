@@ -18,7 +18,7 @@ use anyhow::{Context, Result, bail, ensure};
 use openidconnect::PkceCodeChallenge;
 use rsp_tests::rsp_chaos::Cluster;
 use rsp_tests::spec;
-use serde_json::{Value, json};
+use serde_json::json;
 use webdriver::{Driver, browser_available, callback_listener};
 
 #[tokio::test]
@@ -75,32 +75,15 @@ async fn chromium_fills_the_login_form_and_lands_on_the_callback_with_a_code() -
     .await;
     driver.quit().await;
     let query = outcome?;
-    let params: std::collections::BTreeMap<String, String> =
-        url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-    ensure!(
-        params.get("state").map(String::as_str) == Some("chromium-state"),
-        "{params:?}"
-    );
-    let code = params.get("code").context("no code on the callback")?;
-
-    let tokens: Value = reqwest::Client::new()
-        .post(format!("{base}/t/web/token"))
-        .basic_auth("chrome-app", Some(&secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("grant_type", "authorization_code")
-                .append_pair("code", code)
-                .append_pair("redirect_uri", &redirect)
-                .append_pair("code_verifier", verifier.secret())
-                .finish(),
-        )
-        .send()
-        .await?
-        .json()
-        .await?;
+    let tokens = webdriver::redeem_callback(
+        &query,
+        "chromium-state",
+        &format!("{base}/t/web/token"),
+        ("chrome-app", &secret),
+        &redirect,
+        verifier.secret(),
+    )
+    .await?;
     ensure!(tokens["id_token"].is_string(), "{tokens}");
     Ok(())
 }

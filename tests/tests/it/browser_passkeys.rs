@@ -188,31 +188,15 @@ async fn chromium_registers_a_passkey_and_signs_in_with_it_without_a_password() 
     .await;
     driver.quit().await;
     let query = outcome?;
-    let params: std::collections::BTreeMap<String, String> =
-        url::form_urlencoded::parse(query.as_bytes())
-            .into_owned()
-            .collect();
-    ensure!(
-        params.get("state").map(String::as_str) == Some("passkey"),
-        "{params:?}"
-    );
-    let code = params.get("code").context("no code on the callback")?;
-    let tokens: Value = reqwest::Client::new()
-        .post(format!("{public}/t/{TENANT}/token"))
-        .basic_auth(CLIENT, Some(&secret))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("grant_type", "authorization_code")
-                .append_pair("code", code)
-                .append_pair("redirect_uri", &redirect)
-                .append_pair("code_verifier", verifier.secret())
-                .finish(),
-        )
-        .send()
-        .await?
-        .json()
-        .await?;
+    let tokens = webdriver::redeem_callback(
+        &query,
+        "passkey",
+        &format!("{public}/t/{TENANT}/token"),
+        (CLIENT, &secret),
+        &redirect,
+        verifier.secret(),
+    )
+    .await?;
     let id_token = tokens["id_token"].as_str().context("no id_token")?;
     let claims = claims(id_token)?;
     ensure!(claims["amr"] == json!(["hwk", "user"]), "{claims}");

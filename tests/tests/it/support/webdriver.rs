@@ -243,6 +243,44 @@ impl Driver {
     }
 }
 
+/// The client's last step after the browser landed on its callback with
+/// `query`: check `state`, then redeem the code at `token_url` with the PKCE
+/// `verifier` and HTTP Basic client authentication; the token response.
+pub async fn redeem_callback(
+    query: &str,
+    state: &str,
+    token_url: &str,
+    (client_id, secret): (&str, &str),
+    redirect: &str,
+    verifier: &str,
+) -> Result<Value> {
+    let params: std::collections::BTreeMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    anyhow::ensure!(
+        params.get("state").map(String::as_str) == Some(state),
+        "{params:?}"
+    );
+    let code = params.get("code").context("no code on the callback")?;
+    Ok(reqwest::Client::new()
+        .post(token_url)
+        .basic_auth(client_id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("grant_type", "authorization_code")
+                .append_pair("code", code)
+                .append_pair("redirect_uri", redirect)
+                .append_pair("code_verifier", verifier)
+                .finish(),
+        )
+        .send()
+        .await?
+        .json()
+        .await?)
+}
+
 /// A stand-in for the client: forwards the query of each
 /// `GET /callback?...` it gets and answers a small page.
 pub async fn callback_listener() -> Result<(String, mpsc::Receiver<String>)> {
