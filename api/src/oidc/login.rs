@@ -320,8 +320,6 @@ async fn second_factor(
     }
 }
 
-/// A recovery code at the second-factor step: used up on success, counted
-/// towards the lockout when wrong.
 /// A lockout attempt for the ticket's user at the second-factor step, or
 /// the code page saying the account is locked.
 async fn second_factor_attempt(
@@ -347,6 +345,8 @@ async fn second_factor_attempt(
     }
 }
 
+/// A recovery code at the second-factor step: used up on success, counted
+/// towards the lockout when wrong.
 async fn recovery_code(
     state: &AppState,
     b: &Browser,
