@@ -152,15 +152,35 @@ where
         Ok(())
     }
 
+    /// The stored vote, always reported as not committed.
+    ///
+    /// openraft reads the vote only at start-up, and a node that finds its
+    /// own committed vote there resumes leadership in the same term, with
+    /// no new blank entry. Its read index is then its stored committed
+    /// index, which is not synced (see `save_committed`) and after a power
+    /// cut can be older than writes the cluster acknowledged: a
+    /// linearizable read would miss them. Its own log tail can also be
+    /// shorter than what followers committed for it. Reported uncommitted,
+    /// the vote still stops this node from voting twice in its term, but
+    /// leadership must be won again in a new term, whose blank entry is
+    /// behind every write acknowledged before the restart. A follower's
+    /// vote becomes committed again with its leader's first message.
     async fn read_vote(&mut self) -> Result<Option<Vote<C::NodeId>>, RaftStorageError<C::NodeId>> {
-        self.get_meta(VOTE).map_err(to_raft)
+        Ok(self
+            .get_meta::<Vote<C::NodeId>>(VOTE)
+            .map_err(to_raft)?
+            .map(|vote| Vote {
+                committed: false,
+                ..vote
+            }))
     }
 
     async fn save_committed(
         &mut self,
         committed: Option<LogId<C::NodeId>>,
     ) -> Result<(), RaftStorageError<C::NodeId>> {
-        // Not synced: after a crash a lower committed index is safe.
+        // Not synced: after a crash a lower committed index is safe, because
+        // no node resumes leadership across a restart (see `read_vote`).
         self.meta
             .insert(COMMITTED, encode(&committed))
             .map_err(write_err)?;

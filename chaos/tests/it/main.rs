@@ -5,3 +5,4 @@
 
 mod experiments;
 mod orphans;
+mod power_cut;
