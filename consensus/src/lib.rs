@@ -11,6 +11,7 @@
 //!   per-peer address overrides, openraft's network traits, and the listener.
 //! - [`tls`]: mutual TLS for peer links.
 //! - [`metrics`], [`tasks`]: Prometheus gauges and background jobs.
+//! - [`check_quorum`]: a leader cut off from a quorum lets another lead.
 //!
 //! The data model (transactions, compares, TTLs, watch events) is defined in
 //! `rsp_storage::kv` and re-exported here as [`kv`]: callers above this crate
@@ -20,6 +21,7 @@
 //! (tenants, users, tokens): those are built on [`Consensus::txn`].
 
 pub(crate) mod batcher;
+pub mod check_quorum;
 pub mod error;
 pub(crate) mod forwarder;
 pub mod membership;

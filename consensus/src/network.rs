@@ -5,6 +5,9 @@ use openraft::error::{
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 
+use std::sync::Arc;
+
+use crate::check_quorum::Contacts;
 use crate::rpc::{PeerBody, PeerResponse};
 use crate::transport::{Transport, TransportError};
 use crate::types::*;
@@ -14,6 +17,7 @@ use crate::types::*;
 pub struct NetworkFactory {
     pub(crate) transport: Transport,
     pub(crate) group: GroupId,
+    pub(crate) contacts: Arc<Contacts>,
 }
 
 pub struct PeerNetwork {
@@ -21,6 +25,7 @@ pub struct PeerNetwork {
     group: GroupId,
     target: NodeId,
     addr: String,
+    contacts: Arc<Contacts>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -32,6 +37,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
             group: self.group,
             target,
             addr: node.peer_addr.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -56,6 +62,16 @@ impl PeerNetwork {
             })
     }
 
+    /// A silent leader (see [`crate::check_quorum`]) sends no AppendEntries
+    /// and no snapshot, so followers' leases run out: the error to return
+    /// instead, if silent.
+    fn silenced<E: std::error::Error>(&self) -> Option<RpcErr<E>> {
+        self.contacts.is_silent().then(|| {
+            let e = std::io::Error::other("silent: this leader lost contact with a quorum");
+            RPCError::Unreachable(Unreachable::new(&e))
+        })
+    }
+
     fn unexpected<E: std::error::Error>(&self, what: &str) -> RpcErr<E> {
         let e = std::io::Error::other(format!("unexpected answer to {what}"));
         RPCError::Network(NetworkError::new(&e))
@@ -68,8 +84,14 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse, RpcErr> {
+        if let Some(e) = self.silenced() {
+            return Err(e);
+        }
         match self.send(PeerBody::AppendEntries(rpc), &option).await? {
-            PeerResponse::AppendEntries(Ok(r)) => Ok(r),
+            PeerResponse::AppendEntries(Ok(r)) => {
+                self.contacts.replied(self.target);
+                Ok(r)
+            }
             PeerResponse::AppendEntries(Err(e)) => {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
@@ -82,6 +104,9 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: InstallSnapshotRequest,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse, RpcErr<InstallSnapshotError>> {
+        if let Some(e) = self.silenced() {
+            return Err(e);
+        }
         match self.send(PeerBody::InstallSnapshot(rpc), &option).await? {
             PeerResponse::InstallSnapshot(Ok(r)) => Ok(r),
             PeerResponse::InstallSnapshot(Err(e)) => {

@@ -112,6 +112,15 @@ impl ConsensusConfig {
             bugs: InjectedBugs::default(),
         }
     }
+
+    /// When a leader counts as cut off from its voters (see
+    /// [`crate::check_quorum`]).
+    pub fn check_quorum(&self) -> crate::check_quorum::CheckQuorum {
+        crate::check_quorum::CheckQuorum::from_timers(
+            self.heartbeat_ms,
+            self.election_timeout_ms * 3 / 2,
+        )
+    }
 }
 
 /// Which read path a caller wants.
@@ -194,6 +203,9 @@ pub(crate) struct Inner {
     pub(crate) commit_seen: std::sync::Mutex<(u64, Option<Instant>)>,
     /// When this node last saw its applied index move or heard a leader.
     pub(crate) last_leader_contact: std::sync::Mutex<Option<Instant>>,
+    /// Replies of peers to this node's AppendEntries, and whether it is
+    /// silent as a leader cut off from a quorum.
+    pub(crate) contacts: Arc<crate::check_quorum::Contacts>,
 }
 
 /// A node's consensus handle. Cheap to clone.
@@ -246,9 +258,11 @@ impl Consensus {
         }
         .validate()
         .map_err(|e| ConsensusError::Config(format!("raft: {e}")))?;
+        let contacts = Arc::new(crate::check_quorum::Contacts::default());
         let network = NetworkFactory {
             transport: transport.clone(),
             group,
+            contacts: contacts.clone(),
         };
         let raft = Raft::new(config.node_id, Arc::new(raft_config), network, log, sm)
             .await
@@ -275,6 +289,7 @@ impl Consensus {
                 last_leader_contact: std::sync::Mutex::new(None),
                 commit_seen: std::sync::Mutex::new((0, None)),
                 secrets: std::sync::RwLock::new(HashMap::new()),
+                contacts,
             }),
         };
         crate::tasks::spawn_all(&consensus);
@@ -362,6 +377,11 @@ impl Consensus {
             return self
                 .write_unacknowledged(Command::new(now_ms(), op), &op_summary_txn())
                 .await;
+        }
+        if self.inner.contacts.is_silent() {
+            return Err(ConsensusError::Unavailable(
+                "this node leads but has not heard from a quorum of voters; it is letting another node take over".into(),
+            ));
         }
         let rx = self.inner.batcher.submit(op)?;
         match tokio::time::timeout(timeout, rx).await {

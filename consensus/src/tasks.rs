@@ -1,7 +1,8 @@
 //! Background jobs of a node, stopped by [`crate::Consensus::shutdown`]:
 //! - metrics: mirror openraft's metrics into Prometheus gauges;
 //! - expiry ticks: while this node leads and a key's TTL is due, propose a
-//!   `Tick` so the key expires even when nothing else is written.
+//!   `Tick` so the key expires even when nothing else is written;
+//! - check-quorum: see [`crate::check_quorum`].
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
@@ -17,6 +18,7 @@ const TICK_EVERY: Duration = Duration::from_millis(200);
 pub(crate) fn spawn_all(c: &Consensus) {
     tokio::spawn(metrics_loop(c.clone()));
     tokio::spawn(tick_loop(c.clone()));
+    tokio::spawn(crate::check_quorum::run(c.clone()));
 }
 
 async fn metrics_loop(c: Consensus) {

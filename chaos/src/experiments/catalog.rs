@@ -271,7 +271,8 @@ pub fn all() -> Vec<Experiment> {
         // openraft times an AppendEntries out after one heartbeat interval:
         // on links slower than that, the heartbeat must be raised (WAN
         // settings), which these two use. `slow-leader-links` keeps the
-        // short timers on purpose: see docs/reliability.md.
+        // short timers on purpose: its leader never hears a reply, and
+        // check-quorum must hand leadership over (docs/reliability.md).
         Experiment {
             args: &["--heartbeat-ms", "600", "--election-timeout-ms", "2500"],
             slow_requests: Some((MS(3000), MS(6000))),

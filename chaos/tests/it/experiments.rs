@@ -44,3 +44,10 @@ async fn isolating_the_leader_keeps_the_steady_state() -> Result<()> {
 async fn a_power_cut_of_every_node_loses_no_acknowledged_write() -> Result<()> {
     holds("power-cut-all").await
 }
+
+/// The leader's heartbeats arrive but no reply gets back in time:
+/// check-quorum must make it step aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_replies_never_return_hands_over() -> Result<()> {
+    holds("slow-leader-links").await
+}

@@ -44,7 +44,10 @@ async fn after_a_power_cut_leadership_is_won_again_and_reads_see_every_acknowled
                 .await?;
             match got {
                 Some(read) if read.value == *value => {}
-                Some(read) => bail!("node {id} read {key} = {}, acknowledged {value}", read.value),
+                Some(read) => bail!(
+                    "node {id} read {key} = {}, acknowledged {value}",
+                    read.value
+                ),
                 None => bail!("node {id} read {key}: not found, though acknowledged as {value}"),
             }
         }

@@ -1,0 +1,240 @@
+//! Check-quorum: a leader that has heard no reply from a quorum of voters
+//! for a while steps aside.
+//!
+//! openraft 0.9 has no step-down. Followers keep a leader's lease for as
+//! long as its AppendEntries reach them, even when the replies never make it
+//! back (a slow or one-way link from the leader): nothing commits, and no
+//! follower stands for election. This module watches, on the leader, when
+//! each voter last answered an AppendEntries. When fewer than a quorum
+//! (this node included) answered within [`CheckQuorum::window`], the leader
+//! goes *silent*: it sends no AppendEntries (so no heartbeats either) and
+//! refuses writes, which lets the followers' leases run out and one of them
+//! win a new term; the old leader then grants that vote (its own vote is
+//! older than its lease) and follows. Silence is bounded (a leader that
+//! stays leader after [`CheckQuorum::max_silence`] speaks again and is
+//! judged afresh), so a leader cut off from everyone loses nothing by it.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+
+use crate::node::Consensus;
+use crate::types::NodeId;
+
+/// Replies seen by this node's Raft network, and whether it is silent.
+#[derive(Debug, Default)]
+pub struct Contacts {
+    replies: Mutex<HashMap<NodeId, Instant>>,
+    silent: AtomicBool,
+}
+
+impl Contacts {
+    /// `target` answered an AppendEntries (any answer: it is reachable).
+    pub(crate) fn replied(&self, target: NodeId) {
+        if let Ok(mut r) = self.replies.lock() {
+            r.insert(target, Instant::now());
+        }
+    }
+
+    fn last_reply(&self, target: NodeId) -> Option<Instant> {
+        self.replies
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&target).copied())
+    }
+
+    /// True while this node, as leader, sends no AppendEntries.
+    pub fn is_silent(&self) -> bool {
+        self.silent.load(Ordering::Relaxed)
+    }
+
+    fn set_silent(&self, silent: bool) {
+        self.silent.store(silent, Ordering::Relaxed);
+    }
+}
+
+/// The timing of the check, from the Raft timers.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckQuorum {
+    /// A voter counts as in contact when it answered within this.
+    pub window: Duration,
+    /// The longest a leader stays silent before speaking again.
+    pub max_silence: Duration,
+    /// How often the leader checks.
+    pub every: Duration,
+}
+
+impl CheckQuorum {
+    /// Twice the longest election timeout: a healthy leader's heartbeats
+    /// are answered many times over in that span, and a follower cut off
+    /// from the leader would itself have stood for election by then.
+    pub fn from_timers(heartbeat_ms: u64, election_timeout_max_ms: u64) -> Self {
+        let window = Duration::from_millis(election_timeout_max_ms * 2);
+        CheckQuorum {
+            window,
+            // Followers need their lease (one election timeout) plus an
+            // election timeout to elect; leave room for two rounds.
+            max_silence: window * 3,
+            every: Duration::from_millis(heartbeat_ms.max(10)),
+        }
+    }
+}
+
+/// What the leader decides on one check.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Enough voters answered (or too early to judge).
+    Keep,
+    /// Fewer than a quorum answered within the window.
+    LostQuorum { answered: usize, voters: usize },
+}
+
+/// Counts the voters in contact, this node included.
+pub(crate) fn judge(
+    me: NodeId,
+    voters: &[NodeId],
+    last_reply: impl Fn(NodeId) -> Option<Instant>,
+    now: Instant,
+    window: Duration,
+) -> Verdict {
+    if voters.len() <= 1 {
+        return Verdict::Keep;
+    }
+    let answered = voters
+        .iter()
+        .filter(|v| {
+            **v == me || last_reply(**v).is_some_and(|t| now.saturating_duration_since(t) < window)
+        })
+        .count();
+    if answered * 2 > voters.len() {
+        Verdict::Keep
+    } else {
+        Verdict::LostQuorum {
+            answered,
+            voters: voters.len(),
+        }
+    }
+}
+
+pub(crate) async fn run(c: Consensus) {
+    let check = c.inner.config.check_quorum();
+    let contacts = c.inner.contacts.clone();
+    let mut stop = c.inner.stop_tx.subscribe();
+    let mut interval = tokio::time::interval(check.every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // (term, since): when this node became leader, or last spoke again.
+    let mut leading: Option<(u64, Instant)> = None;
+    let mut silent_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let (state, term, voters) = {
+            let metrics = c.raft().metrics();
+            let m = metrics.borrow();
+            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+            (m.state, m.current_term, voters)
+        };
+        let now = Instant::now();
+        if state != ServerState::Leader {
+            if silent_since.take().is_some() {
+                contacts.set_silent(false);
+                tracing::info!(term, "the silent leader has stepped down");
+            }
+            leading = None;
+            continue;
+        }
+        if let Some(since) = silent_since {
+            if now.duration_since(since) >= check.max_silence {
+                // Still leader: nobody took over. Speak again and judge
+                // afresh after a full window.
+                contacts.set_silent(false);
+                silent_since = None;
+                leading = Some((term, now));
+                tracing::warn!(term, "no other node took over; leading again");
+            }
+            continue;
+        }
+        let since = match leading {
+            Some((t, since)) if t == term => since,
+            _ => {
+                leading = Some((term, now));
+                now
+            }
+        };
+        if now.duration_since(since) < check.window {
+            continue;
+        }
+        let me = c.inner.id;
+        if let Verdict::LostQuorum { answered, voters } =
+            judge(me, &voters, |v| contacts.last_reply(v), now, check.window)
+        {
+            tracing::warn!(
+                term,
+                answered,
+                voters,
+                window_ms = check.window.as_millis() as u64,
+                "leader heard from fewer than a quorum of voters; going silent so another node can lead"
+            );
+            contacts.set_silent(true);
+            silent_since = Some(now);
+            c.inner.metrics.check_quorum_stepdowns.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quorum_counts_this_node_and_recent_answers_only() {
+        let now = Instant::now();
+        let window = Duration::from_millis(900);
+        let recent = now - Duration::from_millis(100);
+        let old = now - Duration::from_millis(1000);
+        let replies = |r: HashMap<NodeId, Instant>| move |v: NodeId| r.get(&v).copied();
+        // One recent answer out of two others: 2 of 3.
+        assert_eq!(
+            judge(
+                1,
+                &[1, 2, 3],
+                replies([(2, recent), (3, old)].into()),
+                now,
+                window
+            ),
+            Verdict::Keep
+        );
+        // Only stale answers: 1 of 3.
+        assert_eq!(
+            judge(
+                1,
+                &[1, 2, 3],
+                replies([(2, old), (3, old)].into()),
+                now,
+                window
+            ),
+            Verdict::LostQuorum {
+                answered: 1,
+                voters: 3
+            }
+        );
+        // 2 of 4 is not a quorum.
+        assert_eq!(
+            judge(1, &[1, 2, 3, 4], replies([(2, recent)].into()), now, window),
+            Verdict::LostQuorum {
+                answered: 2,
+                voters: 4
+            }
+        );
+        // A single voter always keeps leading.
+        assert_eq!(
+            judge(1, &[1], replies(HashMap::new()), now, window),
+            Verdict::Keep
+        );
+    }
+}
