@@ -119,70 +119,135 @@ pub(crate) fn judge(
     }
 }
 
+/// What the leader's watch decides on one check.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    Nothing,
+    /// Fewer than a quorum answered within the window: stop sending.
+    GoSilent {
+        answered: usize,
+        voters: usize,
+    },
+    /// End the silence.
+    Speak(SpeakBecause),
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum SpeakBecause {
+    /// This node no longer leads: another took over.
+    SteppedDown,
+    /// It leads again, in a later term than the one it fell silent in.
+    NewTerm,
+    /// It still leads after the longest silence.
+    NobodyTookOver,
+}
+
+/// The timing side of check-quorum, apart from the clock and the network so
+/// it can be tested alone.
+#[derive(Debug, Default)]
+pub(crate) struct Watch {
+    /// (term, since): when this node became leader, or last spoke again.
+    leading: Option<(u64, Instant)>,
+    /// (term, since): when it went silent, as leader of that term.
+    silent: Option<(u64, Instant)>,
+}
+
+impl Watch {
+    /// One check. `leader_term` is the term if this node leads; `judge`
+    /// counts the voters in contact (called only when due).
+    pub(crate) fn step(
+        &mut self,
+        leader_term: Option<u64>,
+        now: Instant,
+        check: &CheckQuorum,
+        judge: impl FnOnce() -> Verdict,
+    ) -> Step {
+        let Some(term) = leader_term else {
+            self.leading = None;
+            return match self.silent.take() {
+                Some(_) => Step::Speak(SpeakBecause::SteppedDown),
+                None => Step::Nothing,
+            };
+        };
+        if let Some((silent_term, since)) = self.silent {
+            if silent_term != term {
+                self.silent = None;
+                self.leading = Some((term, now));
+                return Step::Speak(SpeakBecause::NewTerm);
+            }
+            if now.duration_since(since) < check.max_silence {
+                return Step::Nothing;
+            }
+            // Nobody took over: speak again and judge afresh after a full
+            // window.
+            self.silent = None;
+            self.leading = Some((term, now));
+            return Step::Speak(SpeakBecause::NobodyTookOver);
+        }
+        let since = match self.leading {
+            Some((t, since)) if t == term => since,
+            _ => {
+                self.leading = Some((term, now));
+                now
+            }
+        };
+        if now.duration_since(since) < check.window {
+            return Step::Nothing;
+        }
+        match judge() {
+            Verdict::Keep => Step::Nothing,
+            Verdict::LostQuorum { answered, voters } => {
+                self.silent = Some((term, now));
+                Step::GoSilent { answered, voters }
+            }
+        }
+    }
+}
+
 pub(crate) async fn run(c: Consensus) {
     let check = c.inner.config.check_quorum();
     let contacts = c.inner.contacts.clone();
+    let me = c.inner.id;
     let mut stop = c.inner.stop_tx.subscribe();
     let mut interval = tokio::time::interval(check.every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // (term, since): when this node became leader, or last spoke again.
-    let mut leading: Option<(u64, Instant)> = None;
-    let mut silent_since: Option<Instant> = None;
+    let mut watch = Watch::default();
     loop {
         tokio::select! {
             _ = interval.tick() => {}
             _ = stop.changed() => return,
         }
-        let (state, term, voters) = {
+        let (leader_term, voters) = {
             let metrics = c.raft().metrics();
             let m = metrics.borrow();
-            let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-            (m.state, m.current_term, voters)
+            if m.state == ServerState::Leader {
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                (Some(m.current_term), voters)
+            } else {
+                (None, Vec::new())
+            }
         };
         let now = Instant::now();
-        if state != ServerState::Leader {
-            if silent_since.take().is_some() {
-                contacts.set_silent(false);
-                tracing::info!(term, "the silent leader has stepped down");
-            }
-            leading = None;
-            continue;
-        }
-        if let Some(since) = silent_since {
-            if now.duration_since(since) >= check.max_silence {
-                // Still leader: nobody took over. Speak again and judge
-                // afresh after a full window.
-                contacts.set_silent(false);
-                silent_since = None;
-                leading = Some((term, now));
-                tracing::warn!(term, "no other node took over; leading again");
-            }
-            continue;
-        }
-        let since = match leading {
-            Some((t, since)) if t == term => since,
-            _ => {
-                leading = Some((term, now));
-                now
-            }
-        };
-        if now.duration_since(since) < check.window {
-            continue;
-        }
-        let me = c.inner.id;
-        if let Verdict::LostQuorum { answered, voters } =
+        let step = watch.step(leader_term, now, &check, || {
             judge(me, &voters, |v| contacts.last_reply(v), now, check.window)
-        {
-            tracing::warn!(
-                term,
-                answered,
-                voters,
-                window_ms = check.window.as_millis() as u64,
-                "leader heard from fewer than a quorum of voters; going silent so another node can lead"
-            );
-            contacts.set_silent(true);
-            silent_since = Some(now);
-            c.inner.metrics.check_quorum_stepdowns.inc();
+        });
+        match step {
+            Step::Nothing => {}
+            Step::GoSilent { answered, voters } => {
+                tracing::warn!(
+                    term = leader_term,
+                    answered,
+                    voters,
+                    window_ms = check.window.as_millis() as u64,
+                    "leader heard from fewer than a quorum of voters; going silent so another node can lead"
+                );
+                contacts.set_silent(true);
+                c.inner.metrics.check_quorum_stepdowns.inc();
+            }
+            Step::Speak(why) => {
+                tracing::info!(term = leader_term, ?why, "check-quorum silence over");
+                contacts.set_silent(false);
+            }
         }
     }
 }
@@ -236,5 +301,87 @@ mod tests {
             judge(1, &[1], replies(HashMap::new()), now, window),
             Verdict::Keep
         );
+    }
+
+    fn check() -> CheckQuorum {
+        CheckQuorum::from_timers(50, 450)
+    }
+
+    #[test]
+    fn a_new_leader_is_judged_only_after_a_full_window() {
+        let (c, t0) = (check(), Instant::now());
+        let mut w = Watch::default();
+        let lost = || Verdict::LostQuorum {
+            answered: 1,
+            voters: 3,
+        };
+        assert_eq!(w.step(Some(2), t0, &c, lost), Step::Nothing);
+        let early = t0 + c.window - Duration::from_millis(1);
+        assert_eq!(w.step(Some(2), early, &c, lost), Step::Nothing);
+        assert_eq!(
+            w.step(Some(2), t0 + c.window, &c, lost),
+            Step::GoSilent {
+                answered: 1,
+                voters: 3
+            }
+        );
+    }
+
+    #[test]
+    fn silence_ends_on_step_down_new_term_or_after_the_longest_silence() {
+        let (c, t0) = (check(), Instant::now());
+        let lost = || Verdict::LostQuorum {
+            answered: 1,
+            voters: 3,
+        };
+        let silent = |w: &mut Watch| {
+            w.step(Some(2), t0, &c, lost);
+            assert!(matches!(
+                w.step(Some(2), t0 + c.window, &c, lost),
+                Step::GoSilent { .. }
+            ));
+        };
+        let at = t0 + c.window + Duration::from_millis(10);
+
+        let mut w = Watch::default();
+        silent(&mut w);
+        assert_eq!(w.step(Some(2), at, &c, lost), Step::Nothing);
+        assert_eq!(
+            w.step(None, at, &c, lost),
+            Step::Speak(SpeakBecause::SteppedDown)
+        );
+        assert_eq!(w.step(None, at, &c, lost), Step::Nothing);
+
+        let mut w = Watch::default();
+        silent(&mut w);
+        assert_eq!(
+            w.step(Some(3), at, &c, lost),
+            Step::Speak(SpeakBecause::NewTerm)
+        );
+        // The new term is judged after its own full window.
+        assert_eq!(w.step(Some(3), at + c.window / 2, &c, lost), Step::Nothing);
+
+        let mut w = Watch::default();
+        silent(&mut w);
+        let end = t0 + c.window + c.max_silence;
+        assert_eq!(
+            w.step(Some(2), end, &c, lost),
+            Step::Speak(SpeakBecause::NobodyTookOver)
+        );
+        assert_eq!(w.step(Some(2), end + c.window / 2, &c, lost), Step::Nothing);
+        assert!(matches!(
+            w.step(Some(2), end + c.window, &c, lost),
+            Step::GoSilent { .. }
+        ));
+    }
+
+    #[test]
+    fn a_leader_that_hears_from_a_quorum_never_goes_silent() {
+        let (c, t0) = (check(), Instant::now());
+        let mut w = Watch::default();
+        for i in 0..100u32 {
+            let now = t0 + c.every * i;
+            assert_eq!(w.step(Some(2), now, &c, || Verdict::Keep), Step::Nothing);
+        }
     }
 }
