@@ -68,16 +68,16 @@ pub struct CheckQuorum {
 }
 
 impl CheckQuorum {
-    /// Twice the longest election timeout: a healthy leader's heartbeats
-    /// are answered many times over in that span, and a follower cut off
-    /// from the leader would itself have stood for election by then.
+    /// The longest election timeout, as etcd's check-quorum: a healthy
+    /// leader's heartbeats are answered several times over in that span,
+    /// and it is as long as the lease followers grant a leader.
     pub fn from_timers(heartbeat_ms: u64, election_timeout_max_ms: u64) -> Self {
-        let window = Duration::from_millis(election_timeout_max_ms * 2);
+        let window = Duration::from_millis(election_timeout_max_ms);
         CheckQuorum {
             window,
-            // Followers need their lease (one election timeout) plus an
-            // election timeout to elect; leave room for two rounds.
-            max_silence: window * 3,
+            // Followers need their lease (one window) plus an election
+            // timeout to elect; leave room for several rounds.
+            max_silence: window * 6,
             every: Duration::from_millis(heartbeat_ms.max(10)),
         }
     }

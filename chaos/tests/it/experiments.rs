@@ -18,8 +18,12 @@ fn short() -> RunOptions {
 }
 
 async fn holds(name: &str) -> Result<()> {
+    holds_with(name, &short()).await
+}
+
+async fn holds_with(name: &str, opts: &RunOptions) -> Result<()> {
     let exp = catalog::find(name).ok_or_else(|| anyhow!("no experiment {name}"))?;
-    let report = experiments::run(&exp, &short()).await?;
+    let report = experiments::run(&exp, opts).await?;
     ensure!(report.passed, "{}", report.to_text());
     ensure!(
         report.before.requests > 0 && report.during.requests > 0 && report.after.requests > 0,
@@ -49,5 +53,11 @@ async fn a_power_cut_of_every_node_loses_no_acknowledged_write() -> Result<()> {
 /// check-quorum must make it step aside.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_whose_replies_never_return_hands_over() -> Result<()> {
-    holds("slow-leader-links").await
+    // Long enough that the fault is mostly the cluster under a new leader
+    // rather than the hand-over itself (about 1.5 s on short timers).
+    let opts = RunOptions {
+        duration: Duration::from_secs(6),
+        ..short()
+    };
+    holds_with("slow-leader-links", &opts).await
 }
