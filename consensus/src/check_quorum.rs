@@ -5,9 +5,10 @@
 //! long as its AppendEntries reach them, even when the replies never make it
 //! back (a slow or one-way link from the leader): nothing commits, and no
 //! follower stands for election. This module watches, on the leader, when
-//! each voter last answered an AppendEntries. When fewer than a quorum
-//! (this node included) answered within [`CheckQuorum::window`], the leader
-//! goes *silent*: it sends no AppendEntries (so no heartbeats either) and
+//! each voter last answered an AppendEntries, and when a request to it last
+//! failed at the connection. When fewer than a quorum (this node included)
+//! answered within [`CheckQuorum::window`], but enough voters are *mute*
+//! rather than down to elect another leader, the leader goes *silent*: it sends no AppendEntries (so no heartbeats either) and
 //! refuses writes, which lets the followers' leases run out and one of them
 //! win a new term; the old leader then grants that vote (its own vote is
 //! older than its lease) and follows. Silence is bounded (a leader that
@@ -24,26 +25,45 @@ use openraft::ServerState;
 use crate::node::Consensus;
 use crate::types::NodeId;
 
+/// What this node's Raft network last saw of a peer.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Seen {
+    /// The peer answered a request in time.
+    pub reply: Option<Instant>,
+    /// A request to the peer failed at the connection (refused, reset):
+    /// the peer, or the way to it, is down rather than slow.
+    pub failure: Option<Instant>,
+}
+
 /// Replies seen by this node's Raft network, and whether it is silent.
 #[derive(Debug, Default)]
 pub struct Contacts {
-    replies: Mutex<HashMap<NodeId, Instant>>,
+    seen: Mutex<HashMap<NodeId, Seen>>,
     silent: AtomicBool,
 }
 
 impl Contacts {
-    /// `target` answered an AppendEntries (any answer: it is reachable).
+    /// `target` answered a request in time (any answer: it is reachable).
     pub(crate) fn replied(&self, target: NodeId) {
-        if let Ok(mut r) = self.replies.lock() {
-            r.insert(target, Instant::now());
+        if let Ok(mut s) = self.seen.lock() {
+            s.entry(target).or_default().reply = Some(Instant::now());
         }
     }
 
-    fn last_reply(&self, target: NodeId) -> Option<Instant> {
-        self.replies
+    /// A request to `target` failed at the connection. A request that
+    /// timed out is not a failure here: it may have arrived.
+    pub(crate) fn failed(&self, target: NodeId) {
+        if let Ok(mut s) = self.seen.lock() {
+            s.entry(target).or_default().failure = Some(Instant::now());
+        }
+    }
+
+    fn seen(&self, target: NodeId) -> Seen {
+        self.seen
             .lock()
             .ok()
-            .and_then(|r| r.get(&target).copied())
+            .and_then(|s| s.get(&target).copied())
+            .unwrap_or_default()
     }
 
     /// True while this node, as leader, sends no AppendEntries.
@@ -68,16 +88,17 @@ pub struct CheckQuorum {
 }
 
 impl CheckQuorum {
-    /// The longest election timeout, as etcd's check-quorum: a healthy
-    /// leader's heartbeats are answered several times over in that span,
-    /// and it is as long as the lease followers grant a leader.
+    /// Twice the longest election timeout: a healthy leader's heartbeats
+    /// are answered many times over in that span, and a node that is busy
+    /// starting up (its first answers can miss openraft's one-heartbeat
+    /// deadline for a while) is not mistaken for a cut-off link.
     pub fn from_timers(heartbeat_ms: u64, election_timeout_max_ms: u64) -> Self {
-        let window = Duration::from_millis(election_timeout_max_ms);
         CheckQuorum {
-            window,
-            // Followers need their lease (one window) plus an election
-            // timeout to elect; leave room for several rounds.
-            max_silence: window * 6,
+            window: Duration::from_millis(election_timeout_max_ms * 2),
+            // Followers need their lease (one election timeout) and then
+            // at most one election timeout to elect. A silence that no
+            // election ended by then helped nobody.
+            max_silence: Duration::from_millis(election_timeout_max_ms * 3),
             every: Duration::from_millis(heartbeat_ms.max(10)),
         }
     }
@@ -86,30 +107,48 @@ impl CheckQuorum {
 /// What the leader decides on one check.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Enough voters answered (or too early to judge).
+    /// Enough voters answered, or too few are reachable for silence to let
+    /// anyone else lead.
     Keep,
-    /// Fewer than a quorum answered within the window.
+    /// Fewer than a quorum answered within the window, yet enough voters
+    /// may be up (their requests time out rather than fail) to elect
+    /// another leader.
     LostQuorum { answered: usize, voters: usize },
 }
 
-/// Counts the voters in contact, this node included.
+/// Counts the voters in contact, this node included. A voter that neither
+/// answered nor failed at the connection within the window is *mute*: our
+/// messages may reach it while its answers do not reach us. Silence helps
+/// only if the voters in contact and the mute ones make a quorum: then
+/// they can elect a leader once this node stops renewing its lease (this
+/// node grants its vote). Voters that are down could not, and a leader
+/// waiting for them to come back must keep sending.
 pub(crate) fn judge(
     me: NodeId,
     voters: &[NodeId],
-    last_reply: impl Fn(NodeId) -> Option<Instant>,
+    seen: impl Fn(NodeId) -> Seen,
     now: Instant,
     window: Duration,
 ) -> Verdict {
     if voters.len() <= 1 {
         return Verdict::Keep;
     }
-    let answered = voters
-        .iter()
-        .filter(|v| {
-            **v == me || last_reply(**v).is_some_and(|t| now.saturating_duration_since(t) < window)
-        })
-        .count();
-    if answered * 2 > voters.len() {
+    let recent = |t: Option<Instant>| t.is_some_and(|t| now.saturating_duration_since(t) < window);
+    let (mut answered, mut mute) = (0, 0);
+    for v in voters {
+        if *v == me {
+            answered += 1;
+            continue;
+        }
+        let s = seen(*v);
+        if recent(s.reply) {
+            answered += 1;
+        } else if !recent(s.failure) {
+            mute += 1;
+        }
+    }
+    let quorum = voters.len() / 2 + 1;
+    if answered >= quorum || answered + mute < quorum {
         Verdict::Keep
     } else {
         Verdict::LostQuorum {
@@ -146,8 +185,10 @@ pub(crate) enum SpeakBecause {
 /// it can be tested alone.
 #[derive(Debug, Default)]
 pub(crate) struct Watch {
-    /// (term, since): when this node became leader, or last spoke again.
-    leading: Option<(u64, Instant)>,
+    /// (term, voters, since): when this node became leader of the term
+    /// with these voters, or last spoke again. A new voter gets a full
+    /// window to be heard.
+    leading: Option<(u64, Vec<NodeId>, Instant)>,
     /// (term, since): when it went silent, as leader of that term.
     silent: Option<(u64, Instant)>,
 }
@@ -158,6 +199,7 @@ impl Watch {
     pub(crate) fn step(
         &mut self,
         leader_term: Option<u64>,
+        voters: &[NodeId],
         now: Instant,
         check: &CheckQuorum,
         judge: impl FnOnce() -> Verdict,
@@ -172,7 +214,7 @@ impl Watch {
         if let Some((silent_term, since)) = self.silent {
             if silent_term != term {
                 self.silent = None;
-                self.leading = Some((term, now));
+                self.leading = Some((term, voters.to_vec(), now));
                 return Step::Speak(SpeakBecause::NewTerm);
             }
             if now.duration_since(since) < check.max_silence {
@@ -181,13 +223,13 @@ impl Watch {
             // Nobody took over: speak again and judge afresh after a full
             // window.
             self.silent = None;
-            self.leading = Some((term, now));
+            self.leading = Some((term, voters.to_vec(), now));
             return Step::Speak(SpeakBecause::NobodyTookOver);
         }
-        let since = match self.leading {
-            Some((t, since)) if t == term => since,
+        let since = match &self.leading {
+            Some((t, v, since)) if *t == term && v == voters => *since,
             _ => {
-                self.leading = Some((term, now));
+                self.leading = Some((term, voters.to_vec(), now));
                 now
             }
         };
@@ -228,8 +270,8 @@ pub(crate) async fn run(c: Consensus) {
             }
         };
         let now = Instant::now();
-        let step = watch.step(leader_term, now, &check, || {
-            judge(me, &voters, |v| contacts.last_reply(v), now, check.window)
+        let step = watch.step(leader_term, &voters, now, &check, || {
+            judge(me, &voters, |v| contacts.seen(v), now, check.window)
         });
         match step {
             Step::Nothing => {}
@@ -256,33 +298,48 @@ pub(crate) async fn run(c: Consensus) {
 mod tests {
     use super::*;
 
+    fn judge_with(voters: &[NodeId], seen: HashMap<NodeId, Seen>) -> Verdict {
+        judge(
+            1,
+            voters,
+            move |v| seen.get(&v).copied().unwrap_or_default(),
+            Instant::now(),
+            Duration::from_millis(900),
+        )
+    }
+
+    fn replied(ago_ms: u64) -> Seen {
+        Seen {
+            reply: Some(Instant::now() - Duration::from_millis(ago_ms)),
+            failure: None,
+        }
+    }
+
+    fn down() -> Seen {
+        Seen {
+            reply: None,
+            failure: Some(Instant::now() - Duration::from_millis(100)),
+        }
+    }
+
     #[test]
     fn a_quorum_counts_this_node_and_recent_answers_only() {
-        let now = Instant::now();
-        let window = Duration::from_millis(900);
-        let recent = now - Duration::from_millis(100);
-        let old = now - Duration::from_millis(1000);
-        let replies = |r: HashMap<NodeId, Instant>| move |v: NodeId| r.get(&v).copied();
         // One recent answer out of two others: 2 of 3.
         assert_eq!(
-            judge(
-                1,
-                &[1, 2, 3],
-                replies([(2, recent), (3, old)].into()),
-                now,
-                window
-            ),
+            judge_with(&[1, 2, 3], [(2, replied(100)), (3, replied(1000))].into()),
             Verdict::Keep
         );
-        // Only stale answers: 1 of 3.
+        // Only stale answers, no connection failures: both may be up.
         assert_eq!(
-            judge(
-                1,
-                &[1, 2, 3],
-                replies([(2, old), (3, old)].into()),
-                now,
-                window
-            ),
+            judge_with(&[1, 2, 3], [(2, replied(1000)), (3, replied(1000))].into()),
+            Verdict::LostQuorum {
+                answered: 1,
+                voters: 3
+            }
+        );
+        // Never heard from at all counts as mute too.
+        assert_eq!(
+            judge_with(&[1, 2, 3], HashMap::new()),
             Verdict::LostQuorum {
                 answered: 1,
                 voters: 3
@@ -290,18 +347,56 @@ mod tests {
         );
         // 2 of 4 is not a quorum.
         assert_eq!(
-            judge(1, &[1, 2, 3, 4], replies([(2, recent)].into()), now, window),
+            judge_with(&[1, 2, 3, 4], [(2, replied(100))].into()),
             Verdict::LostQuorum {
                 answered: 2,
                 voters: 4
             }
         );
         // A single voter always keeps leading.
+        assert_eq!(judge_with(&[1], HashMap::new()), Verdict::Keep);
+    }
+
+    #[test]
+    fn voters_that_are_down_leave_nobody_to_take_over() {
+        let mute = Seen::default();
+        // A two-voter cluster whose second node is not up yet.
+        assert_eq!(judge_with(&[1, 2], [(2, down())].into()), Verdict::Keep);
+        // Both followers down: nobody could be elected.
         assert_eq!(
-            judge(1, &[1], replies(HashMap::new()), now, window),
+            judge_with(&[1, 2, 3], [(2, down()), (3, down())].into()),
+            Verdict::Keep
+        );
+        // One down, one mute: the mute one can win with this node's vote.
+        assert_eq!(
+            judge_with(&[1, 2, 3], [(2, down()), (3, mute)].into()),
+            Verdict::LostQuorum {
+                answered: 1,
+                voters: 3
+            }
+        );
+        // Five voters, two down and two mute: 1 + 2 make a quorum.
+        assert_eq!(
+            judge_with(
+                &[1, 2, 3, 4, 5],
+                [(2, down()), (3, down()), (4, mute), (5, mute)].into()
+            ),
+            Verdict::LostQuorum {
+                answered: 1,
+                voters: 5
+            }
+        );
+        // Five voters, three down: nobody else could win.
+        assert_eq!(
+            judge_with(
+                &[1, 2, 3, 4, 5],
+                [(2, down()), (3, down()), (4, down()), (5, mute)].into()
+            ),
             Verdict::Keep
         );
     }
+
+    const V: [NodeId; 3] = [1, 2, 3];
 
     fn check() -> CheckQuorum {
         CheckQuorum::from_timers(50, 450)
@@ -315,11 +410,11 @@ mod tests {
             answered: 1,
             voters: 3,
         };
-        assert_eq!(w.step(Some(2), t0, &c, lost), Step::Nothing);
+        assert_eq!(w.step(Some(2), &V, t0, &c, lost), Step::Nothing);
         let early = t0 + c.window - Duration::from_millis(1);
-        assert_eq!(w.step(Some(2), early, &c, lost), Step::Nothing);
+        assert_eq!(w.step(Some(2), &V, early, &c, lost), Step::Nothing);
         assert_eq!(
-            w.step(Some(2), t0 + c.window, &c, lost),
+            w.step(Some(2), &V, t0 + c.window, &c, lost),
             Step::GoSilent {
                 answered: 1,
                 voters: 3
@@ -335,9 +430,9 @@ mod tests {
             voters: 3,
         };
         let silent = |w: &mut Watch| {
-            w.step(Some(2), t0, &c, lost);
+            w.step(Some(2), &V, t0, &c, lost);
             assert!(matches!(
-                w.step(Some(2), t0 + c.window, &c, lost),
+                w.step(Some(2), &V, t0 + c.window, &c, lost),
                 Step::GoSilent { .. }
             ));
         };
@@ -345,32 +440,58 @@ mod tests {
 
         let mut w = Watch::default();
         silent(&mut w);
-        assert_eq!(w.step(Some(2), at, &c, lost), Step::Nothing);
+        assert_eq!(w.step(Some(2), &V, at, &c, lost), Step::Nothing);
         assert_eq!(
-            w.step(None, at, &c, lost),
+            w.step(None, &V, at, &c, lost),
             Step::Speak(SpeakBecause::SteppedDown)
         );
-        assert_eq!(w.step(None, at, &c, lost), Step::Nothing);
+        assert_eq!(w.step(None, &V, at, &c, lost), Step::Nothing);
 
         let mut w = Watch::default();
         silent(&mut w);
         assert_eq!(
-            w.step(Some(3), at, &c, lost),
+            w.step(Some(3), &V, at, &c, lost),
             Step::Speak(SpeakBecause::NewTerm)
         );
         // The new term is judged after its own full window.
-        assert_eq!(w.step(Some(3), at + c.window / 2, &c, lost), Step::Nothing);
+        assert_eq!(
+            w.step(Some(3), &V, at + c.window / 2, &c, lost),
+            Step::Nothing
+        );
 
         let mut w = Watch::default();
         silent(&mut w);
         let end = t0 + c.window + c.max_silence;
         assert_eq!(
-            w.step(Some(2), end, &c, lost),
+            w.step(Some(2), &V, end, &c, lost),
             Step::Speak(SpeakBecause::NobodyTookOver)
         );
-        assert_eq!(w.step(Some(2), end + c.window / 2, &c, lost), Step::Nothing);
+        assert_eq!(
+            w.step(Some(2), &V, end + c.window / 2, &c, lost),
+            Step::Nothing
+        );
         assert!(matches!(
-            w.step(Some(2), end + c.window, &c, lost),
+            w.step(Some(2), &V, end + c.window, &c, lost),
+            Step::GoSilent { .. }
+        ));
+    }
+
+    #[test]
+    fn a_change_of_voters_restarts_the_window() {
+        let (c, t0) = (check(), Instant::now());
+        let mut w = Watch::default();
+        let lost = || Verdict::LostQuorum {
+            answered: 1,
+            voters: 2,
+        };
+        assert_eq!(w.step(Some(2), &[1], t0, &c, lost), Step::Nothing);
+        // Node 2 was just promoted: it gets a full window to be heard.
+        let promoted = t0 + c.window;
+        assert_eq!(w.step(Some(2), &[1, 2], promoted, &c, lost), Step::Nothing);
+        let mid = promoted + c.window / 2;
+        assert_eq!(w.step(Some(2), &[1, 2], mid, &c, lost), Step::Nothing);
+        assert!(matches!(
+            w.step(Some(2), &[1, 2], promoted + c.window, &c, lost),
             Step::GoSilent { .. }
         ));
     }
@@ -381,7 +502,10 @@ mod tests {
         let mut w = Watch::default();
         for i in 0..100u32 {
             let now = t0 + c.every * i;
-            assert_eq!(w.step(Some(2), now, &c, || Verdict::Keep), Step::Nothing);
+            assert_eq!(
+                w.step(Some(2), &V, now, &c, || Verdict::Keep),
+                Step::Nothing
+            );
         }
     }
 }

@@ -54,10 +54,14 @@ impl PeerNetwork {
         self.transport
             .call(&addr, self.group, body, option.hard_ttl())
             .await
+            // Any answer in time, even an error, is a round trip.
+            .inspect(|_| self.contacts.replied(self.target))
             .map_err(|e| match e {
-                TransportError::Connect { .. }
-                | TransportError::Unreachable { .. }
-                | TransportError::Timeout { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                TransportError::Connect { .. } | TransportError::Unreachable { .. } => {
+                    self.contacts.failed(self.target);
+                    RPCError::Unreachable(Unreachable::new(&e))
+                }
+                TransportError::Timeout { .. } => RPCError::Unreachable(Unreachable::new(&e)),
                 other => RPCError::Network(NetworkError::new(&other)),
             })
     }
@@ -88,10 +92,7 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
             return Err(e);
         }
         match self.send(PeerBody::AppendEntries(rpc), &option).await? {
-            PeerResponse::AppendEntries(Ok(r)) => {
-                self.contacts.replied(self.target);
-                Ok(r)
-            }
+            PeerResponse::AppendEntries(Ok(r)) => Ok(r),
             PeerResponse::AppendEntries(Err(e)) => {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
