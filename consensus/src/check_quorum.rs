@@ -1,19 +1,20 @@
-//! Check-quorum: a leader that has heard no reply from a quorum of voters
+//! Check-quorum: a leader that has heard no answer from a quorum of voters
 //! for a while steps aside.
 //!
 //! openraft 0.9 has no step-down. Followers keep a leader's lease for as
-//! long as its AppendEntries reach them, even when the replies never make it
+//! long as its AppendEntries reach them, even when the answers never make it
 //! back (a slow or one-way link from the leader): nothing commits, and no
 //! follower stands for election. This module watches, on the leader, when
-//! each voter last answered an AppendEntries, and when a request to it last
+//! each voter last answered a request in time, and when a request to it last
 //! failed at the connection. When fewer than a quorum (this node included)
 //! answered within [`CheckQuorum::window`], but enough voters are *mute*
-//! rather than down to elect another leader, the leader goes *silent*: it sends no AppendEntries (so no heartbeats either) and
-//! refuses writes, which lets the followers' leases run out and one of them
-//! win a new term; the old leader then grants that vote (its own vote is
-//! older than its lease) and follows. Silence is bounded (a leader that
-//! stays leader after [`CheckQuorum::max_silence`] speaks again and is
-//! judged afresh), so a leader cut off from everyone loses nothing by it.
+//! rather than down to elect another leader, the leader goes *silent*: it
+//! sends no AppendEntries (so no heartbeats either) and refuses writes,
+//! which lets the followers' leases run out and one of them win a new term;
+//! the old leader then grants that vote (its own vote is older than its
+//! lease) and follows. Silence is bounded (a leader that stays leader after
+//! [`CheckQuorum::max_silence`] speaks again and is judged afresh), so a
+//! leader cut off from everyone loses nothing by it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;

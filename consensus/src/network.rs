@@ -1,11 +1,11 @@
 //! openraft's `RaftNetworkFactory` / `RaftNetwork` over [`Transport`].
 
+use std::sync::Arc;
+
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-
-use std::sync::Arc;
 
 use crate::check_quorum::Contacts;
 use crate::rpc::{PeerBody, PeerResponse};

@@ -203,7 +203,7 @@ pub(crate) struct Inner {
     pub(crate) commit_seen: std::sync::Mutex<(u64, Option<Instant>)>,
     /// When this node last saw its applied index move or heard a leader.
     pub(crate) last_leader_contact: std::sync::Mutex<Option<Instant>>,
-    /// Replies of peers to this node's AppendEntries, and whether it is
+    /// Answers of peers to this node's Raft requests, and whether it is
     /// silent as a leader cut off from a quorum.
     pub(crate) contacts: Arc<crate::check_quorum::Contacts>,
 }
