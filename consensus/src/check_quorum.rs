@@ -248,7 +248,11 @@ impl Watch {
 }
 
 pub(crate) async fn run(c: Consensus) {
-    let check = c.inner.config.check_quorum();
+    let check = {
+        // The timers Raft runs with: one source for both.
+        let raft = c.raft().config();
+        CheckQuorum::from_timers(raft.heartbeat_interval, raft.election_timeout_max)
+    };
     let contacts = c.inner.contacts.clone();
     let me = c.inner.id;
     let mut stop = c.inner.stop_tx.subscribe();
@@ -285,7 +289,7 @@ pub(crate) async fn run(c: Consensus) {
                     "leader heard from fewer than a quorum of voters; going silent so another node can lead"
                 );
                 contacts.set_silent(true);
-                c.inner.metrics.check_quorum_stepdowns.inc();
+                c.inner.metrics.check_quorum_silences.inc();
             }
             Step::Speak(why) => {
                 tracing::info!(term = leader_term, ?why, "check-quorum silence over");

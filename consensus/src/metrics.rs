@@ -18,7 +18,7 @@ pub struct ConsensusMetrics {
     pub apply_seconds: Histogram,
     pub write_seconds: Histogram,
     pub forwarded_writes: IntCounter,
-    pub check_quorum_stepdowns: IntCounter,
+    pub check_quorum_silences: IntCounter,
     pub log_syncs: IntGauge,
     pub log_sync_requests: IntGauge,
 }
@@ -52,11 +52,11 @@ impl ConsensusMetrics {
             "Writes this node forwarded to the leader",
         )?;
         reg.register(Box::new(forwarded_writes.clone()))?;
-        let check_quorum_stepdowns = IntCounter::new(
+        let check_quorum_silences = IntCounter::new(
             "rsp_raft_check_quorum_silences_total",
             "Times this node, as leader, heard from fewer than a quorum of voters and went silent to let another node lead",
         )?;
-        reg.register(Box::new(check_quorum_stepdowns.clone()))?;
+        reg.register(Box::new(check_quorum_silences.clone()))?;
         Ok(ConsensusMetrics {
             term: gauge(reg, "rsp_raft_term", "Current Raft term")?,
             leader: gauge(
@@ -93,7 +93,7 @@ impl ConsensusMetrics {
             apply_seconds,
             write_seconds,
             forwarded_writes,
-            check_quorum_stepdowns,
+            check_quorum_silences,
             log_syncs: gauge(
                 reg,
                 "rsp_storage_log_syncs",

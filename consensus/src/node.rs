@@ -112,15 +112,6 @@ impl ConsensusConfig {
             bugs: InjectedBugs::default(),
         }
     }
-
-    /// When a leader counts as cut off from its voters (see
-    /// [`crate::check_quorum`]).
-    pub fn check_quorum(&self) -> crate::check_quorum::CheckQuorum {
-        crate::check_quorum::CheckQuorum::from_timers(
-            self.heartbeat_ms,
-            self.election_timeout_ms * 3 / 2,
-        )
-    }
 }
 
 /// Which read path a caller wants.
