@@ -36,7 +36,9 @@
 //! 5), `BENCH_WARMUP_SECS` (default 1), `BENCH_CLIENTS` (default 64),
 //! `BENCH_TOKENS` (default 1000), `RSP_BIN` (relative paths resolve
 //! against the workspace), `NODE_BIN`
-//! (default `node`), `BENCH_ONLY=passwords` (stop after the password part).
+//! (default `node`), `BENCH_ONLY=passwords` (stop after the password part) or
+//! `BENCH_ONLY=endpoints` (skip it); for profiling, `BENCH_NODES` (`1`, `3`
+//! or `1,3`) and `BENCH_WORKLOADS` (e.g. `token ES256,introspect`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -46,6 +48,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
 use rsp_api::identity::passwords::PasswordHasher;
 use rsp_api::identity::users::{NewUser, UserService};
 use rsp_chaos::{Cluster, ClusterSpec};
@@ -86,6 +92,74 @@ fn http_client() -> Result<reqwest::Client> {
         .context("building an HTTP client")
 }
 
+/// One load worker's keep-alive HTTP/1.1 connection to one server, on
+/// hyper's connection API: no pool, no URL parsing per request, so the load
+/// generator takes as little as it can of the CPU it shares with the system
+/// under test (as `wrk` would). Reconnects after a failed request.
+struct LoadConn {
+    addr: String,
+    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
+}
+
+impl LoadConn {
+    /// `base` is `http://host:port`.
+    fn new(base: &str) -> Result<LoadConn> {
+        let addr = base
+            .strip_prefix("http://")
+            .with_context(|| format!("{base} is not an http:// URL"))?
+            .trim_end_matches('/')
+            .to_string();
+        Ok(LoadConn { addr, sender: None })
+    }
+
+    /// `POST {path}` with a form body; the status and the whole body.
+    async fn post(
+        &mut self,
+        path: &str,
+        authorization: String,
+        body: String,
+    ) -> Result<(hyper::StatusCode, Bytes)> {
+        let answer =
+            tokio::time::timeout(REQUEST_TIMEOUT, self.try_post(path, authorization, body))
+                .await
+                .unwrap_or_else(|_| Err(anyhow!("no answer in {REQUEST_TIMEOUT:?}")));
+        if answer.is_err() {
+            self.sender = None;
+        }
+        answer
+    }
+
+    async fn try_post(
+        &mut self,
+        path: &str,
+        authorization: String,
+        body: String,
+    ) -> Result<(hyper::StatusCode, Bytes)> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = tokio::net::TcpStream::connect(&self.addr).await?;
+            stream.set_nodelay(true)?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+            tokio::spawn(conn);
+            self.sender = Some(sender);
+        }
+        let sender = self.sender.as_mut().context("no connection")?;
+        sender.ready().await?;
+        let request = hyper::Request::post(path)
+            .header(hyper::header::HOST, self.addr.as_str())
+            .header(hyper::header::AUTHORIZATION, authorization)
+            .header(
+                hyper::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(Full::new(Bytes::from(body)))?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
 // --- load generation ---------------------------------------------------------
 
 /// One OAuth request kind against one system.
@@ -109,7 +183,9 @@ enum Work {
 }
 
 impl Work {
-    fn request(&self, http: &reqwest::Client, base: &str) -> reqwest::RequestBuilder {
+    /// The next request's path, `Authorization` value and body. The header
+    /// value and the token body are built per request, as a client would.
+    fn request(&self) -> (&str, String, String) {
         let (path, id, secret, body) = match self {
             Work::Token { path, id, secret } => (
                 path,
@@ -129,10 +205,8 @@ impl Work {
                 (path, id, secret, format!("token={token}"))
             }
         };
-        http.post(format!("{base}{path}"))
-            .basic_auth(id, Some(secret))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
+        let basic = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
+        (path, basic, body)
     }
 
     fn check(&self, body: &[u8]) -> Result<(), String> {
@@ -183,8 +257,10 @@ async fn run_load(work: &Work, targets: &[String], s: &Settings) -> Result<LoadR
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..s.clients {
         let work = work.clone();
-        let targets = targets.to_vec();
-        let http = http_client()?;
+        let mut conns = targets
+            .iter()
+            .map(|t| LoadConn::new(t))
+            .collect::<Result<Vec<_>>>()?;
         tasks.spawn(async move {
             let mut stats = WorkerStats::default();
             tokio::time::sleep_until(start.into()).await;
@@ -194,20 +270,16 @@ async fn run_load(work: &Work, targets: &[String], s: &Settings) -> Result<LoadR
                 if sent >= end {
                     break;
                 }
-                let base = &targets[(worker + i) % targets.len()];
+                let n = conns.len();
+                let conn = &mut conns[(worker + i) % n];
                 i += 1;
-                let outcome = match work.request(&http, base).send().await {
-                    Ok(resp) => {
-                        let status = resp.status();
-                        match resp.bytes().await {
-                            Ok(body) if status.is_success() => work.check(&body),
-                            Ok(body) => {
-                                Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))
-                            }
-                            Err(e) => Err(format!("reading the answer: {e}")),
-                        }
+                let (path, authorization, body) = work.request();
+                let outcome = match conn.post(path, authorization, body).await {
+                    Ok((status, body)) if status.is_success() => work.check(&body),
+                    Ok((status, body)) => {
+                        Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))
                     }
-                    Err(e) => Err(format!("{e}")),
+                    Err(e) => Err(format!("{e:#}")),
                 };
                 if sent < measure_from {
                     continue;
@@ -298,23 +370,24 @@ fn rsp_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// One token from `work` (a `Work::Token`) against `base`.
-/// `n` tokens of `work`'s client, issued before a run: the introspection
-/// workload cycles through them (a resource server sees each token many
-/// times; `BENCH_TOKENS`).
-async fn token_pool(http: &reqwest::Client, work: &Work, base: &str) -> Result<Arc<Vec<String>>> {
+/// `n` tokens of `work`'s client (a `Work::Token`), issued before a run:
+/// the introspection workload cycles through them (a resource server sees
+/// each token many times; `BENCH_TOKENS`).
+async fn token_pool(work: &Work, base: &str) -> Result<Arc<Vec<String>>> {
     let n = env_u64("BENCH_TOKENS", 1000)?.max(1);
+    let mut conn = LoadConn::new(base)?;
     let mut tokens = Vec::new();
     for _ in 0..n {
-        tokens.push(one_token(http, work, base).await?);
+        tokens.push(one_token(&mut conn, work).await?);
     }
     Ok(Arc::new(tokens))
 }
 
-async fn one_token(http: &reqwest::Client, work: &Work, base: &str) -> Result<String> {
-    let resp = work.request(http, base).send().await?;
-    let status = resp.status();
-    let body: Value = resp.json().await?;
+/// One token from `work` (a `Work::Token`) over `conn`.
+async fn one_token(conn: &mut LoadConn, work: &Work) -> Result<String> {
+    let (path, authorization, body) = work.request();
+    let (status, body) = conn.post(path, authorization, body).await?;
+    let body: Value = serde_json::from_slice(&body).context("token answer")?;
     if !status.is_success() {
         bail!("token request: HTTP {status}: {body}");
     }
@@ -403,8 +476,9 @@ async fn start_rsp(nodes: usize) -> Result<Subject> {
     // Every node must answer before measuring (the clients replicate).
     for t in &targets {
         let deadline = Instant::now() + CLUSTER_TIMEOUT;
+        let mut conn = LoadConn::new(t)?;
         loop {
-            match one_token(&http, &token_es256, t).await {
+            match one_token(&mut conn, &token_es256).await {
                 Ok(_) => break,
                 Err(e) if Instant::now() > deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -418,7 +492,7 @@ async fn start_rsp(nodes: usize) -> Result<Subject> {
         path: format!("/t/{TENANT}/introspect"),
         id: id.clone(),
         secret: secret.clone(),
-        tokens: token_pool(&http, &token_es256, &targets[0]).await?,
+        tokens: token_pool(&token_es256, &targets[0]).await?,
         next: Default::default(),
     };
     Ok(Subject {
@@ -496,8 +570,7 @@ async fn start_oidc_provider() -> Result<Subject, String> {
         }
     };
     let opaque = work("opaque");
-    let http = http_client().map_err(|e| e.to_string())?;
-    let tokens = token_pool(&http, &opaque, &base)
+    let tokens = token_pool(&opaque, &base)
         .await
         .map_err(|e| format!("oidc-provider token: {e:#}"))?;
     let (id, secret) = client("opaque");
@@ -523,21 +596,22 @@ async fn start_oidc_provider() -> Result<Subject, String> {
 struct Row {
     system: String,
     workload: &'static str,
+    round: usize,
     result: LoadResult,
 }
 
 fn print_header() {
     println!(
-        "{:<14}  {:<18}  {:>9}  {:>8}  {:>8}  {:>8}  {:>6}",
-        "system", "workload", "req/s", "p50 ms", "p99 ms", "ok", "errors"
+        "{:>5}  {:<14}  {:<18}  {:>9}  {:>8}  {:>8}  {:>8}  {:>6}",
+        "round", "system", "workload", "req/s", "p50 ms", "p99 ms", "ok", "errors"
     );
 }
 
 fn print_row(row: &Row) {
     let r = &row.result;
     println!(
-        "{:<14}  {:<18}  {:>9.0}  {:>8.2}  {:>8.2}  {:>8}  {:>6}",
-        row.system, row.workload, r.per_sec, r.p50_ms, r.p99_ms, r.ok, r.errors
+        "{:>5}  {:<14}  {:<18}  {:>9.0}  {:>8.2}  {:>8.2}  {:>8}  {:>6}",
+        row.round, row.system, row.workload, r.per_sec, r.p50_ms, r.p99_ms, r.ok, r.errors
     );
     if let Some(e) = &r.first_error {
         let e: String = e.chars().take(300).collect();
@@ -545,22 +619,52 @@ fn print_row(row: &Row) {
     }
 }
 
-async fn measure_subject(subject: &Subject, s: &Settings, rows: &mut Vec<Row>) -> Result<()> {
-    for (workload, work) in [
-        ("token ES256", &subject.token_es256),
-        ("token RS256", &subject.token_rs256),
-        ("introspect", &subject.introspect),
-    ] {
-        let result = run_load(work, &subject.targets, s).await?;
-        let row = Row {
-            system: subject.name.clone(),
-            workload,
-            result,
-        };
-        print_row(&row);
-        rows.push(row);
+const WORKLOADS: [&str; 3] = ["token ES256", "token RS256", "introspect"];
+
+/// One run of `workload` against `subject`.
+async fn measure(
+    subject: &Subject,
+    workload: &'static str,
+    s: &Settings,
+    round: usize,
+) -> Result<Row> {
+    let work = match workload {
+        "token ES256" => &subject.token_es256,
+        "token RS256" => &subject.token_rs256,
+        _ => &subject.introspect,
+    };
+    let result = run_load(work, &subject.targets, s).await?;
+    let row = Row {
+        system: subject.name.clone(),
+        workload,
+        round,
+        result,
+    };
+    print_row(&row);
+    Ok(row)
+}
+
+/// Whether a comma-separated list in the environment variable `var` names
+/// `item` (an unset variable selects everything).
+fn selected(var: &str, item: &str) -> bool {
+    match std::env::var(var) {
+        Ok(list) if !list.is_empty() => list.split(',').any(|x| x.trim() == item),
+        _ => true,
     }
-    Ok(())
+}
+
+/// The median of `values` (NaN when empty).
+fn median(mut values: Vec<f64>) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
 }
 
 // --- passwords -----------------------------------------------------------------
@@ -779,6 +883,10 @@ async fn run() -> Result<()> {
         cores()
     );
 
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    if only == "endpoints" {
+        return endpoints(&s, None).await;
+    }
     println!("\n--- passwords (argon2id m=19456 KiB, t=2, p=1) ---");
     let pw = passwords(&s).await?;
     println!(
@@ -805,20 +913,44 @@ async fn run() -> Result<()> {
         100.0 * pw.checks_per_sec / pw.parallel_raw
     );
 
-    if std::env::var("BENCH_ONLY").is_ok_and(|v| v == "passwords") {
+    if only == "passwords" {
         return Ok(());
     }
-    let mut rows = Vec::new();
-    println!("\n--- OAuth endpoints ---");
-    print_header();
+    endpoints(&s, Some(&pw)).await
+}
+
+/// The OAuth endpoint runs and the summary (with the password figures when
+/// they were measured).
+async fn endpoints(s: &Settings, pw: Option<&PasswordFigures>) -> Result<()> {
+    // Every system is up for the whole program, and the runs go round by
+    // round, workload by workload, system after system: a drift of the
+    // shared machine's speed then hits each system's runs alike, and the
+    // ratios come from runs a few seconds apart.
+    let mut subjects = Vec::new();
     match start_oidc_provider().await {
-        Ok(op) => measure_subject(&op, &s, &mut rows).await?,
+        Ok(op) => subjects.push(op),
         Err(why) => println!("oidc-provider skipped: {why}"),
     }
     for nodes in [1, 3] {
-        let subject = start_rsp(nodes).await?;
-        measure_subject(&subject, &s, &mut rows).await?;
+        if selected("BENCH_NODES", &nodes.to_string()) {
+            subjects.push(start_rsp(nodes).await?);
+        }
     }
+    let rounds = env_u64("BENCH_ROUNDS", 3)?.max(1) as usize;
+    let mut rows = Vec::new();
+    println!("\n--- OAuth endpoints ({rounds} rounds) ---");
+    print_header();
+    for round in 1..=rounds {
+        for workload in WORKLOADS {
+            if !selected("BENCH_WORKLOADS", workload) {
+                continue;
+            }
+            for subject in &subjects {
+                rows.push(measure(subject, workload, s, round).await?);
+            }
+        }
+    }
+    drop(subjects);
 
     // What the signing alone allows on this machine (measured after the
     // runs, with nothing else running).
@@ -828,34 +960,91 @@ async fn run() -> Result<()> {
         sign_ceiling.push((alg, per_sec));
     }
 
-    println!("\n=== summary ===");
-    print_header();
-    for row in &rows {
-        print_row(row);
+    let systems = {
+        let mut names: Vec<String> = Vec::new();
+        for r in &rows {
+            if !names.contains(&r.system) {
+                names.push(r.system.clone());
+            }
+        }
+        names
+    };
+    let runs = |system: &str, workload: &str| -> Vec<&Row> {
+        rows.iter()
+            .filter(|r| r.system == system && r.workload == workload)
+            .collect()
+    };
+    println!("\n=== summary: median of {rounds} rounds (each round's req/s in brackets) ===");
+    println!(
+        "{:<14}  {:<12}  {:>9}  {:>8}  {:>8}  {:>6}  per round",
+        "system", "workload", "req/s", "p50 ms", "p99 ms", "errors"
+    );
+    for workload in WORKLOADS {
+        for system in &systems {
+            let these = runs(system, workload);
+            if these.is_empty() {
+                continue;
+            }
+            let per_round: Vec<String> = these
+                .iter()
+                .map(|r| format!("{:.0}", r.result.per_sec))
+                .collect();
+            println!(
+                "{:<14}  {:<12}  {:>9.0}  {:>8.2}  {:>8.2}  {:>6}  [{}]",
+                system,
+                workload,
+                median(these.iter().map(|r| r.result.per_sec).collect()),
+                median(these.iter().map(|r| r.result.p50_ms).collect()),
+                median(these.iter().map(|r| r.result.p99_ms).collect()),
+                these.iter().map(|r| r.result.errors).sum::<u64>(),
+                per_round.join(", ")
+            );
+        }
     }
     println!();
-    for workload in ["token ES256", "token RS256", "introspect"] {
-        let find = |system: &str| {
-            rows.iter()
-                .find(|r| r.system == system && r.workload == workload)
-        };
+    // Ratios within each round (the runs seconds apart), then their median
+    // and the lowest.
+    let per_sec_median = |system: &str, workload: &str| {
+        median(
+            runs(system, workload)
+                .iter()
+                .map(|r| r.result.per_sec)
+                .collect(),
+        )
+    };
+    for workload in WORKLOADS {
+        let reference = runs("oidc-provider", workload);
         for system in ["rsp 1n", "rsp 3n"] {
-            if let (Some(r), Some(o)) = (find(system), find("oidc-provider")) {
-                println!(
-                    "{:<12} {system}/oidc-provider: throughput {:.2}x, p99 {:.2}x (lower is better)",
-                    workload,
-                    r.result.per_sec / o.result.per_sec,
-                    r.result.p99_ms / o.result.p99_ms
-                );
+            let ratios: Vec<(f64, f64)> = runs(system, workload)
+                .iter()
+                .filter_map(|r| {
+                    let o = reference.iter().find(|o| o.round == r.round)?;
+                    Some((
+                        r.result.per_sec / o.result.per_sec,
+                        r.result.p99_ms / o.result.p99_ms,
+                    ))
+                })
+                .collect();
+            if ratios.is_empty() {
+                continue;
             }
+            let lowest = ratios.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
+            let worst_p99 = ratios.iter().map(|r| r.1).fold(0.0, f64::max);
+            println!(
+                "{:<12} {system}/oidc-provider: throughput {:.2}x (lowest round {:.2}x), p99 {:.2}x (highest round {:.2}x; lower is better)",
+                workload,
+                median(ratios.iter().map(|r| r.0).collect()),
+                lowest,
+                median(ratios.iter().map(|r| r.1).collect()),
+                worst_p99,
+            );
         }
     }
     for (alg, ceiling) in &sign_ceiling {
         let workload = format!("token {alg}");
         let find = |system: &str| {
-            rows.iter()
-                .find(|r| r.system == system && r.workload == workload)
-                .map(|r| r.result.per_sec)
+            let m = per_sec_median(system, &workload);
+            (!m.is_nan()).then_some(m)
         };
         print!(
             "{workload}: raw {}-thread {alg} signing (aws-lc, no HTTP) {ceiling:.0}/s",
@@ -875,15 +1064,17 @@ async fn run() -> Result<()> {
         }
         println!();
     }
-    println!(
-        "password checks: {:.1}/s of a {:.1}/s argon2 ceiling = {:.0}% (raw {}-thread argon2: {:.1}/s = {:.0}%)",
-        pw.checks_per_sec,
-        pw.ceiling,
-        100.0 * pw.checks_per_sec / pw.ceiling,
-        cores(),
-        pw.parallel_raw,
-        100.0 * pw.parallel_raw / pw.ceiling
-    );
+    if let Some(pw) = pw {
+        println!(
+            "password checks: {:.1}/s of a {:.1}/s argon2 ceiling = {:.0}% (raw {}-thread argon2: {:.1}/s = {:.0}%)",
+            pw.checks_per_sec,
+            pw.ceiling,
+            100.0 * pw.checks_per_sec / pw.ceiling,
+            cores(),
+            pw.parallel_raw,
+            100.0 * pw.parallel_raw / pw.ceiling
+        );
+    }
     Ok(())
 }
 
