@@ -6,6 +6,8 @@
 //! `cargo bench -p rsp-actors --bench sessions`
 //! Env: BENCH_SECS (5), BENCH_CONCURRENCY (64), BENCH_SESSIONS (100000).
 
+#[path = "support/ceiling.rs"]
+mod ceiling;
 #[path = "support/resp.rs"]
 mod resp;
 
@@ -311,17 +313,67 @@ async fn run() {
         100_000.0 * 8.0 * 8.0 / 7.0 / 1_048_576.0
     );
 
-    redis(tasks, secs, value, &created, &validated).await;
+    let set_rate = redis(tasks, secs, value, &created, &validated).await;
     for rt in &runtimes {
         rt.shutdown().await;
     }
+    drop(cluster);
+    state_machine_ceiling(secs, &created, set_rate);
 }
 
-async fn redis(tasks: usize, secs: u64, value_len: usize, created: &[f64], validated: &[f64]) {
+/// CPU per creation in one replica's state machine, measured after the
+/// cluster is gone: what three replicas on this machine's cores could do at
+/// most, beside the creations measured above and the target (half of Redis
+/// SET with `appendfsync always`).
+fn state_machine_ceiling(secs: u64, created: &[f64], set_rate: Option<f64>) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let run = Duration::from_secs(secs.max(2));
+    println!(
+        "\nstate machine alone, one thread, {} sessions per entry, per CPU second of the process \
+         (sled's threads included); every replica applies every creation:",
+        ceiling::SESSIONS_PER_ENTRY
+    );
+    let rows = [
+        ceiling::engine_sessions(run),
+        ceiling::raw_sled_sessions(run, true),
+        ceiling::raw_sled_sessions(run, false),
+    ];
+    for c in &rows {
+        print!(
+            "  {:<38} {:>6.0}/s on one thread, {:>6.0}/CPU-s -> 3 replicas on {cores} cores: at most {:>6.0}/s",
+            c.workload,
+            c.sessions as f64 / c.wall_s,
+            c.per_cpu_sec(),
+            c.three_replicas(cores)
+        );
+        print!(
+            "; created via leader {:.0}%",
+            100.0 * created[0] / c.three_replicas(cores)
+        );
+        if let Some(set) = set_rate {
+            print!(
+                "; half of Redis SET ({:.0}/s) = {:.0}%",
+                set / 2.0,
+                50.0 * set / c.three_replicas(cores)
+            );
+        }
+        println!();
+    }
+}
+
+/// Redis SET and GET beside the figures above; the SET rate, unless
+/// `redis-server` is missing.
+async fn redis(
+    tasks: usize,
+    secs: u64,
+    value_len: usize,
+    created: &[f64],
+    validated: &[f64],
+) -> Option<f64> {
     let dir = tempfile::tempdir().expect("tempdir");
     let Some(server) = resp::RedisServer::start(dir.path()).await else {
         println!("redis-server not found (apt-get install redis-server): Redis comparison skipped");
-        return;
+        return None;
     };
     let port = server.port;
     let value = Arc::new(vec![b'x'; value_len]);
@@ -372,4 +424,5 @@ async fn redis(tasks: usize, secs: u64, value_len: usize, created: &[f64], valid
         validated[1] / get_rate
     );
     drop(server);
+    Some(set_rate)
 }
