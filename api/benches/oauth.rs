@@ -1,5 +1,5 @@
 //! OAuth benchmark: client-credentials tokens/s (ES256 and RS256 signed JWT
-//! access tokens) and introspections/s, on a 1-node and a 3-node `rsp`
+//! access tokens) and introspections/s (of ES256 and of RS256 tokens), on a 1-node and a 3-node `rsp`
 //! cluster of real processes, against `oidc-provider` (npm) configured the
 //! same way; and password checks/s as a fraction of the argon2 ceiling.
 //!
@@ -23,11 +23,13 @@
 //! 3. starts 1 `rsp` node, then 3 `rsp` nodes, with `rsp-chaos`, creates a
 //!    tenant and two confidential clients (client_credentials,
 //!    client_secret_basic, scope `api`, one with ES256 and one with RS256);
-//! 4. for each system, `BENCH_CLIENTS` concurrent workers (own reqwest
-//!    client each, HTTP/1.1 keep-alive) loop `POST /token` with
-//!    `grant_type=client_credentials`, then `POST /introspect` of tokens
-//!    issued before the run (a pool of `BENCH_TOKENS`, default 1000, taken
-//!    in turn);
+//! 4. round by round (`BENCH_ROUNDS`), workload by workload, system after
+//!    system: `BENCH_CLIENTS` concurrent workers (one keep-alive HTTP/1.1
+//!    connection per server each, on hyper's connection API) loop
+//!    `POST /token` with `grant_type=client_credentials`, or
+//!    `POST /introspect` of tokens issued before the run (a pool of
+//!    `BENCH_TOKENS`, default 1000, taken in turn; oidc-provider introspects
+//!    only opaque tokens, so its two introspection workloads are the same);
 //!    on a cluster, worker `w` sends its `i`-th request to node
 //!    `(w + i) % 3`;
 //! 5. prints a table and the rsp/oidc-provider ratios.
@@ -38,7 +40,7 @@
 //! against the workspace), `NODE_BIN`
 //! (default `node`), `BENCH_ONLY=passwords` (stop after the password part) or
 //! `BENCH_ONLY=endpoints` (skip it); for profiling, `BENCH_NODES` (`1`, `3`
-//! or `1,3`) and `BENCH_WORKLOADS` (e.g. `token ES256,introspect`).
+//! or `1,3`) and `BENCH_WORKLOADS` (e.g. `token ES256,introspect RS256`).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -327,7 +329,8 @@ struct Subject {
     targets: Vec<String>,
     token_es256: Work,
     token_rs256: Work,
-    introspect: Work,
+    introspect_es256: Work,
+    introspect_rs256: Work,
     /// Kept alive until the subject is dropped.
     _cluster: Option<Cluster>,
     _child: Option<ChildGuard>,
@@ -485,22 +488,28 @@ async fn start_rsp(nodes: usize) -> Result<Subject> {
             }
         }
     }
-    let Work::Token { id, secret, .. } = &token_es256 else {
-        unreachable!()
+    // Introspection of a client's own tokens, authenticated as that client.
+    let introspect = |token: &Work, tokens| {
+        let Work::Token { id, secret, .. } = token else {
+            unreachable!()
+        };
+        Work::Introspect {
+            path: format!("/t/{TENANT}/introspect"),
+            id: id.clone(),
+            secret: secret.clone(),
+            tokens,
+            next: Default::default(),
+        }
     };
-    let introspect = Work::Introspect {
-        path: format!("/t/{TENANT}/introspect"),
-        id: id.clone(),
-        secret: secret.clone(),
-        tokens: token_pool(&token_es256, &targets[0]).await?,
-        next: Default::default(),
-    };
+    let introspect_es256 = introspect(&token_es256, token_pool(&token_es256, &targets[0]).await?);
+    let introspect_rs256 = introspect(&token_rs256, token_pool(&token_rs256, &targets[0]).await?);
     Ok(Subject {
         name: format!("rsp {nodes}n"),
         targets,
         token_es256,
         token_rs256,
-        introspect,
+        introspect_es256,
+        introspect_rs256,
         _cluster: Some(cluster),
         _child: None,
     })
@@ -574,18 +583,22 @@ async fn start_oidc_provider() -> Result<Subject, String> {
         .await
         .map_err(|e| format!("oidc-provider token: {e:#}"))?;
     let (id, secret) = client("opaque");
+    // It refuses to introspect JWT access tokens: both introspection
+    // workloads are of its opaque tokens.
+    let introspect = Work::Introspect {
+        path: "/token/introspection".into(),
+        id,
+        secret,
+        tokens,
+        next: Default::default(),
+    };
     Ok(Subject {
         name: "oidc-provider".into(),
         targets: vec![base],
         token_es256: work("ES256"),
         token_rs256: work("RS256"),
-        introspect: Work::Introspect {
-            path: "/token/introspection".into(),
-            id,
-            secret,
-            tokens,
-            next: Default::default(),
-        },
+        introspect_es256: introspect.clone(),
+        introspect_rs256: introspect,
         _cluster: None,
         _child: Some(guard),
     })
@@ -619,7 +632,12 @@ fn print_row(row: &Row) {
     }
 }
 
-const WORKLOADS: [&str; 3] = ["token ES256", "token RS256", "introspect"];
+const WORKLOADS: [&str; 4] = [
+    "token ES256",
+    "token RS256",
+    "introspect ES256",
+    "introspect RS256",
+];
 
 /// One run of `workload` against `subject`.
 async fn measure(
@@ -631,7 +649,8 @@ async fn measure(
     let work = match workload {
         "token ES256" => &subject.token_es256,
         "token RS256" => &subject.token_rs256,
-        _ => &subject.introspect,
+        "introspect ES256" => &subject.introspect_es256,
+        _ => &subject.introspect_rs256,
     };
     let result = run_load(work, &subject.targets, s).await?;
     let row = Row {
@@ -976,7 +995,7 @@ async fn endpoints(s: &Settings, pw: Option<&PasswordFigures>) -> Result<()> {
     };
     println!("\n=== summary: median of {rounds} rounds (each round's req/s in brackets) ===");
     println!(
-        "{:<14}  {:<12}  {:>9}  {:>8}  {:>8}  {:>6}  per round",
+        "{:<14}  {:<16}  {:>9}  {:>8}  {:>8}  {:>6}  per round",
         "system", "workload", "req/s", "p50 ms", "p99 ms", "errors"
     );
     for workload in WORKLOADS {
@@ -990,7 +1009,7 @@ async fn endpoints(s: &Settings, pw: Option<&PasswordFigures>) -> Result<()> {
                 .map(|r| format!("{:.0}", r.result.per_sec))
                 .collect();
             println!(
-                "{:<14}  {:<12}  {:>9.0}  {:>8.2}  {:>8.2}  {:>6}  [{}]",
+                "{:<14}  {:<16}  {:>9.0}  {:>8.2}  {:>8.2}  {:>6}  [{}]",
                 system,
                 workload,
                 median(these.iter().map(|r| r.result.per_sec).collect()),
@@ -1031,7 +1050,7 @@ async fn endpoints(s: &Settings, pw: Option<&PasswordFigures>) -> Result<()> {
             let lowest = ratios.iter().map(|r| r.0).fold(f64::INFINITY, f64::min);
             let worst_p99 = ratios.iter().map(|r| r.1).fold(0.0, f64::max);
             println!(
-                "{:<12} {system}/oidc-provider: throughput {:.2}x (lowest round {:.2}x), p99 {:.2}x (highest round {:.2}x; lower is better)",
+                "{:<16} {system}/oidc-provider: throughput {:.2}x (lowest round {:.2}x), p99 {:.2}x (highest round {:.2}x; lower is better)",
                 workload,
                 median(ratios.iter().map(|r| r.0).collect()),
                 lowest,
