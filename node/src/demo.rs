@@ -139,6 +139,7 @@ async fn run(state: &AppState, out: &mut Outcome, step: &mut u8) -> Result<(), R
             require_consent: false,
             jwks: None,
             id_token_signed_response_alg: None,
+            access_token_signed_response_alg: None,
         };
         match state.identity.clients.create(TENANT, client, now).await {
             Ok((_, Some(secret))) => out.say(format!(
@@ -167,6 +168,7 @@ async fn run(state: &AppState, out: &mut Outcome, step: &mut u8) -> Result<(), R
             require_consent: false,
             jwks: None,
             id_token_signed_response_alg: None,
+            access_token_signed_response_alg: None,
         };
         match state.identity.clients.create(TENANT, spa, now).await {
             Ok(_) => out.say("public client `demo-spa` (PKCE, no secret)"),

@@ -104,6 +104,7 @@ pub struct CreateClient {
     require_consent: bool,
     jwks: Option<JwkSet>,
     id_token_signed_response_alg: Option<String>,
+    access_token_signed_response_alg: Option<String>,
 }
 
 pub async fn create_client(
@@ -124,6 +125,7 @@ pub async fn create_client(
         require_consent: body.require_consent,
         jwks: body.jwks,
         id_token_signed_response_alg: body.id_token_signed_response_alg,
+        access_token_signed_response_alg: body.access_token_signed_response_alg,
     };
     let (client, secret) = state
         .identity

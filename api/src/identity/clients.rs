@@ -88,6 +88,10 @@ pub struct Client {
     pub jwks: Option<JwkSet>,
     #[serde(default = "default_alg")]
     pub id_token_signed_response_alg: SigningAlg,
+    /// The algorithm of the client's access tokens (Keycloak's
+    /// `access.token.signed.response.alg`); unset: the ID token's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_signed_response_alg: Option<SigningAlg>,
     pub created_at_ms: u64,
 }
 
@@ -113,6 +117,12 @@ impl Client {
         self.grant_types.iter().any(|g| g == grant)
     }
 
+    /// What the client's access tokens are signed with.
+    pub fn access_token_alg(&self) -> SigningAlg {
+        self.access_token_signed_response_alg
+            .unwrap_or(self.id_token_signed_response_alg)
+    }
+
     /// Exact, case-sensitive match against a registered redirect URI.
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
         self.redirect_uris.iter().any(|r| r == uri)
@@ -130,6 +140,8 @@ pub struct NewClient {
     pub require_consent: bool,
     pub jwks: Option<JwkSet>,
     pub id_token_signed_response_alg: Option<String>,
+    /// Unset: access tokens are signed like the client's ID tokens.
+    pub access_token_signed_response_alg: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -244,12 +256,21 @@ impl ClientService {
                 "private_key_jwt needs the client's public keys in `jwks`",
             ));
         }
-        let alg = match new.id_token_signed_response_alg.as_deref() {
-            None => SigningAlg::ES256,
-            Some(a) => SigningAlg::parse(a).ok_or_else(|| {
-                invalid("id_token_signed_response_alg must be ES256, RS256 or EdDSA")
-            })?,
+        let parse_alg = |field: &str, value: Option<&str>| match value {
+            None => Ok(None),
+            Some(a) => SigningAlg::parse(a)
+                .map(Some)
+                .ok_or_else(|| invalid(&format!("{field} must be ES256, RS256 or EdDSA"))),
         };
+        let alg = parse_alg(
+            "id_token_signed_response_alg",
+            new.id_token_signed_response_alg.as_deref(),
+        )?
+        .unwrap_or(SigningAlg::ES256);
+        let access_alg = parse_alg(
+            "access_token_signed_response_alg",
+            new.access_token_signed_response_alg.as_deref(),
+        )?;
         if new.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
             return Err(invalid("scopes are single words"));
         }
@@ -272,6 +293,7 @@ impl ClientService {
             require_consent: new.require_consent,
             jwks: new.jwks,
             id_token_signed_response_alg: alg,
+            access_token_signed_response_alg: access_alg,
             created_at_ms: now_ms,
         };
         let key = client_key(tenant, &client_id);

@@ -202,8 +202,8 @@ impl TokenService {
             acr: grant.and_then(|g| g.acr.clone()),
             amr: grant.map(|g| g.amr.clone()).unwrap_or_default(),
         };
-        let alg = client.id_token_signed_response_alg;
-        self.sign(tenant, alg, ACCESS_TOKEN_TYP, &claims).await
+        self.sign(tenant, client.access_token_alg(), ACCESS_TOKEN_TYP, &claims)
+            .await
     }
 
     /// Client credentials: `sub` is the client, no refresh or ID token.

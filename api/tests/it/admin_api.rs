@@ -432,6 +432,8 @@ async fn users_and_clients_are_created_in_existing_tenants_only() {
         json!({"grant_types": ["implicit"], "token_endpoint_auth_method": "client_secret_post"}),
         json!({"grant_types": ["authorization_code"], "token_endpoint_auth_method": "client_secret_post"}),
         json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "private_key_jwt"}),
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic", "id_token_signed_response_alg": "HS256"}),
+        json!({"grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic", "access_token_signed_response_alg": "none"}),
     ] {
         let (s, v) = call(
             &n.app,

@@ -108,6 +108,57 @@ async fn assert_refused(s: &Setup, token: &str, what: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_can_have_its_access_tokens_signed_apart_from_its_id_tokens() {
+    let s = setup().await;
+    let mut spec = ClientSpec::new(
+        "split",
+        "client_secret_basic",
+        &["authorization_code", "refresh_token"],
+    );
+    spec.alg = Some("RS256");
+    spec.access_alg = Some("ES256");
+    let split = s.env.client("acme", spec).await;
+    let (verifier, challenge) = pkce();
+    let code = s
+        .env
+        .code(
+            "acme",
+            grant(&split.id, &s.user, "openid", Some(&challenge)),
+        )
+        .await;
+    let a = s
+        .env
+        .form(
+            "acme",
+            "/token",
+            Some(&split.basic()),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let (access, id_token) = (a.str("access_token"), a.str("id_token"));
+    assert_eq!(
+        peek(&access).0["alg"],
+        "ES256",
+        "the access token's own alg"
+    );
+    assert_eq!(peek(&id_token).0["alg"], "RS256", "the ID token's alg");
+    // Both verify against the tenant's keys, each with its own algorithm.
+    let u = s.env.userinfo_get("acme", &access).await;
+    assert_eq!(u.status, StatusCode::OK, "{}", u.body);
+    let i = s.env.introspect("acme", &s.rs, &access).await;
+    assert_eq!(i.body["active"], true, "{}", i.body);
+    // The client without the setting keeps one algorithm for both.
+    let (web_access, _) = user_tokens(&s, "acme", &s.web, "openid").await;
+    assert_eq!(peek(&web_access).0["alg"], "RS256");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_with_alg_none_is_refused() {
     let s = setup().await;
     let (access, _) = user_tokens(&s, "acme", &s.web, "openid").await;

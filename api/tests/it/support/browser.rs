@@ -75,6 +75,7 @@ pub async fn client(
         require_consent,
         jwks: None,
         id_token_signed_response_alg: None,
+        access_token_signed_response_alg: None,
     };
     let (client, secret) = env
         .state()

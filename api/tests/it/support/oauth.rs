@@ -85,6 +85,7 @@ pub struct ClientSpec<'a> {
     pub grants: &'a [&'a str],
     pub scopes: &'a [&'a str],
     pub alg: Option<&'a str>,
+    pub access_alg: Option<&'a str>,
     pub jwks: Option<JwkSet>,
 }
 
@@ -96,6 +97,7 @@ impl<'a> ClientSpec<'a> {
             grants,
             scopes: &[],
             alg: None,
+            access_alg: None,
             jwks: None,
         }
     }
@@ -191,6 +193,7 @@ impl Env {
             require_consent: false,
             jwks: spec.jwks,
             id_token_signed_response_alg: spec.alg.map(str::to_string),
+            access_token_signed_response_alg: spec.access_alg.map(str::to_string),
         };
         let (client, secret) = self
             .state()
