@@ -307,6 +307,10 @@ async fn run() {
         rss * scale,
         disk_delta * scale
     );
+    println!(
+        "state machine's in-memory expiry index: {:.1} MiB per 100k sessions per node (a set of that shape, by RSS)",
+        expiry_index_memory()
+    );
     let live = on_leader.sessions().count().await.expect("count");
     println!(
         "actor state per node: live set of {live} 8-byte fingerprints (~{:.1} MiB per 100k with the hash table)",
@@ -358,7 +362,33 @@ fn state_machine_ceiling(secs: u64, created: &[f64], set_rate: Option<f64>) {
             );
         }
         println!();
+        if let Some(t) = c.reopen {
+            println!(
+                "  opening the engine over those {} sessions ({} records) rebuilds its expiry index in {:.0} ms",
+                c.sessions,
+                2 * c.sessions,
+                t.as_secs_f64() * 1e3
+            );
+        }
     }
+}
+
+/// Memory of the state machine's in-memory expiry index for 100k sessions
+/// (two keys with a TTL each): a set of that shape, measured by RSS.
+fn expiry_index_memory() -> f64 {
+    use std::collections::BTreeSet;
+    let before = rss_bytes();
+    let mut set: BTreeSet<(u64, Vec<u8>)> = BTreeSet::new();
+    for i in 0..100_000u64 {
+        let handle = format!("{i:022}");
+        let record = format!("d\x07t.benchsession/{handle}");
+        let index = format!("d\x07t.benchuser_session/{USER}/{handle}");
+        set.insert((1_000_000 + i, record.into_bytes()));
+        set.insert((1_000_000 + i, index.into_bytes()));
+    }
+    let bytes = rss_bytes().saturating_sub(before) as f64;
+    drop(set);
+    bytes / 1_048_576.0
 }
 
 /// Redis SET and GET beside the figures above; the SET rate, unless

@@ -121,7 +121,7 @@ fn syncs(base: &Path, run: Duration) -> Row {
 /// not the state machine, is what is synced per write).
 fn applies(base: &Path, name: &str, run: Duration, make: impl Fn(u64) -> Command) -> Row {
     let (_dir, store) = open(base, Durability::Fsync);
-    let engine = KvEngine::new(store.tree(0, "sm").expect("tree"));
+    let engine = KvEngine::new(store.tree(0, "sm").expect("tree")).expect("engine");
     let started = Instant::now();
     let mut latencies = Vec::new();
     let mut i: u64 = 0;

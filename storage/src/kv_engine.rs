@@ -4,15 +4,25 @@
 //! Layout of the tree (all integers big-endian so that byte order is numeric
 //! order):
 //! - `d | len(keyspace) | keyspace | key` -> [`Record`]
-//! - `x | expires_at_ms | len(keyspace) | keyspace | key` -> empty (expiry index)
 //! - `m | name` -> metadata owned by the caller (applied log id, membership) and
 //!   by the engine (`m rev`, `m now`).
 //!
 //! Each command is applied as one sled batch, so a crash leaves either all of a
 //! command or none of it, together with the applied log id the caller writes
 //! into the same batch.
+//!
+//! The expiry index (which keys expire when) is kept in memory, ordered by
+//! `(expires_at_ms, data key)`, and rebuilt from the records' `expires_at_ms`
+//! when the engine opens and when a snapshot is installed: on disk it would
+//! cost two more sled inserts for every key written with a TTL (a session is
+//! two such keys), and sled's inserts are most of what a replica spends on a
+//! write. Snapshots still carry the index in the earlier on-disk layout
+//! (`x | expires_at_ms | len(keyspace) | keyspace | key` -> empty), derived
+//! from memory, so nodes of either layout can install each other's; such
+//! keys found on disk or in a snapshot are dropped and the index rebuilt.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -81,13 +91,6 @@ fn parse_data_key(raw: &[u8]) -> Option<Key> {
         keyspace,
         key: rest.get(len..)?.to_vec(),
     })
-}
-
-fn parse_expiry_key(raw: &[u8]) -> Option<(u64, Key)> {
-    let at = u64::from_be_bytes(raw.get(1..9)?.try_into().ok()?);
-    // Re-use the data-key parser: same layout after the timestamp.
-    let key = parse_data_key(&raw[8..])?;
-    Some((at, key))
 }
 
 fn to_kv(key: Key, r: Record) -> KeyValue {
@@ -160,6 +163,15 @@ fn validate_txn(txn: &Txn) -> Result<(), String> {
 pub struct KvEngine {
     tree: sled::Tree,
     events: broadcast::Sender<WatchEvent>,
+    /// `(expires_at_ms, data key)` of every record with a TTL; shared by
+    /// clones, changed only after the batch that changes the records.
+    expiry: Arc<Mutex<BTreeSet<(u64, Vec<u8>)>>>,
+}
+
+/// A change to the expiry index, made once its command's batch is written.
+enum ExpiryChange {
+    Add(u64, Vec<u8>),
+    Remove(u64, Vec<u8>),
 }
 
 /// Reads and writes of one command before they are committed as a batch.
@@ -167,6 +179,8 @@ struct Overlay<'a> {
     tree: &'a sled::Tree,
     writes: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     events: Vec<WatchEvent>,
+    /// In order: a key may gain and lose a TTL within one command.
+    expiry: Vec<ExpiryChange>,
 }
 
 impl<'a> Overlay<'a> {
@@ -217,10 +231,11 @@ impl<'a> Overlay<'a> {
     }
 
     fn remove_key(&mut self, key: &Key, rec: &Record, revision: u64, kind: EventKind) {
-        self.del_raw(data_key(key));
+        let raw = data_key(key);
         if let Some(at) = rec.expires_at_ms {
-            self.del_raw(expiry_key(at, key));
+            self.expiry.push(ExpiryChange::Remove(at, raw.clone()));
         }
+        self.del_raw(raw);
         self.events.push(WatchEvent {
             revision,
             key: key.clone(),
@@ -231,9 +246,56 @@ impl<'a> Overlay<'a> {
 }
 
 impl KvEngine {
-    pub fn new(tree: sled::Tree) -> Self {
+    /// The engine over `tree`, with its expiry index built from the
+    /// records (an expiry index left on disk by an earlier layout is
+    /// removed).
+    pub fn new(tree: sled::Tree) -> Result<Self, StorageError> {
         let (events, _) = broadcast::channel(WATCH_BUFFER);
-        KvEngine { tree, events }
+        let engine = KvEngine {
+            tree,
+            events,
+            expiry: Arc::default(),
+        };
+        let mut legacy = sled::Batch::default();
+        let mut found = false;
+        for item in engine.tree.scan_prefix([EXPIRY]) {
+            legacy.remove(item?.0);
+            found = true;
+        }
+        if found {
+            engine.tree.apply_batch(legacy)?;
+        }
+        engine.rebuild_expiry()?;
+        Ok(engine)
+    }
+
+    /// Rebuild the expiry index from the records.
+    fn rebuild_expiry(&self) -> Result<(), StorageError> {
+        let mut index = BTreeSet::new();
+        for item in self.tree.scan_prefix([DATA]) {
+            let (k, v) = item?;
+            let rec: Record = decode("kv record", &v)?;
+            if let Some(at) = rec.expires_at_ms {
+                index.insert((at, k.to_vec()));
+            }
+        }
+        *self.expiry_index() = index;
+        Ok(())
+    }
+
+    fn expiry_index(&self) -> std::sync::MutexGuard<'_, BTreeSet<(u64, Vec<u8>)>> {
+        // Changes to the set are single inserts and removes: a panic
+        // elsewhere cannot leave it half-changed.
+        self.expiry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn overlay(&self) -> Overlay<'_> {
+        Overlay {
+            tree: &self.tree,
+            writes: BTreeMap::new(),
+            events: Vec::new(),
+            expiry: Vec::new(),
+        }
     }
 
     pub fn tree(&self) -> &sled::Tree {
@@ -295,13 +357,7 @@ impl KvEngine {
 
     /// The earliest pending expiry, if any key has a TTL.
     pub fn next_expiry_ms(&self) -> Result<Option<u64>, StorageError> {
-        match self.tree.scan_prefix([EXPIRY]).next() {
-            Some(item) => {
-                let (k, _) = item?;
-                Ok(parse_expiry_key(&k).map(|(at, _)| at))
-            }
-            None => Ok(None),
-        }
+        Ok(self.expiry_index().first().map(|(at, _)| *at))
     }
 
     /// Apply one command. `extra` lets the caller add its own metadata writes
@@ -311,11 +367,7 @@ impl KvEngine {
         cmd: &Command,
         extra: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<Response, StorageError> {
-        let mut ov = Overlay {
-            tree: &self.tree,
-            writes: BTreeMap::new(),
-            events: Vec::new(),
-        };
+        let mut ov = self.overlay();
         // A refused single command changes nothing, not even the clock; in a
         // batch each operation is checked on its own (in `apply_op`).
         let refused = match &cmd.op {
@@ -372,12 +424,7 @@ impl KvEngine {
 
     /// Write only caller metadata (for blank and membership log entries).
     pub fn apply_meta(&self, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
-        let ov = Overlay {
-            tree: &self.tree,
-            writes: BTreeMap::new(),
-            events: Vec::new(),
-        };
-        self.commit(ov, extra)
+        self.commit(self.overlay(), extra)
     }
 
     fn commit(&self, ov: Overlay<'_>, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
@@ -392,6 +439,15 @@ impl KvEngine {
             batch.insert(k.as_slice(), v.as_slice());
         }
         self.tree.apply_batch(batch)?;
+        if !ov.expiry.is_empty() {
+            let mut index = self.expiry_index();
+            for change in ov.expiry {
+                match change {
+                    ExpiryChange::Add(at, k) => index.insert((at, k)),
+                    ExpiryChange::Remove(at, k) => index.remove(&(at, k)),
+                };
+            }
+        }
         for event in ov.events {
             // No subscribers is fine.
             let _ = self.events.send(event);
@@ -405,24 +461,26 @@ impl KvEngine {
         now: u64,
         revision: &mut u64,
     ) -> Result<(), StorageError> {
-        let mut due = Vec::new();
-        for item in self.tree.scan_prefix([EXPIRY]) {
-            let (k, _) = item?;
-            let (at, key) = parse_expiry_key(&k)
-                .ok_or_else(|| StorageError::corrupt("expiry key", "bad layout"))?;
-            if at > now {
-                break;
-            }
-            due.push((k.to_vec(), key));
-        }
+        let due: Vec<(u64, Vec<u8>)> = self
+            .expiry_index()
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .cloned()
+            .collect();
         if due.is_empty() {
             return Ok(());
         }
         *revision += 1;
-        for (index_key, key) in due {
-            ov.del_raw(index_key);
-            if let Some(rec) = ov.get(&key)? {
-                ov.remove_key(&key, &rec, *revision, EventKind::Expire);
+        for (at, raw) in due {
+            let key = parse_data_key(&raw)
+                .ok_or_else(|| StorageError::corrupt("expiry index", "bad key layout"))?;
+            match ov.get(&key)? {
+                Some(rec) if rec.expires_at_ms == Some(at) => {
+                    ov.remove_key(&key, &rec, *revision, EventKind::Expire);
+                }
+                // Not a record with this expiry (cannot happen while the
+                // index follows the records): drop the entry alone.
+                _ => ov.expiry.push(ExpiryChange::Remove(at, raw)),
             }
         }
         Ok(())
@@ -471,8 +529,9 @@ impl KvEngine {
             let result = match op {
                 TxnOp::Put { key, value, ttl_ms } => {
                     let prev = ov.get(key)?;
+                    let raw = data_key(key);
                     if let Some(at) = prev.as_ref().and_then(|p| p.expires_at_ms) {
-                        ov.del_raw(expiry_key(at, key));
+                        ov.expiry.push(ExpiryChange::Remove(at, raw.clone()));
                     }
                     let expires_at_ms = ttl_ms.map(|t| now.saturating_add(t));
                     let rec = Record {
@@ -483,9 +542,9 @@ impl KvEngine {
                         expires_at_ms,
                     };
                     if let Some(at) = expires_at_ms {
-                        ov.put_raw(expiry_key(at, key), Vec::new());
+                        ov.expiry.push(ExpiryChange::Add(at, raw.clone()));
                     }
-                    ov.put_raw(data_key(key), encode(&rec));
+                    ov.put_raw(raw, encode(&rec));
                     ov.events.push(WatchEvent {
                         revision: new_rev,
                         key: key.clone(),
@@ -541,17 +600,24 @@ impl KvEngine {
         })
     }
 
-    /// Every entry of the tree, for a snapshot.
+    /// Every entry of the tree, for a snapshot, with the expiry index in
+    /// its on-disk layout (see the module docs).
     pub fn export(&self) -> Result<RawEntries, StorageError> {
         let mut out = Vec::new();
         for item in self.tree.iter() {
             let (k, v) = item?;
             out.push((k.to_vec(), v.to_vec()));
         }
+        for (at, raw) in self.expiry_index().iter() {
+            let key = parse_data_key(raw)
+                .ok_or_else(|| StorageError::corrupt("expiry index", "bad key layout"))?;
+            out.push((expiry_key(*at, &key), Vec::new()));
+        }
         Ok(out)
     }
 
-    /// Replace the whole tree with a snapshot's entries, atomically.
+    /// Replace the whole tree with a snapshot's entries, atomically; the
+    /// expiry index is rebuilt from the records.
     pub fn import(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
         for item in self.tree.iter() {
@@ -559,9 +625,11 @@ impl KvEngine {
             batch.remove(k);
         }
         for (k, v) in entries {
-            batch.insert(k.as_slice(), v.as_slice());
+            if k.first() != Some(&EXPIRY) {
+                batch.insert(k.as_slice(), v.as_slice());
+            }
         }
         self.tree.apply_batch(batch)?;
-        Ok(())
+        self.rebuild_expiry()
     }
 }

@@ -79,7 +79,7 @@ where
 {
     pub fn open(store: &Store, group: GroupId, sync: SyncThread) -> Result<Self, StorageError> {
         Ok(StateMachineStore {
-            engine: KvEngine::new(store.tree(group, "sm")?),
+            engine: KvEngine::new(store.tree(group, "sm")?)?,
             snap: store.tree(group, "snap")?,
             sync,
             snapshot_seq: Arc::new(AtomicU64::new(0)),

@@ -6,7 +6,7 @@ use rsp_storage::{KvEngine, Store, StoreConfig};
 
 fn engine(dir: &std::path::Path) -> KvEngine {
     let store = Store::open(&StoreConfig::new(dir)).expect("open");
-    KvEngine::new(store.tree(0, "sm").expect("tree"))
+    KvEngine::new(store.tree(0, "sm").expect("tree")).expect("engine")
 }
 
 fn put(k: &str, v: &str, ttl: Option<u64>) -> Op {

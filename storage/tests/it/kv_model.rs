@@ -297,7 +297,7 @@ impl Engine {
                 Err(e) => panic!("cannot reopen the store: {e}"),
             }
         };
-        let engine = KvEngine::new(store.tree(0, "sm").expect("tree"));
+        let engine = KvEngine::new(store.tree(0, "sm").expect("tree")).expect("engine");
         self.events = Some(engine.watch());
         self.engine = Some(engine);
         self.store = Some(store);
@@ -594,4 +594,65 @@ fn rejected_and_unsupported_commands_change_nothing() {
         matches!(r, Response::Txn(TxnResponse { revision: 1, .. })),
         "{r:?}"
     );
+}
+
+/// The expiry index lives in memory: a snapshot carries it in the on-disk
+/// layout of earlier versions (so either version can install the other's),
+/// an engine that installs one, or opens a store that still has that
+/// layout on disk, rebuilds it from the records, and keys expire on time.
+#[test]
+fn the_expiry_index_survives_snapshots_and_the_earlier_on_disk_layout() {
+    let mut source = Engine::new();
+    let put = |key: &str, ttl| {
+        Op::Txn(Txn::ops(vec![TxnOp::Put {
+            key: Key::new("a", key),
+            value: b"v".to_vec(),
+            ttl_ms: ttl,
+        }]))
+    };
+    source.apply(&Command::new(1_000, put("short", Some(100))));
+    source.apply(&Command::new(1_000, put("long", Some(500))));
+    source.apply(&Command::new(1_000, put("forever", None)));
+    let snapshot = source.kv().export().unwrap();
+    // Two index entries in the earlier layout: `x`, the deadline, the key.
+    let index: Vec<&Vec<u8>> = snapshot
+        .iter()
+        .map(|(k, _)| k)
+        .filter(|k| k.first() == Some(&b'x'))
+        .collect();
+    assert_eq!(index.len(), 2, "{snapshot:?}");
+    assert_eq!(index[0][1..9], 1_100u64.to_be_bytes());
+
+    // Install into a fresh engine: the index comes back from the records.
+    let mut target = Engine::new();
+    target.kv().import(&snapshot).unwrap();
+    assert_eq!(target.kv().next_expiry_ms().unwrap(), Some(1_100));
+    assert_eq!(target.kv().export().unwrap(), snapshot);
+    let (_, events) = target.apply(&Command::new(1_100, Op::Tick));
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].key, Key::new("a", "short"));
+    assert_eq!(events[0].kind, EventKind::Expire);
+    assert_eq!(target.kv().next_expiry_ms().unwrap(), Some(1_500));
+
+    // A store written by an earlier version, with the index on disk: the
+    // entries are dropped when the engine opens, and the index rebuilt.
+    let mut old = Engine::new();
+    let tree = old.kv().tree().clone();
+    for (k, v) in &snapshot {
+        tree.insert(k.as_slice(), v.as_slice()).unwrap();
+    }
+    drop(tree);
+    old.reopen();
+    let on_disk = old.kv().tree().scan_prefix([b'x']).count();
+    assert_eq!(
+        on_disk, 0,
+        "the earlier layout's index is removed from disk"
+    );
+    assert_eq!(old.kv().next_expiry_ms().unwrap(), Some(1_100));
+    let (_, events) = old.apply(&Command::new(2_000, Op::Tick));
+    let expired: Vec<&Key> = events.iter().map(|e| &e.key).collect();
+    // In order of deadline.
+    assert_eq!(expired, [&Key::new("a", "short"), &Key::new("a", "long")]);
+    assert_eq!(old.kv().next_expiry_ms().unwrap(), None);
+    assert!(old.kv().get(&Key::new("a", "forever")).unwrap().is_some());
 }
