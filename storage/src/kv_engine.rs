@@ -181,20 +181,27 @@ struct Overlay<'a> {
     events: Vec<WatchEvent>,
     /// In order: a key may gain and lose a TTL within one command.
     expiry: Vec<ExpiryChange>,
+    /// What the tree held for keys read so far (a transaction's compare
+    /// and its put read the same key).
+    reads: std::cell::RefCell<std::collections::HashMap<Vec<u8>, Option<sled::IVec>>>,
 }
 
 impl<'a> Overlay<'a> {
-    fn get_raw(&self, k: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Some(v) = self.writes.get(k) {
-            return Ok(v.clone());
-        }
-        Ok(self.tree.get(k)?.map(|v| v.to_vec()))
-    }
-
     fn get(&self, key: &Key) -> Result<Option<Record>, StorageError> {
-        self.get_raw(&data_key(key))?
-            .map(|v| decode("kv record", &v))
-            .transpose()
+        let k = data_key(key);
+        if let Some(v) = self.writes.get(&k) {
+            return v.as_deref().map(|v| decode("kv record", v)).transpose();
+        }
+        let mut reads = self.reads.borrow_mut();
+        let v = match reads.get(&k) {
+            Some(v) => v.clone(),
+            None => {
+                let v = self.tree.get(&k)?;
+                reads.insert(k, v.clone());
+                v
+            }
+        };
+        v.as_deref().map(|v| decode("kv record", v)).transpose()
     }
 
     fn put_raw(&mut self, k: Vec<u8>, v: Vec<u8>) {
@@ -295,6 +302,7 @@ impl KvEngine {
             writes: BTreeMap::new(),
             events: Vec::new(),
             expiry: Vec::new(),
+            reads: Default::default(),
         }
     }
 
