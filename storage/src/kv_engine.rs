@@ -158,6 +158,9 @@ fn validate_txn(txn: &Txn) -> Result<(), String> {
     Ok(())
 }
 
+/// `(expires_at_ms, data key)` of every record with a TTL, in order.
+type ExpiryIndex = BTreeSet<(u64, Vec<u8>)>;
+
 /// The key-value engine of one Raft group.
 #[derive(Clone)]
 pub struct KvEngine {
@@ -165,7 +168,7 @@ pub struct KvEngine {
     events: broadcast::Sender<WatchEvent>,
     /// `(expires_at_ms, data key)` of every record with a TTL; shared by
     /// clones, changed only after the batch that changes the records.
-    expiry: Arc<Mutex<BTreeSet<(u64, Vec<u8>)>>>,
+    expiry: Arc<Mutex<ExpiryIndex>>,
 }
 
 /// A change to the expiry index, made once its command's batch is written.
@@ -278,7 +281,7 @@ impl KvEngine {
 
     /// Rebuild the expiry index from the records.
     fn rebuild_expiry(&self) -> Result<(), StorageError> {
-        let mut index = BTreeSet::new();
+        let mut index = ExpiryIndex::new();
         for item in self.tree.scan_prefix([DATA]) {
             let (k, v) = item?;
             let rec: Record = decode("kv record", &v)?;
@@ -290,7 +293,7 @@ impl KvEngine {
         Ok(())
     }
 
-    fn expiry_index(&self) -> std::sync::MutexGuard<'_, BTreeSet<(u64, Vec<u8>)>> {
+    fn expiry_index(&self) -> std::sync::MutexGuard<'_, ExpiryIndex> {
         // Changes to the set are single inserts and removes: a panic
         // elsewhere cannot leave it half-changed.
         self.expiry.lock().unwrap_or_else(|p| p.into_inner())
