@@ -57,6 +57,12 @@ async fn tokens_for(
     user: &str,
     scope: &str,
 ) -> (String, String) {
+    let a = exchange(s, tenant, client, user, scope).await;
+    (a.str("access_token"), a.str("refresh_token"))
+}
+
+/// The token endpoint's answer to a fresh code of `user` for `client`.
+async fn exchange(s: &Setup, tenant: &str, client: &TestClient, user: &str, scope: &str) -> Answer {
     let (verifier, challenge) = pkce();
     let code = s
         .env
@@ -77,7 +83,7 @@ async fn tokens_for(
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    (a.str("access_token"), a.str("refresh_token"))
+    a
 }
 
 fn b64(v: &Value) -> String {
@@ -118,29 +124,7 @@ async fn a_client_can_have_its_access_tokens_signed_apart_from_its_id_tokens() {
     spec.alg = Some("RS256");
     spec.access_alg = Some("ES256");
     let split = s.env.client("acme", spec).await;
-    let (verifier, challenge) = pkce();
-    let code = s
-        .env
-        .code(
-            "acme",
-            grant(&split.id, &s.user, "openid", Some(&challenge)),
-        )
-        .await;
-    let a = s
-        .env
-        .form(
-            "acme",
-            "/token",
-            Some(&split.basic()),
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &verifier),
-            ],
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let a = exchange(&s, "acme", &split, &s.user, "openid").await;
     let (access, id_token) = (a.str("access_token"), a.str("id_token"));
     assert_eq!(
         peek(&access).0["alg"],
