@@ -21,7 +21,8 @@
 //! from memory, so nodes of either layout can install each other's; such
 //! keys found on disk or in a snapshot are dropped and the index rebuilt.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -186,7 +187,7 @@ struct Overlay<'a> {
     expiry: Vec<ExpiryChange>,
     /// What the tree held for keys read so far (a transaction's compare
     /// and its put read the same key).
-    reads: std::cell::RefCell<std::collections::HashMap<Vec<u8>, Option<sled::IVec>>>,
+    reads: RefCell<HashMap<Vec<u8>, Option<sled::IVec>>>,
 }
 
 impl<'a> Overlay<'a> {
