@@ -282,15 +282,11 @@ impl KvEngine {
 
     /// Rebuild the expiry index from the records.
     fn rebuild_expiry(&self) -> Result<(), StorageError> {
-        let mut index = ExpiryIndex::new();
-        for item in self.tree.scan_prefix([DATA]) {
-            let (k, v) = item?;
-            let rec: Record = decode("kv record", &v)?;
-            if let Some(at) = rec.expires_at_ms {
-                index.insert((at, k.to_vec()));
-            }
-        }
-        *self.expiry_index() = index;
+        let records = self
+            .tree
+            .scan_prefix([DATA])
+            .map(|item| item.map_err(StorageError::from));
+        *self.expiry_index() = expiry_index_of(records)?;
         Ok(())
     }
 
@@ -631,6 +627,13 @@ impl KvEngine {
     /// Replace the whole tree with a snapshot's entries, atomically; the
     /// expiry index is rebuilt from the records.
     pub fn import(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+        // From the entries in hand, before the tree is replaced.
+        let index = expiry_index_of(
+            entries
+                .iter()
+                .filter(|(k, _)| k.first() == Some(&DATA))
+                .map(|(k, v)| Ok((k, v))),
+        )?;
         let mut batch = sled::Batch::default();
         for item in self.tree.iter() {
             let (k, _) = item?;
@@ -642,6 +645,22 @@ impl KvEngine {
             }
         }
         self.tree.apply_batch(batch)?;
-        self.rebuild_expiry()
+        *self.expiry_index() = index;
+        Ok(())
     }
+}
+
+/// The expiry index of data records `(data key, encoded record)`.
+fn expiry_index_of<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+    records: impl Iterator<Item = Result<(K, V), StorageError>>,
+) -> Result<ExpiryIndex, StorageError> {
+    let mut index = ExpiryIndex::new();
+    for item in records {
+        let (k, v) = item?;
+        let rec: Record = decode("kv record", v.as_ref())?;
+        if let Some(at) = rec.expires_at_ms {
+            index.insert((at, k.as_ref().to_vec()));
+        }
+    }
+    Ok(index)
 }
