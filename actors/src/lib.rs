@@ -58,6 +58,8 @@ pub use metrics::ActorMetrics;
 pub use policy::PolicyService;
 pub use ratelimit::RateLimitService;
 pub use runtime::TenantRuntime;
+#[cfg(feature = "testing")]
+pub use session::legacy_session_txn;
 pub use session::{Revocation, Session, SessionHandle, SessionId, SessionInfo};
 pub use session_service::SessionService;
 #[cfg(feature = "testing")]

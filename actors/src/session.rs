@@ -1,10 +1,19 @@
 //! Session types and their stored form.
 //!
-//! A session id is 128 random bits, base64url (22 characters): a bearer
-//! secret, zeroized on drop and never printed. Storage never sees it: the
-//! record is kept under its [`SessionHandle`], the base64url of the first
-//! 128 bits of SHA-256(id), so a snapshot or backup holds no usable tokens.
-//! The handle is public (lists, audit logs, revocation by an admin).
+//! A session id is an 11-character user tag followed by 128 random bits,
+//! all base64url (33 characters): a bearer secret, zeroized on drop and
+//! never printed. The tag is the first 64 bits of SHA-256 of a fixed label
+//! and the user id; every session of a user starts with it, so the user's
+//! sessions sit next to each other in the keyspace and are listed with one
+//! range read, with no index key to write beside each session. Storage never
+//! sees the id: the record is kept under its [`SessionHandle`], the tag and
+//! then the base64url of the first 128 bits of SHA-256(id), so a snapshot or
+//! backup holds no usable tokens. The handle is public (lists, audit logs,
+//! revocation by an admin).
+//!
+//! Ids and handles made before the tag (22 characters, the random part
+//! alone) are still accepted; their sessions keep the index key they were
+//! written with (see [`crate::util`]) until they end.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -18,26 +27,47 @@ use crate::error::ActorError;
 use crate::util::{b64url, is_b64url};
 
 const ID_BYTES: usize = 16;
-const ID_CHARS: usize = 22;
+/// The random part of an id, and the hash part of a handle.
+const RANDOM_CHARS: usize = 22;
+/// The user tag that leads ids and handles: 64 bits.
+pub(crate) const TAG_CHARS: usize = 11;
+/// Ids and handles now: tag and random (or hash) part.
+const CHARS: usize = TAG_CHARS + RANDOM_CHARS;
+/// Ids and handles made before the tag.
+const LEGACY_CHARS: usize = RANDOM_CHARS;
 
 /// Format version of [`SessionRecord`].
 const RECORD_FORMAT: u8 = 1;
+
+/// The tag every session id and handle of `user_id` starts with.
+pub(crate) fn user_tag(user_id: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"rsp session user tag\0")
+        .chain_update(user_id.as_bytes())
+        .finalize();
+    b64url(&digest[..8])
+}
+
+fn well_formed(s: &str) -> bool {
+    is_b64url(s, CHARS) || is_b64url(s, LEGACY_CHARS)
+}
 
 /// A session's bearer secret.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct SessionId(String);
 
 impl SessionId {
-    pub(crate) fn generate() -> SessionId {
+    pub(crate) fn generate(user_id: &str) -> SessionId {
         let mut bytes: [u8; ID_BYTES] = rand::random();
-        let id = SessionId(b64url(&bytes));
+        let mut id = user_tag(user_id);
+        id.push_str(&b64url(&bytes));
         bytes.zeroize();
-        id
+        SessionId(id)
     }
 
     /// Accept a presented id (cookie, header) if it has the right shape.
     pub fn parse(s: &str) -> Result<SessionId, ActorError> {
-        if is_b64url(s, ID_CHARS) {
+        if well_formed(s) {
             Ok(SessionId(s.to_string()))
         } else {
             // Shape errors look like unknown sessions to callers.
@@ -52,7 +82,11 @@ impl SessionId {
 
     pub fn handle(&self) -> SessionHandle {
         let digest = Sha256::digest(self.0.as_bytes());
-        SessionHandle(b64url(&digest[..16]))
+        let hash = b64url(&digest[..16]);
+        match self.0.get(..self.0.len() - RANDOM_CHARS) {
+            Some(tag) if !tag.is_empty() => SessionHandle(format!("{tag}{hash}")),
+            _ => SessionHandle(hash),
+        }
     }
 }
 
@@ -68,11 +102,16 @@ pub struct SessionHandle(pub(crate) String);
 
 impl SessionHandle {
     pub fn parse(s: &str) -> Result<SessionHandle, ActorError> {
-        if is_b64url(s, ID_CHARS) {
+        if well_formed(s) {
             Ok(SessionHandle(s.to_string()))
         } else {
             Err(ActorError::InvalidInput("malformed session handle".into()))
         }
+    }
+
+    /// Made before the user tag: its session also has an index key.
+    pub(crate) fn is_legacy(&self) -> bool {
+        self.0.len() == LEGACY_CHARS
     }
 
     pub fn as_str(&self) -> &str {
@@ -183,19 +222,88 @@ pub struct Revocation {
     pub fenced: Vec<u64>,
 }
 
+/// How a session was stored before the user tag, for tests of the upgrade
+/// path: a 22-character id, and the transaction that wrote its record under
+/// the 22-character handle together with its user's index key.
+#[cfg(feature = "testing")]
+pub fn legacy_session_txn(
+    tenant: &str,
+    user_id: &str,
+    idle: Duration,
+    lifetime: Duration,
+) -> Result<(SessionId, rsp_consensus::kv::Txn), ActorError> {
+    use crate::util::{encode, keyspace, legacy_user_session_key, now_ms, session_key};
+    use rsp_consensus::kv::{Txn, TxnOp};
+    let bytes: [u8; ID_BYTES] = rand::random();
+    let id = SessionId(b64url(&bytes));
+    let handle = id.handle();
+    let now = now_ms();
+    let record = SessionRecord::new(user_id, BTreeMap::new(), now, idle, lifetime);
+    let (ks, ttl) = (keyspace(tenant), Some(record.ttl_ms(now)));
+    let txn = Txn::ops(vec![
+        TxnOp::Put {
+            key: session_key(&ks, handle.as_str()),
+            value: encode(&record)?,
+            ttl_ms: ttl,
+        },
+        TxnOp::Put {
+            key: legacy_user_session_key(&ks, user_id, handle.as_str()),
+            value: Vec::new(),
+            ttl_ms: ttl,
+        },
+    ]);
+    Ok((id, txn))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn ids_are_22_char_base64url_and_their_handles_differ_from_them() {
-        let id = SessionId::generate();
-        assert_eq!(id.expose().len(), 22);
+    fn ids_are_33_char_base64url_and_their_handles_differ_from_them() {
+        let id = SessionId::generate("alice");
+        assert_eq!(id.expose().len(), 33);
         assert!(SessionId::parse(id.expose()).is_ok());
         assert_ne!(id.handle().as_str(), id.expose());
         assert_eq!(id.handle(), SessionId::parse(id.expose()).unwrap().handle());
         assert!(!format!("{id:?}").contains(id.expose()));
         assert!(SessionId::parse("short").is_err());
+        assert!(SessionId::parse(&format!("{}=", &id.expose()[1..])).is_err());
+        assert!(SessionHandle::parse(&id.expose()[1..]).is_err());
+    }
+
+    #[test]
+    fn ids_and_handles_of_a_user_share_the_users_tag_and_nothing_else() {
+        let (a, b) = (SessionId::generate("alice"), SessionId::generate("alice"));
+        let tag = user_tag("alice");
+        assert_eq!(tag.len(), TAG_CHARS);
+        for id in [&a, &b] {
+            assert!(id.expose().starts_with(&tag));
+            assert!(id.handle().as_str().starts_with(&tag));
+            assert_eq!(id.handle().as_str().len(), 33);
+            assert!(!id.handle().is_legacy());
+        }
+        assert_ne!(a.expose()[TAG_CHARS..], b.expose()[TAG_CHARS..]);
+        assert_ne!(a.handle(), b.handle());
+        assert_ne!(user_tag("alice"), user_tag("bob"));
+        // The hash part covers the random part: a different id under the
+        // same tag has a different handle.
+        assert_ne!(
+            a.handle().as_str()[TAG_CHARS..],
+            b.handle().as_str()[TAG_CHARS..]
+        );
+    }
+
+    #[test]
+    fn ids_and_handles_from_before_the_tag_still_parse_and_map_as_before() {
+        let legacy = SessionId::parse("AAAAAAAAAAAAAAAAAAAAAA").expect("22-char id");
+        let handle = legacy.handle();
+        // SHA-256 of the id, first 16 bytes, base64url: the derivation of
+        // the earlier format, unchanged.
+        let digest = Sha256::digest(b"AAAAAAAAAAAAAAAAAAAAAA");
+        assert_eq!(handle.as_str(), b64url(&digest[..16]));
+        assert!(handle.is_legacy());
+        assert_eq!(SessionHandle::parse(handle.as_str()).unwrap(), handle);
     }
 
     #[test]

@@ -18,7 +18,10 @@ use crate::session::{Revocation, Session, SessionHandle, SessionId, SessionInfo,
 use crate::session_manager::SessionMsg;
 use crate::session_writes::CreateRequest;
 use crate::tenant::{Permit, TenantHandle};
-use crate::util::{MAX_USER_ID, decode, now_ms, session_key, user_prefix, user_session_key};
+use crate::util::{
+    MAX_USER_ID, SESSION_PREFIX, decode, legacy_user_prefix, legacy_user_session_key, now_ms,
+    session_key, user_sessions_prefix,
+};
 
 const MAX_ATTRS: usize = 16;
 const MAX_ATTR_BYTES: usize = 512;
@@ -162,13 +165,13 @@ impl SessionService {
         let Some(kv) = kv else {
             return Ok(Revocation::default());
         };
-        let record: SessionRecord = decode("session", &kv.value)?;
-        let ops = vec![
-            TxnOp::Delete { key },
-            TxnOp::Delete {
-                key: user_session_key(&s.keyspace, &record.user_id, handle.as_str()),
-            },
-        ];
+        let mut ops = vec![TxnOp::Delete { key }];
+        if handle.is_legacy() {
+            let record: SessionRecord = decode("session", &kv.value)?;
+            ops.push(TxnOp::Delete {
+                key: legacy_user_session_key(&s.keyspace, &record.user_id, handle.as_str()),
+            });
+        }
         self.delete_and_fence(&p, vec![ops], 1).await
     }
 
@@ -205,30 +208,10 @@ impl SessionService {
     pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionInfo>, ActorError> {
         check_user_id(user_id)?;
         let p = self.h.enter().await?;
-        let s = &p.shared;
-        let (index, _) = s
-            .consensus
-            .range(
-                &s.keyspace,
-                &user_prefix(user_id),
-                MAX_USER_SESSIONS,
-                Consistency::Linearizable,
-            )
-            .await?;
         let now = now_ms();
-        let mut out = Vec::with_capacity(index.len());
-        for kv in index {
-            let handle = handle_of(&kv.key.key)?;
-            let key = session_key(&s.keyspace, handle.as_str());
-            // Applied locally up to the barrier above: a local read suffices.
-            if let (Some(kv), _) = s.consensus.get(&key, Consistency::Local).await? {
-                let record: SessionRecord = decode("session", &kv.value)?;
-                if record.expires_at_ms() > now {
-                    out.push(record.info(handle));
-                }
-            }
-        }
-        Ok(out)
+        let found = user_sessions(&p, user_id).await?;
+        let live = found.into_iter().filter(|(_, r)| r.expires_at_ms() > now);
+        Ok(live.map(|(handle, r)| r.info(handle)).collect())
     }
 
     /// End every session the user has (those created before this call);
@@ -236,28 +219,21 @@ impl SessionService {
     pub async fn revoke_all_for_user(&self, user_id: &str) -> Result<Revocation, ActorError> {
         check_user_id(user_id)?;
         let p = self.h.enter().await?;
-        let s = &p.shared;
-        let (index, _) = s
-            .consensus
-            .range(
-                &s.keyspace,
-                &user_prefix(user_id),
-                MAX_USER_SESSIONS,
-                Consistency::Linearizable,
-            )
-            .await?;
-        let count = index.len() as u64;
+        let ks = &p.shared.keyspace;
+        let found = user_sessions(&p, user_id).await?;
+        let count = found.len() as u64;
         let mut batches = Vec::new();
-        for chunk in index.chunks(REVOKE_BATCH) {
-            let mut ops = Vec::with_capacity(chunk.len() * 2);
-            for kv in chunk {
-                let handle = handle_of(&kv.key.key)?;
+        for chunk in found.chunks(REVOKE_BATCH) {
+            let mut ops = Vec::with_capacity(chunk.len());
+            for (handle, _) in chunk {
                 ops.push(TxnOp::Delete {
-                    key: session_key(&s.keyspace, handle.as_str()),
+                    key: session_key(ks, handle.as_str()),
                 });
-                ops.push(TxnOp::Delete {
-                    key: kv.key.clone(),
-                });
+                if handle.is_legacy() {
+                    ops.push(TxnOp::Delete {
+                        key: legacy_user_session_key(ks, user_id, handle.as_str()),
+                    });
+                }
             }
             batches.push(ops);
         }
@@ -302,6 +278,61 @@ fn request_touch(p: &Permit, handle: &SessionHandle) {
     if !sent {
         pending.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// The stored sessions of `user_id` (at most 10 000), expired or not:
+/// those under the user's tag, read linearizably, then those made before
+/// the tag through their index, read locally (applied up to that barrier).
+async fn user_sessions(
+    p: &Permit,
+    user_id: &str,
+) -> Result<Vec<(SessionHandle, SessionRecord)>, ActorError> {
+    let s = &p.shared;
+    let (tagged, _) = s
+        .consensus
+        .range(
+            &s.keyspace,
+            &user_sessions_prefix(user_id),
+            MAX_USER_SESSIONS,
+            Consistency::Linearizable,
+        )
+        .await?;
+    let mut out = Vec::with_capacity(tagged.len());
+    for kv in tagged {
+        let tail = std::str::from_utf8(&kv.key.key[SESSION_PREFIX.len()..]).unwrap_or_default();
+        let handle = SessionHandle::parse(tail)
+            .map_err(|_| ActorError::Internal("malformed session key".into()))?;
+        // Another user with the same 64-bit tag, or (by a 2^-66 chance) an
+        // untagged handle that starts like the tag: not this user's here.
+        if handle.is_legacy() {
+            continue;
+        }
+        let record: SessionRecord = decode("session", &kv.value)?;
+        if record.user_id == user_id {
+            out.push((handle, record));
+        }
+    }
+    let room = MAX_USER_SESSIONS.saturating_sub(out.len());
+    if room == 0 {
+        return Ok(out);
+    }
+    let (index, _) = s
+        .consensus
+        .range(
+            &s.keyspace,
+            &legacy_user_prefix(user_id),
+            room,
+            Consistency::Local,
+        )
+        .await?;
+    for kv in index {
+        let handle = handle_of(&kv.key.key)?;
+        let key = session_key(&s.keyspace, handle.as_str());
+        if let (Some(kv), _) = s.consensus.get(&key, Consistency::Local).await? {
+            out.push((handle, decode("session", &kv.value)?));
+        }
+    }
+    Ok(out)
 }
 
 /// The handle at the end of a `user_session/<user>/<handle>` key.

@@ -10,9 +10,9 @@ use ractor::RpcReplyPort;
 use crate::error::ActorError;
 use crate::session::{Session, SessionHandle, SessionId, SessionInfo, SessionRecord};
 use crate::tenant::TenantShared;
-use crate::util::{decode, encode, fingerprint, now_ms, session_key, user_session_key};
+use crate::util::{decode, encode, fingerprint, legacy_user_session_key, now_ms, session_key};
 
-/// Most creations in one transaction (~1.3 KiB each at most: well inside
+/// Most creations in one transaction (~1.2 KiB each at most: well inside
 /// the 1 MiB command limit).
 pub(crate) const MAX_BATCH: usize = 256;
 
@@ -32,7 +32,7 @@ pub(crate) struct NewSession {
 
 impl NewSession {
     pub fn new(req: CreateRequest, reply: RpcReplyPort<Result<Session, ActorError>>) -> Self {
-        let id = SessionId::generate();
+        let id = SessionId::generate(&req.user_id);
         let handle = id.handle();
         NewSession {
             req,
@@ -46,30 +46,20 @@ impl NewSession {
         fingerprint(self.handle.as_str().as_bytes())
     }
 
-    /// Compare and puts of this session, for a transaction.
-    fn ops(&self, shared: &TenantShared) -> Result<(Compare, [TxnOp; 2]), ActorError> {
-        let ks = &shared.keyspace;
-        let key = session_key(ks, self.handle.as_str());
-        let ttl = Some(self.req.record.ttl_ms(now_ms()));
-        let value = encode(&self.req.record)?;
-        let index = user_session_key(ks, &self.req.user_id, self.handle.as_str());
+    /// Compare and put of this session, for a transaction: one key (the
+    /// handle's user tag makes it listable by user without an index).
+    fn ops(&self, shared: &TenantShared) -> Result<(Compare, TxnOp), ActorError> {
+        let key = session_key(&shared.keyspace, self.handle.as_str());
         let compare = Compare {
             key: key.clone(),
             target: CompareTarget::Exists(false),
         };
-        let puts = [
-            TxnOp::Put {
-                key,
-                value,
-                ttl_ms: ttl,
-            },
-            TxnOp::Put {
-                key: index,
-                value: Vec::new(),
-                ttl_ms: ttl,
-            },
-        ];
-        Ok((compare, puts))
+        let put = TxnOp::Put {
+            key,
+            value: encode(&self.req.record)?,
+            ttl_ms: Some(self.req.record.ttl_ms(now_ms())),
+        };
+        Ok((compare, put))
     }
 
     /// Send the caller its answer.
@@ -94,9 +84,9 @@ pub(crate) async fn write_batch(
     let mut done = Vec::new();
     for s in batch {
         match s.ops(shared) {
-            Ok((compare, puts)) => {
+            Ok((compare, put)) => {
                 txn.compares.push(compare);
-                txn.success.extend(puts);
+                txn.success.push(put);
                 ready.push(s);
             }
             Err(e) => done.push((s, Err(e))),
@@ -126,8 +116,9 @@ pub(crate) async fn write_batch(
     done
 }
 
-/// Slide the idle timeout: rewrite the record (and its index entry) with a
-/// new TTL, only if nobody changed or deleted it since we read it.
+/// Slide the idle timeout: rewrite the record (and the index entry of a
+/// session from before the user tag) with a new TTL, only if nobody changed
+/// or deleted it since we read it.
 pub(crate) async fn write_touch(
     shared: &TenantShared,
     handle: &SessionHandle,
@@ -143,23 +134,24 @@ pub(crate) async fn write_touch(
     }
     record.last_seen_ms = now;
     let ttl = Some(record.ttl_ms(now));
+    let mut success = vec![TxnOp::Put {
+        key: key.clone(),
+        value: encode(&record)?,
+        ttl_ms: ttl,
+    }];
+    if handle.is_legacy() {
+        success.push(TxnOp::Put {
+            key: legacy_user_session_key(ks, &record.user_id, handle.as_str()),
+            value: Vec::new(),
+            ttl_ms: ttl,
+        });
+    }
     let txn = Txn {
         compares: vec![Compare {
-            key: key.clone(),
+            key,
             target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
         }],
-        success: vec![
-            TxnOp::Put {
-                key,
-                value: encode(&record)?,
-                ttl_ms: ttl,
-            },
-            TxnOp::Put {
-                key: user_session_key(ks, &record.user_id, handle.as_str()),
-                value: Vec::new(),
-                ttl_ms: ttl,
-            },
-        ],
+        success,
         failure: Vec::new(),
     };
     let resp = shared.consensus.txn(txn).await?;

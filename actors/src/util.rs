@@ -2,8 +2,12 @@
 //! layout of the tenant keyspace, and record encoding.
 //!
 //! Keys in `t.<tenant>` written by this crate:
-//! - `session/<handle>`: a session record (see [`crate::session`]);
-//! - `user_session/<b64(user)>/<handle>`: empty index entry, same TTL;
+//! - `session/<handle>`: a session record (see [`crate::session`]); a
+//!   handle starts with its user's tag, so `session/<tag>` lists a user's
+//!   sessions;
+//! - `user_session/<b64(user)>/<handle>`: empty index entry, same TTL, only
+//!   beside sessions made before the user tag (no longer written for new
+//!   ones);
 //! - `lockout/<b64(user)>`: failed-login counter (see [`crate::lockout`]);
 //! - `policy/...`: read by the policy evaluator (written by `rsp-policies`).
 //!
@@ -77,15 +81,25 @@ pub(crate) fn session_key(keyspace: &str, handle: &str) -> Key {
     Key::new(keyspace, k)
 }
 
-pub(crate) fn user_prefix(user_id: &str) -> Vec<u8> {
+/// Where the records of `user_id`'s sessions are (with any other user's
+/// whose tag is the same: filter on the record's user id).
+pub(crate) fn user_sessions_prefix(user_id: &str) -> Vec<u8> {
+    let mut k = SESSION_PREFIX.to_vec();
+    k.extend_from_slice(crate::session::user_tag(user_id).as_bytes());
+    k
+}
+
+/// The index of sessions made before the user tag.
+pub(crate) fn legacy_user_prefix(user_id: &str) -> Vec<u8> {
     let mut k = USER_SESSION_PREFIX.to_vec();
     k.extend_from_slice(b64url(user_id.as_bytes()).as_bytes());
     k.push(b'/');
     k
 }
 
-pub(crate) fn user_session_key(keyspace: &str, user_id: &str, handle: &str) -> Key {
-    let mut k = user_prefix(user_id);
+/// A legacy index key (see [`legacy_user_prefix`]).
+pub(crate) fn legacy_user_session_key(keyspace: &str, user_id: &str, handle: &str) -> Key {
+    let mut k = legacy_user_prefix(user_id);
     k.extend_from_slice(handle.as_bytes());
     Key::new(keyspace, k)
 }
@@ -124,8 +138,8 @@ mod tests {
 
     #[test]
     fn user_prefixes_do_not_overlap_when_ids_contain_slashes() {
-        let a = user_prefix("alice");
-        let b = user_session_key("t.x", "alice/x", "h");
+        let a = legacy_user_prefix("alice");
+        let b = legacy_user_session_key("t.x", "alice/x", "h");
         assert!(!b.key.starts_with(&a));
     }
 }

@@ -28,8 +28,13 @@ fn cpu_secs() -> f64 {
 /// Sessions per entry, as the session manager batches them under load.
 pub const SESSIONS_PER_ENTRY: u64 = 64;
 
-/// A random 22-character session handle (128 bits, base64url), as the
-/// session manager makes.
+/// A session handle as the session manager makes them: the tag of one of
+/// 1,000 users (11 characters), then 22 random ones.
+fn tagged_handle(n: u64) -> String {
+    format!("u{:010}{}", n % 1000, handle())
+}
+
+/// 22 random base64url characters (128 bits).
 fn handle() -> String {
     use rand::Rng;
     const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -69,7 +74,8 @@ impl Ceiling {
 
 /// `KvEngine::apply` of session creations exactly as the session manager
 /// writes them: one transaction per entry with, for each session, "record
-/// absent" and two puts with a TTL (the record and the user's index key).
+/// absent" and one put with a TTL, under a handle that starts with its
+/// user's tag.
 pub fn engine_sessions(run: Duration) -> Ceiling {
     let (_dir, store) = open();
     let engine = KvEngine::new(store.tree(0, "sm").expect("tree")).expect("engine");
@@ -79,8 +85,7 @@ pub fn engine_sessions(run: Duration) -> Ceiling {
     while started.elapsed() < run {
         let mut txn = Txn::default();
         for _ in 0..SESSIONS_PER_ENTRY {
-            let h = handle();
-            let key = Key::new("t.bench", format!("session/{h}"));
+            let key = Key::new("t.bench", format!("session/{}", tagged_handle(sessions)));
             txn.compares.push(Compare {
                 key: key.clone(),
                 target: CompareTarget::Exists(false),
@@ -88,14 +93,6 @@ pub fn engine_sessions(run: Duration) -> Ceiling {
             txn.success.push(TxnOp::Put {
                 key,
                 value: vec![5; 58],
-                ttl_ms: Some(1_800_000),
-            });
-            txn.success.push(TxnOp::Put {
-                key: Key::new(
-                    "t.bench",
-                    format!("user_session/u-{:018}/{h}", sessions % 1000),
-                ),
-                value: Vec::new(),
                 ttl_ms: Some(1_800_000),
             });
             sessions += 1;
@@ -117,11 +114,10 @@ pub fn engine_sessions(run: Duration) -> Ceiling {
     }
 }
 
-/// The least sled work for one session with a TTL, no rsp code: the record
-/// and the user's index key, each with an expiry-index key (4 inserts), in
-/// one `apply_batch` per entry; `expiry: false` writes only the two keys, a
-/// floor for any design on sled.
-pub fn raw_sled_sessions(run: Duration, expiry: bool) -> Ceiling {
+/// Bare sled, no rsp code: `inserts` keys per session (1: the record, as
+/// stored now; 2: the record and a user index key, as stored before the
+/// user tag), in one `apply_batch` per entry.
+pub fn raw_sled_sessions(run: Duration, inserts: usize) -> Ceiling {
     let (_dir, store) = open();
     let tree = store.tree(0, "raw").expect("tree");
     let (started, cpu0) = (Instant::now(), cpu_secs());
@@ -129,29 +125,103 @@ pub fn raw_sled_sessions(run: Duration, expiry: bool) -> Ceiling {
     while started.elapsed() < run {
         let mut batch = sled::Batch::default();
         for _ in 0..SESSIONS_PER_ENTRY {
-            let h = handle();
-            let record = format!("t.bench/session/{h}");
-            let index = format!("t.bench/user_session/u-{:018}/{h}", sessions % 1000);
-            batch.insert(record.as_bytes(), vec![5u8; 58 + 24]);
-            batch.insert(index.as_bytes(), vec![0u8; 24]);
-            if expiry {
-                let at = (1_800_000_000 + sessions).to_be_bytes();
-                batch.insert([&[0xfe][..], &at, record.as_bytes()].concat(), vec![]);
-                batch.insert([&[0xfe][..], &at, index.as_bytes()].concat(), vec![]);
+            let h = tagged_handle(sessions);
+            batch.insert(
+                format!("t.bench/session/{h}").as_bytes(),
+                vec![5u8; 58 + 24],
+            );
+            if inserts > 1 {
+                let index = format!("t.bench/user_session/u-{:018}/{h}", sessions % 1000);
+                batch.insert(index.as_bytes(), vec![0u8; 24]);
             }
             sessions += 1;
         }
         tree.apply_batch(batch).expect("batch");
     }
     Ceiling {
-        workload: if expiry {
-            "raw sled, 4 inserts per session"
-        } else {
+        workload: if inserts > 1 {
             "raw sled, 2 inserts per session"
+        } else {
+            "raw sled, 1 insert per session"
         },
         sessions,
         cpu_s: cpu_secs() - cpu0,
         wall_s: started.elapsed().as_secs_f64(),
         reopen: None,
     }
+}
+
+/// One replica's share of the least work a three-replica design on sled
+/// must do per durable creation, with no Raft, network or actors: append
+/// the entry (the bytes of a real entry of `SESSIONS_PER_ENTRY` creations)
+/// to a log tree and sync it to disk, then store each session under one key
+/// (a record listable by user; no index, no expiry bookkeeping) in one
+/// batch. Three such replicas run at once on their own stores, as the
+/// three nodes of the cluster do. Returns the sessions the slowest replica
+/// stored per second of wall-clock time (the sync waits overlap the other
+/// replicas' work), and per CPU second of all three, as a bound with
+/// every core busy.
+pub fn replicated_floor(run: Duration) -> (f64, f64) {
+    let entry = real_entry_bytes();
+    let (started, cpu0) = (Instant::now(), cpu_secs());
+    let replicas: Vec<_> = (0..3)
+        .map(|r| {
+            let entry = entry.clone();
+            std::thread::spawn(move || {
+                let (_dir, store) = open();
+                let (log, state) = (
+                    store.tree(0, "log").expect("log"),
+                    store.tree(0, "sm").expect("sm"),
+                );
+                let mut sessions: u64 = 0;
+                let mut index: u64 = 0;
+                while started.elapsed() < run {
+                    index += 1;
+                    log.insert(index.to_be_bytes(), entry.as_slice())
+                        .expect("append");
+                    store.sync().expect("sync");
+                    let mut batch = sled::Batch::default();
+                    for _ in 0..SESSIONS_PER_ENTRY {
+                        let h = tagged_handle(sessions + r);
+                        let key = format!("t.bench/session/{h}");
+                        batch.insert(key.as_bytes(), vec![5u8; 58 + 24]);
+                        sessions += 1;
+                    }
+                    state.apply_batch(batch).expect("batch");
+                }
+                sessions
+            })
+        })
+        .collect();
+    let done: Vec<u64> = replicas
+        .into_iter()
+        .map(|t| t.join().expect("replica"))
+        .collect();
+    let (wall, cpu) = (started.elapsed().as_secs_f64(), cpu_secs() - cpu0);
+    let slowest = done.iter().copied().min().unwrap_or(0) as f64;
+    (slowest / wall, done.iter().sum::<u64>() as f64 / 3.0 / cpu)
+}
+
+/// The bytes of an entry the session manager's creations make: a batch of
+/// `SESSIONS_PER_ENTRY` transactions, each "record absent" and one put with
+/// a TTL.
+fn real_entry_bytes() -> Vec<u8> {
+    let txns = (0..SESSIONS_PER_ENTRY)
+        .map(|n| {
+            let key = Key::new("t.bench", format!("session/{}", tagged_handle(n)));
+            let mut txn = Txn::default();
+            txn.compares.push(Compare {
+                key: key.clone(),
+                target: CompareTarget::Exists(false),
+            });
+            txn.success.push(TxnOp::Put {
+                key,
+                value: vec![5; 58],
+                ttl_ms: Some(1_800_000),
+            });
+            Op::Txn(txn)
+        })
+        .collect();
+    let command = Command::new(1_000_000, Op::Batch(txns));
+    bincode::serde::encode_to_vec(&command, bincode::config::standard()).expect("encode")
 }

@@ -170,3 +170,127 @@ async fn concurrent_creations_share_transactions_yet_each_gets_its_own_valid_ses
         .await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_from_before_the_user_tag_keep_working_and_a_shared_tag_does_not_mix_users() {
+    use rsp_consensus::Consistency;
+    use rsp_consensus::kv::{Key, Txn, TxnOp};
+
+    let nodes = start(3, config()).await;
+    let mut handles = Vec::new();
+    for id in 1..=3 {
+        handles.push(nodes.rt(id).tenant("acme").await.expect("tenant"));
+    }
+    let consensus = nodes.cluster.node(1);
+    let key_of = |op: &TxnOp| match op {
+        TxnOp::Put { key, .. } => key.clone(),
+        other => panic!("not a put: {other:?}"),
+    };
+    let stored = |key: &Key| {
+        let key = key.clone();
+        async move {
+            let (kv, _) = consensus
+                .get(&key, Consistency::Linearizable)
+                .await
+                .expect("read");
+            kv.is_some()
+        }
+    };
+
+    // Two sessions of carol in the earlier layout (22-character ids, record
+    // plus index key), one made now.
+    let mut legacy = Vec::new();
+    for _ in 0..2 {
+        let (id, txn) = rsp_actors::legacy_session_txn("acme", "carol", MIN, HOUR).expect("txn");
+        let index = key_of(&txn.success[1]);
+        consensus.txn(txn).await.expect("write legacy session");
+        assert_eq!(id.expose().len(), 22);
+        legacy.push((id, index));
+    }
+    let new = handles[1]
+        .sessions()
+        .create("carol", BTreeMap::new(), MIN, HOUR)
+        .await
+        .expect("create");
+    assert_eq!(new.id.expose().len(), 33);
+
+    // Another user's record under carol's tag (a 64-bit tag collision,
+    // forced): never listed or revoked as carol's.
+    let (_, mallory) = rsp_actors::legacy_session_txn("acme", "mallory", MIN, HOUR).expect("txn");
+    let TxnOp::Put { value, ttl_ms, .. } = mallory.success[0].clone() else {
+        panic!("record put");
+    };
+    let tag = &new.info.handle.as_str()[..11];
+    let intruder = Key::new("t.acme", format!("session/{tag}{}", "M".repeat(22)));
+    let put = TxnOp::Put {
+        key: intruder.clone(),
+        value,
+        ttl_ms,
+    };
+    consensus.txn(Txn::ops(vec![put])).await.expect("write");
+
+    for h in &handles {
+        for (id, _) in &legacy {
+            let info = h.sessions().validate(id).await.expect("legacy validates");
+            assert_eq!(info.user_id, "carol");
+        }
+    }
+    let touched = handles[2]
+        .sessions()
+        .touch(&legacy[0].0)
+        .await
+        .expect("touch");
+    assert_eq!(touched.handle, legacy[0].0.handle());
+    assert!(stored(&legacy[0].1).await, "touch keeps the index key");
+
+    let mut got: Vec<String> = handles[0]
+        .sessions()
+        .list_for_user("carol")
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|i| i.handle.to_string())
+        .collect();
+    let mut want: Vec<String> = legacy
+        .iter()
+        .map(|(id, _)| id.handle().to_string())
+        .collect();
+    want.push(new.info.handle.to_string());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+
+    // One legacy session revoked alone: record and index key both go.
+    let r = handles[0]
+        .sessions()
+        .revoke(&legacy[1].0)
+        .await
+        .expect("revoke");
+    assert_eq!(r.revoked, 1);
+    assert!(!stored(&legacy[1].1).await, "index key left behind");
+
+    let r = handles[2]
+        .sessions()
+        .revoke_all_for_user("carol")
+        .await
+        .expect("revoke all");
+    assert_eq!(r.revoked, 2);
+    for h in &handles {
+        for id in [&legacy[0].0, &new.id] {
+            assert!(matches!(
+                h.sessions().validate(id).await,
+                Err(ActorError::SessionNotFound)
+            ));
+        }
+    }
+    assert!(!stored(&legacy[0].1).await, "index key left behind");
+    assert!(stored(&intruder).await, "another user's record was revoked");
+    assert!(
+        handles[1]
+            .sessions()
+            .list_for_user("carol")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
