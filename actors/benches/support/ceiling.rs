@@ -72,20 +72,15 @@ impl Ceiling {
     }
 }
 
-/// `KvEngine::apply` of session creations exactly as the session manager
-/// writes them: one transaction per entry with, for each session, "record
+/// An entry of `SESSIONS_PER_ENTRY` creations as the cluster proposes them
+/// under load: a batch of transactions, one per session, each "record
 /// absent" and one put with a TTL, under a handle that starts with its
-/// user's tag.
-pub fn engine_sessions(run: Duration) -> Ceiling {
-    let (_dir, store) = open();
-    let engine = KvEngine::new(store.tree(0, "sm").expect("tree")).expect("engine");
-    let (started, cpu0) = (Instant::now(), cpu_secs());
-    let mut sessions = 0;
-    let mut now = 1_000_000;
-    while started.elapsed() < run {
-        let mut txn = Txn::default();
-        for _ in 0..SESSIONS_PER_ENTRY {
-            let key = Key::new("t.bench", format!("session/{}", tagged_handle(sessions)));
+/// user's tag; sessions are numbered from `first`.
+fn creation_entry(first: u64) -> Op {
+    let txns = (first..first + SESSIONS_PER_ENTRY)
+        .map(|n| {
+            let key = Key::new("t.bench", format!("session/{}", tagged_handle(n)));
+            let mut txn = Txn::default();
             txn.compares.push(Compare {
                 key: key.clone(),
                 target: CompareTarget::Exists(false),
@@ -95,12 +90,24 @@ pub fn engine_sessions(run: Duration) -> Ceiling {
                 value: vec![5; 58],
                 ttl_ms: Some(1_800_000),
             });
-            sessions += 1;
-        }
+            Op::Txn(txn)
+        })
+        .collect();
+    Op::Batch(txns)
+}
+
+/// `KvEngine::apply` of entries of session creations ([`creation_entry`]).
+pub fn engine_sessions(run: Duration) -> Ceiling {
+    let (_dir, store) = open();
+    let engine = KvEngine::new(store.tree(0, "sm").expect("tree")).expect("engine");
+    let (started, cpu0) = (Instant::now(), cpu_secs());
+    let mut sessions = 0;
+    let mut now = 1_000_000;
+    while started.elapsed() < run {
+        let entry = creation_entry(sessions);
+        sessions += SESSIONS_PER_ENTRY;
         now += 1;
-        engine
-            .apply(&Command::new(now, Op::Txn(txn)), &[])
-            .expect("apply");
+        engine.apply(&Command::new(now, entry), &[]).expect("apply");
     }
     let (cpu_s, wall_s) = (cpu_secs() - cpu0, started.elapsed().as_secs_f64());
     let t = Instant::now();
@@ -202,26 +209,8 @@ pub fn replicated_floor(run: Duration) -> (f64, f64) {
     (slowest / wall, done.iter().sum::<u64>() as f64 / 3.0 / cpu)
 }
 
-/// The bytes of an entry the session manager's creations make: a batch of
-/// `SESSIONS_PER_ENTRY` transactions, each "record absent" and one put with
-/// a TTL.
+/// The bytes of an entry of creations ([`creation_entry`]) in the log.
 fn real_entry_bytes() -> Vec<u8> {
-    let txns = (0..SESSIONS_PER_ENTRY)
-        .map(|n| {
-            let key = Key::new("t.bench", format!("session/{}", tagged_handle(n)));
-            let mut txn = Txn::default();
-            txn.compares.push(Compare {
-                key: key.clone(),
-                target: CompareTarget::Exists(false),
-            });
-            txn.success.push(TxnOp::Put {
-                key,
-                value: vec![5; 58],
-                ttl_ms: Some(1_800_000),
-            });
-            Op::Txn(txn)
-        })
-        .collect();
-    let command = Command::new(1_000_000, Op::Batch(txns));
+    let command = Command::new(1_000_000, creation_entry(0));
     bincode::serde::encode_to_vec(&command, bincode::config::standard()).expect("encode")
 }

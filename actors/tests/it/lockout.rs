@@ -31,10 +31,7 @@ async fn failed_logins_through_three_nodes_at_once_lock_the_account_after_exactl
     let mut cfg = config();
     cfg.lockout = policy();
     let nodes = start(3, cfg).await;
-    let mut handles = Vec::new();
-    for id in 1..=3 {
-        handles.push(nodes.rt(id).tenant("acme").await.expect("tenant"));
-    }
+    let handles = nodes.tenant_everywhere("acme").await;
     let mut tasks = Vec::new();
     for i in 0..15 {
         tasks.push(tokio::spawn(guess(handles[i % 3].clone(), "mallory")));

@@ -67,10 +67,7 @@ async fn a_session_made_on_a_validates_on_b_and_c_survives_a_and_revoke_on_b_is_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_users_sessions_are_listed_and_revoked_together_from_any_node() {
     let nodes = start(3, config()).await;
-    let mut handles = Vec::new();
-    for id in 1..=3 {
-        handles.push(nodes.rt(id).tenant("acme").await.expect("tenant"));
-    }
+    let handles = nodes.tenant_everywhere("acme").await;
     let mut bobs = Vec::new();
     for h in &handles {
         bobs.push(
@@ -177,10 +174,7 @@ async fn sessions_from_before_the_user_tag_keep_working_and_a_shared_tag_does_no
     use rsp_consensus::kv::{Key, Txn, TxnOp};
 
     let nodes = start(3, config()).await;
-    let mut handles = Vec::new();
-    for id in 1..=3 {
-        handles.push(nodes.rt(id).tenant("acme").await.expect("tenant"));
-    }
+    let handles = nodes.tenant_everywhere("acme").await;
     let consensus = nodes.cluster.node(1);
     let key_of = |op: &TxnOp| match op {
         TxnOp::Put { key, .. } => key.clone(),

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use rsp_actors::{RuntimeConfig, TenantRuntime};
+use rsp_actors::{RuntimeConfig, TenantHandle, TenantRuntime};
 use rsp_consensus::testing::TestCluster;
 
 pub struct Nodes {
@@ -16,6 +16,15 @@ impl Nodes {
     /// The runtime of node `id` (ids start at 1).
     pub fn rt(&self, id: u64) -> &TenantRuntime {
         &self.runtimes[(id - 1) as usize]
+    }
+
+    /// `tenant`'s handle on every node, in node order.
+    pub async fn tenant_everywhere(&self, tenant: &str) -> Vec<TenantHandle> {
+        let mut handles = Vec::new();
+        for rt in &self.runtimes {
+            handles.push(rt.tenant(tenant).await.expect("tenant"));
+        }
+        handles
     }
 
     pub fn registry(&self, id: u64) -> &prometheus::Registry {
