@@ -205,6 +205,15 @@ async fn run() {
         runtimes.push(rt.await.expect("runtime"));
         n.consensus.ready().await.expect("ready");
     }
+    // Sessions in the current format: every member has recorded it.
+    let since = Instant::now();
+    while !runtimes.iter().all(|rt| rt.session_user_tags()) {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "features not in force"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let leader = cluster
         .leader(Duration::from_secs(10))
         .await

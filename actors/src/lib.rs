@@ -32,6 +32,7 @@ pub mod bucket;
 pub mod config;
 pub(crate) mod dispatch;
 pub mod error;
+pub mod features;
 pub mod health;
 pub mod lockout;
 pub mod metrics;

@@ -15,6 +15,8 @@ pub struct ActorMetrics {
     pub overloaded: IntCounterVec,
     pub degraded: IntGaugeVec,
     pub running_tenants: IntGauge,
+    /// 1 when every member understands the feature (see [`crate::features`]).
+    pub cluster_features: IntGaugeVec,
 }
 
 fn gauge_vec(
@@ -48,6 +50,12 @@ impl ActorMetrics {
             )?;
             r.register(Box::new(running_tenants.clone()))?;
             Ok(ActorMetrics {
+                cluster_features: gauge_vec(
+                    r,
+                    "rsp_cluster_feature",
+                    "1 when every member of the cluster understands the feature, so this node uses it",
+                    &["feature"],
+                )?,
                 active_sessions: gauge_vec(
                     r,
                     "rsp_tenant_active_sessions",

@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use crate::bucket::ClusterShare;
 use crate::config::RuntimeConfig;
 use crate::error::{ActorError, call};
+use crate::features::ClusterFeatures;
 use crate::health::{self, RuntimeHealth};
 use crate::metrics::ActorMetrics;
 use crate::supervisor::{TenantMsg, TenantSupervisor};
@@ -91,6 +92,7 @@ struct NodeArgs {
     consensus: Consensus,
     metrics: ActorMetrics,
     share: Arc<ClusterShare>,
+    features: Arc<ClusterFeatures>,
     policy_source: rsp_policies::SnapshotSource,
 }
 
@@ -211,6 +213,7 @@ impl NodeState {
             a.config.clone(),
             a.metrics.for_tenant(tenant),
             a.share.clone(),
+            a.features.clone(),
             a.policy_source.clone(),
         ));
         shared.metrics.degraded.set(0);
@@ -249,11 +252,14 @@ struct RuntimeInner {
     directory: Arc<Directory>,
     config: Arc<RuntimeConfig>,
     dispatcher: JoinHandle<()>,
+    features: Arc<ClusterFeatures>,
+    features_task: JoinHandle<()>,
 }
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
         self.dispatcher.abort();
+        self.features_task.abort();
         self.node.stop(Some("runtime dropped".into()));
     }
 }
@@ -291,10 +297,13 @@ impl TenantRuntime {
         let metrics = ActorMetrics::register(registry)?;
         let config = Arc::new(config);
         let directory = Arc::new(Directory::default());
+        let (features, features_task) =
+            ClusterFeatures::start(consensus.clone(), metrics.cluster_features.clone());
         let args = NodeArgs {
             directory: directory.clone(),
             config: config.clone(),
             share: Arc::new(ClusterShare::new(consensus.clone())),
+            features: features.clone(),
             consensus: consensus.clone(),
             metrics,
             policy_source: rsp_policies::SnapshotSource::new(consensus.clone(), policies),
@@ -309,6 +318,8 @@ impl TenantRuntime {
                 directory,
                 config,
                 dispatcher,
+                features,
+                features_task,
             }),
         })
     }
@@ -361,10 +372,17 @@ impl TenantRuntime {
         &self.inner.config
     }
 
+    /// Whether every member can read user-tagged sessions, so new ones are
+    /// made that way (see [`crate::features`]).
+    pub fn session_user_tags(&self) -> bool {
+        self.inner.features.session_user_tag()
+    }
+
     /// Stop every tenant actor on this node and wait for them (at most a
     /// few seconds).
     pub async fn shutdown(&self) {
         self.inner.dispatcher.abort();
+        self.inner.features_task.abort();
         let _ = self
             .inner
             .node

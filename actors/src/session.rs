@@ -65,6 +65,15 @@ impl SessionId {
         SessionId(id)
     }
 
+    /// An id as made before the user tag: while a member of the cluster
+    /// cannot read tagged ones (see [`crate::features`]).
+    pub(crate) fn generate_legacy() -> SessionId {
+        let mut bytes: [u8; ID_BYTES] = rand::random();
+        let id = SessionId(b64url(&bytes));
+        bytes.zeroize();
+        id
+    }
+
     /// Accept a presented id (cookie, header) if it has the right shape.
     pub fn parse(s: &str) -> Result<SessionId, ActorError> {
         if well_formed(s) {
@@ -234,8 +243,7 @@ pub fn legacy_session_txn(
 ) -> Result<(SessionId, rsp_consensus::kv::Txn), ActorError> {
     use crate::util::{encode, keyspace, legacy_user_session_key, now_ms, session_key};
     use rsp_consensus::kv::{Txn, TxnOp};
-    let bytes: [u8; ID_BYTES] = rand::random();
-    let id = SessionId(b64url(&bytes));
+    let id = SessionId::generate_legacy();
     let handle = id.handle();
     let now = now_ms();
     let record = SessionRecord::new(user_id, BTreeMap::new(), now, idle, lifetime);

@@ -198,7 +198,8 @@ impl SessionManagerState {
             return;
         }
         self.creating += 1;
-        self.queue.push_back(NewSession::new(req, reply));
+        let tagged = self.shared.features.session_user_tag();
+        self.queue.push_back(NewSession::new(req, tagged, reply));
     }
 
     /// Start creation transactions for queued sessions, up to the limit.

@@ -31,8 +31,18 @@ pub(crate) struct NewSession {
 }
 
 impl NewSession {
-    pub fn new(req: CreateRequest, reply: RpcReplyPort<Result<Session, ActorError>>) -> Self {
-        let id = SessionId::generate(&req.user_id);
+    /// A new session of `req`'s user: with the user tag if `tagged` (every
+    /// member reads it), else as before the tag.
+    pub fn new(
+        req: CreateRequest,
+        tagged: bool,
+        reply: RpcReplyPort<Result<Session, ActorError>>,
+    ) -> Self {
+        let id = if tagged {
+            SessionId::generate(&req.user_id)
+        } else {
+            SessionId::generate_legacy()
+        };
         let handle = id.handle();
         NewSession {
             req,
@@ -48,18 +58,27 @@ impl NewSession {
 
     /// Compare and put of this session, for a transaction: one key (the
     /// handle's user tag makes it listable by user without an index).
-    fn ops(&self, shared: &TenantShared) -> Result<(Compare, TxnOp), ActorError> {
+    fn ops(&self, shared: &TenantShared) -> Result<(Compare, Vec<TxnOp>), ActorError> {
         let key = session_key(&shared.keyspace, self.handle.as_str());
         let compare = Compare {
             key: key.clone(),
             target: CompareTarget::Exists(false),
         };
-        let put = TxnOp::Put {
+        let ttl_ms = Some(self.req.record.ttl_ms(now_ms()));
+        let mut puts = vec![TxnOp::Put {
             key,
             value: encode(&self.req.record)?,
-            ttl_ms: Some(self.req.record.ttl_ms(now_ms())),
-        };
-        Ok((compare, put))
+            ttl_ms,
+        }];
+        if self.handle.is_legacy() {
+            let (ks, user) = (&shared.keyspace, &self.req.user_id);
+            puts.push(TxnOp::Put {
+                key: legacy_user_session_key(ks, user, self.handle.as_str()),
+                value: Vec::new(),
+                ttl_ms,
+            });
+        }
+        Ok((compare, puts))
     }
 
     /// Send the caller its answer.
@@ -84,9 +103,9 @@ pub(crate) async fn write_batch(
     let mut done = Vec::new();
     for s in batch {
         match s.ops(shared) {
-            Ok((compare, put)) => {
+            Ok((compare, puts)) => {
                 txn.compares.push(compare);
-                txn.success.push(put);
+                txn.success.extend(puts);
                 ready.push(s);
             }
             Err(e) => done.push((s, Err(e))),

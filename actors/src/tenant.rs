@@ -12,6 +12,7 @@ use rsp_consensus::Consensus;
 use crate::bucket::{ClusterShare, TokenBucket};
 use crate::config::{RateRule, RuntimeConfig, TenantLimits};
 use crate::error::{ActorError, Quota, RESTART_RETRY};
+use crate::features::ClusterFeatures;
 use crate::lockout::LockoutService;
 use crate::metrics::TenantMetrics;
 use crate::policy::{PolicyCell, PolicyMsg, PolicyService};
@@ -94,6 +95,7 @@ pub(crate) struct TenantShared {
     pub limits: TenantLimits,
     pub metrics: TenantMetrics,
     pub share: Arc<ClusterShare>,
+    pub features: Arc<ClusterFeatures>,
     pub policy_source: rsp_policies::SnapshotSource,
     /// The policy evaluator's published snapshot.
     pub snapshot: PolicyCell,
@@ -139,6 +141,7 @@ impl TenantShared {
         config: Arc<RuntimeConfig>,
         metrics: TenantMetrics,
         share: Arc<ClusterShare>,
+        features: Arc<ClusterFeatures>,
         policy_source: rsp_policies::SnapshotSource,
     ) -> TenantShared {
         let limits = config.limits_for(tenant);
@@ -153,6 +156,7 @@ impl TenantShared {
             limits,
             metrics,
             share,
+            features,
             policy_source,
             snapshot: PolicyCell::default(),
             children: RwLock::new(Children::default()),

@@ -288,3 +288,86 @@ async fn sessions_from_before_the_user_tag_keep_working_and_a_shared_tag_does_no
             .is_empty()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_a_member_has_not_recorded_the_user_tag_feature_sessions_are_made_the_earlier_way() {
+    use rsp_consensus::Consistency;
+    use rsp_consensus::kv::{Key, Txn, TxnOp};
+
+    let nodes = start(3, config()).await;
+    let handles = nodes.tenant_everywhere("acme").await;
+    let consensus = nodes.cluster.node(1);
+    let create = |i: usize| {
+        let h = handles[i].clone();
+        async move {
+            h.sessions()
+                .create("dave", BTreeMap::new(), MIN, HOUR)
+                .await
+                .expect("create")
+        }
+    };
+    assert_eq!(create(0).await.id.expose().len(), 33);
+    let gauge = |id: u64| {
+        crate::support::metric(
+            nodes.registry(id),
+            "rsp_cluster_feature",
+            &[("feature", "session-user-tag")],
+        )
+    };
+    assert_eq!(gauge(1), 1.0);
+
+    // Node 3 as a node of the earlier release would be: no record.
+    let record = Key::new("sys", "node_features/3");
+    let (kv, _) = consensus
+        .get(&record, Consistency::Linearizable)
+        .await
+        .expect("read");
+    let kv = kv.expect("node 3 recorded its features");
+    assert!(String::from_utf8_lossy(&kv.value).contains("session-user-tag"));
+    consensus
+        .txn(Txn::ops(vec![TxnOp::Delete {
+            key: record.clone(),
+        }]))
+        .await
+        .expect("delete");
+    for (i, rt) in nodes.runtimes.iter().enumerate() {
+        crate::support::wait_for("the feature off", Duration::from_secs(5), || async {
+            (!rt.session_user_tags()).then_some(())
+        })
+        .await;
+        let s = create(i).await;
+        assert_eq!(s.id.expose().len(), 22, "node {}", i + 1);
+        assert_eq!(s.info.handle.as_str().len(), 22);
+        for h in &handles {
+            h.sessions().validate(&s.id).await.expect("validates");
+        }
+    }
+    assert_eq!(gauge(2), 0.0);
+    let listed = handles[2]
+        .sessions()
+        .list_for_user("dave")
+        .await
+        .expect("list");
+    assert_eq!(listed.len(), 4);
+
+    // Node 3 upgraded: the feature comes back by itself.
+    let put = TxnOp::Put {
+        key: record,
+        value: kv.value,
+        ttl_ms: None,
+    };
+    consensus.txn(Txn::ops(vec![put])).await.expect("put");
+    for rt in &nodes.runtimes {
+        crate::support::wait_for("the feature on", Duration::from_secs(5), || async {
+            rt.session_user_tags().then_some(())
+        })
+        .await;
+    }
+    assert_eq!(create(1).await.id.expose().len(), 33);
+    let r = handles[0]
+        .sessions()
+        .revoke_all_for_user("dave")
+        .await
+        .expect("revoke all");
+    assert_eq!(r.revoked, 5);
+}

@@ -61,6 +61,16 @@ pub async fn start(n: usize, config: RuntimeConfig) -> Nodes {
     for node in &cluster.nodes {
         node.consensus.ready().await.expect("node ready");
     }
+    // Every member has recorded its features, so sessions are made in the
+    // current format (a fresh cluster's first second makes the earlier one).
+    for rt in &runtimes {
+        wait_for(
+            "session user tags in force",
+            Duration::from_secs(10),
+            || async { rt.session_user_tags().then_some(()) },
+        )
+        .await;
+    }
     Nodes { cluster, runtimes }
 }
 
