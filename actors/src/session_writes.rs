@@ -56,8 +56,10 @@ impl NewSession {
         fingerprint(self.handle.as_str().as_bytes())
     }
 
-    /// Compare and put of this session, for a transaction: one key (the
-    /// handle's user tag makes it listable by user without an index).
+    /// Compare and puts of this session, for a transaction: one key when
+    /// the handle carries the user tag (listable by user without an index);
+    /// the record and its index key when made the earlier way (while a
+    /// member cannot read tagged sessions, see [`crate::features`]).
     fn ops(&self, shared: &TenantShared) -> Result<(Compare, Vec<TxnOp>), ActorError> {
         let key = session_key(&shared.keyspace, self.handle.as_str());
         let compare = Compare {
