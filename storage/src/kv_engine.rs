@@ -21,7 +21,6 @@
 //! from memory, so nodes of either layout can install each other's; such
 //! keys found on disk or in a snapshot are dropped and the index rebuilt.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
@@ -187,21 +186,24 @@ struct Overlay<'a> {
     expiry: Vec<ExpiryChange>,
     /// What the tree held for keys read so far (a transaction's compare
     /// and its put read the same key).
-    reads: RefCell<HashMap<Vec<u8>, Option<sled::IVec>>>,
+    reads: HashMap<Vec<u8>, Option<sled::IVec>>,
 }
 
 impl<'a> Overlay<'a> {
-    fn get(&self, key: &Key) -> Result<Option<Record>, StorageError> {
-        let k = data_key(key);
-        if let Some(v) = self.writes.get(&k) {
+    fn get(&mut self, key: &Key) -> Result<Option<Record>, StorageError> {
+        self.get_data(&data_key(key))
+    }
+
+    /// The record under data key `k`, as this command sees it.
+    fn get_data(&mut self, k: &[u8]) -> Result<Option<Record>, StorageError> {
+        if let Some(v) = self.writes.get(k) {
             return v.as_deref().map(|v| decode("kv record", v)).transpose();
         }
-        let mut reads = self.reads.borrow_mut();
-        let v = match reads.get(&k) {
+        let v = match self.reads.get(k) {
             Some(v) => v.clone(),
             None => {
-                let v = self.tree.get(&k)?;
-                reads.insert(k, v.clone());
+                let v = self.tree.get(k)?;
+                self.reads.insert(k.to_vec(), v.clone());
                 v
             }
         };
@@ -480,8 +482,7 @@ impl KvEngine {
         }
         *revision += 1;
         for (at, raw) in due {
-            let key = parse_data_key(&raw)
-                .ok_or_else(|| StorageError::corrupt("expiry index", "bad key layout"))?;
+            let key = indexed_key(&raw)?;
             match ov.get(&key)? {
                 Some(rec) if rec.expires_at_ms == Some(at) => {
                     ov.remove_key(&key, &rec, *revision, EventKind::Expire);
@@ -494,7 +495,7 @@ impl KvEngine {
         Ok(())
     }
 
-    fn compare_holds(ov: &Overlay<'_>, txn: &Txn) -> Result<bool, StorageError> {
+    fn compare_holds(ov: &mut Overlay<'_>, txn: &Txn) -> Result<bool, StorageError> {
         for c in &txn.compares {
             let rec = ov.get(&c.key)?;
             let ok = match (&c.target, &rec) {
@@ -536,8 +537,8 @@ impl KvEngine {
         for op in ops {
             let result = match op {
                 TxnOp::Put { key, value, ttl_ms } => {
-                    let prev = ov.get(key)?;
                     let raw = data_key(key);
+                    let prev = ov.get_data(&raw)?;
                     if let Some(at) = prev.as_ref().and_then(|p| p.expires_at_ms) {
                         ov.expiry.push(ExpiryChange::Remove(at, raw.clone()));
                     }
@@ -617,8 +618,7 @@ impl KvEngine {
             out.push((k.to_vec(), v.to_vec()));
         }
         for (at, raw) in self.expiry_index().iter() {
-            let key = parse_data_key(raw)
-                .ok_or_else(|| StorageError::corrupt("expiry index", "bad key layout"))?;
+            let key = indexed_key(raw)?;
             out.push((expiry_key(*at, &key), Vec::new()));
         }
         Ok(out)
@@ -648,6 +648,11 @@ impl KvEngine {
         *self.expiry_index() = index;
         Ok(())
     }
+}
+
+/// The key of a data key held in the expiry index.
+fn indexed_key(raw: &[u8]) -> Result<Key, StorageError> {
+    parse_data_key(raw).ok_or_else(|| StorageError::corrupt("expiry index", "bad key layout"))
 }
 
 /// The expiry index of data records `(data key, encoded record)`.
