@@ -19,17 +19,16 @@
 //!   tag, stored as one key (see [`crate::session`]). Off: sessions are made
 //!   as before (22-character ids, with a user index key).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use prometheus::IntGaugeVec;
-use rsp_consensus::kv::{Key, Txn, TxnOp};
+use rsp_consensus::kv::{Key, SYSTEM_KEYSPACE, Txn, TxnOp};
 use rsp_consensus::{Consensus, Consistency};
 use tokio::task::JoinHandle;
 
-/// Keyspace of the cluster's own records.
-pub(crate) const SYSTEM_KEYSPACE: &str = "sys";
 const PREFIX: &str = "node_features/";
 /// Session ids and handles that start with the user's tag.
 pub const SESSION_USER_TAG: &str = "session-user-tag";
@@ -134,11 +133,17 @@ async fn in_force(consensus: &Consensus, feature: &str) -> bool {
     else {
         return false;
     };
-    let lists = |id: u64| {
-        records.iter().any(|kv| {
-            kv.key.key == node_key(id).key
-                && std::str::from_utf8(&kv.value).is_ok_and(|v| v.split(',').any(|f| f == feature))
+    let listing: HashSet<u64> = records
+        .iter()
+        .filter(|kv| {
+            std::str::from_utf8(&kv.value).is_ok_and(|v| v.split(',').any(|f| f == feature))
         })
-    };
-    !members.is_empty() && members.into_iter().all(lists)
+        .filter_map(|kv| {
+            std::str::from_utf8(kv.key.key.get(PREFIX.len()..)?)
+                .ok()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    !members.is_empty() && members.iter().all(|id| listing.contains(id))
 }

@@ -8,7 +8,7 @@ use rsp_consensus::kv::{Compare, CompareTarget, Key, OpResult, Txn, TxnOp};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 
-pub const SYSTEM_KEYSPACE: &str = "sys";
+pub use rsp_consensus::kv::SYSTEM_KEYSPACE;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {

@@ -25,6 +25,10 @@ pub const MAX_VALUE_LEN: usize = 1 << 20;
 /// Keyspace names are short printable identifiers.
 pub const MAX_KEYSPACE_LEN: usize = 64;
 
+/// The cluster's own records (tenants, what each node's release
+/// understands), beside the tenants' `t.<id>` keyspaces.
+pub const SYSTEM_KEYSPACE: &str = "sys";
+
 /// A key in a keyspace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key {
