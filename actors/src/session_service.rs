@@ -16,11 +16,11 @@ use crate::error::{ActorError, RESTART_RETRY, call};
 use crate::read::{fence, guarded_get};
 use crate::session::{Revocation, Session, SessionHandle, SessionId, SessionInfo, SessionRecord};
 use crate::session_manager::SessionMsg;
-use crate::session_writes::CreateRequest;
+use crate::session_writes::{CreateRequest, record_deletes};
 use crate::tenant::{Permit, TenantHandle};
 use crate::util::{
-    MAX_USER_ID, SESSION_PREFIX, decode, legacy_user_prefix, legacy_user_session_key, now_ms,
-    session_key, user_sessions_prefix,
+    MAX_USER_ID, SESSION_PREFIX, decode, legacy_user_prefix, now_ms, session_key,
+    user_sessions_prefix,
 };
 
 const MAX_ATTRS: usize = 16;
@@ -165,13 +165,14 @@ impl SessionService {
         let Some(kv) = kv else {
             return Ok(Revocation::default());
         };
-        let mut ops = vec![TxnOp::Delete { key }];
-        if handle.is_legacy() {
-            let record: SessionRecord = decode("session", &kv.value)?;
-            ops.push(TxnOp::Delete {
-                key: legacy_user_session_key(&s.keyspace, &record.user_id, handle.as_str()),
-            });
-        }
+        // Only the index key of a handle from before the user tag needs the
+        // record's user.
+        let user_id = if handle.is_legacy() {
+            decode::<SessionRecord>("session", &kv.value)?.user_id
+        } else {
+            String::new()
+        };
+        let ops = record_deletes(&s.keyspace, handle, &user_id);
         self.delete_and_fence(&p, vec![ops], 1).await
     }
 
@@ -224,18 +225,11 @@ impl SessionService {
         let count = found.len() as u64;
         let mut batches = Vec::new();
         for chunk in found.chunks(REVOKE_BATCH) {
-            let mut ops = Vec::with_capacity(chunk.len());
-            for (handle, _) in chunk {
-                ops.push(TxnOp::Delete {
-                    key: session_key(ks, handle.as_str()),
-                });
-                if handle.is_legacy() {
-                    ops.push(TxnOp::Delete {
-                        key: legacy_user_session_key(ks, user_id, handle.as_str()),
-                    });
-                }
-            }
-            batches.push(ops);
+            let ops = chunk.iter();
+            batches.push(
+                ops.flat_map(|(h, _)| record_deletes(ks, h, user_id))
+                    .collect(),
+            );
         }
         if batches.is_empty() {
             return Ok(Revocation::default());

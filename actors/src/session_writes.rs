@@ -61,25 +61,13 @@ impl NewSession {
     /// the record and its index key when made the earlier way (while a
     /// member cannot read tagged sessions, see [`crate::features`]).
     fn ops(&self, shared: &TenantShared) -> Result<(Compare, Vec<TxnOp>), ActorError> {
-        let key = session_key(&shared.keyspace, self.handle.as_str());
+        let ks = &shared.keyspace;
         let compare = Compare {
-            key: key.clone(),
+            key: session_key(ks, self.handle.as_str()),
             target: CompareTarget::Exists(false),
         };
-        let ttl_ms = Some(self.req.record.ttl_ms(now_ms()));
-        let mut puts = vec![TxnOp::Put {
-            key,
-            value: encode(&self.req.record)?,
-            ttl_ms,
-        }];
-        if self.handle.is_legacy() {
-            let (ks, user) = (&shared.keyspace, &self.req.user_id);
-            puts.push(TxnOp::Put {
-                key: legacy_user_session_key(ks, user, self.handle.as_str()),
-                value: Vec::new(),
-                ttl_ms,
-            });
-        }
+        let record = &self.req.record;
+        let puts = record_puts(ks, &self.handle, record, record.ttl_ms(now_ms()))?;
         Ok((compare, puts))
     }
 
@@ -91,6 +79,43 @@ impl NewSession {
         });
         let _ = self.reply.send(session);
     }
+}
+
+/// The puts that store `record` under `handle` for `ttl_ms`: the record,
+/// and the user's index key for a handle from before the user tag.
+fn record_puts(
+    keyspace: &str,
+    handle: &SessionHandle,
+    record: &SessionRecord,
+    ttl_ms: u64,
+) -> Result<Vec<TxnOp>, ActorError> {
+    let mut puts = vec![TxnOp::Put {
+        key: session_key(keyspace, handle.as_str()),
+        value: encode(record)?,
+        ttl_ms: Some(ttl_ms),
+    }];
+    if handle.is_legacy() {
+        puts.push(TxnOp::Put {
+            key: legacy_user_session_key(keyspace, &record.user_id, handle.as_str()),
+            value: Vec::new(),
+            ttl_ms: Some(ttl_ms),
+        });
+    }
+    Ok(puts)
+}
+
+/// The deletes that end `user_id`'s session `handle`: its record, and the
+/// user's index key for a handle from before the user tag.
+pub(crate) fn record_deletes(keyspace: &str, handle: &SessionHandle, user_id: &str) -> Vec<TxnOp> {
+    let mut deletes = vec![TxnOp::Delete {
+        key: session_key(keyspace, handle.as_str()),
+    }];
+    if handle.is_legacy() {
+        deletes.push(TxnOp::Delete {
+            key: legacy_user_session_key(keyspace, user_id, handle.as_str()),
+        });
+    }
+    deletes
 }
 
 /// Write `batch` in one transaction. Returns each session with its
@@ -154,19 +179,7 @@ pub(crate) async fn write_touch(
         return Err(ActorError::SessionNotFound);
     }
     record.last_seen_ms = now;
-    let ttl = Some(record.ttl_ms(now));
-    let mut success = vec![TxnOp::Put {
-        key: key.clone(),
-        value: encode(&record)?,
-        ttl_ms: ttl,
-    }];
-    if handle.is_legacy() {
-        success.push(TxnOp::Put {
-            key: legacy_user_session_key(ks, &record.user_id, handle.as_str()),
-            value: Vec::new(),
-            ttl_ms: ttl,
-        });
-    }
+    let success = record_puts(ks, handle, &record, record.ttl_ms(now))?;
     let txn = Txn {
         compares: vec![Compare {
             key,
