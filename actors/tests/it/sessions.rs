@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rsp_actors::{ActorError, SessionId};
+use rsp_actors::{ActorError, SessionId, TenantHandle};
 
 use crate::support::{config, start};
 
@@ -102,26 +102,29 @@ async fn a_users_sessions_are_listed_and_revoked_together_from_any_node() {
         .expect("revoke all");
     assert_eq!(r.revoked, 3);
     assert!(r.fenced.is_empty(), "{r:?}");
+    let ids: Vec<&SessionId> = bobs.iter().map(|s| &s.id).collect();
+    assert_all_ended(&handles, "bob", &ids).await;
     for h in &handles {
-        for s in &bobs {
-            assert!(matches!(
-                h.sessions().validate(&s.id).await,
-                Err(ActorError::SessionNotFound)
-            ));
-        }
         h.sessions()
             .validate(&other.id)
             .await
             .expect("bob/evil unaffected");
     }
-    assert!(
-        handles[0]
-            .sessions()
-            .list_for_user("bob")
-            .await
-            .expect("list")
-            .is_empty()
-    );
+}
+
+/// None of `ids` validates on any node, and no node lists a session of
+/// `user`.
+async fn assert_all_ended(handles: &[TenantHandle], user: &str, ids: &[&SessionId]) {
+    for h in handles {
+        for id in ids {
+            assert!(matches!(
+                h.sessions().validate(id).await,
+                Err(ActorError::SessionNotFound)
+            ));
+        }
+        let listed = h.sessions().list_for_user(user).await.expect("list");
+        assert!(listed.is_empty(), "{listed:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -269,24 +272,9 @@ async fn sessions_from_before_the_user_tag_keep_working_and_a_shared_tag_does_no
         .await
         .expect("revoke all");
     assert_eq!(r.revoked, 2);
-    for h in &handles {
-        for id in [&legacy[0].0, &new.id] {
-            assert!(matches!(
-                h.sessions().validate(id).await,
-                Err(ActorError::SessionNotFound)
-            ));
-        }
-    }
+    assert_all_ended(&handles, "carol", &[&legacy[0].0, &new.id]).await;
     assert!(!stored(&legacy[0].1).await, "index key left behind");
     assert!(stored(&intruder).await, "another user's record was revoked");
-    assert!(
-        handles[1]
-            .sessions()
-            .list_for_user("carol")
-            .await
-            .expect("list")
-            .is_empty()
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
