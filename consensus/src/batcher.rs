@@ -22,7 +22,8 @@ use rsp_storage::kv::{Command, Op, Response, TxnOp};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::error::ConsensusError;
-use crate::node::{Attempt, now_ms};
+use crate::clock::Clock;
+use crate::types::{Member, NodeId};
 use crate::types::Raft;
 
 /// Most operations in one log entry.
@@ -45,6 +46,13 @@ const MIN_GATHER_YIELDS: usize = 2;
 const MAX_GATHER_YIELDS: usize = 32;
 /// Writes waiting for a batch.
 pub const QUEUE: usize = 16_384;
+
+/// What a write attempt on this node came to: applied (the answer and its
+/// log index), or to be sent to the leader this node knows of.
+pub(crate) enum Attempt {
+    Done(Response, u64),
+    Forward(Option<(NodeId, Member)>),
+}
 
 type Reply = oneshot::Sender<Result<Attempt, ConsensusError>>;
 
@@ -89,10 +97,10 @@ fn weight(op: &Op) -> usize {
 }
 
 impl Batcher {
-    pub(crate) fn spawn(raft: Raft) -> Batcher {
+    pub(crate) fn spawn(raft: Raft, clock: Clock) -> Batcher {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(BatchStats::default());
-        tokio::spawn(run(raft, rx, stats.clone()));
+        tokio::spawn(run(raft, clock, rx, stats.clone()));
         Batcher { tx, stats }
     }
 
@@ -117,7 +125,7 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, stats: Arc<BatchStats>) {
+async fn run(raft: Raft, clock: Clock, mut rx: mpsc::Receiver<Pending>, stats: Arc<BatchStats>) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for a slot first: writes that queue meanwhile join this batch.
@@ -137,10 +145,11 @@ async fn run(raft: Raft, mut rx: mpsc::Receiver<Pending>, stats: Arc<BatchStats>
             }
         }
         let raft = raft.clone();
+        let clock = clock.clone();
         let stats = stats.clone();
         tokio::spawn(async move {
             let (started, ops) = (Instant::now(), batch.len() as u64);
-            propose(&raft, batch).await;
+            propose(&raft, &clock, batch).await;
             drop(permit);
             let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
             stats.proposals.fetch_add(1, Relaxed);
@@ -167,7 +176,7 @@ pub(crate) async fn gather<T>(rx: &mpsc::Receiver<T>) {
     }
 }
 
-async fn propose(raft: &Raft, mut batch: Vec<Pending>) {
+async fn propose(raft: &Raft, clock: &Clock, mut batch: Vec<Pending>) {
     let single = batch.len() == 1;
     let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.drain(..).map(|p| (p.op, p.reply)).unzip();
     let op = if single {
@@ -175,7 +184,7 @@ async fn propose(raft: &Raft, mut batch: Vec<Pending>) {
     } else {
         Op::Batch(ops)
     };
-    let result = raft.client_write(Command::new(now_ms(), op)).await;
+    let result = raft.client_write(Command::new(clock.now_ms(), op)).await;
     match result {
         Ok(resp) => {
             let index = resp.log_id.index;

@@ -12,6 +12,7 @@
 //! - [`tls`]: mutual TLS for peer links.
 //! - [`metrics`], [`tasks`]: Prometheus gauges and background jobs.
 //! - [`check_quorum`]: a leader cut off from a quorum lets another lead.
+//! - [`clock`]: the node's one wall clock, injectable for tests.
 //!
 //! The data model (transactions, compares, TTLs, watch events) is defined in
 //! `rsp_storage::kv` and re-exported here as [`kv`]: callers above this crate
@@ -22,6 +23,7 @@
 
 pub(crate) mod batcher;
 pub mod check_quorum;
+pub mod clock;
 pub mod error;
 pub(crate) mod forwarder;
 pub mod membership;
@@ -38,6 +40,7 @@ pub mod transport;
 pub mod types;
 
 pub use batcher::BatchStats;
+pub use clock::{Clock, ManualClock};
 pub use error::ConsensusError;
 pub use node::{
     ClusterStatus, Consensus, ConsensusConfig, Consistency, InjectedBugs, MemberStatus, ReadInfo,

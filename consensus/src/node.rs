@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use openraft::error::RaftError as RE;
 use openraft::{Config, ServerState, SnapshotPolicy};
@@ -14,6 +14,8 @@ use rsp_storage::kv::{Command, Key, KeyValue, Op, Response, Txn, TxnResponse, Wa
 use rsp_storage::{Durability, KvEngine, Store, StoreConfig, SyncThread};
 use tokio::sync::{broadcast, watch};
 
+use crate::batcher::Attempt;
+use crate::clock::Clock;
 use crate::error::ConsensusError;
 use crate::metrics::ConsensusMetrics;
 use crate::network::NetworkFactory;
@@ -93,6 +95,9 @@ pub struct ConsensusConfig {
     pub read_timeout: Duration,
     /// Deliberate bugs for checker tests; default none.
     pub bugs: InjectedBugs,
+    /// The wall clock that stamps this node's writes and that the services
+    /// above read ([`Consensus::clock`]).
+    pub clock: Clock,
 }
 
 impl ConsensusConfig {
@@ -110,6 +115,7 @@ impl ConsensusConfig {
             write_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(3),
             bugs: InjectedBugs::default(),
+            clock: Clock::system(),
         }
     }
 }
@@ -205,17 +211,6 @@ pub struct Consensus {
     pub(crate) inner: Arc<Inner>,
 }
 
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-pub(crate) enum Attempt {
-    Done(Response, u64),
-    Forward(Option<(NodeId, Member)>),
-}
 
 impl Consensus {
     /// Open storage and start Raft. The node does not join or form a cluster
@@ -259,7 +254,7 @@ impl Consensus {
             .await
             .map_err(|e| ConsensusError::Internal(format!("raft start: {e}")))?;
         let (stop_tx, _) = watch::channel(false);
-        let batcher = crate::batcher::Batcher::spawn(raft.clone());
+        let batcher = crate::batcher::Batcher::spawn(raft.clone(), config.clock.clone());
         let forwarder =
             crate::forwarder::Forwarder::spawn(transport.clone(), group, config.write_timeout);
         let consensus = Consensus {
@@ -309,6 +304,11 @@ impl Consensus {
     }
 
     /// Entries this node's proposal batcher has proposed as leader so far.
+    /// The wall clock this node stamps writes with and its services read.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.config.clock
+    }
+
     pub fn batch_stats(&self) -> &crate::batcher::BatchStats {
         self.inner.batcher.stats()
     }
@@ -366,7 +366,7 @@ impl Consensus {
         let start = Instant::now();
         if self.inner.config.bugs.ack_before_commit {
             return self
-                .write_unacknowledged(Command::new(now_ms(), op), &op_summary_txn())
+                .write_unacknowledged(Command::new(self.inner.config.clock.now_ms(), op), &op_summary_txn())
                 .await;
         }
         if self.inner.contacts.is_silent() {

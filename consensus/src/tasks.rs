@@ -10,7 +10,7 @@ use std::time::Duration;
 use openraft::ServerState;
 use rsp_storage::kv::Op;
 
-use crate::node::{Consensus, now_ms};
+use crate::node::Consensus;
 
 /// How often the leader looks for due TTLs.
 const TICK_EVERY: Duration = Duration::from_millis(200);
@@ -58,7 +58,7 @@ async fn tick_loop(c: Consensus) {
             continue;
         }
         match c.inner.engine.next_expiry_ms() {
-            Ok(Some(at)) if at <= now_ms() => {
+            Ok(Some(at)) if at <= c.clock().now_ms() => {
                 if let Err(e) = c.write(Op::Tick).await {
                     tracing::debug!(error = %e, "expiry tick not committed");
                 }

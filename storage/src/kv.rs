@@ -29,6 +29,19 @@ pub const MAX_KEYSPACE_LEN: usize = 64;
 /// understands), beside the tenants' `t.<id>` keyspaces.
 pub const SYSTEM_KEYSPACE: &str = "sys";
 
+/// The keyspace holding one tenant's records: `t.<tenant>`.
+pub fn tenant_keyspace(tenant: &str) -> String {
+    format!("{TENANT_KEYSPACE_PREFIX}{tenant}")
+}
+
+/// The tenant whose records a keyspace holds, or `None` for any other
+/// keyspace (the inverse of [`tenant_keyspace`]).
+pub fn keyspace_tenant(keyspace: &str) -> Option<&str> {
+    keyspace.strip_prefix(TENANT_KEYSPACE_PREFIX)
+}
+
+const TENANT_KEYSPACE_PREFIX: &str = "t.";
+
 /// A key in a keyspace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Key {
