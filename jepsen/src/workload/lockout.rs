@@ -27,7 +27,7 @@ use crate::history::EventType;
 use crate::web::{Browser, Sent, form};
 
 /// What the login page says to a wrong password, and to a locked account
-/// (api/src/oidc/login.rs).
+/// (api/http/src/oidc/login.rs).
 const BAD_CREDENTIALS: &str = "Invalid username or password.";
 const LOCKED: &str = "is locked";
 

@@ -17,7 +17,7 @@
 //!    `UserService::check_password` (the path the login form takes) in
 //!    process, on a 1-node in-process consensus, with `BENCH_CLIENTS`
 //!    concurrent callers and the right password;
-//! 2. starts `oidc-provider` from `api/benches/oidc-provider/server.mjs`
+//! 2. starts `oidc-provider` from `api/http/benches/oidc-provider/server.mjs`
 //!    (skipped with a line when node or the package is missing: run
 //!    `npm install` in that directory);
 //! 3. starts 1 `rsp` node, then 3 `rsp` nodes, with `rsp-chaos`, creates a
@@ -347,7 +347,8 @@ impl Drop for ChildGuard {
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
 }
@@ -515,7 +516,7 @@ async fn start_rsp(nodes: usize) -> Result<Subject> {
     })
 }
 
-/// `oidc-provider` from `api/benches/oidc-provider`, or why not.
+/// `oidc-provider` from `api/http/benches/oidc-provider`, or why not.
 async fn start_oidc_provider() -> Result<Subject, String> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("benches")

@@ -1,4 +1,4 @@
-// oidc-provider configured like rsp for the OAuth benchmark (api/benches/oauth.rs):
+// oidc-provider configured like rsp for the OAuth benchmark (api/http/benches/oauth.rs):
 // two confidential clients (client_credentials, client_secret_basic, scope
 // "api"), one whose access tokens are ES256 JWTs, one with RS256 JWTs;
 // introspection enabled (on a third client's opaque tokens, see below). Listens on 127.0.0.1, port from PORT (0 = any free

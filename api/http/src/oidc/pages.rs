@@ -1,5 +1,5 @@
 //! HTML answers of the browser side: the templates (askama, under
-//! `api/templates/`, HTML-escaped by default), [`Page`] (a rendered page or
+//! `api/http/templates/`, HTML-escaped by default), [`Page`] (a rendered page or
 //! a redirect, with its cookies) and [`PageError`] (an error page).
 //!
 //! Every answer carries the same security headers: a CSP that allows no
