@@ -211,7 +211,6 @@ pub struct Consensus {
     pub(crate) inner: Arc<Inner>,
 }
 
-
 impl Consensus {
     /// Open storage and start Raft. The node does not join or form a cluster
     /// by itself: see [`Consensus::bootstrap`] and [`Consensus::join`].
@@ -366,7 +365,10 @@ impl Consensus {
         let start = Instant::now();
         if self.inner.config.bugs.ack_before_commit {
             return self
-                .write_unacknowledged(Command::new(self.inner.config.clock.now_ms(), op), &op_summary_txn())
+                .write_unacknowledged(
+                    Command::new(self.inner.config.clock.now_ms(), op),
+                    &op_summary_txn(),
+                )
                 .await;
         }
         if self.inner.contacts.is_silent() {

@@ -14,10 +14,10 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use rsp_api::AppState;
-use rsp_api::identity::clients::{ClientError, NewClient};
-use rsp_api::identity::crypto::random_token;
-use rsp_api::identity::users::{NewUser, UserError};
-use rsp_api::tenants::TenantError;
+use rsp_identity::clients::{ClientError, NewClient};
+use rsp_identity::crypto::random_token;
+use rsp_identity::tenants::TenantError;
+use rsp_identity::users::{NewUser, UserError};
 use zeroize::Zeroizing;
 
 pub const TENANT: &str = "demo";

@@ -17,11 +17,11 @@ use axum_server::Handle;
 use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsConfig;
 use rsp_actors::{KIND_LOGIN, KIND_TOKEN, RateRule, RuntimeConfig, TenantRuntime};
-use rsp_api::identity::Identity;
-use rsp_api::identity::crypto::{Kek, KekCell};
-use rsp_api::identity::passwords::PasswordHasher;
 use rsp_api::{AdminToken, AppState};
 use rsp_consensus::{Consensus, ConsensusConfig, InjectedBugs, Member, PeerService, PeerTls};
+use rsp_identity::Identity;
+use rsp_identity::crypto::{Kek, KekCell};
+use rsp_identity::passwords::PasswordHasher;
 use zeroize::Zeroizing;
 
 use crate::config::Settings;

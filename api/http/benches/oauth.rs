@@ -54,9 +54,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use rsp_api::identity::passwords::PasswordHasher;
-use rsp_api::identity::users::{NewUser, UserService};
 use rsp_chaos::{Cluster, ClusterSpec};
+use rsp_identity::passwords::PasswordHasher;
+use rsp_identity::users::{NewUser, UserService};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 

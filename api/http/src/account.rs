@@ -36,7 +36,6 @@ use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf};
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::pages::{Page, PageError};
-use crate::oidc::services::now_secs;
 use crate::state::AppState;
 
 /// Changes to how a user signs in need a sign-in (or password check) at
@@ -120,8 +119,8 @@ pub async fn has_factor(state: &AppState, tenant: &str, user: &str) -> Result<bo
 }
 
 /// Whether `session` signed in (or re-entered its password) recently.
-pub fn is_recent(session: &ActiveSession) -> bool {
-    now_secs().saturating_sub(session.auth_time) <= RECENT_AUTH.as_secs()
+pub fn is_recent(state: &AppState, session: &ActiveSession) -> bool {
+    state.clock().now_secs().saturating_sub(session.auth_time) <= RECENT_AUTH.as_secs()
 }
 
 /// A posted form, its anti-forgery token checked.

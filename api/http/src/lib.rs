@@ -11,8 +11,11 @@
 //! - [`error`]: the one error type and its HTTP mapping.
 //! - [`admin`]: `/admin/v1/...` handlers; [`authz`]: Cedar decisions and
 //!   AuthZEN under each issuer; [`ops`]: health, readiness,
-//!   metrics; [`tenants`]: the tenant service (no HTTP types);
-//!   [`account`]: the self-service account pages (second factors).
+//!   metrics; [`account`]: the self-service account pages (second factors).
+//!
+//! The rules behind these endpoints (tenants, users, credentials, clients,
+//! keys, the OAuth/OIDC domain) are `rsp-identity`'s; handlers here only
+//! extract, call a service and map its answer.
 //!
 //! Not for: storage or Raft (it reads and writes only through
 //! `rsp-consensus`), listening sockets or TLS (that is `rsp-node`).
@@ -22,14 +25,10 @@ pub mod admin;
 pub mod authz;
 pub mod error;
 pub mod extract;
-pub mod identity;
 pub mod oidc;
 pub mod ops;
 pub mod saml;
 pub mod state;
-pub mod tenants;
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -41,13 +40,6 @@ pub use state::{AdminToken, AppState};
 
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 1 << 20;
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")

@@ -1,13 +1,15 @@
 //! The per-tenant OAuth 2.0 and OpenID Connect provider, under
 //! `{public-url}/t/{tenant}`.
 //!
-//! - [`error`]: errors in RFC 6749 / OIDC format;
+//! The rules (codes, tokens, client authentication, claims, the device
+//! flow, PAR) are `rsp_identity::oauth`'s; this module extracts, calls
+//! them and answers.
+//!
+//! - [`error`]: `OAuthError`s answered in RFC 6749 / OIDC format;
 //! - [`tenant`]: the tenant extractor (unknown tenants answer 404);
+//!   [`client`]: the authenticated-client extractor;
 //! - [`discovery`]: discovery documents and the JWKS.
-//! - [`services`]: the OAuth services a node carries ([`services::OidcServices`]);
-//!   [`codes`], [`tokens`], [`client_auth`], [`device`], [`par`] hold them,
-//!   [`claims`] and [`request`] the rules they share;
-//! - endpoints: [`token_endpoint`] (with one file per grant in [`grants`]),
+//! - endpoints: [`token_endpoint`] (one file per grant in `rsp_identity::oauth::grants`),
 //!   [`userinfo`], [`introspection`], [`revocation`], [`device`], [`par`];
 //!   [`http`] is their form and header plumbing.
 //! - the browser side: [`authorize`] (the authorization endpoint), [`login`],
@@ -20,16 +22,13 @@
 
 pub mod authorize;
 pub mod browser_session;
-pub mod claims;
-pub mod client_auth;
-pub mod codes;
+pub mod client;
 pub mod consent;
 pub mod csrf;
 pub mod device;
 pub mod device_page;
 pub mod discovery;
 pub mod error;
-pub mod grants;
 pub mod http;
 pub mod id_token_hint;
 pub mod introspection;
@@ -40,12 +39,9 @@ pub mod mfa;
 pub mod pages;
 pub mod par;
 pub mod passkeys;
-pub mod request;
 pub mod revocation;
-pub mod services;
 pub mod tenant;
 pub mod token_endpoint;
-pub mod tokens;
 pub mod userinfo;
 
 use axum::Router;

@@ -9,10 +9,10 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::authz::AuthzServices;
-use crate::identity::Identity;
 use crate::oidc::browser_session::BrowserServices;
-use crate::oidc::services::{OidcConfig, OidcServices};
-use crate::tenants::TenantService;
+use rsp_identity::Identity;
+use rsp_identity::oauth::services::{OidcConfig, OidcServices};
+use rsp_identity::tenants::TenantService;
 
 /// The admin token, kept only as a SHA-256 digest and compared in constant
 /// time.
@@ -83,6 +83,11 @@ impl AppState {
             admin_token,
             registry,
         }
+    }
+
+    /// The node's wall clock (the consensus layer's, injectable in tests).
+    pub fn clock(&self) -> &rsp_consensus::Clock {
+        self.consensus.clock()
     }
 
     /// Give the browser pages this node's tenant actor runtime; without

@@ -14,11 +14,11 @@ use serde::Deserialize;
 use crate::account::reauth::{self, Next};
 use crate::account::totp::codes_page;
 use crate::account::{base, date, form, has_factor, is_recent, redirect, signed_in};
-use crate::identity::factors::FactorError;
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::csrf::Csrf;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
+use rsp_identity::factors::FactorError;
 
 /// One second factor on the page.
 pub struct FactorLine {
@@ -131,7 +131,7 @@ pub async fn remove(
         Ok(s) => s,
         Err(login) => return Ok(login),
     };
-    if !is_recent(&session) {
+    if !is_recent(&state, &session) {
         return reauth::page(&state, &b, &session, Next::Account, None, StatusCode::OK);
     }
     let tenant = &b.tenant.id;
@@ -169,7 +169,7 @@ pub async fn regenerate(
         Ok(s) => s,
         Err(login) => return Ok(login),
     };
-    if !is_recent(&session) {
+    if !is_recent(&state, &session) {
         return reauth::page(&state, &b, &session, Next::Account, None, StatusCode::OK);
     }
     let tenant = &b.tenant.id;
@@ -181,7 +181,7 @@ pub async fn regenerate(
     let codes = state
         .identity
         .recovery
-        .generate(tenant, &session.user.id, crate::now_ms())
+        .generate(tenant, &session.user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
     codes_page(&state, &b, &codes, None, Vec::new(), Some(&base(&b)))

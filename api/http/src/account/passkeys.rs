@@ -16,12 +16,12 @@ use axum::http::{HeaderMap, StatusCode};
 
 use crate::account::reauth::{self, Next};
 use crate::account::{base, date, form, is_recent, signed_in};
-use crate::identity::webauthn::{PasskeyError, PasskeyInfo};
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::csrf::Csrf;
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::passkeys::{PasskeyPage, binding, failure, nonce, passkeys, start_error};
 use crate::state::AppState;
+use rsp_identity::webauthn::{PasskeyError, PasskeyInfo};
 
 /// One line of the list.
 pub struct PasskeyLine {
@@ -119,7 +119,7 @@ pub async fn post(
         Ok((_, session)) => session,
         Err(_) => return Ok(Page::redirect(b.tenant.endpoint("/account"), true)),
     };
-    if !is_recent(&session) {
+    if !is_recent(&state, &session) {
         return reauth::page(&state, &b, &session, Next::Passkeys, None, StatusCode::OK);
     }
     let tenant = &b.tenant.id;
@@ -137,7 +137,7 @@ pub async fn post(
                     field("name"),
                     security_key,
                     &bound,
-                    crate::now_ms(),
+                    state.clock().now_ms(),
                 )
                 .await;
             let (ceremony, options) = match started {
@@ -201,7 +201,7 @@ pub async fn post(
                             field("ceremony"),
                             &bound,
                             &response,
-                            crate::now_ms(),
+                            state.clock().now_ms(),
                         )
                         .await
                 }

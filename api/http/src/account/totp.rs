@@ -1,7 +1,7 @@
 //! `GET|POST {issuer}/account/mfa/totp`: add an authenticator app.
 //!
 //! The GET (after a recent sign-in) makes a pending seed
-//! ([`crate::identity::factors::FactorService::begin_totp`], sealed under
+//! ([`rsp_identity::factors::FactorService::begin_totp`], sealed under
 //! the KEK, expiring in ten minutes) and shows it as a QR code, as a key to
 //! type and as its `otpauth://` URI; the form posts the first code with the
 //! sealed `enrolment` ticket. A valid code makes the factor active; a
@@ -18,13 +18,12 @@ use qrcode::render::svg;
 use serde::{Deserialize, Serialize};
 
 use crate::account::{base, form, is_recent, reauth, redirect, signed_in};
-use crate::identity::factors::{FactorError, TotpEnrolment};
-use crate::identity::recovery::NewCodes;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::{Csrf, seal, unseal};
 use crate::oidc::pages::{Page, PageError, RecoveryCodesPage, TotpEnrolPage};
-use crate::oidc::services::now_secs;
 use crate::state::AppState;
+use rsp_identity::factors::{FactorError, TotpEnrolment};
+use rsp_identity::recovery::NewCodes;
 
 const ENROLMENT: &str = "enrolment";
 const PURPOSE: &str = "account-totp";
@@ -120,7 +119,7 @@ pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, Page
         Ok(s) => s,
         Err(login) => return Ok(login),
     };
-    if !is_recent(&session) {
+    if !is_recent(&state, &session) {
         return reauth::page(
             &state,
             &b,
@@ -138,7 +137,7 @@ pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, Page
             &session.user.id,
             &b.tenant.id,
             &session.user.username,
-            crate::now_ms(),
+            state.clock().now_ms(),
         )
         .await
         .map_err(unavailable)?;
@@ -187,7 +186,13 @@ pub async fn post(
     match state
         .identity
         .factors
-        .confirm_totp(tenant, &user.id, &ticket.pending, &code, now_secs())
+        .confirm_totp(
+            tenant,
+            &user.id,
+            &ticket.pending,
+            &code,
+            state.clock().now_secs(),
+        )
         .await
     {
         Ok(Some(_)) => {}
@@ -229,7 +234,7 @@ pub async fn post(
     let codes = state
         .identity
         .recovery
-        .generate(tenant, &user.id, crate::now_ms())
+        .generate(tenant, &user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
     codes_page(&state, &b, &codes, None, Vec::new(), Some(&back))

@@ -12,10 +12,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath};
-use crate::identity::clients::{ClientError, NewClient};
-use crate::identity::passwords::PasswordError;
-use crate::identity::users::{NewUser, UserError};
 use crate::state::AppState;
+use rsp_identity::clients::{ClientError, NewClient};
+use rsp_identity::passwords::PasswordError;
+use rsp_identity::users::{NewUser, UserError};
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
@@ -79,7 +79,7 @@ pub async fn create_user(
     let user = state
         .identity
         .users
-        .create(&tenant, new, crate::now_ms())
+        .create(&tenant, new, state.clock().now_ms())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -130,7 +130,7 @@ pub async fn create_client(
     let (client, secret) = state
         .identity
         .clients
-        .create(&tenant, new, crate::now_ms())
+        .create(&tenant, new, state.clock().now_ms())
         .await?;
     let mut out = json!({"client_id": client.client_id});
     if let Some(secret) = secret {

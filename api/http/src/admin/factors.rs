@@ -12,10 +12,10 @@ use zeroize::Zeroizing;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath};
-use crate::identity::factors::FactorError;
-use crate::identity::recovery::RecoveryError;
-use crate::identity::webauthn::{PasskeyError, PasskeyService};
 use crate::state::AppState;
+use rsp_identity::factors::FactorError;
+use rsp_identity::recovery::RecoveryError;
+use rsp_identity::webauthn::{PasskeyError, PasskeyService};
 
 impl From<RecoveryError> for ApiError {
     fn from(e: RecoveryError) -> Self {
@@ -92,7 +92,7 @@ pub async fn create(
             &body.secret,
             body.digits,
             body.period,
-            crate::now_ms(),
+            state.clock().now_ms(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(info)))

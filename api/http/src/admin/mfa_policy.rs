@@ -1,6 +1,6 @@
 //! `GET|PUT /admin/v1/tenants/{t}/mfa-policy`: who must use a second factor
 //! at sign-in (`{"mode": "optional" | "required" | "cedar"}`, see
-//! [`crate::identity::mfa_policy`]).
+//! [`rsp_identity::mfa_policy`]).
 
 use axum::Json;
 use axum::extract::State;
@@ -8,8 +8,8 @@ use rsp_consensus::Consistency;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath};
-use crate::identity::mfa_policy::{MfaPolicy, MfaPolicyError};
 use crate::state::AppState;
+use rsp_identity::mfa_policy::{MfaPolicy, MfaPolicyError};
 
 impl From<MfaPolicyError> for ApiError {
     fn from(e: MfaPolicyError) -> Self {

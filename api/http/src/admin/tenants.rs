@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{Admin, ApiJson, ApiPath};
 use crate::state::AppState;
-use crate::tenants::TenantError;
+use rsp_identity::tenants::TenantError;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +41,7 @@ pub async fn create(
     let display_name = body.display_name.unwrap_or_else(|| body.id.clone());
     let tenant = state
         .tenants
-        .create(&body.id, &display_name, crate::now_ms())
+        .create(&body.id, &display_name, state.clock().now_ms())
         .await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }

@@ -25,9 +25,9 @@ use serde::de::DeserializeOwned;
 use crate::authz::admin_access::Granted;
 use crate::authz::error::AuthzError;
 use crate::authz::{ADMIN_SCOPE, CHECK_SCOPE};
-use crate::oidc::claims::has_scope;
 use crate::state::AppState;
-use crate::tenants::TenantError;
+use rsp_identity::oauth::claims::has_scope;
+use rsp_identity::tenants::TenantError;
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]

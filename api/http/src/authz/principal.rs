@@ -15,8 +15,8 @@ use rsp_policies::evaluate::uid;
 use serde_json::{Value, json};
 
 use crate::authz::error::AuthzError;
-use crate::oidc::tokens::AccessClaims;
 use crate::state::AppState;
+use rsp_identity::oauth::tokens::AccessClaims;
 
 /// The entity type of principals taken from tokens.
 pub const TOKEN_PRINCIPAL_TYPE: &str = "User";

@@ -12,7 +12,7 @@
 //!    then `acr_values` / the tenant's MFA policy (a password-only
 //!    session signs in again with a second factor: [`crate::oidc::mfa`]),
 //!    then consent ([`crate::oidc::consent`]), then a code
-//!    ([`crate::oidc::codes::CodeService::issue`]) carrying the nonce,
+//!    ([`rsp_identity::oauth::codes::CodeService::issue`]) carrying the nonce,
 //!    PKCE challenge, `auth_time`, `amr`, `acr` and the session.
 //!
 //! The validated request travels to the login and consent steps sealed in
@@ -26,9 +26,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::clients::{Client, ClientError};
 use crate::oidc::browser_session::{ACR_MFA, ActiveSession, Browser, current_session};
-use crate::oidc::codes::CodeGrant;
 use crate::oidc::consent;
 use crate::oidc::csrf::{Csrf, seal};
 use crate::oidc::error::{OAuthError, OAuthErrorCode};
@@ -36,11 +34,12 @@ use crate::oidc::http::{Params, is_form};
 use crate::oidc::id_token_hint;
 use crate::oidc::mfa;
 use crate::oidc::pages::{LoginPage, Page, PageError};
-use crate::oidc::par::REQUEST_URI_PREFIX;
-use crate::oidc::request::validate_authorization_request;
-use crate::oidc::services::now_secs;
 use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
+use rsp_identity::clients::{Client, ClientError};
+use rsp_identity::oauth::codes::CodeGrant;
+use rsp_identity::oauth::par::REQUEST_URI_PREFIX;
+use rsp_identity::oauth::request::validate_authorization_request;
 
 /// Where a login form leads once the user is signed in.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -312,7 +311,7 @@ pub async fn proceed(
         }
         // max_age=0 asks for a login every time, like prompt=login.
         if let (Some(max_age), Some(s)) = (req.max_age(), &session)
-            && (max_age == 0 || now_secs().saturating_sub(s.auth_time) > max_age)
+            && (max_age == 0 || state.clock().now_secs().saturating_sub(s.auth_time) > max_age)
         {
             login_needed = true;
         }

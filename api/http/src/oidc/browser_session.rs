@@ -21,12 +21,11 @@ use axum::http::request::Parts;
 use futures::future::BoxFuture;
 use rsp_actors::{ActorError, SessionId, SessionInfo, TenantHandle, TenantRuntime};
 
-use crate::identity::factors::FactorService;
-use crate::identity::users::User;
 use crate::oidc::pages::PageError;
-use crate::oidc::services::now_secs;
 use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
+use rsp_identity::factors::FactorService;
+use rsp_identity::users::User;
 
 pub const SESSION_COOKIE: &str = "rsp_session";
 /// `acr` of a password login, and of one with a second factor.
@@ -121,7 +120,7 @@ impl SecondFactors for NoSecondFactors {
 /// accepted once cluster-wide): what a node uses.
 pub struct StoredFactors(pub FactorService);
 
-fn store_error(e: crate::identity::factors::FactorError) -> FactorError {
+fn store_error(e: rsp_identity::factors::FactorError) -> FactorError {
     FactorError::Unavailable(e.to_string())
 }
 
@@ -158,7 +157,7 @@ impl SecondFactors for StoredFactors {
         Box::pin(async move {
             let ok = self
                 .0
-                .verify_totp(tenant, user_id, code, now_secs())
+                .verify_totp(tenant, user_id, code, self.0.clock().now_secs())
                 .await
                 .map_err(store_error)?;
             Ok(if ok {
@@ -381,7 +380,10 @@ pub async fn start_session(
         tracing::warn!(error = %e, "could not end the previous session at login");
     }
     let attrs = BTreeMap::from([
-        ("auth_time".to_string(), now_secs().to_string()),
+        (
+            "auth_time".to_string(),
+            state.clock().now_secs().to_string(),
+        ),
         ("amr".to_string(), amr.join(" ")),
         ("acr".to_string(), acr.to_string()),
     ]);

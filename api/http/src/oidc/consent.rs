@@ -20,9 +20,9 @@ use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::error::OAuthErrorCode;
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::pages::{ConsentPage, Page, PageError, ScopeLine};
-use crate::oidc::services::get_confirmed;
 use crate::state::AppState;
-use crate::tenants::tenant_keyspace;
+use rsp_consensus::kv::tenant_keyspace;
+use rsp_identity::oauth::services::get_confirmed;
 
 const CONSENT_TICKET: &str = "consent";
 
@@ -78,7 +78,7 @@ async fn remember(
     }
     let record = Granted {
         scopes,
-        updated_at_ms: crate::now_ms(),
+        updated_at_ms: state.clock().now_ms(),
     };
     let txn = Txn::ops(vec![TxnOp::Put {
         key: key(tenant, user_id, client_id),

@@ -17,11 +17,10 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::identity::crypto::{CryptoError, HashKey, b64url, b64url_decode, random_token};
 use crate::oidc::browser_session::Browser;
 use crate::oidc::pages::{Page, PageError};
-use crate::oidc::services::now_secs;
 use crate::state::AppState;
+use rsp_identity::crypto::{CryptoError, HashKey, b64url, b64url_decode, random_token};
 
 pub const CSRF_COOKIE: &str = "rsp_csrf";
 pub const CSRF_FIELD: &str = "csrf_token";
@@ -111,7 +110,7 @@ pub fn seal<T: Serialize>(
     purpose: &str,
     value: &T,
 ) -> Result<String, PageError> {
-    let exp = now_secs() + state.browser.config.form_ttl.as_secs();
+    let exp = state.clock().now_secs() + state.browser.config.form_ttl.as_secs();
     let json = serde_json::to_vec(&Envelope { v: value, exp }).map_err(PageError::internal)?;
     let body = b64url(&json);
     let tag = key(state, SEAL_LABEL)?.hash(sealed_input(b, purpose, &body).as_bytes());
@@ -136,7 +135,7 @@ pub fn unseal<T: DeserializeOwned>(
     }
     let json = b64url_decode(body).ok_or_else(expired)?;
     let envelope: Envelope<T> = serde_json::from_slice(&json).map_err(|_| expired())?;
-    if envelope.exp <= now_secs() {
+    if envelope.exp <= state.clock().now_secs() {
         return Err(expired());
     }
     Ok(envelope.v)

@@ -8,20 +8,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::identity::keys::SigningAlg;
 use crate::oidc::error::{OAuthError, OAuthResult};
 use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
-
-/// Scopes every tenant supports.
-pub const STANDARD_SCOPES: [&str; 6] = [
-    "openid",
-    "profile",
-    "email",
-    "address",
-    "phone",
-    "offline_access",
-];
+use rsp_identity::keys::SigningAlg;
 
 /// Claims rsp can put in ID tokens and userinfo answers.
 pub const CLAIMS: [&str; 22] = [
@@ -60,7 +50,7 @@ fn metadata(t: &TenantCtx, oidc: bool) -> Value {
         "revocation_endpoint": t.endpoint("/revoke"),
         "device_authorization_endpoint": t.endpoint("/device_authorization"),
         "pushed_authorization_request_endpoint": t.endpoint("/par"),
-        "scopes_supported": STANDARD_SCOPES,
+        "scopes_supported": rsp_identity::oauth::claims::STANDARD_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
         "grant_types_supported": [
@@ -109,7 +99,7 @@ pub async fn oauth_authorization_server(t: TenantCtx) -> Response {
 }
 
 pub async fn jwks(State(state): State<AppState>, t: TenantCtx) -> OAuthResult<Response> {
-    let now = crate::now_ms();
+    let now = state.clock().now_ms();
     let mut set = state
         .identity
         .keys

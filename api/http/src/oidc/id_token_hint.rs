@@ -11,11 +11,11 @@
 use jsonwebtoken::Validation;
 use serde::Deserialize;
 
-use crate::identity::keys::KeyError;
 use crate::oidc::error::OAuthError;
 use crate::oidc::tenant::TenantCtx;
-use crate::oidc::tokens::ACCESS_TOKEN_TYP;
 use crate::state::AppState;
+use rsp_identity::keys::KeyError;
+use rsp_identity::oauth::tokens::ACCESS_TOKEN_TYP;
 
 /// What a valid hint says.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub async fn verify(state: &AppState, t: &TenantCtx, token: &str) -> Result<Hint
     }
     let kid = header.kid.as_deref().ok_or_else(invalid)?;
     let keys = &state.identity.keys;
-    let now_ms = crate::now_ms();
+    let now_ms = state.clock().now_ms();
     let (alg, key) = match keys.verifier(&t.id, kid, now_ms).await {
         Err(KeyError::UnknownKid(_)) => {
             // Made a moment ago on another node?

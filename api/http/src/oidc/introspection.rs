@@ -6,33 +6,31 @@
 //! and `jti`.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::oidc::client_auth::Public;
+use crate::oidc::client::{AuthenticatedClient, Endpoint};
 use crate::oidc::error::OAuthResult;
-use crate::oidc::http::{OAuthForm, authorization, json_no_store};
-use crate::oidc::tenant::TenantCtx;
+use crate::oidc::http::json_no_store;
 use crate::state::AppState;
+
+/// Confidential clients only.
+pub struct IntrospectionEndpoint;
+
+impl Endpoint for IntrospectionEndpoint {
+    const PATH: &'static str = "/introspect";
+    const PUBLIC_CLIENTS: bool = false;
+}
 
 pub async fn introspect(
     State(state): State<AppState>,
-    t: TenantCtx,
-    headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    caller: AuthenticatedClient<IntrospectionEndpoint>,
 ) -> OAuthResult<Response> {
-    state
+    let token = caller.params.require("token")?;
+    let answer = state
         .oidc
-        .client_auth
-        .authenticate(
-            &t.id,
-            authorization(&headers),
-            &params,
-            &t.endpoint("/introspect"),
-            Public::Refused,
-        )
+        .tokens
+        .introspect(&caller.tenant.id, token)
         .await?;
-    let token = params.require("token")?;
-    let answer = state.oidc.tokens.introspect(&t.id, token).await?;
     Ok(json_no_store(StatusCode::OK, answer))
 }

@@ -28,7 +28,6 @@ use rsp_actors::{ActorError, TenantHandle};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::identity::users::User;
 use crate::oidc::authorize::{Continuation, LOGIN_FLOW, proceed, render_login, resolve};
 use crate::oidc::browser_session::{
     ACR_MFA, ACR_PASSWORD, ActiveSession, Browser, FactorKind, TotpCheck, start_session,
@@ -41,6 +40,7 @@ use crate::oidc::mfa::{self, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP};
 use crate::oidc::pages::{Page, PageError, TotpPage};
 use crate::oidc::passkeys;
 use crate::state::AppState;
+use rsp_identity::users::User;
 
 const MFA_TICKET: &str = "mfa";
 pub const BAD_CREDENTIALS: &str = "Invalid username or password.";

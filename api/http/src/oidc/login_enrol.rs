@@ -22,15 +22,14 @@ use rsp_actors::TenantHandle;
 use serde::{Deserialize, Serialize};
 
 use crate::account::totp::{codes_page, enrol_page};
-use crate::identity::factors::{FactorError, TotpEnrolment};
 use crate::oidc::authorize::Continuation;
 use crate::oidc::browser_session::{ACR_MFA, Browser, current_session, start_session};
 use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::login::{MfaTicket, continue_flow};
 use crate::oidc::mfa::{AMR_PASSWORD, AMR_TOTP};
 use crate::oidc::pages::{Page, PageError};
-use crate::oidc::services::now_secs;
 use crate::state::AppState;
+use rsp_identity::factors::{FactorError, TotpEnrolment};
 
 /// The field (and sealing purpose) of the enrolment form's ticket.
 pub const ENROL_FIELD: &str = "enrolment";
@@ -78,7 +77,7 @@ pub(crate) async fn start(
             &user.user_id,
             &b.tenant.id,
             &user.username,
-            crate::now_ms(),
+            state.clock().now_ms(),
         )
         .await
         .map_err(unavailable)?;
@@ -132,7 +131,13 @@ pub(crate) async fn confirm(
     match state
         .identity
         .factors
-        .confirm_totp(tenant, user_id, &ticket.pending, &code, now_secs())
+        .confirm_totp(
+            tenant,
+            user_id,
+            &ticket.pending,
+            &code,
+            state.clock().now_secs(),
+        )
         .await
     {
         Ok(Some(_)) => {}
@@ -174,7 +179,7 @@ pub(crate) async fn confirm(
     let codes = state
         .identity
         .recovery
-        .generate(tenant, user_id, crate::now_ms())
+        .generate(tenant, user_id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
     let h = state.browser.tenant(tenant).await?;

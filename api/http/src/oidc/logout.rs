@@ -20,7 +20,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::clients::ClientError;
 use crate::oidc::authorize::with_query;
 use crate::oidc::browser_session::{Browser, SESSION_COOKIE, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
@@ -29,6 +28,7 @@ use crate::oidc::http::{Params, is_form};
 use crate::oidc::id_token_hint;
 use crate::oidc::pages::{LogoutConfirmPage, Page, PageError, SignedOutPage};
 use crate::state::AppState;
+use rsp_identity::clients::ClientError;
 
 const LOGOUT_TICKET: &str = "logout";
 

@@ -4,7 +4,7 @@
 //! A second factor is needed when the user has one enrolled (always asked
 //! for), when the request asks for it (`acr_values` containing
 //! [`ACR_MFA`]), or when the tenant's MFA policy
-//! ([`crate::identity::mfa_policy`]) requires it: for everyone, or for the
+//! ([`rsp_identity::mfa_policy`]) requires it: for everyone, or for the
 //! users and clients its Cedar policies name (`Action::"mfa_required"`).
 //! A user who must but has no factor is led to enrolment before any
 //! session starts.
@@ -26,9 +26,9 @@ use rsp_policies::evaluate::uid;
 
 pub use crate::oidc::browser_session::{ACR_MFA, ACR_PASSWORD};
 
-use crate::identity::mfa_policy::{MFA_ACTION, MfaMode};
 use crate::oidc::pages::PageError;
 use crate::state::AppState;
+use rsp_identity::mfa_policy::{MFA_ACTION, MfaMode};
 
 pub const AMR_PASSWORD: &str = "pwd";
 pub const AMR_TOTP: &str = "otp";

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use rsp_actors::ActorError;
 
-use crate::oidc::error::{OAuthError, OAuthErrorCode};
+use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse};
 
 /// One line of a consent or device page: a scope and what it means.
 pub struct ScopeLine {
@@ -399,10 +399,17 @@ impl IntoResponse for PageError {
     }
 }
 
+impl From<OAuthErrorResponse> for PageError {
+    fn from(e: OAuthErrorResponse) -> Self {
+        e.0.into()
+    }
+}
+
 impl From<OAuthError> for PageError {
     fn from(e: OAuthError) -> Self {
         // Server errors were logged where they were made.
-        let status = e.status.unwrap_or(e.code.status());
+        let status = StatusCode::from_u16(e.status.unwrap_or(e.code.status()))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let retry_after =
             (e.code == OAuthErrorCode::TemporarilyUnavailable).then_some(Duration::from_secs(1));
         PageError {

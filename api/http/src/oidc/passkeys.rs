@@ -18,7 +18,7 @@
 //! converts base64url fields, calls the browser and posts the JSON answer
 //! in a hidden field with the anti-forgery token. Every ceremony is bound
 //! to the browser's anti-forgery cookie and the step, lives five minutes
-//! and is used once ([`crate::identity::webauthn`]). The password and TOTP
+//! and is used once ([`rsp_identity::webauthn`]). The password and TOTP
 //! forms work without JavaScript; only these pages need it.
 
 use std::collections::BTreeMap;
@@ -30,8 +30,6 @@ use axum::http::{HeaderMap, StatusCode};
 use rsp_actors::{ActorError, TenantHandle};
 use serde::{Deserialize, Serialize};
 
-use crate::identity::crypto::{CryptoError, random_token};
-use crate::identity::webauthn::{PasskeyError, PasskeyService};
 use crate::oidc::authorize::{Continuation, LOGIN_FLOW};
 use crate::oidc::browser_session::{ACR_MFA, Browser};
 use crate::oidc::csrf::{CSRF_COOKIE, CSRF_FIELD, Csrf, seal, unseal};
@@ -39,6 +37,8 @@ use crate::oidc::http::{Params, is_form};
 use crate::oidc::login::{LOCKED, finish, lockout_key};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
+use rsp_identity::crypto::{CryptoError, random_token};
+use rsp_identity::webauthn::{PasskeyError, PasskeyService};
 
 const BINDING_LABEL: &str = "rsp passkey ceremony v1";
 const PASSKEY_TICKET: &str = "passkey-mfa";
@@ -199,7 +199,7 @@ pub async fn login(
                         ceremony,
                         &bound,
                         &response,
-                        crate::now_ms(),
+                        state.clock().now_ms(),
                     )
                     .await
             }
@@ -220,7 +220,12 @@ pub async fn login(
         }
     }
     let (ceremony, options) = passkeys(&state)
-        .start_passwordless(&b.tenant.id, &b.tenant.issuer, &bound, crate::now_ms())
+        .start_passwordless(
+            &b.tenant.id,
+            &b.tenant.issuer,
+            &bound,
+            state.clock().now_ms(),
+        )
         .await
         .map_err(start_error)?;
     let options = serde_json::to_string(&options).map_err(PageError::internal)?;
@@ -301,7 +306,7 @@ async fn second_factor_page(
             &b.tenant.issuer,
             &ticket.user_id,
             &bound,
-            crate::now_ms(),
+            state.clock().now_ms(),
         )
         .await;
     let (ceremony, options) = match started {
@@ -385,7 +390,7 @@ pub async fn verify(
                     ceremony,
                     &bound,
                     &response,
-                    crate::now_ms(),
+                    state.clock().now_ms(),
                 )
                 .await
         }

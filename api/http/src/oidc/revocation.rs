@@ -7,34 +7,32 @@
 //! the two kinds are told apart by their shape.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use crate::oidc::client_auth::Public;
+use crate::oidc::client::{AuthenticatedClient, Endpoint};
 use crate::oidc::error::OAuthResult;
-use crate::oidc::http::{OAuthForm, authorization, json_no_store};
-use crate::oidc::tenant::TenantCtx;
+use crate::oidc::http::json_no_store;
 use crate::state::AppState;
+
+/// Every client, public ones included.
+pub struct RevocationEndpoint;
+
+impl Endpoint for RevocationEndpoint {
+    const PATH: &'static str = "/revoke";
+    const PUBLIC_CLIENTS: bool = true;
+}
 
 pub async fn revoke(
     State(state): State<AppState>,
-    t: TenantCtx,
-    headers: HeaderMap,
-    OAuthForm(params): OAuthForm,
+    caller: AuthenticatedClient<RevocationEndpoint>,
 ) -> OAuthResult<Response> {
-    let client = state
+    let token = caller.params.require("token")?;
+    state
         .oidc
-        .client_auth
-        .authenticate(
-            &t.id,
-            authorization(&headers),
-            &params,
-            &t.endpoint("/revoke"),
-            Public::Allowed,
-        )
+        .tokens
+        .revoke(&caller.tenant.id, &caller.client, token)
         .await?;
-    let token = params.require("token")?;
-    state.oidc.tokens.revoke(&t.id, &client, token).await?;
     Ok(json_no_store(StatusCode::OK, json!({})))
 }

@@ -3,14 +3,13 @@
 //! unknown tenant.
 
 use axum::extract::{FromRequestParts, Path};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use rsp_consensus::Consistency;
 use serde::Deserialize;
 
-use crate::oidc::error::{OAuthError, OAuthErrorCode};
+use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse};
 use crate::state::AppState;
-use crate::tenants::TenantError;
+use rsp_identity::tenants::TenantError;
 
 /// A known tenant and its issuer URL.
 #[derive(Debug, Clone)]
@@ -33,16 +32,19 @@ struct TenantPath {
 }
 
 impl FromRequestParts<AppState> for TenantCtx {
-    type Rejection = OAuthError;
+    type Rejection = OAuthErrorResponse;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, OAuthError> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, OAuthErrorResponse> {
         let Path(p) = Path::<TenantPath>::from_request_parts(parts, state)
             .await
             .map_err(|_| OAuthError::invalid_request("the URL does not name a tenant"))?;
         // A local miss may be a tenant created on another node a moment ago:
         // confirm it with a linearizable read before answering 404.
         let found = match state.tenants.get(&p.tenant, Consistency::Local).await {
-            Err(TenantError::NotFound(_)) if crate::tenants::valid_tenant_id(&p.tenant) => {
+            Err(TenantError::NotFound(_)) if rsp_identity::tenants::valid_tenant_id(&p.tenant) => {
                 state
                     .tenants
                     .get(&p.tenant, Consistency::Linearizable)
@@ -55,15 +57,14 @@ impl FromRequestParts<AppState> for TenantCtx {
                 issuer: format!("{}/t/{}", state.public_url, p.tenant),
                 id: p.tenant,
             }),
-            Err(TenantError::NotFound(_)) => Err(unknown_tenant()),
+            Err(TenantError::NotFound(_)) => Err(unknown_tenant().into()),
             Err(TenantError::Consensus(e)) => Err(e.into()),
-            Err(e) => Err(OAuthError::server_error(e)),
+            Err(e) => Err(OAuthError::server_error(e).into()),
         }
     }
 }
 
 fn unknown_tenant() -> OAuthError {
     // 404: the issuer itself does not exist.
-    OAuthError::new(OAuthErrorCode::InvalidRequest, "unknown tenant")
-        .with_status(StatusCode::NOT_FOUND)
+    OAuthError::new(OAuthErrorCode::InvalidRequest, "unknown tenant").with_status(404)
 }

@@ -10,11 +10,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::oidc::claims::has_scope;
-use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthResult};
+use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse, OAuthResult};
 use crate::oidc::http::{Params, authorization, credentials, is_form, json_no_store};
 use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
+use rsp_identity::oauth::claims::has_scope;
 
 pub async fn get(State(state): State<AppState>, t: TenantCtx, headers: HeaderMap) -> Response {
     answer(&state, &t, &headers, None).await
@@ -29,7 +29,7 @@ pub async fn post(
     let params = if is_form(&headers) {
         match Params::parse(&body) {
             Ok(p) => p,
-            Err(e) => return e.into_response(),
+            Err(e) => return OAuthErrorResponse(e).into_response(),
         }
     } else {
         Params::default()
@@ -65,9 +65,9 @@ async fn claims(
     let header_token = authorization(headers).and_then(|a| credentials(a, "Bearer"));
     let token = match (header_token, body_token) {
         (Some(_), Some(_)) => {
-            return Err(OAuthError::invalid_request(
-                "send the access token in one place only",
-            ));
+            return Err(
+                OAuthError::invalid_request("send the access token in one place only").into(),
+            );
         }
         (Some(token), None) | (None, Some(token)) => token,
         (None, None) => return Ok(None),
@@ -78,7 +78,8 @@ async fn claims(
         return Err(OAuthError::new(
             OAuthErrorCode::InsufficientScope,
             "the access token lacks scope openid",
-        ));
+        )
+        .into());
     }
     let body = tokens.userinfo(&t.id, &claims).await?;
     Ok(Some(json_no_store(StatusCode::OK, body)))

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use rsp_api::identity::Identity;
-use rsp_api::identity::crypto::{Kek, KekCell};
-use rsp_api::identity::passwords::PasswordHasher;
 use rsp_api::{AdminToken, AppState};
 use rsp_consensus::{Consensus, ConsensusConfig, Member};
+use rsp_identity::Identity;
+use rsp_identity::crypto::{Kek, KekCell};
+use rsp_identity::passwords::PasswordHasher;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use zeroize::Zeroizing;

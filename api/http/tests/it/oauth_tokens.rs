@@ -9,7 +9,7 @@ use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use rsp_api::identity::keys::SigningAlg;
+use rsp_identity::keys::SigningAlg;
 use serde_json::{Value, json};
 use support::*;
 

@@ -22,8 +22,8 @@ use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use axum::http::StatusCode;
 use browser::*;
-use rsp_api::identity::crypto::{b64url, b64url_decode};
-use rsp_api::oidc::services::{OidcConfig, OidcServices};
+use rsp_identity::crypto::{b64url, b64url_decode};
+use rsp_identity::oauth::services::{OidcConfig, OidcServices};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::*;
@@ -89,7 +89,7 @@ impl SoftKey {
         let key =
             EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_ref()).expect("key");
         SoftKey {
-            id: rsp_api::identity::crypto::random_token(16).into_bytes(),
+            id: rsp_identity::crypto::random_token(16).into_bytes(),
             key,
             user_handle: user_handle.to_vec(),
             counter: 0,

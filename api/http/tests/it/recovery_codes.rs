@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
-use rsp_api::identity::crypto::{Kek, KekCell};
-use rsp_api::identity::factors::FactorService;
-use rsp_api::identity::recovery::{CODES_PER_SET, RecoveryService};
 use rsp_consensus::Consistency;
 use rsp_consensus::testing::TestCluster;
+use rsp_identity::crypto::{Kek, KekCell};
+use rsp_identity::factors::FactorService;
+use rsp_identity::recovery::{CODES_PER_SET, RecoveryService};
 
 fn now_secs() -> u64 {
     std::time::SystemTime::now()

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::{Header, Validation, decode, decode_header, encode};
-use rsp_api::identity::crypto::{Kek, KekCell};
-use rsp_api::identity::keys::{KeyService, SigningAlg};
 use rsp_consensus::testing::TestCluster;
+use rsp_identity::crypto::{Kek, KekCell};
+use rsp_identity::keys::{KeyService, SigningAlg};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]

@@ -6,9 +6,9 @@
 use std::sync::Arc;
 
 use aws_lc_rs::hmac;
-use rsp_api::identity::crypto::{Kek, KekCell};
-use rsp_api::identity::factors::FactorService;
 use rsp_consensus::testing::TestCluster;
+use rsp_identity::crypto::{Kek, KekCell};
+use rsp_identity::factors::FactorService;
 
 /// RFC 4648 base32, no padding.
 fn base32(bytes: &[u8]) -> String {

@@ -13,8 +13,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use rsp_actors::{LockoutPolicy, RuntimeConfig};
-use rsp_api::identity::clients::NewClient;
 use rsp_api::oidc::browser_session::{BrowserConfig, BrowserServices, SecondFactors};
+use rsp_identity::clients::NewClient;
 use tower::ServiceExt;
 
 use crate::support::{Env, REDIRECT, TestClient, start};

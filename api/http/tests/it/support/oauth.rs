@@ -11,14 +11,14 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use rsp_api::AppState;
-use rsp_api::identity::Identity;
-use rsp_api::identity::clients::NewClient;
-use rsp_api::identity::crypto::{Kek, KekCell};
-use rsp_api::identity::passwords::PasswordHasher;
-use rsp_api::identity::users::NewUser;
-use rsp_api::oidc::codes::CodeGrant;
-use rsp_api::oidc::services::{OidcConfig, OidcServices};
 use rsp_consensus::testing::TestCluster;
+use rsp_identity::Identity;
+use rsp_identity::clients::NewClient;
+use rsp_identity::crypto::{Kek, KekCell};
+use rsp_identity::oauth::codes::CodeGrant;
+use rsp_identity::oauth::services::{OidcConfig, OidcServices};
+use rsp_identity::passwords::PasswordHasher;
+use rsp_identity::users::NewUser;
 use serde_json::Value;
 use sha2::Digest;
 use tower::ServiceExt;
@@ -317,8 +317,8 @@ impl Env {
 
 /// A PKCE pair: (verifier, S256 challenge).
 pub fn pkce() -> (String, String) {
-    let verifier = rsp_api::identity::crypto::random_token(32);
-    let challenge = rsp_api::identity::crypto::b64url(&sha2::Sha256::digest(verifier.as_bytes()));
+    let verifier = rsp_identity::crypto::random_token(32);
+    let challenge = rsp_identity::crypto::b64url(&sha2::Sha256::digest(verifier.as_bytes()));
     (verifier, challenge)
 }
 

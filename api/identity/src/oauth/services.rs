@@ -13,14 +13,14 @@ use std::time::Duration;
 use rsp_consensus::kv::{Key, KeyValue};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 
-use crate::identity::Identity;
-use crate::identity::crypto::{CryptoError, KekCell};
-use crate::oidc::client_auth::ClientAuthService;
-use crate::oidc::codes::CodeService;
-use crate::oidc::device::DeviceService;
-use crate::oidc::error::OAuthError;
-use crate::oidc::par::ParService;
-use crate::oidc::tokens::TokenService;
+use crate::Identity;
+use crate::crypto::{CryptoError, KekCell};
+use crate::oauth::client_auth::ClientAuthService;
+use crate::oauth::codes::CodeService;
+use crate::oauth::device::DeviceService;
+use crate::oauth::error::OAuthError;
+use crate::oauth::par::ParService;
+use crate::oauth::tokens::TokenService;
 
 /// Lifetimes and timing of the protocol objects. The defaults are the
 /// product's; tests shorten some of them.
@@ -118,7 +118,17 @@ pub(crate) struct BaseServices {
 }
 
 impl BaseServices {
-    /// `{public-url}/t/{tenant}`, as [`crate::oidc::tenant::TenantCtx`] has it.
+    /// Milliseconds since the Unix epoch, on the node's clock.
+    pub fn now_ms(&self) -> u64 {
+        self.consensus.clock().now_ms()
+    }
+
+    /// Seconds since the Unix epoch, on the node's clock.
+    pub fn now_secs(&self) -> u64 {
+        self.consensus.clock().now_secs()
+    }
+
+    /// `{public-url}/t/{tenant}`, the issuer `rsp-api` serves the tenant at.
     pub fn issuer(&self, tenant: &str) -> String {
         format!("{}/t/{tenant}", self.public_url)
     }
@@ -143,7 +153,7 @@ pub(crate) fn hash_with(kek: &KekCell, label: &str, secret: &str) -> Result<Stri
         .hash(secret.as_bytes()))
 }
 
-pub(crate) async fn get_confirmed(
+pub async fn get_confirmed(
     consensus: &Consensus,
     key: &Key,
 ) -> Result<Option<KeyValue>, ConsensusError> {
@@ -164,9 +174,4 @@ pub(crate) fn crypto_error(e: CryptoError) -> OAuthError {
 /// A stored record that does not parse is our bug, never the caller's.
 pub(crate) fn corrupt(e: impl std::fmt::Display) -> OAuthError {
     OAuthError::server_error(format!("stored record is unreadable: {e}"))
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now_secs() -> u64 {
-    crate::now_ms() / 1000
 }

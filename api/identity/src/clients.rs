@@ -15,9 +15,9 @@ use zeroize::Zeroizing;
 
 use std::sync::Arc;
 
-use crate::identity::crypto::{CryptoError, KekCell, random_token};
-use crate::identity::keys::SigningAlg;
-use crate::tenants::tenant_keyspace;
+use crate::crypto::{CryptoError, KekCell, random_token};
+use crate::keys::SigningAlg;
+use rsp_consensus::kv::tenant_keyspace;
 
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";

@@ -2,13 +2,13 @@
 //! section 3.4): `authorization_pending` until the user decides,
 //! `slow_down` when polled faster than the interval, `access_denied`,
 //! `expired_token`, and the tokens exactly once. See
-//! [`crate::oidc::device`].
+//! [`crate::oauth::device`].
 
-use crate::identity::clients::Client;
-use crate::oidc::error::OAuthResult;
-use crate::oidc::http::Params;
-use crate::oidc::services::OidcServices;
-use crate::oidc::tokens::TokenSet;
+use crate::clients::Client;
+use crate::oauth::error::OAuthResult;
+use crate::oauth::params::Params;
+use crate::oauth::services::OidcServices;
+use crate::oauth::tokens::TokenSet;
 
 pub async fn poll(
     oidc: &OidcServices,

@@ -1,20 +1,34 @@
-//! Identity services behind the OAuth 2.0 / OpenID Connect endpoints: no
-//! HTTP types here, only rules and replicated records.
+//! rsp's identity domain: tenants, accounts, credentials, OAuth clients,
+//! signing keys and the OAuth 2.0 / OpenID Connect rules. Every record is
+//! kept through `rsp-consensus` (linearizable and local reads, replicated
+//! transactions); there are no HTTP types here, only rules and records, so
+//! every protocol front end (`rsp-api`'s OIDC, SAML and admin handlers)
+//! reaches the same rules.
 //!
-//! - [`crypto`]: the key-encryption key, keyed hashes, random tokens;
+//! - [`tenants`]: the tenant registry;
+//! - [`crypto`]: the key-encryption key, keyed hashes, random tokens,
+//!   base64url;
 //! - [`keys`]: per-tenant signing keys, JWKS, rotation;
 //! - [`passwords`]: argon2id on a bounded blocking pool;
 //! - [`users`], [`clients`]: accounts and OAuth clients;
 //! - [`factors`]: second factors (TOTP); [`recovery`]: recovery codes;
-//!   [`mfa_policy`]: who must use a second factor.
+//!   [`mfa_policy`]: who must use a second factor; [`webauthn`]: passkeys;
+//! - [`oauth`]: codes, tokens and families, client authentication, claims,
+//!   request validation, the device flow and PAR, [`oauth::OAuthError`].
+//!
+//! Not for: HTTP (routes, extractors, pages, the mapping of these errors to
+//! responses live in `rsp-api`), sessions and rate limits (`rsp-actors`),
+//! Cedar (`rsp-policies`).
 
 pub mod clients;
 pub mod crypto;
 pub mod factors;
 pub mod keys;
 pub mod mfa_policy;
+pub mod oauth;
 pub mod passwords;
 pub mod recovery;
+pub mod tenants;
 pub mod users;
 pub mod webauthn;
 

@@ -10,8 +10,8 @@ use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::identity::passwords::{PasswordError, PasswordHasher};
-use crate::tenants::tenant_keyspace;
+use crate::passwords::{PasswordError, PasswordHasher};
+use rsp_consensus::kv::tenant_keyspace;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct User {

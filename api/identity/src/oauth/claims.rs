@@ -4,12 +4,21 @@
 
 use serde_json::{Map, Value};
 
-use crate::identity::clients::Client;
-use crate::identity::users::User;
-use crate::oidc::discovery::STANDARD_SCOPES;
-use crate::oidc::error::{OAuthError, OAuthErrorCode};
+use crate::clients::Client;
+use crate::oauth::error::{OAuthError, OAuthErrorCode};
+use crate::users::User;
 
 /// Claims of the `profile` scope read from a user's attributes.
+/// Scopes every tenant supports.
+pub const STANDARD_SCOPES: [&str; 6] = [
+    "openid",
+    "profile",
+    "email",
+    "address",
+    "phone",
+    "offline_access",
+];
+
 const PROFILE_ATTRIBUTES: [&str; 13] = [
     "name",
     "family_name",

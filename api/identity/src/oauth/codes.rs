@@ -23,13 +23,13 @@ use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Key, OpResult, Txn, TxnOp
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
-use crate::identity::clients::Client;
-use crate::identity::crypto::{b64url, ct_eq, random_token};
-use crate::oidc::error::OAuthError;
-use crate::oidc::services::{Base, corrupt};
-use crate::oidc::tokens::family::FamilyDraft;
-use crate::oidc::tokens::{TokenService, UserGrant};
-use crate::tenants::tenant_keyspace;
+use crate::clients::Client;
+use crate::crypto::{b64url, ct_eq, random_token};
+use crate::oauth::error::OAuthError;
+use crate::oauth::services::{Base, corrupt};
+use crate::oauth::tokens::family::FamilyDraft;
+use crate::oauth::tokens::{TokenService, UserGrant};
+use rsp_consensus::kv::tenant_keyspace;
 
 /// HKDF label of the key codes are hashed under.
 const CODE_LABEL: &str = "rsp authorization codes v1";
@@ -170,7 +170,7 @@ impl CodeService {
         let ttl_ms = self.base.config.code_ttl.as_millis() as u64;
         let record = CodeRecord {
             grant,
-            expires_at_ms: crate::now_ms() + ttl_ms,
+            expires_at_ms: self.base.now_ms() + ttl_ms,
             redeemed_fid: None,
         };
         let txn = Txn::ops(vec![TxnOp::Put {
@@ -208,7 +208,7 @@ impl CodeService {
         {
             return Err(self.replayed(tenant, fid).await);
         }
-        if crate::now_ms() >= record.expires_at_ms {
+        if self.base.now_ms() >= record.expires_at_ms {
             return Err(invalid());
         }
         if record.grant.client_id != client.client_id {

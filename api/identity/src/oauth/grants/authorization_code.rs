@@ -2,13 +2,13 @@
 //! section 4.5): the code must be this client's, unexpired and unused, the
 //! `redirect_uri` the one it was issued for, and the PKCE verifier match
 //! its S256 challenge (mandatory for public clients). Redemption is single
-//! use across the cluster; see [`crate::oidc::codes`].
+//! use across the cluster; see [`crate::oauth::codes`].
 
-use crate::identity::clients::Client;
-use crate::oidc::error::OAuthResult;
-use crate::oidc::http::Params;
-use crate::oidc::services::OidcServices;
-use crate::oidc::tokens::TokenSet;
+use crate::clients::Client;
+use crate::oauth::error::OAuthResult;
+use crate::oauth::params::Params;
+use crate::oauth::services::OidcServices;
+use crate::oauth::tokens::TokenSet;
 
 pub async fn exchange(
     oidc: &OidcServices,

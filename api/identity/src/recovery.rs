@@ -6,7 +6,7 @@
 //!   groups (`abcd-efgh-ijkl-mnop`); typing is forgiving (case, dashes,
 //!   spaces).
 //! - Only a keyed hash is stored: HMAC-SHA256 under a key derived from the
-//!   KEK ([`crate::identity::crypto::HashKey`]), so a copy of the store
+//!   KEK ([`crate::crypto::HashKey`]), so a copy of the store
 //!   without the KEK gives nothing to guess offline, and the comparison is
 //!   constant-time.
 //! - One record per user, `recovery/<user>` -> [`StoredCodes`]. Using a code
@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-use crate::identity::crypto::{CryptoError, KekCell};
-use crate::tenants::tenant_keyspace;
+use crate::crypto::{CryptoError, KekCell};
+use rsp_consensus::kv::tenant_keyspace;
 
 /// Codes in a set.
 pub const CODES_PER_SET: usize = 10;

@@ -4,7 +4,7 @@
 //! lives in its own keyspace `t.<id>`, so deleting a tenant removes its data
 //! in the same transaction.
 
-use rsp_consensus::kv::{Compare, CompareTarget, Key, OpResult, Txn, TxnOp};
+use rsp_consensus::kv::{Compare, CompareTarget, Key, OpResult, Txn, TxnOp, tenant_keyspace};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 
@@ -45,10 +45,6 @@ pub fn valid_tenant_id(id: &str) -> bool {
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
-pub fn tenant_keyspace(id: &str) -> String {
-    format!("t.{id}")
 }
 
 fn record_key(id: &str) -> Key {

@@ -17,7 +17,7 @@ use rsp_consensus::kv::{Key, Txn, TxnOp};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 
-use crate::tenants::tenant_keyspace;
+use rsp_consensus::kv::tenant_keyspace;
 
 /// The Cedar action the `cedar` mode asks about.
 pub const MFA_ACTION: &str = "mfa_required";

@@ -4,12 +4,12 @@
 //! (all of them when none is asked for); `sub` is the client; no refresh
 //! token.
 
-use crate::identity::clients::Client;
-use crate::oidc::claims::client_scope;
-use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthResult};
-use crate::oidc::http::Params;
-use crate::oidc::services::OidcServices;
-use crate::oidc::tokens::TokenSet;
+use crate::clients::Client;
+use crate::oauth::claims::client_scope;
+use crate::oauth::error::{OAuthError, OAuthErrorCode, OAuthResult};
+use crate::oauth::params::Params;
+use crate::oauth::services::OidcServices;
+use crate::oauth::tokens::TokenSet;
 
 pub async fn issue(
     oidc: &OidcServices,

@@ -39,8 +39,8 @@ use webauthn_rs::prelude::{
     Uuid, Webauthn, WebauthnBuilder,
 };
 
-use crate::identity::crypto::{b64url, ct_eq, random_token};
-use crate::tenants::tenant_keyspace;
+use crate::crypto::{b64url, ct_eq, random_token};
+use rsp_consensus::kv::tenant_keyspace;
 
 /// How long a started ceremony (a challenge) can be answered.
 pub const CEREMONY_TTL: Duration = Duration::from_secs(5 * 60);

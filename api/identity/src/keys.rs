@@ -19,8 +19,8 @@ use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::identity::crypto::{CryptoError, KekCell, b64url};
-use crate::tenants::tenant_keyspace;
+use crate::crypto::{CryptoError, KekCell, b64url};
+use rsp_consensus::kv::tenant_keyspace;
 
 /// How long a replaced key keeps verifying (longer than any token lives).
 pub const DEFAULT_OVERLAP_MS: u64 = 7 * 24 * 3600 * 1000;
@@ -291,7 +291,7 @@ impl KeyService {
 
     fn new_key(&self, tenant: &str, alg: SigningAlg, now_ms: u64) -> Result<StoredKey, KeyError> {
         let (pkcs8, encoding) = generate(alg)?;
-        let kid = crate::identity::crypto::random_token(12);
+        let kid = crate::crypto::random_token(12);
         let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt())
             .map_err(|e| KeyError::Bad(e.to_string()))?;
         jwk.common.key_id = Some(kid.clone());
@@ -485,7 +485,7 @@ impl KeyService {
         let kid = match self.active_kid(tenant, alg, Consistency::Local).await? {
             Some(kid) => kid,
             None => {
-                self.ensure(tenant, crate::now_ms()).await?;
+                self.ensure(tenant, self.consensus.clock().now_ms()).await?;
                 self.active_kid(tenant, alg, Consistency::Linearizable)
                     .await?
                     .ok_or_else(|| {
@@ -507,7 +507,7 @@ impl KeyService {
         let kv = kv.ok_or_else(|| KeyError::UnknownKid(kid.clone()))?;
         let stored: StoredKey =
             serde_json::from_slice(&kv.value).map_err(|e| KeyError::Bad(e.to_string()))?;
-        let sealed = crate::identity::crypto::b64url_decode(&stored.sealed_private)
+        let sealed = crate::crypto::b64url_decode(&stored.sealed_private)
             .ok_or_else(|| KeyError::Bad("sealed key is not base64url".into()))?;
         let pkcs8 = self
             .kek

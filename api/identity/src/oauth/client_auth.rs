@@ -26,11 +26,11 @@ use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::identity::clients::{AuthMethod, Client, ClientError};
-use crate::oidc::error::OAuthError;
-use crate::oidc::http::{Params, credentials};
-use crate::oidc::services::{Base, now_secs};
-use crate::tenants::tenant_keyspace;
+use crate::clients::{AuthMethod, Client, ClientError};
+use crate::oauth::error::OAuthError;
+use crate::oauth::params::{Params, credentials};
+use crate::oauth::services::Base;
+use rsp_consensus::kv::tenant_keyspace;
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// HKDF label of the key assertion ids are hashed under.
@@ -292,7 +292,7 @@ impl ClientAuthService {
         let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
             .map_err(|_| invalid())?
             .claims;
-        let now = now_secs();
+        let now = self.base.now_secs();
         if claims.exp > now + self.base.config.max_assertion_lifetime.as_secs() {
             return Err(OAuthError::invalid_client(
                 "the client assertion's exp is too far in the future",

@@ -5,7 +5,7 @@
 //!
 //! - `request` objects are not supported (`request_not_supported`), and
 //!   `request_uri` is only for the authorization endpoint, which resolves
-//!   it with [`crate::oidc::par::ParService::take`] first;
+//!   it with [`crate::oauth::par::ParService::take`] first;
 //! - `client_id` must be the client's (filled in when absent);
 //! - `response_type=code` only; the client must use the code grant;
 //! - `redirect_uri` exactly as registered (filled in when absent and the
@@ -16,10 +16,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::identity::clients::{Client, GRANT_AUTHORIZATION_CODE};
-use crate::oidc::claims::user_scope;
-use crate::oidc::codes::check_code_challenge;
-use crate::oidc::error::{OAuthError, OAuthErrorCode};
+use crate::clients::{Client, GRANT_AUTHORIZATION_CODE};
+use crate::oauth::claims::user_scope;
+use crate::oauth::codes::check_code_challenge;
+use crate::oauth::error::{OAuthError, OAuthErrorCode};
 
 /// Validate and complete `params` for `client`; they then hold a
 /// `client_id`, a registered `redirect_uri` and a normalized `scope`.

@@ -2,7 +2,7 @@
 //! browser (a pending seed confirmed by a first valid code) or imported
 //! through the admin API (e.g. when migrating from another IdP) — checked
 //! at login with a ±1 step window. Recovery codes are in
-//! [`crate::identity::recovery`].
+//! [`crate::recovery`].
 //!
 //! Seeds are replicated only as AES-256-GCM ciphertext under the KEK (AAD
 //! binds tenant, user and factor) and zeroized in memory after use. A code is
@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use totp_rs::{Algorithm, Builder as TotpBuilder, Secret};
 use zeroize::Zeroizing;
 
-use crate::identity::crypto::{CryptoError, KekCell, b64url, b64url_decode, random_token};
-use crate::tenants::tenant_keyspace;
+use crate::crypto::{CryptoError, KekCell, b64url, b64url_decode, random_token};
+use rsp_consensus::kv::tenant_keyspace;
 
 /// Shortest imported seed accepted: 80 bits, what most authenticator apps
 /// were enrolled with; new seeds are 160 bits.
@@ -181,6 +181,11 @@ pub struct FactorService {
 }
 
 impl FactorService {
+    /// The node's wall clock, which TOTP steps are counted on.
+    pub fn clock(&self) -> &rsp_consensus::Clock {
+        self.consensus.clock()
+    }
+
     pub fn new(consensus: Consensus, kek: Arc<KekCell>) -> Self {
         FactorService { consensus, kek }
     }

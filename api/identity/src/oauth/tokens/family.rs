@@ -21,12 +21,12 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{TokenService, UserGrant};
-use crate::identity::clients::{Client, GRANT_REFRESH_TOKEN};
-use crate::identity::crypto::random_token;
-use crate::oidc::claims::narrowed_scope;
-use crate::oidc::error::OAuthError;
-use crate::oidc::services::corrupt;
-use crate::tenants::tenant_keyspace;
+use crate::clients::{Client, GRANT_REFRESH_TOKEN};
+use crate::crypto::random_token;
+use crate::oauth::claims::narrowed_scope;
+use crate::oauth::error::OAuthError;
+use crate::oauth::services::corrupt;
+use rsp_consensus::kv::tenant_keyspace;
 
 /// HKDF label of the key refresh tokens are hashed under.
 const REFRESH_LABEL: &str = "rsp refresh tokens v1";
@@ -127,7 +127,7 @@ impl TokenService {
         grant: &UserGrant,
     ) -> Result<FamilyDraft, OAuthError> {
         let fid = random_token(16);
-        let now_ms = crate::now_ms();
+        let now_ms = self.base.now_ms();
         let mut ops = Vec::new();
         let (refresh_token, current, ttl) = if client.allows_grant(GRANT_REFRESH_TOKEN) {
             let token = Zeroizing::new(random_token(32));
@@ -268,7 +268,7 @@ impl TokenService {
         let new_record = RefreshRecord {
             fid: record.fid.clone(),
             client_id: client.client_id.clone(),
-            issued_at: crate::now_ms() / 1000,
+            issued_at: self.base.now_ms() / 1000,
         };
         let fkey = family_key(tenant, &record.fid);
         let txn = Txn {

@@ -27,14 +27,14 @@ use serde_json::{Map, Value, json};
 use sha2::Digest;
 use zeroize::Zeroize;
 
-use crate::identity::clients::Client;
-use crate::identity::crypto::{b64url, random_token};
-use crate::identity::keys::{KeyError, SigningAlg};
-use crate::identity::users::{User, UserError};
-use crate::oidc::claims::{has_scope, user_claims};
-use crate::oidc::error::OAuthError;
-use crate::oidc::services::{Base, crypto_error, now_secs};
-use crate::tenants::tenant_keyspace;
+use crate::clients::Client;
+use crate::crypto::{b64url, random_token};
+use crate::keys::{KeyError, SigningAlg};
+use crate::oauth::claims::{has_scope, user_claims};
+use crate::oauth::error::OAuthError;
+use crate::oauth::services::{Base, crypto_error};
+use crate::users::{User, UserError};
+use rsp_consensus::kv::tenant_keyspace;
 
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 /// Clock skew tolerated on `exp`, in seconds.
@@ -186,7 +186,7 @@ impl TokenService {
         fid: Option<&str>,
         grant: Option<&UserGrant>,
     ) -> Result<String, OAuthError> {
-        let now = now_secs();
+        let now = self.base.now_secs();
         let issuer = self.issuer(tenant);
         let claims = AccessClaims {
             aud: issuer.clone(),
@@ -282,7 +282,7 @@ impl TokenService {
         nonce: Option<&str>,
         access_token: &str,
     ) -> Result<String, OAuthError> {
-        let now = now_secs();
+        let now = self.base.now_secs();
         let alg = client.id_token_signed_response_alg;
         let mut claims = user_claims(user, scope);
         claims.insert("iss".into(), json!(self.issuer(tenant)));
@@ -342,7 +342,7 @@ impl TokenService {
             .filter(|_| typ_ok)
             .ok_or_else(invalid)?;
         let keys = &self.base.identity.keys;
-        let now_ms = crate::now_ms();
+        let now_ms = self.base.now_ms();
         let (alg, key, key_revision) = match keys.verifier_revision(tenant, kid, now_ms).await {
             Err(KeyError::UnknownKid(_)) => {
                 // The key may be a moment old and made on another node.
@@ -433,7 +433,7 @@ impl TokenService {
         if token.split('.').count() == 3 {
             let claims = match self.verify_access_token(tenant, token).await {
                 Ok(c) => c,
-                Err(e) if e.code == crate::oidc::error::OAuthErrorCode::InvalidToken => {
+                Err(e) if e.code == crate::oauth::error::OAuthErrorCode::InvalidToken => {
                     return Ok(inactive);
                 }
                 Err(e) => return Err(e),
@@ -480,7 +480,7 @@ impl TokenService {
         if token.split('.').count() == 3 {
             let claims = match self.verify_access_token(tenant, token).await {
                 Ok(c) => c,
-                Err(e) if e.code == crate::oidc::error::OAuthErrorCode::InvalidToken => {
+                Err(e) if e.code == crate::oauth::error::OAuthErrorCode::InvalidToken => {
                     return Ok(());
                 }
                 Err(e) => return Err(e),
@@ -488,7 +488,7 @@ impl TokenService {
             if claims.client_id != client.client_id {
                 return Err(not_yours());
             }
-            let ttl_ms = (claims.exp + LEEWAY_SECS + 1).saturating_sub(now_secs()) * 1000;
+            let ttl_ms = (claims.exp + LEEWAY_SECS + 1).saturating_sub(self.base.now_secs()) * 1000;
             let txn = Txn::ops(vec![TxnOp::Put {
                 key: revoked_jti_key(tenant, &claims.jti),
                 value: Vec::new(),
