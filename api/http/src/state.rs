@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use crate::authz::AuthzServices;
 use crate::oidc::browser_session::BrowserServices;
 use rsp_identity::Identity;
-use rsp_identity::oauth::services::{OidcConfig, OidcServices};
+use rsp_identity::oauth::{OidcConfig, OidcServices};
 use rsp_identity::tenants::TenantService;
 
 /// The admin token, kept only as a SHA-256 digest and compared in constant

@@ -22,7 +22,7 @@ use crate::oidc::http::{Params, is_form};
 use crate::oidc::pages::{ConsentPage, Page, PageError, ScopeLine};
 use crate::state::AppState;
 use rsp_consensus::kv::tenant_keyspace;
-use rsp_identity::oauth::services::get_confirmed;
+use rsp_identity::oauth::context::get_confirmed;
 
 const CONSENT_TICKET: &str = "consent";
 
