@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::authz::AuthzServices;
+use crate::authz::services::AuthzServices;
 use crate::oidc::browser_session::BrowserServices;
 use rsp_identity::Identity;
 use rsp_identity::oauth::{OidcConfig, OidcServices};
