@@ -97,9 +97,11 @@ async fn forwarded_write(
     }
     let deadline = Instant::now() + c.rpc_timeout();
     match c.write_here(op, deadline).await {
-        Ok(crate::node::Attempt::Done(r, index)) => Ok((r, index)),
-        Ok(crate::node::Attempt::Forward(Some((leader, _)))) => Err(PeerError::NotLeader(leader)),
-        Ok(crate::node::Attempt::Forward(None)) => Err(PeerError::NoLeader),
+        Ok(crate::batcher::Attempt::Done(r, index)) => Ok((r, index)),
+        Ok(crate::batcher::Attempt::Forward(Some((leader, _)))) => {
+            Err(PeerError::NotLeader(leader))
+        }
+        Ok(crate::batcher::Attempt::Forward(None)) => Err(PeerError::NoLeader),
         Err(e) => Err(to_peer_error(c, e)),
     }
 }
