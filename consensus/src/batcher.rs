@@ -21,10 +21,10 @@ use openraft::error::{ClientWriteError as CWE, RaftError as RE};
 use rsp_storage::kv::{Command, Op, Response, TxnOp};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use crate::error::ConsensusError;
 use crate::clock::Clock;
-use crate::types::{Member, NodeId};
+use crate::error::ConsensusError;
 use crate::types::Raft;
+use crate::types::{Member, NodeId};
 
 /// Most operations in one log entry.
 pub const MAX_BATCH_OPS: usize = 256;

@@ -116,7 +116,10 @@ mod tests {
 
     #[test]
     fn the_system_clock_reads_the_epoch_time() {
-        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
         let now = Clock::system().now_ms();
         assert!(now >= before && now < before + 60_000);
     }
