@@ -194,12 +194,17 @@ where
             let applied = (APPLIED.to_vec(), encode(&Some(entry.log_id.clone())));
             match entry.payload {
                 EntryPayload::Blank => {
-                    self.engine.apply_meta(&[applied]).map_err(state_write_failed)?;
+                    self.engine
+                        .apply_meta(&[applied])
+                        .map_err(state_write_failed)?;
                     out.push(Response::None);
                 }
                 EntryPayload::Normal(cmd) => {
                     let start = Instant::now();
-                    let response = self.engine.apply(&cmd, &[applied]).map_err(state_write_failed)?;
+                    let response = self
+                        .engine
+                        .apply(&cmd, &[applied])
+                        .map_err(state_write_failed)?;
                     if let Some(observe) = &self.observer {
                         observe(start.elapsed());
                     }
@@ -270,8 +275,14 @@ where
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<C>>, RaftStorageError<C::NodeId>> {
-        let meta = self.snap.get(SNAP_META).map_err(|e| state_read_failed(e.into()))?;
-        let data = self.snap.get(SNAP_DATA).map_err(|e| state_read_failed(e.into()))?;
+        let meta = self
+            .snap
+            .get(SNAP_META)
+            .map_err(|e| state_read_failed(e.into()))?;
+        let data = self
+            .snap
+            .get(SNAP_DATA)
+            .map_err(|e| state_read_failed(e.into()))?;
         match (meta, data) {
             (Some(meta), Some(data)) => Ok(Some(Snapshot {
                 meta: decode("snapshot meta", &meta).map_err(state_read_failed)?,
