@@ -87,7 +87,7 @@ impl Consensus {
         let mut store_config = StoreConfig::new(&config.store_dir);
         store_config.durability = config.durability;
         let store = Store::open(&store_config)?;
-        let sync = SyncThread::start_with(store.clone(), config.bugs.skip_log_sync)?;
+        let sync = SyncThread::start_with(store.clone(), config.bugs.skip_log_sync())?;
         let metrics = ConsensusMetrics::register(registry)
             .map_err(|e| ConsensusError::Internal(format!("metrics: {e}")))?;
         let group = META_GROUP;

@@ -93,8 +93,15 @@ pub async fn run(
     // 3. Storage and Raft, and the peer listener.
     let registry = Arc::new(prometheus::Registry::new());
     let member = advertised.member.clone();
-    let consensus =
-        cluster::start_consensus(&settings, id, member, peer_tls.clone(), bugs, &registry).await?;
+    let consensus = cluster::start_consensus(
+        &settings,
+        id,
+        member,
+        peer_tls.clone(),
+        bugs.consensus,
+        &registry,
+    )
+    .await?;
     let peers = cluster::serve_peers(&consensus, listeners.peer, peer_tls)?;
 
     // 4. Form or join a cluster.
@@ -115,6 +122,7 @@ pub async fn run(
         identity,
         &advertised.public_url,
         runtime.clone(),
+        bugs.oauth,
     );
     let http = serve(listeners.http, http_tls, api::router(&state))?;
     if settings.demo {

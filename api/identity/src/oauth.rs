@@ -29,6 +29,6 @@ pub mod request;
 pub mod services;
 pub mod tokens;
 
-pub use config::OidcConfig;
+pub use config::{InjectedOAuthBugs, OidcConfig};
 pub use error::{OAuthError, OAuthErrorCode, OAuthResult};
 pub use services::OidcServices;

@@ -153,7 +153,7 @@ impl Consensus {
     }
 
     async fn before_read(&self, consistency: Consistency) -> Result<(), ConsensusError> {
-        if consistency == Consistency::Linearizable && !self.inner.config.bugs.stale_reads {
+        if consistency == Consistency::Linearizable && !self.inner.config.bugs.stale_reads() {
             self.linearizable_barrier().await?;
         }
         Ok(())

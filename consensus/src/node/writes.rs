@@ -21,7 +21,7 @@ impl Consensus {
     ) -> Result<Attempt, ConsensusError> {
         let timeout = Self::remaining(deadline).ok_or(ConsensusError::Timeout)?;
         let start = Instant::now();
-        if self.inner.config.bugs.ack_before_commit {
+        if self.inner.config.bugs.ack_before_commit() {
             return self
                 .write_unacknowledged(
                     Command::new(self.inner.config.clock.now_ms(), op),

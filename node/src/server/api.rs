@@ -8,6 +8,7 @@ use rsp_api::{AdminToken, AppState};
 use rsp_consensus::Consensus;
 use rsp_identity::Identity;
 use rsp_identity::crypto::KekCell;
+use rsp_identity::oauth::{InjectedOAuthBugs, OidcConfig, OidcServices};
 use rsp_identity::passwords::PasswordHasher;
 use zeroize::Zeroizing;
 
@@ -38,15 +39,24 @@ pub(super) fn app_state(
     identity: Identity,
     public_url: &str,
     runtime: TenantRuntime,
+    bugs: InjectedOAuthBugs,
 ) -> AppState {
-    AppState::new(
+    let mut state = AppState::new(
         consensus.clone(),
         AdminToken::new(token),
         registry,
-        identity,
+        identity.clone(),
         public_url,
     )
-    .with_runtime(runtime)
+    .with_runtime(runtime);
+    if bugs.any() {
+        let config = OidcConfig {
+            bugs,
+            ..OidcConfig::default()
+        };
+        state.oidc = OidcServices::new(consensus.clone(), identity, public_url, config);
+    }
+    state
 }
 
 /// The HTTP API with a span and a status per request.

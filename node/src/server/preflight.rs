@@ -6,7 +6,9 @@
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
-use rsp_consensus::{InjectedBugs, PeerTls};
+use rsp_consensus::PeerTls;
+
+use crate::bugs::InjectedBugs;
 use rsp_identity::crypto::Kek;
 
 use super::{StartError, kek};
@@ -53,14 +55,13 @@ pub(super) fn check(settings: &Settings) -> Result<Checked, StartError> {
     })
 }
 
-/// `RSP_INJECT_BUGS`, with a loud warning when any is set.
+/// `RSP_INJECT_BUGS`, with a loud warning when any is set. A build
+/// without the `bug-injection` feature refuses the variable (exit 2): a
+/// release binary has no bug switch, and an operator who set one should
+/// hear so rather than believe it took.
 fn injected_bugs() -> Result<InjectedBugs, StartError> {
-    let bugs = match std::env::var("RSP_INJECT_BUGS") {
-        Ok(list) => {
-            InjectedBugs::parse(&list).map_err(|e| StartError::setting("inject-bugs", e))?
-        }
-        Err(_) => InjectedBugs::default(),
-    };
+    let list = std::env::var("RSP_INJECT_BUGS").unwrap_or_default();
+    let bugs = InjectedBugs::parse(&list).map_err(|e| StartError::setting("inject-bugs", e))?;
     if bugs.any() {
         tracing::warn!(
             ?bugs,

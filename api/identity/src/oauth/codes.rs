@@ -202,7 +202,7 @@ impl CodeService {
         // Injected bug (`RSP_INJECT_BUGS=double-redeem-codes`, for proving
         // the Jepsen `codes` checker): no single-use check and no compare,
         // so a code can be redeemed more than once.
-        let double_redeem = self.ctx.consensus.injected_bugs().double_redeem_codes;
+        let double_redeem = self.ctx.config.bugs.double_redeem_codes();
         if let Some(fid) = &record.redeemed_fid
             && !double_redeem
         {
