@@ -7,6 +7,7 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 use rsp_consensus::ConsensusError;
+use rsp_consensus::clock::{SystemClock, TimeSource};
 
 /// A per-tenant quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -120,7 +121,7 @@ impl ActorError {
             | ActorError::Restarting { retry_after } => Some(*retry_after),
             ActorError::QuotaExceeded { retry_after, .. } => *retry_after,
             ActorError::Locked { until_ms } => Some(Duration::from_millis(
-                until_ms.saturating_sub(crate::util::now_ms()),
+                until_ms.saturating_sub(SystemClock.now_ms()),
             )),
             ActorError::Unavailable(_) | ActorError::Contention(_) => Some(Duration::from_secs(1)),
             _ => None,

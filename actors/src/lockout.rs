@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::error::ActorError;
 use crate::session_service::check_user_id;
 use crate::tenant::{TenantHandle, TenantShared};
-use crate::util::{decode, encode, lockout_key, now_ms};
+use crate::util::{decode, encode, lockout_key};
 
 /// Compare-and-swap rounds before giving up with `Contention`.
 const MAX_CAS_ROUNDS: usize = 64;
@@ -133,10 +133,11 @@ impl LockoutService {
         let policy = shared.config.lockout;
         let key = lockout_key(&shared.keyspace, user_id);
         let window = policy.window.as_millis() as u64;
+        let clock = shared.consensus.clock().clone();
         let mut confirmed = false;
         loop {
             let result = cas(&shared, &key, Consistency::Local, |cur| {
-                let now = now_ms();
+                let now = clock.now_ms();
                 let mut r = cur.record.unwrap_or_default();
                 if r.locked_until_ms > now {
                     return Err(ActorError::Locked {
@@ -190,7 +191,7 @@ impl LockoutService {
             .get(&key, Consistency::Linearizable)
             .await?;
         let r = current(kv.as_ref())?.record.unwrap_or_default();
-        let now = now_ms();
+        let now = p.shared.consensus.clock().now_ms();
         let window = p.shared.config.lockout.window.as_millis() as u64;
         let live = r.window_start_ms.saturating_add(window) > now || r.locked_until_ms > now;
         Ok(LockoutStatus {
@@ -211,10 +212,11 @@ impl AttemptGuard {
         let policy = self.shared.config.lockout;
         let lockout = policy.lockout.as_millis() as u64;
         let window_start = self.window_start_ms;
+        let clock = self.shared.consensus.clock();
         // Linearizable: our own reservation may have been committed through
         // the leader and not yet be applied here.
         cas(&self.shared, &self.key, Consistency::Linearizable, |cur| {
-            let now = now_ms();
+            let now = clock.now_ms();
             match cur.record {
                 Some(r)
                     if r.window_start_ms == window_start

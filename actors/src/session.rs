@@ -234,18 +234,20 @@ pub struct Revocation {
 /// How a session was stored before the user tag, for tests of the upgrade
 /// path: a 22-character id, and the transaction that wrote its record under
 /// the 22-character handle together with its user's index key.
+/// `clock` is the node's (its [`rsp_consensus::Consensus::clock`]).
 #[cfg(feature = "testing")]
 pub fn legacy_session_txn(
+    clock: &rsp_consensus::Clock,
     tenant: &str,
     user_id: &str,
     idle: Duration,
     lifetime: Duration,
 ) -> Result<(SessionId, rsp_consensus::kv::Txn), ActorError> {
-    use crate::util::{encode, keyspace, legacy_user_session_key, now_ms, session_key};
+    use crate::util::{encode, keyspace, legacy_user_session_key, session_key};
     use rsp_consensus::kv::{Txn, TxnOp};
     let id = SessionId::generate_legacy();
     let handle = id.handle();
-    let now = now_ms();
+    let now = clock.now_ms();
     let record = SessionRecord::new(user_id, BTreeMap::new(), now, idle, lifetime);
     let (ks, ttl) = (keyspace(tenant), Some(record.ttl_ms(now)));
     let txn = Txn::ops(vec![

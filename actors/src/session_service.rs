@@ -19,8 +19,7 @@ use crate::session_manager::SessionMsg;
 use crate::session_writes::{CreateRequest, record_deletes};
 use crate::tenant::{Permit, TenantHandle};
 use crate::util::{
-    MAX_USER_ID, SESSION_PREFIX, decode, legacy_user_prefix, now_ms, session_key,
-    user_sessions_prefix,
+    MAX_USER_ID, SESSION_PREFIX, decode, legacy_user_prefix, session_key, user_sessions_prefix,
 };
 
 const MAX_ATTRS: usize = 16;
@@ -76,7 +75,8 @@ impl SessionService {
         if absolute_lifetime.is_zero() || absolute_lifetime > policy.max_lifetime {
             return Err(ActorError::InvalidInput("lifetime out of bounds".into()));
         }
-        let record = SessionRecord::new(user_id, attrs, now_ms(), idle_timeout, absolute_lifetime);
+        let now = p.shared.consensus.clock().now_ms();
+        let record = SessionRecord::new(user_id, attrs, now, idle_timeout, absolute_lifetime);
         let req = CreateRequest {
             user_id: user_id.to_string(),
             record,
@@ -106,7 +106,7 @@ impl SessionService {
         let expires = record
             .expires_at_ms()
             .min(kv.expires_at_ms.unwrap_or(u64::MAX));
-        if expires <= now_ms() {
+        if expires <= s.consensus.clock().now_ms() {
             return Err(ActorError::SessionNotFound);
         }
         Ok(record)
@@ -125,7 +125,8 @@ impl SessionService {
         let p = self.h.enter().await?;
         let handle = id.handle();
         let record = self.read(&p, &handle).await?;
-        if record.wants_touch(now_ms(), p.shared.config.sessions.touch_divisor) {
+        let now = p.shared.consensus.clock().now_ms();
+        if record.wants_touch(now, p.shared.config.sessions.touch_divisor) {
             request_touch(&p, &handle);
         }
         Ok(record.info(handle))
@@ -209,7 +210,7 @@ impl SessionService {
     pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionInfo>, ActorError> {
         check_user_id(user_id)?;
         let p = self.h.enter().await?;
-        let now = now_ms();
+        let now = p.shared.consensus.clock().now_ms();
         let found = user_sessions(&p, user_id).await?;
         let live = found.into_iter().filter(|(_, r)| r.expires_at_ms() > now);
         Ok(live.map(|(handle, r)| r.info(handle)).collect())

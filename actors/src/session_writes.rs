@@ -10,7 +10,7 @@ use ractor::RpcReplyPort;
 use crate::error::ActorError;
 use crate::session::{Session, SessionHandle, SessionId, SessionInfo, SessionRecord};
 use crate::tenant::TenantShared;
-use crate::util::{decode, encode, fingerprint, legacy_user_session_key, now_ms, session_key};
+use crate::util::{decode, encode, fingerprint, legacy_user_session_key, session_key};
 
 /// Most creations in one transaction (~1.2 KiB each at most: well inside
 /// the 1 MiB command limit).
@@ -67,7 +67,12 @@ impl NewSession {
             target: CompareTarget::Exists(false),
         };
         let record = &self.req.record;
-        let puts = record_puts(ks, &self.handle, record, record.ttl_ms(now_ms()))?;
+        let puts = record_puts(
+            ks,
+            &self.handle,
+            record,
+            record.ttl_ms(shared.consensus.clock().now_ms()),
+        )?;
         Ok((compare, puts))
     }
 
@@ -174,7 +179,7 @@ pub(crate) async fn write_touch(
     let (kv, _) = shared.consensus.get(&key, Consistency::Local).await?;
     let kv = kv.ok_or(ActorError::SessionNotFound)?;
     let mut record: SessionRecord = decode("session", &kv.value)?;
-    let now = now_ms();
+    let now = shared.consensus.clock().now_ms();
     if record.expires_at_ms() <= now {
         return Err(ActorError::SessionNotFound);
     }
@@ -200,7 +205,7 @@ pub(crate) async fn write_touch(
         .await?;
     let kv = kv.ok_or(ActorError::SessionNotFound)?;
     let current: SessionRecord = decode("session", &kv.value)?;
-    if current.expires_at_ms() <= now_ms() {
+    if current.expires_at_ms() <= shared.consensus.clock().now_ms() {
         return Err(ActorError::SessionNotFound);
     }
     Ok(current.info(handle.clone()))

@@ -1,5 +1,5 @@
-//! Small helpers shared by the services: wall-clock time, base64url, key
-//! layout of the tenant keyspace, and record encoding.
+//! Small helpers shared by the services: base64url, key layout of the
+//! tenant keyspace, and record encoding.
 //!
 //! Keys in `t.<tenant>` written by this crate:
 //! - `session/<handle>`: a session record (see [`crate::session`]); a
@@ -14,8 +14,6 @@
 //! User ids are base64url-encoded in keys so that a user id containing `/`
 //! cannot make one user's prefix match another's keys.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use rsp_consensus::kv::Key;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -29,14 +27,6 @@ pub(crate) const POLICY_HEAD: &[u8] = rsp_policies::records::HEAD.as_bytes();
 
 /// Longest user id accepted in keys.
 pub(crate) const MAX_USER_ID: usize = 256;
-
-/// Milliseconds since the Unix epoch on this node's clock.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
