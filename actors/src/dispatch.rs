@@ -8,14 +8,15 @@
 use std::sync::Arc;
 
 use rsp_consensus::Consensus;
-use rsp_consensus::kv::{EventKind, WatchEvent};
+use rsp_consensus::kv::{EventKind, WatchEvent, keyspace_tenant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
+use crate::keys::{POLICY_HEAD, SESSION_PREFIX};
 use crate::policy::PolicyMsg;
 use crate::runtime::Directory;
+use crate::session::fingerprint;
 use crate::session_manager::SessionMsg;
-use crate::util::{POLICY_HEAD, SESSION_PREFIX, fingerprint};
 
 pub(crate) fn spawn(consensus: &Consensus, directory: Arc<Directory>) -> JoinHandle<()> {
     let mut rx = consensus.watch();
@@ -42,7 +43,7 @@ pub(crate) fn spawn(consensus: &Consensus, directory: Arc<Directory>) -> JoinHan
 }
 
 fn route(directory: &Directory, event: &WatchEvent) {
-    let Some(tenant) = event.key.keyspace.strip_prefix("t.") else {
+    let Some(tenant) = keyspace_tenant(&event.key.keyspace) else {
         return;
     };
     let Some(shared) = directory.get(tenant) else {

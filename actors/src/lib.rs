@@ -28,12 +28,15 @@
 //! password hashing or token formats, and anything needing cross-node
 //! actor messaging: actors stay node-local, nodes talk only through Raft.
 
+pub(crate) mod base64url;
 pub mod bucket;
+pub(crate) mod codec;
 pub mod config;
 pub(crate) mod dispatch;
 pub mod error;
 pub mod features;
 pub mod health;
+pub(crate) mod keys;
 pub mod lockout;
 pub mod metrics;
 pub mod policy;
@@ -46,7 +49,6 @@ pub mod session_service;
 pub(crate) mod session_writes;
 pub(crate) mod supervisor;
 pub mod tenant;
-pub(crate) mod util;
 
 pub use config::{
     KIND_LOGIN, KIND_TOKEN, LockoutPolicy, RateLimits, RateRule, RestartPolicy, RuntimeConfig,
@@ -59,10 +61,10 @@ pub use metrics::ActorMetrics;
 pub use policy::PolicyService;
 pub use ratelimit::RateLimitService;
 pub use runtime::TenantRuntime;
-#[cfg(feature = "testing")]
-pub use session::legacy_session_txn;
 pub use session::{Revocation, Session, SessionHandle, SessionId, SessionInfo};
 pub use session_service::SessionService;
+#[cfg(feature = "testing")]
+pub use session_writes::legacy_session_txn;
 #[cfg(feature = "testing")]
 pub use tenant::Fault;
 pub use tenant::{ChildKind, TenantHandle};

@@ -15,10 +15,10 @@ use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Key, KeyValue, OpResult, 
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
+use crate::codec::{decode, encode};
 use crate::error::ActorError;
-use crate::session_service::check_user_id;
+use crate::keys::{check_user_id, lockout_key};
 use crate::tenant::{TenantHandle, TenantShared};
-use crate::util::{decode, encode, lockout_key};
 
 /// Compare-and-swap rounds before giving up with `Contention`.
 const MAX_CAS_ROUNDS: usize = 64;

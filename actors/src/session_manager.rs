@@ -20,10 +20,10 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rsp_consensus::Consistency;
 
 use crate::error::{ActorError, Quota};
-use crate::session::{Session, SessionHandle, SessionInfo};
+use crate::keys::SESSION_PREFIX;
+use crate::session::{Session, SessionHandle, SessionInfo, fingerprint};
 use crate::session_writes::{CreateRequest, MAX_BATCH, NewSession, write_batch, write_touch};
 use crate::tenant::TenantShared;
-use crate::util::{SESSION_PREFIX, fingerprint};
 
 /// Touches in flight per tenant and node, beyond which touches are skipped.
 const MAX_TOUCHING: usize = 10_000;
@@ -226,7 +226,7 @@ impl SessionManagerState {
         handle: SessionHandle,
         reply: Option<RpcReplyPort<Result<SessionInfo, ActorError>>>,
     ) {
-        let fp = fingerprint(handle.as_str().as_bytes());
+        let fp = handle.fingerprint();
         let busy = self.touching.len() >= MAX_TOUCHING || self.touching.contains(&fp);
         if reply.is_none() && busy {
             return;

@@ -12,15 +12,16 @@ use std::time::{Duration, Instant};
 use rsp_consensus::Consistency;
 use rsp_consensus::kv::{Txn, TxnOp};
 
+use crate::codec::decode;
 use crate::error::{ActorError, RESTART_RETRY, call};
+use crate::keys::{
+    SESSION_PREFIX, check_user_id, legacy_user_prefix, session_key, user_sessions_prefix,
+};
 use crate::read::{fence, guarded_get};
 use crate::session::{Revocation, Session, SessionHandle, SessionId, SessionInfo, SessionRecord};
 use crate::session_manager::SessionMsg;
 use crate::session_writes::{CreateRequest, record_deletes};
 use crate::tenant::{Permit, TenantHandle};
-use crate::util::{
-    MAX_USER_ID, SESSION_PREFIX, decode, legacy_user_prefix, session_key, user_sessions_prefix,
-};
 
 const MAX_ATTRS: usize = 16;
 const MAX_ATTR_BYTES: usize = 512;
@@ -244,16 +245,6 @@ impl SessionService {
         let actor = session_actor(&p)?;
         call(&actor, SessionMsg::Count, p.shared.config.call_timeout).await
     }
-}
-
-/// User ids are 1 to 256 bytes.
-pub(crate) fn check_user_id(user_id: &str) -> Result<(), ActorError> {
-    if user_id.is_empty() || user_id.len() > MAX_USER_ID {
-        return Err(ActorError::InvalidInput(format!(
-            "user id must be 1 to {MAX_USER_ID} bytes"
-        )));
-    }
-    Ok(())
 }
 
 /// Ask the session manager, best effort, to slide a session's idle timeout.

@@ -7,10 +7,11 @@ use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Txn, TxnOp};
 
 use ractor::RpcReplyPort;
 
+use crate::codec::{decode, encode};
 use crate::error::ActorError;
+use crate::keys::{legacy_user_session_key, session_key};
 use crate::session::{Session, SessionHandle, SessionId, SessionInfo, SessionRecord};
 use crate::tenant::TenantShared;
-use crate::util::{decode, encode, fingerprint, legacy_user_session_key, session_key};
 
 /// Most creations in one transaction (~1.2 KiB each at most: well inside
 /// the 1 MiB command limit).
@@ -53,7 +54,7 @@ impl NewSession {
     }
 
     pub fn fingerprint(&self) -> u64 {
-        fingerprint(self.handle.as_str().as_bytes())
+        self.handle.fingerprint()
     }
 
     /// Compare and puts of this session, for a transaction: one key when
@@ -107,6 +108,27 @@ fn record_puts(
         });
     }
     Ok(puts)
+}
+
+/// How a session was stored before the user tag, for tests of the upgrade
+/// path: a 22-character id, and the transaction that wrote its record under
+/// the 22-character handle together with its user's index key. `clock` is
+/// the node's ([`rsp_consensus::Consensus::clock`]).
+#[cfg(feature = "testing")]
+pub fn legacy_session_txn(
+    clock: &rsp_consensus::Clock,
+    tenant: &str,
+    user_id: &str,
+    idle: std::time::Duration,
+    lifetime: std::time::Duration,
+) -> Result<(SessionId, Txn), ActorError> {
+    let id = SessionId::generate_legacy();
+    let handle = id.handle();
+    let now = clock.now_ms();
+    let record = SessionRecord::new(user_id, Default::default(), now, idle, lifetime);
+    let keyspace = rsp_consensus::kv::tenant_keyspace(tenant);
+    let puts = record_puts(&keyspace, &handle, &record, record.ttl_ms(now))?;
+    Ok((id, Txn::ops(puts)))
 }
 
 /// The deletes that end `user_id`'s session `handle`: its record, and the

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use ractor::ActorRef;
 use rsp_consensus::Consensus;
+use rsp_consensus::kv::tenant_keyspace;
 
 use crate::bucket::{ClusterShare, TokenBucket};
 use crate::config::{RateRule, RuntimeConfig, TenantLimits};
@@ -150,7 +151,7 @@ impl TenantShared {
         let bucket = TokenBucket::share(request_rule(&limits), members, now);
         TenantShared {
             tenant: tenant.to_string(),
-            keyspace: crate::util::keyspace(tenant),
+            keyspace: tenant_keyspace(tenant),
             consensus,
             config,
             limits,
