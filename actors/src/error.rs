@@ -8,6 +8,7 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 use rsp_consensus::ConsensusError;
 use rsp_consensus::clock::{SystemClock, TimeSource};
+use rsp_policies::PolicyError;
 
 /// A per-tenant quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -137,6 +138,16 @@ impl From<ConsensusError> for ActorError {
             ConsensusError::BadRequest(m) => ActorError::InvalidInput(m),
             ConsensusError::ShuttingDown => ActorError::ShuttingDown,
             other => ActorError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<PolicyError> for ActorError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Consensus(c) => c.into(),
+            PolicyError::Conflict => ActorError::Contention("the policy store".into()),
+            other => ActorError::Internal(format!("policies: {other}")),
         }
     }
 }
