@@ -4,7 +4,7 @@
 //! (a write per request would cost more than the request). A cluster-wide
 //! limit of `rate` per second with burst `burst` becomes, on each of the `n`
 //! members, a bucket of `rate / n` per second and `max(burst / n, 1)`
-//! tokens. [`ClusterShare`] re-reads `n` from the Raft membership at most
+//! tokens. `ClusterShare` re-reads `n` from the Raft membership at most
 //! once a second, and buckets are rescaled when it changes.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

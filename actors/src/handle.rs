@@ -1,5 +1,5 @@
 //! [`TenantHandle`]: one tenant's services on this node, as the API calls
-//! them. The handle owns the tenant's [`Admission`] and gives each service
+//! them. The handle owns the tenant's `Admission` and gives each service
 //! a copy of it; the services never see the handle.
 
 use crate::admission::Admission;

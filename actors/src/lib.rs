@@ -33,7 +33,7 @@
 //!   of a tenant's keyspace; `codec`, `base64url`: how records and ids are
 //!   encoded.
 //! - [`metrics`], [`health`], [`config`], [`error`]; with the `testing`
-//!   feature, [`fault`] (faults injected into tenant actors).
+//!   feature, `fault` (faults injected into tenant actors).
 //!
 //! State that must survive a node lives in the replicated key-value store
 //! (the tenant's keyspace, `rsp_consensus::kv::tenant_keyspace`); actors hold

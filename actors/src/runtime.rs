@@ -1,7 +1,7 @@
 //! [`TenantRuntime`]: the node-level handle the API starts once and asks
 //! for tenants. Starting it wires the node's tenant machinery (the node
 //! supervisor, the directory, the watch dispatcher, the cluster-features
-//! task) into a [`TenantHost`]; each [`TenantHandle`] it gives out shares
+//! task) into a `TenantHost`; each [`TenantHandle`] it gives out shares
 //! that host.
 
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! [`SessionService`]: what the API calls for sessions of one tenant.
 //!
 //! Validation is a direct local read (no actor hop) under the rule in
-//! [`crate::read`]; creation and explicit touches go through the session
+//! `read`; creation and explicit touches go through the session
 //! manager (quota, one touch at a time); revocations are written here and
 //! return only once in force on every member (or fenced).
 

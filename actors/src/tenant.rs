@@ -1,7 +1,7 @@
-//! One incarnation of a tenant on one node ([`TenantShared`]): the state
-//! its actors, services and handles share, its children ([`Children`],
-//! [`ChildKind`]), its lifecycle ([`Phase`]) and admission to it (bounded
-//! in-flight calls and the requests-per-second quota, [`Permit`]).
+//! One incarnation of a tenant on one node (`TenantShared`): the state
+//! its actors, services and handles share, its children (`Children`,
+//! [`ChildKind`]), its lifecycle (`Phase`) and admission to it (bounded
+//! in-flight calls and the requests-per-second quota, `Permit`).
 //!
 //! An incarnation lives from the node supervisor starting the tenant until
 //! it stops (idle, degraded, shutdown); the next use starts a new one.
@@ -97,6 +97,8 @@ impl Children {
     }
 }
 
+/// One incarnation of a tenant on this node, shared by its actors,
+/// services and handles.
 pub(crate) struct TenantShared {
     pub tenant: String,
     pub keyspace: String,
