@@ -4,9 +4,9 @@
 
 use crate::admission::Admission;
 use crate::lockout::LockoutService;
-use crate::policy_service::PolicyService;
 use crate::rate_limit_service::RateLimitService;
 use crate::session_service::SessionService;
+use crate::tenant_policies::TenantPolicies;
 #[cfg(feature = "testing")]
 use crate::{error::ActorError, fault::Fault, tenant::ChildKind};
 
@@ -39,8 +39,8 @@ impl TenantHandle {
         LockoutService::new(self.admission.clone())
     }
 
-    pub fn policies(&self) -> PolicyService {
-        PolicyService::new(self.admission.clone())
+    pub fn policies(&self) -> TenantPolicies {
+        TenantPolicies::new(self.admission.clone())
     }
 
     /// Calls admitted and not yet answered for this tenant on this node.

@@ -15,9 +15,9 @@
 
 use rsp_consensus::kv::Key;
 
-use crate::base64url::b64url;
 use crate::error::ActorError;
 use crate::session::user_tag;
+use rsp_consensus::encoding::b64url;
 
 pub(crate) const SESSION_PREFIX: &[u8] = b"session/";
 pub(crate) const USER_SESSION_PREFIX: &[u8] = b"user_session/";

@@ -12,7 +12,7 @@
 //!   through Raft with TTLs, validated by a local read under the rule in
 //!   `read`, revoked everywhere before revoke returns), [`rate_limit_service`],
 //!   [`lockout`] (exact, durable failed-login lockout, CAS through Raft) and
-//!   [`policy_service`] (decisions on the tenant's published Cedar snapshot).
+//!   [`tenant_policies`] (decisions on the tenant's published Cedar snapshot).
 //! - The tenant's actors, each given what it needs by its supervisor and
 //!   publishing itself in an `actor_slot`: `session_manager` (live set,
 //!   quota, batched creations and touches, written by `session_writes`),
@@ -30,7 +30,7 @@
 //!   tenant actors; the [`features`] task); the runtime and every handle
 //!   share it.
 //! - [`session`]: session ids, handles and records; `keys`: the key layout
-//!   of a tenant's keyspace; `codec`, `base64url`: how records and ids are
+//!   of a tenant's keyspace; `codec`: how records are
 //!   encoded.
 //! - [`metrics`], [`health`], [`config`], [`error`]; with the `testing`
 //!   feature, `fault` (faults injected into tenant actors).
@@ -47,7 +47,6 @@
 
 pub(crate) mod actor_slot;
 pub(crate) mod admission;
-pub(crate) mod base64url;
 pub mod bucket;
 pub(crate) mod codec;
 pub mod config;
@@ -65,7 +64,6 @@ pub mod lockout;
 pub mod metrics;
 pub(crate) mod node_supervisor;
 pub(crate) mod policy_evaluator;
-pub mod policy_service;
 pub mod rate_limit_service;
 pub(crate) mod rate_limiter;
 pub(crate) mod read;
@@ -76,6 +74,7 @@ pub mod session_service;
 pub(crate) mod session_writes;
 pub(crate) mod supervisor;
 pub mod tenant;
+pub mod tenant_policies;
 
 pub use config::{
     KIND_LOGIN, KIND_TOKEN, LockoutPolicy, RateLimits, RateRule, RestartPolicy, RuntimeConfig,
@@ -88,7 +87,6 @@ pub use handle::TenantHandle;
 pub use health::{RuntimeHealth, TenantHealth, TenantStatus};
 pub use lockout::{AttemptGuard, LockoutService, LockoutStatus};
 pub use metrics::ActorMetrics;
-pub use policy_service::PolicyService;
 pub use rate_limit_service::RateLimitService;
 pub use runtime::TenantRuntime;
 pub use session::{Revocation, Session, SessionHandle, SessionId, SessionInfo};
@@ -96,3 +94,4 @@ pub use session_service::SessionService;
 #[cfg(feature = "testing")]
 pub use session_writes::legacy_session_txn;
 pub use tenant::ChildKind;
+pub use tenant_policies::TenantPolicies;

@@ -13,7 +13,7 @@
 //!   (`RwLock<Option<Arc<Snapshot>>>`) shared with the tenant's handles; a
 //!   reload replaces it with one pointer swap, so a decision uses the old
 //!   state or the new one, never a mix.
-//! - **Decide** (`PolicyService::snapshot`): admission (the in-flight
+//! - **Decide** (`TenantPolicies::snapshot`): admission (the in-flight
 //!   bound; decisions are not charged to the requests-per-second quota), then the
 //!   freshness gate ([`SnapshotSource::ensure_fresh`]), then one local
 //!   read of the applied head revision; if the published snapshot matches,

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::base64url::{b64url, is_b64url};
 use crate::error::ActorError;
+use rsp_consensus::encoding::{b64url, is_b64url};
 
 const ID_BYTES: usize = 16;
 /// The random part of an id, and the hash part of a handle.

@@ -16,7 +16,8 @@
 //! - [`tls`]: mutual TLS for peer links.
 //! - [`metrics`], [`tasks`]: Prometheus gauges and background jobs.
 //! - [`check_quorum`]: a leader cut off from a quorum lets another lead.
-//! - [`clock`]: the node's one wall clock, injectable for tests.
+//! - [`clock`]: the node's one wall clock, injectable for tests;
+//!   [`encoding`]: the one base64url of ids in keys and tokens.
 //!
 //! The data model (transactions, compares, TTLs, watch events) is defined in
 //! `rsp_storage::kv` and re-exported here as [`kv`]: callers above this crate
@@ -28,6 +29,7 @@
 pub(crate) mod batcher;
 pub mod check_quorum;
 pub mod clock;
+pub mod encoding;
 pub mod error;
 pub(crate) mod forwarder;
 pub mod membership;

@@ -217,13 +217,7 @@ pub fn random_token(n: usize) -> String {
     URL_SAFE_NO_PAD.encode(bytes.as_slice())
 }
 
-pub fn b64url(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-pub fn b64url_decode(text: &str) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(text).ok()
-}
+pub use rsp_consensus::encoding::{b64url, b64url_decode};
 
 /// Constant-time equality of two byte strings.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {

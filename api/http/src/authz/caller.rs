@@ -17,7 +17,6 @@ use std::time::Instant;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use base64::Engine;
 use rsp_consensus::Consistency;
 use rsp_policies::{AdminAction, AdminPrincipal, AdminResource};
 
@@ -136,9 +135,7 @@ pub struct AdminCaller {
 /// tenant whose keys then verify it).
 fn claimed_tenant(token: &str, public_url: &str) -> Option<String> {
     let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .ok()?;
+    let bytes = rsp_consensus::encoding::b64url_decode(payload)?;
     let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let iss = claims.get("iss")?.as_str()?;
     let tenant = iss.strip_prefix(public_url)?.strip_prefix("/t/")?;

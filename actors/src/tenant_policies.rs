@@ -1,4 +1,6 @@
-//! [`PolicyService`]: authorization decisions for one tenant. A decision
+//! [`TenantPolicies`]: authorization decisions for one tenant (what a
+//! tenant handle gives as `policies()`; `rsp_policies::PolicyService` is
+//! the same job for a node without tenant actors). A decision
 //! reads the snapshot the tenant's policy evaluator publishes, directly
 //! (see `policy_evaluator` for how it is loaded, reloaded and published);
 //! only a snapshot behind this node's applied state costs a call to the
@@ -16,13 +18,13 @@ use crate::tenant::Metered;
 
 /// Authorization decisions for one tenant.
 #[derive(Clone)]
-pub struct PolicyService {
+pub struct TenantPolicies {
     admission: Admission,
 }
 
-impl PolicyService {
+impl TenantPolicies {
     pub(crate) fn new(admission: Admission) -> Self {
-        PolicyService { admission }
+        TenantPolicies { admission }
     }
 
     /// The snapshot a request that arrived at `started` must be decided on:
