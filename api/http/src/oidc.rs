@@ -40,7 +40,9 @@ pub mod pages;
 pub mod par;
 pub mod passkeys;
 pub mod revocation;
+pub mod second_factors;
 pub mod tenant;
+pub mod tenant_runtime;
 pub mod token_endpoint;
 pub mod userinfo;
 

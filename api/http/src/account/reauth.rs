@@ -12,9 +12,10 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::account::{base, form, redirect, signed_in};
-use crate::oidc::browser_session::{ACR_PASSWORD, ActiveSession, Browser, start_session};
+use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
 use crate::oidc::csrf::Csrf;
 use crate::oidc::login::{BAD_CREDENTIALS, LOCKED, lockout_key};
+use crate::oidc::mfa::ACR_PASSWORD;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 

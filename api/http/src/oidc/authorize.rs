@@ -26,13 +26,13 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::browser_session::{ACR_MFA, ActiveSession, Browser, current_session};
+use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
 use crate::oidc::consent;
 use crate::oidc::csrf::{Csrf, seal};
 use crate::oidc::error::{OAuthError, OAuthErrorCode};
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::id_token_hint;
-use crate::oidc::mfa;
+use crate::oidc::mfa::{self, ACR_MFA};
 use crate::oidc::pages::{LoginPage, Page, PageError};
 use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;

@@ -14,10 +14,10 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
 use crate::oidc::authorize::{Continuation, render_login};
-use crate::oidc::browser_session::{ACR_MFA, ActiveSession, Browser, current_session};
+use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::http::{Params, is_form};
-use crate::oidc::mfa;
+use crate::oidc::mfa::{self, ACR_MFA};
 use crate::oidc::pages::{
     DeviceCodePage, DeviceConfirmPage, DeviceDonePage, Page, PageError, ScopeLine,
 };

@@ -29,16 +29,15 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::oidc::authorize::{Continuation, LOGIN_FLOW, proceed, render_login, resolve};
-use crate::oidc::browser_session::{
-    ACR_MFA, ACR_PASSWORD, ActiveSession, Browser, FactorKind, TotpCheck, start_session,
-};
+use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::device_page;
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::login_enrol;
-use crate::oidc::mfa::{self, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP};
+use crate::oidc::mfa::{self, ACR_MFA, ACR_PASSWORD, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP};
 use crate::oidc::pages::{Page, PageError, TotpPage};
 use crate::oidc::passkeys;
+use crate::oidc::second_factors::{FactorKind, FactorStoreError, TotpCheck};
 use crate::state::AppState;
 use rsp_identity::users::User;
 
@@ -57,7 +56,7 @@ pub(crate) struct MfaTicket {
 }
 
 /// A factor store failure: logged, and a generic page (no detail leaks).
-fn factor_unavailable(e: crate::oidc::browser_session::FactorError) -> PageError {
+fn factor_unavailable(e: FactorStoreError) -> PageError {
     tracing::warn!(error = %e, "second-factor store unavailable");
     PageError::unavailable(
         "The second-factor check is briefly unavailable. Try again in a moment.",

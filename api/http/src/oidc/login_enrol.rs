@@ -23,10 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::account::totp::{codes_page, enrol_page};
 use crate::oidc::authorize::Continuation;
-use crate::oidc::browser_session::{ACR_MFA, Browser, current_session, start_session};
+use crate::oidc::browser_session::{Browser, current_session, start_session};
 use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::login::{MfaTicket, continue_flow};
-use crate::oidc::mfa::{AMR_PASSWORD, AMR_TOTP};
+use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_TOTP};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 use rsp_identity::factors::{FactorError, TotpEnrolment};

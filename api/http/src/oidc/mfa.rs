@@ -24,11 +24,13 @@ use rsp_policies::DecisionRequest;
 use rsp_policies::cedar_policy::Decision;
 use rsp_policies::evaluate::uid;
 
-pub use crate::oidc::browser_session::{ACR_MFA, ACR_PASSWORD};
-
 use crate::oidc::pages::PageError;
 use crate::state::AppState;
 use rsp_identity::mfa_policy::{MFA_ACTION, MfaMode};
+
+/// `acr` of a password login, and of one with a second factor.
+pub const ACR_PASSWORD: &str = "urn:rsp:acr:pwd";
+pub const ACR_MFA: &str = "urn:rsp:acr:mfa";
 
 pub const AMR_PASSWORD: &str = "pwd";
 pub const AMR_TOTP: &str = "otp";
