@@ -18,9 +18,8 @@ use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::mfa::{self, ACR_MFA};
-use crate::oidc::pages::{
-    DeviceCodePage, DeviceConfirmPage, DeviceDonePage, Page, PageError, ScopeLine,
-};
+use crate::oidc::pages::templates::{DeviceCodePage, DeviceConfirmPage, DeviceDonePage, ScopeLine};
+use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 
 const DEVICE_TICKET: &str = "device";

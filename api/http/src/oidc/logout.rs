@@ -26,7 +26,8 @@ use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::error::OAuthErrorCode;
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::id_token_hint;
-use crate::oidc::pages::{LogoutConfirmPage, Page, PageError, SignedOutPage};
+use crate::oidc::pages::templates::{LogoutConfirmPage, SignedOutPage};
+use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 use rsp_identity::clients::ClientError;
 
