@@ -31,10 +31,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use rsp_actors::TenantHandle;
 
-use crate::oidc::authorize::{Continuation, render_login};
 use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf};
 use crate::oidc::http::{Params, is_form};
+use crate::oidc::login_page::{Continuation, render_login};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 

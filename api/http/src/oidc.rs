@@ -21,6 +21,7 @@
 //!   headers, error pages).
 
 pub mod authorize;
+pub mod authz_request;
 pub mod browser_session;
 pub mod client;
 pub mod consent;
@@ -34,6 +35,7 @@ pub mod id_token_hint;
 pub mod introspection;
 pub mod login;
 pub mod login_enrol;
+pub mod login_page;
 pub mod logout;
 pub mod mfa;
 pub mod pages;

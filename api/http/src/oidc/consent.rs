@@ -1,20 +1,17 @@
 //! Consent for clients registered with `require_consent` (and for
-//! `prompt=consent`): the page with a `decision` button (`allow` / `deny`),
-//! its `POST {issuer}/consent`, and the scopes a user granted a client,
-//! remembered so the page is shown again only for new scopes.
-//!
-//! Records (tenant keyspace): `consent/<user id>/<client id>` -> the granted
-//! scopes (JSON), written through Raft.
+//! `prompt=consent`): the page with a `decision` button (`allow` / `deny`)
+//! and its `POST {issuer}/consent`. What a user granted a client is kept by
+//! [`rsp_identity::consents`], so the page is shown again only for new
+//! scopes.
 
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use rsp_consensus::kv::{Key, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::authorize::{AuthzRequest, issue_code, resolve};
+use crate::oidc::authz_request::{AuthzRequest, issue_code, resolve};
 use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::error::OAuthErrorCode;
@@ -22,16 +19,8 @@ use crate::oidc::http::{Params, is_form};
 use crate::oidc::pages::templates::{ConsentPage, ScopeLine};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
-use rsp_consensus::kv::tenant_keyspace;
-use rsp_identity::oauth::services::get_confirmed;
 
 const CONSENT_TICKET: &str = "consent";
-
-#[derive(Serialize, Deserialize)]
-struct Granted {
-    scopes: Vec<String>,
-    updated_at_ms: u64,
-}
 
 /// What the consent form carries: the request, and the session it was
 /// shown to (a form rendered for one session is no good in another).
@@ -39,55 +28,6 @@ struct Granted {
 struct Ticket {
     params: BTreeMap<String, String>,
     sid: String,
-}
-
-fn key(tenant: &str, user_id: &str, client_id: &str) -> Key {
-    Key::new(
-        tenant_keyspace(tenant),
-        format!("consent/{user_id}/{client_id}").into_bytes(),
-    )
-}
-
-/// The scopes `user_id` granted `client_id` so far.
-pub async fn granted(
-    state: &AppState,
-    tenant: &str,
-    user_id: &str,
-    client_id: &str,
-) -> Result<Vec<String>, PageError> {
-    match get_confirmed(&state.consensus, &key(tenant, user_id, client_id)).await? {
-        Some(kv) => Ok(serde_json::from_slice::<Granted>(&kv.value)
-            .map_err(PageError::internal)?
-            .scopes),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// Add `scope` to what `user_id` granted `client_id`.
-async fn remember(
-    state: &AppState,
-    tenant: &str,
-    user_id: &str,
-    client_id: &str,
-    scope: &str,
-) -> Result<(), PageError> {
-    let mut scopes = granted(state, tenant, user_id, client_id).await?;
-    for s in scope.split(' ').filter(|s| !s.is_empty()) {
-        if !scopes.iter().any(|g| g == s) {
-            scopes.push(s.to_string());
-        }
-    }
-    let record = Granted {
-        scopes,
-        updated_at_ms: state.clock().now_ms(),
-    };
-    let txn = Txn::ops(vec![TxnOp::Put {
-        key: key(tenant, user_id, client_id),
-        value: serde_json::to_vec(&record).map_err(PageError::internal)?,
-        ttl_ms: None,
-    }]);
-    state.consensus.txn(txn).await?;
-    Ok(())
 }
 
 /// The consent page for `req`, shown to `session`'s user.
@@ -154,14 +94,16 @@ pub async fn post(
     };
     match form.get("decision") {
         Some("allow") => {
-            remember(
-                &state,
-                &b.tenant.id,
-                &session.user.id,
-                &req.client.client_id,
-                req.scope(),
-            )
-            .await?;
+            state
+                .identity
+                .consents
+                .grant(
+                    &b.tenant.id,
+                    &session.user.id,
+                    &req.client.client_id,
+                    req.scope(),
+                )
+                .await?;
             issue_code(&state, &b, &req, &session, true).await
         }
         Some("deny") => Ok(req.error(

@@ -13,10 +13,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::authorize::{Continuation, render_login};
 use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::http::{Params, is_form};
+use crate::oidc::login_page::{Continuation, render_login};
 use crate::oidc::mfa::{self, ACR_MFA};
 use crate::oidc::pages::templates::{DeviceCodePage, DeviceConfirmPage, DeviceDonePage, ScopeLine};
 use crate::oidc::pages::{Page, PageError};

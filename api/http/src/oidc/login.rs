@@ -28,12 +28,14 @@ use rsp_actors::{ActorError, TenantHandle};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::oidc::authorize::{Continuation, LOGIN_FLOW, proceed, render_login, resolve};
+use crate::oidc::authorize::proceed;
+use crate::oidc::authz_request::resolve;
 use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::device_page;
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::login_enrol;
+use crate::oidc::login_page::{Continuation, LOGIN_FLOW, render_login};
 use crate::oidc::mfa::{self, ACR_MFA, ACR_PASSWORD, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP};
 use crate::oidc::pages::templates::TotpPage;
 use crate::oidc::pages::{Page, PageError};

@@ -22,10 +22,10 @@ use rsp_actors::TenantHandle;
 use serde::{Deserialize, Serialize};
 
 use crate::account::totp::{codes_page, enrol_page};
-use crate::oidc::authorize::Continuation;
 use crate::oidc::browser_session::{Browser, current_session, start_session};
 use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::login::{MfaTicket, continue_flow};
+use crate::oidc::login_page::Continuation;
 use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_TOTP};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;

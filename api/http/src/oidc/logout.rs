@@ -20,7 +20,7 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::authorize::with_query;
+use crate::oidc::authz_request::with_query;
 use crate::oidc::browser_session::{Browser, SESSION_COOKIE, current_session};
 use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::error::OAuthErrorCode;

@@ -30,11 +30,11 @@ use axum::http::{HeaderMap, StatusCode};
 use rsp_actors::{ActorError, TenantHandle};
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::authorize::{Continuation, LOGIN_FLOW};
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::{CSRF_COOKIE, CSRF_FIELD, Csrf, seal, unseal};
 use crate::oidc::http::{Params, is_form};
 use crate::oidc::login::{LOCKED, finish, lockout_key};
+use crate::oidc::login_page::{Continuation, LOGIN_FLOW};
 use crate::oidc::mfa::ACR_MFA;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;

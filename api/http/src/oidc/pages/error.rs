@@ -1,6 +1,6 @@
 //! [`PageError`]: an error answered as a page (never a redirect), and the
 //! mapping of the errors the pages meet (OAuth errors, tenant actor errors,
-//! consensus errors) to it. 5xx pages stay generic; the detail goes to the
+//! consent records, consensus errors) to it. 5xx pages stay generic; the detail goes to the
 //! log.
 
 use std::time::Duration;
@@ -13,6 +13,7 @@ use rsp_actors::ActorError;
 use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse};
 use crate::oidc::pages::Page;
 use crate::oidc::pages::templates::ErrorPage;
+use rsp_identity::consents::ConsentError;
 
 /// An error shown as a page (never a redirect): unknown client, bad
 /// redirect URI, forged form, unavailable service...
@@ -154,6 +155,15 @@ impl From<ActorError> for PageError {
                 "Your session ended. Start again from the application.",
             ),
             other => PageError::internal(other),
+        }
+    }
+}
+
+impl From<ConsentError> for PageError {
+    fn from(e: ConsentError) -> Self {
+        match e {
+            ConsentError::Consensus(e) => e.into(),
+            ConsentError::Corrupt(detail) => PageError::internal(detail),
         }
     }
 }
