@@ -13,28 +13,24 @@
 //! - `GET|POST {issuer}/account/passkeys`: list, add and remove passkeys
 //!   and security keys ([`passkeys`]).
 //!
-//! Every change needs a recent sign-in ([`RECENT_AUTH`]: the session's
-//! `auth_time`); an older session is asked for the password first, which
-//! renews the session. Every form carries the anti-forgery token.
+//! Every handler takes the browser's session through [`signed_in`] (no
+//! session: the login form, which leads back here). Every change needs a
+//! recent sign-in ([`RECENT_AUTH`]: the session's `auth_time`); an older
+//! session is asked for the password first, which renews the session.
+//! Every form carries the anti-forgery token.
 
 pub mod overview;
 pub mod passkeys;
 pub mod reauth;
+pub mod signed_in;
 pub mod totp;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use rsp_actors::TenantHandle;
 
-use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
-use crate::oidc::csrf::{CSRF_FIELD, Csrf};
-use crate::oidc::http::{Params, is_form};
-use crate::oidc::login_page::{Continuation, render_login};
+use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 
@@ -62,35 +58,13 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `/t/{tenant}/account` (the path, for links and forms).
-pub fn base(b: &Browser) -> String {
-    format!("/t/{}/account", b.tenant.id)
+pub fn base(browser: &Browser) -> String {
+    format!("/t/{}/account", browser.tenant.id)
 }
 
 /// A redirect (after a POST) to `{issuer}/account{rest}`.
-pub fn redirect(b: &Browser, rest: &str) -> Page {
-    Page::redirect(b.tenant.endpoint(&format!("/account{rest}")), true)
-}
-
-/// The signed-in user, or (`Err(page)`) the login form that leads back to
-/// the account pages.
-pub async fn signed_in(
-    state: &AppState,
-    b: &Browser,
-) -> Result<Result<(TenantHandle, ActiveSession), Page>, PageError> {
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    match current_session(state, b, &h).await? {
-        Some(s) => Ok(Ok((h, s))),
-        None => Ok(Err(render_login(
-            state,
-            b,
-            &Continuation::Account,
-            None,
-            None,
-            "",
-            None,
-            StatusCode::OK,
-        )?)),
-    }
+pub fn redirect(browser: &Browser, rest: &str) -> Page {
+    Page::redirect(browser.tenant.endpoint(&format!("/account{rest}")), true)
 }
 
 /// Whether the user has any second factor (TOTP or a passkey): recovery
@@ -121,21 +95,6 @@ pub async fn has_factor(state: &AppState, tenant: &str, user: &str) -> Result<bo
 /// Whether `session` signed in (or re-entered its password) recently.
 pub fn is_recent(state: &AppState, session: &ActiveSession) -> bool {
     state.clock().now_secs().saturating_sub(session.auth_time) <= RECENT_AUTH.as_secs()
-}
-
-/// A posted form, its anti-forgery token checked.
-pub fn form(
-    state: &AppState,
-    b: &Browser,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<BTreeMap<String, String>, PageError> {
-    if !is_form(headers) {
-        return Err(PageError::bad_request("The form was not sent as a form."));
-    }
-    let form = Params::parse(body)?.into_map();
-    Csrf::verify(state, b, form.get(CSRF_FIELD).map(String::as_str))?;
-    Ok(form)
 }
 
 /// A civil UTC date (`YYYY-MM-DD`) of a time in milliseconds.

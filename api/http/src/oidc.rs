@@ -22,6 +22,7 @@
 
 pub mod authorize;
 pub mod authz_request;
+pub mod browser_form;
 pub mod browser_session;
 pub mod client;
 pub mod consent;

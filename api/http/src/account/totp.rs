@@ -10,14 +10,14 @@
 //! [`enrol_page`] and [`codes_page`] are shared with enrolment during
 //! sign-in ([`crate::oidc::login_enrol`]).
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use qrcode::QrCode;
 use qrcode::render::svg;
 use serde::{Deserialize, Serialize};
 
-use crate::account::{base, form, is_recent, reauth, redirect, signed_in};
+use crate::account::signed_in::{SignedIn, SignedInForm};
+use crate::account::{base, is_recent, reauth, redirect};
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::{Csrf, seal, unseal};
 use crate::oidc::pages::templates::{RecoveryCodesPage, TotpEnrolPage};
@@ -55,7 +55,7 @@ pub fn qr_svg(uri: &str) -> Result<String, PageError> {
 #[allow(clippy::too_many_arguments)]
 pub fn enrol_page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     enrolment: &TotpEnrolment,
     required: bool,
     action: &str,
@@ -64,7 +64,7 @@ pub fn enrol_page(
     back: Option<&str>,
     status: StatusCode,
 ) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, b)?;
+    let csrf = Csrf::for_page(state, browser)?;
     let qr = qr_svg(&enrolment.uri)?;
     let page = Page::render(
         status,
@@ -86,13 +86,13 @@ pub fn enrol_page(
 /// A new set of recovery codes, shown once.
 pub fn codes_page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     codes: &NewCodes,
     action: Option<&str>,
     fields: Vec<(&str, &str)>,
     back: Option<&str>,
 ) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, b)?;
+    let csrf = Csrf::for_page(state, browser)?;
     let page = Page::render(
         StatusCode::OK,
         &RecoveryCodesPage {
@@ -115,15 +115,16 @@ fn unavailable(e: impl std::fmt::Display) -> PageError {
 }
 
 /// `GET {issuer}/account/mfa/totp`.
-pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, PageError> {
-    let (_, session) = match signed_in(&state, &b).await? {
-        Ok(s) => s,
-        Err(login) => return Ok(login),
-    };
+pub async fn get(
+    State(state): State<AppState>,
+    SignedIn {
+        browser, session, ..
+    }: SignedIn,
+) -> Result<Page, PageError> {
     if !is_recent(&state, &session) {
         return reauth::page(
             &state,
-            &b,
+            &browser,
             &session,
             reauth::Next::Totp,
             None,
@@ -134,9 +135,9 @@ pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, Page
         .identity
         .factors
         .begin_totp(
-            &b.tenant.id,
+            &browser.tenant.id,
             &session.user.id,
-            &b.tenant.id,
+            &browser.tenant.id,
             &session.user.username,
             state.clock().now_ms(),
         )
@@ -146,17 +147,17 @@ pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, Page
         user_id: session.user.id.clone(),
         pending: enrolment.id.clone(),
     };
-    let sealed = seal(&state, &b, PURPOSE, &ticket)?;
-    let action = format!("{}/mfa/totp", base(&b));
+    let sealed = seal(&state, &browser, PURPOSE, &ticket)?;
+    let action = format!("{}/mfa/totp", base(&browser));
     enrol_page(
         &state,
-        &b,
+        &browser,
         &enrolment,
         false,
         &action,
         vec![(ENROLMENT, &sealed)],
         None,
-        Some(&base(&b)),
+        Some(&base(&browser)),
         StatusCode::OK,
     )
 }
@@ -164,26 +165,29 @@ pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, Page
 /// `POST {issuer}/account/mfa/totp`: the first code.
 pub async fn post(
     State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
+    SignedInForm {
+        signed_in: SignedIn {
+            browser, session, ..
+        },
+        fields,
+    }: SignedInForm,
 ) -> Result<Page, PageError> {
-    let form = form(&state, &b, &headers, &body)?;
-    let (_, session) = match signed_in(&state, &b).await? {
-        Ok(s) => s,
-        Err(login) => return Ok(login),
-    };
-    let ticket: Ticket = unseal(&state, &b, PURPOSE, form.get(ENROLMENT).map(String::as_str))?;
+    let ticket: Ticket = unseal(
+        &state,
+        &browser,
+        PURPOSE,
+        fields.get(ENROLMENT).map(String::as_str),
+    )?;
     if ticket.user_id != session.user.id {
         return Err(PageError::forged());
     }
-    let tenant = &b.tenant.id;
+    let tenant = &browser.tenant.id;
     let user = &session.user;
-    let code: String = form
+    let code: String = fields
         .get("totp")
         .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
         .unwrap_or_default();
-    let back = base(&b);
+    let back = base(&browser);
     match state
         .identity
         .factors
@@ -207,10 +211,10 @@ pub async fn post(
                     FactorError::NotFound => expired(),
                     e => unavailable(e),
                 })?;
-            let sealed = seal(&state, &b, PURPOSE, &ticket)?;
+            let sealed = seal(&state, &browser, PURPOSE, &ticket)?;
             return enrol_page(
                 &state,
-                &b,
+                &browser,
                 &enrolment,
                 false,
                 &format!("{back}/mfa/totp"),
@@ -230,7 +234,7 @@ pub async fn post(
         .await
         .map_err(unavailable)?;
     if remaining > 0 {
-        return Ok(redirect(&b, "?done=totp"));
+        return Ok(redirect(&browser, "?done=totp"));
     }
     let codes = state
         .identity
@@ -238,7 +242,7 @@ pub async fn post(
         .generate(tenant, &user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
-    codes_page(&state, &b, &codes, None, Vec::new(), Some(&back))
+    codes_page(&state, &browser, &codes, None, Vec::new(), Some(&back))
 }
 
 fn expired() -> PageError {

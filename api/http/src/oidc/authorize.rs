@@ -20,15 +20,15 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
 use crate::oidc::authz_request::{AuthzRequest, issue_code, resolve};
+use crate::oidc::browser_form::PostedForm;
 use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
 use crate::oidc::consent;
 use crate::oidc::error::OAuthErrorCode;
-use crate::oidc::http::{Params, is_form};
+use crate::oidc::http::Params;
 use crate::oidc::id_token_hint;
 use crate::oidc::login_page::{Continuation, render_login};
 use crate::oidc::mfa::{self, ACR_MFA};
@@ -38,42 +38,31 @@ use crate::state::AppState;
 /// `GET {issuer}/authorize`.
 pub async fn get(
     State(state): State<AppState>,
-    b: Browser,
+    browser: Browser,
     RawQuery(query): RawQuery,
 ) -> Result<Page, PageError> {
     let params = Params::parse(query.unwrap_or_default().as_bytes())?;
-    authorize(&state, &b, params.into_map(), false).await
+    authorize(&state, &browser, params.into_map(), false).await
 }
 
 /// `POST {issuer}/authorize` (a form, OIDC Core section 3.1.2.1).
-pub async fn post(
-    State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Page, PageError> {
-    if !is_form(&headers) {
-        return Err(PageError::bad_request(
-            "The request must be a form (application/x-www-form-urlencoded).",
-        ));
-    }
-    let params = Params::parse(&body)?;
-    authorize(&state, &b, params.into_map(), true).await
+pub async fn post(State(state): State<AppState>, form: PostedForm) -> Result<Page, PageError> {
+    authorize(&state, &form.browser, form.fields, true).await
 }
 
 async fn authorize(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     params: BTreeMap<String, String>,
     after_post: bool,
 ) -> Result<Page, PageError> {
-    let req = match resolve(state, &b.tenant, params, true, after_post).await? {
+    let req = match resolve(state, &browser.tenant, params, true, after_post).await? {
         Ok(req) => req,
         Err(redirect) => return Ok(redirect),
     };
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    let session = current_session(state, b, &h).await?;
-    proceed(state, b, req, session, false, after_post).await
+    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let session = current_session(state, browser, &actors).await?;
+    proceed(state, browser, req, session, false, after_post).await
 }
 
 /// Take a resolved request on from the browser's `session`: login, consent,
@@ -81,13 +70,13 @@ async fn authorize(
 /// so `prompt=login`, `max_age` and the hint are satisfied.
 pub async fn proceed(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     req: AuthzRequest,
     session: Option<ActiveSession>,
     fresh_login: bool,
     after_post: bool,
 ) -> Result<Page, PageError> {
-    let t = &b.tenant;
+    let t = &browser.tenant;
     let prompt = req.prompt();
     let mut login_needed = session.is_none();
     if !fresh_login {
@@ -146,7 +135,7 @@ pub async fn proceed(
                 after_post,
             ));
         }
-        _ => return login_page(state, b, &req, &prefill, None, StatusCode::OK),
+        _ => return login_page(state, browser, &req, &prefill, None, StatusCode::OK),
     };
     if prompt.consent || req.client.require_consent {
         let covered = state
@@ -163,16 +152,16 @@ pub async fn proceed(
                     after_post,
                 ));
             }
-            return consent::page(state, b, &req, &session);
+            return consent::page(state, browser, &req, &session);
         }
     }
-    issue_code(state, b, &req, &session, after_post).await
+    issue_code(state, browser, &req, &session, after_post).await
 }
 
 /// The login page for `req`.
 pub fn login_page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     req: &AuthzRequest,
     username: &str,
     error: Option<&str>,
@@ -183,7 +172,7 @@ pub fn login_page(
     };
     render_login(
         state,
-        b,
+        browser,
         &flow,
         Some(req.client_name()),
         Some(req.redirect_uri()),

@@ -211,12 +211,12 @@ pub async fn resolve(
 /// Issue a code for `req` to the session's user and send the browser back.
 pub async fn issue_code(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     req: &AuthzRequest,
     session: &ActiveSession,
     after_post: bool,
 ) -> Result<Page, PageError> {
-    let t = &b.tenant;
+    let t = &browser.tenant;
     let grant = CodeGrant {
         client_id: req.client.client_id.clone(),
         redirect_uri: req.redirect_uri().to_string(),

@@ -6,16 +6,15 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::oidc::authz_request::{AuthzRequest, issue_code, resolve};
+use crate::oidc::browser_form::BrowserForm;
 use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
-use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
+use crate::oidc::csrf::{Csrf, seal, unseal};
 use crate::oidc::error::OAuthErrorCode;
-use crate::oidc::http::{Params, is_form};
 use crate::oidc::pages::templates::{ConsentPage, ScopeLine};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
@@ -33,14 +32,14 @@ struct Ticket {
 /// The consent page for `req`, shown to `session`'s user.
 pub fn page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     req: &AuthzRequest,
     session: &ActiveSession,
 ) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, b)?;
+    let csrf = Csrf::for_page(state, browser)?;
     let ticket = seal(
         state,
-        b,
+        browser,
         CONSENT_TICKET,
         &Ticket {
             params: req.params.clone(),
@@ -63,22 +62,11 @@ pub fn page(
 
 /// `POST {issuer}/consent`: `decision=allow` issues the code (and remembers
 /// the scopes), `decision=deny` sends `access_denied` back to the client.
-pub async fn post(
-    State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Page, PageError> {
-    if !is_form(&headers) {
-        return Err(PageError::bad_request(
-            "The consent form was not sent as a form.",
-        ));
-    }
-    let form = Params::parse(&body)?;
-    Csrf::verify(&state, &b, form.get(CSRF_FIELD))?;
-    let ticket: Ticket = unseal(&state, &b, CONSENT_TICKET, form.get("ticket"))?;
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    let session = current_session(&state, &b, &h)
+pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Page, PageError> {
+    let browser = &form.browser;
+    let ticket: Ticket = unseal(&state, browser, CONSENT_TICKET, form.field("ticket"))?;
+    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let session = current_session(&state, browser, &actors)
         .await?
         .filter(|s| s.handle() == ticket.sid)
         .ok_or_else(|| {
@@ -88,26 +76,26 @@ pub async fn post(
                 "Your session ended before you decided. Start again from the application.",
             )
         })?;
-    let req = match resolve(&state, &b.tenant, ticket.params, false, true).await? {
+    let req = match resolve(&state, &browser.tenant, ticket.params, false, true).await? {
         Ok(req) => req,
         Err(redirect) => return Ok(redirect),
     };
-    match form.get("decision") {
+    match form.field("decision") {
         Some("allow") => {
             state
                 .identity
                 .consents
                 .grant(
-                    &b.tenant.id,
+                    &browser.tenant.id,
                     &session.user.id,
                     &req.client.client_id,
                     req.scope(),
                 )
                 .await?;
-            issue_code(&state, &b, &req, &session, true).await
+            issue_code(&state, browser, &req, &session, true).await
         }
         Some("deny") => Ok(req.error(
-            &b.tenant,
+            &browser.tenant,
             OAuthErrorCode::AccessDenied,
             "the user refused access",
             true,
