@@ -86,7 +86,7 @@ pub async fn has_factor(state: &AppState, tenant: &str, user: &str) -> Result<bo
     if !enrolled.is_empty() {
         return Ok(true);
     }
-    crate::oidc::passkeys::passkeys(state)
+    crate::oidc::passkey_ceremony::passkeys(state)
         .has_passkeys(tenant, user)
         .await
         .map_err(|e| unavailable(&e))

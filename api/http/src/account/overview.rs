@@ -12,10 +12,10 @@ use serde::Deserialize;
 
 use crate::account::reauth::{self, Next};
 use crate::account::signed_in::{SignedIn, SignedInForm};
-use crate::account::totp::codes_page;
 use crate::account::{base, date, has_factor, is_recent, redirect};
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::csrf::Csrf;
+use crate::oidc::enrolment_pages::codes_page;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 use rsp_identity::factors::FactorError;

@@ -18,8 +18,9 @@ use crate::account::signed_in::{SignedIn, SignedInForm, ToAccount};
 use crate::account::{base, date, is_recent};
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::csrf::Csrf;
+use crate::oidc::pages::templates::PasskeyPage;
 use crate::oidc::pages::{Page, PageError};
-use crate::oidc::passkeys::{PasskeyPage, binding, failure, nonce, passkeys, start_error};
+use crate::oidc::passkey_ceremony::{binding, ceremony_page, failure, passkeys, start_error};
 use crate::state::AppState;
 use rsp_identity::webauthn::{PasskeyError, PasskeyInfo};
 
@@ -160,12 +161,12 @@ pub async fn post(
                 Err(e) => return Err(start_error(e)),
             };
             let options = serde_json::to_string(&options).map_err(PageError::internal)?;
-            let csrf = Csrf::for_page(&state, browser)?;
             let action = action_path(browser);
-            let nonce = nonce();
-            let page = Page::render(
+            ceremony_page(
+                &state,
+                browser,
                 StatusCode::OK,
-                &PasskeyPage {
+                PasskeyPage {
                     title: if security_key {
                         "Add a security key"
                     } else {
@@ -180,18 +181,17 @@ pub async fn post(
                     mode: "create",
                     action: &action,
                     options: &options,
-                    csrf: csrf.token(),
+                    csrf: "",
                     ceremony: &ceremony,
                     fields: vec![("action", "finish")],
                     error: None,
                     totp_ticket: None,
                     login_action: "",
                     back: Some(&action),
-                    nonce: &nonce,
+                    nonce: "",
                 },
+                None,
             )
-            .script_nonce(&nonce);
-            Ok(csrf.apply(page))
         }
         "finish" => {
             let bound = binding(&state, browser, &ceremony_step(session))?;

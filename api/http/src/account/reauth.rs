@@ -1,12 +1,12 @@
 //! Re-authentication for account changes: `POST {issuer}/account/reauth`
 //! with the password (and the anti-forgery token). The attempt goes
-//! through the cluster-wide lockout like a login; success renews the
+//! through the cluster-wide lockout like a login
+//! ([`crate::oidc::lockout`]); success renews the
 //! session (a new id and `auth_time`, the same `amr` and `acr`: the
 //! factors it was established with still hold) and goes on to `next`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use rsp_actors::ActorError;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -14,7 +14,7 @@ use crate::account::signed_in::{SignedIn, SignedInForm};
 use crate::account::{base, redirect};
 use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
 use crate::oidc::csrf::Csrf;
-use crate::oidc::login::{BAD_CREDENTIALS, LOCKED, lockout_key};
+use crate::oidc::lockout::{BAD_CREDENTIALS, LOCKED, LOCKED_RETRY_AFTER, begin_attempt};
 use crate::oidc::mfa::{ACR_PASSWORD, AMR_PASSWORD};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
@@ -115,24 +115,16 @@ pub async fn post(
             StatusCode::BAD_REQUEST,
         );
     }
-    let attempt = match actors
-        .lockout()
-        .begin_attempt(&lockout_key(&session.user.username))
-        .await
-    {
-        Ok(a) => a,
-        Err(ActorError::Locked { .. }) => {
-            return Ok(page(
-                &state,
-                &browser,
-                &session,
-                next,
-                Some(LOCKED),
-                StatusCode::TOO_MANY_REQUESTS,
-            )?
-            .retry_after(std::time::Duration::from_secs(60)));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(attempt) = begin_attempt(&actors, &session.user.username).await? else {
+        return Ok(page(
+            &state,
+            &browser,
+            &session,
+            next,
+            Some(LOCKED),
+            StatusCode::TOO_MANY_REQUESTS,
+        )?
+        .retry_after(LOCKED_RETRY_AFTER));
     };
     let user = state
         .identity

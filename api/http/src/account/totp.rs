@@ -7,24 +7,20 @@
 //! sealed `enrolment` ticket. A valid code makes the factor active; a
 //! user's first factor also brings ten recovery codes, shown once.
 //!
-//! [`enrol_page`] and [`codes_page`] are shared with enrolment during
-//! sign-in ([`crate::oidc::login_enrol`]).
+//! The pages are [`crate::oidc::enrolment_pages`]', shared with enrolment
+//! during sign-in ([`crate::oidc::login_enrol`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use qrcode::QrCode;
-use qrcode::render::svg;
 use serde::{Deserialize, Serialize};
 
 use crate::account::signed_in::{SignedIn, SignedInForm};
 use crate::account::{base, is_recent, reauth, redirect};
-use crate::oidc::browser_session::Browser;
-use crate::oidc::csrf::{Csrf, seal, unseal};
-use crate::oidc::pages::templates::{RecoveryCodesPage, TotpEnrolPage};
+use crate::oidc::csrf::{seal, unseal};
+use crate::oidc::enrolment_pages::{codes_page, enrol_page};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
-use rsp_identity::factors::{FactorError, TotpEnrolment};
-use rsp_identity::recovery::NewCodes;
+use rsp_identity::factors::FactorError;
 
 const ENROLMENT: &str = "enrolment";
 const PURPOSE: &str = "account-totp";
@@ -33,77 +29,6 @@ const PURPOSE: &str = "account-totp";
 struct Ticket {
     user_id: String,
     pending: String,
-}
-
-/// The QR code of `uri` as an inline SVG element (made here from the URI's
-/// bits: no user text reaches the markup).
-pub fn qr_svg(uri: &str) -> Result<String, PageError> {
-    let code = QrCode::new(uri.as_bytes()).map_err(PageError::internal)?;
-    let svg = code
-        .render::<svg::Color>()
-        .min_dimensions(200, 200)
-        .quiet_zone(true)
-        .build();
-    // Inline in HTML: drop the XML declaration.
-    Ok(match svg.find("<svg") {
-        Some(at) => svg[at..].to_string(),
-        None => svg,
-    })
-}
-
-/// The enrolment page for `enrolment`, its form posting to `action`.
-#[allow(clippy::too_many_arguments)]
-pub fn enrol_page(
-    state: &AppState,
-    browser: &Browser,
-    enrolment: &TotpEnrolment,
-    required: bool,
-    action: &str,
-    fields: Vec<(&str, &str)>,
-    error: Option<&str>,
-    back: Option<&str>,
-    status: StatusCode,
-) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, browser)?;
-    let qr = qr_svg(&enrolment.uri)?;
-    let page = Page::render(
-        status,
-        &TotpEnrolPage {
-            required,
-            qr_svg: &qr,
-            secret: &enrolment.secret_base32,
-            uri: &enrolment.uri,
-            action,
-            csrf: csrf.token(),
-            fields,
-            error,
-            back,
-        },
-    );
-    Ok(csrf.apply(page))
-}
-
-/// A new set of recovery codes, shown once.
-pub fn codes_page(
-    state: &AppState,
-    browser: &Browser,
-    codes: &NewCodes,
-    action: Option<&str>,
-    fields: Vec<(&str, &str)>,
-    back: Option<&str>,
-) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, browser)?;
-    let page = Page::render(
-        StatusCode::OK,
-        &RecoveryCodesPage {
-            codes: codes.0.iter().map(|c| c.as_str()).collect(),
-            action,
-            csrf: csrf.token(),
-            fields,
-            back,
-        },
-    );
-    Ok(csrf.apply(page))
 }
 
 fn unavailable(e: impl std::fmt::Display) -> PageError {

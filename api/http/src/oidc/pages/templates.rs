@@ -134,6 +134,32 @@ pub struct DeviceDonePage {
     pub approved: bool,
 }
 
+/// The page that runs a WebAuthn ceremony in the browser.
+#[derive(Template)]
+#[template(path = "passkey.html")]
+pub struct PasskeyPage<'a> {
+    pub title: &'a str,
+    pub intro: &'a str,
+    pub button: &'a str,
+    /// `create` (registration) or `get` (assertion).
+    pub mode: &'a str,
+    pub action: &'a str,
+    /// The options for `navigator.credentials`, JSON.
+    pub options: &'a str,
+    pub csrf: &'a str,
+    pub ceremony: &'a str,
+    /// Hidden fields carried to the next step (`flow`, `ticket`).
+    pub fields: Vec<(&'a str, &'a str)>,
+    pub error: Option<&'a str>,
+    /// A sealed TOTP ticket: the page also offers the TOTP form...
+    pub totp_ticket: Option<&'a str>,
+    /// ... posted to the login endpoint (`/t/{tenant}/login`).
+    pub login_action: &'a str,
+    /// A link back (the account page).
+    pub back: Option<&'a str>,
+    pub nonce: &'a str,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
