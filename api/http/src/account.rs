@@ -13,11 +13,12 @@
 //! - `GET|POST {issuer}/account/passkeys`: list, add and remove passkeys
 //!   and security keys ([`passkeys`]).
 //!
-//! Every handler takes the browser's session through [`signed_in`] (no
-//! session: the login form, which leads back here). Every change needs a
-//! recent sign-in ([`RECENT_AUTH`]: the session's `auth_time`); an older
-//! session is asked for the password first, which renews the session.
-//! Every form carries the anti-forgery token.
+//! Every handler takes the browser's session through the [`signed_in`]
+//! extractors (no session: the login form, which leads back here, or a
+//! redirect to it); every form's anti-forgery token is checked there
+//! first. Every change needs a recent sign-in ([`RECENT_AUTH`]: the
+//! session's `auth_time`); an older session is asked for the password
+//! first, which renews the session.
 
 pub mod overview;
 pub mod passkeys;
@@ -67,29 +68,32 @@ pub fn redirect(browser: &Browser, rest: &str) -> Page {
     Page::redirect(browser.tenant.endpoint(&format!("/account{rest}")), true)
 }
 
+/// A store the account pages read is unavailable: logged, and a generic
+/// page (no detail leaks).
+pub fn unavailable(e: impl std::fmt::Display) -> PageError {
+    tracing::warn!(error = %e, "factor store unavailable on the account pages");
+    PageError::unavailable(
+        "This page is briefly unavailable. Try again in a moment.",
+        None,
+    )
+}
+
 /// Whether the user has any second factor (TOTP or a passkey): recovery
 /// codes are kept only while there is one.
 pub async fn has_factor(state: &AppState, tenant: &str, user: &str) -> Result<bool, PageError> {
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::warn!(error = %e, "factor store unavailable on the account pages");
-        PageError::unavailable(
-            "This page is briefly unavailable. Try again in a moment.",
-            None,
-        )
-    };
     let enrolled = state
         .browser
         .factors
         .enrolled(tenant, user)
         .await
-        .map_err(|e| unavailable(&e))?;
+        .map_err(unavailable)?;
     if !enrolled.is_empty() {
         return Ok(true);
     }
     crate::oidc::passkey_ceremony::passkeys(state)
         .has_passkeys(tenant, user)
         .await
-        .map_err(|e| unavailable(&e))
+        .map_err(unavailable)
 }
 
 /// Whether `session` signed in (or re-entered its password) recently.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::account::reauth::{self, Next};
 use crate::account::signed_in::{SignedIn, SignedInForm};
-use crate::account::{base, date, has_factor, is_recent, redirect};
+use crate::account::{base, date, has_factor, is_recent, redirect, unavailable};
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::csrf::Csrf;
 use crate::oidc::enrolment_pages::codes_page;
@@ -45,14 +45,6 @@ struct AccountPage<'a> {
 #[derive(Deserialize)]
 pub struct Done {
     done: Option<String>,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> PageError {
-    tracing::warn!(error = %e, "factor store unavailable on the account pages");
-    PageError::unavailable(
-        "This page is briefly unavailable. Try again in a moment.",
-        None,
-    )
 }
 
 async fn render(
@@ -104,10 +96,10 @@ async fn render(
 /// `GET {issuer}/account`.
 pub async fn get(
     State(state): State<AppState>,
+    Query(done): Query<Done>,
     SignedIn {
         browser, session, ..
     }: SignedIn,
-    Query(done): Query<Done>,
 ) -> Result<Page, PageError> {
     let notice = match done.done.as_deref() {
         Some("totp") => Some("Your authenticator app is set up."),

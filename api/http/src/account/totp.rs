@@ -7,17 +7,18 @@
 //! sealed `enrolment` ticket. A valid code makes the factor active; a
 //! user's first factor also brings ten recovery codes, shown once.
 //!
-//! The pages are [`crate::oidc::enrolment_pages`]', shared with enrolment
-//! during sign-in ([`crate::oidc::login_enrol`]).
+//! The pages come from [`crate::oidc::enrolment_pages`], shared with
+//! enrolment during sign-in ([`crate::oidc::login_enrol`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
 use crate::account::signed_in::{SignedIn, SignedInForm};
-use crate::account::{base, is_recent, reauth, redirect};
+use crate::account::{base, is_recent, reauth, redirect, unavailable};
 use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::enrolment_pages::{codes_page, enrol_page};
+use crate::oidc::mfa::totp_code;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 use rsp_identity::factors::FactorError;
@@ -29,14 +30,6 @@ const PURPOSE: &str = "account-totp";
 struct Ticket {
     user_id: String,
     pending: String,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> PageError {
-    tracing::warn!(error = %e, "factor store unavailable on the account pages");
-    PageError::unavailable(
-        "This page is briefly unavailable. Try again in a moment.",
-        None,
-    )
 }
 
 /// `GET {issuer}/account/mfa/totp`.
@@ -108,10 +101,7 @@ pub async fn post(
     }
     let tenant = &browser.tenant.id;
     let user = &session.user;
-    let code: String = fields
-        .get("totp")
-        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
-        .unwrap_or_default();
+    let code = totp_code(&fields);
     let back = base(&browser);
     match state
         .identity

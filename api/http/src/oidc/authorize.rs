@@ -8,8 +8,8 @@
 //!    `id_token_hint` (login page, or `login_required` for `prompt=none`),
 //!    then `acr_values` / the tenant's MFA policy (a password-only
 //!    session signs in again with a second factor: [`crate::oidc::mfa`]),
-//!    then consent ([`crate::oidc::consent`]; what was granted is
-//!    `rsp_identity::consents`'), then a code
+//!    then consent ([`crate::oidc::consent`], shown unless every scope
+//!    was granted before: [`rsp_identity::consents`]), then a code
 //!    ([`crate::oidc::authz_request::issue_code`]) carrying the nonce,
 //!    PKCE challenge, `auth_time`, `amr`, `acr` and the session.
 //!

@@ -2,7 +2,7 @@
 //! `GET|POST {issuer}/device`: the person enters the user code shown on the
 //! device (or arrives with `?user_code=` from `verification_uri_complete`),
 //! signs in if needed, and approves or denies; the device's next poll
-//! learns the answer ([`crate::oidc::device::DeviceService`]).
+//! learns the answer ([`rsp_identity::oauth::device::DeviceService`]).
 //!
 //! Looking a code up changes nothing, so `GET` may do it; approving and
 //! denying are `POST`s with the anti-forgery token and a sealed ticket

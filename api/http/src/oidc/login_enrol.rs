@@ -26,7 +26,7 @@ use crate::oidc::browser_session::{Browser, current_session};
 use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::enrolment_pages::{codes_page, enrol_page};
 use crate::oidc::login_page::Continuation;
-use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_TOTP, MfaTicket};
+use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_TOTP, MfaTicket, totp_code};
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::signin::{SignInUser, continue_flow, sign_in};
 use crate::state::AppState;
@@ -125,10 +125,7 @@ pub async fn confirm(
     )?;
     let tenant = &browser.tenant.id;
     let user_id = &ticket.user.user_id;
-    let code: String = form
-        .get("totp")
-        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
-        .unwrap_or_default();
+    let code = totp_code(form);
     match state
         .identity
         .factors

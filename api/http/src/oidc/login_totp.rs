@@ -19,7 +19,7 @@ use rsp_actors::{AttemptGuard, TenantHandle};
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::Csrf;
 use crate::oidc::lockout::{LOCKED, begin_attempt};
-use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP, MfaTicket};
+use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP, MfaTicket, totp_code};
 use crate::oidc::pages::templates::TotpPage;
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::second_factors::{FactorStoreError, TotpCheck};
@@ -75,10 +75,7 @@ pub async fn verify(
     if let Some(code) = form.get("recovery_code").filter(|c| !c.trim().is_empty()) {
         return recovery_code(state, browser, actors, ticket, code).await;
     }
-    let code: String = form
-        .get("totp")
-        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
-        .unwrap_or_default();
+    let code = totp_code(form);
     if code.is_empty() {
         return totp_page(
             state,

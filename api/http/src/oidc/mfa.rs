@@ -1,6 +1,6 @@
 //! When a sign-in must use a second factor, the `amr` / `acr` values that
 //! say what was used, and what the second-factor steps carry
-//! ([`MfaTicket`]).
+//! ([`MfaTicket`], [`totp_code`]).
 //!
 //! A second factor is needed when the user has one enrolled (always asked
 //! for), when the request asks for it (`acr_values` containing
@@ -22,6 +22,7 @@
 //! factor. `acr` is [`ACR_MFA`] after any second factor or a passkey,
 //! [`ACR_PASSWORD`] otherwise.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use rsp_policies::DecisionRequest;
@@ -48,6 +49,15 @@ pub const AMR_RECOVERY_CODE: &str = "mfa";
 pub const AMR_PASSKEY: &str = "hwk";
 /// The authenticator verified the user (PIN, fingerprint, face).
 pub const AMR_USER_VERIFIED: &str = "user";
+
+/// The code a TOTP form's `totp` field carries, spaces (as apps group the
+/// digits) removed; `""` when absent.
+pub fn totp_code(fields: &BTreeMap<String, String>) -> String {
+    fields
+        .get("totp")
+        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
+        .unwrap_or_default()
+}
 
 /// Sealing purpose of [`MfaTicket`].
 const MFA_TICKET: &str = "mfa";
