@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rsp_actors::{RuntimeConfig, SessionId, TenantHandle, TenantLimits, TenantRuntime};
 use rsp_consensus::Consistency;
-use rsp_consensus::kv::{Key, Txn, TxnOp};
+use rsp_consensus::kv::{Key, Txn, TxnOp, tenant_keyspace};
 use rsp_consensus::testing::TestCluster;
 
 /// The allocator the `rsp` binary uses.
@@ -234,7 +234,10 @@ async fn run() {
         .create(USER, attrs(), IDLE, LIFETIME)
         .await
         .expect("create");
-    let key = Key::new("t.bench", format!("session/{}", s.info.handle));
+    let key = Key::new(
+        tenant_keyspace("bench"),
+        format!("session/{}", s.info.handle),
+    );
     let (kv, _) = cluster
         .node(leader)
         .get(&key, Consistency::Local)
@@ -255,7 +258,7 @@ async fn run() {
         let c = consensus.clone();
         async move {
             let put = |k: String| TxnOp::Put {
-                key: Key::new("t.raw", k),
+                key: Key::new(tenant_keyspace("raw"), k),
                 value: vec![b'x'; 58],
                 ttl_ms: Some(IDLE.as_millis() as u64),
             };

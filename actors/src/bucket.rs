@@ -4,7 +4,7 @@
 //! (a write per request would cost more than the request). A cluster-wide
 //! limit of `rate` per second with burst `burst` becomes, on each of the `n`
 //! members, a bucket of `rate / n` per second and `max(burst / n, 1)`
-//! tokens. [`ClusterShare`] re-reads `n` from the Raft membership at most
+//! tokens. `ClusterShare` re-reads `n` from the Raft membership at most
 //! once a second, and buckets are rescaled when it changes.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use rsp_consensus::Consensus;
 
 use crate::config::RateRule;
-use crate::util::now_ms;
 
 /// Longest `Retry-After` a bucket suggests.
 const MAX_RETRY: Duration = Duration::from_secs(3600);
@@ -115,12 +114,14 @@ impl ClusterShare {
             .nodes()
             .count();
         self.members.store(n.max(1), Ordering::Relaxed);
-        self.refreshed_ms.store(now_ms(), Ordering::Relaxed);
+        self.refreshed_ms
+            .store(self.consensus.clock().now_ms(), Ordering::Relaxed);
     }
 
     /// Members of the cluster (voters and learners), at most a second old.
     pub fn members(&self) -> usize {
-        if now_ms().saturating_sub(self.refreshed_ms.load(Ordering::Relaxed)) >= REFRESH_MS {
+        let now = self.consensus.clock().now_ms();
+        if now.saturating_sub(self.refreshed_ms.load(Ordering::Relaxed)) >= REFRESH_MS {
             self.refresh();
         }
         self.members.load(Ordering::Relaxed)

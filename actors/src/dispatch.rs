@@ -8,14 +8,15 @@
 use std::sync::Arc;
 
 use rsp_consensus::Consensus;
-use rsp_consensus::kv::{EventKind, WatchEvent};
+use rsp_consensus::kv::{EventKind, WatchEvent, keyspace_tenant};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::task::JoinHandle;
 
-use crate::policy::PolicyMsg;
-use crate::runtime::Directory;
+use crate::directory::Directory;
+use crate::keys::{POLICY_HEAD, SESSION_PREFIX};
+use crate::policy_evaluator::PolicyMsg;
+use crate::session::fingerprint;
 use crate::session_manager::SessionMsg;
-use crate::util::{POLICY_HEAD, SESSION_PREFIX, fingerprint};
 
 pub(crate) fn spawn(consensus: &Consensus, directory: Arc<Directory>) -> JoinHandle<()> {
     let mut rx = consensus.watch();
@@ -26,11 +27,11 @@ pub(crate) fn spawn(consensus: &Consensus, directory: Arc<Directory>) -> JoinHan
                 Err(RecvError::Lagged(missed)) => {
                     tracing::warn!(missed, "watch lagged; tenant actors resync from storage");
                     for shared in directory.all() {
-                        let c = shared.children.read().unwrap_or_else(|p| p.into_inner());
-                        if let Some(a) = &c.sessions {
+                        let c = &shared.children;
+                        if let Some(a) = c.sessions.get() {
                             let _ = a.cast(SessionMsg::Resync);
                         }
-                        if let Some(a) = &c.policy {
+                        if let Some(a) = c.policy.get() {
                             let _ = a.cast(PolicyMsg::Reload);
                         }
                     }
@@ -42,23 +43,23 @@ pub(crate) fn spawn(consensus: &Consensus, directory: Arc<Directory>) -> JoinHan
 }
 
 fn route(directory: &Directory, event: &WatchEvent) {
-    let Some(tenant) = event.key.keyspace.strip_prefix("t.") else {
+    let Some(tenant) = keyspace_tenant(&event.key.keyspace) else {
         return;
     };
     let Some(shared) = directory.get(tenant) else {
         return;
     };
     let key = &event.key.key;
-    let children = shared.children.read().unwrap_or_else(|p| p.into_inner());
+    let children = &shared.children;
     if let Some(handle) = key.strip_prefix(SESSION_PREFIX) {
-        if let Some(a) = &children.sessions {
+        if let Some(a) = children.sessions.get() {
             let _ = a.cast(SessionMsg::Changed {
                 fp: fingerprint(handle),
                 live: event.kind == EventKind::Put,
             });
         }
     } else if key.as_slice() == POLICY_HEAD
-        && let Some(a) = &children.policy
+        && let Some(a) = children.policy.get()
     {
         let _ = a.cast(PolicyMsg::Reload);
     }

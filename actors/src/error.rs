@@ -7,6 +7,8 @@ use std::time::Duration;
 use ractor::rpc::CallResult;
 use ractor::{ActorRef, Message, RpcReplyPort};
 use rsp_consensus::ConsensusError;
+use rsp_consensus::clock::{SystemClock, TimeSource};
+use rsp_policies::PolicyError;
 
 /// A per-tenant quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -120,7 +122,7 @@ impl ActorError {
             | ActorError::Restarting { retry_after } => Some(*retry_after),
             ActorError::QuotaExceeded { retry_after, .. } => *retry_after,
             ActorError::Locked { until_ms } => Some(Duration::from_millis(
-                until_ms.saturating_sub(crate::util::now_ms()),
+                until_ms.saturating_sub(SystemClock.now_ms()),
             )),
             ActorError::Unavailable(_) | ActorError::Contention(_) => Some(Duration::from_secs(1)),
             _ => None,
@@ -136,6 +138,16 @@ impl From<ConsensusError> for ActorError {
             ConsensusError::BadRequest(m) => ActorError::InvalidInput(m),
             ConsensusError::ShuttingDown => ActorError::ShuttingDown,
             other => ActorError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<PolicyError> for ActorError {
+    fn from(e: PolicyError) -> Self {
+        match e {
+            PolicyError::Consensus(c) => c.into(),
+            PolicyError::Conflict => ActorError::Contention("the policy store".into()),
+            other => ActorError::Internal(format!("policies: {other}")),
         }
     }
 }

@@ -10,15 +10,15 @@
 //! reservation stays counted). A success deletes the record; the N-th
 //! failure sets `locked_until`.
 
-use rsp_consensus::Consistency;
 use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Key, KeyValue, OpResult, Txn, TxnOp};
+use rsp_consensus::{Consensus, Consistency};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 
+use crate::admission::Admission;
+use crate::codec::{decode, encode};
+use crate::config::LockoutPolicy;
 use crate::error::ActorError;
-use crate::session_service::check_user_id;
-use crate::tenant::{TenantHandle, TenantShared};
-use crate::util::{decode, encode, lockout_key, now_ms};
+use crate::keys::{check_user_id, lockout_key};
 
 /// Compare-and-swap rounds before giving up with `Contention`.
 const MAX_CAS_ROUNDS: usize = 64;
@@ -54,7 +54,7 @@ fn current(kv: Option<&KeyValue>) -> Result<Current, ActorError> {
 /// Failed-login lockout for one tenant.
 #[derive(Clone)]
 pub struct LockoutService {
-    pub(crate) h: TenantHandle,
+    admission: Admission,
 }
 
 /// Lockout state of a user, for admins.
@@ -70,7 +70,8 @@ pub struct LockoutStatus {
 /// either, it stays counted as a failure.
 #[must_use = "report the outcome of the attempt"]
 pub struct AttemptGuard {
-    shared: Arc<TenantShared>,
+    consensus: Consensus,
+    policy: LockoutPolicy,
     key: Key,
     window_start_ms: u64,
 }
@@ -85,14 +86,14 @@ enum Step {
 /// local read; a decision *not* to write is only as fresh as the read it
 /// started from, hence `consistency`.
 async fn cas<T>(
-    shared: &TenantShared,
+    consensus: &Consensus,
+    policy: &LockoutPolicy,
     key: &Key,
     consistency: Consistency,
     mut decide: impl FnMut(&Current) -> Result<(Step, T), ActorError>,
 ) -> Result<T, ActorError> {
-    let (kv, _) = shared.consensus.get(key, consistency).await?;
+    let (kv, _) = consensus.get(key, consistency).await?;
     let mut cur = current(kv.as_ref())?;
-    let policy = shared.config.lockout;
     let ttl = (policy.window + policy.lockout).as_millis() as u64;
     for _ in 0..MAX_CAS_ROUNDS {
         let (step, out) = decide(&cur)?;
@@ -111,7 +112,7 @@ async fn cas<T>(
             }],
             failure: vec![TxnOp::Get { key: key.clone() }],
         };
-        let resp = shared.consensus.txn(txn).await?;
+        let resp = consensus.txn(txn).await?;
         if resp.succeeded {
             return Ok(out);
         }
@@ -124,19 +125,24 @@ async fn cas<T>(
 }
 
 impl LockoutService {
+    pub(crate) fn new(admission: Admission) -> Self {
+        LockoutService { admission }
+    }
+
     /// Reserve a login attempt for `user_id` before checking the password,
     /// or learn that the account is locked.
     pub async fn begin_attempt(&self, user_id: &str) -> Result<AttemptGuard, ActorError> {
         check_user_id(user_id)?;
-        let p = self.h.enter().await?;
-        let shared = p.shared.clone();
-        let policy = shared.config.lockout;
-        let key = lockout_key(&shared.keyspace, user_id);
+        let p = self.admission.enter().await?;
+        let consensus = p.shared.consensus.clone();
+        let policy = p.shared.config.lockout;
+        let key = lockout_key(&p.shared.keyspace, user_id);
         let window = policy.window.as_millis() as u64;
+        let clock = consensus.clock().clone();
         let mut confirmed = false;
         loop {
-            let result = cas(&shared, &key, Consistency::Local, |cur| {
-                let now = now_ms();
+            let result = cas(&consensus, &policy, &key, Consistency::Local, |cur| {
+                let now = clock.now_ms();
                 let mut r = cur.record.unwrap_or_default();
                 if r.locked_until_ms > now {
                     return Err(ActorError::Locked {
@@ -163,7 +169,8 @@ impl LockoutService {
             match result {
                 Ok(window_start_ms) => {
                     return Ok(AttemptGuard {
-                        shared,
+                        consensus,
+                        policy,
                         key,
                         window_start_ms,
                     });
@@ -172,7 +179,7 @@ impl LockoutService {
                 // another node may have cleared the record): confirm it once.
                 Err(ActorError::Locked { .. }) if !confirmed => {
                     confirmed = true;
-                    shared.consensus.linearizable_barrier().await?;
+                    consensus.linearizable_barrier().await?;
                 }
                 Err(e) => return Err(e),
             }
@@ -182,7 +189,7 @@ impl LockoutService {
     /// Current failures and lock of a user (linearizable).
     pub async fn status(&self, user_id: &str) -> Result<LockoutStatus, ActorError> {
         check_user_id(user_id)?;
-        let p = self.h.enter().await?;
+        let p = self.admission.enter().await?;
         let key = lockout_key(&p.shared.keyspace, user_id);
         let (kv, _) = p
             .shared
@@ -190,7 +197,7 @@ impl LockoutService {
             .get(&key, Consistency::Linearizable)
             .await?;
         let r = current(kv.as_ref())?.record.unwrap_or_default();
-        let now = now_ms();
+        let now = p.shared.consensus.clock().now_ms();
         let window = p.shared.config.lockout.window.as_millis() as u64;
         let live = r.window_start_ms.saturating_add(window) > now || r.locked_until_ms > now;
         Ok(LockoutStatus {
@@ -208,28 +215,35 @@ impl AttemptGuard {
     /// The password was wrong. The attempt is already counted; the failure
     /// that reaches the limit starts the lock.
     pub async fn failed(self) -> Result<(), ActorError> {
-        let policy = self.shared.config.lockout;
+        let policy = self.policy;
         let lockout = policy.lockout.as_millis() as u64;
         let window_start = self.window_start_ms;
+        let clock = self.consensus.clock();
         // Linearizable: our own reservation may have been committed through
         // the leader and not yet be applied here.
-        cas(&self.shared, &self.key, Consistency::Linearizable, |cur| {
-            let now = now_ms();
-            match cur.record {
-                Some(r)
-                    if r.window_start_ms == window_start
-                        && r.failures >= policy.max_failures
-                        && r.locked_until_ms <= now =>
-                {
-                    let locked = LockoutRecord {
-                        locked_until_ms: now.saturating_add(lockout),
-                        ..r
-                    };
-                    Ok((Step::Write(locked), ()))
+        cas(
+            &self.consensus,
+            &policy,
+            &self.key,
+            Consistency::Linearizable,
+            |cur| {
+                let now = clock.now_ms();
+                match cur.record {
+                    Some(r)
+                        if r.window_start_ms == window_start
+                            && r.failures >= policy.max_failures
+                            && r.locked_until_ms <= now =>
+                    {
+                        let locked = LockoutRecord {
+                            locked_until_ms: now.saturating_add(lockout),
+                            ..r
+                        };
+                        Ok((Step::Write(locked), ()))
+                    }
+                    _ => Ok((Step::Done, ())),
                 }
-                _ => Ok((Step::Done, ())),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -238,7 +252,7 @@ impl AttemptGuard {
         let txn = Txn::ops(vec![TxnOp::Delete {
             key: self.key.clone(),
         }]);
-        self.shared.consensus.txn(txn).await?;
+        self.consensus.txn(txn).await?;
         Ok(())
     }
 }

@@ -13,7 +13,7 @@
 //!
 //! Ids and handles made before the tag (22 characters, the random part
 //! alone) are still accepted; their sessions keep the index key they were
-//! written with (see [`crate::util`]) until they end.
+//! written with (see `keys`) until they end.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+use crate::base64url::{b64url, is_b64url};
 use crate::error::ActorError;
-use crate::util::{b64url, is_b64url};
 
 const ID_BYTES: usize = 16;
 /// The random part of an id, and the hash part of a handle.
@@ -66,7 +66,7 @@ impl SessionId {
     }
 
     /// An id as made before the user tag: while a member of the cluster
-    /// cannot read tagged ones (see [`crate::features`]).
+    /// cannot read tagged ones (the `session-user-tag` cluster feature).
     pub(crate) fn generate_legacy() -> SessionId {
         let mut bytes: [u8; ID_BYTES] = rand::random();
         let id = SessionId(b64url(&bytes));
@@ -126,6 +126,20 @@ impl SessionHandle {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// This handle's [`fingerprint`].
+    pub(crate) fn fingerprint(&self) -> u64 {
+        fingerprint(self.0.as_bytes())
+    }
+}
+
+/// FNV-1a, 64 bit, of a session handle's bytes: a stable fingerprint for
+/// the session manager's in-memory live set (8 bytes per session instead
+/// of the whole handle).
+pub(crate) fn fingerprint(handle: &[u8]) -> u64 {
+    handle.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl fmt::Display for SessionHandle {
@@ -231,38 +245,6 @@ pub struct Revocation {
     pub fenced: Vec<u64>,
 }
 
-/// How a session was stored before the user tag, for tests of the upgrade
-/// path: a 22-character id, and the transaction that wrote its record under
-/// the 22-character handle together with its user's index key.
-#[cfg(feature = "testing")]
-pub fn legacy_session_txn(
-    tenant: &str,
-    user_id: &str,
-    idle: Duration,
-    lifetime: Duration,
-) -> Result<(SessionId, rsp_consensus::kv::Txn), ActorError> {
-    use crate::util::{encode, keyspace, legacy_user_session_key, now_ms, session_key};
-    use rsp_consensus::kv::{Txn, TxnOp};
-    let id = SessionId::generate_legacy();
-    let handle = id.handle();
-    let now = now_ms();
-    let record = SessionRecord::new(user_id, BTreeMap::new(), now, idle, lifetime);
-    let (ks, ttl) = (keyspace(tenant), Some(record.ttl_ms(now)));
-    let txn = Txn::ops(vec![
-        TxnOp::Put {
-            key: session_key(&ks, handle.as_str()),
-            value: encode(&record)?,
-            ttl_ms: ttl,
-        },
-        TxnOp::Put {
-            key: legacy_user_session_key(&ks, user_id, handle.as_str()),
-            value: Vec::new(),
-            ttl_ms: ttl,
-        },
-    ]);
-    Ok((id, txn))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,9 +306,9 @@ mod tests {
             Duration::from_secs(1800),
             Duration::from_secs(86400),
         );
-        let bytes = crate::util::encode(&r).unwrap();
+        let bytes = crate::codec::encode(&r).unwrap();
         assert!(bytes.len() < 100, "{} bytes", bytes.len());
-        let back: SessionRecord = crate::util::decode("session", &bytes).unwrap();
+        let back: SessionRecord = crate::codec::decode("session", &bytes).unwrap();
         assert_eq!(back, r);
     }
 

@@ -5,7 +5,7 @@
 //! node's applied state (for the stored-objects quota and the gauge),
 //! creations queued and in flight, and touches in flight (so a hot session
 //! is touched once at a time). It stays current through watch events that
-//! the runtime's dispatcher casts to it.
+//! the node's watch dispatcher casts to it.
 //!
 //! Writes never block the mailbox: the actor decides, then a task runs the
 //! Raft write and answers the callers; the task reports back with a cast.
@@ -14,16 +14,20 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rsp_consensus::Consistency;
 
+use crate::actor_slot::ActorSlot;
 use crate::error::{ActorError, Quota};
-use crate::session::{Session, SessionHandle, SessionInfo};
-use crate::session_writes::{CreateRequest, MAX_BATCH, NewSession, write_batch, write_touch};
-use crate::tenant::TenantShared;
-use crate::util::{SESSION_PREFIX, fingerprint};
+use crate::features::ClusterFeatures;
+use crate::keys::SESSION_PREFIX;
+use crate::metrics::TenantMetrics;
+use crate::session::{Session, SessionHandle, SessionInfo, fingerprint};
+use crate::session_writes::{
+    CreateRequest, MAX_BATCH, NewSession, SessionStore, write_batch, write_touch,
+};
 
 /// Touches in flight per tenant and node, beyond which touches are skipped.
 const MAX_TOUCHING: usize = 10_000;
@@ -35,8 +39,26 @@ const MAX_CREATE_WRITES: usize = 64;
 
 pub(crate) struct SessionManager;
 
+/// What a session manager is given by its tenant supervisor.
+pub(crate) struct SessionManagerArgs {
+    pub store: Arc<SessionStore>,
+    /// The tenant's quota of live sessions.
+    pub max_sessions: u64,
+    pub metrics: TenantMetrics,
+    pub features: Arc<ClusterFeatures>,
+    /// Touch requests cast to this actor and not yet taken (counted up by
+    /// the tenant's session service, which bounds them).
+    pub pending_touches: Arc<AtomicUsize>,
+    /// Where the actor publishes itself as it starts.
+    pub slot: Arc<ActorSlot<SessionMsg>>,
+}
+
 pub(crate) struct SessionManagerState {
-    shared: Arc<TenantShared>,
+    store: Arc<SessionStore>,
+    max_sessions: u64,
+    metrics: TenantMetrics,
+    features: Arc<ClusterFeatures>,
+    pending_touches: Arc<AtomicUsize>,
     live: HashSet<u64>,
     /// Creations accepted and not yet answered (queued or being written).
     creating: u64,
@@ -69,30 +91,30 @@ pub(crate) enum SessionMsg {
     Resync,
     Count(RpcReplyPort<u64>),
     #[cfg(feature = "testing")]
-    Fault(crate::tenant::Fault),
+    Fault(crate::fault::Fault),
 }
 
 impl Actor for SessionManager {
     type Msg = SessionMsg;
     type State = SessionManagerState;
-    type Arguments = Arc<TenantShared>;
+    type Arguments = SessionManagerArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<SessionMsg>,
-        shared: Arc<TenantShared>,
+        args: SessionManagerArgs,
     ) -> Result<SessionManagerState, ActorProcessingErr> {
         // Touches queued to a previous incarnation died with it.
-        shared.pending_touches.store(0, Ordering::Relaxed);
+        args.pending_touches.store(0, Ordering::Relaxed);
         // Publish before loading: watch events from now on reach this actor
         // and queue behind the load; earlier ones are in what it loads.
-        shared
-            .children
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .sessions = Some(myself);
+        args.slot.publish(myself);
         Ok(SessionManagerState {
-            shared,
+            store: args.store,
+            max_sessions: args.max_sessions,
+            metrics: args.metrics,
+            features: args.features,
+            pending_touches: args.pending_touches,
             live: HashSet::new(),
             creating: 0,
             queue: VecDeque::new(),
@@ -132,7 +154,7 @@ impl Actor for SessionManager {
             }
             SessionMsg::Touch { handle, reply } => {
                 if reply.is_none() {
-                    state.shared.pending_touches.fetch_sub(1, Ordering::Relaxed);
+                    state.pending_touches.fetch_sub(1, Ordering::Relaxed);
                 }
                 state.touch(myself, handle, reply);
             }
@@ -152,7 +174,7 @@ impl Actor for SessionManager {
                 let _ = reply.send(state.live.len() as u64);
             }
             #[cfg(feature = "testing")]
-            SessionMsg::Fault(f) => crate::runtime::apply_fault(f).await,
+            SessionMsg::Fault(f) => crate::fault::apply_fault(f).await,
         }
         Ok(())
     }
@@ -161,10 +183,10 @@ impl Actor for SessionManager {
 impl SessionManagerState {
     async fn reload(&mut self) -> Result<(), ActorError> {
         let (kvs, _) = self
-            .shared
+            .store
             .consensus
             .range(
-                &self.shared.keyspace,
+                &self.store.keyspace,
                 SESSION_PREFIX,
                 usize::MAX,
                 Consistency::Local,
@@ -179,17 +201,14 @@ impl SessionManagerState {
     }
 
     fn publish(&self) {
-        self.shared
-            .metrics
-            .active_sessions
-            .set(self.live.len() as i64);
+        self.metrics.active_sessions.set(self.live.len() as i64);
     }
 
     /// Check the quota and queue the creation.
     fn accept(&mut self, req: CreateRequest, reply: RpcReplyPort<Result<Session, ActorError>>) {
-        let limit = self.shared.limits.max_sessions;
+        let limit = self.max_sessions;
         if self.live.len() as u64 + self.creating >= limit {
-            self.shared.metrics.quota_rejected(Quota::Sessions);
+            self.metrics.quota_rejected(Quota::Sessions);
             let _ = reply.send(Err(ActorError::QuotaExceeded {
                 quota: Quota::Sessions,
                 limit,
@@ -198,7 +217,7 @@ impl SessionManagerState {
             return;
         }
         self.creating += 1;
-        let tagged = self.shared.features.session_user_tag();
+        let tagged = self.features.session_user_tag();
         self.queue.push_back(NewSession::new(req, tagged, reply));
     }
 
@@ -208,9 +227,9 @@ impl SessionManagerState {
             let n = self.queue.len().min(MAX_BATCH);
             let batch: Vec<NewSession> = self.queue.drain(..n).collect();
             self.create_writes += 1;
-            let (shared, myself) = (self.shared.clone(), myself.clone());
+            let (store, myself) = (self.store.clone(), myself.clone());
             tokio::spawn(async move {
-                let results = write_batch(&shared, batch).await;
+                let results = write_batch(&store, batch).await;
                 let outcome = results.iter().map(|(s, r)| (s.fingerprint(), r.is_ok()));
                 let _ = myself.cast(SessionMsg::Created(outcome.collect()));
                 for (s, r) in results {
@@ -226,15 +245,15 @@ impl SessionManagerState {
         handle: SessionHandle,
         reply: Option<RpcReplyPort<Result<SessionInfo, ActorError>>>,
     ) {
-        let fp = fingerprint(handle.as_str().as_bytes());
+        let fp = handle.fingerprint();
         let busy = self.touching.len() >= MAX_TOUCHING || self.touching.contains(&fp);
         if reply.is_none() && busy {
             return;
         }
         self.touching.insert(fp);
-        let shared = self.shared.clone();
+        let store = self.store.clone();
         tokio::spawn(async move {
-            let result = write_touch(&shared, &handle).await;
+            let result = write_touch(&store, &handle).await;
             let _ = myself.cast(SessionMsg::TouchDone { fp });
             if let Some(reply) = reply {
                 let _ = reply.send(result);

@@ -1,7 +1,7 @@
 //! [`SessionService`]: what the API calls for sessions of one tenant.
 //!
 //! Validation is a direct local read (no actor hop) under the rule in
-//! [`crate::read`]; creation and explicit touches go through the session
+//! `read`; creation and explicit touches go through the session
 //! manager (quota, one touch at a time); revocations are written here and
 //! return only once in force on every member (or fenced).
 
@@ -12,16 +12,17 @@ use std::time::{Duration, Instant};
 use rsp_consensus::Consistency;
 use rsp_consensus::kv::{Txn, TxnOp};
 
-use crate::error::{ActorError, RESTART_RETRY, call};
+use crate::admission::Admission;
+use crate::codec::decode;
+use crate::error::{ActorError, call};
+use crate::keys::{
+    SESSION_PREFIX, check_user_id, legacy_user_prefix, session_key, user_sessions_prefix,
+};
 use crate::read::{fence, guarded_get};
 use crate::session::{Revocation, Session, SessionHandle, SessionId, SessionInfo, SessionRecord};
 use crate::session_manager::SessionMsg;
 use crate::session_writes::{CreateRequest, record_deletes};
-use crate::tenant::{Permit, TenantHandle};
-use crate::util::{
-    MAX_USER_ID, SESSION_PREFIX, decode, legacy_user_prefix, now_ms, session_key,
-    user_sessions_prefix,
-};
+use crate::tenant::Permit;
 
 const MAX_ATTRS: usize = 16;
 const MAX_ATTR_BYTES: usize = 512;
@@ -32,24 +33,17 @@ const REVOKE_BATCH: usize = 500;
 /// Most sessions listed or revoked for one user at once.
 const MAX_USER_SESSIONS: usize = 10_000;
 
+/// Sessions of one tenant on this node.
 #[derive(Clone)]
 pub struct SessionService {
-    pub(crate) h: TenantHandle,
-}
-
-fn session_actor(p: &Permit) -> Result<ractor::ActorRef<SessionMsg>, ActorError> {
-    p.shared
-        .children
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .sessions
-        .clone()
-        .ok_or(ActorError::Restarting {
-            retry_after: RESTART_RETRY,
-        })
+    admission: Admission,
 }
 
 impl SessionService {
+    pub(crate) fn new(admission: Admission) -> Self {
+        SessionService { admission }
+    }
+
     /// Start a session for `user_id`. It ends after `idle_timeout` without a
     /// touch, and after `absolute_lifetime` in any case.
     pub async fn create(
@@ -59,7 +53,7 @@ impl SessionService {
         idle_timeout: Duration,
         absolute_lifetime: Duration,
     ) -> Result<Session, ActorError> {
-        let p = self.h.enter().await?;
+        let p = self.admission.enter().await?;
         let policy = p.shared.config.sessions;
         check_user_id(user_id)?;
         let attr_bytes: usize = attrs.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -76,12 +70,13 @@ impl SessionService {
         if absolute_lifetime.is_zero() || absolute_lifetime > policy.max_lifetime {
             return Err(ActorError::InvalidInput("lifetime out of bounds".into()));
         }
-        let record = SessionRecord::new(user_id, attrs, now_ms(), idle_timeout, absolute_lifetime);
+        let now = p.shared.consensus.clock().now_ms();
+        let record = SessionRecord::new(user_id, attrs, now, idle_timeout, absolute_lifetime);
         let req = CreateRequest {
             user_id: user_id.to_string(),
             record,
         };
-        let actor = session_actor(&p)?;
+        let actor = p.shared.children.sessions.current()?;
         let timeout = p.shared.config.write_call_timeout;
         call(&actor, |reply| SessionMsg::Create { req, reply }, timeout).await?
     }
@@ -106,7 +101,7 @@ impl SessionService {
         let expires = record
             .expires_at_ms()
             .min(kv.expires_at_ms.unwrap_or(u64::MAX));
-        if expires <= now_ms() {
+        if expires <= s.consensus.clock().now_ms() {
             return Err(ActorError::SessionNotFound);
         }
         Ok(record)
@@ -114,7 +109,7 @@ impl SessionService {
 
     /// The session, if live, without touching it.
     pub async fn get(&self, id: &SessionId) -> Result<SessionInfo, ActorError> {
-        let p = self.h.enter().await?;
+        let p = self.admission.enter().await?;
         let handle = id.handle();
         Ok(self.read(&p, &handle).await?.info(handle))
     }
@@ -122,10 +117,11 @@ impl SessionService {
     /// The session, if live; slides its idle timeout when more than a tenth
     /// of it has passed since the last touch (in the background).
     pub async fn validate(&self, id: &SessionId) -> Result<SessionInfo, ActorError> {
-        let p = self.h.enter().await?;
+        let p = self.admission.enter().await?;
         let handle = id.handle();
         let record = self.read(&p, &handle).await?;
-        if record.wants_touch(now_ms(), p.shared.config.sessions.touch_divisor) {
+        let now = p.shared.consensus.clock().now_ms();
+        if record.wants_touch(now, p.shared.config.sessions.touch_divisor) {
             request_touch(&p, &handle);
         }
         Ok(record.info(handle))
@@ -134,11 +130,11 @@ impl SessionService {
     /// Slide the idle timeout now (written through Raft), and return the
     /// session as stored afterwards.
     pub async fn touch(&self, id: &SessionId) -> Result<SessionInfo, ActorError> {
-        let p = self.h.enter().await?;
+        let p = self.admission.enter().await?;
         let handle = id.handle();
         // Fail fast (and without a write) for unknown sessions.
         self.read(&p, &handle).await?;
-        let actor = session_actor(&p)?;
+        let actor = p.shared.children.sessions.current()?;
         let timeout = p.shared.config.write_call_timeout;
         call(
             &actor,
@@ -158,7 +154,7 @@ impl SessionService {
 
     /// [`SessionService::revoke`] by the session's public handle.
     pub async fn revoke_handle(&self, handle: &SessionHandle) -> Result<Revocation, ActorError> {
-        let p = self.h.enter().await?;
+        let p = self.admission.enter().await?;
         let s = &p.shared;
         let key = session_key(&s.keyspace, handle.as_str());
         let (kv, _) = s.consensus.get(&key, Consistency::Linearizable).await?;
@@ -208,8 +204,8 @@ impl SessionService {
     /// session just created through any node is listed.
     pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<SessionInfo>, ActorError> {
         check_user_id(user_id)?;
-        let p = self.h.enter().await?;
-        let now = now_ms();
+        let p = self.admission.enter().await?;
+        let now = p.shared.consensus.clock().now_ms();
         let found = user_sessions(&p, user_id).await?;
         let live = found.into_iter().filter(|(_, r)| r.expires_at_ms() > now);
         Ok(live.map(|(handle, r)| r.info(handle)).collect())
@@ -219,7 +215,7 @@ impl SessionService {
     /// in force on every member when this returns.
     pub async fn revoke_all_for_user(&self, user_id: &str) -> Result<Revocation, ActorError> {
         check_user_id(user_id)?;
-        let p = self.h.enter().await?;
+        let p = self.admission.enter().await?;
         let ks = &p.shared.keyspace;
         let found = user_sessions(&p, user_id).await?;
         let count = found.len() as u64;
@@ -239,20 +235,10 @@ impl SessionService {
 
     /// Live sessions of the tenant in this node's applied state.
     pub async fn count(&self) -> Result<u64, ActorError> {
-        let p = self.h.enter().await?;
-        let actor = session_actor(&p)?;
+        let p = self.admission.enter().await?;
+        let actor = p.shared.children.sessions.current()?;
         call(&actor, SessionMsg::Count, p.shared.config.call_timeout).await
     }
-}
-
-/// User ids are 1 to 256 bytes.
-pub(crate) fn check_user_id(user_id: &str) -> Result<(), ActorError> {
-    if user_id.is_empty() || user_id.len() > MAX_USER_ID {
-        return Err(ActorError::InvalidInput(format!(
-            "user id must be 1 to {MAX_USER_ID} bytes"
-        )));
-    }
-    Ok(())
 }
 
 /// Ask the session manager, best effort, to slide a session's idle timeout.
@@ -262,7 +248,7 @@ fn request_touch(p: &Permit, handle: &SessionHandle) {
         pending.fetch_sub(1, Ordering::Relaxed);
         return;
     }
-    let sent = session_actor(p).is_ok_and(|a| {
+    let sent = p.shared.children.sessions.get().is_some_and(|a| {
         a.cast(SessionMsg::Touch {
             handle: handle.clone(),
             reply: None,

@@ -1,16 +1,23 @@
 //! The Raft writes behind the session manager: creation in batches (one
 //! transaction for every creation that queued up while earlier ones were
-//! being committed) and the sliding touch.
+//! being committed) and the sliding touch, into a [`SessionStore`].
 
-use rsp_consensus::Consistency;
 use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Txn, TxnOp};
+use rsp_consensus::{Consensus, Consistency};
 
 use ractor::RpcReplyPort;
 
+use crate::codec::{decode, encode};
 use crate::error::ActorError;
+use crate::keys::{legacy_user_session_key, session_key};
 use crate::session::{Session, SessionHandle, SessionId, SessionInfo, SessionRecord};
-use crate::tenant::TenantShared;
-use crate::util::{decode, encode, fingerprint, legacy_user_session_key, now_ms, session_key};
+
+/// Where one tenant's sessions are written: the consensus handle (whose
+/// clock times them) and the tenant's keyspace.
+pub(crate) struct SessionStore {
+    pub consensus: Consensus,
+    pub keyspace: String,
+}
 
 /// Most creations in one transaction (~1.2 KiB each at most: well inside
 /// the 1 MiB command limit).
@@ -53,21 +60,26 @@ impl NewSession {
     }
 
     pub fn fingerprint(&self) -> u64 {
-        fingerprint(self.handle.as_str().as_bytes())
+        self.handle.fingerprint()
     }
 
     /// Compare and puts of this session, for a transaction: one key when
     /// the handle carries the user tag (listable by user without an index);
     /// the record and its index key when made the earlier way (while a
     /// member cannot read tagged sessions, see [`crate::features`]).
-    fn ops(&self, shared: &TenantShared) -> Result<(Compare, Vec<TxnOp>), ActorError> {
-        let ks = &shared.keyspace;
+    fn ops(&self, store: &SessionStore) -> Result<(Compare, Vec<TxnOp>), ActorError> {
+        let ks = &store.keyspace;
         let compare = Compare {
             key: session_key(ks, self.handle.as_str()),
             target: CompareTarget::Exists(false),
         };
         let record = &self.req.record;
-        let puts = record_puts(ks, &self.handle, record, record.ttl_ms(now_ms()))?;
+        let puts = record_puts(
+            ks,
+            &self.handle,
+            record,
+            record.ttl_ms(store.consensus.clock().now_ms()),
+        )?;
         Ok((compare, puts))
     }
 
@@ -104,6 +116,27 @@ fn record_puts(
     Ok(puts)
 }
 
+/// How a session was stored before the user tag, for tests of the upgrade
+/// path: a 22-character id, and the transaction that wrote its record under
+/// the 22-character handle together with its user's index key. `clock` is
+/// the node's ([`rsp_consensus::Consensus::clock`]).
+#[cfg(feature = "testing")]
+pub fn legacy_session_txn(
+    clock: &rsp_consensus::Clock,
+    tenant: &str,
+    user_id: &str,
+    idle: std::time::Duration,
+    lifetime: std::time::Duration,
+) -> Result<(SessionId, Txn), ActorError> {
+    let id = SessionId::generate_legacy();
+    let handle = id.handle();
+    let now = clock.now_ms();
+    let record = SessionRecord::new(user_id, Default::default(), now, idle, lifetime);
+    let keyspace = rsp_consensus::kv::tenant_keyspace(tenant);
+    let puts = record_puts(&keyspace, &handle, &record, record.ttl_ms(now))?;
+    Ok((id, Txn::ops(puts)))
+}
+
 /// The deletes that end `user_id`'s session `handle`: its record, and the
 /// user's index key for a handle from before the user tag.
 pub(crate) fn record_deletes(keyspace: &str, handle: &SessionHandle, user_id: &str) -> Vec<TxnOp> {
@@ -122,14 +155,14 @@ pub(crate) fn record_deletes(keyspace: &str, handle: &SessionHandle, user_id: &s
 /// outcome; the caller reports to the actor first and then answers, so a
 /// caller's next request never finds its finished creation still pending.
 pub(crate) async fn write_batch(
-    shared: &TenantShared,
+    store: &SessionStore,
     batch: Vec<NewSession>,
 ) -> Vec<(NewSession, Result<(), ActorError>)> {
     let mut txn = Txn::default();
     let mut ready = Vec::with_capacity(batch.len());
     let mut done = Vec::new();
     for s in batch {
-        match s.ops(shared) {
+        match s.ops(store) {
             Ok((compare, puts)) => {
                 txn.compares.push(compare);
                 txn.success.extend(puts);
@@ -144,7 +177,7 @@ pub(crate) async fn write_batch(
     let all = |ready: Vec<NewSession>, r: Result<(), ActorError>| {
         ready.into_iter().map(move |s| (s, r.clone()))
     };
-    match shared.consensus.txn(txn).await {
+    match store.consensus.txn(txn).await {
         Ok(resp) if resp.succeeded => done.extend(all(ready, Ok(()))),
         // 2^-128 per pair of sessions; refuse rather than overwrite.
         Ok(_) if ready.len() == 1 => done.extend(all(
@@ -154,7 +187,7 @@ pub(crate) async fn write_batch(
         Ok(_) => {
             // One id collided: write them one by one so only it fails.
             for s in ready {
-                done.extend(Box::pin(write_batch(shared, vec![s])).await);
+                done.extend(Box::pin(write_batch(store, vec![s])).await);
             }
         }
         Err(e) => done.extend(all(ready, Err(ActorError::from(e)))),
@@ -166,15 +199,15 @@ pub(crate) async fn write_batch(
 /// session from before the user tag) with a new TTL, only if nobody changed
 /// or deleted it since we read it.
 pub(crate) async fn write_touch(
-    shared: &TenantShared,
+    store: &SessionStore,
     handle: &SessionHandle,
 ) -> Result<SessionInfo, ActorError> {
-    let ks = &shared.keyspace;
+    let ks = &store.keyspace;
     let key = session_key(ks, handle.as_str());
-    let (kv, _) = shared.consensus.get(&key, Consistency::Local).await?;
+    let (kv, _) = store.consensus.get(&key, Consistency::Local).await?;
     let kv = kv.ok_or(ActorError::SessionNotFound)?;
     let mut record: SessionRecord = decode("session", &kv.value)?;
-    let now = now_ms();
+    let now = store.consensus.clock().now_ms();
     if record.expires_at_ms() <= now {
         return Err(ActorError::SessionNotFound);
     }
@@ -188,19 +221,19 @@ pub(crate) async fn write_touch(
         success,
         failure: Vec::new(),
     };
-    let resp = shared.consensus.txn(txn).await?;
+    let resp = store.consensus.txn(txn).await?;
     if resp.succeeded {
         return Ok(record.info(handle.clone()));
     }
     // Touched elsewhere meanwhile, or revoked: a revoked session must not
     // come back, so report what is stored now.
-    let (kv, _) = shared
+    let (kv, _) = store
         .consensus
         .get(&session_key(ks, handle.as_str()), Consistency::Linearizable)
         .await?;
     let kv = kv.ok_or(ActorError::SessionNotFound)?;
     let current: SessionRecord = decode("session", &kv.value)?;
-    if current.expires_at_ms() <= now_ms() {
+    if current.expires_at_ms() <= store.consensus.clock().now_ms() {
         return Err(ActorError::SessionNotFound);
     }
     Ok(current.info(handle.clone()))

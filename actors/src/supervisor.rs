@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SpawnErr, SupervisionEvent};
 
-use crate::policy::PolicyEvaluator;
-use crate::ratelimit::RateLimiter;
-use crate::session_manager::SessionManager;
+use crate::policy_evaluator::{PolicyEvaluator, PolicyEvaluatorArgs};
+use crate::rate_limiter::{RateLimiter, RateLimiterArgs};
+use crate::session_manager::{SessionManager, SessionManagerArgs};
+use crate::session_writes::SessionStore;
 use crate::tenant::{ChildKind, Phase, TenantShared};
 
 /// Wait before retrying a child whose start failed.
@@ -33,36 +34,55 @@ pub(crate) enum TenantMsg {
     Respawn(ChildKind),
 }
 
+/// Spawn the child of `kind`, linked, with what it needs of the tenant.
 async fn spawn_child(
     myself: &ActorRef<TenantMsg>,
     kind: ChildKind,
-    shared: &Arc<TenantShared>,
+    shared: &TenantShared,
 ) -> Result<ActorId, SpawnErr> {
     let cell = myself.get_cell();
-    let args = shared.clone();
     Ok(match kind {
-        ChildKind::Sessions => Actor::spawn_linked(None, SessionManager, args, cell)
-            .await?
-            .0
-            .get_id(),
-        ChildKind::RateLimiter => Actor::spawn_linked(None, RateLimiter, args, cell)
-            .await?
-            .0
-            .get_id(),
-        ChildKind::Policy => Actor::spawn_linked(None, PolicyEvaluator, args, cell)
-            .await?
-            .0
-            .get_id(),
+        ChildKind::Sessions => {
+            let args = SessionManagerArgs {
+                store: Arc::new(SessionStore {
+                    consensus: shared.consensus.clone(),
+                    keyspace: shared.keyspace.clone(),
+                }),
+                max_sessions: shared.limits.max_sessions,
+                metrics: shared.metrics.clone(),
+                features: shared.features.clone(),
+                pending_touches: shared.pending_touches.clone(),
+                slot: shared.children.sessions.clone(),
+            };
+            Actor::spawn_linked(None, SessionManager, args, cell)
+                .await?
+                .0
+                .get_id()
+        }
+        ChildKind::RateLimiter => {
+            let args = RateLimiterArgs {
+                config: shared.config.clone(),
+                share: shared.share.clone(),
+                slot: shared.children.limiter.clone(),
+            };
+            Actor::spawn_linked(None, RateLimiter, args, cell)
+                .await?
+                .0
+                .get_id()
+        }
+        ChildKind::Policy => {
+            let args = PolicyEvaluatorArgs {
+                tenant: shared.tenant.clone(),
+                source: shared.policy_source.clone(),
+                cell: shared.snapshot.clone(),
+                slot: shared.children.policy.clone(),
+            };
+            Actor::spawn_linked(None, PolicyEvaluator, args, cell)
+                .await?
+                .0
+                .get_id()
+        }
     })
-}
-
-fn forget_child(shared: &TenantShared, kind: ChildKind) {
-    let mut c = shared.children.write().unwrap_or_else(|p| p.into_inner());
-    match kind {
-        ChildKind::Sessions => c.sessions = None,
-        ChildKind::RateLimiter => c.limiter = None,
-        ChildKind::Policy => c.policy = None,
-    }
 }
 
 impl Actor for TenantSupervisor {
@@ -100,7 +120,7 @@ impl Actor for TenantSupervisor {
         state: &mut TenantSupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         for kind in ChildKind::ALL {
-            forget_child(&state.shared, kind);
+            state.shared.children.clear(kind);
         }
         myself
             .stop_children_and_wait(Some("tenant stopping".into()), Some(STOP_CHILDREN_TIMEOUT))
@@ -139,7 +159,7 @@ impl Actor for TenantSupervisor {
         };
         if let Some(kind) = state.children.remove(&cell.get_id()) {
             tracing::warn!(tenant = %state.shared.tenant, actor = kind.as_str(), %reason, "tenant actor failed");
-            forget_child(&state.shared, kind);
+            state.shared.children.clear(kind);
             if state.count_failure(&myself, kind, &reason) {
                 state.respawn(&myself, kind).await;
             }

@@ -1,25 +1,27 @@
-//! One tenant on one node: the state its actors and handles share
-//! ([`TenantShared`]), admission (bounded in-flight calls and the
-//! requests-per-second quota), and the [`TenantHandle`] the API calls.
+//! One incarnation of a tenant on one node (`TenantShared`): the state
+//! its actors, services and handles share, its children (`Children`,
+//! [`ChildKind`]), its lifecycle (`Phase`) and admission to it (bounded
+//! in-flight calls and the requests-per-second quota, `Permit`).
+//!
+//! An incarnation lives from the node supervisor starting the tenant until
+//! it stops (idle, degraded, shutdown); the next use starts a new one.
 
 use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use ractor::ActorRef;
 use rsp_consensus::Consensus;
+use rsp_consensus::kv::tenant_keyspace;
 
+use crate::actor_slot::ActorSlot;
 use crate::bucket::{ClusterShare, TokenBucket};
 use crate::config::{RateRule, RuntimeConfig, TenantLimits};
-use crate::error::{ActorError, Quota, RESTART_RETRY};
+use crate::error::{ActorError, Quota};
 use crate::features::ClusterFeatures;
-use crate::lockout::LockoutService;
 use crate::metrics::TenantMetrics;
-use crate::policy::{PolicyCell, PolicyMsg, PolicyService};
-use crate::ratelimit::{LimiterMsg, RateLimitService};
-use crate::runtime::TenantRuntime;
+use crate::policy_evaluator::{PolicyCell, PolicyMsg};
+use crate::rate_limiter::LimiterMsg;
 use crate::session_manager::SessionMsg;
-use crate::session_service::SessionService;
 
 /// The actors a tenant supervisor owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -46,16 +48,6 @@ impl ChildKind {
     }
 }
 
-/// A fault a test can inject into a tenant actor.
-#[cfg(feature = "testing")]
-#[derive(Debug, Clone, Copy)]
-pub enum Fault {
-    /// Panic in the message handler.
-    Panic,
-    /// Sleep in the message handler, blocking the actor's mailbox.
-    Stall(Duration),
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Phase {
@@ -79,14 +71,34 @@ impl Phase {
 }
 
 /// Current references to the tenant's actors; each child publishes itself
-/// here when it starts (also after a restart).
+/// in its slot when it starts (also after a restart).
 #[derive(Default)]
 pub(crate) struct Children {
-    pub sessions: Option<ActorRef<SessionMsg>>,
-    pub limiter: Option<ActorRef<LimiterMsg>>,
-    pub policy: Option<ActorRef<PolicyMsg>>,
+    pub sessions: Arc<ActorSlot<SessionMsg>>,
+    pub limiter: Arc<ActorSlot<LimiterMsg>>,
+    pub policy: Arc<ActorSlot<PolicyMsg>>,
 }
 
+impl Children {
+    /// Forget the child of `kind` (it stopped or failed).
+    pub fn clear(&self, kind: ChildKind) {
+        match kind {
+            ChildKind::Sessions => self.sessions.clear(),
+            ChildKind::RateLimiter => self.limiter.clear(),
+            ChildKind::Policy => self.policy.clear(),
+        }
+    }
+
+    /// Stop every child still published.
+    pub fn stop_all(&self) {
+        self.sessions.get().iter().for_each(|a| a.stop(None));
+        self.limiter.get().iter().for_each(|a| a.stop(None));
+        self.policy.get().iter().for_each(|a| a.stop(None));
+    }
+}
+
+/// One incarnation of a tenant on this node, shared by its actors,
+/// services and handles.
 pub(crate) struct TenantShared {
     pub tenant: String,
     pub keyspace: String,
@@ -98,11 +110,11 @@ pub(crate) struct TenantShared {
     pub features: Arc<ClusterFeatures>,
     pub policy_source: rsp_policies::SnapshotSource,
     /// The policy evaluator's published snapshot.
-    pub snapshot: PolicyCell,
-    pub children: RwLock<Children>,
+    pub snapshot: Arc<PolicyCell>,
+    pub children: Children,
     pub restarts: AtomicU64,
     /// Touch requests cast to the session manager and not yet taken.
-    pub pending_touches: AtomicUsize,
+    pub pending_touches: Arc<AtomicUsize>,
     phase: AtomicU8,
     in_flight: AtomicUsize,
     born: Instant,
@@ -150,7 +162,7 @@ impl TenantShared {
         let bucket = TokenBucket::share(request_rule(&limits), members, now);
         TenantShared {
             tenant: tenant.to_string(),
-            keyspace: crate::util::keyspace(tenant),
+            keyspace: tenant_keyspace(tenant),
             consensus,
             config,
             limits,
@@ -158,10 +170,10 @@ impl TenantShared {
             share,
             features,
             policy_source,
-            snapshot: PolicyCell::default(),
-            children: RwLock::new(Children::default()),
+            snapshot: Arc::default(),
+            children: Children::default(),
             restarts: AtomicU64::new(0),
-            pending_touches: AtomicUsize::new(0),
+            pending_touches: Arc::default(),
             phase: AtomicU8::new(Phase::Starting as u8),
             in_flight: AtomicUsize::new(0),
             born: now,
@@ -298,91 +310,5 @@ fn request_rule(limits: &TenantLimits) -> RateRule {
     RateRule {
         per_sec: limits.requests_per_sec,
         burst: limits.request_burst,
-    }
-}
-
-/// A tenant's services on this node. Cheap to clone; get one per request
-/// from [`TenantRuntime::tenant`]. If the tenant was stopped for idleness
-/// meanwhile, calls start it again transparently.
-#[derive(Clone)]
-pub struct TenantHandle {
-    pub(crate) shared: Arc<TenantShared>,
-    pub(crate) runtime: TenantRuntime,
-}
-
-impl TenantHandle {
-    pub fn tenant(&self) -> &str {
-        &self.shared.tenant
-    }
-
-    pub fn sessions(&self) -> SessionService {
-        SessionService { h: self.clone() }
-    }
-
-    pub fn rate_limits(&self) -> RateLimitService {
-        RateLimitService { h: self.clone() }
-    }
-
-    pub fn lockout(&self) -> LockoutService {
-        LockoutService { h: self.clone() }
-    }
-
-    pub fn policies(&self) -> PolicyService {
-        PolicyService { h: self.clone() }
-    }
-
-    /// Calls admitted and not yet answered for this tenant on this node.
-    pub fn in_flight(&self) -> usize {
-        self.shared.in_flight()
-    }
-
-    /// Admit one call, restarting the tenant if it was stopped for idleness.
-    pub(crate) async fn enter(&self) -> Result<Permit, ActorError> {
-        self.enter_as(Metered::Yes).await
-    }
-
-    /// [`Self::enter`], choosing whether the call counts against the
-    /// requests-per-second quota (it always counts against in-flight).
-    pub(crate) async fn enter_as(&self, metered: Metered) -> Result<Permit, ActorError> {
-        let mut shared = self.shared.clone();
-        for _ in 0..3 {
-            if let Some(permit) = shared.admit(metered)? {
-                return Ok(permit);
-            }
-            shared = self.runtime.acquire(&self.shared.tenant).await?;
-        }
-        Err(ActorError::Restarting {
-            retry_after: RESTART_RETRY,
-        })
-    }
-
-    /// Make a tenant actor panic or stall (tests only).
-    #[cfg(feature = "testing")]
-    pub fn inject_fault(&self, child: ChildKind, fault: Fault) -> Result<(), ActorError> {
-        let children = self
-            .shared
-            .children
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        let sent = match child {
-            ChildKind::Sessions => children
-                .sessions
-                .as_ref()
-                .map(|a| a.cast(SessionMsg::Fault(fault)).is_ok()),
-            ChildKind::RateLimiter => children
-                .limiter
-                .as_ref()
-                .map(|a| a.cast(LimiterMsg::Fault(fault)).is_ok()),
-            ChildKind::Policy => children
-                .policy
-                .as_ref()
-                .map(|a| a.cast(PolicyMsg::Fault(fault)).is_ok()),
-        };
-        match sent {
-            Some(true) => Ok(()),
-            _ => Err(ActorError::Restarting {
-                retry_after: RESTART_RETRY,
-            }),
-        }
     }
 }

@@ -3,8 +3,12 @@
 //!
 //! Parts:
 //! - [`types`]: the one `declare_raft_types!` and the [`Member`] description.
-//! - [`node`]: [`Consensus`], a node's handle: writes (forwarded to the
-//!   leader from any node), linearizable and local reads, watches, shutdown.
+//! - [`node`]: [`Consensus`], a node's handle: start-up and shutdown, with
+//!   one file per job beside it: writes (forwarded to the leader from any
+//!   node), linearizable and local reads ([`Consistency`], [`ReadInfo`]),
+//!   follower staleness, node-wide secrets, the start-up settings
+//!   ([`ConsensusConfig`]), deliberate bugs for checker tests
+//!   ([`InjectedBugs`]) and the status types ([`ClusterStatus`]).
 //! - [`membership`]: cluster status, adding and removing nodes, joining.
 //! - [`rpc`], [`transport`], [`network`], [`peer_server`]: peer messages
 //!   (bincode over HTTP/2, each naming its Raft group), the client with

@@ -18,13 +18,8 @@ use anyhow::Error;
 use rsp_chaos::{AdminClient, ApiResponse, Consistency};
 use serde_json::{Value, json};
 
-/// How a request ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome<T> {
-    Ok(T),
-    Fail(String),
-    Info(String),
-}
+use crate::etcd_client::EtcdClient;
+use crate::outcome::Outcome;
 
 /// A KV client bound to one node.
 #[derive(Debug, Clone)]
@@ -32,8 +27,8 @@ pub struct KvClient {
     pub node: u64,
     admin: AdminClient,
     /// Set when the node is an etcd member (the sanity check of the
-    /// checker, see [`crate::etcd`]).
-    etcd: Option<crate::etcd::EtcdClient>,
+    /// checker, see `etcd`).
+    etcd: Option<EtcdClient>,
 }
 
 /// True when the request was certainly never sent (no connection).
@@ -89,7 +84,7 @@ impl KvClient {
     }
 
     /// A client of an etcd member (`register` only: reads, writes, CAS).
-    pub fn etcd(node: u64, etcd: crate::etcd::EtcdClient) -> anyhow::Result<Self> {
+    pub fn etcd(node: u64, etcd: EtcdClient) -> anyhow::Result<Self> {
         Ok(Self {
             node,
             admin: AdminClient::new("http://127.0.0.1:9", "unused")?,

@@ -27,13 +27,11 @@ use serde::Deserialize;
 use tokio::sync::{Mutex, watch};
 
 use crate::client::KvClient;
+use crate::harness::{Members, conclude, join_workers, spawn_kill_nemesis, spawn_workers};
 use crate::history::Recorder;
 use crate::nemesis::NemesisKind;
+use crate::options::{Refused, RunOptions, RunOutcome};
 use crate::report;
-use crate::run::{
-    Members, Refused, RunOptions, RunOutcome, conclude, join_workers, spawn_kill_nemesis,
-    spawn_workers,
-};
 use crate::workload::{Workload, oidc::Nodes};
 
 /// The environment variable with the admin token when the file has none.

@@ -7,8 +7,10 @@
 //! - [`history`]: events (`invoke` / `ok` / `fail` / `info`, nemesis
 //!   events) with monotonic times, the recorder that writes
 //!   `history.jsonl`, and pairing invocations with completions;
-//! - [`client`]: a KV client that classifies answers as ok, fail (not
-//!   applied) or info (indeterminate), following the admin API's contract;
+//! - [`outcome`]: how an operation ended: ok, fail (not applied) or info
+//!   (indeterminate);
+//! - [`client`]: a KV client that classifies answers into outcomes,
+//!   following the admin API's contract;
 //! - [`workload`]: the registry of workloads and their generators: `register`
 //!   and `set` on the KV API; `codes`, `refresh`, `sessions`, `lockout`
 //!   through the OIDC endpoints as a browser and an OAuth client use them;
@@ -23,8 +25,13 @@
 //! - [`external`]: driving an existing cluster from a nodes file
 //!   (addresses, stop and start commands);
 //! - [`etcd`]: a local etcd cluster, the trusted system the `register`
-//!   workload and its checker are run against as a sanity check;
-//! - [`run`]: one run from cluster start to exit code.
+//!   workload and its checker are run against as a sanity check, and
+//!   [`etcd_client`], its KV client;
+//! - [`options`]: what a run is asked and how it answers;
+//! - `harness`: the steps every kind of run shares (paced clients, the
+//!   `kill` nemesis over members not started through `rsp-chaos`,
+//!   checking the history into results);
+//! - [`run()`]: one run from cluster start to exit code (module [`mod@run`]).
 //!
 //! Not for: starting or faulting processes by itself (that is `rsp-chaos`),
 //! or benchmarking (the rate is paced and the checker dominates).
@@ -32,13 +39,18 @@
 pub mod checker;
 pub mod client;
 pub mod etcd;
+pub mod etcd_client;
 pub mod external;
+pub(crate) mod harness;
 pub mod history;
 pub mod nemesis;
+pub mod options;
+pub mod outcome;
 pub mod report;
 pub mod run;
 pub mod web;
 pub mod workload;
 
 pub use checker::{CheckResult, Validity};
-pub use run::{RunOptions, RunOutcome, run};
+pub use options::{Refused, RunOptions, RunOutcome, Target};
+pub use run::run;

@@ -17,9 +17,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use rsp_jepsen::checker::register::RegisterLimits;
 use rsp_jepsen::nemesis::NemesisKind;
-use rsp_jepsen::run::{Refused, Target};
 use rsp_jepsen::workload::{WORKLOADS, WorkloadOptions};
-use rsp_jepsen::{RunOptions, history, workload};
+use rsp_jepsen::{Refused, RunOptions, Target, history, workload};
 
 #[derive(Parser)]
 #[command(

@@ -20,8 +20,9 @@ use serde_json::Value;
 
 use crate::checker::CheckResult;
 use crate::checker::register::RegisterLimits;
-use crate::client::{KvClient, Outcome};
+use crate::client::KvClient;
 use crate::history::{Event, EventType, Process, Record, Recorder};
+use crate::outcome::Outcome;
 
 /// A registry entry.
 #[derive(Debug, Clone, Copy)]

@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use rsp_chaos::{Cluster, ClusterSpec};
 use rsp_jepsen::nemesis::NemesisKind;
-use rsp_jepsen::run::Target;
-use rsp_jepsen::{RunOptions, RunOutcome, Validity};
+use rsp_jepsen::{RunOptions, RunOutcome, Target, Validity};
 use serde_json::json;
 use tempfile::TempDir;
 

@@ -104,7 +104,7 @@ fn consensus_retry(e: rsp_consensus::ConsensusError) -> Retry {
 
 /// One pass; `step` remembers what is done, so a retry resumes.
 async fn run(state: &AppState, out: &mut Outcome, step: &mut u8) -> Result<(), Retry> {
-    let now = now_ms();
+    let now = state.clock().now_ms();
     if *step == 0 {
         match state.tenants.create(TENANT, "Demo", now).await {
             Ok(_) => out.say("created tenant `demo`"),
@@ -222,11 +222,4 @@ async fn run(state: &AppState, out: &mut Outcome, step: &mut u8) -> Result<(), R
         *step = 5;
     }
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

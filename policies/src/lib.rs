@@ -17,6 +17,7 @@
 //!   applied change, for a node without tenant actors (with them, each
 //!   tenant's evaluator actor in `rsp-actors` holds its snapshot).
 //! - [`admin`]: the built-in policy set that authorizes the admin API.
+//! - [`config`]: [`PolicyConfig`], the timing and evaluation settings.
 //!
 //! See docs/authorization.md for the guarantees.
 //!
@@ -27,6 +28,7 @@
 
 pub mod admin;
 pub mod compile;
+pub mod config;
 pub mod diagnostics;
 pub mod error;
 pub mod evaluate;
@@ -36,11 +38,10 @@ pub mod service;
 pub mod source;
 pub mod store;
 
-use std::time::Duration;
-
 pub use admin::{AdminAction, AdminAuthorizer, AdminPrincipal, AdminResource};
 pub use cedar_policy;
 pub use compile::Compiled;
+pub use config::PolicyConfig;
 pub use diagnostics::Diagnostic;
 pub use error::PolicyError;
 pub use evaluate::{DecisionRequest, Snapshot, parse_uid};
@@ -48,27 +49,3 @@ pub use index::{EvalError, Outcome, PolicyIndex};
 pub use service::PolicyService;
 pub use source::SnapshotSource;
 pub use store::{PolicyStore, Receipt, StoredState, VersionSummary};
-
-/// Timing and evaluation settings. The defaults are the product's.
-#[derive(Debug, Clone)]
-pub struct PolicyConfig {
-    /// How long a write waits for every member to confirm it applied it.
-    pub confirm_timeout: Duration,
-    /// How long after the start of its last linearizable barrier a node may
-    /// decide from its applied state (and how long a write whose commit a
-    /// member did not confirm waits before answering).
-    pub local_bound: Duration,
-    /// Evaluate only the policies that can apply to a request (the index);
-    /// off evaluates the whole set, for comparison.
-    pub sliced: bool,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig {
-            confirm_timeout: Duration::from_secs(1),
-            local_bound: Duration::from_millis(1500),
-            sliced: true,
-        }
-    }
-}

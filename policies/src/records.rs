@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use rsp_consensus::kv::Key;
+use rsp_consensus::kv::{Key, tenant_keyspace};
 use serde::{Deserialize, Serialize};
 
 /// Every key of the policy store starts with this (the tenant actors watch
@@ -24,24 +24,23 @@ pub const VERSION_PREFIX: &str = "policy/v/";
 pub const LINK_PREFIX: &str = "policy/link/";
 pub const ENTITIES: &str = "policy/entities";
 
-pub fn keyspace(tenant: &str) -> String {
-    format!("t.{tenant}")
-}
-
 pub fn head_key(tenant: &str) -> Key {
-    Key::new(keyspace(tenant), HEAD)
+    Key::new(tenant_keyspace(tenant), HEAD)
 }
 
 pub fn version_key(tenant: &str, version: u64) -> Key {
-    Key::new(keyspace(tenant), format!("{VERSION_PREFIX}{version:020}"))
+    Key::new(
+        tenant_keyspace(tenant),
+        format!("{VERSION_PREFIX}{version:020}"),
+    )
 }
 
 pub fn link_key(tenant: &str, id: &str) -> Key {
-    Key::new(keyspace(tenant), format!("{LINK_PREFIX}{id}"))
+    Key::new(tenant_keyspace(tenant), format!("{LINK_PREFIX}{id}"))
 }
 
 pub fn entities_key(tenant: &str) -> Key {
-    Key::new(keyspace(tenant), ENTITIES)
+    Key::new(tenant_keyspace(tenant), ENTITIES)
 }
 
 /// The state's summary. Version 0 means "no policies written yet".

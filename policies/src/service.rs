@@ -26,10 +26,10 @@ use std::sync::{Arc, OnceLock, RwLock, Weak};
 use std::time::Instant;
 
 use rsp_consensus::Consensus;
-use rsp_consensus::kv::WatchEvent;
+use rsp_consensus::kv::{WatchEvent, keyspace_tenant};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::PolicyConfig;
+use crate::config::PolicyConfig;
 use crate::error::PolicyError;
 use crate::evaluate::{DecisionRequest, Snapshot};
 use crate::index::Outcome;
@@ -274,6 +274,6 @@ impl PolicyService {
 
 /// The tenant whose policy head an event changed.
 fn changed_tenant(event: &WatchEvent) -> Option<&str> {
-    let tenant = event.key.keyspace.strip_prefix("t.")?;
+    let tenant = keyspace_tenant(&event.key.keyspace)?;
     (event.key.key == records::HEAD.as_bytes()).then_some(tenant)
 }

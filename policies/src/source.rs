@@ -1,5 +1,5 @@
 //! What a node needs to hold tenants' policy snapshots, whoever holds them
-//! (the [`crate::PolicyService`] of a node without tenant actors, or each
+//! (the `PolicyService` of a node without tenant actors, or each
 //! tenant's policy evaluator actor in `rsp-actors`):
 //!
 //! - [`SnapshotSource::load`]: build a tenant's [`Snapshot`] from this
@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use rsp_consensus::{Consensus, Consistency};
 
-use crate::PolicyConfig;
+use crate::config::PolicyConfig;
 use crate::error::PolicyError;
 use crate::evaluate::Snapshot;
 use crate::records::head_key;

@@ -10,12 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, KeyValue, Txn, TxnOp};
+use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, KeyValue, Txn, TxnOp, tenant_keyspace};
 use rsp_consensus::{Consensus, Consistency};
 use serde::Serialize;
 
-use crate::PolicyConfig;
 use crate::compile::{Compiled, compile};
+use crate::config::PolicyConfig;
 use crate::error::{PolicyError, codes};
 use crate::records::{
     self, Head, PolicyVersion, StoredEntities, StoredLink, entities_key, head_key, link_key,
@@ -126,7 +126,7 @@ impl PolicyStore {
             };
             let (link_kvs, _) = c
                 .range(
-                    &records::keyspace(tenant),
+                    &tenant_keyspace(tenant),
                     records::LINK_PREFIX.as_bytes(),
                     MAX_LINKS,
                     Consistency::Local,
@@ -175,7 +175,7 @@ impl PolicyStore {
                 policies: policies.clone(),
                 schema: schema.clone(),
                 author: author.to_string(),
-                time_ms: now_ms(),
+                time_ms: self.consensus.clock().now_ms(),
                 restored_from: None,
             }))
         })
@@ -196,7 +196,7 @@ impl PolicyStore {
                 policies: old.policies.clone(),
                 schema: old.schema.clone(),
                 author: author.to_string(),
-                time_ms: now_ms(),
+                time_ms: self.consensus.clock().now_ms(),
                 restored_from: Some(version),
             }))
         })
@@ -214,7 +214,7 @@ impl PolicyStore {
             Ok(Change::Entities(StoredEntities {
                 entities: entities.clone(),
                 author: author.to_string(),
-                time_ms: now_ms(),
+                time_ms: self.consensus.clock().now_ms(),
             }))
         })
         .await
@@ -241,7 +241,7 @@ impl PolicyStore {
                 template: template.to_string(),
                 values: values.clone(),
                 author: author.to_string(),
-                time_ms: now_ms(),
+                time_ms: self.consensus.clock().now_ms(),
             }))
         })
         .await
@@ -278,7 +278,7 @@ impl PolicyStore {
         let (kvs, _) = self
             .consensus
             .range(
-                &records::keyspace(tenant),
+                &tenant_keyspace(tenant),
                 records::VERSION_PREFIX.as_bytes(),
                 MAX_VERSIONS,
                 Consistency::Local,
@@ -395,11 +395,4 @@ impl PolicyStore {
         }
         report.missing
     }
-}
-
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

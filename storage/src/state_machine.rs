@@ -65,11 +65,11 @@ pub struct SnapshotBuilder<C: RaftTypeConfig> {
     seq: u64,
 }
 
-fn rerr<NID: openraft::NodeId>(e: StorageError) -> RaftStorageError<NID> {
+fn state_read_failed<NID: openraft::NodeId>(e: StorageError) -> RaftStorageError<NID> {
     openraft::StorageIOError::read_state_machine(&e).into()
 }
 
-fn werr<NID: openraft::NodeId>(e: StorageError) -> RaftStorageError<NID> {
+fn state_write_failed<NID: openraft::NodeId>(e: StorageError) -> RaftStorageError<NID> {
     openraft::StorageIOError::write_state_machine(&e).into()
 }
 
@@ -128,7 +128,7 @@ where
             .copy
             .take()
             .unwrap_or_else(|| Err(StorageError::corrupt("snapshot", "builder used twice")))
-            .map_err(rerr)?;
+            .map_err(state_read_failed)?;
         let body = encode(&SnapshotBody {
             format: SNAPSHOT_FORMAT,
             entries: copy.entries,
@@ -142,8 +142,8 @@ where
             last_membership: copy.membership,
             snapshot_id,
         };
-        save_snapshot(&self.snap, &meta, &body).map_err(werr)?;
-        self.sync.sync().await.map_err(werr)?;
+        save_snapshot(&self.snap, &meta, &body).map_err(state_write_failed)?;
+        self.sync.sync().await.map_err(state_write_failed)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(body)),
@@ -179,8 +179,8 @@ where
         RaftStorageError<C::NodeId>,
     > {
         Ok((
-            self.applied().map_err(rerr)?,
-            self.membership().map_err(rerr)?,
+            self.applied().map_err(state_read_failed)?,
+            self.membership().map_err(state_read_failed)?,
         ))
     }
 
@@ -194,12 +194,17 @@ where
             let applied = (APPLIED.to_vec(), encode(&Some(entry.log_id.clone())));
             match entry.payload {
                 EntryPayload::Blank => {
-                    self.engine.apply_meta(&[applied]).map_err(werr)?;
+                    self.engine
+                        .apply_meta(&[applied])
+                        .map_err(state_write_failed)?;
                     out.push(Response::None);
                 }
                 EntryPayload::Normal(cmd) => {
                     let start = Instant::now();
-                    let response = self.engine.apply(&cmd, &[applied]).map_err(werr)?;
+                    let response = self
+                        .engine
+                        .apply(&cmd, &[applied])
+                        .map_err(state_write_failed)?;
                     if let Some(observe) = &self.observer {
                         observe(start.elapsed());
                     }
@@ -209,7 +214,7 @@ where
                     let stored = StoredMembership::new(Some(entry.log_id), m);
                     self.engine
                         .apply_meta(&[applied, (MEMBERSHIP.to_vec(), encode(&stored))])
-                        .map_err(werr)?;
+                        .map_err(state_write_failed)?;
                     out.push(Response::None);
                 }
             }
@@ -247,9 +252,9 @@ where
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), RaftStorageError<C::NodeId>> {
         let bytes = snapshot.into_inner();
-        let body: SnapshotBody = decode("snapshot", &bytes).map_err(werr)?;
+        let body: SnapshotBody = decode("snapshot", &bytes).map_err(state_write_failed)?;
         if body.format > SNAPSHOT_FORMAT {
-            return Err(werr(StorageError::corrupt(
+            return Err(state_write_failed(StorageError::corrupt(
                 "snapshot",
                 format!(
                     "format {} is newer than this build understands",
@@ -261,20 +266,26 @@ where
         entries.retain(|(k, _)| k != APPLIED && k != MEMBERSHIP);
         entries.push((APPLIED.to_vec(), encode(&meta.last_log_id)));
         entries.push((MEMBERSHIP.to_vec(), encode(&meta.last_membership)));
-        self.engine.import(&entries).map_err(werr)?;
-        save_snapshot(&self.snap, meta, &bytes).map_err(werr)?;
-        self.sync.sync().await.map_err(werr)?;
+        self.engine.import(&entries).map_err(state_write_failed)?;
+        save_snapshot(&self.snap, meta, &bytes).map_err(state_write_failed)?;
+        self.sync.sync().await.map_err(state_write_failed)?;
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<C>>, RaftStorageError<C::NodeId>> {
-        let meta = self.snap.get(SNAP_META).map_err(|e| rerr(e.into()))?;
-        let data = self.snap.get(SNAP_DATA).map_err(|e| rerr(e.into()))?;
+        let meta = self
+            .snap
+            .get(SNAP_META)
+            .map_err(|e| state_read_failed(e.into()))?;
+        let data = self
+            .snap
+            .get(SNAP_DATA)
+            .map_err(|e| state_read_failed(e.into()))?;
         match (meta, data) {
             (Some(meta), Some(data)) => Ok(Some(Snapshot {
-                meta: decode("snapshot meta", &meta).map_err(rerr)?,
+                meta: decode("snapshot meta", &meta).map_err(state_read_failed)?,
                 snapshot: Box::new(Cursor::new(data.to_vec())),
             })),
             _ => Ok(None),

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use rsp_storage::kv::{Command, Compare, CompareTarget, Key, Op, Txn, TxnOp};
+use rsp_storage::kv::{Command, Compare, CompareTarget, Key, Op, Txn, TxnOp, tenant_keyspace};
 use rsp_storage::{KvEngine, Store, StoreConfig};
 
 fn open() -> (tempfile::TempDir, Store) {
@@ -79,7 +79,10 @@ impl Ceiling {
 fn creation_entry(first: u64) -> Op {
     let txns = (first..first + SESSIONS_PER_ENTRY)
         .map(|n| {
-            let key = Key::new("t.bench", format!("session/{}", tagged_handle(n)));
+            let key = Key::new(
+                tenant_keyspace("bench"),
+                format!("session/{}", tagged_handle(n)),
+            );
             let mut txn = Txn::default();
             txn.compares.push(Compare {
                 key: key.clone(),
@@ -127,18 +130,16 @@ pub fn engine_sessions(run: Duration) -> Ceiling {
 pub fn raw_sled_sessions(run: Duration, inserts: usize) -> Ceiling {
     let (_dir, store) = open();
     let tree = store.tree(0, "raw").expect("tree");
+    let ks = tenant_keyspace("bench");
     let (started, cpu0) = (Instant::now(), cpu_secs());
     let mut sessions: u64 = 0;
     while started.elapsed() < run {
         let mut batch = sled::Batch::default();
         for _ in 0..SESSIONS_PER_ENTRY {
             let h = tagged_handle(sessions);
-            batch.insert(
-                format!("t.bench/session/{h}").as_bytes(),
-                vec![5u8; 58 + 24],
-            );
+            batch.insert(format!("{ks}/session/{h}").as_bytes(), vec![5u8; 58 + 24]);
             if inserts > 1 {
-                let index = format!("t.bench/user_session/u-{:018}/{h}", sessions % 1000);
+                let index = format!("{ks}/user_session/u-{:018}/{h}", sessions % 1000);
                 batch.insert(index.as_bytes(), vec![0u8; 24]);
             }
             sessions += 1;
@@ -175,6 +176,7 @@ pub fn replicated_floor(run: Duration) -> (f64, f64) {
         .map(|r| {
             let entry = entry.clone();
             std::thread::spawn(move || {
+                let ks = tenant_keyspace("bench");
                 let (_dir, store) = open();
                 let (log, state) = (
                     store.tree(0, "log").expect("log"),
@@ -190,7 +192,7 @@ pub fn replicated_floor(run: Duration) -> (f64, f64) {
                     let mut batch = sled::Batch::default();
                     for _ in 0..SESSIONS_PER_ENTRY {
                         let h = tagged_handle(sessions + r);
-                        let key = format!("t.bench/session/{h}");
+                        let key = format!("{ks}/session/{h}");
                         batch.insert(key.as_bytes(), vec![5u8; 58 + 24]);
                         sessions += 1;
                     }

@@ -174,7 +174,7 @@ async fn concurrent_creations_share_transactions_yet_each_gets_its_own_valid_ses
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_from_before_the_user_tag_keep_working_and_a_shared_tag_does_not_mix_users() {
     use rsp_consensus::Consistency;
-    use rsp_consensus::kv::{Key, Txn, TxnOp};
+    use rsp_consensus::kv::{Key, Txn, TxnOp, tenant_keyspace};
 
     let nodes = start(3, config()).await;
     let handles = nodes.tenant_everywhere("acme").await;
@@ -198,7 +198,9 @@ async fn sessions_from_before_the_user_tag_keep_working_and_a_shared_tag_does_no
     // plus index key), one made now.
     let mut legacy = Vec::new();
     for _ in 0..2 {
-        let (id, txn) = rsp_actors::legacy_session_txn("acme", "carol", MIN, HOUR).expect("txn");
+        let (id, txn) =
+            rsp_actors::legacy_session_txn(consensus.clock(), "acme", "carol", MIN, HOUR)
+                .expect("txn");
         let index = key_of(&txn.success[1]);
         consensus.txn(txn).await.expect("write legacy session");
         assert_eq!(id.expose().len(), 22);
@@ -213,12 +215,17 @@ async fn sessions_from_before_the_user_tag_keep_working_and_a_shared_tag_does_no
 
     // Another user's record under carol's tag (a 64-bit tag collision,
     // forced): never listed or revoked as carol's.
-    let (_, mallory) = rsp_actors::legacy_session_txn("acme", "mallory", MIN, HOUR).expect("txn");
+    let (_, mallory) =
+        rsp_actors::legacy_session_txn(consensus.clock(), "acme", "mallory", MIN, HOUR)
+            .expect("txn");
     let TxnOp::Put { value, ttl_ms, .. } = mallory.success[0].clone() else {
         panic!("record put");
     };
     let tag = &new.info.handle.as_str()[..11];
-    let intruder = Key::new("t.acme", format!("session/{tag}{}", "M".repeat(22)));
+    let intruder = Key::new(
+        tenant_keyspace("acme"),
+        format!("session/{tag}{}", "M".repeat(22)),
+    );
     let put = TxnOp::Put {
         key: intruder.clone(),
         value,

@@ -5,7 +5,7 @@
 //! and asks the built-in Cedar admin policies whether it may call this
 //! method on this route (401 / 403 `forbidden` otherwise); routes nobody
 //! classified are operator-only. Handlers also take the
-//! [`crate::extract::Admin`] (or `AdminCaller`) extractor, which trusts the
+//! [`crate::authz::caller::AdminCaller`] extractor, which trusts the
 //! layer's verdict.
 
 pub mod accounts;

@@ -25,16 +25,16 @@ pub mod caller;
 pub mod cedar;
 pub mod error;
 pub mod principal;
+pub mod services;
+
+pub use services::AuthzServices;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::routing::{get, post};
-use rsp_consensus::Consensus;
-use rsp_policies::{
-    AdminAuthorizer, DecisionRequest, Outcome, PolicyConfig, PolicyError, PolicyService, Snapshot,
-};
+use rsp_policies::{DecisionRequest, Outcome, PolicyError, Snapshot};
 
 use crate::authz::error::AuthzResult;
 use crate::error::ApiError;
@@ -44,31 +44,6 @@ use crate::state::AppState;
 pub const CHECK_SCOPE: &str = "authz:check";
 /// Scope that makes an access token's subject an admin of its tenant.
 pub const ADMIN_SCOPE: &str = "rsp:admin";
-
-/// The authorization services of a node.
-#[derive(Clone)]
-pub struct AuthzServices {
-    pub policies: PolicyService,
-    /// The built-in admin policy set; `None` only if it failed to compile
-    /// (a bug; admin calls that need it then fail closed).
-    pub admin: Option<Arc<AdminAuthorizer>>,
-}
-
-impl AuthzServices {
-    pub fn new(consensus: Consensus, config: PolicyConfig) -> Self {
-        let admin = match AdminAuthorizer::new() {
-            Ok(a) => Some(Arc::new(a)),
-            Err(e) => {
-                tracing::error!(error = %e, "the built-in admin policies do not compile");
-                None
-            }
-        };
-        AuthzServices {
-            policies: PolicyService::new(consensus, config),
-            admin,
-        }
-    }
-}
 
 /// A tenant's snapshot with the evaluation setting of whoever holds it.
 pub struct TenantSnapshot {
@@ -96,7 +71,7 @@ impl std::ops::Deref for TenantSnapshot {
 /// is decided on: it reflects every policy write acknowledged before
 /// `started`. On a node with a tenant runtime it is the one the tenant's
 /// policy evaluator actor publishes (a direct read); otherwise the node's
-/// [`PolicyService`] holds it.
+/// [`rsp_policies::PolicyService`] holds it.
 pub async fn snapshot(
     state: &AppState,
     tenant: &str,

@@ -1,73 +1,71 @@
-//! Extractors that answer bad input in the API's own error format.
+//! Extractors that answer bad input in the API's own error format: JSON
+//! bodies, path segments and queries. Who the caller is, is
+//! `crate::authz::caller`'s.
+
+use std::marker::PhantomData;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
-/// `axum::Json`, but a malformed body gives `{"error": "invalid_request"}`.
-pub struct ApiJson<T>(pub T);
+/// `axum::Json`, but a malformed body is answered in the error format `E`
+/// of the API it serves (the admin API's [`ApiError`] by default; the
+/// policy endpoints' `AuthzError` adds a diagnostic). The one JSON body
+/// extractor of this crate.
+pub struct ApiJson<T, E = ApiError>(pub T, pub PhantomData<E>);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+impl<T, E> ApiJson<T, E> {
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => {
-                let status = rejection.status();
-                let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    "payload_too_large"
-                } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-                    "unsupported_media_type"
-                } else {
-                    "invalid_request"
-                };
-                Err(ApiError::new(status, code, rejection.body_text()))
-            }
+/// Why a JSON body was refused: the status axum chose (400 for bad
+/// syntax, 422 for the wrong shape, 413, 415) and its explanation.
+#[derive(Debug)]
+pub struct BodyRejection {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl BodyRejection {
+    /// `payload_too_large`, `unsupported_media_type` or `invalid_request`.
+    pub fn code(&self) -> &'static str {
+        if self.status == StatusCode::PAYLOAD_TOO_LARGE {
+            "payload_too_large"
+        } else if self.status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+            "unsupported_media_type"
+        } else {
+            "invalid_request"
         }
     }
 }
 
-/// Proof that the admin API may serve this request: the admin layer
-/// ([`crate::authz::admin_access`]) authorized the caller for this route
-/// with the built-in Cedar admin policies. Outside that layer (a handler
-/// mounted elsewhere) it accepts only the admin token. A handler that takes
-/// this cannot forget to check it.
-pub struct Admin;
+impl From<BodyRejection> for ApiError {
+    fn from(r: BodyRejection) -> Self {
+        ApiError::new(r.status, r.code(), r.message)
+    }
+}
 
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
+impl<T, E, S> FromRequest<S> for ApiJson<T, E>
+where
+    T: DeserializeOwned,
+    E: From<BodyRejection> + IntoResponse,
+    S: Send + Sync,
+{
+    type Rejection = E;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if parts
-            .extensions
-            .get::<crate::authz::admin_access::Granted>()
-            .is_some()
-        {
-            return Ok(Admin);
-        }
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        match presented {
-            Some(token) if state.admin_token.matches(token) => Ok(Admin),
-            Some(_) => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "invalid_token",
-                "the admin token is not valid",
-            )),
-            None => Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "missing_token",
-                "send the admin token as `Authorization: Bearer <token>`",
-            )),
+    async fn from_request(req: Request, state: &S) -> Result<Self, E> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v, PhantomData)),
+            Err(rejection) => Err(E::from(BodyRejection {
+                status: rejection.status(),
+                message: rejection.body_text(),
+            })),
         }
     }
 }

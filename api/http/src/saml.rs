@@ -10,8 +10,8 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::any;
 
+use crate::authz::caller::AdminCaller;
 use crate::error::ApiError;
-use crate::extract::Admin;
 use crate::state::AppState;
 
 const NOT_YET: &str = "SAML 2.0 is not available in this build yet; \
@@ -27,7 +27,10 @@ async fn tenant_endpoint(Path((_tenant, _rest)): Path<(String, String)>) -> ApiE
 }
 
 /// `POST /admin/v1/tenants/{t}/saml/service-providers`.
-pub async fn register_service_provider(_admin: Admin, Path(_tenant): Path<String>) -> ApiError {
+pub async fn register_service_provider(
+    _admin: AdminCaller,
+    Path(_tenant): Path<String>,
+) -> ApiError {
     not_implemented()
 }
 

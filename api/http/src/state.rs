@@ -8,10 +8,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::authz::AuthzServices;
+use crate::authz::services::AuthzServices;
 use crate::oidc::tenant_runtime::TenantRuntimeServices;
 use rsp_identity::Identity;
-use rsp_identity::oauth::services::{OidcConfig, OidcServices};
+use rsp_identity::oauth::{OidcConfig, OidcServices};
 use rsp_identity::tenants::TenantService;
 
 /// The admin token, kept only as a SHA-256 digest and compared in constant

@@ -10,7 +10,7 @@ use rsp_consensus::kv::{Key, Txn, TxnOp, tenant_keyspace};
 use rsp_consensus::{Consensus, ConsensusError};
 use serde::{Deserialize, Serialize};
 
-use crate::oauth::services::get_confirmed;
+use crate::oauth::context::get_confirmed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsentError {

@@ -1,8 +1,9 @@
 //! The OAuth 2.0 / OpenID Connect domain: what the provider's endpoints
 //! decide, without their HTTP wrapping (that is `rsp-api`).
 //!
-//! - [`services`]: [`OidcServices`], what a node carries, and the
-//!   lifetimes of protocol objects ([`OidcConfig`]);
+//! - [`services`]: [`OidcServices`], what a node carries; [`config`]: the
+//!   lifetimes of protocol objects ([`OidcConfig`]); [`context`]: what the
+//!   services share;
 //! - [`grants`]: the token endpoint's grant types, one file each;
 //! - [`codes`]: authorization codes and PKCE; [`tokens`]: access, ID and
 //!   refresh tokens with their families and the verified-token cache;
@@ -17,6 +18,8 @@
 pub mod claims;
 pub mod client_auth;
 pub mod codes;
+pub mod config;
+pub mod context;
 pub mod device;
 pub mod error;
 pub mod grants;
@@ -26,5 +29,6 @@ pub mod request;
 pub mod services;
 pub mod tokens;
 
+pub use config::{InjectedOAuthBugs, OidcConfig};
 pub use error::{OAuthError, OAuthErrorCode, OAuthResult};
-pub use services::{OidcConfig, OidcServices};
+pub use services::OidcServices;

@@ -113,9 +113,9 @@ impl LockoutWorkload {
             "create-user",
             Some(&key),
             &if made {
-                crate::client::Outcome::Ok(())
+                crate::outcome::Outcome::Ok(())
             } else {
-                crate::client::Outcome::Fail("not created; the name is used anyway".into())
+                crate::outcome::Outcome::Fail("not created; the name is used anyway".into())
             },
             |_| Value::Null,
         );

@@ -18,8 +18,8 @@ use rsp_chaos::AdminClient;
 use serde_json::{Value, json};
 
 use super::OpCtx;
-use crate::client::Outcome;
 use crate::history::{EventType, Process, Record, Recorder};
+use crate::outcome::Outcome;
 use crate::web::{Browser, Reply, Sent, Web, form, pkce};
 
 pub const TENANT: &str = "jepsen";

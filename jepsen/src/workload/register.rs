@@ -17,8 +17,8 @@ use serde_json::{Value, json};
 
 use super::{OpCtx, WorkloadOptions};
 use crate::checker::register::COMPARE_FAILED;
-use crate::client::Outcome;
 use crate::history::EventType;
+use crate::outcome::Outcome;
 
 struct Slot {
     key: String,

@@ -16,8 +16,9 @@ use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
 use super::{OpCtx, WorkloadOptions};
-use crate::client::{KvClient, Outcome};
+use crate::client::KvClient;
 use crate::history::{EventType, Process, Record, Recorder};
+use crate::outcome::Outcome;
 
 /// Reads in flight during the final read.
 const FINAL_PARALLEL: usize = 32;

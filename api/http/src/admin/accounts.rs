@@ -10,8 +10,9 @@ use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
 
+use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use rsp_identity::clients::{ClientError, NewClient};
 use rsp_identity::passwords::PasswordError;
@@ -64,10 +65,10 @@ pub struct CreateUser {
 }
 
 pub async fn create_user(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
-    ApiJson(body): ApiJson<CreateUser>,
+    ApiJson(body, _): ApiJson<CreateUser>,
 ) -> ApiResult<impl IntoResponse> {
     require_tenant(&state, &tenant).await?;
     let new = NewUser {
@@ -108,10 +109,10 @@ pub struct CreateClient {
 }
 
 pub async fn create_client(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
-    ApiJson(body): ApiJson<CreateClient>,
+    ApiJson(body, _): ApiJson<CreateClient>,
 ) -> ApiResult<impl IntoResponse> {
     require_tenant(&state, &tenant).await?;
     let new = NewClient {

@@ -7,8 +7,9 @@ use axum::response::IntoResponse;
 use rsp_consensus::{ClusterStatus, Member, NodeId};
 use serde::Deserialize;
 
+use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 
 #[derive(Deserialize)]
@@ -28,14 +29,14 @@ fn yes() -> bool {
     true
 }
 
-pub async fn status(_: Admin, State(state): State<AppState>) -> Json<ClusterStatus> {
+pub async fn status(_: AdminCaller, State(state): State<AppState>) -> Json<ClusterStatus> {
     Json(state.consensus.status())
 }
 
 pub async fn add_node(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<AddNode>,
+    ApiJson(body, _): ApiJson<AddNode>,
 ) -> ApiResult<impl IntoResponse> {
     if body.id == 0 {
         return Err(ApiError::bad_request(
@@ -63,7 +64,7 @@ pub async fn add_node(
 }
 
 pub async fn remove_node(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<NodeId>,
 ) -> ApiResult<impl IntoResponse> {

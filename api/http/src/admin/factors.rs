@@ -10,8 +10,9 @@ use rsp_consensus::Consistency;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
+use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use rsp_identity::factors::FactorError;
 use rsp_identity::recovery::RecoveryError;
@@ -71,10 +72,10 @@ pub struct NewFactor {
 }
 
 pub async fn create(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, user)): ApiPath<(String, String)>,
-    ApiJson(body): ApiJson<NewFactor>,
+    ApiJson(body, _): ApiJson<NewFactor>,
 ) -> ApiResult<impl IntoResponse> {
     if body.kind != "totp" {
         return Err(ApiError::bad_request(
@@ -99,7 +100,7 @@ pub async fn create(
 }
 
 pub async fn list(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, user)): ApiPath<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
@@ -117,7 +118,7 @@ pub async fn list(
 }
 
 pub async fn delete(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, user, factor)): ApiPath<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
@@ -138,7 +139,7 @@ pub async fn delete(
 /// recovery codes, e.g. for a user who lost their phone. With an MFA policy that requires
 /// a factor, their next sign-in leads to enrolment.
 pub async fn reset(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, user)): ApiPath<(String, String)>,
 ) -> ApiResult<StatusCode> {

@@ -17,8 +17,9 @@ use rsp_consensus::{Consistency, ReadInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
 pub const KV_KEYSPACE: &str = "kv";
@@ -87,10 +88,10 @@ fn consistency(q: &ReadQuery) -> ApiResult<Consistency> {
 }
 
 pub async fn put(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(k): ApiPath<String>,
-    ApiJson(body): ApiJson<PutBody>,
+    ApiJson(body, _): ApiJson<PutBody>,
 ) -> ApiResult<impl IntoResponse> {
     let key = key(&k)?;
     let resp = state
@@ -109,7 +110,7 @@ pub async fn put(
 }
 
 pub async fn get(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(k): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReadQuery>,
@@ -134,7 +135,7 @@ pub async fn get(
 }
 
 pub async fn delete(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(k): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
@@ -270,9 +271,9 @@ fn result_json(r: OpResult) -> Value {
 }
 
 pub async fn txn(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<TxnIn>,
+    ApiJson(body, _): ApiJson<TxnIn>,
 ) -> ApiResult<impl IntoResponse> {
     let txn = Txn {
         compares: body
@@ -302,7 +303,7 @@ pub struct WatchQuery {
 /// Streams changes applied on this node, one JSON object per line, until
 /// `timeout_ms` (default 30 s, at most 300 s) runs out.
 pub async fn watch(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<WatchQuery>,
 ) -> Response {

@@ -6,8 +6,9 @@ use axum::Json;
 use axum::extract::State;
 use rsp_consensus::Consistency;
 
+use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use rsp_identity::mfa_policy::{MfaPolicy, MfaPolicyError};
 
@@ -21,7 +22,7 @@ impl From<MfaPolicyError> for ApiError {
 }
 
 pub async fn get(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<MfaPolicy>> {
@@ -30,10 +31,10 @@ pub async fn get(
 }
 
 pub async fn put(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
-    ApiJson(policy): ApiJson<MfaPolicy>,
+    ApiJson(policy, _): ApiJson<MfaPolicy>,
 ) -> ApiResult<Json<MfaPolicy>> {
     state.tenants.get(&tenant, Consistency::Local).await?;
     state.identity.mfa_policy.put(&tenant, &policy).await?;

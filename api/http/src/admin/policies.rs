@@ -26,8 +26,9 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::authz::caller::{AdminCaller, AuthzJson, require_tenant};
-use crate::authz::error::AuthzResult;
+use crate::authz::caller::{AdminCaller, require_tenant};
+use crate::authz::error::{AuthzError, AuthzResult};
+use crate::extract::ApiJson;
 use crate::extract::ApiPath;
 use crate::state::AppState;
 
@@ -51,7 +52,7 @@ pub async fn put_policies(
     caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
-    AuthzJson(body): AuthzJson<PutPolicies>,
+    ApiJson(body, _): ApiJson<PutPolicies, AuthzError>,
 ) -> AuthzResult<Json<Value>> {
     require_tenant(&state, &tenant).await?;
     let receipt = state
@@ -119,7 +120,7 @@ pub async fn put_entities(
     caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
-    AuthzJson(body): AuthzJson<Vec<Value>>,
+    ApiJson(body, _): ApiJson<Vec<Value>, AuthzError>,
 ) -> AuthzResult<Json<Value>> {
     require_tenant(&state, &tenant).await?;
     let count = body.len();
@@ -159,7 +160,7 @@ pub async fn put_link(
     caller: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, id)): ApiPath<(String, String)>,
-    AuthzJson(body): AuthzJson<PutLink>,
+    ApiJson(body, _): ApiJson<PutLink, AuthzError>,
 ) -> AuthzResult<Json<Value>> {
     require_tenant(&state, &tenant).await?;
     let receipt = state

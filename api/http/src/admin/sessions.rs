@@ -20,8 +20,9 @@ use rsp_actors::{Revocation, SessionHandle, SessionInfo, TenantHandle};
 use rsp_consensus::Consistency;
 use serde::Serialize;
 
+use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiPath};
+use crate::extract::ApiPath;
 use crate::state::AppState;
 
 /// A session as listed.
@@ -77,7 +78,7 @@ async fn require_user(state: &AppState, tenant: &str, user: &str) -> ApiResult<(
 }
 
 pub async fn list(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Vec<SessionView>>> {
@@ -88,7 +89,7 @@ pub async fn list(
 }
 
 pub async fn revoke_user(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, user)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Revocation>> {
@@ -98,7 +99,7 @@ pub async fn revoke_user(
 }
 
 pub async fn revoke(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, sid)): ApiPath<(String, String)>,
 ) -> ApiResult<Json<Revocation>> {

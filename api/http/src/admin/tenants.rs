@@ -7,8 +7,9 @@ use axum::response::IntoResponse;
 use rsp_consensus::Consistency;
 use serde::Deserialize;
 
+use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Admin, ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use rsp_identity::tenants::TenantError;
 
@@ -34,9 +35,9 @@ impl From<TenantError> for ApiError {
 }
 
 pub async fn create(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
-    ApiJson(body): ApiJson<CreateTenant>,
+    ApiJson(body, _): ApiJson<CreateTenant>,
 ) -> ApiResult<impl IntoResponse> {
     let display_name = body.display_name.unwrap_or_else(|| body.id.clone());
     let tenant = state
@@ -47,7 +48,7 @@ pub async fn create(
 }
 
 pub async fn get(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
@@ -57,7 +58,7 @@ pub async fn get(
 }
 
 pub async fn delete(
-    _: Admin,
+    _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {

@@ -1,14 +1,16 @@
 //! The admin API is authorized by Cedar, in one place: a layer over every
 //! `/admin/v1` route ([`crate::admin::router`]) that
 //!
-//! 1. authenticates the caller ([`AdminCaller`]: the admin token, or an
-//!    access token of a tenant carrying scope `rsp:admin`), 401 otherwise;
+//! 1. authenticates the caller ([`authenticate_admin`]: the admin token,
+//!    or an access token of a tenant carrying scope `rsp:admin`), 401
+//!    otherwise;
 //! 2. classifies the matched route and method into a Cedar action and
 //!    resource ([`classify`]);
 //! 3. asks the built-in admin policies (`rsp_policies::admin`), 403
 //!    `forbidden` when they deny;
-//! 4. hands the authorized caller to the handler (request extension, read
-//!    by the [`crate::extract::Admin`] and [`AdminCaller`] extractors).
+//! 4. hands the authorized caller to the handler (the [`Granted`] request
+//!    extension, read by the [`crate::authz::caller::AdminCaller`]
+//!    extractor).
 //!
 //! Classification is by route pattern, not by handler, so a route added
 //! later is covered without touching this file: a route in a known family
@@ -23,7 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rsp_policies::{AdminAction, AdminResource};
 
-use crate::authz::caller::AdminCaller;
+use crate::authz::caller::{Granted, authenticate_admin};
 use crate::state::AppState;
 
 /// Where the resource of an admin call comes from.
@@ -33,14 +35,6 @@ pub enum Target {
     Cluster,
     /// `Rsp::Tenant::"<the {tenant} path segment>"`.
     Tenant,
-}
-
-/// A caller the admin layer let through, with what it was allowed to do.
-#[derive(Debug, Clone)]
-pub struct Granted {
-    pub caller: AdminCaller,
-    pub action: AdminAction,
-    pub resource: AdminResource,
 }
 
 const TENANT_ROUTE: &str = "/admin/v1/tenants/{tenant}";
@@ -97,13 +91,18 @@ pub fn classify(method: &Method, route: &str) -> (AdminAction, Target) {
 /// matched and its path parameters are known).
 pub async fn guard(
     State(state): State<AppState>,
-    caller: AdminCaller,
     matched: MatchedPath,
     params: RawPathParams,
     method: Method,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
+    let (parts, body) = request.into_parts();
+    let caller = match authenticate_admin(&parts, &state).await {
+        Ok(caller) => caller,
+        Err(e) => return e.into_response(),
+    };
+    let mut request = Request::from_parts(parts, body);
     let (action, target) = classify(&method, matched.as_str());
     let tenant = params
         .iter()

@@ -28,8 +28,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::authz::TenantSnapshot;
-use crate::authz::caller::{AuthzCaller, AuthzJson, require_tenant};
+use crate::authz::caller::{AuthzCaller, require_tenant};
 use crate::authz::error::{AuthzError, AuthzResult};
+use crate::extract::ApiJson;
 use crate::extract::ApiPath;
 use crate::state::AppState;
 
@@ -212,7 +213,7 @@ pub async fn evaluation(
     State(state): State<AppState>,
     caller: AuthzCaller,
     headers: HeaderMap,
-    AuthzJson(body): AuthzJson<Evaluation>,
+    ApiJson(body, _): ApiJson<Evaluation, AuthzError>,
 ) -> AuthzResult<Response> {
     let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let answer = decide(&snapshot, &body)?;
@@ -243,7 +244,7 @@ pub async fn evaluations(
     State(state): State<AppState>,
     caller: AuthzCaller,
     headers: HeaderMap,
-    AuthzJson(body): AuthzJson<Evaluations>,
+    ApiJson(body, _): ApiJson<Evaluations, AuthzError>,
 ) -> AuthzResult<Response> {
     let semantic = Semantic::parse(body.options.as_ref())?;
     let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;

@@ -4,27 +4,26 @@
 //! - [`AuthzCaller`]: for the decision endpoints of tenant `t`: the tenant
 //!   exists, and the caller presents the admin token or an access token of
 //!   `t` carrying scope `authz:check`.
-//! - [`AdminCaller`]: for the admin API: the admin token (the operator)
-//!   or an access token with scope `rsp:admin` of the tenant that issued
-//!   it (a tenant admin). What either may do is then decided by the
-//!   built-in Cedar admin policies ([`AdminCaller::authorize`]), for every
-//!   admin route by the layer in [`crate::authz::admin_access`].
-//! - [`AuthzJson`]: a JSON body whose errors are 400s with diagnostics.
+//! - [`AdminCaller`]: for the admin API, the caller the admin layer
+//!   ([`crate::authz::admin_access`]) authenticated ([`authenticate_admin`]:
+//!   the admin token, or an access token with scope `rsp:admin` of the
+//!   tenant that issued it) and authorized with the built-in Cedar admin
+//!   policies ([`AdminCaller::authorize`]); outside the layer, the
+//!   operator's admin token only.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{FromRequestParts, Path};
+use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use base64::Engine;
 use rsp_consensus::Consistency;
 use rsp_policies::{AdminAction, AdminPrincipal, AdminResource};
-use serde::de::DeserializeOwned;
 
-use crate::authz::admin_access::Granted;
 use crate::authz::error::AuthzError;
 use crate::authz::{ADMIN_SCOPE, CHECK_SCOPE};
+use crate::oidc::http::bearer_token;
 use crate::state::AppState;
 use rsp_identity::oauth::claims::has_scope;
 use rsp_identity::tenants::TenantError;
@@ -53,16 +52,7 @@ pub struct AuthzCaller {
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
+    bearer_token(&parts.headers)
 }
 
 fn missing_token() -> AuthzError {
@@ -155,46 +145,77 @@ fn claimed_tenant(token: &str, public_url: &str) -> Option<String> {
     (!tenant.is_empty() && !tenant.contains('/')).then(|| tenant.to_string())
 }
 
+/// Authenticate an admin API caller: the admin token (the operator) or an
+/// access token with scope `rsp:admin` of the tenant that issued it (a
+/// tenant admin). What it may do is not decided here: the admin layer
+/// ([`crate::authz::admin_access`]) asks the built-in Cedar policies.
+pub async fn authenticate_admin(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<AdminCaller, AuthzError> {
+    let Some(token) = bearer(parts) else {
+        return Err(AuthzError::unauthorized(
+            "missing_token",
+            "send the admin token (or a tenant admin's access token) as `Authorization: Bearer <token>`",
+        ));
+    };
+    if state.admin_token.matches(token) {
+        return Ok(AdminCaller {
+            principal: AdminPrincipal::Operator,
+        });
+    }
+    let invalid = || AuthzError::unauthorized("invalid_token", "the token is not valid");
+    let tenant = claimed_tenant(token, &state.public_url).ok_or_else(invalid)?;
+    let claims = state
+        .oidc
+        .tokens
+        .verify_access_token(&tenant, token)
+        .await
+        .map_err(AuthzError::from)?;
+    if !has_scope(&claims.scope, ADMIN_SCOPE) {
+        return Err(AuthzError::forbidden(
+            "insufficient_scope",
+            "the access token lacks scope rsp:admin",
+        ));
+    }
+    Ok(AdminCaller {
+        principal: AdminPrincipal::TenantAdmin {
+            tenant,
+            subject: claims.sub,
+        },
+    })
+}
+
+/// A caller the admin layer let through, with what it was allowed to do
+/// (a request extension the layer sets).
+#[derive(Debug, Clone)]
+pub struct Granted {
+    pub caller: AdminCaller,
+    pub action: AdminAction,
+    pub resource: AdminResource,
+}
+
+/// The one admin-caller extractor: proof that the admin API may serve
+/// this request. Behind the admin layer it is the caller the layer
+/// authorized with the built-in Cedar admin policies. Outside that layer (a
+/// handler mounted elsewhere) no policy was asked, so only the operator's
+/// admin token is accepted. A handler that takes it cannot forget the
+/// check.
 impl FromRequestParts<AppState> for AdminCaller {
     type Rejection = AuthzError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthzError> {
-        // Behind the admin layer the caller is already authenticated and
-        // authorized; do not verify the token twice.
         if let Some(granted) = parts.extensions.get::<Granted>() {
             return Ok(granted.caller.clone());
         }
-        let Some(token) = bearer(parts) else {
-            return Err(AuthzError::unauthorized(
-                "missing_token",
-                "send the admin token (or a tenant admin's access token) as `Authorization: Bearer <token>`",
-            ));
-        };
-        if state.admin_token.matches(token) {
-            return Ok(AdminCaller {
-                principal: AdminPrincipal::Operator,
-            });
+        let caller = authenticate_admin(parts, state).await?;
+        match caller.principal {
+            AdminPrincipal::Operator => Ok(caller),
+            _ => Err(AuthzError::forbidden(
+                "forbidden",
+                "only the admin token may call this endpoint",
+            )),
         }
-        let invalid = || AuthzError::unauthorized("invalid_token", "the token is not valid");
-        let tenant = claimed_tenant(token, &state.public_url).ok_or_else(invalid)?;
-        let claims = state
-            .oidc
-            .tokens
-            .verify_access_token(&tenant, token)
-            .await
-            .map_err(AuthzError::from)?;
-        if !has_scope(&claims.scope, ADMIN_SCOPE) {
-            return Err(AuthzError::forbidden(
-                "insufficient_scope",
-                "the access token lacks scope rsp:admin",
-            ));
-        }
-        Ok(AdminCaller {
-            principal: AdminPrincipal::TenantAdmin {
-                tenant,
-                subject: claims.sub,
-            },
-        })
     }
 }
 
@@ -224,32 +245,5 @@ impl AdminCaller {
 
     pub fn author(&self) -> String {
         self.principal.author()
-    }
-}
-
-/// `axum::Json`, but a malformed body is a 400 with a diagnostic.
-pub struct AuthzJson<T>(pub T);
-
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for AuthzJson<T> {
-    type Rejection = AuthzError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, AuthzError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(AuthzJson(v)),
-            Err(rejection) => {
-                let status = rejection.status();
-                let text = rejection.body_text();
-                let mut e = AuthzError::invalid_request(text);
-                e.status = status;
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    e.code = "payload_too_large";
-                } else if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-                    e.code = "unsupported_media_type";
-                } else {
-                    e.status = StatusCode::BAD_REQUEST;
-                }
-                Err(e)
-            }
-        }
     }
 }

@@ -20,9 +20,10 @@ use rsp_policies::{DecisionRequest, Outcome, Snapshot, parse_uid};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::authz::caller::{AuthzCaller, AuthzJson};
+use crate::authz::caller::AuthzCaller;
 use crate::authz::error::{AuthzError, AuthzResult};
 use crate::authz::{TenantSnapshot, principal};
+use crate::extract::ApiJson;
 use crate::state::AppState;
 
 /// Most requests in one batch.
@@ -134,7 +135,7 @@ fn decide(snapshot: &TenantSnapshot, req: &DecisionRequest) -> AuthzResult<Value
 pub async fn is_authorized(
     State(state): State<AppState>,
     caller: AuthzCaller,
-    AuthzJson(body): AuthzJson<IsAuthorized>,
+    ApiJson(body, _): ApiJson<IsAuthorized, AuthzError>,
 ) -> AuthzResult<Json<Value>> {
     let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let req = request(&state, &caller, &snapshot, body, &[]).await?;
@@ -144,7 +145,7 @@ pub async fn is_authorized(
 pub async fn is_authorized_batch(
     State(state): State<AppState>,
     caller: AuthzCaller,
-    AuthzJson(body): AuthzJson<IsAuthorizedBatch>,
+    ApiJson(body, _): ApiJson<IsAuthorizedBatch, AuthzError>,
 ) -> AuthzResult<Json<Value>> {
     if body.requests.is_empty() || body.requests.len() > MAX_BATCH {
         return Err(AuthzError::invalid_request(format!(

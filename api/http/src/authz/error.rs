@@ -68,6 +68,20 @@ impl From<ApiError> for AuthzError {
     }
 }
 
+/// A malformed JSON body: 400 (413, 415) with a diagnostic.
+impl From<crate::extract::BodyRejection> for AuthzError {
+    fn from(r: crate::extract::BodyRejection) -> Self {
+        let mut e = AuthzError::invalid_request(r.message.clone());
+        e.code = r.code();
+        e.status = if e.code == "invalid_request" {
+            StatusCode::BAD_REQUEST
+        } else {
+            r.status
+        };
+        e
+    }
+}
+
 impl From<rsp_consensus::ConsensusError> for AuthzError {
     fn from(e: rsp_consensus::ConsensusError) -> Self {
         ApiError::from(e).into()

@@ -55,6 +55,15 @@ pub fn authorization(headers: &HeaderMap) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
+/// The token of an `Authorization: Bearer <token>` header (the scheme in
+/// any case), if there is a non-empty one: the one bearer parser of the
+/// HTTP surface.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    authorization(headers)
+        .and_then(|a| credentials(a, "Bearer"))
+        .filter(|t| !t.is_empty())
+}
+
 /// A JSON answer with `Cache-Control: no-store` (RFC 6749 section 5.1).
 pub fn json_no_store(status: StatusCode, body: impl Serialize) -> Response {
     let mut resp = (status, Json(body)).into_response();

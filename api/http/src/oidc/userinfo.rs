@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse, OAuthResult};
-use crate::oidc::http::{Params, authorization, credentials, is_form, json_no_store};
+use crate::oidc::http::{Params, bearer_token, is_form, json_no_store};
 use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
 use rsp_identity::oauth::claims::has_scope;
@@ -62,7 +62,7 @@ async fn claims(
     headers: &HeaderMap,
     body_token: Option<&str>,
 ) -> OAuthResult<Option<Response>> {
-    let header_token = authorization(headers).and_then(|a| credentials(a, "Bearer"));
+    let header_token = bearer_token(headers);
     let token = match (header_token, body_token) {
         (Some(_), Some(_)) => {
             return Err(

@@ -7,7 +7,7 @@ use crate::support;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use rsp_identity::oauth::services::OidcConfig;
+use rsp_identity::oauth::OidcConfig;
 use support::*;
 
 const CODE_REFRESH: &[&str] = &["authorization_code", "refresh_token"];

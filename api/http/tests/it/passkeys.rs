@@ -23,7 +23,7 @@ use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair
 use axum::http::StatusCode;
 use browser::*;
 use rsp_identity::crypto::{b64url, b64url_decode};
-use rsp_identity::oauth::services::{OidcConfig, OidcServices};
+use rsp_identity::oauth::{OidcConfig, OidcServices};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::*;

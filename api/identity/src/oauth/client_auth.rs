@@ -27,9 +27,9 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::clients::{AuthMethod, Client, ClientError};
+use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::{Params, credentials};
-use crate::oauth::services::Base;
 use rsp_consensus::kv::tenant_keyspace;
 
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -125,12 +125,12 @@ struct UnverifiedSubject {
 
 #[derive(Clone)]
 pub struct ClientAuthService {
-    base: Base,
+    ctx: OAuthContext,
 }
 
 impl ClientAuthService {
-    pub(crate) fn new(base: Base) -> Self {
-        ClientAuthService { base }
+    pub(crate) fn new(ctx: OAuthContext) -> Self {
+        ClientAuthService { ctx }
     }
 
     /// Authenticate the client of a request at `endpoint_url`. A private
@@ -184,7 +184,7 @@ impl ClientAuthService {
                     "client_assertion_type must be jwt-bearer",
                 ));
             }
-            let issuer = self.base.issuer(tenant);
+            let issuer = self.ctx.issuer(tenant);
             let audiences = [
                 issuer.clone(),
                 format!("{issuer}/token"),
@@ -218,12 +218,12 @@ impl ClientAuthService {
     /// A client by id; a miss is confirmed after a linearizable barrier
     /// (the client may have been registered on another node a moment ago).
     async fn client(&self, tenant: &str, id: &str) -> Result<Option<Client>, OAuthError> {
-        let clients = &self.base.identity.clients;
+        let clients = &self.ctx.identity.clients;
         for attempt in 0..2 {
             match clients.get(tenant, id).await {
                 Ok(c) => return Ok(Some(c)),
                 Err(ClientError::NotFound) if attempt == 0 => {
-                    self.base.consensus.linearizable_barrier().await?;
+                    self.ctx.consensus.linearizable_barrier().await?;
                 }
                 Err(ClientError::NotFound) => return Ok(None),
                 Err(ClientError::Consensus(e)) => return Err(e.into()),
@@ -241,7 +241,7 @@ impl ClientAuthService {
         method: AuthMethod,
     ) -> Result<Client, OAuthError> {
         let client = self.client(tenant, id).await?.ok_or_else(failed)?;
-        if !self.base.identity.clients.secret_matches(&client, secret) {
+        if !self.ctx.identity.clients.secret_matches(&client, secret) {
             return Err(failed());
         }
         if client.token_endpoint_auth_method != method {
@@ -292,8 +292,8 @@ impl ClientAuthService {
         let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
             .map_err(|_| invalid())?
             .claims;
-        let now = self.base.now_secs();
-        if claims.exp > now + self.base.config.max_assertion_lifetime.as_secs() {
+        let now = self.ctx.now_secs();
+        if claims.exp > now + self.ctx.config.max_assertion_lifetime.as_secs() {
             return Err(OAuthError::invalid_client(
                 "the client assertion's exp is too far in the future",
             ));
@@ -304,7 +304,7 @@ impl ClientAuthService {
             .ok_or_else(|| OAuthError::invalid_client("the client assertion needs a jti"))?;
         let key = Key::new(
             tenant_keyspace(tenant),
-            format!("assertion_jti/{id}/{}", self.base.hash(JTI_LABEL, &jti)?).into_bytes(),
+            format!("assertion_jti/{id}/{}", self.ctx.hash(JTI_LABEL, &jti)?).into_bytes(),
         );
         let ttl_ms = (claims.exp + LEEWAY_SECS + 1).saturating_sub(now) * 1000;
         let txn = Txn {
@@ -319,7 +319,7 @@ impl ClientAuthService {
             }],
             failure: vec![],
         };
-        if !self.base.consensus.txn(txn).await?.succeeded {
+        if !self.ctx.consensus.txn(txn).await?.succeeded {
             return Err(OAuthError::invalid_client(
                 "the client assertion was already used",
             ));

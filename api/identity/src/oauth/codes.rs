@@ -25,8 +25,8 @@ use sha2::Digest;
 
 use crate::clients::Client;
 use crate::crypto::{b64url, ct_eq, random_token};
+use crate::oauth::context::{OAuthContext, corrupt};
 use crate::oauth::error::OAuthError;
-use crate::oauth::services::{Base, corrupt};
 use crate::oauth::tokens::family::FamilyDraft;
 use crate::oauth::tokens::{TokenService, UserGrant};
 use rsp_consensus::kv::tenant_keyspace;
@@ -150,13 +150,13 @@ pub fn verify_pkce(
 
 #[derive(Clone)]
 pub struct CodeService {
-    base: Base,
+    ctx: OAuthContext,
     tokens: TokenService,
 }
 
 impl CodeService {
-    pub(crate) fn new(base: Base, tokens: TokenService) -> Self {
-        CodeService { base, tokens }
+    pub(crate) fn new(ctx: OAuthContext, tokens: TokenService) -> Self {
+        CodeService { ctx, tokens }
     }
 
     /// Store `grant` and return a new code for it (valid 60 s, one use).
@@ -166,11 +166,11 @@ impl CodeService {
             grant.code_challenge_method.as_deref(),
         )?;
         let code = random_token(32);
-        let key = code_key(tenant, &self.base.hash(CODE_LABEL, &code)?);
-        let ttl_ms = self.base.config.code_ttl.as_millis() as u64;
+        let key = code_key(tenant, &self.ctx.hash(CODE_LABEL, &code)?);
+        let ttl_ms = self.ctx.config.code_ttl.as_millis() as u64;
         let record = CodeRecord {
             grant,
-            expires_at_ms: self.base.now_ms() + ttl_ms,
+            expires_at_ms: self.ctx.now_ms() + ttl_ms,
             redeemed_fid: None,
         };
         let txn = Txn::ops(vec![TxnOp::Put {
@@ -178,7 +178,7 @@ impl CodeService {
             value: serde_json::to_vec(&record).map_err(corrupt)?,
             ttl_ms: Some(ttl_ms),
         }]);
-        self.base.consensus.txn(txn).await?;
+        self.ctx.consensus.txn(txn).await?;
         Ok(code)
     }
 
@@ -194,21 +194,21 @@ impl CodeService {
         code_verifier: Option<&str>,
     ) -> Result<Redeemed, OAuthError> {
         let invalid = || OAuthError::invalid_grant("the code is invalid or expired");
-        let key = code_key(tenant, &self.base.hash(CODE_LABEL, code)?);
-        let Some(kv) = self.base.get_confirmed(&key).await? else {
+        let key = code_key(tenant, &self.ctx.hash(CODE_LABEL, code)?);
+        let Some(kv) = self.ctx.get_confirmed(&key).await? else {
             return Err(invalid());
         };
         let mut record: CodeRecord = serde_json::from_slice(&kv.value).map_err(corrupt)?;
         // Injected bug (`RSP_INJECT_BUGS=double-redeem-codes`, for proving
         // the Jepsen `codes` checker): no single-use check and no compare,
         // so a code can be redeemed more than once.
-        let double_redeem = self.base.consensus.injected_bugs().double_redeem_codes;
+        let double_redeem = self.ctx.config.bugs.double_redeem_codes();
         if let Some(fid) = &record.redeemed_fid
             && !double_redeem
         {
             return Err(self.replayed(tenant, fid).await);
         }
-        if self.base.now_ms() >= record.expires_at_ms {
+        if self.ctx.now_ms() >= record.expires_at_ms {
             return Err(invalid());
         }
         if record.grant.client_id != client.client_id {
@@ -230,7 +230,7 @@ impl CodeService {
             .tokens
             .draft_family(tenant, client, &record.grant.user_grant())?;
         record.redeemed_fid = Some(family.fid.clone());
-        let keep_ms = self.base.config.access_ttl.as_millis() as u64 + REDEEMED_GRACE_MS;
+        let keep_ms = self.ctx.config.access_ttl.as_millis() as u64 + REDEEMED_GRACE_MS;
         let mut success = vec![TxnOp::Put {
             key: key.clone(),
             value: serde_json::to_vec(&record).map_err(corrupt)?,
@@ -250,7 +250,7 @@ impl CodeService {
             success,
             failure: vec![TxnOp::Get { key }],
         };
-        let resp = self.base.consensus.txn(txn).await?;
+        let resp = self.ctx.consensus.txn(txn).await?;
         if resp.succeeded {
             return Ok(Redeemed {
                 grant: record.grant,

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::clients::{Client, GRANT_DEVICE_CODE};
 use crate::crypto::random_token;
 use crate::oauth::claims::user_scope;
+use crate::oauth::context::{OAuthContext, corrupt};
 use crate::oauth::error::{OAuthError, OAuthErrorCode};
-use crate::oauth::services::{Base, corrupt};
 use crate::oauth::tokens::family::FamilyDraft;
 use crate::oauth::tokens::{TokenService, UserGrant};
 use rsp_consensus::kv::tenant_keyspace;
@@ -115,13 +115,13 @@ fn error(code: OAuthErrorCode, description: &str) -> OAuthError {
 
 #[derive(Clone)]
 pub struct DeviceService {
-    base: Base,
+    ctx: OAuthContext,
     tokens: TokenService,
 }
 
 impl DeviceService {
-    pub(crate) fn new(base: Base, tokens: TokenService) -> Self {
-        DeviceService { base, tokens }
+    pub(crate) fn new(ctx: OAuthContext, tokens: TokenService) -> Self {
+        DeviceService { ctx, tokens }
     }
 
     fn key(&self, tenant: &str, prefix: &str, hash: &str) -> Key {
@@ -132,7 +132,7 @@ impl DeviceService {
     }
 
     fn put(&self, key: Key, record: &DeviceRecord) -> Result<TxnOp, OAuthError> {
-        let ttl = (record.expires_at_ms + EXPIRED_GRACE_MS).saturating_sub(self.base.now_ms());
+        let ttl = (record.expires_at_ms + EXPIRED_GRACE_MS).saturating_sub(self.ctx.now_ms());
         Ok(TxnOp::Put {
             key,
             value: serde_json::to_vec(record).map_err(corrupt)?,
@@ -156,13 +156,13 @@ impl DeviceService {
         }
         let scope = user_scope(client, requested_scope)?;
         let client_id = &client.client_id;
-        let cfg = &self.base.config;
+        let cfg = &self.ctx.config;
         let device_code = random_token(32);
-        let device_hash = self.base.hash(DEVICE_LABEL, &device_code)?;
+        let device_hash = self.ctx.hash(DEVICE_LABEL, &device_code)?;
         let record = DeviceRecord {
             client_id: client_id.to_string(),
             scope,
-            expires_at_ms: self.base.now_ms() + cfg.device_ttl.as_millis() as u64,
+            expires_at_ms: self.ctx.now_ms() + cfg.device_ttl.as_millis() as u64,
             interval_secs: cfg.device_interval.as_secs(),
             last_poll_ms: None,
             status: Status::Pending,
@@ -173,7 +173,7 @@ impl DeviceService {
             let index = self.key(
                 tenant,
                 "device_user",
-                &self.base.hash(USER_CODE_LABEL, &code)?,
+                &self.ctx.hash(USER_CODE_LABEL, &code)?,
             );
             let txn = Txn {
                 compares: vec![Compare {
@@ -190,9 +190,9 @@ impl DeviceService {
                 ],
                 failure: vec![],
             };
-            if self.base.consensus.txn(txn).await?.succeeded {
+            if self.ctx.consensus.txn(txn).await?.succeeded {
                 let shown = format!("{}-{}", &code[..4], &code[4..]);
-                let verification_uri = format!("{}/device", self.base.issuer(tenant));
+                let verification_uri = format!("{}/device", self.ctx.issuer(tenant));
                 return Ok(DeviceAuthorization {
                     device_code,
                     verification_uri_complete: format!("{verification_uri}?user_code={shown}"),
@@ -218,14 +218,14 @@ impl DeviceService {
         let index = self.key(
             tenant,
             "device_user",
-            &self.base.hash(USER_CODE_LABEL, &code)?,
+            &self.ctx.hash(USER_CODE_LABEL, &code)?,
         );
-        let Some(pointer) = self.base.get_confirmed(&index).await? else {
+        let Some(pointer) = self.ctx.get_confirmed(&index).await? else {
             return Ok(None);
         };
         let key = self.key(tenant, "device", &String::from_utf8_lossy(&pointer.value));
         Ok(self
-            .base
+            .ctx
             .get_confirmed(&key)
             .await?
             .map(|kv| (index, key, kv)))
@@ -241,7 +241,7 @@ impl DeviceService {
             return Ok(None);
         };
         let rec: DeviceRecord = serde_json::from_slice(&kv.value).map_err(corrupt)?;
-        let live = matches!(rec.status, Status::Pending) && self.base.now_ms() < rec.expires_at_ms;
+        let live = matches!(rec.status, Status::Pending) && self.ctx.now_ms() < rec.expires_at_ms;
         Ok(live.then_some(DeviceRequest {
             client_id: rec.client_id,
             scope: rec.scope,
@@ -288,7 +288,7 @@ impl DeviceService {
         // Polls update the record too: retry on their compare-and-swaps.
         for _ in 0..5 {
             let mut rec: DeviceRecord = serde_json::from_slice(&kv.value).map_err(corrupt)?;
-            if !matches!(rec.status, Status::Pending) || self.base.now_ms() >= rec.expires_at_ms {
+            if !matches!(rec.status, Status::Pending) || self.ctx.now_ms() >= rec.expires_at_ms {
                 return Err(unknown());
             }
             rec.status = decision.clone();
@@ -303,7 +303,7 @@ impl DeviceService {
                 ],
                 failure: vec![TxnOp::Get { key: key.clone() }],
             };
-            let resp = self.base.consensus.txn(txn).await?;
+            let resp = self.ctx.consensus.txn(txn).await?;
             if resp.succeeded {
                 return Ok(DeviceRequest {
                     client_id: rec.client_id,
@@ -326,17 +326,13 @@ impl DeviceService {
         device_code: &str,
     ) -> Result<DeviceApproval, OAuthError> {
         let invalid = || OAuthError::invalid_grant("the device_code is invalid or was used");
-        let key = self.key(
-            tenant,
-            "device",
-            &self.base.hash(DEVICE_LABEL, device_code)?,
-        );
-        let Some(mut kv) = self.base.get_confirmed(&key).await? else {
+        let key = self.key(tenant, "device", &self.ctx.hash(DEVICE_LABEL, device_code)?);
+        let Some(mut kv) = self.ctx.get_confirmed(&key).await? else {
             return Err(invalid());
         };
         for _ in 0..3 {
             let mut rec: DeviceRecord = serde_json::from_slice(&kv.value).map_err(corrupt)?;
-            let now = self.base.now_ms();
+            let now = self.ctx.now_ms();
             if rec.client_id != client.client_id {
                 return Err(invalid());
             }
@@ -420,7 +416,7 @@ impl DeviceService {
             success,
             failure: vec![TxnOp::Get { key: key.clone() }],
         };
-        let resp = self.base.consensus.txn(txn).await?;
+        let resp = self.ctx.consensus.txn(txn).await?;
         if resp.succeeded {
             return Ok(None);
         }

@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clients::Client;
 use crate::crypto::random_token;
+use crate::oauth::context::{OAuthContext, corrupt};
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::Params;
 use crate::oauth::request::validate_authorization_request;
-use crate::oauth::services::{Base, corrupt};
 use rsp_consensus::kv::tenant_keyspace;
 
 pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
@@ -37,16 +37,16 @@ struct Pushed {
 
 #[derive(Clone)]
 pub struct ParService {
-    base: Base,
+    ctx: OAuthContext,
 }
 
 impl ParService {
-    pub(crate) fn new(base: Base) -> Self {
-        ParService { base }
+    pub(crate) fn new(ctx: OAuthContext) -> Self {
+        ParService { ctx }
     }
 
     fn key(&self, tenant: &str, random: &str) -> Result<Key, OAuthError> {
-        let hash = self.base.hash(PAR_LABEL, random)?;
+        let hash = self.ctx.hash(PAR_LABEL, random)?;
         Ok(Key::new(
             tenant_keyspace(tenant),
             format!("par/{hash}").into_bytes(),
@@ -66,19 +66,19 @@ impl ParService {
         let mut params = params.into_map();
         params.retain(|k, _| !AUTH_PARAMS.contains(&k.as_str()));
         validate_authorization_request(client, &mut params)?;
-        let ttl = self.base.config.par_ttl;
+        let ttl = self.ctx.config.par_ttl;
         let random = random_token(32);
         let record = Pushed {
             client_id: client.client_id.clone(),
             params,
-            expires_at_ms: self.base.now_ms() + ttl.as_millis() as u64,
+            expires_at_ms: self.ctx.now_ms() + ttl.as_millis() as u64,
         };
         let txn = Txn::ops(vec![TxnOp::Put {
             key: self.key(tenant, &random)?,
             value: serde_json::to_vec(&record).map_err(corrupt)?,
             ttl_ms: Some(ttl.as_millis() as u64),
         }]);
-        self.base.consensus.txn(txn).await?;
+        self.ctx.consensus.txn(txn).await?;
         Ok((format!("{REQUEST_URI_PREFIX}{random}"), ttl.as_secs()))
     }
 
@@ -94,11 +94,11 @@ impl ParService {
             return Ok(None);
         };
         let key = self.key(tenant, random)?;
-        let Some(kv) = self.base.get_confirmed(&key).await? else {
+        let Some(kv) = self.ctx.get_confirmed(&key).await? else {
             return Ok(None);
         };
         let record: Pushed = serde_json::from_slice(&kv.value).map_err(corrupt)?;
-        if record.client_id != client_id || self.base.now_ms() >= record.expires_at_ms {
+        if record.client_id != client_id || self.ctx.now_ms() >= record.expires_at_ms {
             return Ok(None);
         }
         let txn = Txn {
@@ -109,7 +109,7 @@ impl ParService {
             success: vec![TxnOp::Delete { key }],
             failure: vec![],
         };
-        let taken = self.base.consensus.txn(txn).await?.succeeded;
+        let taken = self.ctx.consensus.txn(txn).await?.succeeded;
         Ok(taken.then_some(record.params))
     }
 }

@@ -31,8 +31,8 @@ use crate::clients::Client;
 use crate::crypto::{b64url, random_token};
 use crate::keys::{KeyError, SigningAlg};
 use crate::oauth::claims::{has_scope, user_claims};
+use crate::oauth::context::{OAuthContext, crypto_error};
 use crate::oauth::error::OAuthError;
-use crate::oauth::services::{Base, crypto_error};
 use crate::users::{User, UserError};
 use rsp_consensus::kv::tenant_keyspace;
 
@@ -135,24 +135,24 @@ fn at_hash(alg: SigningAlg, access_token: &str) -> String {
 
 #[derive(Clone)]
 pub struct TokenService {
-    base: Base,
+    ctx: OAuthContext,
     verified: verified::VerifiedTokens,
 }
 
 impl TokenService {
-    pub(crate) fn new(base: Base) -> Self {
+    pub(crate) fn new(ctx: OAuthContext) -> Self {
         TokenService {
-            base,
+            ctx,
             verified: verified::VerifiedTokens::default(),
         }
     }
 
     pub fn issuer(&self, tenant: &str) -> String {
-        self.base.issuer(tenant)
+        self.ctx.issuer(tenant)
     }
 
     fn access_ttl_secs(&self) -> u64 {
-        self.base.config.access_ttl.as_secs()
+        self.ctx.config.access_ttl.as_secs()
     }
 
     async fn sign(
@@ -163,7 +163,7 @@ impl TokenService {
         claims: &impl Serialize,
     ) -> Result<String, OAuthError> {
         let signer = self
-            .base
+            .ctx
             .identity
             .keys
             .signer(tenant, alg)
@@ -186,7 +186,7 @@ impl TokenService {
         fid: Option<&str>,
         grant: Option<&UserGrant>,
     ) -> Result<String, OAuthError> {
-        let now = self.base.now_secs();
+        let now = self.ctx.now_secs();
         let issuer = self.issuer(tenant);
         let claims = AccessClaims {
             aud: issuer.clone(),
@@ -282,7 +282,7 @@ impl TokenService {
         nonce: Option<&str>,
         access_token: &str,
     ) -> Result<String, OAuthError> {
-        let now = self.base.now_secs();
+        let now = self.ctx.now_secs();
         let alg = client.id_token_signed_response_alg;
         let mut claims = user_claims(user, scope);
         claims.insert("iss".into(), json!(self.issuer(tenant)));
@@ -310,7 +310,7 @@ impl TokenService {
     /// A user by id: local read, confirmed before "not found" is believed.
     pub async fn load_user(&self, tenant: &str, id: &str) -> Result<Option<User>, OAuthError> {
         use rsp_consensus::Consistency::{Linearizable, Local};
-        let users = &self.base.identity.users;
+        let users = &self.ctx.identity.users;
         for consistency in [Local, Linearizable] {
             match users.get(tenant, id, consistency).await {
                 Ok(u) => return Ok(Some(u)),
@@ -341,12 +341,12 @@ impl TokenService {
             .as_deref()
             .filter(|_| typ_ok)
             .ok_or_else(invalid)?;
-        let keys = &self.base.identity.keys;
-        let now_ms = self.base.now_ms();
+        let keys = &self.ctx.identity.keys;
+        let now_ms = self.ctx.now_ms();
         let (alg, key, key_revision) = match keys.verifier_revision(tenant, kid, now_ms).await {
             Err(KeyError::UnknownKid(_)) => {
                 // The key may be a moment old and made on another node.
-                self.base.consensus.linearizable_barrier().await?;
+                self.ctx.consensus.linearizable_barrier().await?;
                 keys.verifier_revision(tenant, kid, now_ms).await
             }
             other => other,
@@ -390,7 +390,7 @@ impl TokenService {
             }
         };
         let (revoked, _) = self
-            .base
+            .ctx
             .consensus
             .get(
                 &revoked_jti_key(tenant, &claims.jti),
@@ -488,13 +488,13 @@ impl TokenService {
             if claims.client_id != client.client_id {
                 return Err(not_yours());
             }
-            let ttl_ms = (claims.exp + LEEWAY_SECS + 1).saturating_sub(self.base.now_secs()) * 1000;
+            let ttl_ms = (claims.exp + LEEWAY_SECS + 1).saturating_sub(self.ctx.now_secs()) * 1000;
             let txn = Txn::ops(vec![TxnOp::Put {
                 key: revoked_jti_key(tenant, &claims.jti),
                 value: Vec::new(),
                 ttl_ms: Some(ttl_ms.max(1000)),
             }]);
-            let (_, index) = self.base.consensus.txn_indexed(txn).await?;
+            let (_, index) = self.ctx.consensus.txn_indexed(txn).await?;
             self.wait_everywhere(index).await;
             return Ok(());
         }
@@ -509,9 +509,9 @@ impl TokenService {
     /// confirm in time is logged (it may be partitioned or down).
     pub(crate) async fn wait_everywhere(&self, index: u64) {
         let report = self
-            .base
+            .ctx
             .consensus
-            .wait_applied_everywhere(index, self.base.config.revocation_wait)
+            .wait_applied_everywhere(index, self.ctx.config.revocation_wait)
             .await;
         if !report.complete() {
             tracing::warn!(index, missing = ?report.missing, "revocation not yet confirmed by every node");

@@ -16,7 +16,7 @@ use rsp_identity::Identity;
 use rsp_identity::clients::NewClient;
 use rsp_identity::crypto::{Kek, KekCell};
 use rsp_identity::oauth::codes::CodeGrant;
-use rsp_identity::oauth::services::{OidcConfig, OidcServices};
+use rsp_identity::oauth::{OidcConfig, OidcServices};
 use rsp_identity::passwords::PasswordHasher;
 use rsp_identity::users::NewUser;
 use serde_json::Value;

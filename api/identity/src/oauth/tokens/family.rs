@@ -24,8 +24,8 @@ use super::{TokenService, UserGrant};
 use crate::clients::{Client, GRANT_REFRESH_TOKEN};
 use crate::crypto::random_token;
 use crate::oauth::claims::narrowed_scope;
+use crate::oauth::context::corrupt;
 use crate::oauth::error::OAuthError;
-use crate::oauth::services::corrupt;
 use rsp_consensus::kv::tenant_keyspace;
 
 /// HKDF label of the key refresh tokens are hashed under.
@@ -103,11 +103,11 @@ fn invalid_refresh() -> OAuthError {
 
 impl TokenService {
     fn refresh_ttl_ms(&self) -> u64 {
-        self.base.config.refresh_ttl.as_millis() as u64
+        self.ctx.config.refresh_ttl.as_millis() as u64
     }
 
     fn short_ttl_ms(&self) -> u64 {
-        self.base.config.access_ttl.as_millis() as u64 + GRACE_MS
+        self.ctx.config.access_ttl.as_millis() as u64 + GRACE_MS
     }
 
     fn put_json(key: Key, value: &impl Serialize, ttl_ms: u64) -> Result<TxnOp, OAuthError> {
@@ -127,11 +127,11 @@ impl TokenService {
         grant: &UserGrant,
     ) -> Result<FamilyDraft, OAuthError> {
         let fid = random_token(16);
-        let now_ms = self.base.now_ms();
+        let now_ms = self.ctx.now_ms();
         let mut ops = Vec::new();
         let (refresh_token, current, ttl) = if client.allows_grant(GRANT_REFRESH_TOKEN) {
             let token = Zeroizing::new(random_token(32));
-            let hash = self.base.hash(REFRESH_LABEL, &token)?;
+            let hash = self.ctx.hash(REFRESH_LABEL, &token)?;
             let record = RefreshRecord {
                 fid: fid.clone(),
                 client_id: client.client_id.clone(),
@@ -163,7 +163,7 @@ impl TokenService {
 
     /// Whether a family still stands (exists and is not revoked).
     pub(crate) async fn family_active(&self, tenant: &str, fid: &str) -> Result<bool, OAuthError> {
-        match self.base.get_confirmed(&family_key(tenant, fid)).await? {
+        match self.ctx.get_confirmed(&family_key(tenant, fid)).await? {
             Some(kv) => Ok(!parse_family(&kv)?.revoked),
             None => Ok(false),
         }
@@ -173,14 +173,14 @@ impl TokenService {
     /// tokens stop verifying, on every node, before this returns.
     pub async fn revoke_family(&self, tenant: &str, fid: &str) -> Result<(), OAuthError> {
         let key = family_key(tenant, fid);
-        let Some(kv) = self.base.get_confirmed(&key).await? else {
+        let Some(kv) = self.ctx.get_confirmed(&key).await? else {
             return Ok(());
         };
         let mut family = parse_family(&kv)?;
         family.revoked = true;
         family.current = None;
         let txn = Txn::ops(vec![Self::put_json(key, &family, self.short_ttl_ms())?]);
-        let (_, index) = self.base.consensus.txn_indexed(txn).await?;
+        let (_, index) = self.ctx.consensus.txn_indexed(txn).await?;
         self.wait_everywhere(index).await;
         tracing::info!(tenant, fid, "token family revoked");
         Ok(())
@@ -194,19 +194,19 @@ impl TokenService {
         tenant: &str,
         token: &str,
     ) -> Result<Option<(String, RefreshRecord, KeyValue, Family)>, OAuthError> {
-        let hash = self.base.hash(REFRESH_LABEL, token)?;
-        let Some(kv) = self.base.get_confirmed(&refresh_key(tenant, &hash)).await? else {
+        let hash = self.ctx.hash(REFRESH_LABEL, token)?;
+        let Some(kv) = self.ctx.get_confirmed(&refresh_key(tenant, &hash)).await? else {
             return Ok(None);
         };
         let record: RefreshRecord = serde_json::from_slice(&kv.value).map_err(corrupt)?;
         let key = family_key(tenant, &record.fid);
-        let mut fam = self.base.consensus.get(&key, Consistency::Local).await?.0;
+        let mut fam = self.ctx.consensus.get(&key, Consistency::Local).await?.0;
         let current = |kv: &KeyValue| {
             parse_family(kv).is_ok_and(|f| !f.revoked && f.current.as_deref() == Some(&*hash))
         };
         if !fam.as_ref().is_some_and(current) {
             fam = self
-                .base
+                .ctx
                 .consensus
                 .get(&key, Consistency::Linearizable)
                 .await?
@@ -262,13 +262,13 @@ impl TokenService {
         }
         let new_scope = narrowed_scope(&family.grant.scope, scope)?;
         let new_token = Zeroizing::new(random_token(32));
-        let new_hash = self.base.hash(REFRESH_LABEL, &new_token)?;
+        let new_hash = self.ctx.hash(REFRESH_LABEL, &new_token)?;
         let mut next = family.clone();
         next.current = Some(new_hash.clone());
         let new_record = RefreshRecord {
             fid: record.fid.clone(),
             client_id: client.client_id.clone(),
-            issued_at: self.base.now_ms() / 1000,
+            issued_at: self.ctx.now_ms() / 1000,
         };
         let fkey = family_key(tenant, &record.fid);
         let txn = Txn {
@@ -286,7 +286,7 @@ impl TokenService {
             ],
             failure: vec![],
         };
-        if !self.base.consensus.txn(txn).await?.succeeded {
+        if !self.ctx.consensus.txn(txn).await?.succeeded {
             // Another request rotated (or revoked) the family first: the
             // same token was used twice.
             self.revoke_family(tenant, &record.fid).await?;

@@ -9,8 +9,8 @@
 //! nodes the cluster admits the configured rate; traffic concentrated on
 //! one node gets only that node's share (stricter, never looser). Buckets
 //! start full, so a restart of this actor or of a node can let through one
-//! extra burst share. Durable, exact limits (failed logins) are in
-//! [`crate::lockout`].
+//! extra burst share. Durable, exact limits (failed logins) are the
+//! lockout service's.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,14 +18,24 @@ use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
-use crate::bucket::TokenBucket;
-use crate::error::{ActorError, RESTART_RETRY, call};
-use crate::tenant::{TenantHandle, TenantShared};
+use crate::actor_slot::ActorSlot;
+use crate::bucket::{ClusterShare, TokenBucket};
+use crate::config::RuntimeConfig;
 
 pub(crate) struct RateLimiter;
 
+/// What a rate limiter is given by its tenant supervisor.
+pub(crate) struct RateLimiterArgs {
+    /// Its rules are `config.rate_limits`.
+    pub config: Arc<RuntimeConfig>,
+    pub share: Arc<ClusterShare>,
+    /// Where the actor publishes itself as it starts.
+    pub slot: Arc<ActorSlot<LimiterMsg>>,
+}
+
 pub(crate) struct RateLimiterState {
-    shared: Arc<TenantShared>,
+    config: Arc<RuntimeConfig>,
+    share: Arc<ClusterShare>,
     buckets: HashMap<(String, String), TokenBucket>,
     members: usize,
 }
@@ -39,27 +49,24 @@ pub(crate) enum LimiterMsg {
         reply: RpcReplyPort<Result<(), Duration>>,
     },
     #[cfg(feature = "testing")]
-    Fault(crate::tenant::Fault),
+    Fault(crate::fault::Fault),
 }
 
 impl Actor for RateLimiter {
     type Msg = LimiterMsg;
     type State = RateLimiterState;
-    type Arguments = Arc<TenantShared>;
+    type Arguments = RateLimiterArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<LimiterMsg>,
-        shared: Arc<TenantShared>,
+        args: RateLimiterArgs,
     ) -> Result<RateLimiterState, ActorProcessingErr> {
-        shared
-            .children
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .limiter = Some(myself);
-        let members = shared.share.members();
+        args.slot.publish(myself);
+        let members = args.share.members();
         Ok(RateLimiterState {
-            shared,
+            config: args.config,
+            share: args.share,
             buckets: HashMap::new(),
             members,
         })
@@ -82,7 +89,7 @@ impl Actor for RateLimiter {
                 let _ = reply.send(result);
             }
             #[cfg(feature = "testing")]
-            LimiterMsg::Fault(f) => crate::runtime::apply_fault(f).await,
+            LimiterMsg::Fault(f) => crate::fault::apply_fault(f).await,
         }
         Ok(())
     }
@@ -91,8 +98,8 @@ impl Actor for RateLimiter {
 impl RateLimiterState {
     fn check(&mut self, kind: String, key: String, cost: f64) -> Result<(), Duration> {
         let now = Instant::now();
-        let limits = &self.shared.config.rate_limits;
-        let members = self.shared.share.members();
+        let limits = &self.config.rate_limits;
+        let members = self.share.members();
         if members != self.members {
             self.members = members;
             for ((kind, _), bucket) in self.buckets.iter_mut() {
@@ -109,53 +116,5 @@ impl RateLimiterState {
             .entry((kind, key))
             .or_insert_with(|| TokenBucket::share(rule, members, now));
         bucket.try_take(cost, now)
-    }
-}
-
-/// Rate limits of one tenant on this node.
-#[derive(Clone)]
-pub struct RateLimitService {
-    pub(crate) h: TenantHandle,
-}
-
-impl RateLimitService {
-    /// Take one token from the bucket (`kind`, `key`), or fail with
-    /// [`ActorError::RateLimited`] and how long to wait.
-    pub async fn check(&self, kind: &str, key: &str) -> Result<(), ActorError> {
-        self.check_cost(kind, key, 1.0).await
-    }
-
-    /// Take `cost` tokens at once.
-    pub async fn check_cost(&self, kind: &str, key: &str, cost: f64) -> Result<(), ActorError> {
-        let p = self.h.enter().await?;
-        if p.shared.config.rate_limits.unlimited.contains(kind) {
-            return Ok(());
-        }
-        let actor = p
-            .shared
-            .children
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .limiter
-            .clone()
-            .ok_or(ActorError::Restarting {
-                retry_after: RESTART_RETRY,
-            })?;
-        let (kind, key) = (kind.to_string(), key.to_string());
-        let result = call(
-            &actor,
-            |reply| LimiterMsg::Check {
-                kind: kind.clone(),
-                key,
-                cost,
-                reply,
-            },
-            p.shared.config.call_timeout,
-        )
-        .await?;
-        result.map_err(|retry_after| {
-            p.shared.metrics.rate_limited(&kind);
-            ActorError::RateLimited { kind, retry_after }
-        })
     }
 }

@@ -13,7 +13,7 @@
 //!   (`RwLock<Option<Arc<Snapshot>>>`) shared with the tenant's handles; a
 //!   reload replaces it with one pointer swap, so a decision uses the old
 //!   state or the new one, never a mix.
-//! - **Decide** ([`PolicyService::snapshot`]): admission (the in-flight
+//! - **Decide** (`PolicyService::snapshot`): admission (the in-flight
 //!   bound; decisions are not charged to the requests-per-second quota), then the
 //!   freshness gate ([`SnapshotSource::ensure_fresh`]), then one local
 //!   read of the applied head revision; if the published snapshot matches,
@@ -29,26 +29,16 @@
 //! logged; with none, decisions fail with `Internal`.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use rsp_policies::{PolicyError, Snapshot, SnapshotSource};
 
-use crate::error::{ActorError, RESTART_RETRY, call};
-use crate::tenant::{Metered, TenantHandle, TenantShared};
+use crate::actor_slot::ActorSlot;
+use crate::error::ActorError;
 
 /// Wait before retrying a load that failed (cluster unavailable).
 const RETRY_LOAD: Duration = Duration::from_secs(1);
-
-impl From<PolicyError> for ActorError {
-    fn from(e: PolicyError) -> Self {
-        match e {
-            PolicyError::Consensus(c) => c.into(),
-            PolicyError::Conflict => ActorError::Contention("the policy store".into()),
-            other => ActorError::Internal(format!("policies: {other}")),
-        }
-    }
-}
 
 /// A tenant's published snapshot (none before the first load and after the
 /// tenant stopped).
@@ -67,8 +57,21 @@ impl PolicyCell {
 
 pub(crate) struct PolicyEvaluator;
 
+/// What a policy evaluator is given by its tenant supervisor.
+pub(crate) struct PolicyEvaluatorArgs {
+    pub tenant: String,
+    /// The node's loading and freshness settings.
+    pub source: SnapshotSource,
+    /// Where it publishes the snapshot.
+    pub cell: Arc<PolicyCell>,
+    /// Where the actor publishes itself once it has loaded.
+    pub slot: Arc<ActorSlot<PolicyMsg>>,
+}
+
 pub(crate) struct PolicyEvaluatorState {
-    shared: Arc<TenantShared>,
+    tenant: String,
+    source: SnapshotSource,
+    cell: Arc<PolicyCell>,
     /// Loads done by this incarnation (tests and logs).
     loads: u64,
 }
@@ -85,41 +88,40 @@ pub(crate) enum PolicyMsg {
         reply: RpcReplyPort<Result<Arc<Snapshot>, ActorError>>,
     },
     #[cfg(feature = "testing")]
-    Fault(crate::tenant::Fault),
+    Fault(crate::fault::Fault),
 }
 
 impl PolicyEvaluatorState {
     /// Load from this node's applied state unless the published snapshot
     /// is already at `wanted` (None: whatever is applied now), and publish.
     async fn refresh(&mut self, wanted: Option<u64>) -> Result<Arc<Snapshot>, ActorError> {
-        let s = &self.shared;
-        let current = s.snapshot.get();
+        let current = self.cell.get();
         let wanted = match wanted {
             Some(w) => w,
-            None => s.policy_source.applied_head_rev(&s.tenant).await?,
+            None => self.source.applied_head_rev(&self.tenant).await?,
         };
         if let Some(c) = &current
             && c.head_rev == wanted
         {
             return Ok(c.clone());
         }
-        match s.policy_source.load(&s.tenant).await {
+        match self.source.load(&self.tenant).await {
             Ok(next) => {
                 let next = Arc::new(next);
                 self.loads += 1;
                 tracing::debug!(
-                    tenant = %s.tenant,
+                    tenant = %self.tenant,
                     head_rev = next.head_rev,
                     version = next.head.version,
                     loads = self.loads,
                     "policy snapshot published"
                 );
-                s.snapshot.set(Some(next.clone()));
+                self.cell.set(Some(next.clone()));
                 Ok(next)
             }
             Err(e @ PolicyError::Consensus(_)) => Err(e.into()),
             Err(e) => {
-                tracing::error!(tenant = %s.tenant, error = %e, "stored policies do not compile; keeping the previous set");
+                tracing::error!(tenant = %self.tenant, error = %e, "stored policies do not compile; keeping the previous set");
                 current.ok_or_else(|| e.into())
             }
         }
@@ -129,26 +131,26 @@ impl PolicyEvaluatorState {
 impl Actor for PolicyEvaluator {
     type Msg = PolicyMsg;
     type State = PolicyEvaluatorState;
-    type Arguments = Arc<TenantShared>;
+    type Arguments = PolicyEvaluatorArgs;
 
     async fn pre_start(
         &self,
         myself: ActorRef<PolicyMsg>,
-        shared: Arc<TenantShared>,
+        args: PolicyEvaluatorArgs,
     ) -> Result<PolicyEvaluatorState, ActorProcessingErr> {
-        let mut state = PolicyEvaluatorState { shared, loads: 0 };
+        let mut state = PolicyEvaluatorState {
+            tenant: args.tenant,
+            source: args.source,
+            cell: args.cell,
+            loads: 0,
+        };
         // A failed load does not keep the tenant's other actors from
         // starting: decisions ask again (`Sync`), and so does a retry.
         if let Err(e) = state.refresh(None).await {
-            tracing::warn!(tenant = %state.shared.tenant, error = %e, "policy load failed; retrying");
+            tracing::warn!(tenant = %state.tenant, error = %e, "policy load failed; retrying");
             myself.send_after(RETRY_LOAD, || PolicyMsg::Reload);
         }
-        state
-            .shared
-            .children
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .policy = Some(myself);
+        args.slot.publish(myself);
         Ok(state)
     }
 
@@ -158,7 +160,7 @@ impl Actor for PolicyEvaluator {
         state: &mut PolicyEvaluatorState,
     ) -> Result<(), ActorProcessingErr> {
         // Stopped on purpose (idle, shutdown): free the snapshot.
-        state.shared.snapshot.set(None);
+        state.cell.set(None);
         Ok(())
     }
 
@@ -171,7 +173,7 @@ impl Actor for PolicyEvaluator {
         match msg {
             PolicyMsg::Reload => {
                 if let Err(e) = state.refresh(None).await {
-                    tracing::warn!(tenant = %state.shared.tenant, error = %e, "policy reload failed; retrying");
+                    tracing::warn!(tenant = %state.tenant, error = %e, "policy reload failed; retrying");
                     myself.send_after(RETRY_LOAD, || PolicyMsg::Reload);
                 }
             }
@@ -179,65 +181,8 @@ impl Actor for PolicyEvaluator {
                 let _ = reply.send(state.refresh(Some(head_rev)).await);
             }
             #[cfg(feature = "testing")]
-            PolicyMsg::Fault(f) => crate::runtime::apply_fault(f).await,
+            PolicyMsg::Fault(f) => crate::fault::apply_fault(f).await,
         }
         Ok(())
-    }
-}
-
-/// Authorization decisions for one tenant.
-#[derive(Clone)]
-pub struct PolicyService {
-    pub(crate) h: TenantHandle,
-}
-
-impl PolicyService {
-    /// The snapshot a request that arrived at `started` must be decided on:
-    /// it reflects every policy write acknowledged before `started` (the
-    /// freshness rule of docs/authorization.md). Decide with
-    /// [`Snapshot::decide`]; a snapshot is immutable, so a batch decided on
-    /// one sees one state.
-    pub async fn snapshot(&self, started: Instant) -> Result<Arc<Snapshot>, ActorError> {
-        // Bounded by in-flight calls, not charged to the tenant's
-        // requests-per-second quota (docs/authorization.md).
-        let p = self.h.enter_as(Metered::No).await?;
-        let s = &p.shared;
-        s.policy_source.ensure_fresh(started).await?;
-        let applied = s.policy_source.applied_head_rev(&s.tenant).await?;
-        if let Some(current) = s.snapshot.get()
-            && current.head_rev == applied
-        {
-            return Ok(current);
-        }
-        let actor = s
-            .children
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .policy
-            .clone()
-            .ok_or(ActorError::Restarting {
-                retry_after: RESTART_RETRY,
-            })?;
-        call(
-            &actor,
-            |reply| PolicyMsg::Sync {
-                head_rev: applied,
-                reply,
-            },
-            s.config.call_timeout,
-        )
-        .await?
-    }
-
-    /// The snapshot published on this node right now, without admission or
-    /// freshness checks (None before the first load or once the tenant
-    /// stopped).
-    pub fn published(&self) -> Option<Arc<Snapshot>> {
-        self.h.shared.snapshot.get()
-    }
-
-    /// The node's loading and freshness settings.
-    pub fn source(&self) -> &SnapshotSource {
-        &self.h.shared.policy_source
     }
 }

@@ -1,0 +1,98 @@
+//! [`InjectedBugs`]: known consensus bugs a node can be told to have, so
+//! that the Jepsen checkers can be shown to catch them. `ack-before-commit`
+//! acts in the write path (`writes`), `stale-reads` in the read path
+//! (`reads`), `skip-log-sync` in the log store's sync thread.
+//!
+//! Only a build with the cargo feature `bug-injection` (the test builds of
+//! the chaos and Jepsen suites) can turn one on: without it there is no
+//! way to set a bug, and every check below is a constant `false` the
+//! compiler removes, so the release binary carries no such switch.
+
+use super::Consensus;
+
+/// Known consensus bugs a node can be told to have (`RSP_INJECT_BUGS`, read
+/// by `rsp serve`). All off in normal operation, and always off in a build
+/// without the `bug-injection` feature.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InjectedBugs {
+    stale_reads: bool,
+    ack_before_commit: bool,
+    skip_log_sync: bool,
+}
+
+impl InjectedBugs {
+    /// The names of the bugs this crate can inject.
+    pub const NAMES: [&'static str; 3] = ["stale-reads", "ack-before-commit", "skip-log-sync"];
+
+    /// Whether this build can inject bugs at all.
+    pub const AVAILABLE: bool = cfg!(feature = "bug-injection");
+
+    /// Turn on the bug named `name`; `false` when it is not one of
+    /// [`Self::NAMES`].
+    #[cfg(feature = "bug-injection")]
+    pub fn enable(&mut self, name: &str) -> bool {
+        match name {
+            "stale-reads" => self.stale_reads = true,
+            "ack-before-commit" => self.ack_before_commit = true,
+            "skip-log-sync" => self.skip_log_sync = true,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Linearizable reads answered from local state without a read index.
+    pub fn stale_reads(&self) -> bool {
+        Self::AVAILABLE && self.stale_reads
+    }
+
+    /// Writes answered as soon as they are proposed, before they commit.
+    pub fn ack_before_commit(&self) -> bool {
+        Self::AVAILABLE && self.ack_before_commit
+    }
+
+    /// The log is never flushed or synced.
+    pub fn skip_log_sync(&self) -> bool {
+        Self::AVAILABLE && self.skip_log_sync
+    }
+
+    pub fn any(&self) -> bool {
+        self.stale_reads() || self.ack_before_commit() || self.skip_log_sync()
+    }
+}
+
+impl Consensus {
+    /// The deliberate bugs this node runs with (none in normal operation).
+    pub fn injected_bugs(&self) -> InjectedBugs {
+        self.inner.config.bugs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(feature = "bug-injection")]
+    #[test]
+    fn a_test_build_turns_on_exactly_the_named_bugs() {
+        let mut bugs = InjectedBugs::default();
+        assert!(!bugs.any());
+        assert!(bugs.enable("stale-reads"));
+        assert!(!bugs.enable("eat-data"));
+        assert!(bugs.stale_reads() && !bugs.ack_before_commit() && !bugs.skip_log_sync());
+    }
+
+    #[cfg(not(feature = "bug-injection"))]
+    #[test]
+    fn a_build_without_the_feature_has_no_bug_switch() {
+        // Even a value built by hand (as a memory corruption or a future
+        // constructor might) never turns a bug on.
+        let forced = InjectedBugs {
+            stale_reads: true,
+            ack_before_commit: true,
+            skip_log_sync: true,
+        };
+        assert!(!InjectedBugs::AVAILABLE);
+        assert!(!forced.any());
+        assert!(!forced.stale_reads() && !forced.ack_before_commit() && !forced.skip_log_sync());
+    }
+}
