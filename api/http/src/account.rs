@@ -13,28 +13,25 @@
 //! - `GET|POST {issuer}/account/passkeys`: list, add and remove passkeys
 //!   and security keys ([`passkeys`]).
 //!
-//! Every change needs a recent sign-in ([`RECENT_AUTH`]: the session's
-//! `auth_time`); an older session is asked for the password first, which
-//! renews the session. Every form carries the anti-forgery token.
+//! Every handler takes the browser's session through the [`signed_in`]
+//! extractors (no session: the login form, which leads back here, or a
+//! redirect to it); every form's anti-forgery token is checked there
+//! first. Every change needs a recent sign-in ([`RECENT_AUTH`]: the
+//! session's `auth_time`); an older session is asked for the password
+//! first, which renews the session.
 
 pub mod overview;
 pub mod passkeys;
 pub mod reauth;
+pub mod signed_in;
 pub mod totp;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use rsp_actors::TenantHandle;
 
-use crate::oidc::authorize::{Continuation, render_login};
-use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
-use crate::oidc::csrf::{CSRF_FIELD, Csrf};
-use crate::oidc::http::{Params, is_form};
+use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 
@@ -62,80 +59,46 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `/t/{tenant}/account` (the path, for links and forms).
-pub fn base(b: &Browser) -> String {
-    format!("/t/{}/account", b.tenant.id)
+pub fn base(browser: &Browser) -> String {
+    format!("/t/{}/account", browser.tenant.id)
 }
 
 /// A redirect (after a POST) to `{issuer}/account{rest}`.
-pub fn redirect(b: &Browser, rest: &str) -> Page {
-    Page::redirect(b.tenant.endpoint(&format!("/account{rest}")), true)
+pub fn redirect(browser: &Browser, rest: &str) -> Page {
+    Page::redirect(browser.tenant.endpoint(&format!("/account{rest}")), true)
 }
 
-/// The signed-in user, or (`Err(page)`) the login form that leads back to
-/// the account pages.
-pub async fn signed_in(
-    state: &AppState,
-    b: &Browser,
-) -> Result<Result<(TenantHandle, ActiveSession), Page>, PageError> {
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    match current_session(state, b, &h).await? {
-        Some(s) => Ok(Ok((h, s))),
-        None => Ok(Err(render_login(
-            state,
-            b,
-            &Continuation::Account,
-            None,
-            None,
-            "",
-            None,
-            StatusCode::OK,
-        )?)),
-    }
+/// A store the account pages read is unavailable: logged, and a generic
+/// page (no detail leaks).
+pub fn unavailable(e: impl std::fmt::Display) -> PageError {
+    tracing::warn!(error = %e, "factor store unavailable on the account pages");
+    PageError::unavailable(
+        "This page is briefly unavailable. Try again in a moment.",
+        None,
+    )
 }
 
 /// Whether the user has any second factor (TOTP or a passkey): recovery
 /// codes are kept only while there is one.
 pub async fn has_factor(state: &AppState, tenant: &str, user: &str) -> Result<bool, PageError> {
-    let unavailable = |e: &dyn std::fmt::Display| {
-        tracing::warn!(error = %e, "factor store unavailable on the account pages");
-        PageError::unavailable(
-            "This page is briefly unavailable. Try again in a moment.",
-            None,
-        )
-    };
     let enrolled = state
         .browser
         .factors
         .enrolled(tenant, user)
         .await
-        .map_err(|e| unavailable(&e))?;
+        .map_err(unavailable)?;
     if !enrolled.is_empty() {
         return Ok(true);
     }
-    crate::oidc::passkeys::passkeys(state)
+    crate::oidc::passkey_ceremony::passkeys(state)
         .has_passkeys(tenant, user)
         .await
-        .map_err(|e| unavailable(&e))
+        .map_err(unavailable)
 }
 
 /// Whether `session` signed in (or re-entered its password) recently.
 pub fn is_recent(state: &AppState, session: &ActiveSession) -> bool {
     state.clock().now_secs().saturating_sub(session.auth_time) <= RECENT_AUTH.as_secs()
-}
-
-/// A posted form, its anti-forgery token checked.
-pub fn form(
-    state: &AppState,
-    b: &Browser,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<BTreeMap<String, String>, PageError> {
-    if !is_form(headers) {
-        return Err(PageError::bad_request("The form was not sent as a form."));
-    }
-    let form = Params::parse(body)?.into_map();
-    Csrf::verify(state, b, form.get(CSRF_FIELD).map(String::as_str))?;
-    Ok(form)
 }
 
 /// A civil UTC date (`YYYY-MM-DD`) of a time in milliseconds.

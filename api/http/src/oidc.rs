@@ -12,15 +12,29 @@
 //! - endpoints: [`token_endpoint`] (one file per grant in `rsp_identity::oauth::grants`),
 //!   [`userinfo`], [`introspection`], [`revocation`], [`device`], [`par`];
 //!   [`http`] is their form and header plumbing.
-//! - the browser side: [`authorize`] (the authorization endpoint), [`login`],
-//!   [`consent`], [`logout`] (RP-initiated logout), [`device_page`] (the
-//!   device flow's verification page), [`passkeys`] (passkey sign-in);
-//!   [`browser_session`] (session cookie,
-//!   tenant actors, the second-factor seam), [`csrf`] (anti-forgery and
-//!   sealed form state), [`id_token_hint`], [`pages`] (templates, security
-//!   headers, error pages).
+//! - the browser side, handlers: [`authorize`] (the authorization
+//!   endpoint; [`authz_request`] checks the request and issues the code),
+//!   [`login`] (the password step; [`login_totp`] the code step,
+//!   [`login_enrol`] enrolment during sign-in), [`passkeys`] (passkey
+//!   sign-in), [`consent`], [`logout`] (RP-initiated logout),
+//!   [`device_page`] (the device flow's verification page);
+//! - the browser side, what the handlers share: [`signin`] (the one way a
+//!   sign-in finishes), [`login_page`] (the login form and where it
+//!   leads), [`mfa`] (when a second factor is needed, `amr` / `acr`),
+//!   [`lockout`] (rate limit and lockout of sign-in attempts),
+//!   [`passkey_ceremony`], [`enrolment_pages`] (TOTP and recovery-code
+//!   pages), [`id_token_hint`];
+//! - the browser side, plumbing: [`browser_session`] (the `Browser`
+//!   extractor, the session cookie, sessions), [`browser_form`] (the
+//!   posted-form extractors with the anti-forgery check), [`csrf`]
+//!   (anti-forgery and sealed form state), [`pages`] (`Page`, security
+//!   headers, templates, error pages), [`tenant_runtime`] (the tenant
+//!   actor runtime and what sign-in plugs into it), [`second_factors`]
+//!   (the second-factor seam).
 
 pub mod authorize;
+pub mod authz_request;
+pub mod browser_form;
 pub mod browser_session;
 pub mod client;
 pub mod consent;
@@ -28,19 +42,27 @@ pub mod csrf;
 pub mod device;
 pub mod device_page;
 pub mod discovery;
+pub mod enrolment_pages;
 pub mod error;
 pub mod http;
 pub mod id_token_hint;
 pub mod introspection;
+pub mod lockout;
 pub mod login;
 pub mod login_enrol;
+pub mod login_page;
+pub mod login_totp;
 pub mod logout;
 pub mod mfa;
 pub mod pages;
 pub mod par;
+pub mod passkey_ceremony;
 pub mod passkeys;
 pub mod revocation;
+pub mod second_factors;
+pub mod signin;
 pub mod tenant;
+pub mod tenant_runtime;
 pub mod token_endpoint;
 pub mod userinfo;
 

@@ -9,7 +9,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::authz::services::AuthzServices;
-use crate::oidc::browser_session::BrowserServices;
+use crate::oidc::tenant_runtime::TenantRuntimeServices;
 use rsp_identity::Identity;
 use rsp_identity::oauth::{OidcConfig, OidcServices};
 use rsp_identity::tenants::TenantService;
@@ -51,9 +51,10 @@ pub struct AppState {
     pub oidc: OidcServices,
     /// Cedar policy stores and decisions; the built-in admin policies.
     pub authz: AuthzServices,
-    /// The browser side: the tenant actor runtime (sessions, lockout, rate
-    /// limits) and the second-factor seam.
-    pub browser: BrowserServices,
+    /// The node's tenant actor runtime (sessions, lockout, rate limits,
+    /// policy snapshots), with the second-factor seam and the browser
+    /// lifetimes.
+    pub browser: TenantRuntimeServices,
     /// The node's public URL without a trailing slash; issuers are
     /// `{public_url}/t/{tenant}`.
     pub public_url: Arc<str>,
@@ -74,7 +75,7 @@ impl AppState {
                 public_url,
                 OidcConfig::default(),
             ),
-            browser: BrowserServices::with_factors(identity.factors.clone()),
+            browser: TenantRuntimeServices::with_factors(identity.factors.clone()),
             authz: AuthzServices::new(consensus.clone(), rsp_policies::PolicyConfig::default()),
             public_url: Arc::from(public_url.trim_end_matches('/')),
             tenants: TenantService::new(consensus.clone()),
@@ -93,11 +94,7 @@ impl AppState {
     /// Give the browser pages this node's tenant actor runtime; without
     /// one they answer 503.
     pub fn with_runtime(mut self, runtime: rsp_actors::TenantRuntime) -> Self {
-        self.browser = BrowserServices::new(
-            Some(runtime),
-            self.browser.factors.clone(),
-            (*self.browser.config).clone(),
-        );
+        self.browser = self.browser.with_runtime(runtime);
         self
     }
 }

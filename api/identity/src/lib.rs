@@ -10,7 +10,8 @@
 //!   base64url;
 //! - [`keys`]: per-tenant signing keys, JWKS, rotation;
 //! - [`passwords`]: argon2id on a bounded blocking pool;
-//! - [`users`], [`clients`]: accounts and OAuth clients;
+//! - [`users`], [`clients`]: accounts and OAuth clients; [`consents`]:
+//!   the scopes each user granted each client;
 //! - [`factors`]: second factors (TOTP); [`recovery`]: recovery codes;
 //!   [`mfa_policy`]: who must use a second factor; [`webauthn`]: passkeys;
 //! - [`oauth`]: codes, tokens and families, client authentication, claims,
@@ -21,6 +22,7 @@
 //! Cedar (`rsp-policies`).
 
 pub mod clients;
+pub mod consents;
 pub mod crypto;
 pub mod factors;
 pub mod keys;
@@ -56,6 +58,7 @@ pub struct IdentityServices {
     pub keys: keys::KeyService,
     pub users: users::UserService,
     pub clients: clients::ClientService,
+    pub consents: consents::ConsentService,
     pub factors: factors::FactorService,
     pub recovery: recovery::RecoveryService,
     pub mfa_policy: mfa_policy::MfaPolicyService,
@@ -72,6 +75,7 @@ impl Identity {
             keys: keys::KeyService::new(consensus.clone(), kek.clone()),
             users: users::UserService::new(consensus.clone(), hasher),
             clients: clients::ClientService::new(consensus.clone(), kek.clone()),
+            consents: consents::ConsentService::new(consensus.clone()),
             recovery: recovery::RecoveryService::new(consensus.clone(), kek.clone()),
             mfa_policy: mfa_policy::MfaPolicyService::new(consensus.clone()),
             factors: factors::FactorService::new(consensus, kek.clone()),

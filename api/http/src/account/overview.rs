@@ -6,16 +6,16 @@
 //! Removing the last second factor also removes the recovery codes (they
 //! stand in for a factor; without one there is nothing to recover).
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::Deserialize;
 
 use crate::account::reauth::{self, Next};
-use crate::account::totp::codes_page;
-use crate::account::{base, date, form, has_factor, is_recent, redirect, signed_in};
+use crate::account::signed_in::{SignedIn, SignedInForm};
+use crate::account::{base, date, has_factor, is_recent, redirect, unavailable};
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::csrf::Csrf;
+use crate::oidc::enrolment_pages::codes_page;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 use rsp_identity::factors::FactorError;
@@ -47,21 +47,13 @@ pub struct Done {
     done: Option<String>,
 }
 
-fn unavailable(e: impl std::fmt::Display) -> PageError {
-    tracing::warn!(error = %e, "factor store unavailable on the account pages");
-    PageError::unavailable(
-        "This page is briefly unavailable. Try again in a moment.",
-        None,
-    )
-}
-
 async fn render(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     session: &ActiveSession,
     notice: Option<&'static str>,
 ) -> Result<Page, PageError> {
-    let tenant = &b.tenant.id;
+    let tenant = &browser.tenant.id;
     let factors = state
         .identity
         .factors
@@ -82,8 +74,8 @@ async fn render(
         .await
         .map_err(unavailable)?;
     let can_regenerate = has_factor(state, tenant, &session.user.id).await?;
-    let csrf = Csrf::for_page(state, b)?;
-    let base = base(b);
+    let csrf = Csrf::for_page(state, browser)?;
+    let base = base(browser);
     let page = Page::render(
         StatusCode::OK,
         &AccountPage {
@@ -104,42 +96,39 @@ async fn render(
 /// `GET {issuer}/account`.
 pub async fn get(
     State(state): State<AppState>,
-    b: Browser,
     Query(done): Query<Done>,
+    SignedIn {
+        browser, session, ..
+    }: SignedIn,
 ) -> Result<Page, PageError> {
-    let (_, session) = match signed_in(&state, &b).await? {
-        Ok(s) => s,
-        Err(login) => return Ok(login),
-    };
     let notice = match done.done.as_deref() {
         Some("totp") => Some("Your authenticator app is set up."),
         Some("removed") => Some("The second factor was removed."),
         _ => None,
     };
-    render(&state, &b, &session, notice).await
+    render(&state, &browser, &session, notice).await
 }
 
 /// `POST {issuer}/account/mfa/remove`.
-pub async fn remove(
-    State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Page, PageError> {
-    let form = form(&state, &b, &headers, &body)?;
-    let (_, session) = match signed_in(&state, &b).await? {
-        Ok(s) => s,
-        Err(login) => return Ok(login),
-    };
-    if !is_recent(&state, &session) {
-        return reauth::page(&state, &b, &session, Next::Account, None, StatusCode::OK);
+pub async fn remove(State(state): State<AppState>, form: SignedInForm) -> Result<Page, PageError> {
+    let SignedIn {
+        browser, session, ..
+    } = &form.signed_in;
+    if !is_recent(&state, session) {
+        return reauth::page(
+            &state,
+            browser,
+            session,
+            Next::Account,
+            None,
+            StatusCode::OK,
+        );
     }
-    let tenant = &b.tenant.id;
-    let id = form.get("factor_id").map(String::as_str).unwrap_or("");
+    let tenant = &browser.tenant.id;
     match state
         .identity
         .factors
-        .delete(tenant, &session.user.id, id)
+        .delete(tenant, &session.user.id, form.field("factor_id"))
         .await
     {
         // Already gone (a second click): same outcome.
@@ -154,25 +143,30 @@ pub async fn remove(
             .await
             .map_err(unavailable)?;
     }
-    Ok(redirect(&b, "?done=removed"))
+    Ok(redirect(browser, "?done=removed"))
 }
 
 /// `POST {issuer}/account/mfa/recovery`.
 pub async fn regenerate(
     State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
+    SignedInForm {
+        signed_in: SignedIn {
+            browser, session, ..
+        },
+        ..
+    }: SignedInForm,
 ) -> Result<Page, PageError> {
-    form(&state, &b, &headers, &body)?;
-    let (_, session) = match signed_in(&state, &b).await? {
-        Ok(s) => s,
-        Err(login) => return Ok(login),
-    };
     if !is_recent(&state, &session) {
-        return reauth::page(&state, &b, &session, Next::Account, None, StatusCode::OK);
+        return reauth::page(
+            &state,
+            &browser,
+            &session,
+            Next::Account,
+            None,
+            StatusCode::OK,
+        );
     }
-    let tenant = &b.tenant.id;
+    let tenant = &browser.tenant.id;
     if !has_factor(&state, tenant, &session.user.id).await? {
         return Err(PageError::bad_request(
             "Set up a second factor first: recovery codes stand in for one.",
@@ -184,5 +178,12 @@ pub async fn regenerate(
         .generate(tenant, &session.user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
-    codes_page(&state, &b, &codes, None, Vec::new(), Some(&base(&b)))
+    codes_page(
+        &state,
+        &browser,
+        &codes,
+        None,
+        Vec::new(),
+        Some(&base(&browser)),
+    )
 }

@@ -10,16 +10,17 @@
 //! with `ceremony` and the browser's `credential`, `delete` with `id`).
 
 use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 
 use crate::account::reauth::{self, Next};
-use crate::account::{base, date, form, is_recent, signed_in};
+use crate::account::signed_in::{SignedIn, SignedInForm, ToAccount};
+use crate::account::{base, date, is_recent};
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::csrf::Csrf;
+use crate::oidc::pages::templates::PasskeyPage;
 use crate::oidc::pages::{Page, PageError};
-use crate::oidc::passkeys::{PasskeyPage, binding, failure, nonce, passkeys, start_error};
+use crate::oidc::passkey_ceremony::{binding, ceremony_page, failure, passkeys, start_error};
 use crate::state::AppState;
 use rsp_identity::webauthn::{PasskeyError, PasskeyInfo};
 
@@ -59,25 +60,25 @@ fn line(p: &PasskeyInfo) -> PasskeyLine {
     }
 }
 
-fn action_path(b: &Browser) -> String {
-    format!("{}/passkeys", base(b))
+fn action_path(browser: &Browser) -> String {
+    format!("{}/passkeys", base(browser))
 }
 
 async fn list_page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     session: &ActiveSession,
     notice: Option<&str>,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Page, PageError> {
     let list = passkeys(state)
-        .list(&b.tenant.id, &session.user.id)
+        .list(&browser.tenant.id, &session.user.id)
         .await
         .map_err(start_error)?;
-    let csrf = Csrf::for_page(state, b)?;
-    let action = action_path(b);
-    let account = base(b);
+    let csrf = Csrf::for_page(state, browser)?;
+    let action = action_path(browser);
+    let account = base(browser);
     let page = Page::render(
         status,
         &PasskeyAccountPage {
@@ -93,14 +94,15 @@ async fn list_page(
     Ok(csrf.apply(page))
 }
 
-/// `GET {issuer}/account/passkeys`.
-pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, PageError> {
-    let session = match signed_in(&state, &b).await? {
-        Ok((_, session)) => session,
-        // The login form's relative actions need the account page's URL.
-        Err(_) => return Ok(Page::redirect(b.tenant.endpoint("/account"), false)),
-    };
-    list_page(&state, &b, &session, None, None, StatusCode::OK).await
+/// `GET {issuer}/account/passkeys` (no session: to `{issuer}/account`,
+/// since the login form's relative actions need that page's URL).
+pub async fn get(
+    State(state): State<AppState>,
+    SignedIn {
+        browser, session, ..
+    }: SignedIn<ToAccount>,
+) -> Result<Page, PageError> {
+    list_page(&state, &browser, &session, None, None, StatusCode::OK).await
 }
 
 fn ceremony_step(session: &ActiveSession) -> String {
@@ -110,28 +112,31 @@ fn ceremony_step(session: &ActiveSession) -> String {
 /// `POST {issuer}/account/passkeys`.
 pub async fn post(
     State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
+    form: SignedInForm<ToAccount>,
 ) -> Result<Page, PageError> {
-    let form = form(&state, &b, &headers, &body)?;
-    let session = match signed_in(&state, &b).await? {
-        Ok((_, session)) => session,
-        Err(_) => return Ok(Page::redirect(b.tenant.endpoint("/account"), true)),
-    };
-    if !is_recent(&state, &session) {
-        return reauth::page(&state, &b, &session, Next::Passkeys, None, StatusCode::OK);
+    let SignedIn {
+        browser, session, ..
+    } = &form.signed_in;
+    let field = |name: &str| form.field(name);
+    if !is_recent(&state, session) {
+        return reauth::page(
+            &state,
+            browser,
+            session,
+            Next::Passkeys,
+            None,
+            StatusCode::OK,
+        );
     }
-    let tenant = &b.tenant.id;
-    let field = |name: &str| form.get(name).map(String::as_str).unwrap_or_default();
+    let tenant = &browser.tenant.id;
     match field("action") {
         "add" => {
             let security_key = field("kind") == "security_key";
-            let bound = binding(&state, &b, &ceremony_step(&session))?;
+            let bound = binding(&state, browser, &ceremony_step(session))?;
             let started = passkeys(&state)
                 .start_registration(
                     tenant,
-                    &b.tenant.issuer,
+                    &browser.tenant.issuer,
                     &session.user.id,
                     &session.user.username,
                     field("name"),
@@ -145,8 +150,8 @@ pub async fn post(
                 Err(PasskeyError::Invalid(m)) => {
                     return list_page(
                         &state,
-                        &b,
-                        &session,
+                        browser,
+                        session,
                         None,
                         Some(&m),
                         StatusCode::BAD_REQUEST,
@@ -156,12 +161,12 @@ pub async fn post(
                 Err(e) => return Err(start_error(e)),
             };
             let options = serde_json::to_string(&options).map_err(PageError::internal)?;
-            let csrf = Csrf::for_page(&state, &b)?;
-            let action = action_path(&b);
-            let nonce = nonce();
-            let page = Page::render(
+            let action = action_path(browser);
+            ceremony_page(
+                &state,
+                browser,
                 StatusCode::OK,
-                &PasskeyPage {
+                PasskeyPage {
                     title: if security_key {
                         "Add a security key"
                     } else {
@@ -176,27 +181,26 @@ pub async fn post(
                     mode: "create",
                     action: &action,
                     options: &options,
-                    csrf: csrf.token(),
+                    csrf: "",
                     ceremony: &ceremony,
                     fields: vec![("action", "finish")],
                     error: None,
                     totp_ticket: None,
                     login_action: "",
                     back: Some(&action),
-                    nonce: &nonce,
+                    nonce: "",
                 },
+                None,
             )
-            .script_nonce(&nonce);
-            Ok(csrf.apply(page))
         }
         "finish" => {
-            let bound = binding(&state, &b, &ceremony_step(&session))?;
+            let bound = binding(&state, browser, &ceremony_step(session))?;
             let outcome = match serde_json::from_str(field("credential")) {
                 Ok(response) => {
                     passkeys(&state)
                         .finish_registration(
                             tenant,
-                            &b.tenant.issuer,
+                            &browser.tenant.issuer,
                             &session.user.id,
                             field("ceremony"),
                             &bound,
@@ -211,14 +215,22 @@ pub async fn post(
                 Ok(info) => {
                     tracing::info!(tenant = %tenant, user = %session.user.id, passkey = %info.id, "passkey registered");
                     let notice = format!("Passkey \u{201c}{}\u{201d} added.", info.name);
-                    list_page(&state, &b, &session, Some(&notice), None, StatusCode::OK).await
+                    list_page(
+                        &state,
+                        browser,
+                        session,
+                        Some(&notice),
+                        None,
+                        StatusCode::OK,
+                    )
+                    .await
                 }
                 Err(e) => {
                     let message = failure(e)?;
                     list_page(
                         &state,
-                        &b,
-                        &session,
+                        browser,
+                        session,
                         None,
                         Some(message),
                         StatusCode::BAD_REQUEST,
@@ -236,8 +248,8 @@ pub async fn post(
                     tracing::info!(tenant = %tenant, user = %session.user.id, "passkey removed");
                     list_page(
                         &state,
-                        &b,
-                        &session,
+                        browser,
+                        session,
                         Some("Passkey removed."),
                         None,
                         StatusCode::OK,
@@ -247,8 +259,8 @@ pub async fn post(
                 Err(PasskeyError::NotFound) => {
                     list_page(
                         &state,
-                        &b,
-                        &session,
+                        browser,
+                        session,
                         None,
                         Some("That passkey was already removed."),
                         StatusCode::NOT_FOUND,

@@ -1,20 +1,21 @@
 //! Re-authentication for account changes: `POST {issuer}/account/reauth`
 //! with the password (and the anti-forgery token). The attempt goes
-//! through the cluster-wide lockout like a login; success renews the
+//! through the cluster-wide lockout like a login
+//! ([`crate::oidc::lockout`]); success renews the
 //! session (a new id and `auth_time`, the same `amr` and `acr`: the
 //! factors it was established with still hold) and goes on to `next`.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use rsp_actors::ActorError;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use crate::account::{base, form, redirect, signed_in};
-use crate::oidc::browser_session::{ACR_PASSWORD, ActiveSession, Browser, start_session};
+use crate::account::signed_in::{SignedIn, SignedInForm};
+use crate::account::{base, redirect};
+use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
 use crate::oidc::csrf::Csrf;
-use crate::oidc::login::{BAD_CREDENTIALS, LOCKED, lockout_key};
+use crate::oidc::lockout::{BAD_CREDENTIALS, LOCKED, LOCKED_RETRY_AFTER, begin_attempt};
+use crate::oidc::mfa::{ACR_PASSWORD, AMR_PASSWORD};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 
@@ -45,11 +46,11 @@ impl Next {
         }
     }
 
-    fn redirect(self, b: &Browser) -> Page {
+    fn redirect(self, browser: &Browser) -> Page {
         match self {
-            Next::Account => redirect(b, ""),
-            Next::Totp => redirect(b, "/mfa/totp"),
-            Next::Passkeys => redirect(b, "/passkeys"),
+            Next::Account => redirect(browser, ""),
+            Next::Totp => redirect(browser, "/mfa/totp"),
+            Next::Passkeys => redirect(browser, "/passkeys"),
         }
     }
 }
@@ -67,14 +68,14 @@ struct ReauthPage<'a> {
 /// The password form, leading to `next`.
 pub fn page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     session: &ActiveSession,
     next: Next,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, b)?;
-    let action = format!("{}/reauth", base(b));
+    let csrf = Csrf::for_page(state, browser)?;
+    let action = format!("{}/reauth", base(browser));
     let page = Page::render(
         status,
         &ReauthPage {
@@ -91,50 +92,44 @@ pub fn page(
 /// `POST {issuer}/account/reauth`.
 pub async fn post(
     State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
+    SignedInForm {
+        signed_in:
+            SignedIn {
+                browser,
+                actors,
+                session,
+                ..
+            },
+        mut fields,
+    }: SignedInForm,
 ) -> Result<Page, PageError> {
-    let mut form = form(&state, &b, &headers, &body)?;
-    let (h, session) = match signed_in(&state, &b).await? {
-        Ok(s) => s,
-        Err(login) => return Ok(login),
-    };
-    let next = Next::parse(form.get("next").map(String::as_str));
-    let password = Zeroizing::new(form.remove("password").unwrap_or_default());
+    let next = Next::parse(fields.get("next").map(String::as_str));
+    let password = Zeroizing::new(fields.remove("password").unwrap_or_default());
     if password.is_empty() {
         return page(
             &state,
-            &b,
+            &browser,
             &session,
             next,
             Some("Enter your password."),
             StatusCode::BAD_REQUEST,
         );
     }
-    let attempt = match h
-        .lockout()
-        .begin_attempt(&lockout_key(&session.user.username))
-        .await
-    {
-        Ok(a) => a,
-        Err(ActorError::Locked { .. }) => {
-            return Ok(page(
-                &state,
-                &b,
-                &session,
-                next,
-                Some(LOCKED),
-                StatusCode::TOO_MANY_REQUESTS,
-            )?
-            .retry_after(std::time::Duration::from_secs(60)));
-        }
-        Err(e) => return Err(e.into()),
+    let Some(attempt) = begin_attempt(&actors, &session.user.username).await? else {
+        return Ok(page(
+            &state,
+            &browser,
+            &session,
+            next,
+            Some(LOCKED),
+            StatusCode::TOO_MANY_REQUESTS,
+        )?
+        .retry_after(LOCKED_RETRY_AFTER));
     };
     let user = state
         .identity
         .users
-        .check_password(&b.tenant.id, &session.user.username, password)
+        .check_password(&browser.tenant.id, &session.user.username, password)
         .await
         .map_err(PageError::internal)?
         .filter(|u| u.id == session.user.id);
@@ -142,7 +137,7 @@ pub async fn post(
         attempt.failed().await?;
         return page(
             &state,
-            &b,
+            &browser,
             &session,
             next,
             Some(BAD_CREDENTIALS),
@@ -151,13 +146,13 @@ pub async fn post(
     };
     attempt.succeeded().await?;
     let mut amr: Vec<&str> = session.amr.iter().map(String::as_str).collect();
-    if !amr.contains(&"pwd") {
-        amr.insert(0, "pwd");
+    if !amr.contains(&AMR_PASSWORD) {
+        amr.insert(0, AMR_PASSWORD);
     }
     let acr = session
         .acr
         .clone()
         .unwrap_or_else(|| ACR_PASSWORD.to_string());
-    let (_, cookie) = start_session(&state, &b, &h, user, &amr, &acr).await?;
-    Ok(next.redirect(&b).cookie(cookie))
+    let (_, cookie) = start_session(&state, &browser, &actors, user, &amr, &acr).await?;
+    Ok(next.redirect(&browser).cookie(cookie))
 }

@@ -7,23 +7,21 @@
 //! sealed `enrolment` ticket. A valid code makes the factor active; a
 //! user's first factor also brings ten recovery codes, shown once.
 //!
-//! [`enrol_page`] and [`codes_page`] are shared with enrolment during
-//! sign-in ([`crate::oidc::login_enrol`]).
+//! The pages come from [`crate::oidc::enrolment_pages`], shared with
+//! enrolment during sign-in ([`crate::oidc::login_enrol`]).
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use qrcode::QrCode;
-use qrcode::render::svg;
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::account::{base, form, is_recent, reauth, redirect, signed_in};
-use crate::oidc::browser_session::Browser;
-use crate::oidc::csrf::{Csrf, seal, unseal};
-use crate::oidc::pages::{Page, PageError, RecoveryCodesPage, TotpEnrolPage};
+use crate::account::signed_in::{SignedIn, SignedInForm};
+use crate::account::{base, is_recent, reauth, redirect, unavailable};
+use crate::oidc::csrf::{seal, unseal};
+use crate::oidc::enrolment_pages::{codes_page, enrol_page};
+use crate::oidc::mfa::totp_code;
+use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
-use rsp_identity::factors::{FactorError, TotpEnrolment};
-use rsp_identity::recovery::NewCodes;
+use rsp_identity::factors::FactorError;
 
 const ENROLMENT: &str = "enrolment";
 const PURPOSE: &str = "account-totp";
@@ -34,95 +32,17 @@ struct Ticket {
     pending: String,
 }
 
-/// The QR code of `uri` as an inline SVG element (made here from the URI's
-/// bits: no user text reaches the markup).
-pub fn qr_svg(uri: &str) -> Result<String, PageError> {
-    let code = QrCode::new(uri.as_bytes()).map_err(PageError::internal)?;
-    let svg = code
-        .render::<svg::Color>()
-        .min_dimensions(200, 200)
-        .quiet_zone(true)
-        .build();
-    // Inline in HTML: drop the XML declaration.
-    Ok(match svg.find("<svg") {
-        Some(at) => svg[at..].to_string(),
-        None => svg,
-    })
-}
-
-/// The enrolment page for `enrolment`, its form posting to `action`.
-#[allow(clippy::too_many_arguments)]
-pub fn enrol_page(
-    state: &AppState,
-    b: &Browser,
-    enrolment: &TotpEnrolment,
-    required: bool,
-    action: &str,
-    fields: Vec<(&str, &str)>,
-    error: Option<&str>,
-    back: Option<&str>,
-    status: StatusCode,
-) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, b)?;
-    let qr = qr_svg(&enrolment.uri)?;
-    let page = Page::render(
-        status,
-        &TotpEnrolPage {
-            required,
-            qr_svg: &qr,
-            secret: &enrolment.secret_base32,
-            uri: &enrolment.uri,
-            action,
-            csrf: csrf.token(),
-            fields,
-            error,
-            back,
-        },
-    );
-    Ok(csrf.apply(page))
-}
-
-/// A new set of recovery codes, shown once.
-pub fn codes_page(
-    state: &AppState,
-    b: &Browser,
-    codes: &NewCodes,
-    action: Option<&str>,
-    fields: Vec<(&str, &str)>,
-    back: Option<&str>,
-) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, b)?;
-    let page = Page::render(
-        StatusCode::OK,
-        &RecoveryCodesPage {
-            codes: codes.0.iter().map(|c| c.as_str()).collect(),
-            action,
-            csrf: csrf.token(),
-            fields,
-            back,
-        },
-    );
-    Ok(csrf.apply(page))
-}
-
-fn unavailable(e: impl std::fmt::Display) -> PageError {
-    tracing::warn!(error = %e, "factor store unavailable on the account pages");
-    PageError::unavailable(
-        "This page is briefly unavailable. Try again in a moment.",
-        None,
-    )
-}
-
 /// `GET {issuer}/account/mfa/totp`.
-pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, PageError> {
-    let (_, session) = match signed_in(&state, &b).await? {
-        Ok(s) => s,
-        Err(login) => return Ok(login),
-    };
+pub async fn get(
+    State(state): State<AppState>,
+    SignedIn {
+        browser, session, ..
+    }: SignedIn,
+) -> Result<Page, PageError> {
     if !is_recent(&state, &session) {
         return reauth::page(
             &state,
-            &b,
+            &browser,
             &session,
             reauth::Next::Totp,
             None,
@@ -133,9 +53,9 @@ pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, Page
         .identity
         .factors
         .begin_totp(
-            &b.tenant.id,
+            &browser.tenant.id,
             &session.user.id,
-            &b.tenant.id,
+            &browser.tenant.id,
             &session.user.username,
             state.clock().now_ms(),
         )
@@ -145,17 +65,17 @@ pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, Page
         user_id: session.user.id.clone(),
         pending: enrolment.id.clone(),
     };
-    let sealed = seal(&state, &b, PURPOSE, &ticket)?;
-    let action = format!("{}/mfa/totp", base(&b));
+    let sealed = seal(&state, &browser, PURPOSE, &ticket)?;
+    let action = format!("{}/mfa/totp", base(&browser));
     enrol_page(
         &state,
-        &b,
+        &browser,
         &enrolment,
         false,
         &action,
         vec![(ENROLMENT, &sealed)],
         None,
-        Some(&base(&b)),
+        Some(&base(&browser)),
         StatusCode::OK,
     )
 }
@@ -163,26 +83,26 @@ pub async fn get(State(state): State<AppState>, b: Browser) -> Result<Page, Page
 /// `POST {issuer}/account/mfa/totp`: the first code.
 pub async fn post(
     State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
+    SignedInForm {
+        signed_in: SignedIn {
+            browser, session, ..
+        },
+        fields,
+    }: SignedInForm,
 ) -> Result<Page, PageError> {
-    let form = form(&state, &b, &headers, &body)?;
-    let (_, session) = match signed_in(&state, &b).await? {
-        Ok(s) => s,
-        Err(login) => return Ok(login),
-    };
-    let ticket: Ticket = unseal(&state, &b, PURPOSE, form.get(ENROLMENT).map(String::as_str))?;
+    let ticket: Ticket = unseal(
+        &state,
+        &browser,
+        PURPOSE,
+        fields.get(ENROLMENT).map(String::as_str),
+    )?;
     if ticket.user_id != session.user.id {
         return Err(PageError::forged());
     }
-    let tenant = &b.tenant.id;
+    let tenant = &browser.tenant.id;
     let user = &session.user;
-    let code: String = form
-        .get("totp")
-        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
-        .unwrap_or_default();
-    let back = base(&b);
+    let code = totp_code(&fields);
+    let back = base(&browser);
     match state
         .identity
         .factors
@@ -206,10 +126,10 @@ pub async fn post(
                     FactorError::NotFound => expired(),
                     e => unavailable(e),
                 })?;
-            let sealed = seal(&state, &b, PURPOSE, &ticket)?;
+            let sealed = seal(&state, &browser, PURPOSE, &ticket)?;
             return enrol_page(
                 &state,
-                &b,
+                &browser,
                 &enrolment,
                 false,
                 &format!("{back}/mfa/totp"),
@@ -229,7 +149,7 @@ pub async fn post(
         .await
         .map_err(unavailable)?;
     if remaining > 0 {
-        return Ok(redirect(&b, "?done=totp"));
+        return Ok(redirect(&browser, "?done=totp"));
     }
     let codes = state
         .identity
@@ -237,7 +157,7 @@ pub async fn post(
         .generate(tenant, &user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
-    codes_page(&state, &b, &codes, None, Vec::new(), Some(&back))
+    codes_page(&state, &browser, &codes, None, Vec::new(), Some(&back))
 }
 
 fn expired() -> PageError {

@@ -1,36 +1,25 @@
 //! Consent for clients registered with `require_consent` (and for
-//! `prompt=consent`): the page with a `decision` button (`allow` / `deny`),
-//! its `POST {issuer}/consent`, and the scopes a user granted a client,
-//! remembered so the page is shown again only for new scopes.
-//!
-//! Records (tenant keyspace): `consent/<user id>/<client id>` -> the granted
-//! scopes (JSON), written through Raft.
+//! `prompt=consent`): the page with a `decision` button (`allow` / `deny`)
+//! and its `POST {issuer}/consent`. What a user granted a client is kept by
+//! [`rsp_identity::consents`], so the page is shown again only for new
+//! scopes.
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use rsp_consensus::kv::{Key, Txn, TxnOp};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::authorize::{AuthzRequest, issue_code, resolve};
+use crate::oidc::authz_request::{AuthzRequest, issue_code, resolve};
+use crate::oidc::browser_form::BrowserForm;
 use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
-use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
+use crate::oidc::csrf::{Csrf, seal, unseal};
 use crate::oidc::error::OAuthErrorCode;
-use crate::oidc::http::{Params, is_form};
-use crate::oidc::pages::{ConsentPage, Page, PageError, ScopeLine};
+use crate::oidc::pages::templates::{ConsentPage, ScopeLine};
+use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
-use rsp_consensus::kv::tenant_keyspace;
-use rsp_identity::oauth::context::get_confirmed;
 
 const CONSENT_TICKET: &str = "consent";
-
-#[derive(Serialize, Deserialize)]
-struct Granted {
-    scopes: Vec<String>,
-    updated_at_ms: u64,
-}
 
 /// What the consent form carries: the request, and the session it was
 /// shown to (a form rendered for one session is no good in another).
@@ -40,66 +29,17 @@ struct Ticket {
     sid: String,
 }
 
-fn key(tenant: &str, user_id: &str, client_id: &str) -> Key {
-    Key::new(
-        tenant_keyspace(tenant),
-        format!("consent/{user_id}/{client_id}").into_bytes(),
-    )
-}
-
-/// The scopes `user_id` granted `client_id` so far.
-pub async fn granted(
-    state: &AppState,
-    tenant: &str,
-    user_id: &str,
-    client_id: &str,
-) -> Result<Vec<String>, PageError> {
-    match get_confirmed(&state.consensus, &key(tenant, user_id, client_id)).await? {
-        Some(kv) => Ok(serde_json::from_slice::<Granted>(&kv.value)
-            .map_err(PageError::internal)?
-            .scopes),
-        None => Ok(Vec::new()),
-    }
-}
-
-/// Add `scope` to what `user_id` granted `client_id`.
-async fn remember(
-    state: &AppState,
-    tenant: &str,
-    user_id: &str,
-    client_id: &str,
-    scope: &str,
-) -> Result<(), PageError> {
-    let mut scopes = granted(state, tenant, user_id, client_id).await?;
-    for s in scope.split(' ').filter(|s| !s.is_empty()) {
-        if !scopes.iter().any(|g| g == s) {
-            scopes.push(s.to_string());
-        }
-    }
-    let record = Granted {
-        scopes,
-        updated_at_ms: state.clock().now_ms(),
-    };
-    let txn = Txn::ops(vec![TxnOp::Put {
-        key: key(tenant, user_id, client_id),
-        value: serde_json::to_vec(&record).map_err(PageError::internal)?,
-        ttl_ms: None,
-    }]);
-    state.consensus.txn(txn).await?;
-    Ok(())
-}
-
 /// The consent page for `req`, shown to `session`'s user.
 pub fn page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     req: &AuthzRequest,
     session: &ActiveSession,
 ) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, b)?;
+    let csrf = Csrf::for_page(state, browser)?;
     let ticket = seal(
         state,
-        b,
+        browser,
         CONSENT_TICKET,
         &Ticket {
             params: req.params.clone(),
@@ -122,22 +62,11 @@ pub fn page(
 
 /// `POST {issuer}/consent`: `decision=allow` issues the code (and remembers
 /// the scopes), `decision=deny` sends `access_denied` back to the client.
-pub async fn post(
-    State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Page, PageError> {
-    if !is_form(&headers) {
-        return Err(PageError::bad_request(
-            "The consent form was not sent as a form.",
-        ));
-    }
-    let form = Params::parse(&body)?;
-    Csrf::verify(&state, &b, form.get(CSRF_FIELD))?;
-    let ticket: Ticket = unseal(&state, &b, CONSENT_TICKET, form.get("ticket"))?;
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    let session = current_session(&state, &b, &h)
+pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Page, PageError> {
+    let browser = &form.browser;
+    let ticket: Ticket = unseal(&state, browser, CONSENT_TICKET, form.field("ticket"))?;
+    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let session = current_session(&state, browser, &actors)
         .await?
         .filter(|s| s.handle() == ticket.sid)
         .ok_or_else(|| {
@@ -147,24 +76,26 @@ pub async fn post(
                 "Your session ended before you decided. Start again from the application.",
             )
         })?;
-    let req = match resolve(&state, &b.tenant, ticket.params, false, true).await? {
+    let req = match resolve(&state, &browser.tenant, ticket.params, false, true).await? {
         Ok(req) => req,
         Err(redirect) => return Ok(redirect),
     };
-    match form.get("decision") {
+    match form.field("decision") {
         Some("allow") => {
-            remember(
-                &state,
-                &b.tenant.id,
-                &session.user.id,
-                &req.client.client_id,
-                req.scope(),
-            )
-            .await?;
-            issue_code(&state, &b, &req, &session, true).await
+            state
+                .identity
+                .consents
+                .grant(
+                    &browser.tenant.id,
+                    &session.user.id,
+                    &req.client.client_id,
+                    req.scope(),
+                )
+                .await?;
+            issue_code(&state, browser, &req, &session, true).await
         }
         Some("deny") => Ok(req.error(
-            &b.tenant,
+            &browser.tenant,
             OAuthErrorCode::AccessDenied,
             "the user refused access",
             true,

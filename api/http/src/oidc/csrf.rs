@@ -4,7 +4,8 @@
 //!   `rsp_csrf` cookie (`HttpOnly`, `SameSite=Lax`, the tenant's path);
 //!   each form carries `csrf_token`, an HMAC of the cookie and the tenant
 //!   under a KEK-derived key. A POST is accepted only when the token
-//!   matches the cookie (constant-time compare): another site can neither
+//!   matches the cookie (constant-time compare; every form of these pages
+//!   is read through [`crate::oidc::browser_form`]): another site can neither
 //!   read the cookie nor make a matching token, and a cookie planted from a
 //!   sibling domain does not come with a valid token.
 //! - Sealed state ([`seal`] / [`unseal`]): what a form must carry to its
@@ -52,16 +53,16 @@ pub struct Csrf {
 
 impl Csrf {
     /// The token for the browser's cookie, making a cookie if it has none.
-    pub fn for_page(state: &AppState, b: &Browser) -> Result<Csrf, PageError> {
-        let (seed, set_cookie) = match b.cookie(CSRF_COOKIE).filter(|s| shaped(s)) {
+    pub fn for_page(state: &AppState, browser: &Browser) -> Result<Csrf, PageError> {
+        let (seed, set_cookie) = match browser.cookie(CSRF_COOKIE).filter(|s| shaped(s)) {
             Some(seed) => (seed.to_string(), None),
             None => {
                 let seed = random_token(32);
-                let cookie = b.set_cookie(CSRF_COOKIE, &seed, None);
+                let cookie = browser.set_cookie(CSRF_COOKIE, &seed, None);
                 (seed, Some(cookie))
             }
         };
-        let token = key(state, CSRF_LABEL)?.hash(bound(b, &seed).as_bytes());
+        let token = key(state, CSRF_LABEL)?.hash(bound(browser, &seed).as_bytes());
         Ok(Csrf { token, set_cookie })
     }
 
@@ -78,13 +79,17 @@ impl Csrf {
     }
 
     /// Check a submitted form's token against the browser's cookie.
-    pub fn verify(state: &AppState, b: &Browser, presented: Option<&str>) -> Result<(), PageError> {
+    pub fn verify(
+        state: &AppState,
+        browser: &Browser,
+        presented: Option<&str>,
+    ) -> Result<(), PageError> {
         let (Some(seed), Some(presented)) =
-            (b.cookie(CSRF_COOKIE).filter(|s| shaped(s)), presented)
+            (browser.cookie(CSRF_COOKIE).filter(|s| shaped(s)), presented)
         else {
             return Err(PageError::forged());
         };
-        if key(state, CSRF_LABEL)?.verify(bound(b, seed).as_bytes(), presented) {
+        if key(state, CSRF_LABEL)?.verify(bound(browser, seed).as_bytes(), presented) {
             Ok(())
         } else {
             Err(PageError::forged())
@@ -92,8 +97,8 @@ impl Csrf {
     }
 }
 
-fn bound(b: &Browser, seed: &str) -> String {
-    format!("{}\n{seed}", b.tenant.id)
+fn bound(browser: &Browser, seed: &str) -> String {
+    format!("{}\n{seed}", browser.tenant.id)
 }
 
 #[derive(Serialize, serde::Deserialize)]
@@ -106,21 +111,21 @@ struct Envelope<T> {
 /// configured form lifetime.
 pub fn seal<T: Serialize>(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     purpose: &str,
     value: &T,
 ) -> Result<String, PageError> {
     let exp = state.clock().now_secs() + state.browser.config.form_ttl.as_secs();
     let json = serde_json::to_vec(&Envelope { v: value, exp }).map_err(PageError::internal)?;
     let body = b64url(&json);
-    let tag = key(state, SEAL_LABEL)?.hash(sealed_input(b, purpose, &body).as_bytes());
+    let tag = key(state, SEAL_LABEL)?.hash(sealed_input(browser, purpose, &body).as_bytes());
     Ok(format!("{body}.{tag}"))
 }
 
 /// The value sealed by [`seal`] for `purpose`, if untouched and unexpired.
 pub fn unseal<T: DeserializeOwned>(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     purpose: &str,
     text: Option<&str>,
 ) -> Result<T, PageError> {
@@ -130,7 +135,7 @@ pub fn unseal<T: DeserializeOwned>(
         )
     };
     let (body, tag) = text.and_then(|t| t.split_once('.')).ok_or_else(expired)?;
-    if !key(state, SEAL_LABEL)?.verify(sealed_input(b, purpose, body).as_bytes(), tag) {
+    if !key(state, SEAL_LABEL)?.verify(sealed_input(browser, purpose, body).as_bytes(), tag) {
         return Err(expired());
     }
     let json = b64url_decode(body).ok_or_else(expired)?;
@@ -141,6 +146,6 @@ pub fn unseal<T: DeserializeOwned>(
     Ok(envelope.v)
 }
 
-fn sealed_input(b: &Browser, purpose: &str, body: &str) -> String {
-    format!("{}\n{purpose}\n{body}", b.tenant.id)
+fn sealed_input(browser: &Browser, purpose: &str, body: &str) -> String {
+    format!("{}\n{purpose}\n{body}", browser.tenant.id)
 }

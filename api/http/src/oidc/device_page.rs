@@ -2,25 +2,24 @@
 //! `GET|POST {issuer}/device`: the person enters the user code shown on the
 //! device (or arrives with `?user_code=` from `verification_uri_complete`),
 //! signs in if needed, and approves or denies; the device's next poll
-//! learns the answer ([`crate::oidc::device::DeviceService`]).
+//! learns the answer ([`rsp_identity::oauth::device::DeviceService`]).
 //!
 //! Looking a code up changes nothing, so `GET` may do it; approving and
 //! denying are `POST`s with the anti-forgery token and a sealed ticket
 //! bound to the session that saw the request.
 
-use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::authorize::{Continuation, render_login};
-use crate::oidc::browser_session::{ACR_MFA, ActiveSession, Browser, current_session};
-use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
-use crate::oidc::http::{Params, is_form};
-use crate::oidc::mfa;
-use crate::oidc::pages::{
-    DeviceCodePage, DeviceConfirmPage, DeviceDonePage, Page, PageError, ScopeLine,
-};
+use crate::oidc::browser_form::BrowserForm;
+use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
+use crate::oidc::csrf::{Csrf, seal, unseal};
+use crate::oidc::error::OAuthErrorCode;
+use crate::oidc::login_page::{Continuation, render_login};
+use crate::oidc::mfa::{self, ACR_MFA};
+use crate::oidc::pages::templates::{DeviceCodePage, DeviceConfirmPage, DeviceDonePage, ScopeLine};
+use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 
 const DEVICE_TICKET: &str = "device";
@@ -39,12 +38,12 @@ pub struct DeviceQuery {
 
 fn code_page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     user_code: &str,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Page, PageError> {
-    let csrf = Csrf::for_page(state, b)?;
+    let csrf = Csrf::for_page(state, browser)?;
     let page = Page::render(
         status,
         &DeviceCodePage {
@@ -59,14 +58,19 @@ fn code_page(
 /// The approve/deny page for `user_code`, shown to `session`'s user.
 pub async fn confirm_page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     user_code: &str,
     session: &ActiveSession,
 ) -> Result<Page, PageError> {
-    let Some(request) = state.oidc.device.lookup(&b.tenant.id, user_code).await? else {
+    let Some(request) = state
+        .oidc
+        .device
+        .lookup(&browser.tenant.id, user_code)
+        .await?
+    else {
         return code_page(
             state,
-            b,
+            browser,
             user_code,
             Some(UNKNOWN_CODE),
             StatusCode::BAD_REQUEST,
@@ -75,16 +79,16 @@ pub async fn confirm_page(
     let client_name = match state
         .identity
         .clients
-        .get(&b.tenant.id, &request.client_id)
+        .get(&browser.tenant.id, &request.client_id)
         .await
     {
         Ok(c) => c.client_name.unwrap_or(c.client_id),
         Err(_) => request.client_id.clone(),
     };
-    let csrf = Csrf::for_page(state, b)?;
+    let csrf = Csrf::for_page(state, browser)?;
     let ticket = seal(
         state,
-        b,
+        browser,
         DEVICE_TICKET,
         &Ticket {
             user_code: user_code.to_string(),
@@ -106,25 +110,30 @@ pub async fn confirm_page(
 }
 
 /// A known code: the approval page if signed in, else the login form.
-async fn entered(state: &AppState, b: &Browser, user_code: &str) -> Result<Page, PageError> {
-    let Some(request) = state.oidc.device.lookup(&b.tenant.id, user_code).await? else {
+async fn entered(state: &AppState, browser: &Browser, user_code: &str) -> Result<Page, PageError> {
+    let Some(request) = state
+        .oidc
+        .device
+        .lookup(&browser.tenant.id, user_code)
+        .await?
+    else {
         return code_page(
             state,
-            b,
+            browser,
             user_code,
             Some(UNKNOWN_CODE),
             StatusCode::BAD_REQUEST,
         );
     };
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    let mut session = current_session(state, b, &h).await?;
+    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let mut session = current_session(state, browser, &actors).await?;
     // A password-only session where the MFA policy now wants a second
     // factor signs in again (which asks for it, or leads to enrolment).
     if let Some(s) = &session
         && s.acr.as_deref() != Some(ACR_MFA)
         && mfa::required(
             state,
-            &b.tenant.id,
+            &browser.tenant.id,
             &s.user.id,
             Some(&request.client_id),
             None,
@@ -134,10 +143,10 @@ async fn entered(state: &AppState, b: &Browser, user_code: &str) -> Result<Page,
         session = None;
     }
     match session {
-        Some(session) => confirm_page(state, b, user_code, &session).await,
+        Some(session) => confirm_page(state, browser, user_code, &session).await,
         None => render_login(
             state,
-            b,
+            browser,
             &Continuation::Device {
                 user_code: user_code.to_string(),
             },
@@ -153,43 +162,38 @@ async fn entered(state: &AppState, b: &Browser, user_code: &str) -> Result<Page,
 /// `GET {issuer}/device[?user_code=...]`.
 pub async fn get(
     State(state): State<AppState>,
-    b: Browser,
+    browser: Browser,
     Query(q): Query<DeviceQuery>,
 ) -> Result<Page, PageError> {
     match q.user_code.as_deref().filter(|c| !c.trim().is_empty()) {
-        Some(code) => entered(&state, &b, code.trim()).await,
-        None => code_page(&state, &b, "", None, StatusCode::OK),
+        Some(code) => entered(&state, &browser, code.trim()).await,
+        None => code_page(&state, &browser, "", None, StatusCode::OK),
     }
 }
 
 /// `POST {issuer}/device`: a code entered, or a decision on one.
-pub async fn post(
-    State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Page, PageError> {
-    if !is_form(&headers) {
-        return Err(PageError::bad_request("The form was not sent as a form."));
-    }
-    let form = Params::parse(&body)?;
-    Csrf::verify(&state, &b, form.get(CSRF_FIELD))?;
-    let Some(decision) = form.get("decision") else {
-        let code = form.get("user_code").unwrap_or_default().trim().to_string();
+pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Page, PageError> {
+    let browser = &form.browser;
+    let Some(decision) = form.field("decision") else {
+        let code = form
+            .field("user_code")
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if code.is_empty() {
             return code_page(
                 &state,
-                &b,
+                browser,
                 "",
                 Some("Enter the code shown on your device."),
                 StatusCode::BAD_REQUEST,
             );
         }
-        return entered(&state, &b, &code).await;
+        return entered(&state, browser, &code).await;
     };
-    let ticket: Ticket = unseal(&state, &b, DEVICE_TICKET, form.get("ticket"))?;
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    let session = current_session(&state, &b, &h)
+    let ticket: Ticket = unseal(&state, browser, DEVICE_TICKET, form.field("ticket"))?;
+    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let session = current_session(&state, browser, &actors)
         .await?
         .filter(|s| s.handle() == ticket.sid)
         .ok_or_else(|| {
@@ -204,7 +208,7 @@ pub async fn post(
         "allow" => {
             let result = devices
                 .approve(
-                    &b.tenant.id,
+                    &browser.tenant.id,
                     &ticket.user_code,
                     &session.user.id,
                     session.auth_time,
@@ -214,17 +218,29 @@ pub async fn post(
                 .await;
             match result {
                 Ok(_) => true,
-                Err(e) if e.code == crate::oidc::error::OAuthErrorCode::InvalidRequest => {
-                    return code_page(&state, &b, "", Some(UNKNOWN_CODE), StatusCode::BAD_REQUEST);
+                Err(e) if e.code == OAuthErrorCode::InvalidRequest => {
+                    return code_page(
+                        &state,
+                        browser,
+                        "",
+                        Some(UNKNOWN_CODE),
+                        StatusCode::BAD_REQUEST,
+                    );
                 }
                 Err(e) => return Err(e.into()),
             }
         }
         "deny" => {
-            match devices.deny(&b.tenant.id, &ticket.user_code).await {
+            match devices.deny(&browser.tenant.id, &ticket.user_code).await {
                 Ok(()) => {}
-                Err(e) if e.code == crate::oidc::error::OAuthErrorCode::InvalidRequest => {
-                    return code_page(&state, &b, "", Some(UNKNOWN_CODE), StatusCode::BAD_REQUEST);
+                Err(e) if e.code == OAuthErrorCode::InvalidRequest => {
+                    return code_page(
+                        &state,
+                        browser,
+                        "",
+                        Some(UNKNOWN_CODE),
+                        StatusCode::BAD_REQUEST,
+                    );
                 }
                 Err(e) => return Err(e.into()),
             }

@@ -6,11 +6,12 @@
 //!    enrolment page (QR code, key, `otpauth://` URI) whose form posts the
 //!    first code with a sealed `enrolment` ticket to `{issuer}/login`.
 //! 2. [`confirm`]: a valid code activates the factor (its step counts as
-//!    used), makes ten recovery codes and starts the session (`amr`
-//!    `["pwd", "otp"]`, `acr` `urn:rsp:acr:mfa`: the user has just shown
-//!    both); the page shows the codes once, with a form carrying a sealed
-//!    `resume` ticket.
-//! 3. [`resume`]: that form continues the flow for the same session.
+//!    used), makes ten recovery codes and signs the user in
+//!    ([`crate::oidc::signin::sign_in`]; `amr` `["pwd", "otp"]`, `acr`
+//!    `urn:rsp:acr:mfa`: the user has just shown both); the page shows the
+//!    codes once, with a form carrying a sealed `resume` ticket.
+//! 3. [`resume`]: that form continues the flow for the same session
+//!    ([`crate::oidc::signin::continue_flow`]).
 //!
 //! No session exists before step 2, so a user who must enrol cannot reach
 //! a client (or the account pages) with the password alone.
@@ -21,13 +22,13 @@ use axum::http::StatusCode;
 use rsp_actors::TenantHandle;
 use serde::{Deserialize, Serialize};
 
-use crate::account::totp::{codes_page, enrol_page};
-use crate::oidc::authorize::Continuation;
-use crate::oidc::browser_session::{ACR_MFA, Browser, current_session, start_session};
+use crate::oidc::browser_session::{Browser, current_session};
 use crate::oidc::csrf::{seal, unseal};
-use crate::oidc::login::{MfaTicket, continue_flow};
-use crate::oidc::mfa::{AMR_PASSWORD, AMR_TOTP};
+use crate::oidc::enrolment_pages::{codes_page, enrol_page};
+use crate::oidc::login_page::Continuation;
+use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_TOTP, MfaTicket, totp_code};
 use crate::oidc::pages::{Page, PageError};
+use crate::oidc::signin::{SignInUser, continue_flow, sign_in};
 use crate::state::AppState;
 use rsp_identity::factors::{FactorError, TotpEnrolment};
 
@@ -64,18 +65,18 @@ fn expired() -> PageError {
 }
 
 /// Step 1: a pending seed and its enrolment page.
-pub(crate) async fn start(
+pub async fn start(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     user: MfaTicket,
 ) -> Result<Page, PageError> {
     let enrolment = state
         .identity
         .factors
         .begin_totp(
-            &b.tenant.id,
+            &browser.tenant.id,
             &user.user_id,
-            &b.tenant.id,
+            &browser.tenant.id,
             &user.username,
             state.clock().now_ms(),
         )
@@ -85,21 +86,21 @@ pub(crate) async fn start(
         user,
         pending: enrolment.id.clone(),
     };
-    render(state, b, &ticket, &enrolment, None, StatusCode::OK)
+    render(state, browser, &ticket, &enrolment, None, StatusCode::OK)
 }
 
 fn render(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     ticket: &EnrolTicket,
     enrolment: &TotpEnrolment,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Page, PageError> {
-    let sealed = seal(state, b, ENROL_FIELD, ticket)?;
+    let sealed = seal(state, browser, ENROL_FIELD, ticket)?;
     enrol_page(
         state,
-        b,
+        browser,
         enrolment,
         true,
         "login",
@@ -111,23 +112,20 @@ fn render(
 }
 
 /// Step 2: the first code.
-pub(crate) async fn confirm(
+pub async fn confirm(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     form: &BTreeMap<String, String>,
 ) -> Result<Page, PageError> {
     let ticket: EnrolTicket = unseal(
         state,
-        b,
+        browser,
         ENROL_FIELD,
         form.get(ENROL_FIELD).map(String::as_str),
     )?;
-    let tenant = &b.tenant.id;
+    let tenant = &browser.tenant.id;
     let user_id = &ticket.user.user_id;
-    let code: String = form
-        .get("totp")
-        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
-        .unwrap_or_default();
+    let code = totp_code(form);
     match state
         .identity
         .factors
@@ -159,7 +157,7 @@ pub(crate) async fn confirm(
                 })?;
             return render(
                 state,
-                b,
+                browser,
                 &ticket,
                 &enrolment,
                 Some("That code is not valid. Enter the one your app shows now."),
@@ -169,29 +167,32 @@ pub(crate) async fn confirm(
         Err(FactorError::NotFound) => return Err(expired()),
         Err(e) => return Err(unavailable(e)),
     }
-    let user = state
-        .oidc
-        .tokens
-        .load_user(tenant, user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| PageError::bad_request("This account cannot sign in."))?;
+    // The account first: no recovery codes for one that cannot sign in.
+    let user = SignInUser::Id(user_id).load(state, tenant).await?;
     let codes = state
         .identity
         .recovery
         .generate(tenant, user_id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
-    let h = state.browser.tenant(tenant).await?;
-    let (_, cookie) = start_session(state, b, &h, user, &[AMR_PASSWORD, AMR_TOTP], ACR_MFA).await?;
+    let actors = state.browser.tenant(tenant).await?;
+    let (_, cookie) = sign_in(
+        state,
+        browser,
+        &actors,
+        SignInUser::Checked(user),
+        &[AMR_PASSWORD, AMR_TOTP],
+        ACR_MFA,
+    )
+    .await?;
     let resume = ResumeTicket {
         user_id: user_id.clone(),
         flow: ticket.user.flow,
     };
-    let sealed = seal(state, b, RESUME_FIELD, &resume)?;
+    let sealed = seal(state, browser, RESUME_FIELD, &resume)?;
     let page = codes_page(
         state,
-        b,
+        browser,
         &codes,
         Some("login"),
         vec![(RESUME_FIELD, &sealed)],
@@ -205,19 +206,19 @@ pub(crate) async fn confirm(
 }
 
 /// Step 3: continue the flow, for the session step 2 started.
-pub(crate) async fn resume(
+pub async fn resume(
     state: &AppState,
-    b: &Browser,
-    h: &TenantHandle,
+    browser: &Browser,
+    actors: &TenantHandle,
     form: &BTreeMap<String, String>,
 ) -> Result<Page, PageError> {
     let ticket: ResumeTicket = unseal(
         state,
-        b,
+        browser,
         RESUME_FIELD,
         form.get(RESUME_FIELD).map(String::as_str),
     )?;
-    let session = current_session(state, b, h)
+    let session = current_session(state, browser, actors)
         .await?
         .filter(|s| s.user.id == ticket.user_id)
         .ok_or_else(|| {
@@ -227,5 +228,5 @@ pub(crate) async fn resume(
                 "Your session ended. Start again from the application.",
             )
         })?;
-    continue_flow(state, b, session, ticket.flow).await
+    continue_flow(state, browser, session, ticket.flow).await
 }

@@ -15,18 +15,19 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::authorize::with_query;
+use crate::oidc::authz_request::with_query;
+use crate::oidc::browser_form::PostedForm;
 use crate::oidc::browser_session::{Browser, SESSION_COOKIE, current_session};
-use crate::oidc::csrf::{CSRF_FIELD, Csrf, seal, unseal};
+use crate::oidc::csrf::{Csrf, seal, unseal};
 use crate::oidc::error::OAuthErrorCode;
-use crate::oidc::http::{Params, is_form};
+use crate::oidc::http::Params;
 use crate::oidc::id_token_hint;
-use crate::oidc::pages::{LogoutConfirmPage, Page, PageError, SignedOutPage};
+use crate::oidc::pages::templates::{LogoutConfirmPage, SignedOutPage};
+use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 use rsp_identity::clients::ClientError;
 
@@ -43,43 +44,29 @@ struct Checked {
 
 pub async fn get(
     State(state): State<AppState>,
-    b: Browser,
+    browser: Browser,
     RawQuery(query): RawQuery,
 ) -> Result<Page, PageError> {
     let params = Params::parse(query.unwrap_or_default().as_bytes())?;
-    logout(&state, &b, params.into_map(), false).await
+    logout(&state, &browser, params.into_map(), false).await
 }
 
-pub async fn post(
-    State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Page, PageError> {
-    if !is_form(&headers) {
-        return Err(PageError::bad_request("The request must be a form."));
-    }
-    let form = Params::parse(&body)?.into_map();
-    if form.contains_key("ticket") {
+pub async fn post(State(state): State<AppState>, form: PostedForm) -> Result<Page, PageError> {
+    if form.field("ticket").is_some() {
         // The user confirmed on our page.
-        Csrf::verify(&state, &b, form.get(CSRF_FIELD).map(String::as_str))?;
-        let checked: Checked = unseal(
-            &state,
-            &b,
-            LOGOUT_TICKET,
-            form.get("ticket").map(String::as_str),
-        )?;
-        return sign_out(&state, &b, checked, true).await;
+        form.check_csrf(&state)?;
+        let checked: Checked = unseal(&state, &form.browser, LOGOUT_TICKET, form.field("ticket"))?;
+        return sign_out(&state, &form.browser, checked, true).await;
     }
-    logout(&state, &b, form, true).await
+    logout(&state, &form.browser, form.fields, true).await
 }
 
 async fn check(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     params: &BTreeMap<String, String>,
 ) -> Result<Checked, PageError> {
-    let t = &b.tenant;
+    let t = &browser.tenant;
     let hint = match params.get("id_token_hint") {
         Some(token) => Some(id_token_hint::verify(state, t, token).await.map_err(|e| {
             if e.code == OAuthErrorCode::InvalidRequest {
@@ -137,21 +124,21 @@ async fn check(
 
 async fn logout(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     params: BTreeMap<String, String>,
     after_post: bool,
 ) -> Result<Page, PageError> {
-    let checked = check(state, b, &params).await?;
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    let session = current_session(state, b, &h).await?;
+    let checked = check(state, browser, &params).await?;
+    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let session = current_session(state, browser, &actors).await?;
     let confirmed = match (&session, &checked.hinted_sub) {
         (None, _) => true,
         (Some(s), Some(sub)) => s.user.id == *sub,
         (Some(_), None) => false,
     };
     if !confirmed && let Some(s) = session {
-        let csrf = Csrf::for_page(state, b)?;
-        let ticket = seal(state, b, LOGOUT_TICKET, &checked)?;
+        let csrf = Csrf::for_page(state, browser)?;
+        let ticket = seal(state, browser, LOGOUT_TICKET, &checked)?;
         let page = Page::render(
             StatusCode::OK,
             &LogoutConfirmPage {
@@ -166,21 +153,21 @@ async fn logout(
         };
         return Ok(csrf.apply(page));
     }
-    sign_out(state, b, checked, after_post).await
+    sign_out(state, browser, checked, after_post).await
 }
 
 /// Revoke the browser's session (everywhere), clear its cookie, and leave.
 async fn sign_out(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     checked: Checked,
     after_post: bool,
 ) -> Result<Page, PageError> {
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    if let Some(s) = current_session(state, b, &h).await? {
-        h.sessions().revoke(&s.id).await?;
+    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    if let Some(s) = current_session(state, browser, &actors).await? {
+        actors.sessions().revoke(&s.id).await?;
     }
-    let clear = b.clear_cookie(SESSION_COOKIE);
+    let clear = browser.clear_cookie(SESSION_COOKIE);
     Ok(match checked.redirect {
         Some(uri) => Page::redirect(uri, after_post),
         None => Page::render(StatusCode::OK, &SignedOutPage),

@@ -1,5 +1,6 @@
-//! When a sign-in must use a second factor, and the `amr` / `acr` values
-//! that say what was used.
+//! When a sign-in must use a second factor, the `amr` / `acr` values that
+//! say what was used, and what the second-factor steps carry
+//! ([`MfaTicket`], [`totp_code`]).
 //!
 //! A second factor is needed when the user has one enrolled (always asked
 //! for), when the request asks for it (`acr_values` containing
@@ -15,25 +16,76 @@
 //! printed list, neither a generated one-time password (`otp` would make a
 //! relying party believe an authenticator app was used) nor a knowledge
 //! question (`kba`); `mfa` says truthfully that a second factor was used
-//! without claiming which device. `acr` is [`ACR_MFA`] after any second
-//! factor, [`ACR_PASSWORD`] otherwise.
+//! without claiming which device. A passkey is `hwk` (a hardware-bound
+//! key), with `user` when the authenticator verified the user (PIN or
+//! biometrics): `["hwk", "user"]` alone, `["pwd", "hwk"]` as a second
+//! factor. `acr` is [`ACR_MFA`] after any second factor or a passkey,
+//! [`ACR_PASSWORD`] otherwise.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use rsp_policies::DecisionRequest;
 use rsp_policies::cedar_policy::Decision;
 use rsp_policies::evaluate::uid;
+use serde::{Deserialize, Serialize};
 
-pub use crate::oidc::browser_session::{ACR_MFA, ACR_PASSWORD};
-
+use crate::oidc::browser_session::Browser;
+use crate::oidc::csrf::{seal, unseal};
+use crate::oidc::login_page::Continuation;
 use crate::oidc::pages::PageError;
 use crate::state::AppState;
 use rsp_identity::mfa_policy::{MFA_ACTION, MfaMode};
+
+/// `acr` of a password login, and of one with a second factor.
+pub const ACR_PASSWORD: &str = "urn:rsp:acr:pwd";
+pub const ACR_MFA: &str = "urn:rsp:acr:mfa";
 
 pub const AMR_PASSWORD: &str = "pwd";
 pub const AMR_TOTP: &str = "otp";
 /// See the module documentation for why a recovery code is `mfa`.
 pub const AMR_RECOVERY_CODE: &str = "mfa";
+/// A passkey or security key (hardware-bound key).
+pub const AMR_PASSKEY: &str = "hwk";
+/// The authenticator verified the user (PIN, fingerprint, face).
+pub const AMR_USER_VERIFIED: &str = "user";
+
+/// The code a TOTP form's `totp` field carries, spaces (as apps group the
+/// digits) removed; `""` when absent.
+pub fn totp_code(fields: &BTreeMap<String, String>) -> String {
+    fields
+        .get("totp")
+        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
+        .unwrap_or_default()
+}
+
+/// Sealing purpose of [`MfaTicket`].
+const MFA_TICKET: &str = "mfa";
+
+/// What the second-factor steps carry from the password step: the user
+/// who passed it and where the login leads.
+#[derive(Serialize, Deserialize)]
+pub struct MfaTicket {
+    pub user_id: String,
+    pub username: String,
+    pub flow: Continuation,
+}
+
+impl MfaTicket {
+    /// The ticket as a hidden-field value ([`crate::oidc::csrf::seal`]).
+    pub fn seal(&self, state: &AppState, browser: &Browser) -> Result<String, PageError> {
+        seal(state, browser, MFA_TICKET, self)
+    }
+
+    /// The ticket a form carried back, if untouched and unexpired.
+    pub fn unseal(
+        state: &AppState,
+        browser: &Browser,
+        sealed: Option<&str>,
+    ) -> Result<MfaTicket, PageError> {
+        unseal(state, browser, MFA_TICKET, sealed)
+    }
+}
 
 /// Whether `acr_values` (space-separated, in order of preference) asks for
 /// a second factor: it names [`ACR_MFA`] and does not also accept
@@ -69,6 +121,41 @@ pub async fn required(
         MfaMode::Required => Ok(true),
         MfaMode::Cedar => Ok(cedar_requires(state, tenant, user_id, client_id).await),
     }
+}
+
+/// Whether signing in to `flow` needs a second factor: [`required`] for
+/// the client the flow leads to (the authorization request's, or the
+/// device code's) and the request's `acr_values`.
+pub async fn required_for_flow(
+    state: &AppState,
+    browser: &Browser,
+    user_id: &str,
+    flow: &Continuation,
+) -> Result<bool, PageError> {
+    let (client_id, acr_values) = match flow {
+        Continuation::Authorize { params } => (
+            params.get("client_id").cloned(),
+            params.get("acr_values").map(String::as_str),
+        ),
+        Continuation::Device { user_code } => (
+            state
+                .oidc
+                .device
+                .lookup(&browser.tenant.id, user_code)
+                .await?
+                .map(|d| d.client_id),
+            None,
+        ),
+        Continuation::Account => (None, None),
+    };
+    required(
+        state,
+        &browser.tenant.id,
+        user_id,
+        client_id.as_deref(),
+        acr_values,
+    )
+    .await
 }
 
 /// Ask the tenant's Cedar policies (none: deny, nobody named); an error (a

@@ -14,162 +14,48 @@
 //!   verified the user), `acr` `urn:rsp:acr:mfa`. A failed assertion counts
 //!   towards the cluster-wide lockout, like a wrong TOTP code.
 //!
-//! The pages carry one small inline script (allowed by a CSP nonce) that
-//! converts base64url fields, calls the browser and posts the JSON answer
-//! in a hidden field with the anti-forgery token. Every ceremony is bound
-//! to the browser's anti-forgery cookie and the step, lives five minutes
-//! and is used once ([`rsp_identity::webauthn`]). The password and TOTP
-//! forms work without JavaScript; only these pages need it.
+//! Both forms are sign-in forms: rate limited per address
+//! ([`crate::oidc::lockout`]); both end in
+//! [`crate::oidc::signin::finish_sign_in`]. The pages and ceremonies are
+//! [`crate::oidc::passkey_ceremony`]'s. The password and TOTP forms work
+//! without JavaScript; only these pages need it.
 
 use std::collections::BTreeMap;
 
-use askama::Template;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use rsp_actors::{ActorError, TenantHandle};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::authorize::{Continuation, LOGIN_FLOW};
-use crate::oidc::browser_session::{ACR_MFA, Browser};
-use crate::oidc::csrf::{CSRF_COOKIE, CSRF_FIELD, Csrf, seal, unseal};
-use crate::oidc::http::{Params, is_form};
-use crate::oidc::login::{LOCKED, finish, lockout_key};
+use crate::oidc::browser_form::BrowserForm;
+use crate::oidc::browser_session::Browser;
+use crate::oidc::csrf::{seal, unseal};
+use crate::oidc::lockout::{LOCKED, LOCKED_RETRY_AFTER, begin_attempt, rate_limited_actors};
+use crate::oidc::login_page::{Continuation, LOGIN_FLOW};
+use crate::oidc::mfa::{ACR_MFA, AMR_PASSKEY, AMR_PASSWORD, AMR_USER_VERIFIED, MfaTicket};
+use crate::oidc::pages::templates::PasskeyPage;
 use crate::oidc::pages::{Page, PageError};
+use crate::oidc::passkey_ceremony::{binding, ceremony_page, failure, passkeys, start_error};
+use crate::oidc::signin::{SignInUser, finish_sign_in};
 use crate::state::AppState;
-use rsp_identity::crypto::{CryptoError, random_token};
-use rsp_identity::webauthn::{PasskeyError, PasskeyService};
+use rsp_identity::webauthn::PasskeyError;
 
-const BINDING_LABEL: &str = "rsp passkey ceremony v1";
 const PASSKEY_TICKET: &str = "passkey-mfa";
-
-/// The page that runs a WebAuthn ceremony in the browser.
-#[derive(Template)]
-#[template(path = "passkey.html")]
-pub struct PasskeyPage<'a> {
-    pub title: &'a str,
-    pub intro: &'a str,
-    pub button: &'a str,
-    /// `create` (registration) or `get` (assertion).
-    pub mode: &'a str,
-    pub action: &'a str,
-    /// The options for `navigator.credentials`, JSON.
-    pub options: &'a str,
-    pub csrf: &'a str,
-    pub ceremony: &'a str,
-    /// Hidden fields carried to the next step (`flow`, `ticket`).
-    pub fields: Vec<(&'a str, &'a str)>,
-    pub error: Option<&'a str>,
-    /// A sealed TOTP ticket: the page also offers the TOTP form...
-    pub totp_ticket: Option<&'a str>,
-    /// ... posted to the login endpoint (`/t/{tenant}/login`).
-    pub login_action: &'a str,
-    /// A link back (the account page).
-    pub back: Option<&'a str>,
-    pub nonce: &'a str,
-}
 
 /// Who passed the password step, and where the login leads.
 #[derive(Serialize, Deserialize)]
 struct PasskeyTicket {
-    user_id: String,
-    username: String,
-    flow: Continuation,
+    #[serde(flatten)]
+    user: MfaTicket,
     /// The TOTP form's ticket, when the user also has TOTP.
     totp: Option<String>,
 }
 
-pub fn passkeys(state: &AppState) -> PasskeyService {
-    PasskeyService::new(state.consensus.clone())
+fn path(browser: &Browser, rest: &str) -> String {
+    format!("/t/{}/{rest}", browser.tenant.id)
 }
 
-/// The ceremony binding of this browser for `step`: a keyed hash of the
-/// anti-forgery cookie (checked on every POST here), tenant and step.
-pub fn binding(state: &AppState, b: &Browser, step: &str) -> Result<String, PageError> {
-    let seed = b.cookie(CSRF_COOKIE).ok_or_else(PageError::forged)?;
-    let key = state
-        .identity
-        .kek
-        .derive(BINDING_LABEL)
-        .map_err(|e| match e {
-            CryptoError::NoKek => PageError::unavailable("This node is not ready yet.", None),
-            other => PageError::internal(other),
-        })?;
-    Ok(key.hash(format!("{}\n{step}\n{seed}", b.tenant.id).as_bytes()))
-}
-
-/// A fresh nonce for the page's inline script.
-pub fn nonce() -> String {
-    random_token(18)
-}
-
-/// Store failures become pages; ceremony failures become a message on
-/// the page, shown again with a new challenge.
-pub fn failure(e: PasskeyError) -> Result<&'static str, PageError> {
-    Ok(match e {
-        PasskeyError::Consensus(c) => return Err(c.into()),
-        PasskeyError::Corrupt(d) => return Err(PageError::internal(d)),
-        PasskeyError::NotConfigured => {
-            return Err(PageError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "passkeys_unavailable",
-                "Passkeys need this server to be reached by a domain name (not an IP address). Sign in with your password instead.",
-            ));
-        }
-        PasskeyError::CeremonyExpired => "That passkey request expired. Try again.",
-        PasskeyError::ClonedAuthenticator => {
-            tracing::warn!(
-                "passkey refused: its signature counter went backwards (cloned authenticator?)"
-            );
-            "This passkey was refused. Use another one or contact your administrator."
-        }
-        PasskeyError::UnknownCredential => "This passkey is not registered for an account here.",
-        PasskeyError::AlreadyRegistered => "This passkey is already registered.",
-        PasskeyError::Invalid(_) | PasskeyError::NotFound | PasskeyError::Rejected(_) => {
-            tracing::info!(error = %e, "passkey ceremony failed");
-            "The passkey could not be verified. Try again."
-        }
-    })
-}
-
-/// A failure before any answer: always a page.
-pub fn start_error(e: PasskeyError) -> PageError {
-    match failure(e) {
-        Ok(message) => PageError::bad_request(message),
-        Err(page) => page,
-    }
-}
-
-fn redirect_uri(flow: &Continuation) -> Option<&str> {
-    match flow {
-        Continuation::Authorize { params } => params.get("redirect_uri").map(String::as_str),
-        _ => None,
-    }
-}
-
-fn path(b: &Browser, rest: &str) -> String {
-    format!("/t/{}/{rest}", b.tenant.id)
-}
-
-/// The form of a POST to one of these pages, its CSRF token checked.
-async fn form_of(
-    state: &AppState,
-    b: &Browser,
-    headers: &HeaderMap,
-    body: &Bytes,
-) -> Result<(BTreeMap<String, String>, TenantHandle), PageError> {
-    if !is_form(headers) {
-        return Err(PageError::bad_request("The form was not sent as a form."));
-    }
-    let form = Params::parse(body)?.into_map();
-    Csrf::verify(state, b, form.get(CSRF_FIELD).map(String::as_str))?;
-    let h = state.browser.tenant(&b.tenant.id).await?;
-    if let Some(ip) = b.client_ip {
-        h.rate_limits().check("login", &ip.to_string()).await?;
-    }
-    Ok((form, h))
-}
-
+/// The ceremony's answer in a posted form: its id and the browser's
+/// credential (JSON).
 fn answer(form: &BTreeMap<String, String>) -> Option<(&str, &str)> {
     let ceremony = form.get("ceremony").filter(|c| !c.is_empty())?;
     let credential = form.get("credential").filter(|c| !c.is_empty())?;
@@ -180,22 +66,20 @@ fn answer(form: &BTreeMap<String, String>) -> Option<(&str, &str)> {
 /// passwordless sign-in.
 pub async fn login(
     State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
+    BrowserForm { browser, fields }: BrowserForm,
 ) -> Result<Page, PageError> {
-    let (form, h) = form_of(&state, &b, &headers, &body).await?;
-    let sealed_flow = form.get("flow").cloned().unwrap_or_default();
-    let flow: Continuation = unseal(&state, &b, LOGIN_FLOW, Some(&sealed_flow))?;
-    let bound = binding(&state, &b, "login")?;
+    let actors = rate_limited_actors(&state, &browser).await?;
+    let sealed_flow = fields.get("flow").cloned().unwrap_or_default();
+    let flow: Continuation = unseal(&state, &browser, LOGIN_FLOW, Some(&sealed_flow))?;
+    let bound = binding(&state, &browser, "login")?;
     let mut error = None;
-    if let Some((ceremony, credential)) = answer(&form) {
+    if let Some((ceremony, credential)) = answer(&fields) {
         let outcome = match serde_json::from_str(credential) {
             Ok(response) => {
                 passkeys(&state)
                     .finish_passwordless(
-                        &b.tenant.id,
-                        &b.tenant.issuer,
+                        &browser.tenant.id,
+                        &browser.tenant.issuer,
                         ceremony,
                         &bound,
                         &response,
@@ -207,60 +91,57 @@ pub async fn login(
         };
         match outcome {
             Ok(v) => {
-                let user = state
-                    .oidc
-                    .tokens
-                    .load_user(&b.tenant.id, &v.user_id)
-                    .await?
-                    .filter(|u| !u.disabled)
-                    .ok_or_else(|| PageError::bad_request("This account cannot sign in."))?;
-                return finish(&state, &b, &h, user, &["hwk", "user"], ACR_MFA, flow).await;
+                return finish_sign_in(
+                    &state,
+                    &browser,
+                    &actors,
+                    SignInUser::Id(&v.user_id),
+                    &[AMR_PASSKEY, AMR_USER_VERIFIED],
+                    ACR_MFA,
+                    flow,
+                )
+                .await;
             }
             Err(e) => error = Some(failure(e)?),
         }
     }
     let (ceremony, options) = passkeys(&state)
         .start_passwordless(
-            &b.tenant.id,
-            &b.tenant.issuer,
+            &browser.tenant.id,
+            &browser.tenant.issuer,
             &bound,
             state.clock().now_ms(),
         )
         .await
         .map_err(start_error)?;
     let options = serde_json::to_string(&options).map_err(PageError::internal)?;
-    let csrf = Csrf::for_page(&state, &b)?;
-    let action = path(&b, "passkey/login");
-    let nonce = nonce();
-    let page = Page::render(
+    let action = path(&browser, "passkey/login");
+    ceremony_page(
+        &state,
+        &browser,
         if error.is_some() {
             StatusCode::BAD_REQUEST
         } else {
             StatusCode::OK
         },
-        &PasskeyPage {
+        PasskeyPage {
             title: "Sign in with a passkey",
             intro: "Use the passkey saved on this device, your phone or a security key.",
             button: "Use a passkey",
             mode: "get",
             action: &action,
             options: &options,
-            csrf: csrf.token(),
+            csrf: "",
             ceremony: &ceremony,
             fields: vec![("flow", &sealed_flow)],
             error,
             totp_ticket: None,
             login_action: "",
             back: None,
-            nonce: &nonce,
+            nonce: "",
         },
+        flow.redirect_uri(),
     )
-    .script_nonce(&nonce);
-    let page = match redirect_uri(&flow) {
-        Some(uri) => page.form_target(uri),
-        None => page,
-    };
-    Ok(csrf.apply(page))
 }
 
 /// The second-factor page for a user who passed the password step, when
@@ -268,43 +149,47 @@ pub async fn login(
 /// login page) adds the TOTP form for users who have both.
 pub async fn second_factor(
     state: &AppState,
-    b: &Browser,
-    user_id: &str,
-    username: &str,
-    flow: &Continuation,
+    browser: &Browser,
+    user: &MfaTicket,
     totp_ticket: Option<String>,
 ) -> Result<Option<Page>, PageError> {
     let has = passkeys(state)
-        .has_passkeys(&b.tenant.id, user_id)
+        .has_passkeys(&browser.tenant.id, &user.user_id)
         .await
         .map_err(start_error)?;
     if !has {
         return Ok(None);
     }
     let ticket = PasskeyTicket {
-        user_id: user_id.to_string(),
-        username: username.to_string(),
-        flow: flow.clone(),
+        user: MfaTicket {
+            user_id: user.user_id.clone(),
+            username: user.username.clone(),
+            flow: user.flow.clone(),
+        },
         totp: totp_ticket,
     };
-    second_factor_page(state, b, &ticket, None, StatusCode::OK)
+    second_factor_page(state, browser, &ticket, None, StatusCode::OK)
         .await
         .map(Some)
 }
 
+fn second_factor_step(ticket: &PasskeyTicket) -> String {
+    format!("mfa\n{}", ticket.user.user_id)
+}
+
 async fn second_factor_page(
     state: &AppState,
-    b: &Browser,
+    browser: &Browser,
     ticket: &PasskeyTicket,
     error: Option<&str>,
     status: StatusCode,
 ) -> Result<Page, PageError> {
-    let bound = binding(state, b, &format!("mfa\n{}", ticket.user_id))?;
+    let bound = binding(state, browser, &second_factor_step(ticket))?;
     let started = passkeys(state)
         .start_second_factor(
-            &b.tenant.id,
-            &b.tenant.issuer,
-            &ticket.user_id,
+            &browser.tenant.id,
+            &browser.tenant.issuer,
+            &ticket.user.user_id,
             &bound,
             state.clock().now_ms(),
         )
@@ -315,78 +200,63 @@ async fn second_factor_page(
         Err(e) => return Err(start_error(e)),
     };
     let options = serde_json::to_string(&options).map_err(PageError::internal)?;
-    let csrf = Csrf::for_page(state, b)?;
-    let sealed = seal(state, b, PASSKEY_TICKET, ticket)?;
-    let action = path(b, "passkey/verify");
-    let login_action = path(b, "login");
-    let nonce = nonce();
-    let page = Page::render(
+    let sealed = seal(state, browser, PASSKEY_TICKET, ticket)?;
+    let action = path(browser, "passkey/verify");
+    let login_action = path(browser, "login");
+    ceremony_page(
+        state,
+        browser,
         status,
-        &PasskeyPage {
+        PasskeyPage {
             title: "Confirm it's you",
             intro: "Use one of your passkeys or security keys to finish signing in.",
             button: "Use a passkey",
             mode: "get",
             action: &action,
             options: &options,
-            csrf: csrf.token(),
+            csrf: "",
             ceremony: &ceremony,
             fields: vec![("ticket", &sealed)],
             error,
             totp_ticket: ticket.totp.as_deref(),
             login_action: &login_action,
             back: None,
-            nonce: &nonce,
+            nonce: "",
         },
+        ticket.user.flow.redirect_uri(),
     )
-    .script_nonce(&nonce);
-    let page = match redirect_uri(&ticket.flow) {
-        Some(uri) => page.form_target(uri),
-        None => page,
-    };
-    Ok(csrf.apply(page))
 }
 
 /// `POST {issuer}/passkey/verify`: the passkey answer of the second-factor
 /// page.
 pub async fn verify(
     State(state): State<AppState>,
-    b: Browser,
-    headers: HeaderMap,
-    body: Bytes,
+    BrowserForm { browser, fields }: BrowserForm,
 ) -> Result<Page, PageError> {
-    let (form, h) = form_of(&state, &b, &headers, &body).await?;
+    let actors = rate_limited_actors(&state, &browser).await?;
     let ticket: PasskeyTicket = unseal(
         &state,
-        &b,
+        &browser,
         PASSKEY_TICKET,
-        form.get("ticket").map(String::as_str),
+        fields.get("ticket").map(String::as_str),
     )?;
-    let Some((ceremony, credential)) = answer(&form) else {
-        return second_factor_page(&state, &b, &ticket, None, StatusCode::OK).await;
+    let Some((ceremony, credential)) = answer(&fields) else {
+        return second_factor_page(&state, &browser, &ticket, None, StatusCode::OK).await;
     };
-    let attempt = match h
-        .lockout()
-        .begin_attempt(&lockout_key(&ticket.username))
-        .await
-    {
-        Ok(a) => a,
-        Err(ActorError::Locked { .. }) => {
-            return Err(PageError {
-                retry_after: Some(std::time::Duration::from_secs(60)),
-                ..PageError::new(StatusCode::TOO_MANY_REQUESTS, "account_locked", LOCKED)
-            });
-        }
-        Err(e) => return Err(e.into()),
+    let Some(attempt) = begin_attempt(&actors, &ticket.user.username).await? else {
+        return Err(PageError {
+            retry_after: Some(LOCKED_RETRY_AFTER),
+            ..PageError::new(StatusCode::TOO_MANY_REQUESTS, "account_locked", LOCKED)
+        });
     };
-    let bound = binding(&state, &b, &format!("mfa\n{}", ticket.user_id))?;
+    let bound = binding(&state, &browser, &second_factor_step(&ticket))?;
     let outcome = match serde_json::from_str(credential) {
         Ok(response) => {
             passkeys(&state)
                 .finish_second_factor(
-                    &b.tenant.id,
-                    &b.tenant.issuer,
-                    &ticket.user_id,
+                    &browser.tenant.id,
+                    &browser.tenant.issuer,
+                    &ticket.user.user_id,
                     ceremony,
                     &bound,
                     &response,
@@ -399,19 +269,22 @@ pub async fn verify(
     match outcome {
         Ok(v) => {
             attempt.succeeded().await?;
-            let user = state
-                .oidc
-                .tokens
-                .load_user(&b.tenant.id, &ticket.user_id)
-                .await?
-                .filter(|u| !u.disabled)
-                .ok_or_else(|| PageError::bad_request("This account cannot sign in."))?;
             let amr: &[&str] = if v.user_verified {
-                &["pwd", "hwk", "user"]
+                &[AMR_PASSWORD, AMR_PASSKEY, AMR_USER_VERIFIED]
             } else {
-                &["pwd", "hwk"]
+                &[AMR_PASSWORD, AMR_PASSKEY]
             };
-            finish(&state, &b, &h, user, amr, ACR_MFA, ticket.flow).await
+            let user = ticket.user;
+            finish_sign_in(
+                &state,
+                &browser,
+                &actors,
+                SignInUser::Id(&user.user_id),
+                amr,
+                ACR_MFA,
+                user.flow,
+            )
+            .await
         }
         Err(PasskeyError::Consensus(c)) => {
             // Nothing was decided: not counted against the user.
@@ -421,7 +294,7 @@ pub async fn verify(
         Err(e) => {
             attempt.failed().await?;
             let message = failure(e)?;
-            second_factor_page(&state, &b, &ticket, Some(message), StatusCode::OK).await
+            second_factor_page(&state, &browser, &ticket, Some(message), StatusCode::OK).await
         }
     }
 }

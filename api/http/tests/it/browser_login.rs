@@ -411,8 +411,12 @@ async fn unknown_users_and_wrong_passwords_get_the_same_answer() {
     let page = b.get(&s.env, 0, &path).await;
     let unknown = b.login(&s.env, 0, &page, "mallory", "nope nope nope").await;
     assert_eq!(wrong.status, unknown.status);
-    assert!(wrong.html.contains(rsp_api::oidc::login::BAD_CREDENTIALS));
-    assert!(unknown.html.contains(rsp_api::oidc::login::BAD_CREDENTIALS));
+    assert!(wrong.html.contains(rsp_api::oidc::lockout::BAD_CREDENTIALS));
+    assert!(
+        unknown
+            .html
+            .contains(rsp_api::oidc::lockout::BAD_CREDENTIALS)
+    );
     assert!(wrong.location().is_none() && unknown.location().is_none());
     // The form comes back ready for another try, name kept.
     assert_eq!(unknown.field("username").as_deref(), Some("mallory"));
@@ -431,7 +435,7 @@ async fn failed_logins_lock_the_account_on_every_node() {
             .login(&s.env, node, &page, "alice", "wrong password")
             .await;
         assert!(
-            r.html.contains(rsp_api::oidc::login::BAD_CREDENTIALS),
+            r.html.contains(rsp_api::oidc::lockout::BAD_CREDENTIALS),
             "{}",
             r.html
         );

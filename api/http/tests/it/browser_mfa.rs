@@ -13,7 +13,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use browser::*;
 use futures::future::BoxFuture;
-use rsp_api::oidc::browser_session::{FactorError, FactorKind, SecondFactors, TotpCheck};
+use rsp_api::oidc::second_factors::{FactorKind, FactorStoreError, SecondFactors, TotpCheck};
 use support::*;
 
 /// Every user has a TOTP factor; `code` is the valid one, or verification
@@ -27,7 +27,7 @@ impl SecondFactors for FakeTotp {
         &'a self,
         _tenant: &'a str,
         _user_id: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<FactorKind>, FactorError>> {
+    ) -> BoxFuture<'a, Result<Vec<FactorKind>, FactorStoreError>> {
         Box::pin(async { Ok(vec![FactorKind::Totp]) })
     }
 
@@ -36,7 +36,7 @@ impl SecondFactors for FakeTotp {
         _tenant: &'a str,
         _user_id: &'a str,
         code: &'a str,
-    ) -> BoxFuture<'a, Result<TotpCheck, FactorError>> {
+    ) -> BoxFuture<'a, Result<TotpCheck, FactorStoreError>> {
         let answer = match self.code {
             None => TotpCheck::Unavailable,
             Some(valid) if valid == code => TotpCheck::Valid,

@@ -13,7 +13,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use rsp_actors::{LockoutPolicy, RuntimeConfig};
-use rsp_api::oidc::browser_session::{BrowserConfig, BrowserServices, SecondFactors};
+use rsp_api::oidc::second_factors::SecondFactors;
+use rsp_api::oidc::tenant_runtime::{BrowserConfig, TenantRuntimeServices};
 use rsp_identity::clients::NewClient;
 use tower::ServiceExt;
 
@@ -50,7 +51,8 @@ pub fn rebuild(env: &mut Env) {
 pub fn with_factors(env: &mut Env, factors: Arc<dyn SecondFactors>) {
     for state in &mut env.states {
         let runtime = state.browser.runtime().cloned();
-        state.browser = BrowserServices::new(runtime, factors.clone(), BrowserConfig::default());
+        state.browser =
+            TenantRuntimeServices::new(runtime, factors.clone(), BrowserConfig::default());
     }
     rebuild(env);
 }

@@ -1,0 +1,64 @@
+//! The sign-in's guards against guessing, as every password and factor
+//! step uses them:
+//!
+//! - sign-in forms are rate limited per client address
+//!   ([`rate_limited_actors`]: this node's share of the cluster-wide
+//!   `login` rule);
+//! - each attempt at an account's secret (password, TOTP or recovery
+//!   code, passkey assertion, the password again on the account pages) is
+//!   reserved through the cluster-wide lockout before the secret is
+//!   checked ([`begin_attempt`], keyed by [`lockout_key`]); a locked
+//!   account gets [`LOCKED`] and no check.
+//!
+//! Unknown users, disabled users and wrong passwords all get
+//! [`BAD_CREDENTIALS`].
+
+use std::time::Duration;
+
+use rsp_actors::{ActorError, AttemptGuard, KIND_LOGIN, TenantHandle};
+
+use crate::oidc::browser_session::Browser;
+use crate::oidc::pages::PageError;
+use crate::state::AppState;
+
+pub const BAD_CREDENTIALS: &str = "Invalid username or password.";
+pub const LOCKED: &str =
+    "Too many failed sign-in attempts: this account is locked for now. Try again later.";
+/// The `Retry-After` of a page that says the account is locked.
+pub const LOCKED_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// The lockout key of a login name: unknown names are counted too, so the
+/// path (and its timing) does not reveal whether a user exists.
+pub fn lockout_key(username: &str) -> String {
+    format!("login:{}", username.to_lowercase())
+}
+
+/// The tenant's actors for a posted sign-in form, once the browser's
+/// address is within the sign-in rate limit.
+pub async fn rate_limited_actors(
+    state: &AppState,
+    browser: &Browser,
+) -> Result<TenantHandle, PageError> {
+    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    if let Some(ip) = browser.client_ip {
+        actors
+            .rate_limits()
+            .check(KIND_LOGIN, &ip.to_string())
+            .await?;
+    }
+    Ok(actors)
+}
+
+/// Reserve an attempt at `username`'s secret: report it with
+/// [`AttemptGuard::failed`] or [`AttemptGuard::succeeded`]. `None`: the
+/// account is locked, and nothing may be checked.
+pub async fn begin_attempt(
+    actors: &TenantHandle,
+    username: &str,
+) -> Result<Option<AttemptGuard>, PageError> {
+    match actors.lockout().begin_attempt(&lockout_key(username)).await {
+        Ok(attempt) => Ok(Some(attempt)),
+        Err(ActorError::Locked { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,197 @@
+//! The login's code step, for a user with a TOTP factor: the `totp` form
+//! ([`totp_page`], posted to `{issuer}/login` with the sealed `ticket`
+//! of [`MfaTicket`]) and its answer ([`verify`]).
+//!
+//! - A `totp` code is checked through
+//!   [`crate::oidc::second_factors::SecondFactors`]; where this build
+//!   cannot verify it, the login is refused, never completed without it.
+//!   Success: `amr` `["pwd", "otp"]`.
+//! - A `recovery_code` may stand in for it (single-use; `amr`
+//!   `["pwd", "mfa"]`, see [`crate::oidc::mfa`]).
+//! - Either kind is an attempt under the cluster-wide lockout
+//!   ([`crate::oidc::lockout`]); wrong codes count towards it.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use rsp_actors::{AttemptGuard, TenantHandle};
+
+use crate::oidc::browser_session::Browser;
+use crate::oidc::csrf::Csrf;
+use crate::oidc::lockout::{LOCKED, begin_attempt};
+use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP, MfaTicket, totp_code};
+use crate::oidc::pages::templates::TotpPage;
+use crate::oidc::pages::{Page, PageError};
+use crate::oidc::second_factors::{FactorStoreError, TotpCheck};
+use crate::oidc::signin::{SignInUser, finish_sign_in};
+use crate::state::AppState;
+
+/// A factor store failure: logged, and a generic page (no detail leaks).
+pub fn factor_unavailable(e: FactorStoreError) -> PageError {
+    tracing::warn!(error = %e, "second-factor store unavailable");
+    unavailable()
+}
+
+fn unavailable() -> PageError {
+    PageError::unavailable(
+        "The second-factor check is briefly unavailable. Try again in a moment.",
+        None,
+    )
+}
+
+/// The code form for `ticket`'s user.
+pub fn totp_page(
+    state: &AppState,
+    browser: &Browser,
+    ticket: &MfaTicket,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Result<Page, PageError> {
+    let csrf = Csrf::for_page(state, browser)?;
+    let sealed = ticket.seal(state, browser)?;
+    let page = Page::render(
+        status,
+        &TotpPage {
+            csrf: csrf.token(),
+            ticket: &sealed,
+            error,
+        },
+    );
+    let page = match ticket.flow.redirect_uri() {
+        Some(uri) => page.form_target(uri),
+        None => page,
+    };
+    Ok(csrf.apply(page))
+}
+
+/// The code form's answer: a TOTP code or a recovery code.
+pub async fn verify(
+    state: &AppState,
+    browser: &Browser,
+    actors: &TenantHandle,
+    form: &BTreeMap<String, String>,
+) -> Result<Page, PageError> {
+    let ticket = MfaTicket::unseal(state, browser, form.get("ticket").map(String::as_str))?;
+    if let Some(code) = form.get("recovery_code").filter(|c| !c.trim().is_empty()) {
+        return recovery_code(state, browser, actors, ticket, code).await;
+    }
+    let code = totp_code(form);
+    if code.is_empty() {
+        return totp_page(
+            state,
+            browser,
+            &ticket,
+            Some("Enter the code from your authenticator app."),
+            StatusCode::BAD_REQUEST,
+        );
+    }
+    let attempt = match attempt(state, browser, actors, &ticket).await? {
+        Ok(attempt) => attempt,
+        Err(locked) => return Ok(locked),
+    };
+    let check = state
+        .browser
+        .factors
+        .verify_totp(&browser.tenant.id, &ticket.user_id, &code)
+        .await
+        .map_err(factor_unavailable)?;
+    match check {
+        TotpCheck::Valid => {
+            attempt.succeeded().await?;
+            finish_sign_in(
+                state,
+                browser,
+                actors,
+                SignInUser::Id(&ticket.user_id),
+                &[AMR_PASSWORD, AMR_TOTP],
+                ACR_MFA,
+                ticket.flow,
+            )
+            .await
+        }
+        TotpCheck::Invalid => {
+            attempt.failed().await?;
+            totp_page(
+                state,
+                browser,
+                &ticket,
+                Some("That code is not valid. Try the current one."),
+                StatusCode::OK,
+            )
+        }
+        TotpCheck::Unavailable => {
+            // Not counted against the user: nothing was checked.
+            attempt.succeeded().await?;
+            Err(PageError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "mfa_unavailable",
+                "This account requires a second factor, which this server cannot verify yet, so the sign-in is refused. Contact your administrator.",
+            ))
+        }
+    }
+}
+
+/// A lockout attempt for the ticket's user, or the code page saying the
+/// account is locked.
+async fn attempt(
+    state: &AppState,
+    browser: &Browser,
+    actors: &TenantHandle,
+    ticket: &MfaTicket,
+) -> Result<Result<AttemptGuard, Page>, PageError> {
+    match begin_attempt(actors, &ticket.username).await? {
+        Some(attempt) => Ok(Ok(attempt)),
+        None => Ok(Err(totp_page(
+            state,
+            browser,
+            ticket,
+            Some(LOCKED),
+            StatusCode::TOO_MANY_REQUESTS,
+        )?)),
+    }
+}
+
+/// A recovery code: used up on success, counted towards the lockout when
+/// wrong.
+async fn recovery_code(
+    state: &AppState,
+    browser: &Browser,
+    actors: &TenantHandle,
+    ticket: MfaTicket,
+    code: &str,
+) -> Result<Page, PageError> {
+    let attempt = match attempt(state, browser, actors, &ticket).await? {
+        Ok(attempt) => attempt,
+        Err(locked) => return Ok(locked),
+    };
+    let valid = state
+        .identity
+        .recovery
+        .redeem(&browser.tenant.id, &ticket.user_id, code)
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "recovery codes unavailable");
+            unavailable()
+        })?;
+    if !valid {
+        attempt.failed().await?;
+        return totp_page(
+            state,
+            browser,
+            &ticket,
+            Some("That recovery code is not valid or was already used."),
+            StatusCode::OK,
+        );
+    }
+    attempt.succeeded().await?;
+    finish_sign_in(
+        state,
+        browser,
+        actors,
+        SignInUser::Id(&ticket.user_id),
+        &[AMR_PASSWORD, AMR_RECOVERY_CODE],
+        ACR_MFA,
+        ticket.flow,
+    )
+    .await
+}

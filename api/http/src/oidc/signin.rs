@@ -1,0 +1,97 @@
+//! Finishing a sign-in, the one way every path ends: once a sign-in has
+//! passed every step it needs (the password alone; the password and a
+//! TOTP code, a recovery code or a passkey; a passkey alone; a factor set
+//! up during the sign-in), [`finish_sign_in`] loads the account again (it
+//! may have been disabled or removed meanwhile), starts a session with the
+//! `amr` / `acr` of what was used ([`crate::oidc::mfa`]; a new session id
+//! every time) and continues what the sign-in interrupted
+//! ([`continue_flow`]: the authorization request, the device approval
+//! page or the account pages). [`sign_in`] is the same without the last
+//! step, for enrolment, which shows the new recovery codes first.
+
+use rsp_actors::TenantHandle;
+
+use crate::oidc::authorize::proceed;
+use crate::oidc::authz_request::resolve;
+use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
+use crate::oidc::device_page;
+use crate::oidc::login_page::Continuation;
+use crate::oidc::pages::{Page, PageError};
+use crate::state::AppState;
+use rsp_identity::users::User;
+
+/// The account a sign-in is for.
+pub enum SignInUser<'a> {
+    /// As the password check returned it a moment ago.
+    Checked(User),
+    /// The id a later step's ticket carries: loaded again.
+    Id(&'a str),
+}
+
+impl SignInUser<'_> {
+    /// The account, if it may sign in: it exists and is enabled.
+    pub async fn load(self, state: &AppState, tenant: &str) -> Result<User, PageError> {
+        match self {
+            SignInUser::Checked(user) => Ok(user),
+            SignInUser::Id(user_id) => state
+                .oidc
+                .tokens
+                .load_user(tenant, user_id)
+                .await?
+                .filter(|u| !u.disabled)
+                .ok_or_else(|| PageError::bad_request("This account cannot sign in.")),
+        }
+    }
+}
+
+/// Start the session of `user`, authenticated by `amr` with `acr`.
+/// Returns the session and its cookie.
+pub async fn sign_in(
+    state: &AppState,
+    browser: &Browser,
+    actors: &TenantHandle,
+    user: SignInUser<'_>,
+    amr: &[&str],
+    acr: &str,
+) -> Result<(ActiveSession, String), PageError> {
+    let user = user.load(state, &browser.tenant.id).await?;
+    start_session(state, browser, actors, user, amr, acr).await
+}
+
+/// `user` passed every step: start the session and continue `flow`.
+pub async fn finish_sign_in(
+    state: &AppState,
+    browser: &Browser,
+    actors: &TenantHandle,
+    user: SignInUser<'_>,
+    amr: &[&str],
+    acr: &str,
+    flow: Continuation,
+) -> Result<Page, PageError> {
+    let (session, cookie) = sign_in(state, browser, actors, user, amr, acr).await?;
+    Ok(continue_flow(state, browser, session, flow)
+        .await?
+        .cookie(cookie))
+}
+
+/// Where a signed-in `session` goes next: the rest of the authorization
+/// request, the device approval page, or the account pages.
+pub async fn continue_flow(
+    state: &AppState,
+    browser: &Browser,
+    session: ActiveSession,
+    flow: Continuation,
+) -> Result<Page, PageError> {
+    Ok(match flow {
+        Continuation::Authorize { params } => {
+            match resolve(state, &browser.tenant, params, false, true).await? {
+                Ok(req) => proceed(state, browser, req, Some(session), true, true).await?,
+                Err(redirect) => redirect,
+            }
+        }
+        Continuation::Device { user_code } => {
+            device_page::confirm_page(state, browser, &user_code, &session).await?
+        }
+        Continuation::Account => Page::redirect(browser.tenant.endpoint("/account"), true),
+    })
+}
