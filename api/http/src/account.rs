@@ -82,7 +82,7 @@ pub fn unavailable(e: impl std::fmt::Display) -> PageError {
 /// codes are kept only while there is one.
 pub async fn has_factor(state: &AppState, tenant: &str, user: &str) -> Result<bool, PageError> {
     let enrolled = state
-        .browser
+        .tenant_runtime
         .factors
         .enrolled(tenant, user)
         .await

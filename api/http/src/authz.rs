@@ -77,7 +77,7 @@ pub async fn snapshot(
     tenant: &str,
     started: Instant,
 ) -> AuthzResult<TenantSnapshot> {
-    match state.browser.runtime() {
+    match state.tenant_runtime.runtime() {
         Some(runtime) => {
             let handle = runtime.tenant(tenant).await.map_err(ApiError::from)?;
             let policies = handle.policies();

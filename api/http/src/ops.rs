@@ -21,7 +21,7 @@ pub async fn healthz() -> impl IntoResponse {
 /// make the node unready, since every other tenant is still served.
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let degraded: Vec<serde_json::Value> = state
-        .browser
+        .tenant_runtime
         .runtime()
         .map(|rt| {
             rt.health()

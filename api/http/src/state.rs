@@ -54,7 +54,7 @@ pub struct AppState {
     /// The node's tenant actor runtime (sessions, lockout, rate limits,
     /// policy snapshots), with the second-factor seam and the browser
     /// lifetimes.
-    pub browser: TenantRuntimeServices,
+    pub tenant_runtime: TenantRuntimeServices,
     /// The node's public URL without a trailing slash; issuers are
     /// `{public_url}/t/{tenant}`.
     pub public_url: Arc<str>,
@@ -75,7 +75,7 @@ impl AppState {
                 public_url,
                 OidcConfig::default(),
             ),
-            browser: TenantRuntimeServices::with_factors(identity.factors.clone()),
+            tenant_runtime: TenantRuntimeServices::with_factors(identity.factors.clone()),
             authz: AuthzServices::new(consensus.clone(), rsp_policies::PolicyConfig::default()),
             public_url: Arc::from(public_url.trim_end_matches('/')),
             tenants: TenantService::new(consensus.clone()),
@@ -94,7 +94,7 @@ impl AppState {
     /// Give the browser pages this node's tenant actor runtime; without
     /// one they answer 503.
     pub fn with_runtime(mut self, runtime: rsp_actors::TenantRuntime) -> Self {
-        self.browser = self.browser.with_runtime(runtime);
+        self.tenant_runtime = self.tenant_runtime.with_runtime(runtime);
         self
     }
 }

@@ -71,7 +71,7 @@ impl<W: WithoutSession> SignedIn<W> {
     /// The browser's session, or the page's answer to a browser without one.
     async fn of(state: &AppState, browser: Browser, after_post: bool) -> Result<Self, Response> {
         let found = async {
-            let actors = state.browser.tenant(&browser.tenant.id).await?;
+            let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
             let session = current_session(state, &browser, &actors).await?;
             Ok::<_, PageError>(session.map(|s| (actors, s)))
         }

@@ -61,7 +61,7 @@ impl From<SessionInfo> for SessionView {
 async fn tenant_actors(state: &AppState, tenant: &str) -> ApiResult<TenantHandle> {
     state.tenants.get(tenant, Consistency::Local).await?;
     let runtime = state
-        .browser
+        .tenant_runtime
         .runtime()
         .ok_or_else(|| ApiError::unavailable("sessions are not served by this node"))?;
     Ok(runtime.tenant(tenant).await?)

@@ -60,7 +60,7 @@ async fn authorize(
         Ok(req) => req,
         Err(redirect) => return Ok(redirect),
     };
-    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
     let session = current_session(state, browser, &actors).await?;
     proceed(state, browser, req, session, false, after_post).await
 }

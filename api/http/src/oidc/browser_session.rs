@@ -189,7 +189,7 @@ pub async fn start_session(
         ("amr".to_string(), amr.join(" ")),
         ("acr".to_string(), acr.to_string()),
     ]);
-    let config = &state.browser.config;
+    let config = &state.tenant_runtime.config;
     let session = actors
         .sessions()
         .create(

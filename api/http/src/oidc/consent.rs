@@ -65,7 +65,7 @@ pub fn page(
 pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Page, PageError> {
     let browser = &form.browser;
     let ticket: Ticket = unseal(&state, browser, CONSENT_TICKET, form.field("ticket"))?;
-    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
     let session = current_session(&state, browser, &actors)
         .await?
         .filter(|s| s.handle() == ticket.sid)

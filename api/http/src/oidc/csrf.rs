@@ -115,7 +115,7 @@ pub fn seal<T: Serialize>(
     purpose: &str,
     value: &T,
 ) -> Result<String, PageError> {
-    let exp = state.clock().now_secs() + state.browser.config.form_ttl.as_secs();
+    let exp = state.clock().now_secs() + state.tenant_runtime.config.form_ttl.as_secs();
     let json = serde_json::to_vec(&Envelope { v: value, exp }).map_err(PageError::internal)?;
     let body = b64url(&json);
     let tag = key(state, SEAL_LABEL)?.hash(sealed_input(browser, purpose, &body).as_bytes());

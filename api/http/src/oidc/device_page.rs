@@ -125,7 +125,7 @@ async fn entered(state: &AppState, browser: &Browser, user_code: &str) -> Result
             StatusCode::BAD_REQUEST,
         );
     };
-    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
     let mut session = current_session(state, browser, &actors).await?;
     // A password-only session where the MFA policy now wants a second
     // factor signs in again (which asks for it, or leads to enrolment).
@@ -192,7 +192,7 @@ pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Pa
         return entered(&state, browser, &code).await;
     };
     let ticket: Ticket = unseal(&state, browser, DEVICE_TICKET, form.field("ticket"))?;
-    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
     let session = current_session(&state, browser, &actors)
         .await?
         .filter(|s| s.handle() == ticket.sid)

@@ -39,7 +39,7 @@ pub async fn rate_limited_actors(
     state: &AppState,
     browser: &Browser,
 ) -> Result<TenantHandle, PageError> {
-    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
     if let Some(ip) = browser.client_ip {
         actors
             .rate_limits()

@@ -88,7 +88,7 @@ pub async fn post(
     };
     attempt.succeeded().await?;
     let factors = state
-        .browser
+        .tenant_runtime
         .factors
         .enrolled(&browser.tenant.id, &user.id)
         .await

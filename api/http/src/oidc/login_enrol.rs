@@ -175,7 +175,7 @@ pub async fn confirm(
         .generate(tenant, user_id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
-    let actors = state.browser.tenant(tenant).await?;
+    let actors = state.tenant_runtime.tenant(tenant).await?;
     let (_, cookie) = sign_in(
         state,
         browser,

@@ -90,7 +90,7 @@ pub async fn verify(
         Err(locked) => return Ok(locked),
     };
     let check = state
-        .browser
+        .tenant_runtime
         .factors
         .verify_totp(&browser.tenant.id, &ticket.user_id, &code)
         .await

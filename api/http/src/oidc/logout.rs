@@ -129,7 +129,7 @@ async fn logout(
     after_post: bool,
 ) -> Result<Page, PageError> {
     let checked = check(state, browser, &params).await?;
-    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
     let session = current_session(state, browser, &actors).await?;
     let confirmed = match (&session, &checked.hinted_sub) {
         (None, _) => true,
@@ -163,7 +163,7 @@ async fn sign_out(
     checked: Checked,
     after_post: bool,
 ) -> Result<Page, PageError> {
-    let actors = state.browser.tenant(&browser.tenant.id).await?;
+    let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
     if let Some(s) = current_session(state, browser, &actors).await? {
         actors.sessions().revoke(&s.id).await?;
     }

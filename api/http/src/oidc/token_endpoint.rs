@@ -39,7 +39,7 @@ pub async fn token(
     // Per client, cluster-wide (each node enforces its share): after client
     // authentication, so an unauthenticated caller cannot drain a client's
     // budget by naming it.
-    if let Some(runtime) = state.browser.runtime() {
+    if let Some(runtime) = state.tenant_runtime.runtime() {
         runtime
             .tenant(&t.id)
             .await?

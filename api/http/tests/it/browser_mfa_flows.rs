@@ -573,7 +573,7 @@ async fn changes_on_an_old_session_ask_for_the_password_again() {
     // A session signed in an hour ago (older than the 15 minutes allowed).
     let h = env
         .state()
-        .browser
+        .tenant_runtime
         .runtime()
         .expect("runtime")
         .tenant(TENANT)

@@ -50,8 +50,8 @@ pub fn rebuild(env: &mut Env) {
 /// Plug a second-factor implementation into every node.
 pub fn with_factors(env: &mut Env, factors: Arc<dyn SecondFactors>) {
     for state in &mut env.states {
-        let runtime = state.browser.runtime().cloned();
-        state.browser =
+        let runtime = state.tenant_runtime.runtime().cloned();
+        state.tenant_runtime =
             TenantRuntimeServices::new(runtime, factors.clone(), BrowserConfig::default());
     }
     rebuild(env);
