@@ -1,9 +1,10 @@
 //! Token introspection (RFC 7662): `POST {issuer}/introspect` with client
 //! authentication (confidential clients only). Anything not valid here,
-//! including another tenant's tokens, revoked, rotated and expired ones, is
-//! `{"active": false}`; an active token is described by `scope`,
-//! `client_id`, `username`, `token_type`, `exp`, `iat`, `sub`, `aud`, `iss`
-//! and `jti`.
+//! including another tenant's tokens, revoked, rotated and expired ones,
+//! and another client's refresh tokens (any client may introspect an
+//! access token: resource servers do), is `{"active": false}`; an active
+//! token is described by `scope`, `client_id`, `username`, `token_type`,
+//! `exp`, `iat`, `sub`, `aud`, `iss` and `jti`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,7 +31,7 @@ pub async fn introspect(
     let answer = state
         .oidc
         .tokens
-        .introspect(&caller.tenant.id, token)
+        .introspect(&caller.tenant.id, &caller.client, token)
         .await?;
     Ok(json_no_store(StatusCode::OK, answer))
 }

@@ -68,8 +68,10 @@ async fn refresh(s: &Setup, token: &str) -> Answer {
         .await
 }
 
+/// Whether `token`, issued to `web`, is active, asked by `web` (a refresh
+/// token is inactive to any other client).
 async fn active(s: &Setup, token: &str) -> bool {
-    let a = s.env.introspect("acme", &s.rs, token).await;
+    let a = s.env.introspect("acme", &s.web, token).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     a.body["active"] == true
 }

@@ -90,7 +90,6 @@ fn b64(v: &Value) -> String {
     URL_SAFE_NO_PAD.encode(v.to_string())
 }
 
-/// Userinfo says 401 invalid_token and introspection says inactive.
 /// Revoke `token` as the `web` client; the endpoint must answer 200.
 async fn revoke(s: &Setup, token: &str) {
     let a = s
@@ -100,6 +99,7 @@ async fn revoke(s: &Setup, token: &str) {
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
 }
 
+/// Userinfo says 401 invalid_token and introspection says inactive.
 async fn assert_refused(s: &Setup, token: &str, what: &str) {
     let a = s.env.userinfo_get("acme", token).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
@@ -238,7 +238,8 @@ async fn a_token_from_another_tenant_is_refused() {
     let at_home = s.env.userinfo_get("other", &access).await;
     assert_eq!(at_home.status, StatusCode::OK, "{}", at_home.body);
     assert_refused(&s, &access, "another tenant's access token").await;
-    let i = s.env.introspect("acme", &s.rs, &refresh_token).await;
+    // Asked by acme's client of the same id, the only one that could see it.
+    let i = s.env.introspect("acme", &s.web, &refresh_token).await;
     assert_eq!(i.body, json!({"active": false}));
 
     // Signed by the other tenant's key but claiming this tenant's issuer.
@@ -361,10 +362,14 @@ async fn introspection_describes_an_active_token() {
     assert_eq!(b["iss"], issuer("acme"));
     assert_eq!(b["aud"], issuer("acme"));
     assert!(b["exp"].is_u64() && b["iat"].is_u64() && b["jti"].is_string());
-    let r = s.env.introspect("acme", &s.rs, &refresh_token).await;
+    let r = s.env.introspect("acme", &s.web, &refresh_token).await;
     assert_eq!(r.body["active"], true, "{}", r.body);
     assert_eq!(r.body["client_id"], "web");
     assert_eq!(r.body["token_type"], "refresh_token");
+    // Another client learns nothing about a refresh token, not even that
+    // it is live (a resource server may introspect access tokens only).
+    let foreign = s.env.introspect("acme", &s.rs, &refresh_token).await;
+    assert_eq!(foreign.body, json!({"active": false}));
     // Introspection needs client authentication.
     let anon = s
         .env
@@ -403,7 +408,7 @@ async fn revoking_an_access_token_stops_it_everywhere_but_not_its_refresh_token(
     let (access, refresh_token) = user_tokens(&s, "acme", &s.web, "openid").await;
     revoke(&s, &access).await;
     assert_refused(&s, &access, "revoked access token").await;
-    let i = s.env.introspect("acme", &s.rs, &refresh_token).await;
+    let i = s.env.introspect("acme", &s.web, &refresh_token).await;
     assert_eq!(i.body["active"], true);
 }
 
@@ -424,7 +429,7 @@ async fn revoking_a_refresh_token_revokes_its_family() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
-    let i = s.env.introspect("acme", &s.rs, &refresh_token).await;
+    let i = s.env.introspect("acme", &s.web, &refresh_token).await;
     assert_eq!(i.body, json!({"active": false}));
     assert_refused(&s, &access, "access token of a revoked family").await;
     let r = s

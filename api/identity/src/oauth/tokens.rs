@@ -427,8 +427,14 @@ impl TokenService {
     }
 
     /// RFC 7662: what a token is, or `{"active": false}` for anything not
-    /// valid here (including another tenant's tokens).
-    pub async fn introspect(&self, tenant: &str, token: &str) -> Result<Value, OAuthError> {
+    /// valid here (including another tenant's tokens, and a refresh token
+    /// asked about by any client but its own).
+    pub async fn introspect(
+        &self,
+        tenant: &str,
+        caller: &Client,
+        token: &str,
+    ) -> Result<Value, OAuthError> {
         let inactive = json!({"active": false});
         if token.split('.').count() == 3 {
             let claims = match self.verify_access_token(tenant, token).await {
@@ -453,6 +459,12 @@ impl TokenService {
         let Some(info) = self.inspect_refresh(tenant, token).await? else {
             return Ok(inactive);
         };
+        // A refresh token is its client's secret: another client (a
+        // resource server, say) learns nothing about it, not even that it
+        // is live.
+        if info.client_id != caller.client_id {
+            return Ok(inactive);
+        }
         let mut answer = json!({
             "active": true, "scope": info.scope, "client_id": info.client_id,
             "token_type": "refresh_token", "iat": info.iat, "sub": info.sub,
