@@ -15,8 +15,6 @@ const CODE_REFRESH: &[&str] = &["authorization_code", "refresh_token"];
 struct Setup {
     env: Env,
     web: TestClient,
-    /// A confidential client for introspection.
-    rs: TestClient,
     user: String,
 }
 
@@ -29,14 +27,8 @@ async fn setup_with(config: OidcConfig) -> Setup {
             ClientSpec::new("web", "client_secret_basic", CODE_REFRESH),
         )
         .await;
-    let rs = env
-        .client(
-            "acme",
-            ClientSpec::new("rs", "client_secret_basic", &["client_credentials"]),
-        )
-        .await;
     let user = env.user("acme", "alice").await;
-    Setup { env, web, rs, user }
+    Setup { env, web, user }
 }
 
 async fn setup() -> Setup {
