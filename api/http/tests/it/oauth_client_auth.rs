@@ -148,13 +148,17 @@ fn es256_key(kid: &str) -> (EncodingKey, JwkSet) {
 }
 
 fn assertion(key: &EncodingKey, kid: &str, client: &str, aud: &str, jti: &str) -> String {
-    let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(kid.to_string());
     let claims = json!({
         "iss": client, "sub": client, "aud": aud, "jti": jti,
         "iat": now_secs(), "exp": now_secs() + 60,
     });
-    jsonwebtoken::encode(&header, &claims, key).expect("sign")
+    signed(key, kid, &claims)
+}
+
+fn signed(key: &EncodingKey, kid: &str, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(kid.to_string());
+    jsonwebtoken::encode(&header, claims, key).expect("sign")
 }
 
 async fn with_assertion(env: &Env, jwt: &str) -> Answer {
@@ -205,6 +209,51 @@ async fn private_key_jwt_authenticates_once_per_assertion() {
     )
     .await;
     assert_eq!(bad.error(), "invalid_client");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_needs_iat_and_honours_nbf() {
+    let env = start(1).await;
+    env.tenant("acme").await;
+    let (key, jwks) = es256_key("k1");
+    let mut spec = ClientSpec::new("svc-jwt", "private_key_jwt", CC);
+    spec.jwks = Some(jwks);
+    env.client("acme", spec).await;
+    let aud = issuer("acme");
+    let base = json!({"iss": "svc-jwt", "sub": "svc-jwt", "aud": aud, "exp": now_secs() + 60});
+    let with = |extra: serde_json::Value, jti: &str| {
+        let mut claims = base.clone();
+        claims["jti"] = json!(jti);
+        for (k, v) in extra.as_object().expect("object") {
+            claims[k] = v.clone();
+        }
+        signed(&key, "k1", &claims)
+    };
+    let cases = [
+        ("no iat", json!({}), "j-no-iat"),
+        (
+            "iat in the future",
+            json!({"iat": now_secs() + 600}),
+            "j-late",
+        ),
+        (
+            "nbf in the future",
+            json!({"iat": now_secs(), "nbf": now_secs() + 600}),
+            "j-nbf",
+        ),
+    ];
+    for (what, extra, jti) in cases {
+        let a = with_assertion(&env, &with(extra, jti)).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{what}: {}", a.body);
+        assert_eq!(a.error(), "invalid_client", "{what}");
+    }
+    // The same with iat now and nbf passed is accepted.
+    let ok = with_assertion(
+        &env,
+        &with(json!({"iat": now_secs(), "nbf": now_secs() - 1}), "j-ok"),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,8 @@
 //! - `private_key_jwt`: a `client_assertion` of type jwt-bearer, signed by
 //!   a key in the client's registered `jwks` with the algorithm pinned to
 //!   that key; `iss` = `sub` = client id, `aud` this server, `exp` required
-//!   and near, `jti` single use across the cluster
+//!   and near, `iat` required and not in the future, `nbf` (if present)
+//!   passed, `jti` single use across the cluster
 //!   (`assertion_jti/<client>/<keyed hash>` until `exp`);
 //! - `none`: public clients, `client_id` only.
 //!
@@ -115,6 +116,7 @@ fn pinned_alg(jwk: &Jwk) -> Option<Algorithm> {
 #[derive(Deserialize)]
 struct AssertionClaims {
     exp: u64,
+    iat: u64,
     jti: Option<String>,
 }
 
@@ -287,12 +289,18 @@ impl ClientAuthService {
         validation.set_issuer(&[&id]);
         validation.sub = Some(id.clone());
         validation.set_audience(audiences);
-        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
+        validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
         let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
             .map_err(|_| invalid())?
             .claims;
         let now = self.ctx.now_secs();
+        if claims.iat > now + LEEWAY_SECS {
+            return Err(OAuthError::invalid_client(
+                "the client assertion's iat is in the future",
+            ));
+        }
         if claims.exp > now + self.ctx.config.max_assertion_lifetime.as_secs() {
             return Err(OAuthError::invalid_client(
                 "the client assertion's exp is too far in the future",
