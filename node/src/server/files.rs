@@ -16,7 +16,7 @@ pub(super) fn prepare_data_dir(
     id: u64,
     fresh_id: bool,
 ) -> Result<(), StartError> {
-    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+    create_private_dir(&settings.data_dir).map_err(|e| {
         StartError::setting("data-dir", format!("{}: {e}", settings.data_dir.display()))
     })?;
     if fresh_id {
@@ -27,6 +27,35 @@ pub(super) fn prepare_data_dir(
         .map_err(|e| StartError::runtime("writing node-id", e))?;
     }
     Ok(())
+}
+
+/// Create a directory (and missing parents) that only this user may read
+/// (0700); an existing one is left as it is.
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// The permission bits of a secret file that other users may read or
+/// write, if any may.
+fn shared_with_others(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+/// Warn (log and stderr) when a secret file is open to other users.
+pub(super) fn warn_if_shared(path: &Path, what: &str) {
+    if let Some(mode) = shared_with_others(path) {
+        tracing::warn!(path = %path.display(), mode = format!("{mode:o}"), "{what} file is readable by other users");
+        eprintln!(
+            "rsp: WARNING: {} ({what}) has mode {mode:o}: other users can read it; run `chmod 600` on it",
+            path.display()
+        );
+    }
 }
 
 /// Write a small file and make it (and its directory entry) durable.
@@ -63,6 +92,7 @@ pub(super) fn admin_token(
     let path = settings.admin_token_path();
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => {
+            warn_if_shared(&path, "admin token");
             Ok((Zeroizing::new(text.trim().to_string()), Some(path)))
         }
         Ok(_) => Err(StartError::setting(
@@ -80,5 +110,36 @@ pub(super) fn admin_token(
             "admin-token-file",
             format!("{}: {e}", path.display()),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn a_new_data_dir_is_private_and_an_existing_one_is_left_alone() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let dir = root.path().join("a").join("data");
+        create_private_dir(&dir).expect("create");
+        let mode = std::fs::metadata(&dir).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+        create_private_dir(&dir).expect("again");
+        let mode = std::fs::metadata(&dir).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o750, "an operator's choice is kept");
+    }
+
+    #[test]
+    fn a_secret_file_open_to_others_is_noticed() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let private = root.path().join("admin-token");
+        write_private(&private, b"secret").expect("write");
+        assert_eq!(shared_with_others(&private), None);
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(shared_with_others(&private), Some(0o644));
+        assert_eq!(shared_with_others(&root.path().join("missing")), None);
     }
 }

@@ -12,7 +12,7 @@ use rsp_identity::crypto::{Kek, KekCell};
 use zeroize::Zeroizing;
 
 use super::StartError;
-use super::files::write_private;
+use super::files::{warn_if_shared, write_private};
 use crate::config::Settings;
 
 /// Name under which members offer the KEK to nodes that join through them.
@@ -79,6 +79,7 @@ fn load_kek(settings: &Settings) -> Result<Option<Kek>, StartError> {
     match std::fs::read_to_string(&path) {
         Ok(text) => {
             let text = Zeroizing::new(text);
+            warn_if_shared(&path, "key-encryption key");
             Kek::parse(&text)
                 .map(Some)
                 .map_err(|e| StartError::setting("kek-file", format!("{}: {e}", path.display())))
