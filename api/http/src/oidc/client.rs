@@ -18,11 +18,9 @@ use crate::oidc::http::{OAuthForm, authorization};
 use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
 
-/// An endpoint that authenticates clients: its path under the issuer (an
-/// accepted audience of `private_key_jwt` assertions) and whether public
-/// clients (method `none`) may call it.
+/// An endpoint that authenticates clients: whether public clients (method
+/// `none`) may call it.
 pub trait Endpoint {
-    const PATH: &'static str;
     const PUBLIC_CLIENTS: bool;
 }
 
@@ -51,13 +49,7 @@ impl<E: Endpoint + Send> FromRequest<AppState> for AuthenticatedClient<E> {
         let client = state
             .oidc
             .client_auth
-            .authenticate(
-                &tenant.id,
-                header.as_deref(),
-                &params,
-                &tenant.endpoint(E::PATH),
-                public,
-            )
+            .authenticate(&tenant.id, header.as_deref(), &params, public)
             .await?;
         Ok(AuthenticatedClient {
             tenant,

@@ -15,7 +15,6 @@ use crate::state::AppState;
 pub struct DeviceAuthorizationEndpoint;
 
 impl Endpoint for DeviceAuthorizationEndpoint {
-    const PATH: &'static str = "/device_authorization";
     const PUBLIC_CLIENTS: bool = true;
 }
 

@@ -19,7 +19,6 @@ use crate::state::AppState;
 pub struct IntrospectionEndpoint;
 
 impl Endpoint for IntrospectionEndpoint {
-    const PATH: &'static str = "/introspect";
     const PUBLIC_CLIENTS: bool = false;
 }
 

@@ -16,7 +16,6 @@ use crate::state::AppState;
 pub struct ParEndpoint;
 
 impl Endpoint for ParEndpoint {
-    const PATH: &'static str = "/par";
     const PUBLIC_CLIENTS: bool = true;
 }
 

@@ -20,7 +20,6 @@ use crate::state::AppState;
 pub struct RevocationEndpoint;
 
 impl Endpoint for RevocationEndpoint {
-    const PATH: &'static str = "/revoke";
     const PUBLIC_CLIENTS: bool = true;
 }
 

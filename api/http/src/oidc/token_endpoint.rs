@@ -22,7 +22,6 @@ use crate::state::AppState;
 pub struct TokenEndpoint;
 
 impl Endpoint for TokenEndpoint {
-    const PATH: &'static str = "/token";
     const PUBLIC_CLIENTS: bool = true;
 }
 

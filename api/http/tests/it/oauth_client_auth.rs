@@ -186,8 +186,7 @@ async fn private_key_jwt_authenticates_once_per_assertion() {
     let mut spec = ClientSpec::new("svc-jwt", "private_key_jwt", CC);
     spec.jwks = Some(jwks);
     env.client("acme", spec).await;
-    let token_endpoint = format!("{}/token", issuer("acme"));
-    let jwt = assertion(&key, "k1", "svc-jwt", &token_endpoint, "jti-1");
+    let jwt = assertion(&key, "k1", "svc-jwt", &issuer("acme"), "jti-1");
     let a = with_assertion(&env, &jwt).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
     assert_eq!(peek(&a.str("access_token")).1["sub"], "svc-jwt");
@@ -196,19 +195,36 @@ async fn private_key_jwt_authenticates_once_per_assertion() {
     assert_eq!(replay.status, StatusCode::UNAUTHORIZED, "{}", replay.body);
     assert_eq!(replay.error(), "invalid_client");
 
-    // The issuer is an accepted audience too; another audience is not.
-    let ok = with_assertion(
-        &env,
-        &assertion(&key, "k1", "svc-jwt", &issuer("acme"), "jti-2"),
-    )
-    .await;
-    assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
-    let bad = with_assertion(
-        &env,
-        &assertion(&key, "k1", "svc-jwt", "https://elsewhere", "jti-3"),
-    )
-    .await;
-    assert_eq!(bad.error(), "invalid_client");
+    // The issuer alone is the audience: not the token endpoint, not
+    // another server, not the issuer among others.
+    let token_endpoint = format!("{}/token", issuer("acme"));
+    for (what, aud, jti) in [
+        ("the token endpoint", json!(token_endpoint), "jti-2"),
+        ("another server", json!("https://elsewhere"), "jti-3"),
+        (
+            "the issuer among others",
+            json!([issuer("acme"), "https://elsewhere"]),
+            "jti-4",
+        ),
+    ] {
+        let claims = json!({
+            "iss": "svc-jwt", "sub": "svc-jwt", "aud": aud, "jti": jti,
+            "iat": now_secs(), "exp": now_secs() + 60,
+        });
+        let bad = with_assertion(&env, &signed(&key, "k1", &claims)).await;
+        assert_eq!(bad.error(), "invalid_client", "{what}: {}", bad.body);
+    }
+    let claims = json!({
+        "iss": "svc-jwt", "sub": "svc-jwt", "aud": [issuer("acme")], "jti": "jti-5",
+        "iat": now_secs(), "exp": now_secs() + 60,
+    });
+    let ok = with_assertion(&env, &signed(&key, "k1", &claims)).await;
+    assert_eq!(
+        ok.status,
+        StatusCode::OK,
+        "an array of the issuer alone: {}",
+        ok.body
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,7 +281,7 @@ async fn private_key_jwt_refuses_a_key_the_client_did_not_register() {
     spec.jwks = Some(jwks);
     env.client("acme", spec).await;
     let (other, _) = es256_key("k1");
-    let aud = format!("{}/token", issuer("acme"));
+    let aud = issuer("acme");
     let a = with_assertion(&env, &assertion(&other, "k1", "svc-jwt", &aud, "j")).await;
     assert_eq!(a.status, StatusCode::UNAUTHORIZED);
     assert_eq!(a.error(), "invalid_client");

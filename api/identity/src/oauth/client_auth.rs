@@ -7,7 +7,8 @@
 //! - `client_secret_post`: `client_id` and `client_secret` in the body;
 //! - `private_key_jwt`: a `client_assertion` of type jwt-bearer, signed by
 //!   a key in the client's registered `jwks` with the algorithm pinned to
-//!   that key; `iss` = `sub` = client id, `aud` this server, `exp` required
+//!   that key; `iss` = `sub` = client id, `aud` the issuer alone (a string,
+//!   or an array of exactly it), `exp` required
 //!   and near, `iat` required and not in the future, `nbf` (if present)
 //!   passed, `jti` single use across the cluster
 //!   (`assertion_jti/<client>/<keyed hash>` until `exp`);
@@ -118,6 +119,9 @@ struct AssertionClaims {
     exp: u64,
     iat: u64,
     jti: Option<String>,
+    /// Checked against the issuer by `jsonwebtoken`; here only its shape:
+    /// a string, or an array holding exactly one.
+    aud: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -135,15 +139,15 @@ impl ClientAuthService {
         ClientAuthService { ctx }
     }
 
-    /// Authenticate the client of a request at `endpoint_url`. A private
-    /// key JWT may name the issuer, the token endpoint or `endpoint_url` as
-    /// its audience.
+    /// Authenticate the client of a request. A private key JWT must name
+    /// the tenant's issuer, and nothing else, as its audience (a token
+    /// endpoint or other URL as audience lets an assertion meant for one
+    /// server be replayed at another that shares the URL's shape).
     pub async fn authenticate(
         &self,
         tenant: &str,
         authorization: Option<&str>,
         params: &Params,
-        endpoint_url: &str,
         public: Public,
     ) -> Result<Client, OAuthError> {
         let basic = match authorization.and_then(|a| credentials(a, "Basic")) {
@@ -187,13 +191,8 @@ impl ClientAuthService {
                 ));
             }
             let issuer = self.ctx.issuer(tenant);
-            let audiences = [
-                issuer.clone(),
-                format!("{issuer}/token"),
-                endpoint_url.into(),
-            ];
             return self
-                .with_assertion(tenant, assertion, param_id, &audiences)
+                .with_assertion(tenant, assertion, param_id, &issuer)
                 .await;
         }
         if assertion_type.is_some() {
@@ -257,7 +256,7 @@ impl ClientAuthService {
         tenant: &str,
         assertion: &str,
         param_id: Option<&str>,
-        audiences: &[String],
+        issuer: &str,
     ) -> Result<Client, OAuthError> {
         let invalid = || OAuthError::invalid_client("the client assertion is invalid");
         // Fails for `alg: none`.
@@ -288,13 +287,18 @@ impl ClientAuthService {
         let mut validation = Validation::new(alg);
         validation.set_issuer(&[&id]);
         validation.sub = Some(id.clone());
-        validation.set_audience(audiences);
+        validation.set_audience(&[issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
         let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
             .map_err(|_| invalid())?
             .claims;
+        if claims.aud.as_array().is_some_and(|a| a.len() != 1) {
+            return Err(OAuthError::invalid_client(
+                "the client assertion's aud must be the issuer alone",
+            ));
+        }
         let now = self.ctx.now_secs();
         if claims.iat > now + LEEWAY_SECS {
             return Err(OAuthError::invalid_client(
