@@ -2,8 +2,11 @@
 //! with the password (and the anti-forgery token). The attempt goes
 //! through the cluster-wide lockout like a login
 //! ([`crate::oidc::lockout`]); success renews the
-//! session (a new id and `auth_time`, the same `amr` and `acr`: the
-//! factors it was established with still hold) and goes on to `next`.
+//! session and goes on to `next`. The renewed session has a new id and
+//! `auth_time` and says what was just proven: `amr` `pwd` and the password
+//! `acr`, never `mfa`, since an `auth_time` of now beside `acr=mfa` would
+//! tell a relying party that a second factor was just used. A step-up
+//! (`acr_values`) then asks for the second factor again.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -145,14 +148,14 @@ pub async fn post(
         );
     };
     attempt.succeeded().await?;
-    let mut amr: Vec<&str> = session.amr.iter().map(String::as_str).collect();
-    if !amr.contains(&AMR_PASSWORD) {
-        amr.insert(0, AMR_PASSWORD);
-    }
-    let acr = session
-        .acr
-        .clone()
-        .unwrap_or_else(|| ACR_PASSWORD.to_string());
-    let (_, cookie) = start_session(&state, &browser, &actors, user, &amr, &acr).await?;
+    let (_, cookie) = start_session(
+        &state,
+        &browser,
+        &actors,
+        user,
+        &[AMR_PASSWORD],
+        ACR_PASSWORD,
+    )
+    .await?;
     Ok(next.redirect(&browser).cookie(cookie))
 }

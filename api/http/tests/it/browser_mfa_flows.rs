@@ -662,6 +662,72 @@ async fn changes_on_an_old_session_ask_for_the_password_again() {
 }
 
 #[tokio::test]
+async fn a_password_reauthentication_does_not_keep_the_mfa_acr() {
+    let (env, web) = setup(1).await;
+    let jin = env.user(TENANT, "jin").await;
+    // A session established with a second factor an hour ago.
+    let h = env
+        .state()
+        .tenant_runtime
+        .runtime()
+        .expect("runtime")
+        .tenant(TENANT)
+        .await
+        .expect("tenant actors");
+    let attrs = std::collections::BTreeMap::from([
+        ("auth_time".to_string(), (now_secs() - 3600).to_string()),
+        ("amr".to_string(), "pwd otp".to_string()),
+        ("acr".to_string(), "urn:rsp:acr:mfa".to_string()),
+    ]);
+    let hour = std::time::Duration::from_secs(3600);
+    let old = h
+        .sessions()
+        .create(&jin, attrs, hour, hour * 10)
+        .await
+        .expect("session");
+    let mut b = Browser::default();
+    b.cookies
+        .insert("rsp_session".into(), old.id.expose().to_string());
+    let mfa_silently = [("acr_values", "urn:rsp:acr:mfa"), ("prompt", "none")];
+    let (_, challenge) = pkce();
+    let before = authorize(&env, &mut b, 0, &web, &challenge, &mfa_silently).await;
+    assert!(
+        before.param("code").is_some(),
+        "the MFA session meets mfa: {}",
+        before.html
+    );
+
+    // Re-entering the password renews the session as a password session.
+    let page = b
+        .get(&env, 0, &format!("/t/{TENANT}/account/mfa/totp"))
+        .await;
+    assert!(page.has_input("password"), "{}", page.html);
+    let csrf = page.field("csrf_token").expect("csrf");
+    let next = page.field("next").expect("next");
+    let ok = b
+        .post(
+            &env,
+            0,
+            &format!("/t/{TENANT}/account/reauth"),
+            &[
+                ("csrf_token", &csrf),
+                ("next", &next),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.html);
+    let (_, challenge) = pkce();
+    let after = authorize(&env, &mut b, 0, &web, &challenge, &mfa_silently).await;
+    assert_eq!(
+        after.param("error").as_deref(),
+        Some("login_required"),
+        "a fresh auth_time must not come with acr=mfa: {}",
+        after.html
+    );
+}
+
+#[tokio::test]
 async fn a_password_session_cannot_approve_a_device_once_the_policy_requires_mfa() {
     let (env, web) = setup(1).await;
     env.user(TENANT, "ivan").await;
