@@ -566,11 +566,14 @@ async fn account_pages_need_a_session_and_their_forms_need_the_csrf_token() {
     );
 }
 
-#[tokio::test]
-async fn changes_on_an_old_session_ask_for_the_password_again() {
-    let (env, _web) = setup(1).await;
-    let hana = env.user(TENANT, "hana").await;
-    // A session signed in an hour ago (older than the 15 minutes allowed).
+/// A browser holding a session of `user` signed in an hour ago with `amr`
+/// (space-separated) and `acr`, and that session.
+async fn hour_old_session(
+    env: &Env,
+    user: &str,
+    amr: &str,
+    acr: &str,
+) -> (Browser, rsp_actors::Session) {
     let h = env
         .state()
         .tenant_runtime
@@ -581,18 +584,27 @@ async fn changes_on_an_old_session_ask_for_the_password_again() {
         .expect("tenant actors");
     let attrs = std::collections::BTreeMap::from([
         ("auth_time".to_string(), (now_secs() - 3600).to_string()),
-        ("amr".to_string(), "pwd".to_string()),
-        ("acr".to_string(), "urn:rsp:acr:pwd".to_string()),
+        ("amr".to_string(), amr.to_string()),
+        ("acr".to_string(), acr.to_string()),
     ]);
     let hour = std::time::Duration::from_secs(3600);
-    let old = h
+    let session = h
         .sessions()
-        .create(&hana, attrs, hour, hour * 10)
+        .create(user, attrs, hour, hour * 10)
         .await
         .expect("session");
     let mut b = Browser::default();
     b.cookies
-        .insert("rsp_session".into(), old.id.expose().to_string());
+        .insert("rsp_session".into(), session.id.expose().to_string());
+    (b, session)
+}
+
+#[tokio::test]
+async fn changes_on_an_old_session_ask_for_the_password_again() {
+    let (env, _web) = setup(1).await;
+    let hana = env.user(TENANT, "hana").await;
+    // A session signed in an hour ago (older than the 15 minutes allowed).
+    let (mut b, old) = hour_old_session(&env, &hana, "pwd", "urn:rsp:acr:pwd").await;
 
     let account = b.get(&env, 0, &format!("/t/{TENANT}/account")).await;
     assert!(account.html.contains("hana"), "viewing needs no password");
@@ -666,28 +678,7 @@ async fn a_password_reauthentication_does_not_keep_the_mfa_acr() {
     let (env, web) = setup(1).await;
     let jin = env.user(TENANT, "jin").await;
     // A session established with a second factor an hour ago.
-    let h = env
-        .state()
-        .tenant_runtime
-        .runtime()
-        .expect("runtime")
-        .tenant(TENANT)
-        .await
-        .expect("tenant actors");
-    let attrs = std::collections::BTreeMap::from([
-        ("auth_time".to_string(), (now_secs() - 3600).to_string()),
-        ("amr".to_string(), "pwd otp".to_string()),
-        ("acr".to_string(), "urn:rsp:acr:mfa".to_string()),
-    ]);
-    let hour = std::time::Duration::from_secs(3600);
-    let old = h
-        .sessions()
-        .create(&jin, attrs, hour, hour * 10)
-        .await
-        .expect("session");
-    let mut b = Browser::default();
-    b.cookies
-        .insert("rsp_session".into(), old.id.expose().to_string());
+    let (mut b, _) = hour_old_session(&env, &jin, "pwd otp", "urn:rsp:acr:mfa").await;
     let mfa_silently = [("acr_values", "urn:rsp:acr:mfa"), ("prompt", "none")];
     let (_, challenge) = pkce();
     let before = authorize(&env, &mut b, 0, &web, &challenge, &mfa_silently).await;

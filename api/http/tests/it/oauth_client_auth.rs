@@ -178,14 +178,21 @@ async fn with_assertion(env: &Env, jwt: &str) -> Answer {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn private_key_jwt_authenticates_once_per_assertion() {
+/// Tenant `acme` with the `private_key_jwt` client `svc-jwt`, whose one
+/// key `k1` is returned.
+async fn jwt_client() -> (Env, EncodingKey) {
     let env = start(1).await;
     env.tenant("acme").await;
     let (key, jwks) = es256_key("k1");
     let mut spec = ClientSpec::new("svc-jwt", "private_key_jwt", CC);
     spec.jwks = Some(jwks);
     env.client("acme", spec).await;
+    (env, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_key_jwt_authenticates_once_per_assertion() {
+    let (env, key) = jwt_client().await;
     let jwt = assertion(&key, "k1", "svc-jwt", &issuer("acme"), "jti-1");
     let a = with_assertion(&env, &jwt).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.body);
@@ -229,12 +236,7 @@ async fn private_key_jwt_authenticates_once_per_assertion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_key_jwt_needs_iat_and_honours_nbf() {
-    let env = start(1).await;
-    env.tenant("acme").await;
-    let (key, jwks) = es256_key("k1");
-    let mut spec = ClientSpec::new("svc-jwt", "private_key_jwt", CC);
-    spec.jwks = Some(jwks);
-    env.client("acme", spec).await;
+    let (env, key) = jwt_client().await;
     let aud = issuer("acme");
     let base = json!({"iss": "svc-jwt", "sub": "svc-jwt", "aud": aud, "exp": now_secs() + 60});
     let with = |extra: serde_json::Value, jti: &str| {
