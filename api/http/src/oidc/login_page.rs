@@ -55,9 +55,11 @@ pub fn render_login(
 ) -> Result<Page, PageError> {
     let csrf = Csrf::for_page(state, browser)?;
     let sealed = seal(state, browser, LOGIN_FLOW, flow)?;
+    let tenant_path = format!("/t/{}", browser.tenant.id);
     let page = Page::render(
         status,
         &LoginPage {
+            tenant_path: &tenant_path,
             client_name,
             csrf: csrf.token(),
             flow: &sealed,

@@ -49,9 +49,11 @@ pub fn totp_page(
 ) -> Result<Page, PageError> {
     let csrf = Csrf::for_page(state, browser)?;
     let sealed = ticket.seal(state, browser)?;
+    let tenant_path = format!("/t/{}", browser.tenant.id);
     let page = Page::render(
         status,
         &TotpPage {
+            tenant_path: &tenant_path,
             csrf: csrf.token(),
             ticket: &sealed,
             error,

@@ -501,6 +501,15 @@ async fn account_pages_need_a_session_and_their_forms_need_the_csrf_token() {
     );
     let account = b.get(&env, 0, &format!("/t/{TENANT}/account")).await;
     assert!(account.html.contains("gina"), "{}", account.html);
+    // The login form posts to the tenant's endpoints wherever it is shown:
+    // a relative `login` on a deeper account page would miss them.
+    let deep = Browser::default()
+        .get(&env, 0, &format!("/t/{TENANT}/account/mfa/totp"))
+        .await;
+    for action in ["login", "passkey/login"] {
+        let attr = format!("action=\"/t/{TENANT}/{action}\"");
+        assert!(deep.html.contains(&attr), "{attr}: {}", deep.html);
+    }
 
     let (_, old_codes, _) = enrol_on_account_page(&env, &mut b).await;
     let forged = b

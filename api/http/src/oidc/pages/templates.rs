@@ -35,6 +35,9 @@ impl ScopeLine {
 #[derive(Template)]
 #[template(path = "login.html")]
 pub struct LoginPage<'a> {
+    /// `/t/{tenant}`: the forms post to paths under it, so the page works
+    /// wherever it is shown (the authorization endpoint or an account page).
+    pub tenant_path: &'a str,
     pub client_name: Option<&'a str>,
     pub csrf: &'a str,
     pub flow: &'a str,
@@ -45,6 +48,8 @@ pub struct LoginPage<'a> {
 #[derive(Template)]
 #[template(path = "totp.html")]
 pub struct TotpPage<'a> {
+    /// `/t/{tenant}`, as in [`LoginPage`].
+    pub tenant_path: &'a str,
     pub csrf: &'a str,
     pub ticket: &'a str,
     pub error: Option<&'a str>,
@@ -167,6 +172,7 @@ mod tests {
     #[test]
     fn templates_escape_what_they_show() {
         let html = LoginPage {
+            tenant_path: "/t/acme",
             client_name: Some("<script>x</script>"),
             csrf: "c",
             flow: "f",
