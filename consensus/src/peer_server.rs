@@ -13,6 +13,7 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use openraft::ServerState;
 
+use crate::batcher::Attempt;
 use crate::error::ConsensusError;
 use crate::node::Consensus;
 use crate::rpc::{PEER_PROTOCOL, PeerBody, PeerError, PeerRequest, PeerResponse, decode, encode};
@@ -97,11 +98,9 @@ async fn forwarded_write(
     }
     let deadline = Instant::now() + c.rpc_timeout();
     match c.write_here(op, deadline).await {
-        Ok(crate::batcher::Attempt::Done(r, index)) => Ok((r, index)),
-        Ok(crate::batcher::Attempt::Forward(Some((leader, _)))) => {
-            Err(PeerError::NotLeader(leader))
-        }
-        Ok(crate::batcher::Attempt::Forward(None)) => Err(PeerError::NoLeader),
+        Ok(Attempt::Done(r, index)) => Ok((r, index)),
+        Ok(Attempt::Forward(Some((leader, _)))) => Err(PeerError::NotLeader(leader)),
+        Ok(Attempt::Forward(None)) => Err(PeerError::NoLeader),
         Err(e) => Err(to_peer_error(c, e)),
     }
 }

@@ -18,12 +18,6 @@ use crate::error::ApiError;
 /// extractor of this crate.
 pub struct ApiJson<T, E = ApiError>(pub T, pub PhantomData<E>);
 
-impl<T, E> ApiJson<T, E> {
-    pub fn into_inner(self) -> T {
-        self.0
-    }
-}
-
 /// Why a JSON body was refused: the status axum chose (400 for bad
 /// syntax, 422 for the wrong shape, 413, 415) and its explanation.
 #[derive(Debug)]

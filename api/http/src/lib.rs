@@ -1,13 +1,15 @@
-//! rsp's HTTP surface (axum): the admin API, operational endpoints, and (as
-//! they land) the per-tenant OAuth 2.0 / OpenID Connect, SAML and
-//! authorization endpoints.
+//! rsp's HTTP surface (axum): the admin API, operational endpoints, and the
+//! per-tenant OAuth 2.0 / OpenID Connect and authorization endpoints (the
+//! SAML routes answer 501 until the SAML issue lands).
 //!
 //! Parts:
 //! - [`app`]: the whole router, testable with `tower::ServiceExt::oneshot`.
 //! - [`state`]: what handlers get ([`AppState`]), including the admin token
 //!   (kept as a digest, compared in constant time).
-//! - [`extract`]: extractors that check credentials and answer bad input in
-//!   the API's error format.
+//! - [`extract`]: extractors that answer bad input (JSON bodies, paths,
+//!   queries) in the API's error format; who the caller is, is
+//!   [`authz::caller`]'s, the tenant and client of an OAuth request
+//!   [`oidc::tenant`]'s and [`oidc::client`]'s.
 //! - [`error`]: the one error type and its HTTP mapping.
 //! - [`admin`]: `/admin/v1/...` handlers; [`authz`]: Cedar decisions and
 //!   AuthZEN under each issuer; [`ops`]: health, readiness,

@@ -100,6 +100,19 @@ impl TenantService {
         }
     }
 
+    /// The tenant, read on this node; a miss is confirmed with a
+    /// linearizable read before it is believed (the tenant may have been
+    /// created through another node a moment ago). An id that cannot name
+    /// a tenant is not found without a read.
+    pub async fn get_confirmed(&self, id: &str) -> Result<Tenant, TenantError> {
+        match self.get(id, Consistency::Local).await {
+            Err(TenantError::NotFound(_)) if valid_tenant_id(id) => {
+                self.get(id, Consistency::Linearizable).await
+            }
+            other => other,
+        }
+    }
+
     pub async fn get(&self, id: &str, consistency: Consistency) -> Result<Tenant, TenantError> {
         if !valid_tenant_id(id) {
             return Err(TenantError::NotFound(id.to_string()));

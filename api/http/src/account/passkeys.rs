@@ -95,7 +95,7 @@ async fn list_page(
 }
 
 /// `GET {issuer}/account/passkeys` (no session: to `{issuer}/account`,
-/// since the login form's relative actions need that page's URL).
+/// where the sign-in returns).
 pub async fn get(
     State(state): State<AppState>,
     SignedIn {

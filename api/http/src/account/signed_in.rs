@@ -45,8 +45,8 @@ impl WithoutSession for ShowLogin {
     }
 }
 
-/// A redirect to `{issuer}/account`, whose login form leads back (for
-/// pages whose URL would misdirect the login form's relative actions).
+/// A redirect to `{issuer}/account`, whose login form leads back (for a
+/// page that is not itself where a sign-in should return).
 pub struct ToAccount;
 
 impl WithoutSession for ToAccount {

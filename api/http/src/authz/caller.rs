@@ -17,7 +17,6 @@ use std::time::Instant;
 use axum::extract::{FromRequestParts, Path};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use rsp_consensus::Consistency;
 use rsp_policies::{AdminAction, AdminPrincipal, AdminResource};
 
 use crate::authz::error::AuthzError;
@@ -50,10 +49,6 @@ pub struct AuthzCaller {
     pub credential: Credential,
 }
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    bearer_token(&parts.headers)
-}
-
 fn missing_token() -> AuthzError {
     AuthzError::unauthorized(
         "missing_token",
@@ -74,19 +69,16 @@ async fn path_tenant(parts: &mut Parts, state: &AppState) -> Result<String, Auth
 /// The tenant must exist; a local miss is confirmed linearizably (it may
 /// have been created a moment ago through another node).
 pub async fn require_tenant(state: &AppState, tenant: &str) -> Result<(), AuthzError> {
-    for consistency in [Consistency::Local, Consistency::Linearizable] {
-        match state.tenants.get(tenant, consistency).await {
-            Ok(_) => return Ok(()),
-            Err(TenantError::NotFound(_)) => {}
-            Err(TenantError::Consensus(e)) => return Err(e.into()),
-            Err(e) => return Err(crate::error::ApiError::internal(e).into()),
-        }
+    match state.tenants.get_confirmed(tenant).await {
+        Ok(_) => Ok(()),
+        Err(TenantError::NotFound(_)) => Err(AuthzError::new(
+            StatusCode::NOT_FOUND,
+            "tenant_not_found",
+            format!("tenant `{tenant}` does not exist"),
+        )),
+        Err(TenantError::Consensus(e)) => Err(e.into()),
+        Err(e) => Err(crate::error::ApiError::internal(e).into()),
     }
-    Err(AuthzError::new(
-        StatusCode::NOT_FOUND,
-        "tenant_not_found",
-        format!("tenant `{tenant}` does not exist"),
-    ))
 }
 
 impl FromRequestParts<AppState> for AuthzCaller {
@@ -96,7 +88,7 @@ impl FromRequestParts<AppState> for AuthzCaller {
         let started = Instant::now();
         let tenant = path_tenant(parts, state).await?;
         require_tenant(state, &tenant).await?;
-        let token = bearer(parts).ok_or_else(missing_token)?;
+        let token = bearer_token(&parts.headers).ok_or_else(missing_token)?;
         let credential = if state.admin_token.matches(token) {
             Credential::AdminToken
         } else {
@@ -150,7 +142,7 @@ pub async fn authenticate_admin(
     parts: &Parts,
     state: &AppState,
 ) -> Result<AdminCaller, AuthzError> {
-    let Some(token) = bearer(parts) else {
+    let Some(token) = bearer_token(&parts.headers) else {
         return Err(AuthzError::unauthorized(
             "missing_token",
             "send the admin token (or a tenant admin's access token) as `Authorization: Bearer <token>`",

@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-pub use rsp_identity::oauth::params::{Params, credentials};
+pub use rsp_identity::oauth::params::Params;
+use rsp_identity::oauth::params::credentials;
 
 use crate::oidc::error::{OAuthError, OAuthErrorResponse};
 

@@ -4,7 +4,6 @@
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use rsp_consensus::Consistency;
 use serde::Deserialize;
 
 use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse};
@@ -41,18 +40,8 @@ impl FromRequestParts<AppState> for TenantCtx {
         let Path(p) = Path::<TenantPath>::from_request_parts(parts, state)
             .await
             .map_err(|_| OAuthError::invalid_request("the URL does not name a tenant"))?;
-        // A local miss may be a tenant created on another node a moment ago:
-        // confirm it with a linearizable read before answering 404.
-        let found = match state.tenants.get(&p.tenant, Consistency::Local).await {
-            Err(TenantError::NotFound(_)) if rsp_identity::tenants::valid_tenant_id(&p.tenant) => {
-                state
-                    .tenants
-                    .get(&p.tenant, Consistency::Linearizable)
-                    .await
-            }
-            other => other,
-        };
-        match found {
+        // A local miss is confirmed linearizably before answering 404.
+        match state.tenants.get_confirmed(&p.tenant).await {
             Ok(_) => Ok(TenantCtx {
                 issuer: format!("{}/t/{}", state.public_url, p.tenant),
                 id: p.tenant,
