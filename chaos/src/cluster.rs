@@ -71,6 +71,8 @@ pub struct Cluster {
     base: Mutex<BaseDir>,
     base_path: PathBuf,
     token: String,
+    /// The cluster's join token, given to every node as `RSP_JOIN_TOKEN`.
+    join_token: String,
     client: AdminClient,
     nodes: RwLock<BTreeMap<u64, Arc<ClusterNode>>>,
     proxies: RwLock<BTreeMap<Link, Arc<LinkProxy>>>,
@@ -124,6 +126,7 @@ impl Cluster {
             base: Mutex::new(base),
             base_path,
             token,
+            join_token: generate_token(),
             client,
             nodes: RwLock::new(BTreeMap::new()),
             proxies: RwLock::new(BTreeMap::new()),
@@ -233,7 +236,10 @@ impl Cluster {
         args.extend(join_args);
         args.extend(extra_args.iter().cloned());
         spec.args = args;
-        spec.env = vec![("RSP_ADMIN_TOKEN".to_string(), self.token.clone())];
+        spec.env = vec![
+            ("RSP_ADMIN_TOKEN".to_string(), self.token.clone()),
+            ("RSP_JOIN_TOKEN".to_string(), self.join_token.clone()),
+        ];
         spec.env.extend(self.spec.env.iter().cloned());
         spec.env.extend(extra_env.iter().cloned());
 
@@ -358,6 +364,11 @@ impl Cluster {
 
     pub fn admin_token(&self) -> &str {
         &self.token
+    }
+
+    /// The join token every node of this cluster is started with.
+    pub fn join_token(&self) -> &str {
+        &self.join_token
     }
 
     pub fn base_dir(&self) -> PathBuf {

@@ -36,6 +36,7 @@ pub mod membership;
 pub mod metrics;
 pub mod network;
 pub mod node;
+pub mod peer_auth;
 pub mod peer_server;
 pub mod rpc;
 pub(crate) mod tasks;

@@ -304,6 +304,11 @@ impl Consensus {
                     return Err(ConsensusError::BadRequest(m));
                 }
                 Ok(other) => tracing::info!(answer = ?other, "join not accepted yet; retrying"),
+                Err(e @ TransportError::Unauthenticated { .. }) => {
+                    return Err(ConsensusError::Config(format!(
+                        "{e}: this node's join token is not the cluster's"
+                    )));
+                }
                 Err(e) => tracing::info!(error = %e, "join: member not reachable yet; retrying"),
             }
             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -57,7 +57,9 @@ impl PeerNetwork {
             // Any answer in time, even an error, is a round trip.
             .inspect(|_| self.contacts.replied(self.target))
             .map_err(|e| match e {
-                TransportError::Connect { .. } | TransportError::Unreachable { .. } => {
+                TransportError::Connect { .. }
+                | TransportError::Unreachable { .. }
+                | TransportError::Unauthenticated { .. } => {
                     self.contacts.failed(self.target);
                     RPCError::Unreachable(Unreachable::new(&e))
                 }

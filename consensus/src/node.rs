@@ -36,6 +36,7 @@ use crate::clock::Clock;
 use crate::error::ConsensusError;
 use crate::metrics::ConsensusMetrics;
 use crate::network::NetworkFactory;
+use crate::peer_auth::PeerAuth;
 use crate::rpc::PeerBody;
 use crate::transport::{DEFAULT_RPC_TIMEOUT, Transport};
 use crate::types::*;
@@ -96,7 +97,11 @@ impl Consensus {
         let sm = StateMachineStore::open(&store, group, sync.clone())?
             .with_apply_observer(Arc::new(move |d| apply_hist.observe(d.as_secs_f64())));
         let engine = sm.engine();
-        let transport = Transport::new(config.tls.as_ref(), config.routes.clone())?;
+        let transport = Transport::new(
+            config.tls.as_ref(),
+            PeerAuth::new(&config.join_token),
+            config.routes.clone(),
+        )?;
         let raft_config = Config {
             cluster_name: "rsp".into(),
             heartbeat_interval: config.heartbeat_ms,
@@ -180,6 +185,11 @@ impl Consensus {
 
     pub fn transport(&self) -> &Transport {
         &self.inner.transport
+    }
+
+    /// The keys this node's peer messages are tagged and checked with.
+    pub fn peer_auth(&self) -> &PeerAuth {
+        self.inner.transport.auth()
     }
 
     pub fn metrics(&self) -> RaftMetrics {

@@ -1,5 +1,7 @@
 //! The server side of peer links: `POST /peer/v1/rpc` with a bincode
-//! [`PeerRequest`], dispatched to the Raft group it names.
+//! [`PeerRequest`], dispatched to the Raft group it names. A request whose
+//! tag does not prove the cluster's join token is answered 401 before its
+//! body is decoded ([`crate::peer_auth`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -7,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use openraft::ServerState;
@@ -16,21 +18,25 @@ use openraft::ServerState;
 use crate::batcher::Attempt;
 use crate::error::ConsensusError;
 use crate::node::Consensus;
+use crate::peer_auth::{PEER_MAC_HEADER, PeerAuth};
 use crate::rpc::{PEER_PROTOCOL, PeerBody, PeerError, PeerRequest, PeerResponse, decode, encode};
 use crate::types::GroupId;
 
 /// Largest peer message accepted (snapshot chunks are 3 MiB by default).
 const MAX_PEER_BODY: usize = 64 << 20;
 
-/// Every group this node hosts, by id.
-#[derive(Clone, Default)]
+/// Every group this node hosts, by id, and the keys peers prove the join
+/// token with.
+#[derive(Clone)]
 pub struct PeerService {
+    auth: PeerAuth,
     groups: Arc<HashMap<GroupId, Consensus>>,
 }
 
 impl PeerService {
-    pub fn new(groups: impl IntoIterator<Item = Consensus>) -> Self {
+    pub fn new(auth: PeerAuth, groups: impl IntoIterator<Item = Consensus>) -> Self {
         PeerService {
+            auth,
             groups: Arc::new(groups.into_iter().map(|c| (c.group(), c)).collect()),
         }
     }
@@ -54,7 +60,28 @@ impl PeerService {
     }
 }
 
-async fn rpc(State(svc): State<PeerService>, body: Bytes) -> impl IntoResponse {
+async fn rpc(
+    State(svc): State<PeerService>,
+    extensions: axum::http::Extensions,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let tag = headers
+        .get(PEER_MAC_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !svc.auth.verify_request(tag, &body) {
+        let from = extensions
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(a)| a.to_string())
+            .unwrap_or_default();
+        tracing::warn!(%from, "peer request without the cluster's join token refused");
+        return (
+            StatusCode::UNAUTHORIZED,
+            "peer requests need the cluster's join token",
+        )
+            .into_response();
+    }
     let req: PeerRequest = match decode(&body) {
         Ok(r) => r,
         Err(e) => {
@@ -67,7 +94,10 @@ async fn rpc(State(svc): State<PeerService>, body: Bytes) -> impl IntoResponse {
     };
     let resp = svc.handle(req).await;
     match encode(&resp) {
-        Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+        Ok(bytes) => {
+            let answer_tag = svc.auth.sign_response(tag, &bytes);
+            (StatusCode::OK, [(PEER_MAC_HEADER, answer_tag)], bytes).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "peer response encoding failed");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()

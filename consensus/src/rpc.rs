@@ -1,7 +1,9 @@
 //! Messages between nodes. Every request names its Raft group, so one peer
 //! listener serves every group a node hosts.
 //!
-//! Wire format: bincode 2 (serde) in the body of an HTTP/2 `POST /peer/v1/rpc`.
+//! Wire format: bincode 2 (serde) in the body of an HTTP/2 `POST /peer/v1/rpc`,
+//! tagged with the cluster's join token in both directions
+//! ([`crate::peer_auth`]).
 //! A node that does not host the named group answers
 //! [`PeerError::UnknownGroup`].
 
@@ -48,7 +50,8 @@ pub enum PeerBody {
         timeout_ms: u64,
     },
     /// A node-wide secret a joining node needs (e.g. the key-encryption
-    /// key). Only as safe as the peer link: use mutual TLS between nodes.
+    /// key). Like every peer message it is answered only to a holder of the
+    /// join token; mutual TLS keeps the answer off the wire.
     GetSecret {
         name: String,
     },

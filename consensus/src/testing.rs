@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::error::ConsensusError;
 use crate::node::{Consensus, ConsensusConfig};
+use crate::peer_auth::JoinToken;
 use crate::peer_server::PeerService;
 use crate::types::{Member, NodeId};
 
@@ -26,6 +27,7 @@ pub struct TestCluster {
 
 async fn start_node(
     id: NodeId,
+    token: &JoinToken,
     tune: &dyn Fn(&mut ConsensusConfig),
 ) -> Result<TestNode, ConsensusError> {
     let dir = tempfile::tempdir().map_err(|e| ConsensusError::Internal(e.to_string()))?;
@@ -44,10 +46,11 @@ async fn start_node(
     let mut config = ConsensusConfig::new(id, member, dir.path().join("store"));
     config.heartbeat_ms = 50;
     config.election_timeout_ms = 300;
+    config.join_token = token.clone();
     tune(&mut config);
     let registry = Arc::new(prometheus::Registry::new());
     let consensus = Consensus::start(config, &registry).await?;
-    let router = PeerService::new([consensus.clone()]).router();
+    let router = PeerService::new(consensus.peer_auth().clone(), [consensus.clone()]).router();
     let server = tokio::spawn(async move {
         use axum::serve::ListenerExt as _;
         // As `rsp serve` does: answers leave at once (no Nagle delay).
@@ -77,8 +80,9 @@ impl TestCluster {
         tune: &dyn Fn(&mut ConsensusConfig),
     ) -> Result<TestCluster, ConsensusError> {
         let mut nodes = Vec::new();
+        let token = JoinToken::generate();
         for id in 1..=n as NodeId {
-            nodes.push(start_node(id, tune).await?);
+            nodes.push(start_node(id, &token, tune).await?);
         }
         let first = nodes[0].consensus.clone();
         first.bootstrap().await?;

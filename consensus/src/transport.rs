@@ -1,12 +1,15 @@
 //! The client side of peer links: one HTTP/2 client shared by Raft
 //! replication and forwarded requests, with per-peer address overrides for
-//! fault-injection proxies, and mutual TLS when configured.
+//! fault-injection proxies, and mutual TLS when configured. Every request is
+//! tagged with the cluster's join token and every answer's tag is checked
+//! ([`crate::peer_auth`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::error::ConsensusError;
+use crate::peer_auth::{PEER_MAC_HEADER, PeerAuth};
 use crate::rpc::{PEER_PROTOCOL, PeerBody, PeerRequest, PeerResponse, decode, encode};
 use crate::tls::PeerTls;
 use crate::types::{GroupId, NodeId};
@@ -32,6 +35,10 @@ pub enum TransportError {
     },
     #[error("peer {addr} timed out")]
     Timeout { addr: String },
+    /// The peer refused this node's credentials (401), or its answer did
+    /// not carry the cluster's tag: a different cluster, or not a member.
+    #[error("peer {addr} does not share this node's join token")]
+    Unauthenticated { addr: String },
     #[error("peer {addr} answered status {status}")]
     Status { addr: String, status: u16 },
     #[error("peer message encoding: {0}")]
@@ -43,12 +50,14 @@ pub enum TransportError {
 pub struct Transport {
     client: reqwest::Client,
     scheme: &'static str,
+    auth: PeerAuth,
     routes: Arc<RwLock<HashMap<NodeId, String>>>,
 }
 
 impl Transport {
     pub fn new(
         tls: Option<&PeerTls>,
+        auth: PeerAuth,
         routes: HashMap<NodeId, String>,
     ) -> Result<Self, ConsensusError> {
         let mut builder = reqwest::Client::builder()
@@ -73,8 +82,13 @@ impl Transport {
         Ok(Transport {
             client,
             scheme,
+            auth,
             routes: Arc::new(RwLock::new(routes)),
         })
+    }
+
+    pub fn auth(&self) -> &PeerAuth {
+        &self.auth
     }
 
     /// The address to dial for `target`: its override if any, else `addr`.
@@ -112,10 +126,12 @@ impl Transport {
         };
         let bytes = encode(&req).map_err(|e| TransportError::Codec(e.to_string()))?;
         let url = format!("{}://{}/peer/v1/rpc", self.scheme, addr);
+        let tag = self.auth.sign_request(&bytes);
         let send = self
             .client
             .post(&url)
             .header("content-type", "application/octet-stream")
+            .header(PEER_MAC_HEADER, &tag)
             .body(bytes)
             .send();
         let resp = match tokio::time::timeout(timeout, send).await {
@@ -137,12 +153,20 @@ impl Transport {
             }
             Ok(Ok(r)) => r,
         };
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            return Err(TransportError::Unauthenticated { addr: addr.into() });
+        }
         if !resp.status().is_success() {
             return Err(TransportError::Status {
                 addr: addr.into(),
                 status: resp.status().as_u16(),
             });
         }
+        let answer_tag = resp
+            .headers()
+            .get(PEER_MAC_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = match tokio::time::timeout(timeout, resp.bytes()).await {
             Err(_) => return Err(TransportError::Timeout { addr: addr.into() }),
             Ok(Err(e)) => {
@@ -153,6 +177,10 @@ impl Transport {
             }
             Ok(Ok(b)) => b,
         };
+        match answer_tag {
+            Some(t) if self.auth.verify_response(&tag, &body, &t) => {}
+            _ => return Err(TransportError::Unauthenticated { addr: addr.into() }),
+        }
         decode(&body).map_err(|e| TransportError::Codec(e.to_string()))
     }
 }

@@ -145,3 +145,86 @@ async fn oversized_and_malformed_commands_are_refused_before_the_log() {
         "refused commands reached the log"
     );
 }
+
+/// The peer port acts only for holders of the cluster's join token: a
+/// caller with another token gets neither the key-encryption key nor a
+/// place in the membership nor a write nor a vote, and a request with no
+/// tag at all is answered 401; a caller with the token is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_peer_port_serves_only_holders_of_the_join_token() {
+    use std::collections::HashMap;
+
+    use rsp_consensus::peer_auth::{JoinToken, PeerAuth};
+    use rsp_consensus::rpc::{PeerBody, PeerResponse};
+    use rsp_consensus::transport::{Transport, TransportError};
+    use rsp_consensus::{META_GROUP, Member};
+
+    let cluster = TestCluster::start(1).await.expect("cluster");
+    let node = cluster.node(1);
+    node.set_secret("kek", b"the cluster's key-encryption key");
+    let addr = node.status_self_member().peer_addr;
+    let stranger = Transport::new(None, PeerAuth::new(&JoinToken::generate()), HashMap::new())
+        .expect("transport");
+    let timeout = Duration::from_secs(5);
+    let refused = |r: Result<PeerResponse, TransportError>| {
+        assert!(
+            matches!(r, Err(TransportError::Unauthenticated { .. })),
+            "{r:?}"
+        )
+    };
+
+    let secret = PeerBody::GetSecret { name: "kek".into() };
+    refused(stranger.call(&addr, META_GROUP, secret, timeout).await);
+    let me = Member {
+        peer_addr: "127.0.0.1:1".into(),
+        http_addr: String::new(),
+        zone: "z".into(),
+        region: "r".into(),
+    };
+    let add = PeerBody::AddNode {
+        id: 9,
+        member: me,
+        voter: true,
+    };
+    refused(stranger.call(&addr, META_GROUP, add, timeout).await);
+    let write = PeerBody::Write(rsp_consensus::kv::Op::Txn(put("owned", "yes", None)));
+    refused(stranger.call(&addr, META_GROUP, write, timeout).await);
+    let term = node.metrics().current_term;
+    let vote = PeerBody::Vote(openraft::raft::VoteRequest::new(
+        openraft::Vote::new(term + 5, 9),
+        None,
+    ));
+    refused(stranger.call(&addr, META_GROUP, vote, timeout).await);
+
+    // Nothing changed.
+    assert_eq!(node.metrics().current_term, term);
+    let ids: Vec<u64> = node.status().members.iter().map(|m| m.id).collect();
+    assert_eq!(ids, vec![1]);
+    let (kv, _) = node
+        .get(&key("owned"), Consistency::Linearizable)
+        .await
+        .expect("read");
+    assert!(kv.is_none(), "a stranger's write was applied");
+
+    // No tag at all: 401 before the body is even decoded.
+    let raw = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client")
+        .post(format!("http://{addr}/peer/v1/rpc"))
+        .body(vec![0u8; 16])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(raw.status(), 401);
+
+    // The same requests with the cluster's token are served.
+    let member = Transport::new(None, node.peer_auth().clone(), HashMap::new()).expect("transport");
+    let secret = PeerBody::GetSecret { name: "kek".into() };
+    match member.call(&addr, META_GROUP, secret, timeout).await {
+        Ok(PeerResponse::Secret(Some(s))) => {
+            assert_eq!(s, b"the cluster's key-encryption key".to_vec())
+        }
+        other => panic!("a member asked for the KEK: {other:?}"),
+    }
+}

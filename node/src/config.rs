@@ -75,6 +75,8 @@ pub struct Settings {
     pub admin_token_file: Option<PathBuf>,
     /// `None`: `RSP_KEK`, else `<data-dir>/kek` (made on first start).
     pub kek_file: Option<PathBuf>,
+    /// `None`: `RSP_JOIN_TOKEN`, else `<data-dir>/join-token`.
+    pub join_token_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub otlp_endpoint: Option<String>,
     /// `(peer id, HOST:PORT)` overriding where that peer is reached.
@@ -98,6 +100,11 @@ impl Settings {
         self.kek_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("kek"))
+    }
+
+    /// Where this node keeps the cluster's join token: `<data-dir>/join-token`.
+    pub fn stored_join_token_path(&self) -> PathBuf {
+        self.data_dir.join("join-token")
     }
 
     /// The admin token file: `admin-token-file`, else `<data-dir>/admin-token`.

@@ -8,8 +8,10 @@
 //!
 //! [`run`] lists the steps; each lives beside it:
 //! - `preflight`: everything that can fail on a bad setting, with nothing
-//!   written yet (injected bugs, TLS, the given KEK, listeners, node id).
+//!   written yet (injected bugs, TLS, the given KEK, the join token,
+//!   listeners, node id).
 //! - `files`: the data dir, the node-id file and the admin token.
+//! - `join_token`: the cluster's join token, given, kept or made.
 //! - `cluster`: the member description, storage and Raft with the peer
 //!   listener, and forming or joining a cluster.
 //! - `kek`: the key-encryption key, given, fetched or made.
@@ -18,6 +20,7 @@
 mod api;
 mod cluster;
 mod files;
+mod join_token;
 mod kek;
 mod preflight;
 
@@ -81,6 +84,7 @@ pub async fn run(
         http_tls,
         peer_tls,
         given_kek,
+        join_token,
         listeners,
         id,
         fresh_id,
@@ -88,6 +92,7 @@ pub async fn run(
 
     // 2. The data dir, and how this node describes itself.
     files::prepare_data_dir(&settings, id, fresh_id)?;
+    let join_token_file = join_token::keep(&settings, &join_token)?;
     let advertised = cluster::advertise(&settings, &listeners, http_tls.is_some());
 
     // 3. Storage and Raft, and the peer listener.
@@ -98,6 +103,7 @@ pub async fn run(
         id,
         member,
         peer_tls.clone(),
+        join_token.token,
         bugs.consensus,
         &registry,
     )
@@ -130,7 +136,11 @@ pub async fn run(
             .await
             .map_err(|e| StartError::runtime("--demo", e))?;
     }
-    announce_ready(&settings, id, listeners.http_addr, &advertised, token_file)?;
+    let files = ReadyFiles {
+        admin_token: token_file,
+        join_token: join_token_file,
+    };
+    announce_ready(&settings, id, listeners.http_addr, &advertised, files)?;
 
     // 7. Run until told to stop, then stop in order.
     shutdown.await;
@@ -147,6 +157,14 @@ struct Ready<'a> {
     public_url: &'a str,
     data_dir: String,
     admin_token_file: Option<String>,
+    /// `<data-dir>/join-token` when it holds the cluster's join token.
+    join_token_file: Option<String>,
+}
+
+/// The secret files a node's ready line points at.
+struct ReadyFiles {
+    admin_token: Option<PathBuf>,
+    join_token: Option<PathBuf>,
 }
 
 /// Print the `RSP_READY` line on stdout and log that the node serves.
@@ -155,7 +173,7 @@ fn announce_ready(
     id: u64,
     http_addr: SocketAddr,
     advertised: &Advertised,
-    token_file: Option<PathBuf>,
+    files: ReadyFiles,
 ) -> Result<(), StartError> {
     let (public_url, peer_addr) = (&advertised.public_url, &advertised.peer_addr);
     let ready = Ready {
@@ -164,7 +182,8 @@ fn announce_ready(
         peer_addr,
         public_url,
         data_dir: settings.data_dir.display().to_string(),
-        admin_token_file: token_file.map(|p| p.display().to_string()),
+        admin_token_file: files.admin_token.map(|p| p.display().to_string()),
+        join_token_file: files.join_token.map(|p| p.display().to_string()),
     };
     let line = serde_json::to_string(&ready).map_err(|e| StartError::runtime("ready line", e))?;
     {

@@ -18,6 +18,9 @@ pub struct ReadyInfo {
     pub data_dir: PathBuf,
     #[serde(default)]
     pub admin_token_file: Option<PathBuf>,
+    /// `<data-dir>/join-token` when the node keeps the cluster's join token.
+    #[serde(default)]
+    pub join_token_file: Option<PathBuf>,
 }
 
 /// The prefix of the ready line on the node's stdout.

@@ -8,6 +8,7 @@ use rsp_storage::Durability;
 
 use super::InjectedBugs;
 use crate::clock::Clock;
+use crate::peer_auth::JoinToken;
 use crate::tls::PeerTls;
 use crate::types::{Member, NodeId};
 
@@ -28,6 +29,10 @@ pub struct ConsensusConfig {
     /// Address overrides per peer id (fault-injection proxies).
     pub routes: HashMap<NodeId, String>,
     pub tls: Option<PeerTls>,
+    /// The secret every member shares; peer messages are tagged with it
+    /// ([`crate::peer_auth`]). A new config holds a random one, which suits
+    /// a node that stays alone; members of one cluster need the same.
+    pub join_token: JoinToken,
     /// Longest a write may wait for its answer before it is reported
     /// indeterminate.
     pub write_timeout: Duration,
@@ -52,6 +57,7 @@ impl ConsensusConfig {
             snapshot_threshold: 10_000,
             routes: HashMap::new(),
             tls: None,
+            join_token: JoinToken::generate(),
             write_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(3),
             bugs: InjectedBugs::default(),

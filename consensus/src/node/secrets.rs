@@ -4,11 +4,12 @@
 use super::Consensus;
 use crate::error::ConsensusError;
 use crate::rpc::{PeerBody, PeerResponse};
-use crate::transport::DEFAULT_RPC_TIMEOUT;
+use crate::transport::{DEFAULT_RPC_TIMEOUT, TransportError};
 
 impl Consensus {
     /// Offer a node-wide secret (e.g. the key-encryption key) to nodes that
-    /// join through this one.
+    /// join through this one. Only a node that proves the cluster's join
+    /// token is answered ([`crate::peer_auth`]).
     pub fn set_secret(&self, name: &str, value: &[u8]) {
         if let Ok(mut s) = self.inner.secrets.write() {
             s.insert(name.to_string(), zeroize::Zeroizing::new(value.to_vec()));
@@ -41,6 +42,9 @@ impl Consensus {
             Ok(PeerResponse::Secret(s)) => Ok(s.map(zeroize::Zeroizing::new)),
             Ok(_) => Err(ConsensusError::Internal(
                 "unexpected answer to a secret request".into(),
+            )),
+            Err(e @ TransportError::Unauthenticated { .. }) => Err(ConsensusError::Config(
+                format!("{e}: this node's join token is not the cluster's"),
             )),
             Err(e) => Err(ConsensusError::Unavailable(e.to_string())),
         }

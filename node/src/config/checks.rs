@@ -10,7 +10,9 @@ use std::path::Path;
 use rustls::pki_types::pem::{PemObject, SectionKind};
 use zeroize::Zeroizing;
 
-use super::spec::{ADMIN_TOKEN_FILE, DATA_DIR, KEK_FILE, PEER_TLS_CA, TLS_CERT, TLS_KEY};
+use super::spec::{
+    ADMIN_TOKEN_FILE, DATA_DIR, JOIN_TOKEN_FILE, KEK_FILE, PEER_TLS_CA, TLS_CERT, TLS_KEY,
+};
 use super::{ConfigError, Settings};
 
 /// Checks that read the disk, after every value parsed.
@@ -22,6 +24,19 @@ pub(super) fn check_files(s: &Settings) -> Result<(), ConfigError> {
     }
     if let Some(path) = &s.kek_file {
         check_token_file(path, &s.data_dir).map_err(|msg| ConfigError::new(KEK_FILE.flag, msg))?;
+    }
+    if let Some(path) = &s.join_token_file {
+        match fs::metadata(path) {
+            Ok(m) if m.is_file() && permitted(path, READ) => {}
+            Ok(_) => {
+                let msg = format!("{path:?} is not a readable file");
+                return Err(ConfigError::new(JOIN_TOKEN_FILE.flag, msg));
+            }
+            Err(e) => {
+                let msg = format!("{path:?}: {e}");
+                return Err(ConfigError::new(JOIN_TOKEN_FILE.flag, msg));
+            }
+        }
     }
     let pem_files = [
         (TLS_CERT, &s.tls_cert, Pem::Certificate),
@@ -40,6 +55,13 @@ pub(super) fn check_files(s: &Settings) -> Result<(), ConfigError> {
     }
     if s.peer_tls_ca.is_some() && s.tls_cert.is_none() {
         let msg = "needs tls-cert and tls-key: mutual TLS presents this node's certificate";
+        return Err(ConfigError::new(PEER_TLS_CA.flag, msg));
+    }
+    if s.peer_tls_ca.is_none() && !s.peer_addr.ip().is_loopback() {
+        let msg = format!(
+            "is required: peer-addr {} is not a loopback address, and peer links that leave this host need mutual TLS (the join token alone could be sniffed)",
+            s.peer_addr
+        );
         return Err(ConfigError::new(PEER_TLS_CA.flag, msg));
     }
     Ok(())
@@ -244,6 +266,35 @@ mod tests {
         for (flags, setting) in cases {
             assert_eq!(&failing_setting(run(flags, &[])), setting, "{flags:?}");
         }
+        // Peer links off this host need mutual TLS; loopback ones do not.
+        for addr in ["0.0.0.0:7080", "10.1.2.3:7080", "[::]:7080"] {
+            assert_eq!(
+                failing_setting(run(&["--peer-addr", addr], &[])),
+                "peer-tls-ca",
+                "{addr}"
+            );
+        }
+        run(&["--peer-addr", "[::1]:7080"], &[]).expect("loopback v6");
+        run(&["--peer-addr", "127.0.0.2:7080"], &[]).expect("loopback v4");
+        run(
+            &[
+                "--peer-addr",
+                "10.1.2.3:7080",
+                "--tls-cert",
+                &cert,
+                "--tls-key",
+                &key,
+                "--peer-tls-ca",
+                &cert,
+            ],
+            &[],
+        )
+        .expect("mutual TLS off loopback");
+        let missing_token = scratch.path("no-such-token");
+        assert_eq!(
+            failing_setting(run(&["--join-token-file", &missing_token], &[])),
+            "join-token-file"
+        );
         let s = run(
             &[
                 "--tls-cert",

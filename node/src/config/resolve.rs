@@ -44,6 +44,7 @@ pub(super) fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
         peer_tls_ca: l.path(PEER_TLS_CA)?,
         admin_token_file: l.path(ADMIN_TOKEN_FILE)?,
         kek_file: l.path(KEK_FILE)?,
+        join_token_file: l.path(JOIN_TOKEN_FILE)?,
         log_format: l.parse(LOG_FORMAT, log_format)?.unwrap_or_default(),
         otlp_endpoint: l.parse(OTLP_ENDPOINT, |v| http_url(v).map(|_| v.to_owned()))?,
         peer_routes: peer_routes(l)?,

@@ -4,7 +4,10 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use rsp_consensus::{Consensus, ConsensusConfig, InjectedBugs, Member, PeerService, PeerTls};
+use rsp_consensus::peer_auth::JoinToken;
+use rsp_consensus::{
+    Consensus, ConsensusConfig, ConsensusError, InjectedBugs, Member, PeerService, PeerTls,
+};
 
 use super::preflight::Listeners;
 use super::{Serving, StartError, serve};
@@ -49,6 +52,7 @@ pub(super) async fn start_consensus(
     id: u64,
     member: Member,
     peer_tls: Option<PeerTls>,
+    join_token: JoinToken,
     bugs: InjectedBugs,
     registry: &prometheus::Registry,
 ) -> Result<Consensus, StartError> {
@@ -62,6 +66,7 @@ pub(super) async fn start_consensus(
         .cloned()
         .collect::<HashMap<_, _>>();
     config.tls = peer_tls;
+    config.join_token = join_token;
     config.bugs = bugs;
     Consensus::start(config, registry)
         .await
@@ -78,7 +83,7 @@ pub(super) fn serve_peers(
     serve(
         listener,
         peer_tls.map(|t| t.server_config()),
-        PeerService::new([consensus.clone()]).router(),
+        PeerService::new(consensus.peer_auth().clone(), [consensus.clone()]).router(),
     )
 }
 
@@ -100,7 +105,10 @@ pub(super) async fn form_or_join(
             consensus
                 .join(addr, !settings.learner, Duration::from_secs(600))
                 .await
-                .map_err(|e| StartError::runtime(&format!("joining through {addr}"), e))?;
+                .map_err(|e| match e {
+                    ConsensusError::Config(m) => StartError::setting("join-token", m),
+                    e => StartError::runtime(&format!("joining through {addr}"), e),
+                })?;
         }
         (Some(addr), true) => {
             // Already a member: a join is harmless (idempotent) and repairs a

@@ -1,7 +1,8 @@
 //! Step 1 of start-up: everything that can fail on a bad setting, done
 //! before the data directory is created or opened. Deliberate bugs are read
 //! from `RSP_INJECT_BUGS`, TLS material is loaded, the key-encryption key is
-//! read if given, both listeners are bound and the node id is settled.
+//! read if given, the join token is read (or one is made for a new
+//! cluster), both listeners are bound and the node id is settled.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use rsp_consensus::PeerTls;
 use crate::bugs::InjectedBugs;
 use rsp_identity::crypto::Kek;
 
-use super::{StartError, kek};
+use super::{StartError, join_token, kek};
 use crate::config::Settings;
 
 /// What start-up knows once the settings have been checked against the
@@ -22,6 +23,7 @@ pub(super) struct Checked {
     pub(super) peer_tls: Option<PeerTls>,
     /// The key-encryption key from `RSP_KEK` or the kek file, if given.
     pub(super) given_kek: Option<Kek>,
+    pub(super) join_token: join_token::Resolved,
     pub(super) listeners: Listeners,
     pub(super) id: u64,
     /// Whether the id is new, so the data dir does not hold it yet.
@@ -36,12 +38,14 @@ pub(super) struct Listeners {
     pub(super) peer_addr: SocketAddr,
 }
 
-/// Step 1, in order: bugs, TLS, the KEK, the listeners, the node id.
+/// Step 1, in order: bugs, TLS, the KEK, the join token, the listeners,
+/// the node id.
 pub(super) fn check(settings: &Settings) -> Result<Checked, StartError> {
     let bugs = injected_bugs()?;
     let http_tls = http_tls(settings)?;
     let peer_tls = peer_tls(settings)?;
     let given_kek = kek::given(settings)?;
+    let join_token = join_token::resolve(settings)?;
     let listeners = bind_listeners(settings)?;
     let (id, fresh_id) = node_id(settings)?;
     Ok(Checked {
@@ -49,6 +53,7 @@ pub(super) fn check(settings: &Settings) -> Result<Checked, StartError> {
         http_tls,
         peer_tls,
         given_kek,
+        join_token,
         listeners,
         id,
         fresh_id,

@@ -1,5 +1,5 @@
-//! A node's life beyond crashes: graceful shutdown on SIGTERM, and peers that
-//! speak only mutual TLS.
+//! A node's life beyond crashes: graceful shutdown on SIGTERM, peers that
+//! prove the cluster's join token, and peers that speak only mutual TLS.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -113,7 +113,7 @@ async fn tls_node(
     id: u64,
     cert: &(String, String),
     ca: &str,
-    join: Option<String>,
+    join: Option<(String, &Path)>,
 ) -> Result<NodeProcess> {
     let mut node = NodeSpec::new(rsp_binary()?, dir.join(format!("n{id}")));
     node.node_id = Some(id);
@@ -131,10 +131,15 @@ async fn tls_node(
         "--election-timeout-ms".into(),
         "300".into(),
     ]);
-    if let Some(addr) = join {
+    if let Some((addr, join_token)) = join {
         node.args.extend(["--join".into(), addr]);
+        node.args
+            .extend(["--join-token-file".into(), join_token.display().to_string()]);
     }
-    node.env = vec![("RSP_ADMIN_TOKEN".into(), "tls-test-token".into())];
+    node.env = vec![(
+        "RSP_ADMIN_TOKEN".into(),
+        "tls-test-token-0123456789abcdef".into(),
+    )];
     node.ready_timeout = Duration::from_secs(20);
     NodeProcess::start(node).await
 }
@@ -160,13 +165,18 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
     let n1 = tls_node(dir.path(), 1, &cert, &ca, None).await?;
     let r1 = n1.ready().context("ready")?;
     assert!(r1.public_url.starts_with("https://"), "{}", r1.public_url);
-    let n2 = tls_node(dir.path(), 2, &cert, &ca, Some(r1.peer_addr.to_string())).await?;
+    let join_token = r1
+        .join_token_file
+        .clone()
+        .context("node 1 made a join token")?;
+    let join = Some((r1.peer_addr.to_string(), join_token.as_path()));
+    let n2 = tls_node(dir.path(), 2, &cert, &ca, join).await?;
     let r2 = n2.ready().context("ready")?;
 
     let http = https_client(&pki.ca_pem)?;
     let put = http
         .put(format!("{}/admin/v1/kv/tls", r2.public_url))
-        .bearer_auth("tls-test-token")
+        .bearer_auth("tls-test-token-0123456789abcdef")
         .json(&serde_json::json!({"value": "over mTLS"}))
         .send()
         .await?;
@@ -178,15 +188,15 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
     );
     let read = http
         .get(format!("{}/admin/v1/kv/tls", r1.public_url))
-        .bearer_auth("tls-test-token")
+        .bearer_auth("tls-test-token-0123456789abcdef")
         .send()
         .await?
         .json::<serde_json::Value>()
         .await?;
     assert_eq!(read["value"], "over mTLS");
 
-    // A node whose certificate another CA signed is refused at the TLS layer:
-    // it never gets to join.
+    // A node whose certificate another CA signed is refused at the TLS layer
+    // even with the join token: it never gets to join.
     let stranger_pki = Pki::new("another CA")?;
     let stranger_dir = dir.path().join("stranger");
     std::fs::create_dir_all(&stranger_dir)?;
@@ -204,13 +214,15 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
         stranger_ca.display().to_string(),
         "--join".into(),
         r1.peer_addr.to_string(),
+        "--join-token-file".into(),
+        join_token.display().to_string(),
     ];
     spec.ready_timeout = Duration::from_secs(3);
     let stranger = NodeProcess::spawn(spec)?;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let members = http
         .get(format!("{}/admin/v1/cluster", r1.public_url))
-        .bearer_auth("tls-test-token")
+        .bearer_auth("tls-test-token-0123456789abcdef")
         .send()
         .await?
         .json::<serde_json::Value>()
@@ -223,5 +235,109 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
         .collect();
     assert_eq!(ids, vec![1, 2], "the stranger must not be a member");
     drop(stranger);
+    Ok(())
+}
+
+const ADMIN: &str = "join-test-admin-token-0123456789abcdef";
+
+fn plain_node(dir: &Path, id: u64, args: &[&str], env: &[(&str, &str)]) -> Result<NodeSpec> {
+    let mut node = NodeSpec::new(rsp_binary()?, dir.join(format!("n{id}")));
+    node.node_id = Some(id);
+    node.args = ["--heartbeat-ms", "50", "--election-timeout-ms", "300"]
+        .iter()
+        .chain(args)
+        .map(|a| a.to_string())
+        .collect();
+    node.env = [("RSP_ADMIN_TOKEN", ADMIN)]
+        .iter()
+        .chain(env)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    node.ready_timeout = Duration::from_secs(20);
+    Ok(node)
+}
+
+/// Start-up that must fail: exit code 2 and the setting named on stderr.
+async fn refused(spec: NodeSpec, setting: &str) -> Result<()> {
+    let node = NodeProcess::spawn(spec)?;
+    let status = node.wait_exit(Duration::from_secs(20)).await?;
+    let log = node.log_tail(20);
+    assert_eq!(status.code(), Some(2), "{log}");
+    assert!(log.contains(setting), "{setting} not named: {log}");
+    Ok(())
+}
+
+/// The node that bootstraps writes the join token (0600); a node joins only
+/// by presenting it, keeps a copy, and restarts without being given it
+/// again. A node with no token or another cluster's token stops at once
+/// with exit 2 naming `join-token`, and is not a member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_joins_only_with_the_join_token_and_keeps_it() -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir()?;
+    let n1 = NodeProcess::start(plain_node(dir.path(), 1, &[], &[])?).await?;
+    let r1 = n1.ready().context("ready")?;
+    let token_file = r1.join_token_file.clone().context("a join token file")?;
+    let mode = std::fs::metadata(&token_file)?.permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the join token is private");
+    let peer = r1.peer_addr.to_string();
+
+    let no_token = plain_node(dir.path(), 2, &["--join", &peer], &[])?;
+    refused(no_token, "join-token").await?;
+    let wrong = [("RSP_JOIN_TOKEN", "another-clusters-token-0123456789abcdef")];
+    let wrong_token = plain_node(dir.path(), 3, &["--join", &peer], &wrong)?;
+    refused(wrong_token, "join-token").await?;
+
+    let token_arg = token_file.display().to_string();
+    let joiner = plain_node(
+        dir.path(),
+        4,
+        &["--join", &peer, "--join-token-file", &token_arg],
+        &[],
+    )?;
+    let n4 = NodeProcess::start(joiner).await?;
+    let kept = n4
+        .ready()
+        .and_then(|r| r.join_token_file)
+        .context("the joiner keeps a copy")?;
+    assert_eq!(std::fs::read(&kept)?, std::fs::read(&token_file)?);
+
+    let http = reqwest::Client::new();
+    let members = || async {
+        let body: serde_json::Value = http
+            .get(format!("{}/admin/v1/cluster", r1.public_url))
+            .bearer_auth(ADMIN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let mut ids: Vec<u64> = body["members"]
+            .as_array()
+            .context("members")?
+            .iter()
+            .filter_map(|m| m["id"].as_u64())
+            .collect();
+        ids.sort();
+        anyhow::Ok(ids)
+    };
+    assert_eq!(members().await?, vec![1, 4]);
+
+    // A restart without --join or a token flag uses the kept copy.
+    n4.update_spec(|s| s.args.truncate(4));
+    n4.terminate(Duration::from_secs(20)).await?;
+    n4.restart().await?;
+    let url = n4.base_url();
+    wait_until(CONVERGE, "the restarted joiner serves writes", || async {
+        let put = http
+            .put(format!("{url}/admin/v1/kv/after-restart"))
+            .bearer_auth(ADMIN)
+            .json(&serde_json::json!({"value": "1"}))
+            .send()
+            .await?;
+        Ok(put.status() == 200)
+    })
+    .await?;
+    assert_eq!(members().await?, vec![1, 4]);
     Ok(())
 }
