@@ -98,12 +98,19 @@ pub async fn verify(
         Ok(attempt) => attempt,
         Err(locked) => return Ok(locked),
     };
-    let check = state
+    let check = match state
         .tenant_runtime
         .factors
         .verify_totp(&browser.tenant.id, &ticket.user_id, &code)
         .await
-        .map_err(factor_unavailable)?;
+    {
+        Ok(check) => check,
+        Err(e) => {
+            // Nothing was decided: handed back, like an unavailable check.
+            attempt.released().await?;
+            return Err(factor_unavailable(e));
+        }
+    };
     match check {
         TotpCheck::Valid => {
             finish_second_factor(
@@ -173,15 +180,19 @@ async fn recovery_code(
         Ok(attempt) => attempt,
         Err(locked) => return Ok(locked),
     };
-    let valid = state
+    let valid = match state
         .identity
         .recovery
         .redeem(&browser.tenant.id, &ticket.user_id, code)
         .await
-        .map_err(|e| {
+    {
+        Ok(valid) => valid,
+        Err(e) => {
             tracing::warn!(error = %e, "recovery codes unavailable");
-            unavailable()
-        })?;
+            attempt.released().await?;
+            return Err(unavailable());
+        }
+    };
     if !valid {
         attempt.failed().await?;
         return totp_page(
