@@ -7,8 +7,11 @@
 //! any number of nodes serialize on that version, so at most
 //! `max_failures` attempts are ever admitted per window, whichever node
 //! they come through and even if a node dies mid-attempt (an unresolved
-//! reservation stays counted). A success deletes the record; the N-th
-//! failure sets `locked_until`.
+//! reservation stays counted). The N-th failure sets `locked_until`; an
+//! attempt that decided nothing against the user (a right password with a
+//! second factor still to come, a check that could not be made) hands its
+//! reservation back and leaves the other failures as they are; only a
+//! completed sign-in deletes the record.
 
 use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Key, KeyValue, OpResult, Txn, TxnOp};
 use rsp_consensus::{Consensus, Consistency};
@@ -66,8 +69,9 @@ pub struct LockoutStatus {
 }
 
 /// A reserved login attempt. Report the outcome with
-/// [`AttemptGuard::failed`] or [`AttemptGuard::succeeded`]; dropped without
-/// either, it stays counted as a failure.
+/// [`AttemptGuard::failed`], [`AttemptGuard::released`] or
+/// [`AttemptGuard::succeeded`]; dropped without any, it stays counted as a
+/// failure.
 #[must_use = "report the outcome of the attempt"]
 pub struct AttemptGuard {
     consensus: Consensus,
@@ -212,7 +216,7 @@ impl LockoutService {
 }
 
 impl AttemptGuard {
-    /// The password was wrong. The attempt is already counted; the failure
+    /// The secret was wrong. The attempt is already counted; the failure
     /// that reaches the limit starts the lock.
     pub async fn failed(self) -> Result<(), ActorError> {
         let policy = self.policy;
@@ -247,7 +251,41 @@ impl AttemptGuard {
         .await
     }
 
-    /// The password was right: clear the user's failures.
+    /// The attempt decided nothing against the user: the secret was right
+    /// but the sign-in has another step to pass (the password before a
+    /// second factor), or nothing could be checked. The reservation is
+    /// handed back; every other failure in the window stays counted, and a
+    /// lock stays as it is.
+    pub async fn released(self) -> Result<(), ActorError> {
+        let window_start = self.window_start_ms;
+        let clock = self.consensus.clock();
+        // Linearizable, as in `failed`: our reservation must be seen.
+        cas(
+            &self.consensus,
+            &self.policy,
+            &self.key,
+            Consistency::Linearizable,
+            |cur| match cur.record {
+                Some(r)
+                    if r.window_start_ms == window_start
+                        && r.failures > 0
+                        && r.locked_until_ms <= clock.now_ms() =>
+                {
+                    let returned = LockoutRecord {
+                        failures: r.failures - 1,
+                        ..r
+                    };
+                    Ok((Step::Write(returned), ()))
+                }
+                _ => Ok((Step::Done, ())),
+            },
+        )
+        .await
+    }
+
+    /// The whole sign-in succeeded (every step it needed): clear the
+    /// user's failures. Not for a step that another one follows
+    /// ([`AttemptGuard::released`]).
     pub async fn succeeded(self) -> Result<(), ActorError> {
         let txn = Txn::ops(vec![TxnOp::Delete {
             key: self.key.clone(),

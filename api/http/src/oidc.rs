@@ -21,7 +21,9 @@
 //! - the browser side, what the handlers share: [`signin`] (the one way a
 //!   sign-in finishes), [`login_page`] (the login form and where it
 //!   leads), [`mfa`] (when a second factor is needed, `amr` / `acr`),
-//!   [`lockout`] (rate limit and lockout of sign-in attempts),
+//!   [`mfa_ticket`] (the single-use, browser-bound ticket from the
+//!   password to the second factor), [`lockout`] (rate limit and lockout
+//!   of sign-in attempts),
 //!   [`passkey_ceremony`], [`enrolment_pages`] (TOTP and recovery-code
 //!   pages), [`id_token_hint`];
 //! - the browser side, plumbing: [`browser_session`] (the `Browser`
@@ -54,6 +56,7 @@ pub mod login_page;
 pub mod login_totp;
 pub mod logout;
 pub mod mfa;
+pub mod mfa_ticket;
 pub mod pages;
 pub mod par;
 pub mod passkey_ceremony;

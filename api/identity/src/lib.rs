@@ -13,7 +13,9 @@
 //! - [`users`], [`clients`]: accounts and OAuth clients; [`consents`]:
 //!   the scopes each user granted each client;
 //! - [`factors`]: second factors (TOTP); [`recovery`]: recovery codes;
-//!   [`mfa_policy`]: who must use a second factor; [`webauthn`]: passkeys;
+//!   [`mfa_policy`]: who must use a second factor; [`mfa_tickets`]: the
+//!   single use of the ticket that carries a sign-in to its second factor;
+//!   [`webauthn`]: passkeys;
 //! - [`oauth`]: codes, tokens and families, client authentication, claims,
 //!   request validation, the device flow and PAR, [`oauth::OAuthError`].
 //!
@@ -27,6 +29,7 @@ pub mod crypto;
 pub mod factors;
 pub mod keys;
 pub mod mfa_policy;
+pub mod mfa_tickets;
 pub mod oauth;
 pub mod passwords;
 pub mod recovery;
@@ -62,6 +65,7 @@ pub struct IdentityServices {
     pub factors: factors::FactorService,
     pub recovery: recovery::RecoveryService,
     pub mfa_policy: mfa_policy::MfaPolicyService,
+    pub mfa_tickets: mfa_tickets::MfaTicketService,
     pub kek: Arc<crypto::KekCell>,
 }
 
@@ -78,6 +82,7 @@ impl Identity {
             consents: consents::ConsentService::new(consensus.clone()),
             recovery: recovery::RecoveryService::new(consensus.clone(), kek.clone()),
             mfa_policy: mfa_policy::MfaPolicyService::new(consensus.clone()),
+            mfa_tickets: mfa_tickets::MfaTicketService::new(consensus.clone()),
             factors: factors::FactorService::new(consensus, kek.clone()),
             kek,
         }))

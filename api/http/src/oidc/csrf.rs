@@ -30,14 +30,16 @@ const SEAL_LABEL: &str = "rsp browser forms v1";
 /// Length of the cookie's random value (32 bytes, base64url).
 const SEED_CHARS: usize = 43;
 
-fn key(state: &AppState, label: &str) -> Result<HashKey, PageError> {
+/// The KEK-derived key for `label` (a node without its KEK yet: 503).
+pub(crate) fn key(state: &AppState, label: &str) -> Result<HashKey, PageError> {
     state.identity.kek.derive(label).map_err(|e| match e {
         CryptoError::NoKek => PageError::unavailable("This node is not ready yet.", None),
         other => PageError::internal(other),
     })
 }
 
-fn shaped(seed: &str) -> bool {
+/// A cookie value shaped like ours: 32 random bytes in base64url.
+pub(crate) fn shaped(seed: &str) -> bool {
     seed.len() == SEED_CHARS
         && seed
             .bytes()
@@ -116,6 +118,18 @@ pub fn seal<T: Serialize>(
     value: &T,
 ) -> Result<String, PageError> {
     let exp = state.clock().now_secs() + state.tenant_runtime.config.form_ttl.as_secs();
+    seal_until(state, browser, purpose, value, exp)
+}
+
+/// [`seal`], valid until `exp` (seconds since the epoch) instead: for
+/// state whose lifetime is its own, however often a page shows it again.
+pub fn seal_until<T: Serialize>(
+    state: &AppState,
+    browser: &Browser,
+    purpose: &str,
+    value: &T,
+    exp: u64,
+) -> Result<String, PageError> {
     let json = serde_json::to_vec(&Envelope { v: value, exp }).map_err(PageError::internal)?;
     let body = b64url(&json);
     let tag = key(state, SEAL_LABEL)?.hash(sealed_input(browser, purpose, &body).as_bytes());

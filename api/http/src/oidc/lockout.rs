@@ -8,13 +8,20 @@
 //!   code, passkey assertion, the password again on the account pages) is
 //!   reserved through the cluster-wide lockout before the secret is
 //!   checked ([`begin_attempt`], keyed by [`lockout_key`]); a locked
-//!   account gets [`LOCKED`] and no check.
+//!   account gets [`LOCKED`] and no check, at every step;
+//! - a wrong secret counts ([`AttemptGuard::failed`]); a right one that
+//!   another step follows (the password before a second factor), or a
+//!   check that could not be made, hands the attempt back and clears
+//!   nothing ([`AttemptGuard::released`]); only a sign-in that passed every
+//!   step clears the account's failures ([`AttemptGuard::succeeded`]).
+//!   So a right password does not buy more guesses at the second factor.
 //!
 //! Unknown users, disabled users and wrong passwords all get
 //! [`BAD_CREDENTIALS`].
 
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use rsp_actors::{ActorError, AttemptGuard, KIND_LOGIN, TenantHandle};
 
 use crate::oidc::browser_session::Browser;
@@ -60,5 +67,14 @@ pub async fn begin_attempt(
         Ok(attempt) => Ok(Some(attempt)),
         Err(ActorError::Locked { .. }) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The answer of a step that has no form of its own to show [`LOCKED`]
+/// on: 429 with `Retry-After`, like the login form's.
+pub fn locked() -> PageError {
+    PageError {
+        retry_after: Some(LOCKED_RETRY_AFTER),
+        ..PageError::new(StatusCode::TOO_MANY_REQUESTS, "account_locked", LOCKED)
     }
 }

@@ -8,7 +8,10 @@
 //!   attempt is reserved through the cluster-wide lockout before the
 //!   password is checked (keyed by the lowercased username, so unknown
 //!   names take exactly the same path); a locked account gets a clear
-//!   message and no password check ([`crate::oidc::lockout`]).
+//!   message and no password check ([`crate::oidc::lockout`]). A wrong
+//!   password counts; a right one followed by a second factor (or
+//!   enrolment) hands its attempt back and clears nothing; a right one
+//!   that finishes the sign-in clears the account's failures.
 //! - Unknown users, disabled users and wrong passwords get the same
 //!   message; `check_password` hashes even when the user does not exist.
 //! - After the password, a user with passkeys gets the passkey page
@@ -16,7 +19,9 @@
 //!   form to a user who has TOTP too), a user with TOTP the code form; a
 //!   user without a factor whom the tenant's MFA policy or the request's
 //!   `acr_values` requires to use one is led to enrolment before any
-//!   session starts ([`crate::oidc::mfa`]).
+//!   session starts ([`crate::oidc::mfa`]). Each carries a new
+//!   single-use ticket bound to this browser
+//!   ([`crate::oidc::mfa_ticket`]).
 //! - Otherwise the sign-in finishes ([`crate::oidc::signin`]): a
 //!   replicated session starts (a new id every time) and the request
 //!   continues (consent or a code, the device approval page, the account
@@ -35,7 +40,8 @@ use crate::oidc::lockout::{
 use crate::oidc::login_enrol;
 use crate::oidc::login_page::{Continuation, LOGIN_FLOW, render_login};
 use crate::oidc::login_totp::{self, factor_unavailable, totp_page};
-use crate::oidc::mfa::{self, ACR_PASSWORD, AMR_PASSWORD, MfaTicket};
+use crate::oidc::mfa::{self, ACR_PASSWORD, AMR_PASSWORD};
+use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::passkeys;
 use crate::oidc::second_factors::FactorKind;
@@ -86,47 +92,74 @@ pub async fn post(
         attempt.failed().await?;
         return again(BAD_CREDENTIALS, StatusCode::OK);
     };
-    attempt.succeeded().await?;
+    match next_step(&state, &browser, &user.id, &user.username, &flow).await {
+        // Another step follows: the right password is not a failure, but
+        // it clears nothing either; only the finished sign-in does.
+        Ok(Some(page)) => {
+            attempt.released().await?;
+            Ok(page)
+        }
+        Ok(None) => {
+            attempt.succeeded().await?;
+            finish_sign_in(
+                &state,
+                &browser,
+                &actors,
+                SignInUser::Checked(user),
+                &[AMR_PASSWORD],
+                ACR_PASSWORD,
+                flow,
+            )
+            .await
+        }
+        Err(e) => {
+            attempt.released().await?;
+            Err(e)
+        }
+    }
+}
+
+/// The page of the step after a right password, with the ticket that
+/// carries the sign-in there ([`MfaTicket`], its cookie set): the passkey
+/// page (phishing-resistant; it also offers the code form when the user
+/// has TOTP too), the code form, or enrolment when a factor is required
+/// and the user has none. `None`: the password was all the sign-in needs.
+async fn next_step(
+    state: &AppState,
+    browser: &Browser,
+    user_id: &str,
+    username: &str,
+    flow: &Continuation,
+) -> Result<Option<Page>, PageError> {
     let factors = state
         .tenant_runtime
         .factors
-        .enrolled(&browser.tenant.id, &user.id)
+        .enrolled(&browser.tenant.id, user_id)
         .await
         .map_err(factor_unavailable)?;
-    let ticket = MfaTicket {
-        user_id: user.id.clone(),
-        username: user.username.clone(),
-        flow,
-    };
     let totp = factors.contains(&FactorKind::Totp);
-    // Passkeys first (phishing-resistant); their page also offers the TOTP
-    // form when the user has both.
-    let totp_ticket = if totp {
-        Some(ticket.seal(&state, &browser)?)
+    let passkey = passkeys::has_passkeys(state, browser, user_id).await?;
+    let enrol = !totp
+        && !passkey
+        && factors.is_empty()
+        && mfa::required_for_flow(state, browser, user_id, flow).await?;
+    if !(totp || passkey || enrol) {
+        return Ok(None);
+    }
+    let (ticket, cookie) = MfaTicket::issue(state, browser, user_id, username, flow.clone())?;
+    let page = if passkey {
+        let totp_ticket = if totp {
+            Some(ticket.seal(state, browser)?)
+        } else {
+            None
+        };
+        passkeys::second_factor(state, browser, ticket, totp_ticket).await?
+    } else if totp {
+        totp_page(state, browser, &ticket, None, StatusCode::OK)?
     } else {
-        None
+        login_enrol::start(state, browser, ticket).await?
     };
-    if let Some(page) = passkeys::second_factor(&state, &browser, &ticket, totp_ticket).await? {
-        return Ok(page);
-    }
-    if totp {
-        return totp_page(&state, &browser, &ticket, None, StatusCode::OK);
-    }
-    if factors.is_empty()
-        && mfa::required_for_flow(&state, &browser, &user.id, &ticket.flow).await?
-    {
-        return login_enrol::start(&state, &browser, ticket).await;
-    }
-    finish_sign_in(
-        &state,
-        &browser,
-        &actors,
-        SignInUser::Checked(user),
-        &[AMR_PASSWORD],
-        ACR_PASSWORD,
-        ticket.flow,
-    )
-    .await
+    Ok(Some(page.cookie(cookie)))
 }
 
 /// The login page again, for the same flow.

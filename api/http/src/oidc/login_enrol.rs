@@ -15,6 +15,14 @@
 //!
 //! No session exists before step 2, so a user who must enrol cannot reach
 //! a client (or the account pages) with the password alone.
+//!
+//! The enrolment ticket carries the sign-in's [`MfaTicket`]: step 2 is
+//! refused from a browser without the cookie it is bound to. The pending
+//! seed makes the step single use (confirming it removes it). Step 2 is an
+//! attempt under the lockout ([`crate::oidc::lockout`]): a locked account
+//! is refused, a wrong first code is not counted (it reveals nothing: the
+//! seed was just shown), and the finished sign-in clears the account's
+//! failures.
 
 use std::collections::BTreeMap;
 
@@ -25,8 +33,10 @@ use serde::{Deserialize, Serialize};
 use crate::oidc::browser_session::{Browser, current_session};
 use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::enrolment_pages::{codes_page, enrol_page};
+use crate::oidc::lockout::{begin_attempt, locked};
 use crate::oidc::login_page::Continuation;
-use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_TOTP, MfaTicket, totp_code};
+use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_TOTP, totp_code};
+use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::signin::{SignInUser, continue_flow, sign_in};
 use crate::state::AppState;
@@ -123,10 +133,15 @@ pub async fn confirm(
         ENROL_FIELD,
         form.get(ENROL_FIELD).map(String::as_str),
     )?;
+    ticket.user.check_browser(state, browser)?;
     let tenant = &browser.tenant.id;
     let user_id = &ticket.user.user_id;
+    let actors = state.tenant_runtime.tenant(tenant).await?;
+    let Some(attempt) = begin_attempt(&actors, &ticket.user.username).await? else {
+        return Err(locked());
+    };
     let code = totp_code(form);
-    match state
+    let confirmed = state
         .identity
         .factors
         .confirm_totp(
@@ -136,36 +151,39 @@ pub async fn confirm(
             &code,
             state.clock().now_secs(),
         )
-        .await
-    {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            let enrolment = state
-                .identity
-                .factors
-                .reopen_totp(
-                    tenant,
-                    user_id,
-                    &ticket.pending,
-                    tenant,
-                    &ticket.user.username,
+        .await;
+    if !matches!(confirmed, Ok(Some(_))) {
+        // Not counted: a wrong first code reveals nothing.
+        attempt.released().await?;
+        return match confirmed {
+            Ok(_) => {
+                let enrolment = state
+                    .identity
+                    .factors
+                    .reopen_totp(
+                        tenant,
+                        user_id,
+                        &ticket.pending,
+                        tenant,
+                        &ticket.user.username,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        FactorError::NotFound => expired(),
+                        e => unavailable(e),
+                    })?;
+                render(
+                    state,
+                    browser,
+                    &ticket,
+                    &enrolment,
+                    Some("That code is not valid. Enter the one your app shows now."),
+                    StatusCode::OK,
                 )
-                .await
-                .map_err(|e| match e {
-                    FactorError::NotFound => expired(),
-                    e => unavailable(e),
-                })?;
-            return render(
-                state,
-                browser,
-                &ticket,
-                &enrolment,
-                Some("That code is not valid. Enter the one your app shows now."),
-                StatusCode::OK,
-            );
-        }
-        Err(FactorError::NotFound) => return Err(expired()),
-        Err(e) => return Err(unavailable(e)),
+            }
+            Err(FactorError::NotFound) => Err(expired()),
+            Err(e) => Err(unavailable(e)),
+        };
     }
     // The account first: no recovery codes for one that cannot sign in.
     let user = SignInUser::Id(user_id).load(state, tenant).await?;
@@ -175,7 +193,6 @@ pub async fn confirm(
         .generate(tenant, user_id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
-    let actors = state.tenant_runtime.tenant(tenant).await?;
     let (_, cookie) = sign_in(
         state,
         browser,
@@ -185,6 +202,7 @@ pub async fn confirm(
         ACR_MFA,
     )
     .await?;
+    attempt.succeeded().await?;
     let resume = ResumeTicket {
         user_id: user_id.clone(),
         flow: ticket.user.flow,
@@ -202,7 +220,7 @@ pub async fn confirm(
         Some(uri) => page.form_target(uri),
         None => page,
     };
-    Ok(page.cookie(cookie))
+    Ok(page.cookie(cookie).cookie(MfaTicket::clear_cookie(browser)))
 }
 
 /// Step 3: continue the flow, for the session step 2 started.

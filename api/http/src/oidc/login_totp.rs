@@ -2,14 +2,19 @@
 //! ([`totp_page`], posted to `{issuer}/login` with the sealed `ticket`
 //! of [`MfaTicket`]) and its answer ([`verify`]).
 //!
+//! - The ticket must be this browser's, unexpired and unspent
+//!   ([`crate::oidc::mfa_ticket`]) before any code is checked.
 //! - A `totp` code is checked through
 //!   [`crate::oidc::second_factors::SecondFactors`]; where this build
-//!   cannot verify it, the login is refused, never completed without it.
-//!   Success: `amr` `["pwd", "otp"]`.
+//!   cannot verify it, the login is refused, never completed without it
+//!   (and the attempt is handed back: nothing was checked). Success: `amr`
+//!   `["pwd", "otp"]`.
 //! - A `recovery_code` may stand in for it (single-use; `amr`
 //!   `["pwd", "mfa"]`, see [`crate::oidc::mfa`]).
 //! - Either kind is an attempt under the cluster-wide lockout
-//!   ([`crate::oidc::lockout`]); wrong codes count towards it.
+//!   ([`crate::oidc::lockout`]): wrong codes count towards it, a locked
+//!   account gets the locked answer and no check, and only a finished
+//!   sign-in clears it ([`crate::oidc::signin::finish_second_factor`]).
 
 use std::collections::BTreeMap;
 
@@ -18,12 +23,13 @@ use rsp_actors::{AttemptGuard, TenantHandle};
 
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::Csrf;
-use crate::oidc::lockout::{LOCKED, begin_attempt};
-use crate::oidc::mfa::{ACR_MFA, AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP, MfaTicket, totp_code};
+use crate::oidc::lockout::{LOCKED, LOCKED_RETRY_AFTER, begin_attempt};
+use crate::oidc::mfa::{AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP, totp_code};
+use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::templates::TotpPage;
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::second_factors::{FactorStoreError, TotpCheck};
-use crate::oidc::signin::{SignInUser, finish_sign_in};
+use crate::oidc::signin::finish_second_factor;
 use crate::state::AppState;
 
 /// A factor store failure: logged, and a generic page (no detail leaks).
@@ -73,7 +79,8 @@ pub async fn verify(
     actors: &TenantHandle,
     form: &BTreeMap<String, String>,
 ) -> Result<Page, PageError> {
-    let ticket = MfaTicket::unseal(state, browser, form.get("ticket").map(String::as_str))?;
+    let ticket = MfaTicket::open(state, browser, form.get("ticket").map(String::as_str))?;
+    ticket.ensure_unspent(state, browser).await?;
     if let Some(code) = form.get("recovery_code").filter(|c| !c.trim().is_empty()) {
         return recovery_code(state, browser, actors, ticket, code).await;
     }
@@ -91,23 +98,28 @@ pub async fn verify(
         Ok(attempt) => attempt,
         Err(locked) => return Ok(locked),
     };
-    let check = state
+    let check = match state
         .tenant_runtime
         .factors
         .verify_totp(&browser.tenant.id, &ticket.user_id, &code)
         .await
-        .map_err(factor_unavailable)?;
+    {
+        Ok(check) => check,
+        Err(e) => {
+            // Nothing was decided: handed back, like an unavailable check.
+            attempt.released().await?;
+            return Err(factor_unavailable(e));
+        }
+    };
     match check {
         TotpCheck::Valid => {
-            attempt.succeeded().await?;
-            finish_sign_in(
+            finish_second_factor(
                 state,
                 browser,
                 actors,
-                SignInUser::Id(&ticket.user_id),
+                attempt,
+                ticket,
                 &[AMR_PASSWORD, AMR_TOTP],
-                ACR_MFA,
-                ticket.flow,
             )
             .await
         }
@@ -122,8 +134,9 @@ pub async fn verify(
             )
         }
         TotpCheck::Unavailable => {
-            // Not counted against the user: nothing was checked.
-            attempt.succeeded().await?;
+            // Nothing was checked: the attempt is handed back, and the
+            // failures already counted stay.
+            attempt.released().await?;
             Err(PageError::new(
                 StatusCode::NOT_IMPLEMENTED,
                 "mfa_unavailable",
@@ -149,7 +162,8 @@ async fn attempt(
             ticket,
             Some(LOCKED),
             StatusCode::TOO_MANY_REQUESTS,
-        )?)),
+        )?
+        .retry_after(LOCKED_RETRY_AFTER))),
     }
 }
 
@@ -166,15 +180,19 @@ async fn recovery_code(
         Ok(attempt) => attempt,
         Err(locked) => return Ok(locked),
     };
-    let valid = state
+    let valid = match state
         .identity
         .recovery
         .redeem(&browser.tenant.id, &ticket.user_id, code)
         .await
-        .map_err(|e| {
+    {
+        Ok(valid) => valid,
+        Err(e) => {
             tracing::warn!(error = %e, "recovery codes unavailable");
-            unavailable()
-        })?;
+            attempt.released().await?;
+            return Err(unavailable());
+        }
+    };
     if !valid {
         attempt.failed().await?;
         return totp_page(
@@ -185,15 +203,13 @@ async fn recovery_code(
             StatusCode::OK,
         );
     }
-    attempt.succeeded().await?;
-    finish_sign_in(
+    finish_second_factor(
         state,
         browser,
         actors,
-        SignInUser::Id(&ticket.user_id),
+        attempt,
+        ticket,
         &[AMR_PASSWORD, AMR_RECOVERY_CODE],
-        ACR_MFA,
-        ticket.flow,
     )
     .await
 }

@@ -1,6 +1,7 @@
 //! When a sign-in must use a second factor, the `amr` / `acr` values that
-//! say what was used, and what the second-factor steps carry
-//! ([`MfaTicket`], [`totp_code`]).
+//! say what was used, and the code a TOTP form carries ([`totp_code`]).
+//! The ticket the second-factor steps carry is
+//! [`crate::oidc::mfa_ticket`]'s.
 //!
 //! A second factor is needed when the user has one enrolled (always asked
 //! for), when the request asks for it (`acr_values` containing
@@ -28,10 +29,8 @@ use std::time::Instant;
 use rsp_policies::DecisionRequest;
 use rsp_policies::cedar_policy::Decision;
 use rsp_policies::evaluate::uid;
-use serde::{Deserialize, Serialize};
 
 use crate::oidc::browser_session::Browser;
-use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::login_page::Continuation;
 use crate::oidc::pages::PageError;
 use crate::state::AppState;
@@ -57,34 +56,6 @@ pub fn totp_code(fields: &BTreeMap<String, String>) -> String {
         .get("totp")
         .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect())
         .unwrap_or_default()
-}
-
-/// Sealing purpose of [`MfaTicket`].
-const MFA_TICKET: &str = "mfa";
-
-/// What the second-factor steps carry from the password step: the user
-/// who passed it and where the login leads.
-#[derive(Serialize, Deserialize)]
-pub struct MfaTicket {
-    pub user_id: String,
-    pub username: String,
-    pub flow: Continuation,
-}
-
-impl MfaTicket {
-    /// The ticket as a hidden-field value ([`crate::oidc::csrf::seal`]).
-    pub fn seal(&self, state: &AppState, browser: &Browser) -> Result<String, PageError> {
-        seal(state, browser, MFA_TICKET, self)
-    }
-
-    /// The ticket a form carried back, if untouched and unexpired.
-    pub fn unseal(
-        state: &AppState,
-        browser: &Browser,
-        sealed: Option<&str>,
-    ) -> Result<MfaTicket, PageError> {
-        unseal(state, browser, MFA_TICKET, sealed)
-    }
 }
 
 /// Whether `acr_values` (space-separated, in order of preference) asks for

@@ -11,12 +11,16 @@
 //!   for a user with passkeys ([`second_factor`] renders the page for
 //!   [`crate::oidc::login`]). User verification is preferred, not required.
 //!   Success: `amr` `["pwd", "hwk"]` (plus `user` when the authenticator
-//!   verified the user), `acr` `urn:rsp:acr:mfa`. A failed assertion counts
-//!   towards the cluster-wide lockout, like a wrong TOTP code.
+//!   verified the user), `acr` `urn:rsp:acr:mfa`. It carries the same
+//!   single-use, browser-bound ticket as the code form
+//!   ([`crate::oidc::mfa_ticket`]), checked before anything else. A failed
+//!   assertion counts towards the cluster-wide lockout, like a wrong TOTP
+//!   code; a locked account is refused before the assertion is checked.
 //!
 //! Both forms are sign-in forms: rate limited per address
-//! ([`crate::oidc::lockout`]); both end in
-//! [`crate::oidc::signin::finish_sign_in`]. The pages and ceremonies are
+//! ([`crate::oidc::lockout`]); they end in
+//! [`crate::oidc::signin::finish_sign_in`] (passwordless) and
+//! [`crate::oidc::signin::finish_second_factor`] (after the password). The pages and ceremonies are
 //! [`crate::oidc::passkey_ceremony`]'s. The password and TOTP forms work
 //! without JavaScript; only these pages need it.
 
@@ -28,20 +32,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::oidc::browser_form::BrowserForm;
 use crate::oidc::browser_session::Browser;
-use crate::oidc::csrf::{seal, unseal};
-use crate::oidc::lockout::{LOCKED, LOCKED_RETRY_AFTER, begin_attempt, rate_limited_actors};
+use crate::oidc::csrf::{seal_until, unseal};
+use crate::oidc::lockout::{begin_attempt, locked, rate_limited_actors};
 use crate::oidc::login_page::{Continuation, LOGIN_FLOW};
-use crate::oidc::mfa::{ACR_MFA, AMR_PASSKEY, AMR_PASSWORD, AMR_USER_VERIFIED, MfaTicket};
+use crate::oidc::mfa::{ACR_MFA, AMR_PASSKEY, AMR_PASSWORD, AMR_USER_VERIFIED};
+use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::templates::PasskeyPage;
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::passkey_ceremony::{binding, ceremony_page, failure, passkeys, start_error};
-use crate::oidc::signin::{SignInUser, finish_sign_in};
+use crate::oidc::signin::{SignInUser, finish_second_factor, finish_sign_in};
 use crate::state::AppState;
 use rsp_identity::webauthn::PasskeyError;
 
 const PASSKEY_TICKET: &str = "passkey-mfa";
 
-/// Who passed the password step, and where the login leads.
+/// The sign-in's [`MfaTicket`] (its id, binding and expiry too), and the
+/// code form's sealed ticket.
 #[derive(Serialize, Deserialize)]
 struct PasskeyTicket {
     #[serde(flatten)]
@@ -144,33 +150,33 @@ pub async fn login(
     )
 }
 
-/// The second-factor page for a user who passed the password step, when
-/// the user has passkeys; `None` otherwise. `totp_ticket` (sealed by the
-/// login page) adds the TOTP form for users who have both.
+/// Whether the user has passkeys (then [`second_factor`] is the page
+/// after the password).
+pub async fn has_passkeys(
+    state: &AppState,
+    browser: &Browser,
+    user_id: &str,
+) -> Result<bool, PageError> {
+    passkeys(state)
+        .has_passkeys(&browser.tenant.id, user_id)
+        .await
+        .map_err(start_error)
+}
+
+/// The second-factor page for a user with passkeys who passed the password
+/// step. `totp_ticket` (the same ticket sealed for the code form) adds the
+/// TOTP form for users who have both.
 pub async fn second_factor(
     state: &AppState,
     browser: &Browser,
-    user: &MfaTicket,
+    user: MfaTicket,
     totp_ticket: Option<String>,
-) -> Result<Option<Page>, PageError> {
-    let has = passkeys(state)
-        .has_passkeys(&browser.tenant.id, &user.user_id)
-        .await
-        .map_err(start_error)?;
-    if !has {
-        return Ok(None);
-    }
+) -> Result<Page, PageError> {
     let ticket = PasskeyTicket {
-        user: MfaTicket {
-            user_id: user.user_id.clone(),
-            username: user.username.clone(),
-            flow: user.flow.clone(),
-        },
+        user,
         totp: totp_ticket,
     };
-    second_factor_page(state, browser, &ticket, None, StatusCode::OK)
-        .await
-        .map(Some)
+    second_factor_page(state, browser, &ticket, None, StatusCode::OK).await
 }
 
 fn second_factor_step(ticket: &PasskeyTicket) -> String {
@@ -200,7 +206,7 @@ async fn second_factor_page(
         Err(e) => return Err(start_error(e)),
     };
     let options = serde_json::to_string(&options).map_err(PageError::internal)?;
-    let sealed = seal(state, browser, PASSKEY_TICKET, ticket)?;
+    let sealed = seal_until(state, browser, PASSKEY_TICKET, ticket, ticket.user.expires)?;
     let action = path(browser, "passkey/verify");
     let login_action = path(browser, "login");
     ceremony_page(
@@ -240,14 +246,13 @@ pub async fn verify(
         PASSKEY_TICKET,
         fields.get("ticket").map(String::as_str),
     )?;
+    ticket.user.check(&state, &browser)?;
+    ticket.user.ensure_unspent(&state, &browser).await?;
     let Some((ceremony, credential)) = answer(&fields) else {
         return second_factor_page(&state, &browser, &ticket, None, StatusCode::OK).await;
     };
     let Some(attempt) = begin_attempt(&actors, &ticket.user.username).await? else {
-        return Err(PageError {
-            retry_after: Some(LOCKED_RETRY_AFTER),
-            ..PageError::new(StatusCode::TOO_MANY_REQUESTS, "account_locked", LOCKED)
-        });
+        return Err(locked());
     };
     let bound = binding(&state, &browser, &second_factor_step(&ticket))?;
     let outcome = match serde_json::from_str(credential) {
@@ -268,27 +273,17 @@ pub async fn verify(
     };
     match outcome {
         Ok(v) => {
-            attempt.succeeded().await?;
             let amr: &[&str] = if v.user_verified {
                 &[AMR_PASSWORD, AMR_PASSKEY, AMR_USER_VERIFIED]
             } else {
                 &[AMR_PASSWORD, AMR_PASSKEY]
             };
-            let user = ticket.user;
-            finish_sign_in(
-                &state,
-                &browser,
-                &actors,
-                SignInUser::Id(&user.user_id),
-                amr,
-                ACR_MFA,
-                user.flow,
-            )
-            .await
+            finish_second_factor(&state, &browser, &actors, attempt, ticket.user, amr).await
         }
         Err(PasskeyError::Consensus(c)) => {
-            // Nothing was decided: not counted against the user.
-            attempt.succeeded().await?;
+            // Nothing was decided: the attempt is handed back, and the
+            // failures already counted stay.
+            attempt.released().await?;
             Err(c.into())
         }
         Err(e) => {

@@ -8,14 +8,21 @@
 //! ([`continue_flow`]: the authorization request, the device approval
 //! page or the account pages). [`sign_in`] is the same without the last
 //! step, for enrolment, which shows the new recovery codes first.
+//!
+//! [`finish_second_factor`] is how a second factor (TOTP, a recovery code,
+//! a passkey after the password) ends its sign-in: it spends the ticket
+//! ([`crate::oidc::mfa_ticket`]), and only then clears the lockout record,
+//! since only now has the whole sign-in succeeded.
 
-use rsp_actors::TenantHandle;
+use rsp_actors::{AttemptGuard, TenantHandle};
 
 use crate::oidc::authorize::proceed;
 use crate::oidc::authz_request::resolve;
 use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
 use crate::oidc::device_page;
 use crate::oidc::login_page::Continuation;
+use crate::oidc::mfa::ACR_MFA;
+use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 use rsp_identity::users::User;
@@ -72,6 +79,36 @@ pub async fn finish_sign_in(
     Ok(continue_flow(state, browser, session, flow)
         .await?
         .cookie(cookie))
+}
+
+/// A second factor was accepted for `ticket`'s user in `attempt`: spend
+/// the ticket (a spent one is refused, the attempt handed back), clear the
+/// user's lockout record (the whole sign-in passed), start the session
+/// with `amr` and continue the ticket's flow.
+pub async fn finish_second_factor(
+    state: &AppState,
+    browser: &Browser,
+    actors: &TenantHandle,
+    attempt: AttemptGuard,
+    ticket: MfaTicket,
+    amr: &[&str],
+) -> Result<Page, PageError> {
+    if let Err(spent) = ticket.spend(state, browser).await {
+        attempt.released().await?;
+        return Err(spent);
+    }
+    attempt.succeeded().await?;
+    let page = finish_sign_in(
+        state,
+        browser,
+        actors,
+        SignInUser::Id(&ticket.user_id),
+        amr,
+        ACR_MFA,
+        ticket.flow,
+    )
+    .await?;
+    Ok(page.cookie(MfaTicket::clear_cookie(browser)))
 }
 
 /// Where a signed-in `session` goes next: the rest of the authorization

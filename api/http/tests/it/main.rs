@@ -24,6 +24,7 @@ mod browser_login;
 mod browser_logout;
 mod browser_mfa;
 mod browser_mfa_flows;
+mod browser_mfa_lockout;
 mod oauth_client_auth;
 mod oauth_cluster;
 mod oauth_code;

@@ -8,7 +8,9 @@
 //! challenge answers one ceremony only; passwordless refuses an assertion
 //! without user verification; a cloned authenticator with a stale counter
 //! is refused on the other node; a ceremony is bound to the browser that
-//! started it; wrong answers after the password count towards the lockout;
+//! started it; wrong answers after the password count towards the lockout,
+//! and the right password between them does not clear it; a second
+//! factor's ticket is spent when its sign-in finishes;
 //! a security key is a second factor only; the admin factors list shows
 //! the passkeys and deleting them there removes them.
 
@@ -740,4 +742,76 @@ async fn a_user_with_a_passkey_and_totp_may_use_either_after_the_password() {
         .await;
     let claims = s.id_token(&done, &verifier).await;
     assert_eq!(claims["amr"], json!(["pwd", "otp"]));
+}
+
+#[tokio::test]
+async fn right_passwords_with_wrong_passkey_answers_lock_the_account_and_a_spent_ticket_is_refused()
+{
+    let s = setup(1).await;
+    let mut b = s.signed_in().await;
+    let mut key = s.register(&mut b, "Laptop").await;
+
+    // A finished second factor spends its ticket: posted again from a
+    // copy of the browser (binding cookie included), it does not even
+    // start a new ceremony.
+    let mut first = Browser::default();
+    let (verifier, challenge) = pkce();
+    let page = first
+        .get(
+            &s.env,
+            0,
+            &authorize_path(&s.web.id, &code_request(&challenge, "m")),
+        )
+        .await;
+    let page = first.login(&s.env, 0, &page, "alice", PASSWORD).await;
+    assert!(page.html.contains("data-options"), "{}", page.html);
+    let mut copy = first.clone();
+    let good = key.assert(&options(&page), UP | UV, 1);
+    let done = s.answer(&mut first, 0, &page, &good).await;
+    s.id_token(&done, &verifier).await;
+    let again = copy
+        .post(
+            &s.env,
+            0,
+            &format!("/t/{TENANT}/passkey/verify"),
+            &[
+                ("csrf_token", &page.field("csrf_token").expect("csrf")),
+                ("ticket", &page.field("ticket").expect("ticket")),
+            ],
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.html);
+    refused(&again);
+    assert!(again.html.contains("already completed"), "{}", again.html);
+
+    // Rounds of the right password and a wrong answer, each in a new
+    // browser: the password never clears what the answers counted.
+    for _ in 0..MAX_FAILURES {
+        let mut round = Browser::default();
+        let page = round
+            .get(
+                &s.env,
+                0,
+                &authorize_path(&s.web.id, &code_request(&pkce().1, "r")),
+            )
+            .await;
+        let page = round.login(&s.env, 0, &page, "alice", PASSWORD).await;
+        assert!(page.html.contains("data-options"), "{}", page.html);
+        let mut impostor = SoftKey::new(&key.user_handle);
+        impostor.id = key.id.clone();
+        let bad = impostor.assert(&options(&page), UP, 1);
+        let r = s.answer(&mut round, 0, &page, &bad).await;
+        refused(&r);
+        assert!(r.html.contains("could not be verified"), "{}", r.html);
+    }
+    let mut late = Browser::default();
+    let page = late
+        .get(
+            &s.env,
+            0,
+            &authorize_path(&s.web.id, &code_request(&pkce().1, "z")),
+        )
+        .await;
+    let r = late.login(&s.env, 0, &page, "alice", PASSWORD).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.html);
 }
