@@ -105,3 +105,14 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
 ) -> Result<T, bincode::error::DecodeError> {
     bincode::serde::decode_from_slice(bytes, bincode::config::standard()).map(|(v, _)| v)
 }
+
+/// Encode a peer request as the transport does (public for fuzz seeds).
+pub fn encode_request(req: &PeerRequest) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    encode(req)
+}
+
+/// Decode a peer request as the listener does once its tag is checked
+/// (public for the fuzz targets).
+pub fn decode_request(bytes: &[u8]) -> Result<PeerRequest, bincode::error::DecodeError> {
+    decode(bytes)
+}

@@ -5,6 +5,7 @@
 //! Parts:
 //! - `tests/*.rs`: one file per behaviour group (replication, failover,
 //!   snapshot join, membership, partitions, TTL);
+//! - `fuzz`: the bodies of the fuzz targets (see `tests/fuzz/`);
 //! - this library: small helpers those files share: a cluster spec with
 //!   short Raft timers, acknowledged writes, continuous writers that record
 //!   which writes were acknowledged, and metric parsing.
@@ -21,6 +22,8 @@ use rsp_chaos::admin::KvWrite;
 use rsp_chaos::{AdminClient, ClusterSpec, Consistency};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+pub mod fuzz;
 
 pub use rsp_chaos;
 

@@ -11,6 +11,7 @@ mod webdriver;
 mod browser_chromium;
 mod browser_passkeys;
 mod failover;
+mod fuzz_corpus;
 mod lifecycle;
 mod membership;
 mod oidc_e2e;

@@ -22,7 +22,7 @@
 use std::str::FromStr;
 
 use base64::Engine;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
 use serde::Deserialize;
@@ -114,11 +114,56 @@ fn pinned_alg(jwk: &Jwk) -> Option<Algorithm> {
     }
 }
 
+/// The client-independent checks of a `private_key_jwt` assertion: the key
+/// named by `kid` (or the only key) in the client's `jwks`, the algorithm
+/// pinned to that key, the signature, `iss` = `sub` = the client id, `aud`
+/// the issuer alone (a string or a one-element array), `exp`, `nbf` and the
+/// presence of `iat`. What needs the clock or the store (iat not in the
+/// future, lifetime, single use of `jti`) is the caller's.
+pub fn verify_assertion_signature(
+    assertion: &str,
+    client_id: &str,
+    jwks: &JwkSet,
+    issuer: &str,
+) -> Result<AssertionClaims, OAuthError> {
+    let invalid = || OAuthError::invalid_client("the client assertion is invalid");
+    // Fails for `alg: none`.
+    let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid())?;
+    let jwk = match header.kid.as_deref() {
+        Some(kid) => jwks.find(kid),
+        None if jwks.keys.len() == 1 => jwks.keys.first(),
+        None => None,
+    }
+    .ok_or_else(invalid)?;
+    let alg = pinned_alg(jwk).ok_or_else(invalid)?;
+    if header.alg != alg {
+        return Err(invalid());
+    }
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid())?;
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[client_id]);
+    validation.sub = Some(client_id.to_string());
+    validation.set_audience(&[issuer]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
+    validation.validate_nbf = true;
+    validation.leeway = LEEWAY_SECS;
+    let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
+        .map_err(|_| invalid())?
+        .claims;
+    if claims.aud.as_array().is_some_and(|a| a.len() != 1) {
+        return Err(OAuthError::invalid_client(
+            "the client assertion's aud must be the issuer alone",
+        ));
+    }
+    Ok(claims)
+}
+
+/// The claims of an assertion whose signature and audience were checked.
 #[derive(Deserialize)]
-struct AssertionClaims {
-    exp: u64,
-    iat: u64,
-    jti: Option<String>,
+pub struct AssertionClaims {
+    pub exp: u64,
+    pub iat: u64,
+    pub jti: Option<String>,
     /// Checked against the issuer by `jsonwebtoken`; here only its shape:
     /// a string, or an array holding exactly one.
     aud: serde_json::Value,
@@ -259,8 +304,8 @@ impl ClientAuthService {
         issuer: &str,
     ) -> Result<Client, OAuthError> {
         let invalid = || OAuthError::invalid_client("the client assertion is invalid");
-        // Fails for `alg: none`.
-        let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid())?;
+        // Refuse what is not a JWS (`alg: none` included) before any read.
+        jsonwebtoken::decode_header(assertion).map_err(|_| invalid())?;
         let id = match param_id {
             Some(id) => id.to_string(),
             None => jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedSubject>(assertion)
@@ -273,32 +318,7 @@ impl ClientAuthService {
             return Err(wrong_method());
         }
         let jwks = client.jwks.as_ref().ok_or_else(invalid)?;
-        let jwk = match header.kid.as_deref() {
-            Some(kid) => jwks.find(kid),
-            None if jwks.keys.len() == 1 => jwks.keys.first(),
-            None => None,
-        }
-        .ok_or_else(invalid)?;
-        let alg = pinned_alg(jwk).ok_or_else(invalid)?;
-        if header.alg != alg {
-            return Err(invalid());
-        }
-        let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid())?;
-        let mut validation = Validation::new(alg);
-        validation.set_issuer(&[&id]);
-        validation.sub = Some(id.clone());
-        validation.set_audience(&[issuer]);
-        validation.set_required_spec_claims(&["exp", "iat", "iss", "sub", "aud"]);
-        validation.validate_nbf = true;
-        validation.leeway = LEEWAY_SECS;
-        let claims = jsonwebtoken::decode::<AssertionClaims>(assertion, &key, &validation)
-            .map_err(|_| invalid())?
-            .claims;
-        if claims.aud.as_array().is_some_and(|a| a.len() != 1) {
-            return Err(OAuthError::invalid_client(
-                "the client assertion's aud must be the issuer alone",
-            ));
-        }
+        let claims = verify_assertion_signature(assertion, &id, jwks, issuer)?;
         let now = self.ctx.now_secs();
         if claims.iat > now + LEEWAY_SECS {
             return Err(OAuthError::invalid_client(
