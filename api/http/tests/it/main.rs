@@ -11,6 +11,7 @@ mod browser;
 mod support;
 
 mod admin_api;
+mod admin_grant;
 mod authz_admin;
 mod authz_admin_routes;
 mod authz_authzen;

@@ -304,6 +304,44 @@ impl Env {
         self.send(0, req).await
     }
 
+    /// The token endpoint's answer to a fresh code of `user` for `client`
+    /// (PKCE, session `sid-1`).
+    pub async fn code_tokens(
+        &self,
+        tenant: &str,
+        client: &TestClient,
+        user: &str,
+        scope: &str,
+    ) -> Answer {
+        let (verifier, challenge) = pkce();
+        let code = self
+            .code(tenant, grant(&client.id, user, scope, Some(&challenge)))
+            .await;
+        self.form(
+            tenant,
+            "/token",
+            Some(&client.basic()),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await
+    }
+
+    /// The refresh grant for a `client_secret_basic` client.
+    pub async fn refresh(&self, tenant: &str, client: &TestClient, token: &str) -> Answer {
+        self.form(
+            tenant,
+            "/token",
+            Some(&client.basic()),
+            &[("grant_type", "refresh_token"), ("refresh_token", token)],
+        )
+        .await
+    }
+
     /// Issue a code the way the browser side will.
     pub async fn code(&self, tenant: &str, grant: CodeGrant) -> String {
         self.state()
