@@ -150,6 +150,7 @@ pub struct CreateClient {
     jwks: Option<JwkSet>,
     id_token_signed_response_alg: Option<String>,
     access_token_signed_response_alg: Option<String>,
+    refresh_token_absolute_lifetime_secs: Option<u64>,
 }
 
 pub async fn create_client(
@@ -171,6 +172,7 @@ pub async fn create_client(
         jwks: body.jwks,
         id_token_signed_response_alg: body.id_token_signed_response_alg,
         access_token_signed_response_alg: body.access_token_signed_response_alg,
+        refresh_token_absolute_lifetime_secs: body.refresh_token_absolute_lifetime_secs,
     };
     let (client, secret) = state
         .identity

@@ -33,6 +33,7 @@ mod oauth_rate_limits;
 mod oauth_tokens;
 mod passkeys;
 mod recovery_codes;
+mod refresh_sessions;
 mod saml_not_yet;
 mod signing_keys;
 mod totp_factors;

@@ -15,6 +15,10 @@ use crate::users::User;
 /// ([`User::is_tenant_admin`]).
 pub const ADMIN_SCOPE: &str = "rsp:admin";
 
+/// The scope of a refresh token meant to outlive the browser session
+/// (OIDC Core section 11).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
 /// Scopes every tenant supports.
 pub const STANDARD_SCOPES: [&str; 6] = [
     "openid",

@@ -10,12 +10,14 @@
 //!   header's `alg` is never trusted, so `none`, HS256 with the public key
 //!   and other substitutions fail), checks `iss`/`aud` against this
 //!   tenant's issuer, `exp`, revocation by `jti` and the family's state.
-//! - Refresh tokens and their families: [`family`].
+//! - Refresh tokens and their families: [`family`]; families bound to a
+//!   browser session and revoked when it ends: [`sessions`].
 //!
 //! Records (tenant keyspace): `revoked_jti/<jti>` (TTL until the token's
-//! `exp`), plus the family records.
+//! `exp`), plus the family records and their session links.
 
 pub mod family;
+pub mod sessions;
 mod verified;
 
 use family::FamilyDraft;
