@@ -140,6 +140,7 @@ async fn run(state: &AppState, out: &mut Outcome, step: &mut u8) -> Result<(), R
             jwks: None,
             id_token_signed_response_alg: None,
             access_token_signed_response_alg: None,
+            refresh_token_absolute_lifetime_secs: None,
         };
         match state.identity.clients.create(TENANT, client, now).await {
             Ok((_, Some(secret))) => out.say(format!(
@@ -169,6 +170,7 @@ async fn run(state: &AppState, out: &mut Outcome, step: &mut u8) -> Result<(), R
             jwks: None,
             id_token_signed_response_alg: None,
             access_token_signed_response_alg: None,
+            refresh_token_absolute_lifetime_secs: None,
         };
         match state.identity.clients.create(TENANT, spa, now).await {
             Ok(_) => out.say("public client `demo-spa` (PKCE, no secret)"),

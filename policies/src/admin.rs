@@ -2,7 +2,8 @@
 //!
 //! Principals: `Rsp::Operator::"admin-token"` (the node's admin token) and
 //! `Rsp::TenantAdmin::"<tenant>/<sub>"` (an access token of a tenant with
-//! scope `rsp:admin`; its `tenant` attribute is that tenant). Resources:
+//! scope `rsp:admin`, a user's only while the user is granted it, which
+//! `rsp-api` checks; its `tenant` attribute is that tenant). Resources:
 //! `Rsp::Cluster::"cluster"` and `Rsp::Tenant::"<id>"`. Actions are grouped:
 //! `ManageTenant` (reading the tenant, its policies, entities, users,
 //! factors, sessions and clients) and `ManageCluster` (tenants themselves,

@@ -72,6 +72,10 @@ pub fn routes() -> AdminRoutes {
             post(accounts::create_user),
         )
         .route(
+            "/admin/v1/tenants/{tenant}/users/{user}",
+            axum::routing::patch(accounts::patch_user),
+        )
+        .route(
             "/admin/v1/tenants/{tenant}/clients",
             post(accounts::create_client),
         )

@@ -8,7 +8,8 @@
 //!   onto Cedar, and its metadata document;
 //! - [`caller`]: who may ask (an access token with scope `authz:check`, or
 //!   the admin token) and, for the admin API, who is administering
-//!   (the admin token, or a tenant admin's access token with `rsp:admin`);
+//!   (the admin token, or a tenant admin's access token with `rsp:admin`,
+//!   whose user, if any, must hold the `rsp_admin` attribute);
 //! - [`admin_access`]: the layer that authorizes every admin route with
 //!   the built-in Cedar admin policies;
 //! - [`principal`]: a principal and its attributes from an access token;
@@ -42,8 +43,9 @@ use crate::state::AppState;
 
 /// Scope an access token needs to ask for decisions.
 pub const CHECK_SCOPE: &str = "authz:check";
-/// Scope that makes an access token's subject an admin of its tenant.
-pub const ADMIN_SCOPE: &str = "rsp:admin";
+/// Scope that makes an access token's subject an admin of its tenant (a
+/// user's token only while the user holds the `rsp_admin` attribute).
+pub use rsp_identity::oauth::claims::ADMIN_SCOPE;
 
 /// A tenant's snapshot with the evaluation setting of whoever holds it.
 pub struct TenantSnapshot {

@@ -92,8 +92,17 @@ pub struct Client {
     /// `access.token.signed.response.alg`); unset: the ID token's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_signed_response_alg: Option<SigningAlg>,
+    /// How long a refresh-token family of this client may be renewed,
+    /// from the grant that opened it (Keycloak's "Client Session Max");
+    /// unset: the provider's default (30 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_absolute_lifetime_secs: Option<u64>,
     pub created_at_ms: u64,
 }
+
+/// The longest `refresh_token_absolute_lifetime_secs` a client may ask for
+/// (ten years).
+pub const MAX_REFRESH_ABSOLUTE_LIFETIME_SECS: u64 = 10 * 365 * 24 * 3600;
 
 fn default_alg() -> SigningAlg {
     SigningAlg::ES256
@@ -123,6 +132,15 @@ impl Client {
             .unwrap_or(self.id_token_signed_response_alg)
     }
 
+    /// How long this client's refresh-token families may be renewed, in
+    /// milliseconds: its own setting, or `default`.
+    pub fn refresh_absolute_lifetime_ms(&self, default: std::time::Duration) -> u64 {
+        match self.refresh_token_absolute_lifetime_secs {
+            Some(secs) => secs.saturating_mul(1000),
+            None => default.as_millis() as u64,
+        }
+    }
+
     /// Exact, case-sensitive match against a registered redirect URI.
     pub fn has_redirect_uri(&self, uri: &str) -> bool {
         self.redirect_uris.iter().any(|r| r == uri)
@@ -142,6 +160,8 @@ pub struct NewClient {
     pub id_token_signed_response_alg: Option<String>,
     /// Unset: access tokens are signed like the client's ID tokens.
     pub access_token_signed_response_alg: Option<String>,
+    /// Unset: the provider's default absolute refresh lifetime.
+    pub refresh_token_absolute_lifetime_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -271,6 +291,14 @@ impl ClientService {
             "access_token_signed_response_alg",
             new.access_token_signed_response_alg.as_deref(),
         )?;
+        if new
+            .refresh_token_absolute_lifetime_secs
+            .is_some_and(|s| s == 0 || s > MAX_REFRESH_ABSOLUTE_LIFETIME_SECS)
+        {
+            return Err(invalid(
+                "refresh_token_absolute_lifetime_secs must be at least 1 and at most 315360000 (ten years)",
+            ));
+        }
         if new.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
             return Err(invalid("scopes are single words"));
         }
@@ -294,6 +322,7 @@ impl ClientService {
             jwks: new.jwks,
             id_token_signed_response_alg: alg,
             access_token_signed_response_alg: access_alg,
+            refresh_token_absolute_lifetime_secs: new.refresh_token_absolute_lifetime_secs,
             created_at_ms: now_ms,
         };
         let key = client_key(tenant, &client_id);
@@ -340,7 +369,21 @@ impl ClientService {
 
 #[cfg(test)]
 mod tests {
-    use super::valid_redirect_uri;
+    use super::{Client, valid_redirect_uri};
+
+    #[test]
+    fn a_client_stored_without_an_absolute_refresh_lifetime_uses_the_default() {
+        let old = serde_json::json!({
+            "client_id": "web", "redirect_uris": [], "grant_types": ["refresh_token"],
+            "token_endpoint_auth_method": "client_secret_basic", "created_at_ms": 0,
+        });
+        let client: Client = serde_json::from_value(old).expect("old record");
+        let default = std::time::Duration::from_secs(30 * 24 * 3600);
+        assert_eq!(
+            client.refresh_absolute_lifetime_ms(default),
+            30 * 24 * 3600 * 1000
+        );
+    }
 
     #[test]
     fn redirect_uris_follow_rfc_8252_and_refuse_fragments() {

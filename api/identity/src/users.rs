@@ -4,8 +4,11 @@
 //! Records (tenant keyspace): `user/<id>` -> [`User`] (JSON) and
 //! `username/<lowercased username>` -> id, written in one transaction that
 //! refuses a taken username.
+//!
+//! A user administers their tenant (may use an access token with scope
+//! `rsp:admin`) only when their attributes hold [`ADMIN_ATTRIBUTE`]` = true`.
 
-use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
+use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Key, Txn, TxnOp};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -61,6 +64,33 @@ pub enum UserError {
     Consensus(#[from] ConsensusError),
     #[error("stored user record is unreadable: {0}")]
     Corrupt(String),
+    #[error("the user was changed by others meanwhile; try again")]
+    Busy,
+}
+
+/// The user attribute that makes a user an administrator of their tenant:
+/// `"rsp_admin": true` (any other value, or none, is no grant).
+pub const ADMIN_ATTRIBUTE: &str = "rsp_admin";
+
+impl User {
+    /// Whether the user is granted tenant administration explicitly (and is
+    /// not disabled).
+    pub fn is_tenant_admin(&self) -> bool {
+        !self.disabled
+            && self.attributes.get(ADMIN_ATTRIBUTE) == Some(&serde_json::Value::Bool(true))
+    }
+}
+
+/// Changes to a user; an absent field stays as it is.
+#[derive(Default)]
+pub struct UserUpdate {
+    pub email: Option<String>,
+    /// Replaces every attribute.
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+fn valid_email(email: &str) -> bool {
+    email.len() <= 254 && email.contains('@') && !email.chars().any(char::is_whitespace)
 }
 
 fn user_key(tenant: &str, id: &str) -> Key {
@@ -99,7 +129,7 @@ impl UserService {
             return Err(UserError::InvalidUsername);
         }
         if let Some(email) = &new.email
-            && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_whitespace))
+            && !valid_email(email)
         {
             return Err(UserError::InvalidEmail);
         }
@@ -154,6 +184,52 @@ impl UserService {
             .await?;
         let kv = kv.ok_or(UserError::NotFound)?;
         serde_json::from_slice(&kv.value).map_err(|e| UserError::Corrupt(e.to_string()))
+    }
+
+    /// Change a user: read linearizably, written only if nobody changed the
+    /// record in between (retried a few times when someone did).
+    pub async fn update(
+        &self,
+        tenant: &str,
+        id: &str,
+        update: UserUpdate,
+    ) -> Result<User, UserError> {
+        if update.email.as_deref().is_some_and(|e| !valid_email(e)) {
+            return Err(UserError::InvalidEmail);
+        }
+        let key = user_key(tenant, id);
+        for _ in 0..5 {
+            let (kv, _) = self.consensus.get(&key, Consistency::Linearizable).await?;
+            let kv = kv.ok_or(UserError::NotFound)?;
+            let mut user: User =
+                serde_json::from_slice(&kv.value).map_err(|e| UserError::Corrupt(e.to_string()))?;
+            if let Some(email) = &update.email
+                && user.email.as_ref() != Some(email)
+            {
+                user.email = Some(email.clone());
+                user.email_verified = false;
+            }
+            if let Some(attributes) = &update.attributes {
+                user.attributes = attributes.clone();
+            }
+            let txn = Txn {
+                compares: vec![Compare {
+                    key: key.clone(),
+                    target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
+                }],
+                success: vec![TxnOp::Put {
+                    key: key.clone(),
+                    value: serde_json::to_vec(&user)
+                        .map_err(|e| UserError::Corrupt(e.to_string()))?,
+                    ttl_ms: None,
+                }],
+                failure: vec![],
+            };
+            if self.consensus.txn(txn).await?.succeeded {
+                return Ok(user);
+            }
+        }
+        Err(UserError::Busy)
     }
 
     pub async fn find_by_username(

@@ -1,4 +1,5 @@
-//! `POST /admin/v1/tenants/{t}/users` and `POST /admin/v1/tenants/{t}/clients`.
+//! `POST /admin/v1/tenants/{t}/users`, `PATCH
+//! /admin/v1/tenants/{t}/users/{id}` and `POST /admin/v1/tenants/{t}/clients`.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,7 +17,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use rsp_identity::clients::{ClientError, NewClient};
 use rsp_identity::passwords::PasswordError;
-use rsp_identity::users::{NewUser, UserError};
+use rsp_identity::users::{NewUser, UserError, UserUpdate};
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
@@ -31,6 +32,7 @@ impl From<UserError> for ApiError {
             UserError::Consensus(c) => c.into(),
             UserError::Password(p) => ApiError::internal(p),
             UserError::Corrupt(d) => ApiError::internal(d),
+            UserError::Busy => ApiError::conflict("conflict", e.to_string()),
         }
     }
 }
@@ -90,6 +92,48 @@ pub async fn create_user(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    email: Option<String>,
+    /// Replaces every attribute (`"rsp_admin": true` makes the user an
+    /// administrator of the tenant).
+    attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    disabled: Option<bool>,
+}
+
+/// Change a user's email or attributes; answers the user as stored (never
+/// the password hash). Disabling is not served here (501).
+pub async fn patch_user(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    ApiJson(body, _): ApiJson<PatchUser>,
+) -> ApiResult<impl IntoResponse> {
+    require_tenant(&state, &tenant).await?;
+    if body.disabled.is_some() {
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "disabling a user is not served by this version; `email` and `attributes` are",
+        ));
+    }
+    let update = UserUpdate {
+        email: body.email,
+        attributes: body.attributes,
+    };
+    let user = state.identity.users.update(&tenant, &id, update).await?;
+    Ok(Json(json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "attributes": user.attributes,
+        "disabled": user.disabled,
+        "created_at_ms": user.created_at_ms,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateClient {
     client_id: Option<String>,
     client_name: Option<String>,
@@ -106,6 +150,7 @@ pub struct CreateClient {
     jwks: Option<JwkSet>,
     id_token_signed_response_alg: Option<String>,
     access_token_signed_response_alg: Option<String>,
+    refresh_token_absolute_lifetime_secs: Option<u64>,
 }
 
 pub async fn create_client(
@@ -127,6 +172,7 @@ pub async fn create_client(
         jwks: body.jwks,
         id_token_signed_response_alg: body.id_token_signed_response_alg,
         access_token_signed_response_alg: body.access_token_signed_response_alg,
+        refresh_token_absolute_lifetime_secs: body.refresh_token_absolute_lifetime_secs,
     };
     let (client, secret) = state
         .identity

@@ -5,14 +5,18 @@
 //!   sessions (read linearizably: one just started through any node is
 //!   listed);
 //! - `DELETE /admin/v1/tenants/{t}/users/{id}/sessions`: sign the user out
-//!   everywhere (every session started before the call);
+//!   everywhere (every session started before the call), with every
+//!   refresh token issued in a session;
 //! - `DELETE /admin/v1/tenants/{t}/sessions/{sid}`: end one session, named by
-//!   its public handle (the `sid` of the ID tokens issued under it).
+//!   its public handle (the `sid` of the ID tokens issued under it), with
+//!   the refresh tokens issued in it.
 //!
-//! A revocation answers only once it is in force on every member (or the
-//! members that did not confirm are fenced, see docs/actors.md): the body
-//! says which. Session ids (the cookie secret) never appear here; handles
-//! do.
+//! `offline_access` refresh tokens survive both (see
+//! `rsp_identity::oauth::tokens::sessions`). A revocation answers only once
+//! it is in force on every member (or the members that did not confirm are
+//! fenced, see docs/actors.md): the body says which, and how many refresh
+//! token families went with it. Session ids (the cookie secret) never
+//! appear here; handles do.
 
 use axum::Json;
 use axum::extract::State;
@@ -24,6 +28,7 @@ use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
 use crate::state::AppState;
+use rsp_identity::oauth::error::{OAuthError, OAuthErrorCode};
 
 /// A session as listed.
 #[derive(Serialize)]
@@ -54,6 +59,23 @@ impl From<SessionInfo> for SessionView {
             absolute_expires_ms: s.absolute_expires_ms,
             idle_timeout_s: s.idle_timeout.as_secs(),
         }
+    }
+}
+
+/// A sign-out: the sessions ended and the refresh-token families revoked
+/// with them.
+#[derive(Serialize)]
+pub struct SignOut {
+    #[serde(flatten)]
+    sessions: Revocation,
+    refresh_families_revoked: u64,
+}
+
+/// Token-store failures, in the admin API's format.
+fn token_error(e: OAuthError) -> ApiError {
+    match e.code {
+        OAuthErrorCode::TemporarilyUnavailable => ApiError::unavailable(e.description),
+        _ => ApiError::internal(e.description),
     }
 }
 
@@ -92,23 +114,43 @@ pub async fn revoke_user(
     _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, user)): ApiPath<(String, String)>,
-) -> ApiResult<Json<Revocation>> {
+) -> ApiResult<Json<SignOut>> {
     let h = tenant_actors(&state, &tenant).await?;
     require_user(&state, &tenant, &user).await?;
-    Ok(Json(h.sessions().revoke_all_for_user(&user).await?))
+    let sessions = h.sessions().revoke_all_for_user(&user).await?;
+    let refresh_families_revoked = state
+        .oidc
+        .tokens
+        .revoke_user_session_families(&tenant, &user)
+        .await
+        .map_err(token_error)?;
+    Ok(Json(SignOut {
+        sessions,
+        refresh_families_revoked,
+    }))
 }
 
 pub async fn revoke(
     _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, sid)): ApiPath<(String, String)>,
-) -> ApiResult<Json<Revocation>> {
+) -> ApiResult<Json<SignOut>> {
     let handle = SessionHandle::parse(&sid)
         .map_err(|_| ApiError::not_found("session_not_found", "no such session"))?;
     let h = tenant_actors(&state, &tenant).await?;
-    let done = h.sessions().revoke_handle(&handle).await?;
-    if done.revoked == 0 {
+    let sessions = h.sessions().revoke_handle(&handle).await?;
+    // An expired session's refresh tokens go too.
+    let refresh_families_revoked = state
+        .oidc
+        .tokens
+        .revoke_session_families(&tenant, handle.as_str())
+        .await
+        .map_err(token_error)?;
+    if sessions.revoked == 0 && refresh_families_revoked == 0 {
         return Err(ApiError::not_found("session_not_found", "no such session"));
     }
-    Ok(Json(done))
+    Ok(Json(SignOut {
+        sessions,
+        refresh_families_revoked,
+    }))
 }

@@ -7,9 +7,10 @@
 //! - [`AdminCaller`]: for the admin API, the caller the admin layer
 //!   ([`crate::authz::admin_access`]) authenticated ([`authenticate_admin`]:
 //!   the admin token, or an access token with scope `rsp:admin` of the
-//!   tenant that issued it) and authorized with the built-in Cedar admin
-//!   policies ([`AdminCaller::authorize`]); outside the layer, the
-//!   operator's admin token only.
+//!   tenant that issued it, whose user, when it has one, holds the
+//!   `rsp_admin` attribute at the time of the request) and authorized with
+//!   the built-in Cedar admin policies ([`AdminCaller::authorize`]);
+//!   outside the layer, the operator's admin token only.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -23,8 +24,10 @@ use crate::authz::error::AuthzError;
 use crate::authz::{ADMIN_SCOPE, CHECK_SCOPE};
 use crate::oidc::http::bearer_token;
 use crate::state::AppState;
+use rsp_consensus::Consistency;
 use rsp_identity::oauth::claims::has_scope;
 use rsp_identity::tenants::TenantError;
+use rsp_identity::users::{ADMIN_ATTRIBUTE, UserError};
 
 /// How the caller authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,7 +139,12 @@ fn claimed_tenant(token: &str, public_url: &str) -> Option<String> {
 
 /// Authenticate an admin API caller: the admin token (the operator) or an
 /// access token with scope `rsp:admin` of the tenant that issued it (a
-/// tenant admin). What it may do is not decided here: the admin layer
+/// tenant admin). A token issued to a user (one with a refresh family)
+/// counts only while that user is granted administration: the user is
+/// read linearizably on every call, so taking the `rsp_admin` attribute
+/// away (or disabling or deleting the user) stops their tokens at once. A
+/// client-credentials token needs no such grant: its client was allowed the
+/// scope. What the caller may do is not decided here: the admin layer
 /// ([`crate::authz::admin_access`]) asks the built-in Cedar policies.
 pub async fn authenticate_admin(
     parts: &Parts,
@@ -167,12 +175,39 @@ pub async fn authenticate_admin(
             "the access token lacks scope rsp:admin",
         ));
     }
+    if claims.fid.is_some() {
+        require_user_admin(state, &tenant, &claims.sub).await?;
+    }
     Ok(AdminCaller {
         principal: AdminPrincipal::TenantAdmin {
             tenant,
             subject: claims.sub,
         },
     })
+}
+
+/// The user `sub` of `tenant` must be granted tenant administration now
+/// (a linearizable read: a grant taken away on any node counts at once).
+async fn require_user_admin(state: &AppState, tenant: &str, sub: &str) -> Result<(), AuthzError> {
+    let denied = || {
+        AuthzError::forbidden(
+            "forbidden",
+            format!(
+                "the token's user is not an administrator of `{tenant}` (user attribute `{ADMIN_ATTRIBUTE}`)"
+            ),
+        )
+    };
+    match state
+        .identity
+        .users
+        .get(tenant, sub, Consistency::Linearizable)
+        .await
+    {
+        Ok(user) if user.is_tenant_admin() => Ok(()),
+        Ok(_) | Err(UserError::NotFound) => Err(denied()),
+        Err(UserError::Consensus(e)) => Err(e.into()),
+        Err(e) => Err(crate::error::ApiError::internal(e).into()),
+    }
 }
 
 /// A caller the admin layer let through, with what it was allowed to do

@@ -7,8 +7,10 @@
 //!   `post_logout_redirect_uris`, exactly, else an error page; `state` is
 //!   passed back.
 //! - The session is revoked through the tenant actors (in force on every
-//!   node when that returns) and the cookie cleared; then the browser goes
-//!   to the client's URI, or sees a "signed out" page.
+//!   node when that returns), with the refresh tokens issued in it (not
+//!   `offline_access` ones, see `rsp_identity::oauth::tokens::sessions`),
+//!   and the cookie cleared; then the browser goes to the client's URI, or
+//!   sees a "signed out" page.
 //! - Without a hint naming the session's user, the user confirms first (a
 //!   form with the anti-forgery token), so another site cannot sign people
 //!   out with a link.
@@ -156,7 +158,8 @@ async fn logout(
     sign_out(state, browser, checked, after_post).await
 }
 
-/// Revoke the browser's session (everywhere), clear its cookie, and leave.
+/// Revoke the browser's session and its session-bound refresh tokens
+/// (everywhere), clear its cookie, and leave.
 async fn sign_out(
     state: &AppState,
     browser: &Browser,
@@ -165,6 +168,13 @@ async fn sign_out(
 ) -> Result<Page, PageError> {
     let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
     if let Some(s) = current_session(state, browser, &actors).await? {
+        // Tokens first: if that fails, the session is still there to retry
+        // the logout with.
+        state
+            .oidc
+            .tokens
+            .revoke_session_families(&browser.tenant.id, &s.handle())
+            .await?;
         actors.sessions().revoke(&s.id).await?;
     }
     let clear = browser.clear_cookie(SESSION_COOKIE);

@@ -11,6 +11,7 @@ mod browser;
 mod support;
 
 mod admin_api;
+mod admin_grant;
 mod authz_admin;
 mod authz_admin_routes;
 mod authz_authzen;
@@ -33,6 +34,7 @@ mod oauth_rate_limits;
 mod oauth_tokens;
 mod passkeys;
 mod recovery_codes;
+mod refresh_sessions;
 mod saml_not_yet;
 mod signing_keys;
 mod totp_factors;

@@ -1,6 +1,7 @@
 //! Scopes and the claims they release (OIDC Core section 5.4): which scopes
-//! a client may ask for, and what `profile`, `email`, `address` and `phone`
-//! put into ID tokens and userinfo answers from a user record.
+//! a client may ask for, what a user's tokens may carry ([`ADMIN_SCOPE`]
+//! only for a user granted it), and what `profile`, `email`, `address` and
+//! `phone` put into ID tokens and userinfo answers from a user record.
 
 use serde_json::{Map, Value};
 
@@ -8,7 +9,16 @@ use crate::clients::Client;
 use crate::oauth::error::{OAuthError, OAuthErrorCode};
 use crate::users::User;
 
-/// Claims of the `profile` scope read from a user's attributes.
+/// The scope that makes an access token's subject an administrator of its
+/// tenant. A client-credentials token carries it when the client is allowed
+/// it; a user's token only when the user is granted it
+/// ([`User::is_tenant_admin`]).
+pub const ADMIN_SCOPE: &str = "rsp:admin";
+
+/// The scope of a refresh token meant to outlive the browser session
+/// (OIDC Core section 11).
+pub const OFFLINE_ACCESS: &str = "offline_access";
+
 /// Scopes every tenant supports.
 pub const STANDARD_SCOPES: [&str; 6] = [
     "openid",
@@ -19,6 +29,7 @@ pub const STANDARD_SCOPES: [&str; 6] = [
     "offline_access",
 ];
 
+/// Claims of the `profile` scope read from a user's attributes.
 const PROFILE_ATTRIBUTES: [&str; 13] = [
     "name",
     "family_name",
@@ -96,6 +107,20 @@ pub fn narrowed_scope(granted: &str, requested: Option<&str>) -> Result<String, 
     }
 }
 
+/// What of `scope` a token of `user` carries: [`ADMIN_SCOPE`] is dropped
+/// unless the user is granted it (as Keycloak drops scopes a user may not
+/// have); everything else stays, in order.
+pub fn user_token_scope(user: &User, scope: &str) -> String {
+    if user.is_tenant_admin() || !has_scope(scope, ADMIN_SCOPE) {
+        return scope.to_string();
+    }
+    scope
+        .split(' ')
+        .filter(|s| *s != ADMIN_SCOPE)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The claims `scope` releases about `user` (besides `sub`).
 pub fn user_claims(user: &User, scope: &str) -> Map<String, Value> {
     let mut claims = Map::new();
@@ -148,5 +173,31 @@ mod tests {
         );
         assert!(narrowed_scope("openid", Some("openid email")).is_err());
         assert!(narrowed_scope("openid", Some("open\"id")).is_err());
+    }
+
+    fn user(attributes: serde_json::Value) -> User {
+        serde_json::from_value(serde_json::json!({
+            "id": "u1", "username": "alice", "password_hash": "x",
+            "created_at_ms": 0, "attributes": attributes,
+        }))
+        .expect("user")
+    }
+
+    #[test]
+    fn a_users_token_carries_rsp_admin_only_when_the_user_is_granted_it() {
+        let plain = user(serde_json::json!({}));
+        assert_eq!(
+            user_token_scope(&plain, "openid rsp:admin profile"),
+            "openid profile"
+        );
+        let not_quite = user(serde_json::json!({"rsp_admin": "true"}));
+        assert_eq!(user_token_scope(&not_quite, "rsp:admin"), "");
+        let mut admin = user(serde_json::json!({"rsp_admin": true}));
+        assert_eq!(
+            user_token_scope(&admin, "openid rsp:admin"),
+            "openid rsp:admin"
+        );
+        admin.disabled = true;
+        assert_eq!(user_token_scope(&admin, "openid rsp:admin"), "openid");
     }
 }

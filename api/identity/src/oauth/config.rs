@@ -10,8 +10,12 @@ pub struct OidcConfig {
     pub code_ttl: Duration,
     /// Access and ID tokens.
     pub access_ttl: Duration,
-    /// Refresh tokens and their family, renewed on every rotation.
+    /// Refresh tokens and their family, renewed on every rotation (the
+    /// idle lifetime).
     pub refresh_ttl: Duration,
+    /// How long a refresh family may be renewed from the grant that opened
+    /// it, for clients that set no `refresh_token_absolute_lifetime_secs`.
+    pub refresh_absolute_lifetime: Duration,
     /// Device authorization requests (RFC 8628 `expires_in`).
     pub device_ttl: Duration,
     /// Minimum polling interval of the device flow.
@@ -34,6 +38,7 @@ impl Default for OidcConfig {
             code_ttl: Duration::from_secs(60),
             access_ttl: Duration::from_secs(600),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_absolute_lifetime: Duration::from_secs(30 * 24 * 3600),
             device_ttl: Duration::from_secs(600),
             device_interval: Duration::from_secs(5),
             par_ttl: Duration::from_secs(60),

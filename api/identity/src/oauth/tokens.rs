@@ -10,12 +10,14 @@
 //!   header's `alg` is never trusted, so `none`, HS256 with the public key
 //!   and other substitutions fail), checks `iss`/`aud` against this
 //!   tenant's issuer, `exp`, revocation by `jti` and the family's state.
-//! - Refresh tokens and their families: [`family`].
+//! - Refresh tokens and their families: [`family`]; families bound to a
+//!   browser session and revoked when it ends: [`sessions`].
 //!
 //! Records (tenant keyspace): `revoked_jti/<jti>` (TTL until the token's
-//! `exp`), plus the family records.
+//! `exp`), plus the family records and their session links.
 
 pub mod family;
+pub mod sessions;
 mod verified;
 
 use family::FamilyDraft;
@@ -30,7 +32,7 @@ use zeroize::Zeroize;
 use crate::clients::Client;
 use crate::crypto::{b64url, random_token};
 use crate::keys::{KeyError, SigningAlg};
-use crate::oauth::claims::{has_scope, user_claims};
+use crate::oauth::claims::{has_scope, user_claims, user_token_scope};
 use crate::oauth::context::{OAuthContext, crypto_error};
 use crate::oauth::error::OAuthError;
 use crate::users::{User, UserError};
@@ -227,8 +229,10 @@ impl TokenService {
     }
 
     /// Tokens for a user grant whose `family` was just opened or rotated
-    /// (its refresh token, if any, goes into the answer); an ID token when `scope` has `openid`. A user that is gone
-    /// or disabled gets `invalid_grant`.
+    /// (its refresh token, if any, goes into the answer); an ID token when
+    /// `scope` has `openid`. `rsp:admin` is dropped from `scope` unless the
+    /// user is granted it now (checked at every issue and refresh). A user
+    /// that is gone or disabled gets `invalid_grant`.
     pub(crate) async fn user_tokens(
         &self,
         tenant: &str,
@@ -243,6 +247,7 @@ impl TokenService {
             .await?
             .filter(|u| !u.disabled)
             .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists or is disabled"))?;
+        let scope = &user_token_scope(&user, scope);
         let access_token = self
             .access_token(
                 tenant,

@@ -78,6 +78,7 @@ pub async fn client(
         jwks: None,
         id_token_signed_response_alg: None,
         access_token_signed_response_alg: None,
+        refresh_token_absolute_lifetime_secs: None,
     };
     let (client, secret) = env
         .state()

@@ -12,6 +12,7 @@ use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
 use rsp_api::AppState;
 use rsp_consensus::testing::TestCluster;
+use rsp_consensus::{Clock, ManualClock};
 use rsp_identity::Identity;
 use rsp_identity::clients::NewClient;
 use rsp_identity::crypto::{Kek, KekCell};
@@ -87,6 +88,7 @@ pub struct ClientSpec<'a> {
     pub alg: Option<&'a str>,
     pub access_alg: Option<&'a str>,
     pub jwks: Option<JwkSet>,
+    pub refresh_absolute_lifetime_secs: Option<u64>,
 }
 
 impl<'a> ClientSpec<'a> {
@@ -99,6 +101,7 @@ impl<'a> ClientSpec<'a> {
             alg: None,
             access_alg: None,
             jwks: None,
+            refresh_absolute_lifetime_secs: None,
         }
     }
 }
@@ -109,6 +112,20 @@ pub async fn start(nodes: usize) -> Env {
 
 pub async fn start_with(nodes: usize, config: OidcConfig) -> Env {
     let cluster = TestCluster::start(nodes).await.expect("cluster");
+    env_on(cluster, config)
+}
+
+/// Like [`start_with`], every node on one manual clock that stands at the
+/// present until the returned hand moves it.
+pub async fn start_clocked(nodes: usize, config: OidcConfig) -> (Env, ManualClock) {
+    let (clock, hand) = Clock::manual(Clock::system().now_ms());
+    let cluster = TestCluster::start_with(nodes, &|c| c.clock = clock.clone())
+        .await
+        .expect("cluster");
+    (env_on(cluster, config), hand)
+}
+
+fn env_on(cluster: TestCluster, config: OidcConfig) -> Env {
     let kek = Kek::generate();
     let hasher = PasswordHasher::with(argon2::Params::new(1024, 1, 1, None).expect("params"), 2)
         .expect("hasher");
@@ -194,6 +211,7 @@ impl Env {
             jwks: spec.jwks,
             id_token_signed_response_alg: spec.alg.map(str::to_string),
             access_token_signed_response_alg: spec.access_alg.map(str::to_string),
+            refresh_token_absolute_lifetime_secs: spec.refresh_absolute_lifetime_secs,
         };
         let (client, secret) = self
             .state()
@@ -302,6 +320,44 @@ impl Env {
             .body(Body::empty())
             .expect("request");
         self.send(0, req).await
+    }
+
+    /// The token endpoint's answer to a fresh code of `user` for `client`
+    /// (PKCE, session `sid-1`).
+    pub async fn code_tokens(
+        &self,
+        tenant: &str,
+        client: &TestClient,
+        user: &str,
+        scope: &str,
+    ) -> Answer {
+        let (verifier, challenge) = pkce();
+        let code = self
+            .code(tenant, grant(&client.id, user, scope, Some(&challenge)))
+            .await;
+        self.form(
+            tenant,
+            "/token",
+            Some(&client.basic()),
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await
+    }
+
+    /// The refresh grant for a `client_secret_basic` client.
+    pub async fn refresh(&self, tenant: &str, client: &TestClient, token: &str) -> Answer {
+        self.form(
+            tenant,
+            "/token",
+            Some(&client.basic()),
+            &[("grant_type", "refresh_token"), ("refresh_token", token)],
+        )
+        .await
     }
 
     /// Issue a code the way the browser side will.

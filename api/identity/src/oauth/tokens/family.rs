@@ -14,6 +14,13 @@
 //! - Revocation marks the family revoked (kept long enough to outlive every
 //!   access token it issued) and waits until every node applied it. A
 //!   family that no longer exists counts as revoked.
+//! - An absolute lifetime: a family is renewed by each rotation (the idle
+//!   lifetime, `refresh_ttl`) but never past `ends_at_ms`, fixed when it
+//!   opens from its client's `refresh_token_absolute_lifetime_secs` (30
+//!   days by default). A refresh at or after it is `invalid_grant`.
+//! - A family opened in a browser session without `offline_access` is
+//!   bound to that session ([`super::sessions`]): ending the session
+//!   revokes it.
 
 use rsp_consensus::Consistency;
 use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Key, KeyValue, Txn, TxnOp};
@@ -23,7 +30,7 @@ use zeroize::Zeroizing;
 use super::{TokenService, UserGrant};
 use crate::clients::{Client, GRANT_REFRESH_TOKEN};
 use crate::crypto::random_token;
-use crate::oauth::claims::narrowed_scope;
+use crate::oauth::claims::{OFFLINE_ACCESS, has_scope, narrowed_scope};
 use crate::oauth::context::corrupt;
 use crate::oauth::error::OAuthError;
 use rsp_consensus::kv::tenant_keyspace;
@@ -35,13 +42,22 @@ const REFRESH_LABEL: &str = "rsp refresh tokens v1";
 const GRACE_MS: u64 = 5 * 60 * 1000;
 
 #[derive(Clone, Serialize, Deserialize)]
-struct Family {
+pub(super) struct Family {
     client_id: String,
-    grant: UserGrant,
+    pub(super) grant: UserGrant,
     /// Keyed hash of the current refresh token.
     current: Option<String>,
     revoked: bool,
     created_at_ms: u64,
+    /// When refreshing stops for good (ms since the epoch). Families
+    /// written before it existed end at `created_at_ms` plus the default
+    /// absolute lifetime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ends_at_ms: Option<u64>,
+    /// The browser session (its public handle) whose end revokes this
+    /// family; none for `offline_access` and device grants.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) session: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -68,6 +84,21 @@ impl std::fmt::Debug for FamilyDraft {
     }
 }
 
+impl Family {
+    pub(super) fn is_revoked(&self) -> bool {
+        self.revoked
+    }
+}
+
+/// A refresh token's record and its family, as read.
+struct Lookup {
+    hash: String,
+    record: RefreshRecord,
+    record_expires_at_ms: Option<u64>,
+    fam_kv: KeyValue,
+    family: Family,
+}
+
 /// What introspection says about an active refresh token.
 #[derive(Debug)]
 pub(crate) struct RefreshInfo {
@@ -79,7 +110,7 @@ pub(crate) struct RefreshInfo {
     pub exp: Option<u64>,
 }
 
-fn family_key(tenant: &str, fid: &str) -> Key {
+pub(super) fn family_key(tenant: &str, fid: &str) -> Key {
     Key::new(
         tenant_keyspace(tenant),
         format!("rt_family/{fid}").into_bytes(),
@@ -93,7 +124,7 @@ fn refresh_key(tenant: &str, hash: &str) -> Key {
     )
 }
 
-fn parse_family(kv: &KeyValue) -> Result<Family, OAuthError> {
+pub(super) fn parse_family(kv: &KeyValue) -> Result<Family, OAuthError> {
     serde_json::from_slice(&kv.value).map_err(corrupt)
 }
 
@@ -106,11 +137,35 @@ impl TokenService {
         self.ctx.config.refresh_ttl.as_millis() as u64
     }
 
-    fn short_ttl_ms(&self) -> u64 {
+    pub(super) fn short_ttl_ms(&self) -> u64 {
         self.ctx.config.access_ttl.as_millis() as u64 + GRACE_MS
     }
 
-    fn put_json(key: Key, value: &impl Serialize, ttl_ms: u64) -> Result<TxnOp, OAuthError> {
+    /// When `family` stops being renewable.
+    fn ends_at_ms(&self, family: &Family) -> u64 {
+        family.ends_at_ms.unwrap_or_else(|| {
+            let default = self.ctx.config.refresh_absolute_lifetime.as_millis() as u64;
+            family.created_at_ms.saturating_add(default)
+        })
+    }
+
+    /// TTLs of a renewable family ending at `ends_at_ms`, written at
+    /// `now_ms`: (its refresh token's, the family record's). The record
+    /// outlives its last refresh token by the access-token lifetime, so
+    /// every access token it issued can still find it.
+    fn renewable_ttls(&self, now_ms: u64, ends_at_ms: u64) -> (u64, u64) {
+        let token = self
+            .refresh_ttl_ms()
+            .min(ends_at_ms.saturating_sub(now_ms))
+            .max(1);
+        (token, token + self.short_ttl_ms())
+    }
+
+    pub(super) fn put_json(
+        key: Key,
+        value: &impl Serialize,
+        ttl_ms: u64,
+    ) -> Result<TxnOp, OAuthError> {
         Ok(TxnOp::Put {
             key,
             value: serde_json::to_vec(value).map_err(corrupt)?,
@@ -128,6 +183,9 @@ impl TokenService {
     ) -> Result<FamilyDraft, OAuthError> {
         let fid = random_token(16);
         let now_ms = self.ctx.now_ms();
+        let ends_at_ms = now_ms.saturating_add(
+            client.refresh_absolute_lifetime_ms(self.ctx.config.refresh_absolute_lifetime),
+        );
         let mut ops = Vec::new();
         let (refresh_token, current, ttl) = if client.allows_grant(GRANT_REFRESH_TOKEN) {
             let token = Zeroizing::new(random_token(32));
@@ -137,14 +195,30 @@ impl TokenService {
                 client_id: client.client_id.clone(),
                 issued_at: now_ms / 1000,
             };
+            let (token_ttl, family_ttl) = self.renewable_ttls(now_ms, ends_at_ms);
             ops.push(Self::put_json(
                 refresh_key(tenant, &hash),
                 &record,
-                self.refresh_ttl_ms(),
+                token_ttl,
             )?);
-            (Some(token), Some(hash), self.refresh_ttl_ms())
+            (Some(token), Some(hash), family_ttl)
         } else {
             (None, None, self.short_ttl_ms())
+        };
+        let session = match &grant.sid {
+            Some(sid) if refresh_token.is_some() && !has_scope(&grant.scope, OFFLINE_ACCESS) => {
+                // As long as the family can be renewed, however idle.
+                let link_ttl = (ends_at_ms - now_ms).saturating_add(self.short_ttl_ms());
+                ops.extend(Self::session_links(
+                    tenant,
+                    sid,
+                    &grant.user_id,
+                    &fid,
+                    link_ttl,
+                ));
+                Some(sid.clone())
+            }
+            _ => None,
         };
         let family = Family {
             client_id: client.client_id.clone(),
@@ -152,6 +226,8 @@ impl TokenService {
             current,
             revoked: false,
             created_at_ms: now_ms,
+            ends_at_ms: Some(ends_at_ms),
+            session,
         };
         ops.push(Self::put_json(family_key(tenant, &fid), &family, ttl)?);
         Ok(FamilyDraft {
@@ -176,14 +252,18 @@ impl TokenService {
         let Some(kv) = self.ctx.get_confirmed(&key).await? else {
             return Ok(());
         };
-        let mut family = parse_family(&kv)?;
-        family.revoked = true;
-        family.current = None;
-        let txn = Txn::ops(vec![Self::put_json(key, &family, self.short_ttl_ms())?]);
+        let txn = Txn::ops(vec![self.revoked(key, parse_family(&kv)?)?]);
         let (_, index) = self.ctx.consensus.txn_indexed(txn).await?;
         self.wait_everywhere(index).await;
         tracing::info!(tenant, fid, "token family revoked");
         Ok(())
+    }
+
+    /// The write that marks `family` (stored at `key`) revoked.
+    pub(super) fn revoked(&self, key: Key, mut family: Family) -> Result<TxnOp, OAuthError> {
+        family.revoked = true;
+        family.current = None;
+        Self::put_json(key, &family, self.short_ttl_ms())
     }
 
     /// The refresh record of `token` and its family, read locally and
@@ -193,12 +273,13 @@ impl TokenService {
         &self,
         tenant: &str,
         token: &str,
-    ) -> Result<Option<(String, RefreshRecord, KeyValue, Family)>, OAuthError> {
+    ) -> Result<Option<Lookup>, OAuthError> {
         let hash = self.ctx.hash(REFRESH_LABEL, token)?;
         let Some(kv) = self.ctx.get_confirmed(&refresh_key(tenant, &hash)).await? else {
             return Ok(None);
         };
         let record: RefreshRecord = serde_json::from_slice(&kv.value).map_err(corrupt)?;
+        let record_expires_at_ms = kv.expires_at_ms;
         let key = family_key(tenant, &record.fid);
         let mut fam = self.ctx.consensus.get(&key, Consistency::Local).await?.0;
         let current = |kv: &KeyValue| {
@@ -216,7 +297,13 @@ impl TokenService {
             return Ok(None);
         };
         let family = parse_family(&fam)?;
-        Ok(Some((hash, record, fam, family)))
+        Ok(Some(Lookup {
+            hash,
+            record,
+            record_expires_at_ms,
+            fam_kv: fam,
+            family,
+        }))
     }
 
     /// An active refresh token, for introspection and revocation.
@@ -225,10 +312,21 @@ impl TokenService {
         tenant: &str,
         token: &str,
     ) -> Result<Option<RefreshInfo>, OAuthError> {
-        let Some((hash, record, fam_kv, family)) = self.lookup_refresh(tenant, token).await? else {
+        let Some(Lookup {
+            hash,
+            record,
+            record_expires_at_ms,
+            family,
+            ..
+        }) = self.lookup_refresh(tenant, token).await?
+        else {
             return Ok(None);
         };
-        if family.revoked || family.current.as_deref() != Some(&*hash) {
+        let ends_at_ms = self.ends_at_ms(&family);
+        if family.revoked
+            || family.current.as_deref() != Some(&*hash)
+            || self.ctx.now_ms() >= ends_at_ms
+        {
             return Ok(None);
         }
         Ok(Some(RefreshInfo {
@@ -237,7 +335,7 @@ impl TokenService {
             sub: family.grant.user_id,
             scope: family.grant.scope,
             iat: record.issued_at,
-            exp: fam_kv.expires_at_ms.map(|ms| ms / 1000),
+            exp: Some(record_expires_at_ms.unwrap_or(ends_at_ms).min(ends_at_ms) / 1000),
         }))
     }
 
@@ -250,11 +348,25 @@ impl TokenService {
         token: &str,
         scope: Option<&str>,
     ) -> Result<super::TokenSet, OAuthError> {
-        let Some((hash, record, fam_kv, family)) = self.lookup_refresh(tenant, token).await? else {
+        let Some(Lookup {
+            hash,
+            record,
+            fam_kv,
+            family,
+            ..
+        }) = self.lookup_refresh(tenant, token).await?
+        else {
             return Err(invalid_refresh());
         };
         if record.client_id != client.client_id || family.revoked {
             return Err(invalid_refresh());
+        }
+        let now_ms = self.ctx.now_ms();
+        let ends_at_ms = self.ends_at_ms(&family);
+        if now_ms >= ends_at_ms {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token has reached its absolute lifetime; sign in again",
+            ));
         }
         if family.current.as_deref() != Some(&*hash) {
             self.revoke_family(tenant, &record.fid).await?;
@@ -268,8 +380,9 @@ impl TokenService {
         let new_record = RefreshRecord {
             fid: record.fid.clone(),
             client_id: client.client_id.clone(),
-            issued_at: self.ctx.now_ms() / 1000,
+            issued_at: now_ms / 1000,
         };
+        let (token_ttl, family_ttl) = self.renewable_ttls(now_ms, ends_at_ms);
         let fkey = family_key(tenant, &record.fid);
         let txn = Txn {
             compares: vec![Compare {
@@ -277,12 +390,8 @@ impl TokenService {
                 target: CompareTarget::ModRevision(CmpOp::Eq, fam_kv.mod_revision),
             }],
             success: vec![
-                Self::put_json(fkey, &next, self.refresh_ttl_ms())?,
-                Self::put_json(
-                    refresh_key(tenant, &new_hash),
-                    &new_record,
-                    self.refresh_ttl_ms(),
-                )?,
+                Self::put_json(fkey, &next, family_ttl)?,
+                Self::put_json(refresh_key(tenant, &new_hash), &new_record, token_ttl)?,
             ],
             failure: vec![],
         };
@@ -306,4 +415,26 @@ fn reused() -> OAuthError {
     OAuthError::invalid_grant(
         "the refresh token was already used; every token of this grant is revoked",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_stored_before_absolute_lifetimes_and_session_links_still_parses() {
+        let old = serde_json::json!({
+            "client_id": "web",
+            "grant": {"user_id": "u1", "scope": "openid", "auth_time": 1,
+                      "acr": null, "amr": ["pwd"], "sid": "s1"},
+            "current": "h1",
+            "revoked": false,
+            "created_at_ms": 1000,
+        });
+        let family: Family = serde_json::from_value(old).expect("old record");
+        assert_eq!(family.ends_at_ms, None);
+        assert_eq!(family.session, None, "an old family is not session-bound");
+        let json = serde_json::to_value(&family).expect("json");
+        assert!(json.get("ends_at_ms").is_none() && json.get("session").is_none());
+    }
 }
