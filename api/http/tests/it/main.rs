@@ -12,6 +12,7 @@ mod support;
 
 mod admin_api;
 mod admin_grant;
+mod attacks;
 mod authz_admin;
 mod authz_admin_routes;
 mod authz_authzen;

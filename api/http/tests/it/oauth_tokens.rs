@@ -483,3 +483,64 @@ async fn revocation_answers_200_for_unknown_tokens_and_refuses_other_clients_tok
         StatusCode::OK
     );
 }
+
+/// Header tricks on a token signed with the attacker's own key (ES256):
+/// a `jku` or `x5u` pointing at the attacker's keys, the key embedded as
+/// `jwk`, the victim's real `kid`, a path-traversal `kid`, and a `kid` with
+/// no key. Keys come only from the tenant's own JWKS, by `kid`, with the
+/// algorithm pinned to the key, so every one is refused (RFC 8725 3.1 and
+/// 3.10; CVE classes of jku/x5u/embedded-jwk trust).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_with_jku_x5u_an_embedded_jwk_or_a_foreign_kid_is_refused() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+
+    let s = setup().await;
+    let (access, _) = user_tokens(&s, "acme", &s.web, "openid").await;
+    let (header, claims) = peek(&access);
+    let real_kid = header["kid"].as_str().expect("kid").to_string();
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+            .expect("key");
+    let pair =
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).expect("pair");
+    let point = pair.public_key().as_ref();
+    let attacker_jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(json!({
+        "kty": "EC", "crv": "P-256", "kid": "attacker",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    }))
+    .expect("jwk");
+    let key = EncodingKey::from_ec_der(pkcs8.as_ref());
+    let cases: Vec<(&str, Box<dyn Fn(&mut Header)>)> = vec![
+        (
+            "jku",
+            Box::new(|h| h.jku = Some("https://evil.example/jwks".into())),
+        ),
+        (
+            "x5u",
+            Box::new(|h| h.x5u = Some("https://evil.example/cert.pem".into())),
+        ),
+        (
+            "embedded jwk",
+            Box::new(|h| h.jwk = Some(attacker_jwk.clone())),
+        ),
+        (
+            "the victim's kid",
+            Box::new(|h| h.kid = Some(real_kid.clone())),
+        ),
+        (
+            "path kid",
+            Box::new(|h| h.kid = Some("../../../../dev/null".into())),
+        ),
+        ("unknown kid", Box::new(|h| h.kid = Some("attacker".into()))),
+    ];
+    for (what, trick) in cases {
+        let mut h = Header::new(Algorithm::ES256);
+        h.typ = Some("at+jwt".into());
+        h.kid = Some("attacker".into());
+        trick(&mut h);
+        let forged = jsonwebtoken::encode(&h, &claims, &key).expect("sign");
+        assert_refused(&s, &forged, what).await;
+    }
+}
