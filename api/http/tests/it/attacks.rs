@@ -23,7 +23,7 @@ async fn setup() -> (Env, TestClient) {
 }
 
 /// Redirect URIs are compared as exact strings (RFC 9700 2.1, 4.1.3;
-/// ASVS 51.2.x): each look-alike of the registered
+/// ASVS V10): each look-alike of the registered
 /// `https://app.example.com/cb` gets an error page and no redirect.
 #[tokio::test]
 async fn redirect_uri_look_alikes_get_an_error_page_and_no_redirect() {
@@ -64,8 +64,8 @@ async fn redirect_uri_look_alikes_get_an_error_page_and_no_redirect() {
 }
 
 /// A `state` carrying CR/LF goes back percent-encoded in one `Location`
-/// header: no header is injected (ASVS 5.x output encoding; HTTP response
-/// splitting).
+/// header: no header is injected (HTTP response splitting,
+/// CWE-113).
 #[tokio::test]
 async fn crlf_in_state_cannot_add_headers_to_the_redirect() {
     let (env, web) = setup().await;
@@ -88,8 +88,7 @@ async fn crlf_in_state_cannot_add_headers_to_the_redirect() {
     assert!(!raw.contains('\r') && !raw.contains('\n'), "{raw}");
 }
 
-/// Sign-in pages may not be framed (clickjacking, ASVS 50.1.x / RFC 9700
-/// 4.16): `X-Frame-Options: DENY` and CSP `frame-ancestors 'none'`.
+/// Sign-in pages may not be framed (clickjacking, RFC 9700 4.16): `X-Frame-Options: DENY` and CSP `frame-ancestors 'none'`.
 #[tokio::test]
 async fn sign_in_pages_refuse_to_be_framed() {
     let (env, web) = setup().await;
@@ -113,7 +112,7 @@ async fn sign_in_pages_refuse_to_be_framed() {
 }
 
 /// Bodies over the limit are refused with 413 before any parsing, at the
-/// token endpoint and at the login form (resource exhaustion, ASVS 4.x).
+/// token endpoint and at the login form (resource exhaustion).
 #[tokio::test]
 async fn oversized_bodies_are_refused_before_parsing() {
     let (env, web) = setup().await;
@@ -136,7 +135,7 @@ async fn oversized_bodies_are_refused_before_parsing() {
 
 /// A session id planted in the browser before sign-in is never adopted:
 /// sign-in issues a new one, and the planted one signs nobody in (session
-/// fixation, ASVS 7.2.4).
+/// fixation).
 #[tokio::test]
 async fn a_planted_session_cookie_is_replaced_at_sign_in() {
     let (env, web) = setup().await;
@@ -163,8 +162,8 @@ async fn a_planted_session_cookie_is_replaced_at_sign_in() {
 }
 
 /// Failures under other spellings of a username count against the same
-/// account, so changing case does not buy more guesses (ASVS 6.3.x
-/// credential stuffing / lockout bypass).
+/// account, so changing case does not buy more guesses (lockout
+/// bypass).
 #[tokio::test]
 async fn lockout_counts_every_spelling_of_a_username() {
     let (env, web) = setup().await;
