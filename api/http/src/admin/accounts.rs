@@ -6,7 +6,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use jsonwebtoken::jwk::JwkSet;
-use rsp_consensus::Consistency;
 use serde::Deserialize;
 use serde_json::json;
 use zeroize::Zeroizing;
@@ -52,7 +51,7 @@ impl From<ClientError> for ApiError {
 
 /// A tenant's admin calls need the tenant to exist.
 async fn require_tenant(state: &AppState, tenant: &str) -> ApiResult<()> {
-    state.tenants.get(tenant, Consistency::Local).await?;
+    state.tenants.get_confirmed(tenant).await?;
     Ok(())
 }
 

@@ -52,7 +52,7 @@ impl From<FactorError> for ApiError {
 
 /// The user must exist in the tenant.
 async fn require_user(state: &AppState, tenant: &str, user: &str) -> ApiResult<()> {
-    state.tenants.get(tenant, Consistency::Local).await?;
+    state.tenants.get_confirmed(tenant).await?;
     state
         .identity
         .users

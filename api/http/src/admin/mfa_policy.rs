@@ -4,7 +4,6 @@
 
 use axum::Json;
 use axum::extract::State;
-use rsp_consensus::Consistency;
 
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
@@ -26,7 +25,7 @@ pub async fn get(
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
 ) -> ApiResult<Json<MfaPolicy>> {
-    state.tenants.get(&tenant, Consistency::Local).await?;
+    state.tenants.get_confirmed(&tenant).await?;
     Ok(Json(state.identity.mfa_policy.get(&tenant).await?))
 }
 
@@ -36,7 +35,7 @@ pub async fn put(
     ApiPath(tenant): ApiPath<String>,
     ApiJson(policy, _): ApiJson<MfaPolicy>,
 ) -> ApiResult<Json<MfaPolicy>> {
-    state.tenants.get(&tenant, Consistency::Local).await?;
+    state.tenants.get_confirmed(&tenant).await?;
     state.identity.mfa_policy.put(&tenant, &policy).await?;
     Ok(Json(policy))
 }

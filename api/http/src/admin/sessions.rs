@@ -81,7 +81,7 @@ fn token_error(e: OAuthError) -> ApiError {
 
 /// The tenant's session service on this node; the tenant must exist.
 async fn tenant_actors(state: &AppState, tenant: &str) -> ApiResult<TenantHandle> {
-    state.tenants.get(tenant, Consistency::Local).await?;
+    state.tenants.get_confirmed(tenant).await?;
     let runtime = state
         .tenant_runtime
         .runtime()

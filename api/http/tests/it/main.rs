@@ -11,6 +11,7 @@ mod browser;
 mod support;
 
 mod admin_api;
+mod admin_consistency;
 mod admin_grant;
 mod attacks;
 mod authz_admin;
