@@ -16,8 +16,11 @@ use rsp_policies::records::PolicyVersion;
 use rsp_policies::{DecisionRequest, Snapshot, parse_uid};
 use serde_json::Value;
 
+/// A fuzz target: arbitrary bytes in, no panic.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name of its corpus directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("peer_frame", peer_frame),
     ("oauth_form", oauth_form),
     ("jose", jose),

@@ -512,7 +512,8 @@ async fn a_token_with_jku_x5u_an_embedded_jwk_or_a_foreign_kid_is_refused() {
     }))
     .expect("jwk");
     let key = EncodingKey::from_ec_der(pkcs8.as_ref());
-    let cases: Vec<(&str, Box<dyn Fn(&mut Header)>)> = vec![
+    type Trick<'a> = (&'a str, Box<dyn Fn(&mut Header) + 'a>);
+    let cases: Vec<Trick> = vec![
         (
             "jku",
             Box::new(|h| h.jku = Some("https://evil.example/jwks".into())),
