@@ -165,7 +165,7 @@ fn every_fuzz_target_survives_its_corpus_and_mutations_of_it() {
     for (name, target) in TARGETS {
         let seeds = corpus(name);
         assert!(!seeds.is_empty(), "no corpus for fuzz target {name}");
-        let mut rng = Rng(0x5eed_0000 ^ name.len() as u64 * 0x9e37_79b9);
+        let mut rng = Rng(0x5eed_0000 ^ (name.len() as u64 * 0x9e37_79b9));
         let run = |input: &[u8]| {
             let caught = std::panic::catch_unwind(|| target(input));
             assert!(
