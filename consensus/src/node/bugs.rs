@@ -91,7 +91,7 @@ mod tests {
             ack_before_commit: true,
             skip_log_sync: true,
         };
-        assert!(!InjectedBugs::AVAILABLE);
+        const { assert!(!InjectedBugs::AVAILABLE) };
         assert!(!forced.any());
         assert!(!forced.stale_reads() && !forced.ack_before_commit() && !forced.skip_log_sync());
     }
