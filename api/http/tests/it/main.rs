@@ -10,6 +10,7 @@ mod browser;
 #[path = "support/oauth.rs"]
 mod support;
 
+mod account_totp_writes;
 mod admin_api;
 mod authz_admin;
 mod authz_admin_routes;
