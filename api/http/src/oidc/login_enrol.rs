@@ -32,7 +32,7 @@ use axum::http::StatusCode;
 use rsp_actors::TenantHandle;
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::browser_session::{Browser, current_session};
+use crate::oidc::browser_session::{Browser, SESSION_COOKIE, current_session};
 use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::enrolment_pages::{codes_page, enrol_page};
 use crate::oidc::lockout::{begin_attempt, locked};
@@ -191,7 +191,7 @@ pub async fn confirm(
         .generate(tenant, user_id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
-    let (_, cookie) = sign_in(
+    let (session, cookie) = sign_in(
         state,
         browser,
         &actors,
@@ -201,6 +201,8 @@ pub async fn confirm(
     )
     .await?;
     attempt.succeeded().await?;
+    // The codes page's form is bound to the new session.
+    let browser = &browser.with_cookie(SESSION_COOKIE, session.id.expose());
     let resume = ResumeTicket {
         user_id: user_id.clone(),
         flow: ticket.user.flow,

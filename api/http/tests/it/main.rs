@@ -20,6 +20,7 @@ mod authz_decisions;
 mod authz_property;
 mod authz_runtime;
 mod browser_consent;
+mod browser_cookies;
 mod browser_device;
 mod browser_login;
 mod browser_logout;
