@@ -38,3 +38,4 @@ mod recovery_codes;
 mod saml_not_yet;
 mod signing_keys;
 mod totp_factors;
+mod unknown_lookups;
