@@ -11,6 +11,8 @@
 //!   [`authz::caller`]'s, the tenant and client of an OAuth request
 //!   [`oidc::tenant`]'s and [`oidc::client`]'s.
 //! - [`error`]: the one error type and its HTTP mapping.
+//! - [`miss_limit`]: the per-address limit on unauthenticated look-ups
+//!   that would go to the leader (unknown tenants, device user codes).
 //! - [`admin`]: `/admin/v1/...` handlers; [`authz`]: Cedar decisions and
 //!   AuthZEN under each issuer; [`ops`]: health, readiness,
 //!   metrics; [`account`]: the self-service account pages (second factors).
@@ -27,6 +29,7 @@ pub mod admin;
 pub mod authz;
 pub mod error;
 pub mod extract;
+pub mod miss_limit;
 pub mod oidc;
 pub mod ops;
 pub mod saml;

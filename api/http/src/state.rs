@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::authz::services::AuthzServices;
+use crate::miss_limit::{MissLimiter, MissRule};
 use crate::oidc::tenant_runtime::TenantRuntimeServices;
 use rsp_identity::Identity;
 use rsp_identity::oauth::{OidcConfig, OidcServices};
@@ -55,6 +56,9 @@ pub struct AppState {
     /// policy snapshots), with the second-factor seam and the browser
     /// lifetimes.
     pub tenant_runtime: TenantRuntimeServices,
+    /// Per-address buckets for unauthenticated look-ups that would go to
+    /// the leader.
+    pub misses: MissLimiter,
     /// The node's public URL without a trailing slash; issuers are
     /// `{public_url}/t/{tenant}`.
     pub public_url: Arc<str>,
@@ -76,6 +80,7 @@ impl AppState {
                 OidcConfig::default(),
             ),
             tenant_runtime: TenantRuntimeServices::with_factors(identity.factors.clone()),
+            misses: MissLimiter::new(MissRule::default(), consensus.clock().clone()),
             authz: AuthzServices::new(consensus.clone(), rsp_policies::PolicyConfig::default()),
             public_url: Arc::from(public_url.trim_end_matches('/')),
             tenants: TenantService::new(consensus.clone()),

@@ -11,9 +11,11 @@
 //! second time, on any node, even when two nodes check it at the same moment.
 //!
 //! Records (tenant keyspace): `factor/<user>/<id>` -> [`StoredFactor`],
-//! `factor_step/<user>/<id>` -> last accepted step (decimal), and
-//! `factor_pending/<user>/<id>` -> a [`StoredFactor`] not confirmed yet
-//! (sealed like the others, expiring after [`PENDING_TTL_MS`]).
+//! and `factor_step/<user>/<id>` -> last accepted step (decimal). An
+//! enrolment not confirmed yet ([`PendingTotp`], its seed sealed like the
+//! others) is not stored: it travels in the enrolment form's sealed ticket
+//! and expires after [`PENDING_TTL_MS`], so showing the enrolment page
+//! writes nothing.
 
 use std::sync::Arc;
 
@@ -97,11 +99,18 @@ fn step_key(tenant: &str, user: &str, id: &str) -> Key {
     )
 }
 
-fn pending_key(tenant: &str, user: &str, id: &str) -> Key {
-    Key::new(
-        tenant_keyspace(tenant),
-        format!("factor_pending/{user}/{id}").into_bytes(),
-    )
+/// A TOTP enrolment not confirmed yet, as it travels in the enrolment
+/// form's sealed ticket: its seed sealed under the KEK (AAD: tenant, user,
+/// id), its creation time. Nothing of it is stored until it is confirmed.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingTotp(StoredFactor);
+
+impl std::fmt::Debug for PendingTotp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingTotp")
+            .field("id", &self.0.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A TOTP enrolment that waits for its first code: what the user's
@@ -326,17 +335,20 @@ impl FactorService {
         }
     }
 
-    /// Start enrolling a new TOTP factor: a fresh 160-bit seed, sealed and
-    /// kept as pending until [`FactorService::confirm_totp`] sees a valid
-    /// code from it. `issuer` and `account` label it in the user's app.
-    pub async fn begin_totp(
+    /// Start enrolling a new TOTP factor: a fresh 160-bit seed, sealed
+    /// under the KEK, and nothing written. The [`PendingTotp`] travels with
+    /// the enrolment form (in its sealed ticket) until
+    /// [`FactorService::confirm_totp`] sees a valid code from it, within
+    /// [`PENDING_TTL_MS`]. `issuer` and `account` label it in the user's
+    /// app.
+    pub fn begin_totp(
         &self,
         tenant: &str,
         user: &str,
         issuer: &str,
         account: &str,
         now_ms: u64,
-    ) -> Result<TotpEnrolment, FactorError> {
+    ) -> Result<(TotpEnrolment, PendingTotp), FactorError> {
         let seed: Zeroizing<[u8; NEW_SECRET_BYTES]> = Zeroizing::new(rand::random());
         let id = random_token(12);
         let sealed = self
@@ -351,87 +363,89 @@ impl FactorService {
             created_at_ms: now_ms,
             sealed_secret: b64url(&sealed),
         };
-        let value =
-            serde_json::to_vec(&pending).map_err(|e| FactorError::Corrupt(e.to_string()))?;
-        self.consensus
-            .txn(Txn::ops(vec![TxnOp::Put {
-                key: pending_key(tenant, user, &id),
-                value,
-                ttl_ms: Some(PENDING_TTL_MS),
-            }]))
-            .await?;
-        enrolment_of(&pending, seed.as_ref(), issuer, account)
+        let enrolment = enrolment_of(&pending, seed.as_ref(), issuer, account)?;
+        Ok((enrolment, PendingTotp(pending)))
     }
 
     /// A pending enrolment shown again (after a wrong code): the same seed.
-    pub async fn reopen_totp(
+    /// [`FactorError::NotFound`]: not `user`'s, or expired.
+    pub fn reopen_totp(
         &self,
         tenant: &str,
         user: &str,
-        id: &str,
+        pending: &PendingTotp,
         issuer: &str,
         account: &str,
+        now_ms: u64,
     ) -> Result<TotpEnrolment, FactorError> {
-        let (kv, _) = self
-            .consensus
-            .get(&pending_key(tenant, user, id), Consistency::Linearizable)
-            .await?;
-        let kv = kv.ok_or(FactorError::NotFound)?;
-        let pending: StoredFactor =
-            serde_json::from_slice(&kv.value).map_err(|e| FactorError::Corrupt(e.to_string()))?;
-        let sealed = b64url_decode(&pending.sealed_secret)
-            .ok_or_else(|| FactorError::Corrupt("sealed seed is not base64url".into()))?;
-        let seed = self.kek.get()?.open(&aad(tenant, user, id), &sealed)?;
-        enrolment_of(&pending, &seed, issuer, account)
+        let seed = self.open_pending(tenant, user, pending, now_ms)?;
+        enrolment_of(&pending.0, &seed, issuer, account)
     }
 
-    /// Finish enrolment `id` with a code from the new seed: the factor
-    /// becomes active, with the code's step recorded as used (it cannot
-    /// also sign in). `Ok(None)`: wrong code (the enrolment stays pending);
-    /// [`FactorError::NotFound`]: unknown, expired or already confirmed.
+    /// The seed of `pending`, if it is `user`'s and not expired.
+    fn open_pending(
+        &self,
+        tenant: &str,
+        user: &str,
+        pending: &PendingTotp,
+        now_ms: u64,
+    ) -> Result<Zeroizing<Vec<u8>>, FactorError> {
+        let p = &pending.0;
+        if now_ms >= p.created_at_ms.saturating_add(PENDING_TTL_MS) {
+            return Err(FactorError::NotFound);
+        }
+        let sealed = b64url_decode(&p.sealed_secret).ok_or(FactorError::NotFound)?;
+        // The AAD names tenant, user and id: another user's seed does not
+        // open.
+        match self.kek.get()?.open(&aad(tenant, user, &p.id), &sealed) {
+            Ok(seed) => Ok(seed),
+            Err(CryptoError::NoKek) => Err(CryptoError::NoKek.into()),
+            Err(_) => Err(FactorError::NotFound),
+        }
+    }
+
+    /// Finish enrolment `pending` with a code from its seed: the factor
+    /// becomes active (one write), with the code's step recorded as used
+    /// (it cannot also sign in). `Ok(None)`: wrong code (the enrolment may
+    /// be tried again); [`FactorError::NotFound`]: not `user`'s, expired,
+    /// or already confirmed.
     pub async fn confirm_totp(
         &self,
         tenant: &str,
         user: &str,
-        id: &str,
+        pending: &PendingTotp,
         code: &str,
         now_secs: u64,
     ) -> Result<Option<FactorInfo>, FactorError> {
         let code = code.trim();
-        let key = pending_key(tenant, user, id);
-        let (kv, _) = self.consensus.get(&key, Consistency::Linearizable).await?;
-        let kv = kv.ok_or(FactorError::NotFound)?;
-        let pending: StoredFactor =
-            serde_json::from_slice(&kv.value).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        let seed = self.open_pending(tenant, user, pending, now_secs * 1000)?;
         if !code_shaped(code) {
             return Ok(None);
         }
-        let sealed = b64url_decode(&pending.sealed_secret)
-            .ok_or_else(|| FactorError::Corrupt("sealed seed is not base64url".into()))?;
-        let seed = self.kek.get()?.open(&aad(tenant, user, id), &sealed)?;
-        let Some(step) = totp_for(&seed, pending.digits, pending.period).check(code, now_secs)
-        else {
+        let p = &pending.0;
+        let Some(step) = totp_for(&seed, p.digits, p.period).check(code, now_secs) else {
             return Ok(None);
         };
         let factor = StoredFactor {
             created_at_ms: now_secs * 1000,
-            ..pending
+            ..p.clone()
         };
         let value = serde_json::to_vec(&factor).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+        let key = factor_key(tenant, user, &p.id);
         let txn = Txn {
+            // Confirmed once: a second post of the same form finds it.
             compares: vec![Compare {
                 key: key.clone(),
-                target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
+                target: CompareTarget::Exists(false),
             }],
             success: vec![
-                TxnOp::Delete { key },
                 TxnOp::Put {
-                    key: factor_key(tenant, user, id),
+                    key,
                     value,
                     ttl_ms: None,
                 },
                 TxnOp::Put {
-                    key: step_key(tenant, user, id),
+                    key: step_key(tenant, user, &p.id),
                     value: step.to_string().into_bytes(),
                     ttl_ms: None,
                 },
@@ -445,11 +459,11 @@ impl FactorService {
         }
     }
 
-    /// Remove every TOTP factor of `user`, enrolled or pending, with their
+    /// Remove every TOTP factor of `user`, with their
     /// replay records (an admin's reset).
     pub async fn delete_all(&self, tenant: &str, user: &str) -> Result<(), FactorError> {
         let keyspace = tenant_keyspace(tenant);
-        let ops = ["factor", "factor_step", "factor_pending"]
+        let ops = ["factor", "factor_step"]
             .iter()
             .map(|record| TxnOp::DeletePrefix {
                 keyspace: keyspace.clone(),

@@ -3,9 +3,11 @@
 //! The GET (after a recent sign-in) makes a pending seed
 //! ([`rsp_identity::factors::FactorService::begin_totp`], sealed under
 //! the KEK, expiring in ten minutes) and shows it as a QR code, as a key to
-//! type and as its `otpauth://` URI; the form posts the first code with the
-//! sealed `enrolment` ticket. A valid code makes the factor active; a
-//! user's first factor also brings ten recovery codes, shown once.
+//! type and as its `otpauth://` URI; it writes nothing: the sealed seed
+//! travels in the form's sealed `enrolment` ticket, which posts it back
+//! with the first code. A valid code makes the factor active (the one
+//! write); a user's first factor also brings ten recovery codes, shown
+//! once.
 //!
 //! The pages come from [`crate::oidc::enrolment_pages`], shared with
 //! enrolment during sign-in ([`crate::oidc::login_enrol`]).
@@ -21,7 +23,7 @@ use crate::oidc::enrolment_pages::{codes_page, enrol_page};
 use crate::oidc::mfa::totp_code;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
-use rsp_identity::factors::FactorError;
+use rsp_identity::factors::{FactorError, PendingTotp};
 
 const ENROLMENT: &str = "enrolment";
 const PURPOSE: &str = "account-totp";
@@ -29,7 +31,7 @@ const PURPOSE: &str = "account-totp";
 #[derive(Serialize, Deserialize)]
 struct Ticket {
     user_id: String,
-    pending: String,
+    pending: PendingTotp,
 }
 
 /// `GET {issuer}/account/mfa/totp`.
@@ -49,7 +51,7 @@ pub async fn get(
             StatusCode::OK,
         );
     }
-    let enrolment = state
+    let (enrolment, pending) = state
         .identity
         .factors
         .begin_totp(
@@ -59,11 +61,10 @@ pub async fn get(
             &session.user.username,
             state.clock().now_ms(),
         )
-        .await
         .map_err(unavailable)?;
     let ticket = Ticket {
         user_id: session.user.id.clone(),
-        pending: enrolment.id.clone(),
+        pending,
     };
     let sealed = seal(&state, &browser, PURPOSE, &ticket)?;
     let action = format!("{}/mfa/totp", base(&browser));
@@ -120,8 +121,14 @@ pub async fn post(
             let enrolment = state
                 .identity
                 .factors
-                .reopen_totp(tenant, &user.id, &ticket.pending, tenant, &user.username)
-                .await
+                .reopen_totp(
+                    tenant,
+                    &user.id,
+                    &ticket.pending,
+                    tenant,
+                    &user.username,
+                    state.clock().now_ms(),
+                )
                 .map_err(|e| match e {
                     FactorError::NotFound => expired(),
                     e => unavailable(e),

@@ -6,8 +6,15 @@
 //! Sessions live in the tenant actors (`rsp-actors`), replicated through
 //! Raft: one made on node 1 validates on node 2, and a revocation is in
 //! force on every node when it returns. The cookie holds only the session's
-//! random id: `HttpOnly`, `SameSite=Lax`, `Path=/t/{tenant}`, `Secure`
-//! when the public URL is https.
+//! random id.
+//!
+//! Cookies ([`Browser::set_cookie`]) are `HttpOnly` and `SameSite=Lax`. When
+//! the public URL is https they are `__Host-` cookies (`Secure`, `Path=/`,
+//! no `Domain`), named `__Host-{name}-{tenant}`: a sibling domain can
+//! neither set nor overwrite them. On plain http they are `{name}` with
+//! `Path=/t/{tenant}`. A request carrying two cookies of one name (one of
+//! them tossed in by a sibling domain, with a longer path) gets neither:
+//! [`Browser::cookie`] refuses to guess.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,9 +33,11 @@ pub const SESSION_COOKIE: &str = "rsp_session";
 
 /// A browser request to a tenant's pages: the tenant (unknown ones get a
 /// 404 page), its cookies and the peer address.
+#[derive(Clone)]
 pub struct Browser {
     pub tenant: TenantCtx,
-    cookies: BTreeMap<String, String>,
+    /// Every value sent under each name, in order.
+    cookies: BTreeMap<String, Vec<String>>,
     pub client_ip: Option<IpAddr>,
     /// Cookies get `Secure` (the public URL is https).
     pub secure: bool,
@@ -41,16 +50,15 @@ impl FromRequestParts<AppState> for Browser {
         let tenant = TenantCtx::from_request_parts(parts, state)
             .await
             .map_err(PageError::from)?;
-        let mut cookies = BTreeMap::new();
+        let mut cookies: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for value in parts.headers.get_all(header::COOKIE) {
             let Ok(text) = value.to_str() else { continue };
             for pair in text.split(';') {
                 if let Some((name, value)) = pair.trim().split_once('=') {
-                    // The first of two same-named cookies is the one with the
-                    // longest path (RFC 6265 section 5.4): keep it.
                     cookies
                         .entry(name.trim().to_string())
-                        .or_insert_with(|| value.trim().to_string());
+                        .or_default()
+                        .push(value.trim().to_string());
                 }
             }
         }
@@ -67,20 +75,60 @@ impl FromRequestParts<AppState> for Browser {
 }
 
 impl Browser {
+    /// The value of this tenant's cookie `name`, if the browser sent
+    /// exactly one: of two same-named cookies one was planted (by a
+    /// sibling domain, or for a longer path), and neither is trusted.
     pub fn cookie(&self, name: &str) -> Option<&str> {
-        self.cookies.get(name).map(String::as_str)
+        match self.cookies.get(&self.cookie_name(name))?.as_slice() {
+            [one] => Some(one),
+            _ => {
+                tracing::info!(cookie = name, "several cookies of one name: none used");
+                None
+            }
+        }
     }
 
-    /// Every cookie of a tenant is scoped to its issuer path.
+    /// Whether the browser sent this tenant's cookie `name` at all (once or
+    /// more).
+    pub fn sent_cookie(&self, name: &str) -> bool {
+        self.cookies.contains_key(&self.cookie_name(name))
+    }
+
+    /// This browser as it will be once `value` is set for cookie `name`
+    /// (a page rendered in the answer that signs the user in).
+    pub fn with_cookie(&self, name: &str, value: &str) -> Browser {
+        let mut next = self.clone();
+        next.cookies
+            .insert(self.cookie_name(name), vec![value.to_string()]);
+        next
+    }
+
+    /// What cookie `name` of this tenant is called on the wire:
+    /// `__Host-{name}-{tenant}` on https, `{name}` otherwise.
+    pub fn cookie_name(&self, name: &str) -> String {
+        if self.secure {
+            format!("__Host-{name}-{}", self.tenant.id)
+        } else {
+            name.to_string()
+        }
+    }
+
+    /// `/` for `__Host-` cookies (https), else the tenant's issuer path.
     pub fn cookie_path(&self) -> String {
-        format!("/t/{}", self.tenant.id)
+        if self.secure {
+            "/".to_string()
+        } else {
+            format!("/t/{}", self.tenant.id)
+        }
     }
 
-    /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, the tenant's path,
-    /// `Secure` on https. `None` for `max_age`: until the browser closes.
+    /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`; on https a
+    /// `__Host-` cookie (`Secure`, `Path=/`, no `Domain`), else the
+    /// tenant's path. `None` for `max_age`: until the browser closes.
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
         let mut c = format!(
-            "{name}={value}; Path={}; HttpOnly; SameSite=Lax",
+            "{}={value}; Path={}; HttpOnly; SameSite=Lax",
+            self.cookie_name(name),
             self.cookie_path()
         );
         if self.secure {

@@ -110,7 +110,19 @@ pub async fn confirm_page(
 }
 
 /// A known code: the approval page if signed in, else the login form.
+/// Each code entered takes a token from the address's look-up bucket
+/// ([`crate::miss_limit`], RFC 8628 section 5.1), found or not.
 async fn entered(state: &AppState, browser: &Browser, user_code: &str) -> Result<Page, PageError> {
+    if let Err(wait) = state.misses.take(browser.client_ip) {
+        return Err(PageError {
+            retry_after: Some(wait),
+            ..PageError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Too many codes were entered from this address. Wait a moment and try again.",
+            )
+        });
+    }
     let Some(request) = state
         .oidc
         .device

@@ -57,6 +57,17 @@ pub fn actor_error(e: rsp_actors::ActorError) -> OAuthError {
     err
 }
 
+/// 429 for an address past its look-up budget
+/// ([`crate::miss_limit`]), retry after `wait`.
+pub fn too_many_misses(wait: std::time::Duration) -> OAuthError {
+    let mut err = OAuthError::new(
+        OAuthErrorCode::TooManyRequests,
+        "too many look-ups of unknown names from this address; retry later",
+    );
+    err.retry_after = Some(wait.as_secs().max(1));
+    err
+}
+
 impl IntoResponse for OAuthErrorResponse {
     fn into_response(self) -> Response {
         let e = self.0;

@@ -17,8 +17,10 @@
 //! a client (or the account pages) with the password alone.
 //!
 //! The enrolment ticket carries the sign-in's [`MfaTicket`]: step 2 is
-//! refused from a browser without the cookie it is bound to. The pending
-//! seed makes the step single use (confirming it removes it). Step 2 is an
+//! refused from a browser without the cookie it is bound to. It also
+//! carries the pending seed, sealed ([`rsp_identity::factors::PendingTotp`]):
+//! step 1 writes nothing, and step 2 is single use (the factor is written
+//! only if it does not exist yet). Step 2 is an
 //! attempt under the lockout ([`crate::oidc::lockout`]): a locked account
 //! is refused, a wrong first code is not counted (it reveals nothing: the
 //! seed was just shown), and the finished sign-in clears the account's
@@ -30,7 +32,7 @@ use axum::http::StatusCode;
 use rsp_actors::TenantHandle;
 use serde::{Deserialize, Serialize};
 
-use crate::oidc::browser_session::{Browser, current_session};
+use crate::oidc::browser_session::{Browser, SESSION_COOKIE, current_session};
 use crate::oidc::csrf::{seal, unseal};
 use crate::oidc::enrolment_pages::{codes_page, enrol_page};
 use crate::oidc::lockout::{begin_attempt, locked};
@@ -40,7 +42,7 @@ use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::{Page, PageError};
 use crate::oidc::signin::{SignInUser, continue_flow, sign_in};
 use crate::state::AppState;
-use rsp_identity::factors::{FactorError, TotpEnrolment};
+use rsp_identity::factors::{FactorError, PendingTotp, TotpEnrolment};
 
 /// The field (and sealing purpose) of the enrolment form's ticket.
 pub const ENROL_FIELD: &str = "enrolment";
@@ -50,8 +52,8 @@ pub const RESUME_FIELD: &str = "resume";
 #[derive(Serialize, Deserialize)]
 struct EnrolTicket {
     user: MfaTicket,
-    /// The pending factor's id.
-    pending: String,
+    /// The pending factor, its seed sealed under the KEK.
+    pending: PendingTotp,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -80,7 +82,7 @@ pub async fn start(
     browser: &Browser,
     user: MfaTicket,
 ) -> Result<Page, PageError> {
-    let enrolment = state
+    let (enrolment, pending) = state
         .identity
         .factors
         .begin_totp(
@@ -90,12 +92,8 @@ pub async fn start(
             &user.username,
             state.clock().now_ms(),
         )
-        .await
         .map_err(unavailable)?;
-    let ticket = EnrolTicket {
-        user,
-        pending: enrolment.id.clone(),
-    };
+    let ticket = EnrolTicket { user, pending };
     render(state, browser, &ticket, &enrolment, None, StatusCode::OK)
 }
 
@@ -166,8 +164,8 @@ pub async fn confirm(
                         &ticket.pending,
                         tenant,
                         &ticket.user.username,
+                        state.clock().now_ms(),
                     )
-                    .await
                     .map_err(|e| match e {
                         FactorError::NotFound => expired(),
                         e => unavailable(e),
@@ -193,7 +191,7 @@ pub async fn confirm(
         .generate(tenant, user_id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
-    let (_, cookie) = sign_in(
+    let (session, cookie) = sign_in(
         state,
         browser,
         &actors,
@@ -203,6 +201,8 @@ pub async fn confirm(
     )
     .await?;
     attempt.succeeded().await?;
+    // The codes page's form is bound to the new session.
+    let browser = &browser.with_cookie(SESSION_COOKIE, session.id.expose());
     let resume = ResumeTicket {
         user_id: user_id.clone(),
         flow: ticket.user.flow,

@@ -11,7 +11,7 @@
 use axum::http::StatusCode;
 
 use crate::oidc::browser_session::Browser;
-use crate::oidc::csrf::{CSRF_COOKIE, Csrf};
+use crate::oidc::csrf::{Csrf, seed};
 use crate::oidc::pages::templates::PasskeyPage;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
@@ -28,7 +28,7 @@ pub fn passkeys(state: &AppState) -> PasskeyService {
 /// anti-forgery cookie (checked on every POST of these pages), tenant and
 /// step.
 pub fn binding(state: &AppState, browser: &Browser, step: &str) -> Result<String, PageError> {
-    let seed = browser.cookie(CSRF_COOKIE).ok_or_else(PageError::forged)?;
+    let seed = seed(state, browser)?.ok_or_else(PageError::forged)?;
     let key = state
         .identity
         .kek

@@ -18,7 +18,7 @@ use rsp_actors::{AttemptGuard, TenantHandle};
 
 use crate::oidc::authorize::proceed;
 use crate::oidc::authz_request::resolve;
-use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
+use crate::oidc::browser_session::{ActiveSession, Browser, SESSION_COOKIE, start_session};
 use crate::oidc::device_page;
 use crate::oidc::login_page::Continuation;
 use crate::oidc::mfa::ACR_MFA;
@@ -76,7 +76,9 @@ pub async fn finish_sign_in(
     flow: Continuation,
 ) -> Result<Page, PageError> {
     let (session, cookie) = sign_in(state, browser, actors, user, amr, acr).await?;
-    Ok(continue_flow(state, browser, session, flow)
+    // The next page (a consent form) is bound to the new session.
+    let browser = browser.with_cookie(SESSION_COOKIE, session.id.expose());
+    Ok(continue_flow(state, &browser, session, flow)
         .await?
         .cookie(cookie))
 }

@@ -2,13 +2,16 @@
 //! and checked to exist. A handler that takes [`TenantCtx`] cannot serve an
 //! unknown tenant.
 
-use axum::extract::{FromRequestParts, Path};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path};
 use axum::http::request::Parts;
 use serde::Deserialize;
 
-use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse};
+use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse, too_many_misses};
 use crate::state::AppState;
-use rsp_identity::tenants::TenantError;
+use rsp_consensus::Consistency;
+use rsp_identity::tenants::{TenantError, valid_tenant_id};
 
 /// A known tenant and its issuer URL.
 #[derive(Debug, Clone)]
@@ -40,8 +43,25 @@ impl FromRequestParts<AppState> for TenantCtx {
         let Path(p) = Path::<TenantPath>::from_request_parts(parts, state)
             .await
             .map_err(|_| OAuthError::invalid_request("the URL does not name a tenant"))?;
-        // A local miss is confirmed linearizably before answering 404.
-        match state.tenants.get_confirmed(&p.tenant).await {
+        // A local miss is confirmed linearizably before answering 404,
+        // once the caller's address is within its look-up budget.
+        let found = match state.tenants.get(&p.tenant, Consistency::Local).await {
+            Err(TenantError::NotFound(_)) if valid_tenant_id(&p.tenant) => {
+                let ip = parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip());
+                if let Err(wait) = state.misses.take(ip) {
+                    return Err(too_many_misses(wait).into());
+                }
+                state
+                    .tenants
+                    .get(&p.tenant, Consistency::Linearizable)
+                    .await
+            }
+            other => other,
+        };
+        match found {
             Ok(_) => Ok(TenantCtx {
                 issuer: format!("{}/t/{}", state.public_url, p.tenant),
                 id: p.tenant,

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use support::*;
 
 /// RFC 4648 base32 (no padding) decoding, for the scraped secret.
-fn base32_decode(text: &str) -> Vec<u8> {
+pub(crate) fn base32_decode(text: &str) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let (mut out, mut buffer, mut bits) = (Vec::new(), 0u32, 0u32);
     for c in text.trim_end_matches('=').bytes() {
@@ -34,7 +34,7 @@ fn base32_decode(text: &str) -> Vec<u8> {
 
 /// RFC 6238 with HMAC-SHA1 and 6 digits, 30 s steps, written here (not
 /// totp-rs).
-fn totp_at(seed: &[u8], unix_secs: u64) -> String {
+pub(crate) fn totp_at(seed: &[u8], unix_secs: u64) -> String {
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, seed);
     let mac = hmac::sign(&key, &(unix_secs / 30).to_be_bytes());
     let mac = mac.as_ref();
@@ -57,7 +57,7 @@ fn the_reference_totp_matches_rfc_6238_and_base32_decodes() {
 }
 
 /// The text of the element with `id`.
-fn text_of(html: &str, id: &str) -> Option<String> {
+pub(crate) fn text_of(html: &str, id: &str) -> Option<String> {
     let needle = format!("id=\"{id}\">");
     let at = html.find(&needle)? + needle.len();
     let len = html[at..].find('<')?;
@@ -152,7 +152,10 @@ async fn admin(env: &Env, method: &str, path: &str, body: Option<Value>) -> Answ
 
 /// Enrol TOTP on the account page of a signed-in browser; returns the seed,
 /// the recovery codes shown and the time of the confirming code.
-async fn enrol_on_account_page(env: &Env, b: &mut Browser) -> (Vec<u8>, Vec<String>, u64) {
+pub(crate) async fn enrol_on_account_page(
+    env: &Env,
+    b: &mut Browser,
+) -> (Vec<u8>, Vec<String>, u64) {
     let page = b
         .get(env, 0, &format!("/t/{TENANT}/account/mfa/totp"))
         .await;

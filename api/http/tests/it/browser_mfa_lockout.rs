@@ -250,9 +250,10 @@ async fn a_ticket_is_refused_after_its_sign_in_finished_on_any_node() {
     .await;
     refused(&r, StatusCode::BAD_REQUEST);
     assert_eq!(failures(&env, "alice").await, 0, "nothing was checked");
-    // And from the browser that finished it (its cookie is gone).
+    // And from the browser that finished it (its cookie is gone, and its
+    // forms are now bound to its session: the old one is not its form).
     let r = send(&env, &mut b, 0, &form, "totp", VALID).await;
-    refused(&r, StatusCode::BAD_REQUEST);
+    refused(&r, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

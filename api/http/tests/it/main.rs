@@ -10,6 +10,7 @@ mod browser;
 #[path = "support/oauth.rs"]
 mod support;
 
+mod account_totp_writes;
 mod admin_api;
 mod admin_consistency;
 mod admin_grant;
@@ -22,6 +23,7 @@ mod authz_decisions;
 mod authz_property;
 mod authz_runtime;
 mod browser_consent;
+mod browser_cookies;
 mod browser_device;
 mod browser_login;
 mod browser_logout;
@@ -40,3 +42,4 @@ mod refresh_sessions;
 mod saml_not_yet;
 mod signing_keys;
 mod totp_factors;
+mod unknown_lookups;

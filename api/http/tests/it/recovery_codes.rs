@@ -19,6 +19,15 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
+/// The store's revision on node 1 (every write moves it).
+fn revision(cluster: &TestCluster) -> u64 {
+    cluster
+        .node(1)
+        .read_info(Consistency::Local)
+        .expect("read info")
+        .revision
+}
+
 /// Everything stored in the tenant's keyspace under `prefix`, as text.
 async fn stored(cluster: &TestCluster, prefix: &str) -> String {
     let (kvs, _) = cluster
@@ -123,55 +132,81 @@ async fn a_pending_totp_seed_is_sealed_and_becomes_a_factor_only_with_a_valid_co
     let kek = Arc::new(KekCell::with(Kek::generate()));
     let node1 = FactorService::new(cluster.node(1).clone(), kek.clone());
     let node2 = FactorService::new(cluster.node(2).clone(), kek);
-    let e = node1
-        .begin_totp("acme", "alice", "acme", "alice@example.com", 0)
-        .await
+    let now = now_secs();
+    let before = revision(&cluster);
+    let (e, pending) = node1
+        .begin_totp("acme", "alice", "acme", "alice@example.com", now * 1000)
         .expect("begin");
     assert!(
         e.uri
             .starts_with("otpauth://totp/acme:alice%40example.com?")
     );
     assert!(e.uri.contains(e.secret_base32.as_str()));
-    let pending = stored(&cluster, "factor_pending/").await;
-    assert!(!pending.is_empty());
-    assert!(!pending.contains(e.secret_base32.as_str()), "{pending}");
+    assert_eq!(revision(&cluster), before, "a pending seed is not written");
+    let carried = serde_json::to_string(&pending).expect("pending as JSON");
+    assert!(!carried.contains(e.secret_base32.as_str()), "{carried}");
     assert!(!format!("{e:?}").contains(e.secret_base32.as_str()));
+    assert!(!format!("{pending:?}").contains(e.secret_base32.as_str()));
     assert!(node1.list("acme", "alice").await.expect("list").is_empty());
 
     let seed = base32_decode(&e.secret_base32);
-    let now = now_secs();
     let wrong = format!(
         "{:06}",
         (totp_at(&seed, now).parse::<u32>().expect("digits") + 1) % 1_000_000
     );
     assert!(
         node2
-            .confirm_totp("acme", "alice", &e.id, &wrong, now)
+            .confirm_totp("acme", "alice", &pending, &wrong, now)
             .await
             .expect("confirm")
             .is_none()
     );
     let again = node2
-        .reopen_totp("acme", "alice", &e.id, "acme", "alice@example.com")
-        .await
+        .reopen_totp(
+            "acme",
+            "alice",
+            &pending,
+            "acme",
+            "alice@example.com",
+            now * 1000,
+        )
         .expect("reopen");
+    assert!(
+        node2
+            .confirm_totp("acme", "bob", &pending, &totp_at(&seed, now), now)
+            .await
+            .is_err(),
+        "another user's pending seed"
+    );
+    assert!(
+        node2
+            .confirm_totp(
+                "acme",
+                "alice",
+                &pending,
+                &totp_at(&seed, now + 600),
+                now + 600
+            )
+            .await
+            .is_err(),
+        "expired"
+    );
     assert_eq!(again.secret_base32.as_str(), e.secret_base32.as_str());
 
     let code = totp_at(&seed, now);
     let info = node2
-        .confirm_totp("acme", "alice", &e.id, &code, now)
+        .confirm_totp("acme", "alice", &pending, &code, now)
         .await
         .expect("confirm")
         .expect("a valid first code");
     assert_eq!(info.id, e.id);
     assert!(
         node1
-            .confirm_totp("acme", "alice", &e.id, &code, now)
+            .confirm_totp("acme", "alice", &pending, &code, now)
             .await
             .is_err(),
         "confirmed once"
     );
-    assert!(stored(&cluster, "factor_pending/").await.is_empty());
     assert!(
         !node1
             .verify_totp("acme", "alice", &code, now)
