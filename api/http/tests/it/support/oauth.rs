@@ -108,7 +108,19 @@ pub async fn start(nodes: usize) -> Env {
 }
 
 pub async fn start_with(nodes: usize, config: OidcConfig) -> Env {
-    let cluster = TestCluster::start(nodes).await.expect("cluster");
+    start_on(nodes, config, rsp_consensus::Clock::system()).await
+}
+
+/// [`start`] with every node on one manual clock, and the hand that moves it.
+pub async fn start_clocked(nodes: usize) -> (Env, rsp_consensus::ManualClock) {
+    let (clock, hand) = rsp_consensus::Clock::manual(now_secs() * 1000);
+    (start_on(nodes, OidcConfig::default(), clock).await, hand)
+}
+
+async fn start_on(nodes: usize, config: OidcConfig, clock: rsp_consensus::Clock) -> Env {
+    let cluster = TestCluster::start_with(nodes, &|c| c.clock = clock.clone())
+        .await
+        .expect("cluster");
     let kek = Kek::generate();
     let hasher = PasswordHasher::with(argon2::Params::new(1024, 1, 1, None).expect("params"), 2)
         .expect("hasher");
