@@ -75,6 +75,9 @@ pub struct Settings {
     pub admin_token_file: Option<PathBuf>,
     /// `None`: `RSP_KEK`, else `<data-dir>/kek` (made on first start).
     pub kek_file: Option<PathBuf>,
+    /// Run by `sh -c` at start-up; its stdout is the KEK (beats `RSP_KEK`
+    /// and the kek file, and is never written to disk).
+    pub kek_command: Option<String>,
     /// `None`: `RSP_JOIN_TOKEN`, else `<data-dir>/join-token`.
     pub join_token_file: Option<PathBuf>,
     pub log_format: LogFormat,

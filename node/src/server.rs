@@ -16,12 +16,14 @@
 //!   listener, and forming or joining a cluster.
 //! - `kek`: the key-encryption key, given, fetched or made.
 //! - `api`: the identity services, tenant actors and the HTTP API.
+//! - `key_schedule`: the job that rotates signing keys on schedule.
 
 mod api;
 mod cluster;
 mod files;
 mod join_token;
 mod kek;
+mod key_schedule;
 mod preflight;
 
 use std::io::Write as _;
@@ -118,6 +120,7 @@ pub async fn run(
     let kek_cell = kek::provide(&consensus, &settings, given_kek, initialized).await?;
     let (identity, runtime) =
         api::start_services(&consensus, &settings, kek_cell, &registry).await?;
+    let key_schedule = key_schedule::start(&consensus, &identity);
 
     // 6. The HTTP API, the demo data when asked, and the ready line.
     let (token, token_file) = files::admin_token(&settings)?;
@@ -144,6 +147,7 @@ pub async fn run(
 
     // 7. Run until told to stop, then stop in order.
     shutdown.await;
+    drop(key_schedule);
     stop(http, &runtime, &consensus, peers).await;
     Ok(())
 }

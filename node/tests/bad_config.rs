@@ -290,3 +290,112 @@ fn a_data_dir_whose_kek_went_missing_is_refused_before_it_is_opened() {
     assert_rejected(&run, "kek-file");
     assert_eq!(snapshot(&data), before, "the data dir changed");
 }
+
+#[test]
+fn a_failing_kek_command_or_one_that_prints_no_key_is_refused() {
+    let (scratch, data) = scratch_with_data_dir();
+    let before = snapshot(&data);
+    let data_arg = data.display().to_string();
+    for command in ["echo 'vault is sealed' >&2; exit 3", "echo not-a-key"] {
+        let run = rsp_serve(
+            scratch.path(),
+            &[
+                "--data-dir",
+                &data_arg,
+                "--http-addr",
+                "127.0.0.1:0",
+                "--peer-addr",
+                "127.0.0.1:0",
+                "--kek-command",
+                command,
+            ],
+        );
+        assert_rejected(&run, "kek-command");
+        assert!(
+            !run.stderr.contains("not-a-key"),
+            "the command's output was printed: {}",
+            run.stderr
+        );
+    }
+    let run = rsp_serve_env(
+        scratch.path(),
+        &[
+            "--data-dir",
+            &data_arg,
+            "--http-addr",
+            "127.0.0.1:0",
+            "--peer-addr",
+            "127.0.0.1:0",
+        ],
+        &[("RSP_KEK_COMMAND", "exit 1")],
+    );
+    assert_rejected(&run, "kek-command");
+    assert_eq!(snapshot(&data), before, "the data dir changed");
+}
+
+/// Starts `rsp serve ARGS` and waits for its ready line; the node is
+/// killed before this returns. Whether it became ready, and its stderr.
+fn rsp_serve_until_ready(cwd: &Path, args: &[&str]) -> (bool, String) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rsp"))
+        .arg("serve")
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start rsp");
+    let stderr = drain(child.stderr.take());
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            match line {
+                Ok(line) if line.starts_with("RSP_READY ") => {
+                    let _ = tx.send(());
+                }
+                Ok(_) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let ready = rx.recv_timeout(DEADLINE).is_ok();
+    let _ = child.kill();
+    let _ = child.wait();
+    (ready, stderr.join().unwrap_or_default())
+}
+
+#[test]
+fn a_kek_command_gives_the_key_and_the_key_is_not_written_down() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let data = scratch.path().join("data");
+    let data_arg = data.display().to_string();
+    let kek = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let command = format!("printf '%s\\n' {kek}");
+    let base = [
+        "--data-dir",
+        data_arg.as_str(),
+        "--http-addr",
+        "127.0.0.1:0",
+        "--peer-addr",
+        "127.0.0.1:0",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--kek-command", command.as_str()]);
+    let (ready, stderr) = rsp_serve_until_ready(scratch.path(), &args);
+    assert!(
+        ready,
+        "rsp did not start with a working kek-command: {stderr}"
+    );
+    assert!(data.join("store").exists(), "the node kept no data");
+    assert!(
+        !data.join("kek").exists(),
+        "the key from kek-command was written to the data dir"
+    );
+    assert!(!stderr.contains(kek), "the key was printed: {stderr}");
+    // Without the command the node has no key for its sealed data.
+    let run = rsp_serve(scratch.path(), &base);
+    assert_rejected(&run, "kek-file");
+}

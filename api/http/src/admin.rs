@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod cluster;
 pub mod factors;
+pub mod keys;
 pub mod kv;
 pub mod mfa_policy;
 pub mod policies;
@@ -96,6 +97,12 @@ pub fn routes() -> AdminRoutes {
         .route(
             "/admin/v1/tenants/{tenant}/sessions/{sid}",
             axum::routing::delete(sessions::revoke),
+        )
+        .route("/admin/v1/tenants/{tenant}/keys", get(keys::list))
+        .route("/admin/v1/tenants/{tenant}/keys/rotate", post(keys::rotate))
+        .route(
+            "/admin/v1/tenants/{tenant}/keys/settings",
+            get(keys::get_settings).put(keys::put_settings),
         )
         .route(
             "/admin/v1/tenants/{tenant}/mfa-policy",

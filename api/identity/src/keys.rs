@@ -1,11 +1,13 @@
 //! Per-tenant signing keys: ES256 (default), RS256 and EdDSA, replicated as
-//! ciphertext under the [`Kek`], published as a JWKS, rotated on schedule or
-//! on demand with an overlap window so tokens signed by the previous key keep
-//! verifying.
+//! ciphertext under the KEK ([`crate::crypto::Kek`]), published as a JWKS.
+//! A tenant's first key of each algorithm signs at once; later ones go
+//! through [`lifecycle`]: published before they sign, and the keys they
+//! replace kept publishing until the tokens they signed have expired.
 //!
 //! Records (tenant keyspace `t.<tenant>`):
 //! - `signing_key/<kid>` -> [`StoredKey`] (JSON)
 //! - `signing_key_active/<alg>` -> kid of the key that signs for `alg`
+//! - and those of [`lifecycle`]
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -22,10 +24,9 @@ use zeroize::Zeroizing;
 use crate::crypto::{CryptoError, KekCell, b64url};
 use rsp_consensus::kv::tenant_keyspace;
 
-/// How long a replaced key keeps verifying (longer than any token lives).
-pub const DEFAULT_OVERLAP_MS: u64 = 7 * 24 * 3600 * 1000;
-/// How often keys rotate on schedule.
-pub const DEFAULT_ROTATION_MS: u64 = 30 * 24 * 3600 * 1000;
+pub mod lifecycle;
+
+pub use lifecycle::{KeySettings, ScheduleRun, Staged};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum SigningAlg {
@@ -61,6 +62,8 @@ impl SigningAlg {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum KeyStatus {
+    /// Published, signs from `activate_at_ms` once the schedule activates it.
+    Next,
     /// Signs new tokens.
     Active,
     /// Replaced; still verifies until `retire_at_ms`.
@@ -73,6 +76,10 @@ pub struct StoredKey {
     pub alg: SigningAlg,
     pub status: KeyStatus,
     pub created_at_ms: u64,
+    /// `Next`: when it is to begin signing; `Active` and `Previous`: when
+    /// it began (absent for a tenant's first keys, which signed at once).
+    #[serde(default)]
+    pub activate_at_ms: Option<u64>,
     pub retire_at_ms: Option<u64>,
     /// PKCS#8 DER sealed under the KEK, AAD = `<tenant>/<kid>`, base64url.
     pub sealed_private: String,
@@ -99,6 +106,8 @@ pub enum KeyError {
     Bad(String),
     #[error("no key `{0}`")]
     UnknownKid(String),
+    #[error("{0}")]
+    Invalid(String),
 }
 
 /// A key ready to sign. Holds the private key; never printed.
@@ -305,6 +314,7 @@ impl KeyService {
             alg,
             status: KeyStatus::Active,
             created_at_ms: now_ms,
+            activate_at_ms: None,
             retire_at_ms: None,
             sealed_private: b64url(&sealed),
             public_jwk: jwk,
@@ -338,62 +348,29 @@ impl KeyService {
         Ok(kv.map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
     }
 
-    /// Make `alg`'s key the newly generated one; the old one (if any) keeps
-    /// verifying for `overlap_ms`. `expect_kid` makes concurrent rotations
-    /// safe: only the caller that saw the current kid wins.
-    async fn install(
-        &self,
-        tenant: &str,
-        alg: SigningAlg,
-        expect_kid: Option<&str>,
-        now_ms: u64,
-        overlap_ms: u64,
-    ) -> Result<bool, KeyError> {
+    /// Give `alg` its first key, signing at once; a node that loses the
+    /// race to another one leaves that one's key in place.
+    async fn install(&self, tenant: &str, alg: SigningAlg, now_ms: u64) -> Result<bool, KeyError> {
         let ks = tenant_keyspace(tenant);
         let new = self.new_key(tenant, alg, now_ms)?;
         let pointer = Key::new(ks.clone(), active_pointer(alg));
-        let mut success = vec![
-            TxnOp::Put {
-                key: Key::new(ks.clone(), key_record(&new.kid)),
-                value: serde_json::to_vec(&new).map_err(|e| KeyError::Bad(e.to_string()))?,
-                ttl_ms: None,
-            },
-            TxnOp::Put {
-                key: pointer.clone(),
-                value: new.kid.clone().into_bytes(),
-                ttl_ms: None,
-            },
-        ];
-        let compare = match expect_kid {
-            None => CompareTarget::Exists(false),
-            Some(old_kid) => {
-                let old_key = Key::new(ks.clone(), key_record(old_kid));
-                let (old, _) = self
-                    .consensus
-                    .get(&old_key, Consistency::Linearizable)
-                    .await?;
-                if let Some(old) = old {
-                    let mut old: StoredKey = serde_json::from_slice(&old.value)
-                        .map_err(|e| KeyError::Bad(e.to_string()))?;
-                    old.status = KeyStatus::Previous;
-                    old.retire_at_ms = Some(now_ms + overlap_ms);
-                    success.push(TxnOp::Put {
-                        key: old_key,
-                        value: serde_json::to_vec(&old)
-                            .map_err(|e| KeyError::Bad(e.to_string()))?,
-                        // The record removes itself when the overlap ends.
-                        ttl_ms: Some(overlap_ms),
-                    });
-                }
-                CompareTarget::Value(rsp_consensus::kv::CmpOp::Eq, old_kid.as_bytes().to_vec())
-            }
-        };
         let txn = Txn {
             compares: vec![Compare {
-                key: pointer,
-                target: compare,
+                key: pointer.clone(),
+                target: CompareTarget::Exists(false),
             }],
-            success,
+            success: vec![
+                TxnOp::Put {
+                    key: Key::new(ks.clone(), key_record(&new.kid)),
+                    value: serde_json::to_vec(&new).map_err(|e| KeyError::Bad(e.to_string()))?,
+                    ttl_ms: None,
+                },
+                TxnOp::Put {
+                    key: pointer,
+                    value: new.kid.clone().into_bytes(),
+                    ttl_ms: None,
+                },
+            ],
             failure: vec![],
         };
         let resp = self.consensus.txn(txn).await?;
@@ -416,59 +393,40 @@ impl KeyService {
                     .is_none()
             {
                 // Losing a race to another node is fine: its key is as good.
-                self.install(tenant, alg, None, now_ms, DEFAULT_OVERLAP_MS)
-                    .await?;
+                self.install(tenant, alg, now_ms).await?;
             }
         }
         Ok(())
     }
 
-    /// Rotate `alg`'s key now.
-    pub async fn rotate(
+    /// Replace `alg`'s key now: the staged key if there is one, else a new
+    /// one, signs at once (for a key that must stop signing, e.g. when it
+    /// may have leaked); the replaced key verifies for `retire_ms` more.
+    /// The kid that signs now.
+    pub async fn rotate_now(
         &self,
         tenant: &str,
         alg: SigningAlg,
         now_ms: u64,
-        overlap_ms: u64,
+        retire_ms: u64,
     ) -> Result<String, KeyError> {
         for _ in 0..5 {
-            let current = self
-                .active_kid(tenant, alg, Consistency::Linearizable)
-                .await?;
+            let staged = self.stage(tenant, alg, now_ms, now_ms).await?;
+            if let Some(kid) = self.activate(tenant, alg, now_ms, retire_ms, true).await? {
+                return Ok(kid);
+            }
+            // Another node activated it first: that key signs now.
             if self
-                .install(tenant, alg, current.as_deref(), now_ms, overlap_ms)
+                .active_kid(tenant, alg, Consistency::Linearizable)
                 .await?
+                == Some(staged.kid.clone())
             {
-                return self
-                    .active_kid(tenant, alg, Consistency::Linearizable)
-                    .await?
-                    .ok_or_else(|| KeyError::Bad("rotation left no active key".into()));
+                return Ok(staged.kid);
             }
         }
         Err(KeyError::Bad(
             "key rotation kept conflicting with another rotation".into(),
         ))
-    }
-
-    /// Rotate every key older than `rotation_ms`. Returns the kids created.
-    pub async fn rotate_due(
-        &self,
-        tenant: &str,
-        now_ms: u64,
-        rotation_ms: u64,
-    ) -> Result<Vec<String>, KeyError> {
-        let mut rotated = Vec::new();
-        for key in self.keys(tenant).await? {
-            if key.status == KeyStatus::Active
-                && now_ms.saturating_sub(key.created_at_ms) >= rotation_ms
-            {
-                rotated.push(
-                    self.rotate(tenant, key.alg, now_ms, DEFAULT_OVERLAP_MS)
-                        .await?,
-                );
-            }
-        }
-        Ok(rotated)
     }
 
     fn forget(&self, tenant: &str) {
@@ -520,7 +478,7 @@ impl KeyService {
         Ok(signer)
     }
 
-    /// Public keys that verify tokens now: active and in-overlap keys.
+    /// Public keys that verify tokens now: staged, active and retiring keys.
     pub async fn jwks(&self, tenant: &str, now_ms: u64) -> Result<JwkSet, KeyError> {
         let keys = self
             .keys(tenant)

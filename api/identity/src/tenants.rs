@@ -126,6 +126,20 @@ impl TenantService {
         }
     }
 
+    /// Every tenant's id, from this node's copy (for background jobs such
+    /// as the key schedule).
+    pub async fn ids(&self) -> Result<Vec<String>, TenantError> {
+        let (kvs, _) = self
+            .consensus
+            .range(SYSTEM_KEYSPACE, b"tenant/", usize::MAX, Consistency::Local)
+            .await?;
+        Ok(kvs
+            .iter()
+            .filter_map(|kv| kv.key.key.strip_prefix(b"tenant/"))
+            .map(|id| String::from_utf8_lossy(id).into_owned())
+            .collect())
+    }
+
     /// Delete the tenant and everything in its keyspace, atomically.
     pub async fn delete(&self, id: &str) -> Result<(), TenantError> {
         if !valid_tenant_id(id) {

@@ -44,6 +44,7 @@ pub(super) fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
         peer_tls_ca: l.path(PEER_TLS_CA)?,
         admin_token_file: l.path(ADMIN_TOKEN_FILE)?,
         kek_file: l.path(KEK_FILE)?,
+        kek_command: l.parse(KEK_COMMAND, command_line)?,
         join_token_file: l.path(JOIN_TOKEN_FILE)?,
         log_format: l.parse(LOG_FORMAT, log_format)?.unwrap_or_default(),
         otlp_endpoint: l.parse(OTLP_ENDPOINT, |v| http_url(v).map(|_| v.to_owned()))?,
@@ -139,6 +140,13 @@ fn host_port(v: &str) -> Result<String, String> {
 fn label(v: &str) -> Result<String, String> {
     if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!("{v:?} must be a non-empty name without spaces"));
+    }
+    Ok(v.to_owned())
+}
+
+fn command_line(v: &str) -> Result<String, String> {
+    if v.trim().is_empty() {
+        return Err("must not be empty".to_owned());
     }
     Ok(v.to_owned())
 }

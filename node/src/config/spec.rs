@@ -85,6 +85,9 @@ mod specs {
     pub const KEK_FILE: Spec = spec("kek-file",
         "kek_file", "RSP_KEK_FILE", Text, "FILE",
         "File holding the key-encryption key (32 bytes, base64) that seals signing keys; the same on every node [default: <data-dir>/kek]");
+    pub const KEK_COMMAND: Spec = spec("kek-command",
+        "kek_command", "RSP_KEK_COMMAND", Text, "CMD",
+        "Shell command whose standard output is the key-encryption key (base64), run at start-up instead of reading kek-file or RSP_KEK (a Vault, KMS or HSM helper)");
     pub const JOIN_TOKEN_FILE: Spec = spec("join-token-file",
         "join_token_file", "RSP_JOIN_TOKEN_FILE", Text, "FILE",
         "File holding the cluster's join token, which every peer message proves; RSP_JOIN_TOKEN gives the value itself [default: <data-dir>/join-token, made by the node that bootstraps]");
@@ -121,7 +124,7 @@ mod specs {
     pub const SPECS: &[Spec] = &[
         DATA_DIR, HTTP_ADDR, PUBLIC_URL, PEER_ADDR, PEER_ADVERTISE_ADDR, NODE_ID, ZONE, REGION,
         JOIN, LEARNER, NO_BOOTSTRAP, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE, KEK_FILE,
-        JOIN_TOKEN_FILE,        LOG_FORMAT, OTLP_ENDPOINT, PEER_ROUTE, SNAPSHOT_THRESHOLD, HEARTBEAT_MS,
+        KEK_COMMAND, JOIN_TOKEN_FILE, LOG_FORMAT, OTLP_ENDPOINT, PEER_ROUTE, SNAPSHOT_THRESHOLD, HEARTBEAT_MS,
         ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT,
         TENANT_RATE_LIMIT, DEMO,
     ];

@@ -1,5 +1,6 @@
 //! The key-encryption key (KEK) that seals signing keys: the same on every
-//! node. It is given (`RSP_KEK` or the kek file), kept from an earlier
+//! node. It is given (the output of `kek-command`, `RSP_KEK` or the kek
+//! file), kept from an earlier
 //! start, fetched from the member a node joins through (or from the leader
 //! once an admin adds it), or made for a new cluster. Members offer it to
 //! the nodes that join through them.
@@ -65,8 +66,14 @@ pub(super) async fn provide(
     Ok(kek_cell)
 }
 
-/// The KEK from `RSP_KEK` or the kek file, if either exists.
+/// How long `kek-command` may run before start-up gives up on it.
+const KEK_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The KEK from `kek-command`, `RSP_KEK` or the kek file, if any is given.
 fn load_kek(settings: &Settings) -> Result<Option<Kek>, StartError> {
+    if let Some(command) = &settings.kek_command {
+        return run_kek_command(command).map(Some);
+    }
     if let Ok(text) = std::env::var("RSP_KEK")
         && !text.trim().is_empty()
     {
@@ -90,6 +97,77 @@ fn load_kek(settings: &Settings) -> Result<Option<Kek>, StartError> {
             format!("{}: {e}", path.display()),
         )),
     }
+}
+
+/// Run `command` with `sh -c` and read the KEK from its standard output.
+/// The last line of its standard error is quoted when it fails, so a helper
+/// can say what went wrong; its standard output is never printed. Failure,
+/// a timeout or output that is not a KEK stops start-up naming
+/// `kek-command`.
+fn run_kek_command(command: &str) -> Result<Kek, StartError> {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+
+    let failed = |msg: String| StartError::setting("kek-command", msg);
+    let mut child = Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(format!("cannot run /bin/sh: {e}")))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| failed("no standard output to read".into()))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| failed("no standard error to read".into()))?;
+    let reader = std::thread::spawn(move || {
+        let mut out = Zeroizing::new(Vec::new());
+        // A KEK is a few dozen bytes; a helper that writes more is wrong.
+        let _ = (&mut stdout).take(4096).read_to_end(&mut out);
+        out
+    });
+    let complaint = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut text);
+        let text = String::from_utf8_lossy(&text);
+        let last = text.lines().rev().find(|l| !l.trim().is_empty());
+        last.map(|l| l.trim().chars().take(200).collect::<String>())
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if started.elapsed() < KEK_COMMAND_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(format!(
+                    "did not finish within {} s",
+                    KEK_COMMAND_TIMEOUT.as_secs()
+                )));
+            }
+            Err(e) => return Err(failed(format!("waiting for it: {e}"))),
+        }
+    };
+    let out = reader
+        .join()
+        .map_err(|_| failed("reading its output failed".into()))?;
+    if !status.success() {
+        let said = match complaint.join().ok().flatten() {
+            Some(line) => format!(": {line}"),
+            None => String::new(),
+        };
+        return Err(failed(format!("exited with {status}{said}")));
+    }
+    let text = Zeroizing::new(String::from_utf8_lossy(&out).into_owned());
+    Kek::parse(&text).map_err(|e| failed(format!("its output is not a key: {e}")))
 }
 
 fn missing_kek(settings: &Settings) -> StartError {

@@ -21,7 +21,8 @@ pub(super) struct Checked {
     pub(super) bugs: InjectedBugs,
     pub(super) http_tls: Option<Arc<rustls::ServerConfig>>,
     pub(super) peer_tls: Option<PeerTls>,
-    /// The key-encryption key from `RSP_KEK` or the kek file, if given.
+    /// The key-encryption key from `kek-command`, `RSP_KEK` or the kek
+    /// file, if given.
     pub(super) given_kek: Option<Kek>,
     pub(super) join_token: join_token::Resolved,
     pub(super) listeners: Listeners,

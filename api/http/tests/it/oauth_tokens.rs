@@ -396,7 +396,7 @@ async fn a_token_verified_before_still_fails_once_revoked_or_its_key_retired() {
     // A rotation without overlap retires the key that signed `retired`.
     let keys = &s.env.state().identity.keys;
     let now_ms = now_secs() * 1000;
-    keys.rotate("acme", SigningAlg::RS256, now_ms, 0)
+    keys.rotate_now("acme", SigningAlg::RS256, now_ms, 0)
         .await
         .expect("rotate");
     assert_refused(&s, &retired, "its key retired after it was verified").await;

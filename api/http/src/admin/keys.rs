@@ -1,0 +1,155 @@
+//! A tenant's signing keys, for the operator:
+//!
+//! - `GET /admin/v1/tenants/{t}/keys`: every key with its state (no private
+//!   part, ever);
+//! - `POST /admin/v1/tenants/{t}/keys/rotate`: publish a new key now; it
+//!   signs after the tenant's publication lead, or at once with
+//!   `{"immediate": true}`;
+//! - `GET|PUT /admin/v1/tenants/{t}/keys/settings`: the tenant's key
+//!   schedule ([`KeySettings`]).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use rsp_consensus::Consistency;
+use rsp_identity::keys::{KeyError, KeySettings, KeyStatus, SigningAlg, Staged};
+use serde::{Deserialize, Serialize};
+
+use crate::authz::caller::AdminCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+
+impl From<KeyError> for ApiError {
+    fn from(e: KeyError) -> Self {
+        match e {
+            KeyError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+            KeyError::UnknownKid(_) => ApiError::not_found("key_not_found", e.to_string()),
+            KeyError::Consensus(c) => c.into(),
+            KeyError::Crypto(c) => ApiError::unavailable(c.to_string()),
+            KeyError::Bad(d) => ApiError::internal(d),
+        }
+    }
+}
+
+/// A key as listed.
+#[derive(Serialize)]
+pub struct KeyView {
+    kid: String,
+    alg: &'static str,
+    status: KeyStatus,
+    created_at_ms: u64,
+    /// `next`: when it begins to sign; otherwise when it began, if known.
+    activates_at_ms: Option<u64>,
+    /// `previous`: when it stops verifying and leaves the JWKS.
+    retires_at_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+pub struct KeyList {
+    items: Vec<KeyView>,
+    next: Option<String>,
+}
+
+pub async fn list(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<KeyList>> {
+    state.tenants.get(&tenant, Consistency::Local).await?;
+    let mut items: Vec<KeyView> = state
+        .identity
+        .keys
+        .keys(&tenant)
+        .await?
+        .into_iter()
+        .map(|k| KeyView {
+            kid: k.kid,
+            alg: k.alg.name(),
+            status: k.status,
+            created_at_ms: k.created_at_ms,
+            activates_at_ms: k.activate_at_ms,
+            retires_at_ms: k.retire_at_ms,
+        })
+        .collect();
+    items.sort_by(|a, b| (a.alg, a.created_at_ms).cmp(&(b.alg, b.created_at_ms)));
+    Ok(Json(KeyList { items, next: None }))
+}
+
+/// The optional body of a rotation.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateRequest {
+    /// One algorithm (`ES256`, `RS256`, `EdDSA`); all three when absent.
+    alg: Option<String>,
+    /// Sign with the new key at once instead of after the publication lead.
+    #[serde(default)]
+    immediate: bool,
+}
+
+#[derive(Serialize)]
+pub struct Rotated {
+    keys: Vec<Staged>,
+}
+
+pub async fn rotate(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    body: Bytes,
+) -> ApiResult<Json<Rotated>> {
+    let request: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
+    };
+    let algs = match &request.alg {
+        None => SigningAlg::ALL.to_vec(),
+        Some(name) => vec![SigningAlg::parse(name).ok_or_else(|| {
+            ApiError::bad_request("invalid_request", "alg must be ES256, RS256 or EdDSA")
+        })?],
+    };
+    state.tenants.get(&tenant, Consistency::Local).await?;
+    let keys = &state.identity.keys;
+    let settings = keys.settings(&tenant).await?;
+    let now_ms = state.clock().now_ms();
+    let mut rotated = Vec::new();
+    for alg in algs {
+        let staged = if request.immediate {
+            let kid = keys
+                .rotate_now(&tenant, alg, now_ms, settings.retire_ms())
+                .await?;
+            Staged {
+                kid,
+                alg,
+                activates_at_ms: now_ms,
+            }
+        } else {
+            keys.stage(&tenant, alg, now_ms, now_ms + settings.publish_ms())
+                .await?
+        };
+        rotated.push(staged);
+    }
+    Ok(Json(Rotated { keys: rotated }))
+}
+
+pub async fn get_settings(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<Json<KeySettings>> {
+    state.tenants.get(&tenant, Consistency::Local).await?;
+    Ok(Json(state.identity.keys.settings(&tenant).await?))
+}
+
+pub async fn put_settings(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(settings, _): ApiJson<KeySettings>,
+) -> ApiResult<Json<KeySettings>> {
+    state.tenants.get(&tenant, Consistency::Local).await?;
+    state.identity.keys.set_settings(&tenant, &settings).await?;
+    Ok(Json(settings))
+}
