@@ -34,7 +34,9 @@ async fn sigterm_on_the_leader_exits_cleanly_and_the_cluster_moves_on() -> Resul
         .context("a survivor")?;
     let client = cluster.client(survivor)?;
     wait_until(CONVERGE, "a write after the leader left", || async {
-        Ok(client.kv_put("after", "2", None).await?.status == 200)
+        let status = client.kv_put("after", "2", None).await?.status;
+        anyhow::ensure!(status == 200, "status {status}");
+        Ok(())
     })
     .await?;
     let new_leader = cluster.wait_for_leader(CONVERGE).await?;
@@ -47,10 +49,9 @@ async fn sigterm_on_the_leader_exits_cleanly_and_the_cluster_moves_on() -> Resul
         CONVERGE,
         "the restarted node has the later write",
         || async {
-            Ok(back
-                .kv_value("after", Consistency::Local)
-                .await?
-                .is_some_and(|kv| kv.value == "2"))
+            let seen = back.kv_value("after", Consistency::Local).await?;
+            anyhow::ensure!(seen.as_ref().is_some_and(|kv| kv.value == "2"), "{seen:?}");
+            Ok(())
         },
     )
     .await?;
@@ -337,7 +338,8 @@ async fn a_node_joins_only_with_the_join_token_and_keeps_it() -> Result<()> {
             .json(&serde_json::json!({"value": "1"}))
             .send()
             .await?;
-        Ok(put.status() == 200)
+        anyhow::ensure!(put.status() == 200, "status {}", put.status());
+        Ok(())
     })
     .await?;
     assert_eq!(members().await?, vec![1, 4]);
