@@ -9,6 +9,8 @@
 //! - [`caller`]: who may ask (an access token with scope `authz:check`, or
 //!   the admin token) and, for the admin API, who is administering
 //!   (the admin token, or a tenant admin's access token with `rsp:admin`);
+//! - [`admin_guard`]: failed admin authentications counted per client
+//!   address, and the 429 that stops guessing;
 //! - [`admin_access`]: the layer that authorizes every admin route with
 //!   the built-in Cedar admin policies;
 //! - [`principal`]: a principal and its attributes from an access token;
@@ -20,6 +22,7 @@
 //! extract, validate, call and map.
 
 pub mod admin_access;
+pub mod admin_guard;
 pub mod authzen;
 pub mod caller;
 pub mod cedar;
