@@ -94,6 +94,11 @@ pub struct Settings {
     pub login_rate_limit: u64,
     /// Requests per second per tenant through its actors, cluster-wide (0: off).
     pub tenant_rate_limit: u64,
+    /// Seconds a client has to send a request's headers, on both listeners;
+    /// also how long an idle HTTP/1.1 connection stays open.
+    pub header_timeout_secs: u64,
+    /// Open connections each listener keeps at most.
+    pub max_connections: u64,
     pub demo: bool,
 }
 
@@ -264,6 +269,7 @@ mod tests {
             (s.snapshot_threshold, s.heartbeat_ms, s.election_timeout_ms),
             (10_000, 100, 500)
         );
+        assert_eq!((s.header_timeout_secs, s.max_connections), (30, 10_000));
         assert_eq!(
             run(&[], &[]).map(|s| s.admin_token_path()),
             Ok(PathBuf::from("./rsp-data/admin-token"))

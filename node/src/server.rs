@@ -8,8 +8,8 @@
 //!
 //! [`run`] lists the steps; each lives beside it:
 //! - `preflight`: everything that can fail on a bad setting, with nothing
-//!   written yet (injected bugs, TLS, the given KEK, the join token,
-//!   listeners, node id).
+//!   written yet (injected bugs, TLS, the given KEK, the join token, the
+//!   admin token, listeners, node id).
 //! - `files`: the data dir, the node-id file and the admin token.
 //! - `join_token`: the cluster's join token, given, kept or made.
 //! - `cluster`: the member description, storage and Raft with the peer
@@ -17,29 +17,33 @@
 //! - `kek`: the key-encryption key, given, fetched or made.
 //! - `api`: the identity services, tenant actors and the HTTP API.
 //! - `key_schedule`: the job that rotates signing keys on schedule.
+//! - `listen`: serving a listener within its limits (header timeout,
+//!   connection cap).
+//! - `https`: the HTTPS certificate, loaded and reloaded.
 
 mod api;
 mod cluster;
 mod files;
+mod https;
 mod join_token;
 mod kek;
 mod key_schedule;
+mod listen;
 mod preflight;
 
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum_server::Handle;
-use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::RustlsConfig;
 use rsp_actors::TenantRuntime;
 use rsp_consensus::Consensus;
 
 use crate::config::Settings;
 use cluster::Advertised;
+use listen::{Limits, Serving, serve};
 use preflight::Checked;
 
 /// Why start-up failed. `Setting` errors exit with code 2 (and have changed
@@ -87,6 +91,7 @@ pub async fn run(
         peer_tls,
         given_kek,
         join_token,
+        admin_token,
         listeners,
         id,
         fresh_id,
@@ -110,7 +115,8 @@ pub async fn run(
         &registry,
     )
     .await?;
-    let peers = cluster::serve_peers(&consensus, listeners.peer, peer_tls)?;
+    let limits = Limits::from_settings(&settings);
+    let peers = cluster::serve_peers(&consensus, listeners.peer, peer_tls, limits)?;
 
     // 4. Form or join a cluster.
     let initialized =
@@ -123,7 +129,7 @@ pub async fn run(
     let key_schedule = key_schedule::start(&consensus, &identity);
 
     // 6. The HTTP API, the demo data when asked, and the ready line.
-    let (token, token_file) = files::admin_token(&settings)?;
+    let (token, token_file) = files::admin_token(admin_token)?;
     let state = api::app_state(
         &consensus,
         token,
@@ -133,7 +139,11 @@ pub async fn run(
         runtime.clone(),
         bugs.oauth,
     );
-    let http = serve(listeners.http, http_tls, api::router(&state))?;
+    let limits = Limits::from_settings(&settings);
+    let http_tls = http_tls.map(RustlsConfig::from_config);
+    let _reloader = https::watch(http_tls.clone(), &settings);
+    let router = api::router(&state, http_tls.is_some());
+    let http = serve(listeners.http, http_tls, router, limits)?;
     if settings.demo {
         crate::demo::ensure(&state)
             .await
@@ -208,56 +218,4 @@ async fn stop(http: Serving, runtime: &TenantRuntime, consensus: &Consensus, pee
     consensus.shutdown().await;
     peers.stop(Duration::from_secs(1)).await;
     tracing::info!("stopped");
-}
-
-/// A listener being served, and the handle that stops it.
-struct Serving {
-    handle: Handle<SocketAddr>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Serving {
-    /// Stop accepting, give open connections `grace` to finish, and wait.
-    async fn stop(self, grace: Duration) {
-        self.handle.graceful_shutdown(Some(grace));
-        let _ = self.task.await;
-    }
-}
-
-/// Serve `app` on `listener` (HTTPS with `tls`). Accepted connections get
-/// `TCP_NODELAY`: small answers (a follower's append acknowledgement, a
-/// token) leave at once instead of waiting on Nagle's algorithm, which
-/// measured 25% more replicated writes per second.
-fn serve(
-    listener: TcpListener,
-    tls: Option<Arc<rustls::ServerConfig>>,
-    app: axum::Router,
-) -> Result<Serving, StartError> {
-    let handle = Handle::new();
-    let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    let task = match tls {
-        Some(config) => {
-            let server = axum_server::from_tcp_rustls(listener, RustlsConfig::from_config(config))
-                .map_err(|e| StartError::runtime("listener", e))?
-                .map(|tls| tls.acceptor(NoDelayAcceptor::new()))
-                .handle(handle.clone());
-            tokio::spawn(async move {
-                if let Err(e) = server.serve(service).await {
-                    tracing::error!(error = %e, "https server stopped");
-                }
-            })
-        }
-        None => {
-            let server = axum_server::from_tcp(listener)
-                .map_err(|e| StartError::runtime("listener", e))?
-                .acceptor(NoDelayAcceptor::new())
-                .handle(handle.clone());
-            tokio::spawn(async move {
-                if let Err(e) = server.serve(service).await {
-                    tracing::error!(error = %e, "http server stopped");
-                }
-            })
-        }
-    };
-    Ok(Serving { handle, task })
 }

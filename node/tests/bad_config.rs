@@ -399,3 +399,29 @@ fn a_kek_command_gives_the_key_and_the_key_is_not_written_down() {
     let run = rsp_serve(scratch.path(), &base);
     assert_rejected(&run, "kek-file");
 }
+
+#[test]
+fn an_admin_token_shorter_than_32_characters_is_refused_before_the_data_dir_is_made() {
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let data = scratch.path().join("data");
+    let args = [
+        "--data-dir",
+        text(&data),
+        "--http-addr",
+        "127.0.0.1:0",
+        "--peer-addr",
+        "127.0.0.1:0",
+    ];
+    let short = "0123456789abcdef0123456789abcde"; // 31 characters
+    let run = rsp_serve_env(scratch.path(), &args, &[("RSP_ADMIN_TOKEN", short)]);
+    assert_rejected(&run, "admin-token");
+    assert!(!run.stderr.contains(short), "the token was printed");
+
+    let file = scratch.path().join("admin-token");
+    fs::write(&file, format!("{short}\n")).expect("write token file");
+    let with_file = [&args[..], &["--admin-token-file", text(&file)]].concat();
+    let run = rsp_serve(scratch.path(), &with_file);
+    assert_rejected(&run, "admin-token-file");
+    assert!(!run.stderr.contains(short), "the token was printed");
+    assert!(!data.exists(), "the data dir was created");
+}

@@ -10,6 +10,8 @@
 //!   the admin token) and, for the admin API, who is administering
 //!   (the admin token, or a tenant admin's access token with `rsp:admin`,
 //!   whose user, if any, must hold the `rsp_admin` attribute);
+//! - [`admin_guard`]: failed admin authentications counted per client
+//!   address, and the 429 that stops guessing;
 //! - [`admin_access`]: the layer that authorizes every admin route with
 //!   the built-in Cedar admin policies;
 //! - [`principal`]: a principal and its attributes from an access token;
@@ -21,6 +23,7 @@
 //! extract, validate, call and map.
 
 pub mod admin_access;
+pub mod admin_guard;
 pub mod authzen;
 pub mod caller;
 pub mod cedar;

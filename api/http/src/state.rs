@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
+use crate::authz::admin_guard::AdminGuard;
 use crate::authz::services::AuthzServices;
 use crate::miss_limit::{MissLimiter, MissRule};
 use crate::oidc::tenant_runtime::TenantRuntimeServices;
@@ -45,6 +46,8 @@ impl std::fmt::Debug for AdminToken {
 pub struct AppState {
     pub consensus: Consensus,
     pub admin_token: AdminToken,
+    /// Failed admin authentications per client address (this node's).
+    pub admin_guard: AdminGuard,
     pub registry: Arc<prometheus::Registry>,
     pub tenants: TenantService,
     pub identity: Identity,
@@ -84,6 +87,7 @@ impl AppState {
             authz: AuthzServices::new(consensus.clone(), rsp_policies::PolicyConfig::default()),
             public_url: Arc::from(public_url.trim_end_matches('/')),
             tenants: TenantService::new(consensus.clone()),
+            admin_guard: AdminGuard::new(consensus.clock().clone()),
             identity,
             consensus,
             admin_token,

@@ -59,6 +59,12 @@ pub(super) fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
         tenant_rate_limit: l
             .parse(TENANT_RATE_LIMIT, |v| number(v, 0))?
             .unwrap_or(5_000),
+        header_timeout_secs: l
+            .parse(HEADER_TIMEOUT_SECS, |v| number(v, 1))?
+            .unwrap_or(30),
+        max_connections: l
+            .parse(MAX_CONNECTIONS, |v| number(v, 1))?
+            .unwrap_or(10_000),
         demo: l.flag(DEMO),
     };
     let twice_heartbeat = heartbeat_ms.checked_mul(2);

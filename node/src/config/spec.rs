@@ -117,6 +117,12 @@ mod specs {
     pub const TENANT_RATE_LIMIT: Spec = spec("tenant-rate-limit",
         "tenant_rate_limit", "RSP_TENANT_RATE_LIMIT", Int, "PER_SEC",
         "Requests per second per tenant across the cluster (token endpoint, logins, sessions), burst 2x; 0 turns it off [default: 5000]");
+    pub const HEADER_TIMEOUT_SECS: Spec = spec("header-timeout-secs",
+        "header_timeout_secs", "RSP_HEADER_TIMEOUT_SECS", Int, "SECS",
+        "Seconds a client has to send a request's headers (and that an idle HTTP/1.1 connection stays open), on both listeners [default: 30]");
+    pub const MAX_CONNECTIONS: Spec = spec("max-connections",
+        "max_connections", "RSP_MAX_CONNECTIONS", Int, "COUNT",
+        "Open connections each listener (HTTP API, peer) keeps at most; one more is closed at once [default: 10000]");
     pub const DEMO: Spec = spec("demo", "demo", "RSP_DEMO", Bool, "",
         "Create the demo tenant, clients and user once, and print their secrets");
 
@@ -124,9 +130,9 @@ mod specs {
     pub const SPECS: &[Spec] = &[
         DATA_DIR, HTTP_ADDR, PUBLIC_URL, PEER_ADDR, PEER_ADVERTISE_ADDR, NODE_ID, ZONE, REGION,
         JOIN, LEARNER, NO_BOOTSTRAP, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE, KEK_FILE,
-        KEK_COMMAND, JOIN_TOKEN_FILE, LOG_FORMAT, OTLP_ENDPOINT, PEER_ROUTE, SNAPSHOT_THRESHOLD, HEARTBEAT_MS,
-        ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT,
-        TENANT_RATE_LIMIT, DEMO,
+        KEK_COMMAND, JOIN_TOKEN_FILE, LOG_FORMAT, OTLP_ENDPOINT, PEER_ROUTE, SNAPSHOT_THRESHOLD,
+        HEARTBEAT_MS, ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT, TENANT_RATE_LIMIT,
+        HEADER_TIMEOUT_SECS, MAX_CONNECTIONS, DEMO,
     ];
 }
 pub(super) use specs::*;

@@ -59,13 +59,34 @@ pub(super) fn app_state(
     state
 }
 
-/// The HTTP API with a span and a status per request.
-pub(super) fn router(state: &AppState) -> axum::Router {
-    rsp_api::app(state.clone()).layer(
+/// The HTTP API with a span and a status per request; served over HTTPS,
+/// every answer carries [`HSTS`].
+pub(super) fn router(state: &AppState, https: bool) -> axum::Router {
+    let app = rsp_api::app(state.clone());
+    let app = match https {
+        true => app.layer(axum::middleware::map_response(strict_transport_security)),
+        false => app,
+    };
+    app.layer(
         tower_http::trace::TraceLayer::new_for_http()
             .make_span_with(crate::telemetry::request_span)
             .on_response(crate::telemetry::record_status),
     )
+}
+
+/// `Strict-Transport-Security` on HTTPS answers: a browser that saw it
+/// uses only HTTPS for this host for a year. Without `includeSubDomains`:
+/// the node speaks for its own host name, not for the names under it.
+pub(super) const HSTS: &str = "max-age=31536000";
+
+async fn strict_transport_security(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(HSTS),
+    );
+    response
 }
 
 /// The tenant runtime's settings: defaults, with the rate limits of

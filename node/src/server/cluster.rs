@@ -9,9 +9,11 @@ use rsp_consensus::{
     Consensus, ConsensusConfig, ConsensusError, InjectedBugs, Member, PeerService, PeerTls,
 };
 
+use super::StartError;
+use super::listen::{Limits, Serving, serve};
 use super::preflight::Listeners;
-use super::{Serving, StartError, serve};
 use crate::config::Settings;
+use axum_server::tls_rustls::RustlsConfig;
 
 /// How this node describes itself to clients and to other members.
 pub(super) struct Advertised {
@@ -74,16 +76,18 @@ pub(super) async fn start_consensus(
 }
 
 /// Serve Raft's peer messages on the peer listener (mutual TLS with
-/// `peer_tls`).
+/// `peer_tls`) within the listeners' `limits`.
 pub(super) fn serve_peers(
     consensus: &Consensus,
     listener: std::net::TcpListener,
     peer_tls: Option<PeerTls>,
+    limits: Limits,
 ) -> Result<Serving, StartError> {
     serve(
         listener,
-        peer_tls.map(|t| t.server_config()),
+        peer_tls.map(|t| RustlsConfig::from_config(t.server_config())),
         PeerService::new(consensus.peer_auth().clone(), [consensus.clone()]).router(),
+        limits,
     )
 }
 

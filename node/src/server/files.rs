@@ -80,36 +80,81 @@ pub(super) fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()>
     f.sync_all()
 }
 
-/// `RSP_ADMIN_TOKEN` when set, else the token file (generated on first start).
-pub(super) fn admin_token(
-    settings: &Settings,
-) -> Result<(Zeroizing<String>, Option<PathBuf>), StartError> {
+/// Admin tokens shorter than this are refused at start-up.
+pub(super) const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+/// The admin token as start-up found it, before anything is written.
+pub(super) enum GivenAdminToken {
+    /// `RSP_ADMIN_TOKEN`.
+    Env(Zeroizing<String>),
+    /// Read from the admin-token file.
+    File(Zeroizing<String>, PathBuf),
+    /// No token yet: one is generated into this file.
+    Missing(PathBuf),
+}
+
+/// Step 1 (preflight): `RSP_ADMIN_TOKEN` when set, else the token file if
+/// it exists. An empty, unreadable or short token (under
+/// [`MIN_ADMIN_TOKEN_LEN`] characters) stops start-up naming
+/// `admin-token` (the variable) or `admin-token-file`.
+pub(super) fn given_admin_token(settings: &Settings) -> Result<GivenAdminToken, StartError> {
     if let Ok(token) = std::env::var("RSP_ADMIN_TOKEN")
         && !token.trim().is_empty()
     {
-        return Ok((Zeroizing::new(token.trim().to_string()), None));
+        let token = Zeroizing::new(token.trim().to_string());
+        check_admin_token(&token, "RSP_ADMIN_TOKEN")
+            .map_err(|m| StartError::setting("admin-token", m))?;
+        return Ok(GivenAdminToken::Env(token));
     }
     let path = settings.admin_token_path();
-    match std::fs::read_to_string(&path) {
+    match std::fs::read_to_string(&path).map(Zeroizing::new) {
         Ok(text) if !text.trim().is_empty() => {
-            warn_if_shared(&path, "admin token");
-            Ok((Zeroizing::new(text.trim().to_string()), Some(path)))
+            let token = Zeroizing::new(text.trim().to_string());
+            check_admin_token(&token, &path.display().to_string())
+                .map_err(|m| StartError::setting("admin-token-file", m))?;
+            Ok(GivenAdminToken::File(token, path))
         }
         Ok(_) => Err(StartError::setting(
             "admin-token-file",
             format!("{} is empty", path.display()),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(GivenAdminToken::Missing(path)),
+        Err(e) => Err(StartError::setting(
+            "admin-token-file",
+            format!("{}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Long enough to resist guessing; the message never holds the token.
+fn check_admin_token(token: &str, source: &str) -> Result<(), String> {
+    let len = token.chars().count();
+    if len < MIN_ADMIN_TOKEN_LEN {
+        return Err(format!(
+            "the admin token in {source} has {len} characters; at least {MIN_ADMIN_TOKEN_LEN} are needed (e.g. `openssl rand -hex 32`)"
+        ));
+    }
+    Ok(())
+}
+
+/// Step 6: the admin token preflight found, or a new one generated into
+/// the token file (mode 0600).
+pub(super) fn admin_token(
+    given: GivenAdminToken,
+) -> Result<(Zeroizing<String>, Option<PathBuf>), StartError> {
+    match given {
+        GivenAdminToken::Env(token) => Ok((token, None)),
+        GivenAdminToken::File(token, path) => {
+            warn_if_shared(&path, "admin token");
+            Ok((token, Some(path)))
+        }
+        GivenAdminToken::Missing(path) => {
             let token = Zeroizing::new(hex::encode(rand::random::<[u8; 32]>()));
             write_private(&path, token.as_bytes())
                 .map_err(|e| StartError::runtime(&format!("writing {}", path.display()), e))?;
             eprintln!("rsp: generated an admin token in {}", path.display());
             Ok((token, Some(path)))
         }
-        Err(e) => Err(StartError::setting(
-            "admin-token-file",
-            format!("{}: {e}", path.display()),
-        )),
     }
 }
 
@@ -141,5 +186,13 @@ mod tests {
         std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         assert_eq!(shared_with_others(&private), Some(0o644));
         assert_eq!(shared_with_others(&root.path().join("missing")), None);
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_without_showing_it() {
+        let short = "a".repeat(MIN_ADMIN_TOKEN_LEN - 1);
+        let err = check_admin_token(&short, "RSP_ADMIN_TOKEN").expect_err("too short");
+        assert!(!err.contains(&short), "the message shows the token: {err}");
+        assert!(check_admin_token(&"a".repeat(MIN_ADMIN_TOKEN_LEN), "f").is_ok());
     }
 }

@@ -2,7 +2,8 @@
 //! before the data directory is created or opened. Deliberate bugs are read
 //! from `RSP_INJECT_BUGS`, TLS material is loaded, the key-encryption key is
 //! read if given, the join token is read (or one is made for a new
-//! cluster), both listeners are bound and the node id is settled.
+//! cluster), the admin token is read and checked, both listeners are bound
+//! and the node id is settled.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -12,7 +13,8 @@ use rsp_consensus::PeerTls;
 use crate::bugs::InjectedBugs;
 use rsp_identity::crypto::Kek;
 
-use super::{StartError, join_token, kek};
+use super::files::{self, GivenAdminToken};
+use super::{StartError, https, join_token, kek};
 use crate::config::Settings;
 
 /// What start-up knows once the settings have been checked against the
@@ -25,6 +27,7 @@ pub(super) struct Checked {
     /// file, if given.
     pub(super) given_kek: Option<Kek>,
     pub(super) join_token: join_token::Resolved,
+    pub(super) admin_token: GivenAdminToken,
     pub(super) listeners: Listeners,
     pub(super) id: u64,
     /// Whether the id is new, so the data dir does not hold it yet.
@@ -39,14 +42,15 @@ pub(super) struct Listeners {
     pub(super) peer_addr: SocketAddr,
 }
 
-/// Step 1, in order: bugs, TLS, the KEK, the join token, the listeners,
-/// the node id.
+/// Step 1, in order: bugs, TLS, the KEK, the join token, the admin token,
+/// the listeners, the node id.
 pub(super) fn check(settings: &Settings) -> Result<Checked, StartError> {
     let bugs = injected_bugs()?;
     let http_tls = http_tls(settings)?;
     let peer_tls = peer_tls(settings)?;
     let given_kek = kek::given(settings)?;
     let join_token = join_token::resolve(settings)?;
+    let admin_token = files::given_admin_token(settings)?;
     let listeners = bind_listeners(settings)?;
     let (id, fresh_id) = node_id(settings)?;
     Ok(Checked {
@@ -55,6 +59,7 @@ pub(super) fn check(settings: &Settings) -> Result<Checked, StartError> {
         peer_tls,
         given_kek,
         join_token,
+        admin_token,
         listeners,
         id,
         fresh_id,
@@ -84,17 +89,8 @@ fn http_tls(settings: &Settings) -> Result<Option<Arc<rustls::ServerConfig>>, St
     let (Some(cert), Some(key)) = (&settings.tls_cert, &settings.tls_key) else {
         return Ok(None);
     };
-    let chain =
-        rsp_consensus::tls::load_certs(cert).map_err(|e| StartError::setting("tls-cert", e))?;
-    let key = rsp_consensus::tls::load_key(key).map_err(|e| StartError::setting("tls-key", e))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StartError::setting("tls-cert", e))?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| StartError::setting("tls-key", e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let config = https::load(cert, key)
+        .map_err(|(setting, message)| StartError::setting(setting, message))?;
     Ok(Some(Arc::new(config)))
 }
 

@@ -1,5 +1,6 @@
 //! A node's life beyond crashes: graceful shutdown on SIGTERM, peers that
-//! prove the cluster's join token, and peers that speak only mutual TLS.
+//! prove the cluster's join token, peers that speak only mutual TLS, and
+//! an HTTPS certificate replaced without a restart.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -33,7 +34,9 @@ async fn sigterm_on_the_leader_exits_cleanly_and_the_cluster_moves_on() -> Resul
         .context("a survivor")?;
     let client = cluster.client(survivor)?;
     wait_until(CONVERGE, "a write after the leader left", || async {
-        Ok(client.kv_put("after", "2", None).await?.status == 200)
+        let status = client.kv_put("after", "2", None).await?.status;
+        anyhow::ensure!(status == 200, "status {status}");
+        Ok(())
     })
     .await?;
     let new_leader = cluster.wait_for_leader(CONVERGE).await?;
@@ -46,10 +49,9 @@ async fn sigterm_on_the_leader_exits_cleanly_and_the_cluster_moves_on() -> Resul
         CONVERGE,
         "the restarted node has the later write",
         || async {
-            Ok(back
-                .kv_value("after", Consistency::Local)
-                .await?
-                .is_some_and(|kv| kv.value == "2"))
+            let seen = back.kv_value("after", Consistency::Local).await?;
+            anyhow::ensure!(seen.as_ref().is_some_and(|kv| kv.value == "2"), "{seen:?}");
+            Ok(())
         },
     )
     .await?;
@@ -108,6 +110,10 @@ impl Pki {
     }
 }
 
+/// The admin token of the TLS nodes (at least 32 characters, as start-up
+/// requires).
+const TLS_ADMIN: &str = "tls-test-admin-token-0123456789abcdef";
+
 async fn tls_node(
     dir: &Path,
     id: u64,
@@ -136,10 +142,7 @@ async fn tls_node(
         node.args
             .extend(["--join-token-file".into(), join_token.display().to_string()]);
     }
-    node.env = vec![(
-        "RSP_ADMIN_TOKEN".into(),
-        "tls-test-token-0123456789abcdef".into(),
-    )];
+    node.env = vec![("RSP_ADMIN_TOKEN".into(), TLS_ADMIN.into())];
     node.ready_timeout = Duration::from_secs(20);
     NodeProcess::start(node).await
 }
@@ -176,7 +179,7 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
     let http = https_client(&pki.ca_pem)?;
     let put = http
         .put(format!("{}/admin/v1/kv/tls", r2.public_url))
-        .bearer_auth("tls-test-token-0123456789abcdef")
+        .bearer_auth(TLS_ADMIN)
         .json(&serde_json::json!({"value": "over mTLS"}))
         .send()
         .await?;
@@ -188,7 +191,7 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
     );
     let read = http
         .get(format!("{}/admin/v1/kv/tls", r1.public_url))
-        .bearer_auth("tls-test-token-0123456789abcdef")
+        .bearer_auth(TLS_ADMIN)
         .send()
         .await?
         .json::<serde_json::Value>()
@@ -222,7 +225,7 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
     tokio::time::sleep(Duration::from_secs(3)).await;
     let members = http
         .get(format!("{}/admin/v1/cluster", r1.public_url))
-        .bearer_auth("tls-test-token-0123456789abcdef")
+        .bearer_auth(TLS_ADMIN)
         .send()
         .await?
         .json::<serde_json::Value>()
@@ -335,9 +338,109 @@ async fn a_node_joins_only_with_the_join_token_and_keeps_it() -> Result<()> {
             .json(&serde_json::json!({"value": "1"}))
             .send()
             .await?;
-        Ok(put.status() == 200)
+        anyhow::ensure!(put.status() == 200, "status {}", put.status());
+        Ok(())
     })
     .await?;
     assert_eq!(members().await?, vec![1, 4]);
+    Ok(())
+}
+
+/// The DER of the first certificate in a PEM file.
+fn cert_der(path: &str) -> Result<Vec<u8>> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    Ok(CertificateDer::from_pem_file(path)?.to_vec())
+}
+
+/// The certificate a new HTTPS connection to `url` is served, and the
+/// answer's `Strict-Transport-Security` header.
+async fn served_certificate(ca_pem: &str, url: &str) -> Result<(Vec<u8>, Option<String>)> {
+    // A new client each time: a pooled connection keeps its old certificate.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes())?])
+        .tls_info(true)
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let resp = client.get(format!("{url}/healthz")).send().await?;
+    let info = resp
+        .extensions()
+        .get::<reqwest::tls::TlsInfo>()
+        .context("TLS info")?;
+    let der = info
+        .peer_certificate()
+        .context("a peer certificate")?
+        .to_vec();
+    let hsts = resp
+        .headers()
+        .get("strict-transport-security")
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    Ok((der, hsts))
+}
+
+/// Over HTTPS every answer carries HSTS; over plain HTTP none does. On
+/// SIGHUP the node serves the certificate now in its files; files that do
+/// not load leave the one in use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_https_certificate_is_replaced_on_sighup_and_a_bad_one_is_refused() -> Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir()?;
+    let pki = Pki::new("rsp reload CA")?;
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &pki.ca_pem)?;
+    let ca = ca_path.display().to_string();
+    let cert = pki.node_cert(dir.path(), "node")?;
+    let first = cert_der(&cert.0)?;
+
+    let n1 = tls_node(dir.path(), 1, &cert, &ca, None).await?;
+    let url = n1.ready().context("ready")?.public_url;
+    let (served, hsts) = served_certificate(&pki.ca_pem, &url).await?;
+    assert!(served == first, "the node serves its first certificate");
+    assert_eq!(hsts.as_deref(), Some("max-age=31536000"));
+
+    // A certificate file that is not PEM: logged and refused, the old one stays.
+    std::fs::write(&cert.0, "not a certificate")?;
+    n1.signal(libc::SIGHUP)?;
+    wait_until(
+        CONVERGE,
+        "the bad certificate is refused in the log",
+        || async {
+            let log = n1.log_tail(50);
+            anyhow::ensure!(log.contains("keeping the one in use"), "log: {log}");
+            Ok(())
+        },
+    )
+    .await?;
+    assert!(n1.is_running(), "SIGHUP stopped the node");
+    let (served, _) = served_certificate(&pki.ca_pem, &url).await?;
+    assert!(served == first, "a bad file replaced the certificate");
+
+    // A new pair (new key too): served after SIGHUP, without a restart.
+    let renewed = pki.node_cert(dir.path(), "node")?;
+    let second = cert_der(&renewed.0)?;
+    assert!(second != first);
+    n1.signal(libc::SIGHUP)?;
+    wait_until(
+        CONVERGE,
+        "new connections see the new certificate",
+        || async {
+            let (served, _) = served_certificate(&pki.ca_pem, &url).await?;
+            anyhow::ensure!(served == second, "still the certificate before");
+            Ok(())
+        },
+    )
+    .await?;
+
+    // Plain HTTP carries no HSTS.
+    let plain = NodeProcess::start(plain_node(dir.path(), 2, &[], &[])?).await?;
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()?
+        .get(format!("{}/healthz", plain.base_url()))
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("strict-transport-security").is_none());
     Ok(())
 }

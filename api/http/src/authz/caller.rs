@@ -92,14 +92,21 @@ impl FromRequestParts<AppState> for AuthzCaller {
         let tenant = path_tenant(parts, state).await?;
         require_tenant(state, &tenant).await?;
         let token = bearer_token(&parts.headers).ok_or_else(missing_token)?;
-        let credential = if state.admin_token.matches(token) {
+        let admin_allowed = !state.admin_guard.is_blocked(parts);
+        let credential = if admin_allowed && state.admin_token.matches(token) {
             Credential::AdminToken
         } else {
             let claims = state
                 .oidc
                 .tokens
                 .verify_access_token(&tenant, token)
-                .await?;
+                .await
+                .map_err(AuthzError::from)
+                .inspect_err(|e| {
+                    if e.status == StatusCode::UNAUTHORIZED {
+                        state.admin_guard.failed(parts);
+                    }
+                })?;
             if !has_scope(&claims.scope, CHECK_SCOPE) {
                 return Err(AuthzError::forbidden(
                     "insufficient_scope",
@@ -137,6 +144,16 @@ fn claimed_tenant(token: &str, public_url: &str) -> Option<String> {
     (!tenant.is_empty() && !tenant.contains('/')).then(|| tenant.to_string())
 }
 
+/// Authenticate an admin API caller, unless its address made too many
+/// failed attempts ([`crate::authz::admin_guard`]: 429 then).
+pub async fn authenticate_admin(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<AdminCaller, AuthzError> {
+    let attempt = state.admin_guard.admit(parts)?;
+    attempt.record(authenticate_admin_caller(parts, state).await)
+}
+
 /// Authenticate an admin API caller: the admin token (the operator) or an
 /// access token with scope `rsp:admin` of the tenant that issued it (a
 /// tenant admin). A token issued to a user (one with a refresh family)
@@ -146,7 +163,7 @@ fn claimed_tenant(token: &str, public_url: &str) -> Option<String> {
 /// client-credentials token needs no such grant: its client was allowed the
 /// scope. What the caller may do is not decided here: the admin layer
 /// ([`crate::authz::admin_access`]) asks the built-in Cedar policies.
-pub async fn authenticate_admin(
+async fn authenticate_admin_caller(
     parts: &Parts,
     state: &AppState,
 ) -> Result<AdminCaller, AuthzError> {

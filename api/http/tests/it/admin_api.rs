@@ -24,18 +24,22 @@ struct Node {
 }
 
 async fn node() -> Node {
+    node_with(|_| {}).await
+}
+
+/// A node whose consensus configuration `tune` adjusts first.
+async fn node_with(tune: impl FnOnce(&mut ConsensusConfig)) -> Node {
     let dir = tempfile::tempdir().expect("tempdir");
     let member = Member {
         peer_addr: "127.0.0.1:1".into(),
         ..Default::default()
     };
     let registry = prometheus::Registry::new();
-    let consensus = Consensus::start(
-        ConsensusConfig::new(1, member, dir.path().join("store")),
-        &registry,
-    )
-    .await
-    .expect("start consensus");
+    let mut config = ConsensusConfig::new(1, member, dir.path().join("store"));
+    tune(&mut config);
+    let consensus = Consensus::start(config, &registry)
+        .await
+        .expect("start consensus");
     consensus.bootstrap().await.expect("bootstrap");
     consensus
         .raft()
@@ -118,6 +122,96 @@ async fn admin_calls_without_or_with_a_wrong_token_are_refused() {
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    n.consensus.shutdown().await;
+}
+
+/// A request from client address `from`, as a listener would hand it over.
+async fn call_from(
+    app: &axum::Router,
+    from: &str,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Option<String>, Value) {
+    let addr: std::net::SocketAddr = from.parse().expect("address");
+    let method = if body.is_some() { "POST" } else { "GET" };
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .expect("request");
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(addr));
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let status = resp.status();
+    let retry_after = resp
+        .headers()
+        .get(header::RETRY_AFTER)
+        .map(|v| v.to_str().unwrap_or_default().to_string());
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22)
+        .await
+        .expect("body");
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, retry_after, value)
+}
+
+#[tokio::test]
+async fn an_address_that_keeps_failing_admin_authentication_is_refused_even_with_the_token() {
+    let start_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as u64;
+    let (clock, manual) = rsp_consensus::Clock::manual(start_ms);
+    let n = node_with(|c| c.clock = clock).await;
+    let (guesser, other) = ("198.51.100.7:40000", "203.0.113.9:40000");
+    let created = call_from(
+        &n.app,
+        other,
+        "/admin/v1/tenants",
+        TOKEN,
+        Some(json!({"id": "acme"})),
+    )
+    .await;
+    assert_eq!(created.0, StatusCode::CREATED, "{:?}", created.2);
+
+    for i in 0..rsp_api::authz::admin_guard::MAX_FAILURES {
+        let (s, _, v) = call_from(
+            &n.app,
+            guesser,
+            "/admin/v1/cluster",
+            &format!("guess-{i}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "guess {i}: {v}");
+    }
+    // Over the limit: refused before the token is looked at.
+    let (s, retry_after, v) = call_from(&n.app, guesser, "/admin/v1/cluster", TOKEN, None).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"], "too_many_requests", "{v}");
+    let retry_after: u64 = retry_after
+        .expect("Retry-After")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    // The decision endpoints do not take the admin token from it either.
+    let ask =
+        json!({"principal": "User::\"a\"", "action": "Action::\"view\"", "resource": "Doc::\"1\""});
+    let uri = "/t/acme/authz/v1/is_authorized";
+    let (s, _, v) = call_from(&n.app, guesser, uri, TOKEN, Some(ask.clone())).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    // Another address is not affected.
+    let (s, _, v) = call_from(&n.app, other, "/admin/v1/cluster", TOKEN, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _, v) = call_from(&n.app, other, uri, TOKEN, Some(ask)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Once the window has passed, the token works again.
+    manual.advance(Duration::from_secs(retry_after));
+    let (s, _, v) = call_from(&n.app, guesser, "/admin/v1/cluster", TOKEN, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     n.consensus.shutdown().await;
 }
 
