@@ -56,6 +56,19 @@ impl ApiError {
     }
 }
 
+impl From<rsp_identity::miss_gate::MissRefused> for ApiError {
+    fn from(r: rsp_identity::miss_gate::MissRefused) -> Self {
+        ApiError {
+            retry_after: Some(r.0.as_secs().max(1)),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                r.to_string(),
+            )
+        }
+    }
+}
+
 impl From<ConsensusError> for ApiError {
     fn from(e: ConsensusError) -> Self {
         match e {

@@ -15,6 +15,13 @@
 //! newcomers share one bucket (stricter, never looser). A request without
 //! a known peer address uses that shared bucket too.
 //!
+//! The same budget is asked before an unknown OAuth client id (token,
+//! introspection, revocation, PAR and device-authorization endpoints, the
+//! authorization and logout pages) and an unknown signing key `kid` (an
+//! access token at userinfo, introspection or revocation, an
+//! `id_token_hint`) are confirmed: the identity look-ups take a
+//! [`MissGate`], and [`MissLimiter::gate`] is this node's for an address.
+//!
 //! There is no negative cache of misses: a repeat would have to be
 //! answered without the leader, and a tenant created through another node
 //! a moment ago would then be "not found" here although its creation had
@@ -25,7 +32,11 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::Extensions;
+use axum::http::request::Parts;
 use rsp_consensus::Clock;
+use rsp_identity::miss_gate::MissGate;
 
 /// Most addresses with a bucket of their own.
 pub const MAX_ADDRESSES: usize = 16_384;
@@ -76,6 +87,11 @@ impl MissLimiter {
         self.rule
     }
 
+    /// The gate identity look-ups ask before confirming a miss for `ip`.
+    pub fn gate(&self, ip: Option<IpAddr>) -> AddressGate<'_> {
+        AddressGate { limiter: self, ip }
+    }
+
     /// Take a token for `ip`, or say how long until one is there.
     pub fn take(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
         let now = self.clock.now_ms();
@@ -114,6 +130,37 @@ impl MissLimiter {
             3600.0
         };
         Err(Duration::from_secs_f64(wait.clamp(1.0, 3600.0)))
+    }
+}
+
+/// [`MissGate`] taking from one address's bucket.
+pub struct AddressGate<'a> {
+    limiter: &'a MissLimiter,
+    ip: Option<IpAddr>,
+}
+
+impl MissGate for AddressGate<'_> {
+    fn admit(&self) -> Result<(), Duration> {
+        self.limiter.take(self.ip)
+    }
+}
+
+/// The TCP peer's address of a request, if the server recorded one
+/// (`ConnectInfo`; in-process tests may not).
+pub fn peer_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Extractor of [`peer_ip`]; never rejects.
+pub struct PeerIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PeerIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(PeerIp(peer_ip(&parts.extensions)))
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::crypto::{CryptoError, KekCell, random_token};
 use crate::keys::SigningAlg;
+use crate::miss_gate::{MissGate, MissRefused};
 use rsp_consensus::kv::tenant_keyspace;
 
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
@@ -172,6 +173,8 @@ pub enum ClientError {
     Exists(String),
     #[error("no such client")]
     NotFound,
+    #[error(transparent)]
+    Refused(#[from] MissRefused),
     #[error(transparent)]
     Consensus(#[from] ConsensusError),
     #[error("stored client record is unreadable: {0}")]
@@ -356,6 +359,26 @@ impl ClientService {
             .await?;
         let kv = kv.ok_or(ClientError::NotFound)?;
         serde_json::from_slice(&kv.value).map_err(|e| ClientError::Corrupt(e.to_string()))
+    }
+
+    /// A client by id, "not found" only after a linearizable read (it may
+    /// have been registered through another node a moment ago). `gate` is
+    /// asked before that read, and only on a local miss; a refusal is
+    /// [`ClientError::Refused`] and reads nothing.
+    pub async fn find(
+        &self,
+        tenant: &str,
+        client_id: &str,
+        gate: &dyn MissGate,
+    ) -> Result<Client, ClientError> {
+        match self.get(tenant, client_id).await {
+            Err(ClientError::NotFound) if valid_client_id(client_id) => {
+                MissRefused::check(gate)?;
+                self.consensus.linearizable_barrier().await?;
+                self.get(tenant, client_id).await
+            }
+            other => other,
+        }
     }
 
     /// Whether `secret` is this client's secret (constant time).

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::crypto::{CryptoError, KekCell, b64url};
+use crate::miss_gate::{MissGate, MissRefused};
 use rsp_consensus::kv::tenant_keyspace;
 
 pub mod lifecycle;
@@ -106,6 +107,8 @@ pub enum KeyError {
     Bad(String),
     #[error("no key `{0}`")]
     UnknownKid(String),
+    #[error(transparent)]
+    Refused(#[from] MissRefused),
     #[error("{0}")]
     Invalid(String),
 }
@@ -499,6 +502,27 @@ impl KeyService {
     ) -> Result<(Algorithm, DecodingKey), KeyError> {
         let (alg, key, _) = self.verifier_revision(tenant, kid, now_ms).await?;
         Ok((alg, key))
+    }
+
+    /// [`Self::verifier_revision`], "unknown" only after a linearizable
+    /// read (the key may be a moment old and made on another node). `gate`
+    /// is asked before that read, and only on a local miss; a refusal is
+    /// [`KeyError::Refused`] and reads nothing.
+    pub async fn find_verifier(
+        &self,
+        tenant: &str,
+        kid: &str,
+        now_ms: u64,
+        gate: &dyn MissGate,
+    ) -> Result<(Algorithm, DecodingKey, u64), KeyError> {
+        match self.verifier_revision(tenant, kid, now_ms).await {
+            Err(KeyError::UnknownKid(_)) => {
+                MissRefused::check(gate)?;
+                self.consensus.linearizable_barrier().await?;
+                self.verifier_revision(tenant, kid, now_ms).await
+            }
+            other => other,
+        }
     }
 
     /// [`Self::verifier`], with the `mod_revision` of the key record: it

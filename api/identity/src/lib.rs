@@ -16,6 +16,8 @@
 //!   [`mfa_policy`]: who must use a second factor; [`mfa_tickets`]: the
 //!   single use of the ticket that carries a sign-in to its second factor;
 //!   [`webauthn`]: passkeys;
+//! - [`miss_gate`]: the caller's say before a local miss of a client or
+//!   key is confirmed with a quorum read;
 //! - [`oauth`]: codes, tokens and families, client authentication, claims,
 //!   request validation, the device flow and PAR, [`oauth::OAuthError`].
 //!
@@ -30,6 +32,7 @@ pub mod factors;
 pub mod keys;
 pub mod mfa_policy;
 pub mod mfa_tickets;
+pub mod miss_gate;
 pub mod oauth;
 pub mod passwords;
 pub mod recovery;

@@ -42,6 +42,7 @@ impl From<ClientError> for ApiError {
             ClientError::Invalid(m) => ApiError::bad_request("invalid_client_metadata", m),
             ClientError::Exists(_) => ApiError::conflict("client_exists", e.to_string()),
             ClientError::NotFound => ApiError::not_found("client_not_found", e.to_string()),
+            ClientError::Refused(r) => r.into(),
             ClientError::Consensus(c) => c.into(),
             ClientError::Corrupt(d) => ApiError::internal(d),
             ClientError::Crypto(c) => ApiError::unavailable(c.to_string()),

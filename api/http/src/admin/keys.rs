@@ -25,6 +25,7 @@ impl From<KeyError> for ApiError {
         match e {
             KeyError::Invalid(m) => ApiError::bad_request("invalid_request", m),
             KeyError::UnknownKid(_) => ApiError::not_found("key_not_found", e.to_string()),
+            KeyError::Refused(r) => r.into(),
             KeyError::Consensus(c) => c.into(),
             KeyError::Crypto(c) => ApiError::unavailable(c.to_string()),
             KeyError::Bad(d) => ApiError::internal(d),

@@ -25,6 +25,7 @@ use crate::authz::{ADMIN_SCOPE, CHECK_SCOPE};
 use crate::oidc::http::bearer_token;
 use crate::state::AppState;
 use rsp_consensus::Consistency;
+use rsp_identity::miss_gate::Ungated;
 use rsp_identity::oauth::claims::has_scope;
 use rsp_identity::tenants::TenantError;
 use rsp_identity::users::{ADMIN_ATTRIBUTE, UserError};
@@ -96,10 +97,12 @@ impl FromRequestParts<AppState> for AuthzCaller {
         let credential = if admin_allowed && state.admin_token.matches(token) {
             Credential::AdminToken
         } else {
+            // Ungated: a token that fails here (an unknown `kid` included)
+            // counts against the address in the admin guard.
             let claims = state
                 .oidc
                 .tokens
-                .verify_access_token(&tenant, token)
+                .verify_access_token(&tenant, token, &Ungated)
                 .await
                 .map_err(AuthzError::from)
                 .inspect_err(|e| {
@@ -180,10 +183,11 @@ async fn authenticate_admin_caller(
     }
     let invalid = || AuthzError::unauthorized("invalid_token", "the token is not valid");
     let tenant = claimed_tenant(token, &state.public_url).ok_or_else(invalid)?;
+    // Ungated: the admin guard counts this address's failures.
     let claims = state
         .oidc
         .tokens
-        .verify_access_token(&tenant, token)
+        .verify_access_token(&tenant, token, &Ungated)
         .await
         .map_err(AuthzError::from)?;
     if !has_scope(&claims.scope, ADMIN_SCOPE) {

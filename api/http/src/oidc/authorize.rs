@@ -56,7 +56,7 @@ async fn authorize(
     params: BTreeMap<String, String>,
     after_post: bool,
 ) -> Result<Page, PageError> {
-    let req = match resolve(state, &browser.tenant, params, true, after_post).await? {
+    let req = match resolve(state, browser, params, true, after_post).await? {
         Ok(req) => req,
         Err(redirect) => return Ok(redirect),
     };
@@ -90,7 +90,7 @@ pub async fn proceed(
             login_needed = true;
         }
         if let Some(hint) = req.get("id_token_hint") {
-            match id_token_hint::verify(state, t, hint).await {
+            match id_token_hint::verify(state, browser, hint).await {
                 Ok(h) => {
                     if session.as_ref().is_some_and(|s| s.user.id != h.sub) {
                         login_needed = true;

@@ -125,23 +125,28 @@ fn error_page(description: &str) -> PageError {
 }
 
 /// Check the request. `Err` is an error page (client or redirect URI not
-/// trustworthy); `Ok(Err(page))` an error redirect to the client.
+/// trustworthy); `Ok(Err(page))` an error redirect to the client. An
+/// unknown client id is confirmed linearizably within the browser's
+/// address budget ([`crate::miss_limit`]), else a 429 page.
 pub async fn resolve(
     state: &AppState,
-    t: &TenantCtx,
+    browser: &Browser,
     mut params: BTreeMap<String, String>,
     allow_request_uri: bool,
     after_post: bool,
 ) -> Result<Result<AuthzRequest, Page>, PageError> {
+    let t = &browser.tenant;
     let client_id = params
         .get("client_id")
         .cloned()
         .ok_or_else(|| error_page("The request does not name a client (client_id is missing)."))?;
-    let client = match state.identity.clients.get(&t.id, &client_id).await {
+    let gate = state.misses.gate(browser.client_ip);
+    let client = match state.identity.clients.find(&t.id, &client_id, &gate).await {
         Ok(c) => c,
         Err(ClientError::NotFound) => {
             return Err(error_page("The application (client_id) is not known here."));
         }
+        Err(ClientError::Refused(r)) => return Err(OAuthError::from(r).into()),
         Err(ClientError::Consensus(e)) => return Err(e.into()),
         Err(e) => return Err(PageError::internal(e)),
     };

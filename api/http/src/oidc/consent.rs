@@ -76,7 +76,7 @@ pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Pa
                 "Your session ended before you decided. Start again from the application.",
             )
         })?;
-    let req = match resolve(&state, &browser.tenant, ticket.params, false, true).await? {
+    let req = match resolve(&state, browser, ticket.params, false, true).await? {
         Ok(req) => req,
         Err(redirect) => return Ok(redirect),
     };

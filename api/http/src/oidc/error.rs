@@ -60,12 +60,7 @@ pub fn actor_error(e: rsp_actors::ActorError) -> OAuthError {
 /// 429 for an address past its look-up budget
 /// ([`crate::miss_limit`]), retry after `wait`.
 pub fn too_many_misses(wait: std::time::Duration) -> OAuthError {
-    let mut err = OAuthError::new(
-        OAuthErrorCode::TooManyRequests,
-        "too many look-ups of unknown names from this address; retry later",
-    );
-    err.retry_after = Some(wait.as_secs().max(1));
-    err
+    rsp_identity::miss_gate::MissRefused(wait).into()
 }
 
 impl IntoResponse for OAuthErrorResponse {

@@ -5,14 +5,16 @@
 //! The signature is checked with the algorithm pinned to the token's `kid`
 //! (the header's `alg` is never trusted, so `none` and key-confusion
 //! tricks fail), `iss` must be this tenant's issuer and the token must not
-//! be an access token. Expiry is not checked: a hint names a user, it
+//! be an access token. An unknown `kid` is confirmed linearizably within
+//! the browser's address budget ([`crate::miss_limit`]), else
+//! `too_many_requests`. Expiry is not checked: a hint names a user, it
 //! grants nothing, and logout specifically expects expired ID tokens.
 
 use jsonwebtoken::Validation;
 use serde::Deserialize;
 
+use crate::oidc::browser_session::Browser;
 use crate::oidc::error::OAuthError;
-use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
 use rsp_identity::keys::KeyError;
 use rsp_identity::oauth::tokens::ACCESS_TOKEN_TYP;
@@ -42,9 +44,10 @@ struct HintClaims {
     sid: Option<String>,
 }
 
-/// Check `token` as an ID token of tenant `t`; anything wrong is
+/// Check `token` as an ID token of the browser's tenant; anything wrong is
 /// `invalid_request`.
-pub async fn verify(state: &AppState, t: &TenantCtx, token: &str) -> Result<Hint, OAuthError> {
+pub async fn verify(state: &AppState, browser: &Browser, token: &str) -> Result<Hint, OAuthError> {
+    let t = &browser.tenant;
     let invalid = || OAuthError::invalid_request("id_token_hint is not a valid ID token");
     let header = jsonwebtoken::decode_header(token).map_err(|_| invalid())?;
     if header
@@ -57,18 +60,15 @@ pub async fn verify(state: &AppState, t: &TenantCtx, token: &str) -> Result<Hint
     let kid = header.kid.as_deref().ok_or_else(invalid)?;
     let keys = &state.identity.keys;
     let now_ms = state.clock().now_ms();
-    let (alg, key) = match keys.verifier(&t.id, kid, now_ms).await {
-        Err(KeyError::UnknownKid(_)) => {
-            // Made a moment ago on another node?
-            state.consensus.linearizable_barrier().await?;
-            keys.verifier(&t.id, kid, now_ms).await
-        }
-        other => other,
-    }
-    .map_err(|e| match e {
-        KeyError::Consensus(e) => e.into(),
-        _ => invalid(),
-    })?;
+    let gate = state.misses.gate(browser.client_ip);
+    let (alg, key, _) = keys
+        .find_verifier(&t.id, kid, now_ms, &gate)
+        .await
+        .map_err(|e| match e {
+            KeyError::Consensus(e) => e.into(),
+            KeyError::Refused(r) => r.into(),
+            _ => invalid(),
+        })?;
     if header.alg != alg {
         return Err(invalid());
     }

@@ -30,7 +30,12 @@ pub async fn introspect(
     let answer = state
         .oidc
         .tokens
-        .introspect(&caller.tenant.id, &caller.client, token)
+        .introspect(
+            &caller.tenant.id,
+            &caller.client,
+            token,
+            &state.misses.gate(caller.client_ip),
+        )
         .await?;
     Ok(json_no_store(StatusCode::OK, answer))
 }

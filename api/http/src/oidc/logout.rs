@@ -25,7 +25,7 @@ use crate::oidc::authz_request::with_query;
 use crate::oidc::browser_form::PostedForm;
 use crate::oidc::browser_session::{Browser, SESSION_COOKIE, current_session};
 use crate::oidc::csrf::{Csrf, seal, unseal};
-use crate::oidc::error::OAuthErrorCode;
+use crate::oidc::error::{OAuthError, OAuthErrorCode};
 use crate::oidc::http::Params;
 use crate::oidc::id_token_hint;
 use crate::oidc::pages::templates::{LogoutConfirmPage, SignedOutPage};
@@ -69,16 +69,21 @@ async fn check(
     params: &BTreeMap<String, String>,
 ) -> Result<Checked, PageError> {
     let t = &browser.tenant;
-    let hint = match params.get("id_token_hint") {
-        Some(token) => Some(id_token_hint::verify(state, t, token).await.map_err(|e| {
-            if e.code == OAuthErrorCode::InvalidRequest {
-                PageError::bad_request("The id_token_hint is not a valid ID token of this issuer.")
-            } else {
-                e.into()
-            }
-        })?),
-        None => None,
-    };
+    let hint =
+        match params.get("id_token_hint") {
+            Some(token) => Some(id_token_hint::verify(state, browser, token).await.map_err(
+                |e| {
+                    if e.code == OAuthErrorCode::InvalidRequest {
+                        PageError::bad_request(
+                            "The id_token_hint is not a valid ID token of this issuer.",
+                        )
+                    } else {
+                        e.into()
+                    }
+                },
+            )?),
+            None => None,
+        };
     let client_id = match (params.get("client_id"), &hint) {
         (Some(id), Some(h)) if !h.aud.contains(id) => {
             return Err(PageError::bad_request(
@@ -97,13 +102,15 @@ async fn check(
                     "post_logout_redirect_uri needs client_id or id_token_hint to name the application.",
                 ));
             };
-            let client = match state.identity.clients.get(&t.id, &client_id).await {
+            let gate = state.misses.gate(browser.client_ip);
+            let client = match state.identity.clients.find(&t.id, &client_id, &gate).await {
                 Ok(c) => c,
                 Err(ClientError::NotFound) => {
                     return Err(PageError::bad_request(
                         "The application (client_id) is not known here.",
                     ));
                 }
+                Err(ClientError::Refused(r)) => return Err(OAuthError::from(r).into()),
                 Err(ClientError::Consensus(e)) => return Err(e.into()),
                 Err(e) => return Err(PageError::internal(e)),
             };

@@ -31,7 +31,12 @@ pub async fn revoke(
     state
         .oidc
         .tokens
-        .revoke(&caller.tenant.id, &caller.client, token)
+        .revoke(
+            &caller.tenant.id,
+            &caller.client,
+            token,
+            &state.misses.gate(caller.client_ip),
+        )
         .await?;
     Ok(json_no_store(StatusCode::OK, json!({})))
 }

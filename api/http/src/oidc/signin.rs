@@ -123,7 +123,7 @@ pub async fn continue_flow(
 ) -> Result<Page, PageError> {
     Ok(match flow {
         Continuation::Authorize { params } => {
-            match resolve(state, &browser.tenant, params, false, true).await? {
+            match resolve(state, browser, params, false, true).await? {
                 Ok(req) => proceed(state, browser, req, Some(session), true, true).await?,
                 Err(redirect) => redirect,
             }

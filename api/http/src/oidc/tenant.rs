@@ -2,12 +2,11 @@
 //! and checked to exist. A handler that takes [`TenantCtx`] cannot serve an
 //! unknown tenant.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, Path};
+use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use serde::Deserialize;
 
+use crate::miss_limit::peer_ip;
 use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse, too_many_misses};
 use crate::state::AppState;
 use rsp_consensus::Consistency;
@@ -47,11 +46,7 @@ impl FromRequestParts<AppState> for TenantCtx {
         // once the caller's address is within its look-up budget.
         let found = match state.tenants.get(&p.tenant, Consistency::Local).await {
             Err(TenantError::NotFound(_)) if valid_tenant_id(&p.tenant) => {
-                let ip = parts
-                    .extensions
-                    .get::<ConnectInfo<SocketAddr>>()
-                    .map(|c| c.0.ip());
-                if let Err(wait) = state.misses.take(ip) {
+                if let Err(wait) = state.misses.take(peer_ip(&parts.extensions)) {
                     return Err(too_many_misses(wait).into());
                 }
                 state

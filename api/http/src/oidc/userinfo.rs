@@ -5,24 +5,33 @@
 //! (401, `WWW-Authenticate: Bearer error="invalid_token"`), a missing one a
 //! bare `Bearer` challenge, a token without `openid` `insufficient_scope`.
 
+use std::net::IpAddr;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::miss_limit::PeerIp;
 use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse, OAuthResult};
 use crate::oidc::http::{Params, bearer_token, is_form, json_no_store};
 use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
 use rsp_identity::oauth::claims::has_scope;
 
-pub async fn get(State(state): State<AppState>, t: TenantCtx, headers: HeaderMap) -> Response {
-    answer(&state, &t, &headers, None).await
+pub async fn get(
+    State(state): State<AppState>,
+    t: TenantCtx,
+    PeerIp(ip): PeerIp,
+    headers: HeaderMap,
+) -> Response {
+    answer(&state, &t, ip, &headers, None).await
 }
 
 pub async fn post(
     State(state): State<AppState>,
     t: TenantCtx,
+    PeerIp(ip): PeerIp,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -34,16 +43,17 @@ pub async fn post(
     } else {
         Params::default()
     };
-    answer(&state, &t, &headers, params.get("access_token")).await
+    answer(&state, &t, ip, &headers, params.get("access_token")).await
 }
 
 async fn answer(
     state: &AppState,
     t: &TenantCtx,
+    ip: Option<IpAddr>,
     headers: &HeaderMap,
     body_token: Option<&str>,
 ) -> Response {
-    match claims(state, t, headers, body_token).await {
+    match claims(state, t, ip, headers, body_token).await {
         Ok(Some(resp)) => resp,
         Ok(None) => {
             // RFC 6750 section 3.1: no credentials, no error code.
@@ -59,6 +69,7 @@ async fn answer(
 async fn claims(
     state: &AppState,
     t: &TenantCtx,
+    ip: Option<IpAddr>,
     headers: &HeaderMap,
     body_token: Option<&str>,
 ) -> OAuthResult<Option<Response>> {
@@ -73,7 +84,10 @@ async fn claims(
         (None, None) => return Ok(None),
     };
     let tokens = &state.oidc.tokens;
-    let claims = tokens.verify_access_token(&t.id, token).await?;
+    // An unknown `kid` costs a quorum read within the address's budget.
+    let claims = tokens
+        .verify_access_token(&t.id, token, &state.misses.gate(ip))
+        .await?;
     if !has_scope(&claims.scope, "openid") {
         return Err(OAuthError::new(
             OAuthErrorCode::InsufficientScope,

@@ -15,7 +15,8 @@
 //! - `none`: public clients, `client_id` only.
 //!
 //! The method used must be the client's registered one, and only one may be
-//! used per request. Secrets are compared in constant time by
+//! used per request. A client id this node does not hold is confirmed
+//! with a linearizable read once the caller's [`MissGate`] admits it. Secrets are compared in constant time by
 //! `ClientService`. Failures are `invalid_client` (401, with a `Basic`
 //! challenge) without saying whether the client exists.
 
@@ -29,6 +30,7 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use crate::clients::{AuthMethod, Client, ClientError};
+use crate::miss_gate::MissGate;
 use crate::oauth::context::OAuthContext;
 use crate::oauth::error::OAuthError;
 use crate::oauth::params::{Params, credentials};
@@ -187,13 +189,15 @@ impl ClientAuthService {
     /// Authenticate the client of a request. A private key JWT must name
     /// the tenant's issuer, and nothing else, as its audience (a token
     /// endpoint or other URL as audience lets an assertion meant for one
-    /// server be replayed at another that shares the URL's shape).
+    /// server be replayed at another that shares the URL's shape). `gate`
+    /// is asked before an unknown client id costs a quorum read.
     pub async fn authenticate(
         &self,
         tenant: &str,
         authorization: Option<&str>,
         params: &Params,
         public: Public,
+        gate: &dyn MissGate,
     ) -> Result<Client, OAuthError> {
         let basic = match authorization.and_then(|a| credentials(a, "Basic")) {
             Some(c) => Some(parse_basic(c).ok_or_else(failed)?),
@@ -220,13 +224,13 @@ impl ClientAuthService {
                 ));
             }
             return self
-                .with_secret(tenant, &id, &secret, AuthMethod::ClientSecretBasic)
+                .with_secret(tenant, &id, &secret, AuthMethod::ClientSecretBasic, gate)
                 .await;
         }
         if let Some(secret) = secret {
             let id = param_id.ok_or_else(failed)?;
             return self
-                .with_secret(tenant, id, secret, AuthMethod::ClientSecretPost)
+                .with_secret(tenant, id, secret, AuthMethod::ClientSecretPost, gate)
                 .await;
         }
         if let Some(assertion) = assertion {
@@ -237,7 +241,7 @@ impl ClientAuthService {
             }
             let issuer = self.ctx.issuer(tenant);
             return self
-                .with_assertion(tenant, assertion, param_id, &issuer)
+                .with_assertion(tenant, assertion, param_id, &issuer, gate)
                 .await;
         }
         if assertion_type.is_some() {
@@ -246,7 +250,7 @@ impl ClientAuthService {
         let id = param_id.ok_or_else(|| {
             OAuthError::invalid_client("client authentication is required").with_challenge("Basic")
         })?;
-        let client = self.client(tenant, id).await?.ok_or_else(failed)?;
+        let client = self.client(tenant, id, gate).await?.ok_or_else(failed)?;
         if client.token_endpoint_auth_method != AuthMethod::None {
             return Err(
                 OAuthError::invalid_client("client authentication is required")
@@ -261,22 +265,21 @@ impl ClientAuthService {
         Ok(client)
     }
 
-    /// A client by id; a miss is confirmed after a linearizable barrier
-    /// (the client may have been registered on another node a moment ago).
-    async fn client(&self, tenant: &str, id: &str) -> Result<Option<Client>, OAuthError> {
-        let clients = &self.ctx.identity.clients;
-        for attempt in 0..2 {
-            match clients.get(tenant, id).await {
-                Ok(c) => return Ok(Some(c)),
-                Err(ClientError::NotFound) if attempt == 0 => {
-                    self.ctx.consensus.linearizable_barrier().await?;
-                }
-                Err(ClientError::NotFound) => return Ok(None),
-                Err(ClientError::Consensus(e)) => return Err(e.into()),
-                Err(e) => return Err(OAuthError::server_error(e)),
-            }
+    /// A client by id; a miss is confirmed linearizably once `gate` admits
+    /// it ([`crate::clients::ClientService::find`]).
+    async fn client(
+        &self,
+        tenant: &str,
+        id: &str,
+        gate: &dyn MissGate,
+    ) -> Result<Option<Client>, OAuthError> {
+        match self.ctx.identity.clients.find(tenant, id, gate).await {
+            Ok(c) => Ok(Some(c)),
+            Err(ClientError::NotFound) => Ok(None),
+            Err(ClientError::Refused(r)) => Err(r.into()),
+            Err(ClientError::Consensus(e)) => Err(e.into()),
+            Err(e) => Err(OAuthError::server_error(e)),
         }
-        Ok(None)
     }
 
     async fn with_secret(
@@ -285,8 +288,9 @@ impl ClientAuthService {
         id: &str,
         secret: &str,
         method: AuthMethod,
+        gate: &dyn MissGate,
     ) -> Result<Client, OAuthError> {
-        let client = self.client(tenant, id).await?.ok_or_else(failed)?;
+        let client = self.client(tenant, id, gate).await?.ok_or_else(failed)?;
         if !self.ctx.identity.clients.secret_matches(&client, secret) {
             return Err(failed());
         }
@@ -302,6 +306,7 @@ impl ClientAuthService {
         assertion: &str,
         param_id: Option<&str>,
         issuer: &str,
+        gate: &dyn MissGate,
     ) -> Result<Client, OAuthError> {
         let invalid = || OAuthError::invalid_client("the client assertion is invalid");
         // Refuse what is not a JWS (`alg: none` included) before any read.
@@ -313,7 +318,7 @@ impl ClientAuthService {
                 .and_then(|c| c.sub)
                 .ok_or_else(invalid)?,
         };
-        let client = self.client(tenant, &id).await?.ok_or_else(invalid)?;
+        let client = self.client(tenant, &id, gate).await?.ok_or_else(invalid)?;
         if client.token_endpoint_auth_method != AuthMethod::PrivateKeyJwt {
             return Err(wrong_method());
         }

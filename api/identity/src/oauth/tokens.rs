@@ -32,6 +32,7 @@ use zeroize::Zeroize;
 use crate::clients::Client;
 use crate::crypto::{b64url, random_token};
 use crate::keys::{KeyError, SigningAlg};
+use crate::miss_gate::MissGate;
 use crate::oauth::claims::{has_scope, user_claims, user_token_scope};
 use crate::oauth::context::{OAuthContext, crypto_error};
 use crate::oauth::error::OAuthError;
@@ -329,11 +330,14 @@ impl TokenService {
 
     /// Check an access token of this tenant: signature with the algorithm
     /// pinned to its `kid`, `typ`, issuer and audience, expiry, revocation
-    /// and its family. Anything wrong is `invalid_token`.
+    /// and its family. Anything wrong is `invalid_token`. A `kid` this node
+    /// does not hold is confirmed linearizably once `gate` admits it; a
+    /// refused one is `too_many_requests`.
     pub async fn verify_access_token(
         &self,
         tenant: &str,
         token: &str,
+        gate: &dyn MissGate,
     ) -> Result<AccessClaims, OAuthError> {
         let invalid = || OAuthError::invalid_token("the access token is invalid or expired");
         // Fails for `alg: none` (not an algorithm jsonwebtoken knows).
@@ -348,18 +352,14 @@ impl TokenService {
             .ok_or_else(invalid)?;
         let keys = &self.ctx.identity.keys;
         let now_ms = self.ctx.now_ms();
-        let (alg, key, key_revision) = match keys.verifier_revision(tenant, kid, now_ms).await {
-            Err(KeyError::UnknownKid(_)) => {
-                // The key may be a moment old and made on another node.
-                self.ctx.consensus.linearizable_barrier().await?;
-                keys.verifier_revision(tenant, kid, now_ms).await
-            }
-            other => other,
-        }
-        .map_err(|e| match e {
-            KeyError::Consensus(e) => e.into(),
-            _ => invalid(),
-        })?;
+        let (alg, key, key_revision) = keys
+            .find_verifier(tenant, kid, now_ms, gate)
+            .await
+            .map_err(|e| match e {
+                KeyError::Consensus(e) => e.into(),
+                KeyError::Refused(r) => r.into(),
+                _ => invalid(),
+            })?;
         if header.alg != alg {
             return Err(invalid());
         }
@@ -439,10 +439,11 @@ impl TokenService {
         tenant: &str,
         caller: &Client,
         token: &str,
+        gate: &dyn MissGate,
     ) -> Result<Value, OAuthError> {
         let inactive = json!({"active": false});
         if token.split('.').count() == 3 {
-            let claims = match self.verify_access_token(tenant, token).await {
+            let claims = match self.verify_access_token(tenant, token, gate).await {
                 Ok(c) => c,
                 Err(e) if e.code == crate::oauth::error::OAuthErrorCode::InvalidToken => {
                     return Ok(inactive);
@@ -492,10 +493,11 @@ impl TokenService {
         tenant: &str,
         client: &Client,
         token: &str,
+        gate: &dyn MissGate,
     ) -> Result<(), OAuthError> {
         let not_yours = || OAuthError::invalid_request("the token was not issued to this client");
         if token.split('.').count() == 3 {
-            let claims = match self.verify_access_token(tenant, token).await {
+            let claims = match self.verify_access_token(tenant, token, gate).await {
                 Ok(c) => c,
                 Err(e) if e.code == crate::oauth::error::OAuthErrorCode::InvalidToken => {
                     return Ok(());

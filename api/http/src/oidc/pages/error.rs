@@ -114,8 +114,11 @@ impl From<OAuthError> for PageError {
         // Server errors were logged where they were made.
         let status = StatusCode::from_u16(e.status.unwrap_or(e.code.status()))
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let retry_after =
-            (e.code == OAuthErrorCode::TemporarilyUnavailable).then_some(Duration::from_secs(1));
+        let retry_after = match (e.retry_after, e.code) {
+            (Some(secs), _) => Some(Duration::from_secs(secs.max(1))),
+            (None, OAuthErrorCode::TemporarilyUnavailable) => Some(Duration::from_secs(1)),
+            (None, _) => None,
+        };
         PageError {
             status,
             code: e.code.as_str(),
