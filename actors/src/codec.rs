@@ -12,8 +12,13 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, ActorError> {
 }
 
 /// Decode a stored `what` (named in the error if it does not decode).
+/// The most a stored record may decode to, in bytes: a corrupt length
+/// prefix is an error, not a huge allocation.
+const MAX_DECODED: usize = 16 << 20;
+
 pub(crate) fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, ActorError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+    let config = bincode::config::standard().with_limit::<MAX_DECODED>();
+    bincode::serde::decode_from_slice(bytes, config)
         .map(|(v, _)| v)
         .map_err(|e| ActorError::Internal(format!("stored {what} does not decode: {e}")))
 }

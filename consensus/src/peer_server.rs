@@ -23,7 +23,7 @@ use crate::rpc::{PEER_PROTOCOL, PeerBody, PeerError, PeerRequest, PeerResponse, 
 use crate::types::GroupId;
 
 /// Largest peer message accepted (snapshot chunks are 3 MiB by default).
-const MAX_PEER_BODY: usize = 64 << 20;
+const MAX_PEER_BODY: usize = crate::rpc::MAX_DECODED;
 
 /// Every group this node hosts, by id, and the keys peers prove the join
 /// token with.

@@ -42,11 +42,17 @@ pub(crate) fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("bincode encode of an in-memory value failed: {e}"))
 }
 
+/// The most one stored value may decode to, in bytes. A corrupt length
+/// prefix that claims more is reported as corruption instead of aborting
+/// the process on a huge allocation.
+const MAX_DECODED: usize = 1 << 30;
+
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, StorageError> {
-    bincode::serde::decode_from_slice(bytes, bincode::config::standard())
+    let config = bincode::config::standard().with_limit::<MAX_DECODED>();
+    bincode::serde::decode_from_slice(bytes, config)
         .map(|(v, _)| v)
         .map_err(|e| StorageError::corrupt(what, e))
 }
