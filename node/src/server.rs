@@ -19,7 +19,9 @@
 //! - `key_schedule`: the job that rotates signing keys on schedule.
 //! - `listen`: serving a listener within its limits (header timeout,
 //!   connection cap).
-//! - `https`: the HTTPS certificate, loaded and reloaded.
+//! - `https`: the HTTPS certificate, loaded.
+//! - `reload`: the HTTPS certificate and the peer TLS material, reloaded
+//!   on SIGHUP and when their files change.
 
 mod api;
 mod cluster;
@@ -30,6 +32,7 @@ mod kek;
 mod key_schedule;
 mod listen;
 mod preflight;
+mod reload;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -116,7 +119,7 @@ pub async fn run(
     )
     .await?;
     let limits = Limits::from_settings(&settings);
-    let peers = cluster::serve_peers(&consensus, listeners.peer, peer_tls, limits)?;
+    let peers = cluster::serve_peers(&consensus, listeners.peer, peer_tls.clone(), limits)?;
 
     // 4. Form or join a cluster.
     let initialized =
@@ -141,7 +144,7 @@ pub async fn run(
     );
     let limits = Limits::from_settings(&settings);
     let http_tls = http_tls.map(RustlsConfig::from_config);
-    let _reloader = https::watch(http_tls.clone(), &settings);
+    let _reloader = reload::watch(http_tls.clone(), peer_tls, &settings);
     let router = api::router(&state, http_tls.is_some());
     let http = serve(listeners.http, http_tls, router, limits)?;
     if settings.demo {

@@ -1,6 +1,6 @@
 //! A node's life beyond crashes: graceful shutdown on SIGTERM, peers that
 //! prove the cluster's join token, peers that speak only mutual TLS, and
-//! an HTTPS certificate replaced without a restart.
+//! HTTPS and peer certificates replaced without a restart.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -121,6 +121,18 @@ async fn tls_node(
     ca: &str,
     join: Option<(String, &Path)>,
 ) -> Result<NodeProcess> {
+    NodeProcess::start(tls_spec(dir, id, cert, ca, join)?).await
+}
+
+/// Node `id` in `dir`, presenting `cert` on peer links and trusting `ca`,
+/// joining through `join` (with the join token in that file) if given.
+fn tls_spec(
+    dir: &Path,
+    id: u64,
+    cert: &(String, String),
+    ca: &str,
+    join: Option<(String, &Path)>,
+) -> Result<NodeSpec> {
     let mut node = NodeSpec::new(rsp_binary()?, dir.join(format!("n{id}")));
     node.node_id = Some(id);
     node.args = vec![
@@ -144,13 +156,14 @@ async fn tls_node(
     }
     node.env = vec![("RSP_ADMIN_TOKEN".into(), TLS_ADMIN.into())];
     node.ready_timeout = Duration::from_secs(20);
-    NodeProcess::start(node).await
+    Ok(node)
 }
 
+/// A client trusting the CA certificates in `ca_pem` (one or more).
 fn https_client(ca_pem: &str) -> Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .no_proxy()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes())?])
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(ca_pem.as_bytes())?)
         .timeout(Duration::from_secs(10))
         .build()?)
 }
@@ -206,38 +219,143 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
     let stranger_ca = stranger_dir.join("ca.pem");
     std::fs::write(&stranger_ca, &stranger_pki.ca_pem)?;
     let stranger_cert = stranger_pki.node_cert(&stranger_dir, "node")?;
-    let mut spec = NodeSpec::new(rsp_binary()?, stranger_dir.join("n3"));
-    spec.node_id = Some(3);
-    spec.args = vec![
-        "--tls-cert".into(),
-        stranger_cert.0.clone(),
-        "--tls-key".into(),
-        stranger_cert.1.clone(),
-        "--peer-tls-ca".into(),
-        stranger_ca.display().to_string(),
-        "--join".into(),
-        r1.peer_addr.to_string(),
-        "--join-token-file".into(),
-        join_token.display().to_string(),
-    ];
+    let join = Some((r1.peer_addr.to_string(), join_token.as_path()));
+    let stranger_ca = stranger_ca.display().to_string();
+    let mut spec = tls_spec(&stranger_dir, 3, &stranger_cert, &stranger_ca, join)?;
     spec.ready_timeout = Duration::from_secs(3);
     let stranger = NodeProcess::spawn(spec)?;
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let ids = member_ids(&http, &r1.public_url).await?;
+    assert_eq!(ids, vec![1, 2], "the stranger must not be a member");
+    drop(stranger);
+    Ok(())
+}
+
+async fn member_ids(http: &reqwest::Client, url: &str) -> Result<Vec<u64>> {
     let members = http
-        .get(format!("{}/admin/v1/cluster", r1.public_url))
+        .get(format!("{url}/admin/v1/cluster"))
         .bearer_auth(TLS_ADMIN)
         .send()
         .await?
         .json::<serde_json::Value>()
         .await?;
-    let ids: Vec<u64> = members["members"]
+    Ok(members["members"]
         .as_array()
         .context("members")?
         .iter()
         .filter_map(|m| m["id"].as_u64())
-        .collect();
-    assert_eq!(ids, vec![1, 2], "the stranger must not be a member");
-    drop(stranger);
+        .collect())
+}
+
+/// On SIGHUP a member's peer links use the certificate, key and CA now in
+/// its files, both as listener and as dialler: after both members move to
+/// a new CA, a node with a certificate from the new CA joins (through
+/// member 2, which then has member 1 dial it) and one from the old CA
+/// cannot. A CA file that does not load is refused and logged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_tls_moves_to_a_new_ca_on_sighup_without_a_restart() -> Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let dir = tempfile::tempdir()?;
+    let old = Pki::new("rsp old CA")?;
+    let new = Pki::new("rsp new CA")?;
+    let ca_path = dir.path().join("ca.pem");
+    std::fs::write(&ca_path, &old.ca_pem)?;
+    let ca = ca_path.display().to_string();
+    let cert = old.node_cert(dir.path(), "node")?;
+
+    let n1 = tls_node(dir.path(), 1, &cert, &ca, None).await?;
+    let r1 = n1.ready().context("ready")?;
+    let join_token = r1
+        .join_token_file
+        .clone()
+        .context("node 1 made a join token")?;
+    let join = Some((r1.peer_addr.to_string(), join_token.as_path()));
+    let n2 = tls_node(dir.path(), 2, &cert, &ca, join).await?;
+    let r2 = n2.ready().context("ready")?;
+
+    // A CA file that does not load: refused, logged, the node keeps going.
+    std::fs::write(&ca_path, "not a CA")?;
+    n1.signal(libc::SIGHUP)?;
+    wait_until(
+        CONVERGE,
+        "the bad CA file is refused in the log",
+        || async {
+            let log = n1.log_tail(50);
+            anyhow::ensure!(
+                log.contains("peer TLS material was not loaded"),
+                "log: {log}"
+            );
+            Ok(())
+        },
+    )
+    .await?;
+    assert!(n1.is_running(), "SIGHUP stopped the node");
+
+    // Both members move to a new CA, with new certificates and keys.
+    std::fs::write(&ca_path, &new.ca_pem)?;
+    new.node_cert(dir.path(), "node")?;
+    n1.signal(libc::SIGHUP)?;
+    n2.signal(libc::SIGHUP)?;
+
+    let fresh_dir = dir.path().join("fresh");
+    std::fs::create_dir_all(&fresh_dir)?;
+    let fresh_ca = fresh_dir.join("ca.pem");
+    std::fs::write(&fresh_ca, &new.ca_pem)?;
+    let fresh_cert = new.node_cert(&fresh_dir, "node")?;
+    let join = Some((r2.peer_addr.to_string(), join_token.as_path()));
+    let n3 = tls_node(
+        &fresh_dir,
+        3,
+        &fresh_cert,
+        &fresh_ca.display().to_string(),
+        join,
+    )
+    .await
+    .context("a node from the new CA joins")?;
+    let r3 = n3.ready().context("ready")?;
+
+    let http = https_client(&format!("{}{}", old.ca_pem, new.ca_pem))?;
+    let put = http
+        .put(format!("{}/admin/v1/kv/rotated", r3.public_url))
+        .bearer_auth(TLS_ADMIN)
+        .json(&serde_json::json!({"value": "new CA"}))
+        .send()
+        .await?;
+    assert_eq!(put.status(), 200, "a write: {:?}", put.text().await);
+    let read = http
+        .get(format!("{}/admin/v1/kv/rotated", r2.public_url))
+        .bearer_auth(TLS_ADMIN)
+        .send()
+        .await?
+        .json::<serde_json::Value>()
+        .await?;
+    assert_eq!(read["value"], "new CA");
+
+    // A node from the old CA is refused at the TLS layer now.
+    let stale_dir = dir.path().join("stale");
+    std::fs::create_dir_all(&stale_dir)?;
+    let stale_ca = stale_dir.join("ca.pem");
+    std::fs::write(&stale_ca, &old.ca_pem)?;
+    let stale_cert = old.node_cert(&stale_dir, "node")?;
+    let join = Some((r1.peer_addr.to_string(), join_token.as_path()));
+    let mut spec = tls_spec(
+        &stale_dir,
+        4,
+        &stale_cert,
+        &stale_ca.display().to_string(),
+        join,
+    )?;
+    spec.ready_timeout = Duration::from_secs(3);
+    let stale = NodeProcess::spawn(spec)?;
+    wait_until(CONVERGE, "the old-CA node's join is refused", || async {
+        let log = stale.log_tail(50);
+        anyhow::ensure!(log.contains("member not reachable yet"), "log: {log}");
+        Ok(())
+    })
+    .await?;
+    let ids = member_ids(&http, &r1.public_url).await?;
+    assert_eq!(ids, vec![1, 2, 3], "the old-CA node must not be a member");
+    drop(stale);
     Ok(())
 }
 
