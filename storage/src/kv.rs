@@ -88,8 +88,9 @@ pub enum Op {
     /// Independent operations proposed together: one log entry and one sync
     /// for many clients' writes. Each is applied in order exactly as if it
     /// were a command of its own with the batch's time, and answered
-    /// separately ([`Response::Batch`]). Batches do not nest.
-    Batch(Vec<Op>),
+    /// separately ([`Response::Batch`]). Batches do not nest, and a
+    /// nested one is refused as it is decoded ([`flat`]).
+    Batch(#[serde(deserialize_with = "flat::ops")] Vec<Op>),
 }
 
 /// `if compares all hold { success } else { failure }`, atomically.
@@ -223,8 +224,81 @@ pub enum Response {
     Unsupported {
         format: u16,
     },
-    /// One answer per operation of an [`Op::Batch`], in order.
-    Batch(Vec<Response>),
+    /// One answer per operation of an [`Op::Batch`], in order (never a
+    /// batch itself).
+    Batch(#[serde(deserialize_with = "flat::responses")] Vec<Response>),
+}
+
+/// Decoding of batch items, which cannot be batches: an item that is one
+/// is an error at once, before any recursion. Without this, a message of a
+/// few kilobytes nesting batches in batches exhausts the stack of whoever
+/// decodes it (found by the `peer_frame` fuzz target). The item enums
+/// mirror [`Op`] and [`Response`] variant for variant, so the encoding is
+/// the same.
+mod flat {
+    use serde::Deserialize;
+    use serde::de::{Deserializer, Error};
+
+    use super::{Op, Response, Txn, TxnResponse};
+
+    /// Stands where a nested batch would: never decodes.
+    enum Nested {}
+
+    impl<'de> Deserialize<'de> for Nested {
+        fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            Err(D::Error::custom("batches do not nest"))
+        }
+    }
+
+    #[derive(Deserialize)]
+    enum FlatOp {
+        Txn(Txn),
+        Tick,
+        #[allow(dead_code)]
+        Batch(Nested),
+    }
+
+    #[derive(Deserialize)]
+    enum FlatResponse {
+        None,
+        Txn(TxnResponse),
+        Tick {
+            revision: u64,
+        },
+        Rejected(String),
+        Unsupported {
+            format: u16,
+        },
+        #[allow(dead_code)]
+        Batch(Nested),
+    }
+
+    pub(super) fn ops<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Op>, D::Error> {
+        let items = Vec::<FlatOp>::deserialize(d)?;
+        Ok(items
+            .into_iter()
+            .map(|item| match item {
+                FlatOp::Txn(t) => Op::Txn(t),
+                FlatOp::Tick => Op::Tick,
+                FlatOp::Batch(n) => match n {},
+            })
+            .collect())
+    }
+
+    pub(super) fn responses<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Response>, D::Error> {
+        let items = Vec::<FlatResponse>::deserialize(d)?;
+        Ok(items
+            .into_iter()
+            .map(|item| match item {
+                FlatResponse::None => Response::None,
+                FlatResponse::Txn(t) => Response::Txn(t),
+                FlatResponse::Tick { revision } => Response::Tick { revision },
+                FlatResponse::Rejected(m) => Response::Rejected(m),
+                FlatResponse::Unsupported { format } => Response::Unsupported { format },
+                FlatResponse::Batch(n) => match n {},
+            })
+            .collect())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -247,7 +321,41 @@ pub struct WatchEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::encode;
+    use crate::error::{decode, encode};
+
+    /// A flat batch decodes as it always did; a batch inside a batch is
+    /// refused as it is decoded, so thousands of nested levels (a few
+    /// kilobytes) cannot exhaust the decoder's stack.
+    #[test]
+    fn a_batch_decodes_and_a_nested_one_is_refused_without_recursing() {
+        let flat = Op::Batch(vec![Op::Tick, Op::Txn(Txn::default())]);
+        assert_eq!(decode::<Op>("op", &encode(&flat)).expect("flat"), flat);
+        let answers = Response::Batch(vec![Response::None, Response::Tick { revision: 3 }]);
+        assert_eq!(
+            decode::<Response>("response", &encode(&answers)).expect("flat"),
+            answers
+        );
+
+        let mut deep = Op::Tick;
+        for _ in 0..100_000 {
+            deep = Op::Batch(vec![deep]);
+        }
+        // Encoding recurses too: do it on a thread with room for it.
+        let bytes = std::thread::Builder::new()
+            .stack_size(512 << 20)
+            .spawn(move || {
+                let bytes = encode(&deep);
+                std::mem::forget(deep);
+                bytes
+            })
+            .expect("thread")
+            .join()
+            .expect("encoded");
+        let err = decode::<Op>("op", &bytes).expect_err("nested batches decode");
+        assert!(err.to_string().contains("batches do not nest"), "{err}");
+        let nested = Response::Batch(vec![Response::Batch(vec![])]);
+        assert!(decode::<Response>("response", &encode(&nested)).is_err());
+    }
 
     /// The byte fields are written with `serde_bytes` (decoded in one copy,
     /// not byte by byte); bincode gives the same bytes as a plain `Vec<u8>`,
