@@ -110,6 +110,20 @@ impl Txn {
             failure: Vec::new(),
         }
     }
+
+    /// Write `key` only if it does not exist (`succeeded` says whether it
+    /// was written): single use of a code, ticket or assertion id, or the
+    /// creation of a record that must not be overwritten.
+    pub fn put_if_absent(key: Key, value: Vec<u8>, ttl_ms: Option<u64>) -> Self {
+        Txn {
+            compares: vec![Compare {
+                key: key.clone(),
+                target: CompareTarget::Exists(false),
+            }],
+            success: vec![TxnOp::Put { key, value, ttl_ms }],
+            failure: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use jsonwebtoken::jwk::JwkSet;
-use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
+use rsp_consensus::kv::{Key, Txn};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -329,19 +329,8 @@ impl ClientService {
             created_at_ms: now_ms,
         };
         let key = client_key(tenant, &client_id);
-        let txn = Txn {
-            compares: vec![Compare {
-                key: key.clone(),
-                target: CompareTarget::Exists(false),
-            }],
-            success: vec![TxnOp::Put {
-                key,
-                value: serde_json::to_vec(&client)
-                    .map_err(|e| ClientError::Corrupt(e.to_string()))?,
-                ttl_ms: None,
-            }],
-            failure: vec![],
-        };
+        let value = serde_json::to_vec(&client).map_err(|e| ClientError::Corrupt(e.to_string()))?;
+        let txn = Txn::put_if_absent(key, value, None);
         if self.consensus.txn(txn).await?.succeeded {
             Ok((client, secret))
         } else {

@@ -12,7 +12,7 @@
 //!
 //! The record holds nothing secret (an id worth nothing once spent).
 
-use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp, tenant_keyspace};
+use rsp_consensus::kv::{Key, Txn, tenant_keyspace};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 
 /// Longest ticket id accepted (ids are 32 random bytes in base64url).
@@ -66,18 +66,7 @@ impl MfaTicketService {
             return Ok(false);
         }
         let key = key(tenant, id);
-        let txn = Txn {
-            compares: vec![Compare {
-                key: key.clone(),
-                target: CompareTarget::Exists(false),
-            }],
-            success: vec![TxnOp::Put {
-                key,
-                value: Vec::new(),
-                ttl_ms: Some(ttl_ms.max(1000)),
-            }],
-            failure: vec![],
-        };
+        let txn = Txn::put_if_absent(key, Vec::new(), Some(ttl_ms.max(1000)));
         Ok(self.consensus.txn(txn).await?.succeeded)
     }
 }

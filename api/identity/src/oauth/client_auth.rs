@@ -25,7 +25,7 @@ use std::str::FromStr;
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
+use rsp_consensus::kv::{Key, Txn};
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
@@ -344,18 +344,7 @@ impl ClientAuthService {
             format!("assertion_jti/{id}/{}", self.ctx.hash(JTI_LABEL, &jti)?).into_bytes(),
         );
         let ttl_ms = (claims.exp + LEEWAY_SECS + 1).saturating_sub(now) * 1000;
-        let txn = Txn {
-            compares: vec![Compare {
-                key: key.clone(),
-                target: CompareTarget::Exists(false),
-            }],
-            success: vec![TxnOp::Put {
-                key,
-                value: Vec::new(),
-                ttl_ms: Some(ttl_ms.max(1000)),
-            }],
-            failure: vec![],
-        };
+        let txn = Txn::put_if_absent(key, Vec::new(), Some(ttl_ms.max(1000)));
         if !self.ctx.consensus.txn(txn).await?.succeeded {
             return Err(OAuthError::invalid_client(
                 "the client assertion was already used",
