@@ -13,7 +13,9 @@
 //! - [`rpc`], [`transport`], [`network`], [`peer_server`]: peer messages
 //!   (bincode over HTTP/2, each naming its Raft group), the client with
 //!   per-peer address overrides, openraft's network traits, and the listener.
-//! - [`tls`]: mutual TLS for peer links.
+//! - [`peer_auth`]: the cluster's join token and the tags every peer message
+//!   carries with it.
+//! - [`tls`]: mutual TLS for peer links, reloadable.
 //! - [`metrics`], [`tasks`]: Prometheus gauges and background jobs.
 //! - [`check_quorum`]: a leader cut off from a quorum lets another lead.
 //! - [`clock`]: the node's one wall clock, injectable for tests;
