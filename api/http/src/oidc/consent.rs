@@ -18,6 +18,7 @@ use crate::oidc::error::OAuthErrorCode;
 use crate::oidc::pages::templates::{ConsentPage, ScopeLine};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
+use rsp_identity::oauth::claims::user_token_scope;
 
 const CONSENT_TICKET: &str = "consent";
 
@@ -51,7 +52,9 @@ pub fn page(
         &ConsentPage {
             client_name: req.client_name(),
             username: &session.user.username,
-            scopes: ScopeLine::list(req.scope()),
+            // What the user would actually grant: `rsp:admin` only for a
+            // user who holds the right (it is dropped from the token else).
+            scopes: ScopeLine::list(&user_token_scope(&session.user, req.scope())),
             csrf: csrf.token(),
             ticket: &ticket,
         },

@@ -141,3 +141,71 @@ async fn prompt_none_without_consent_answers_consent_required() {
     assert_eq!(r.param("error").as_deref(), Some("consent_required"));
     assert_eq!(r.param("state").as_deref(), Some("q"));
 }
+
+/// The page lists only what the user would grant: `rsp:admin` is dropped
+/// from the token of a user without the right, so it is not shown either;
+/// a user who holds it sees it.
+#[tokio::test]
+async fn the_page_does_not_offer_rsp_admin_to_a_user_who_cannot_grant_it() {
+    let (env, _) = setup().await;
+    let (app, _) = env
+        .state()
+        .identity
+        .clients
+        .create(
+            TENANT,
+            rsp_identity::clients::NewClient {
+                client_id: Some("console".into()),
+                client_name: Some("Console".into()),
+                redirect_uris: vec![REDIRECT.into()],
+                post_logout_redirect_uris: vec![],
+                grant_types: vec!["authorization_code".into()],
+                token_endpoint_auth_method: "client_secret_basic".into(),
+                scopes: vec!["openid".into(), "rsp:admin".into()],
+                require_consent: true,
+                jwks: None,
+                id_token_signed_response_alg: None,
+                access_token_signed_response_alg: None,
+                refresh_token_absolute_lifetime_secs: None,
+            },
+            0,
+        )
+        .await
+        .expect("client allowed rsp:admin");
+    let (_, challenge) = pkce();
+    let mut params = code_request(&challenge, "adm");
+    params.retain(|(k, _)| *k != "scope");
+    params.push(("scope", "openid rsp:admin"));
+    let path = authorize_path(&app.client_id, &params);
+    let mut b = Browser::default();
+    let page = b.get(&env, 0, &path).await;
+    assert_eq!(page.status, StatusCode::OK, "{:?}", page.location());
+    let consent = b.login(&env, 0, &page, "alice", PASSWORD).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.html);
+    assert!(consent.html.contains("openid"), "{}", consent.html);
+    assert!(!consent.html.contains("rsp:admin"), "{}", consent.html);
+
+    let admin = env.user(TENANT, "root").await;
+    env.state()
+        .identity
+        .users
+        .update(
+            TENANT,
+            &admin,
+            rsp_identity::users::UserUpdate {
+                attributes: Some(
+                    [("rsp_admin".to_string(), serde_json::json!(true))]
+                        .into_iter()
+                        .collect(),
+                ),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("grant");
+    let mut b = Browser::default();
+    let page = b.get(&env, 0, &path).await;
+    let consent = b.login(&env, 0, &page, "root", PASSWORD).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.html);
+    assert!(consent.html.contains("rsp:admin"), "{}", consent.html);
+}
