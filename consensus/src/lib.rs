@@ -16,7 +16,7 @@
 //! - [`peer_auth`]: the cluster's join token and the tags every peer message
 //!   carries with it.
 //! - [`tls`]: mutual TLS for peer links, reloadable.
-//! - [`metrics`], [`tasks`]: Prometheus gauges and background jobs.
+//! - [`metrics`], `tasks`: Prometheus gauges and background jobs.
 //! - [`check_quorum`]: a leader cut off from a quorum lets another lead.
 //! - [`clock`]: the node's one wall clock, injectable for tests;
 //!   [`encoding`]: the one base64url of ids in keys and tokens.

@@ -9,7 +9,7 @@
 //! runs: [`PeerTls::reload`] reads the three files again and, when they
 //! load, every new handshake after it uses them, on both the listening and
 //! the dialling side. The rustls configs are built once; what changes lives
-//! behind their certificate resolvers and verifiers ([`Live`]), because the
+//! behind their certificate resolvers and verifiers (`Live`), because the
 //! HTTP client takes its config once. Session resumption is off on both
 //! sides, so no handshake skips the certificate check against the CA in use.
 //! Connections already open keep the identity they were made with.

@@ -89,7 +89,7 @@ pub enum Op {
     /// for many clients' writes. Each is applied in order exactly as if it
     /// were a command of its own with the batch's time, and answered
     /// separately ([`Response::Batch`]). Batches do not nest, and a
-    /// nested one is refused as it is decoded ([`flat`]).
+    /// nested one is refused as it is decoded (`flat`).
     Batch(#[serde(deserialize_with = "flat::ops")] Vec<Op>),
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Layout of the tree (all integers big-endian so that byte order is numeric
 //! order):
-//! - `d | len(keyspace) | keyspace | key` -> [`Record`]
+//! - `d | len(keyspace) | keyspace | key` -> `Record`
 //! - `m | name` -> metadata owned by the caller (applied log id, membership) and
 //!   by the engine (`m rev`, `m now`).
 //!

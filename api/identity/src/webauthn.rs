@@ -1,7 +1,7 @@
 //! WebAuthn credentials (passkeys and security keys) and their ceremonies,
 //! on `webauthn-rs`. No HTTP here: `rsp-api`'s sign-in and account pages
 //! call it. This file keeps the records and the credential list;
-//! [`registration`] and [`assertion`] hold the two ceremonies.
+//! `registration` and `assertion` hold the two ceremonies.
 //!
 //! - Relying party: the tenant issuer's origin (`scheme://host[:port]` of
 //!   the public URL) and its host as the RP ID. An IP address cannot be an
@@ -26,7 +26,7 @@
 //! Records (tenant keyspace): `webauthn/<user>/<id>` -> [`StoredPasskey`],
 //! `webauthn_id/<credential id, base64url>` -> `<user>/<id>` (finds the
 //! owner of a discoverable credential, and keeps a credential registered
-//! to one user only), `webauthn_ceremony/<id>` -> [`Ceremony`] (TTL).
+//! to one user only), `webauthn_ceremony/<id>` -> `Ceremony` (TTL).
 
 use std::time::Duration;
 

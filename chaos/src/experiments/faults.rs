@@ -4,8 +4,8 @@
 //!
 //! Every fault is built from the [`Cluster`]'s own primitives (kill -9,
 //! SIGSTOP/SIGCONT, restart, link proxies) plus clock skew through
-//! libfaketime (see [`faketime`](super::faketime)) and power cuts through
-//! an undo-logging shim (see [`powercut`](super::powercut)); nothing here
+//! libfaketime (see [`super::faketime`]) and power cuts through
+//! an undo-logging shim (see [`super::powercut`]); nothing here
 //! is simulated.
 
 use std::collections::BTreeSet;

@@ -41,7 +41,7 @@ pub struct ConsensusConfig {
     /// Deliberate bugs for checker tests; default none.
     pub bugs: InjectedBugs,
     /// The wall clock that stamps this node's writes and that the services
-    /// above read ([`Consensus::clock`]).
+    /// above read ([`crate::Consensus::clock`]).
     pub clock: Clock,
 }
 

@@ -1,4 +1,4 @@
-//! What the OAuth services share ([`OAuthContext`]) and the few helpers
+//! What the OAuth services share (`OAuthContext`) and the few helpers
 //! they all use: the issuer URL of a tenant, the node's clock, keyed hashes
 //! of random secrets, "local read, confirmed before a miss is believed",
 //! and the mapping of crypto and storage failures to OAuth errors.
