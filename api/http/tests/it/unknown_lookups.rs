@@ -281,6 +281,17 @@ async fn access_tokens_with_unknown_kids_past_an_address_budget_get_429_and_know
         )
         .await,
     );
+    // So does revocation, which checks an access token before revoking it.
+    assert_limited(
+        &form_from(
+            &env,
+            ALICE,
+            "/revoke",
+            Some(&svc.basic()),
+            &[("token", &unknown)],
+        )
+        .await,
+    );
     let active = form_from(
         &env,
         ALICE,
@@ -293,4 +304,51 @@ async fn access_tokens_with_unknown_kids_past_an_address_budget_get_429_and_know
     verified(&userinfo_from(&env, ALICE, &known).await);
     let other = userinfo_from(&env, BOB, &unknown).await;
     assert_eq!(other.status, StatusCode::UNAUTHORIZED, "{:?}", other.body);
+}
+
+/// An `id_token_hint` whose `kid` the tenant does not have takes from the
+/// same budget at the authorization endpoint: past it, 429 with
+/// `Retry-After`, while another address is still answered.
+#[tokio::test]
+async fn id_token_hints_with_unknown_kids_past_an_address_budget_get_429() {
+    let env = start_limited().await;
+    client(&env, "web", "none", &["authorization_code"], false).await;
+    let svc = env
+        .client(
+            TENANT,
+            ClientSpec::new("svc", "client_secret_basic", &["client_credentials"]),
+        )
+        .await;
+    let token = env.client_credentials(TENANT, &svc, "").await;
+    // Shaped as an ID token (typ JWT) so it reaches the key look-up.
+    let access = token.str("access_token");
+    let (mut h, _) = peek(&access);
+    h["kid"] = "ghost-kid".into();
+    h["typ"] = "JWT".into();
+    let rest = access.split_once('.').expect("jwt").1;
+    let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).expect("json"));
+    let hint = format!("{h}.{rest}");
+    let (_, challenge) = pkce();
+    let mut params = code_request(&challenge, "s");
+    params.push(("id_token_hint", &hint));
+    let path = authorize_path("web", &params);
+    for _ in 0..BURST {
+        let miss = get_from(&env, ALICE, &path).await;
+        assert_ne!(miss.status, StatusCode::TOO_MANY_REQUESTS, "{}", miss.html);
+    }
+    let limited = get_from(&env, ALICE, &path).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.html
+    );
+    assert!(!limited.header(header::RETRY_AFTER.as_str()).is_empty());
+    let other = get_from(&env, BOB, &path).await;
+    assert_ne!(
+        other.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        other.html
+    );
 }
