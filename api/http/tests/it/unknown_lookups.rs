@@ -59,13 +59,7 @@ async fn unknown_tenants_past_an_address_budget_get_429_and_known_ones_still_ans
         assert_eq!(hit.status, StatusCode::OK, "{}", hit.html);
     }
     let limited = get_from(&env, ALICE, unknown).await;
-    assert_eq!(
-        limited.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        limited.html
-    );
-    assert!(!limited.header(header::RETRY_AFTER.as_str()).is_empty());
+    assert_page_limited(&limited);
     assert!(
         limited.html.contains("too_many_requests"),
         "{}",
@@ -87,13 +81,7 @@ async fn device_user_codes_entered_past_an_address_budget_get_429() {
         assert_eq!(miss.status, StatusCode::BAD_REQUEST, "{}", miss.html);
     }
     let limited = get_from(&env, ALICE, &path).await;
-    assert_eq!(
-        limited.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        limited.html
-    );
-    assert!(!limited.header(header::RETRY_AFTER.as_str()).is_empty());
+    assert_page_limited(&limited);
     // The page without a code takes nothing; another address may still try.
     let form = get_from(&env, ALICE, &format!("/t/{TENANT}/device")).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.html);
@@ -220,13 +208,7 @@ async fn unknown_client_ids_at_the_authorization_endpoint_past_an_address_budget
         assert_eq!(hit.status, StatusCode::OK, "{}", hit.html);
     }
     let limited = get_from(&env, ALICE, &unknown).await;
-    assert_eq!(
-        limited.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        limited.html
-    );
-    assert!(!limited.header(header::RETRY_AFTER.as_str()).is_empty());
+    assert_page_limited(&limited);
     let hit = get_from(&env, ALICE, &known).await;
     assert_eq!(hit.status, StatusCode::OK, "{}", hit.html);
     let other = get_from(&env, BOB, &unknown).await;
@@ -236,11 +218,29 @@ async fn unknown_client_ids_at_the_authorization_endpoint_past_an_address_budget
 /// `token` with its header's `kid` replaced (the signature no longer
 /// matters: an unknown key is refused before it is checked).
 fn with_kid(token: &str, kid: &str) -> String {
+    with_header(token, &[("kid", kid)])
+}
+
+/// `token` with these header fields set (the signature is not redone).
+fn with_header(token: &str, fields: &[(&str, &str)]) -> String {
     let (mut header, _) = peek(token);
-    header["kid"] = kid.into();
+    for (name, value) in fields {
+        header[*name] = (*value).into();
+    }
     let rest = token.split_once('.').expect("jwt").1;
     let header = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("json"));
     format!("{header}.{rest}")
+}
+
+/// A page answer past the budget: 429 with `Retry-After`.
+fn assert_page_limited(limited: &Reply) {
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.html
+    );
+    assert!(!limited.header(header::RETRY_AFTER.as_str()).is_empty());
 }
 
 #[tokio::test]
@@ -321,13 +321,10 @@ async fn id_token_hints_with_unknown_kids_past_an_address_budget_get_429() {
         .await;
     let token = env.client_credentials(TENANT, &svc, "").await;
     // Shaped as an ID token (typ JWT) so it reaches the key look-up.
-    let access = token.str("access_token");
-    let (mut h, _) = peek(&access);
-    h["kid"] = "ghost-kid".into();
-    h["typ"] = "JWT".into();
-    let rest = access.split_once('.').expect("jwt").1;
-    let h = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&h).expect("json"));
-    let hint = format!("{h}.{rest}");
+    let hint = with_header(
+        &token.str("access_token"),
+        &[("kid", "ghost-kid"), ("typ", "JWT")],
+    );
     let (_, challenge) = pkce();
     let mut params = code_request(&challenge, "s");
     params.push(("id_token_hint", &hint));
@@ -337,13 +334,7 @@ async fn id_token_hints_with_unknown_kids_past_an_address_budget_get_429() {
         assert_ne!(miss.status, StatusCode::TOO_MANY_REQUESTS, "{}", miss.html);
     }
     let limited = get_from(&env, ALICE, &path).await;
-    assert_eq!(
-        limited.status,
-        StatusCode::TOO_MANY_REQUESTS,
-        "{}",
-        limited.html
-    );
-    assert!(!limited.header(header::RETRY_AFTER.as_str()).is_empty());
+    assert_page_limited(&limited);
     let other = get_from(&env, BOB, &path).await;
     assert_ne!(
         other.status,
