@@ -129,6 +129,8 @@ pub async fn run(
     let kek_cell = kek::provide(&consensus, &settings, given_kek, initialized).await?;
     let (identity, runtime) =
         api::start_services(&consensus, &settings, kek_cell, &registry).await?;
+    let identity = kek::with_store(identity, &settings);
+    let kek_follower = kek::follow(&consensus, &identity).await;
     let key_schedule = key_schedule::start(&consensus, &identity);
 
     // 6. The HTTP API, the demo data when asked, and the ready line.
@@ -161,6 +163,7 @@ pub async fn run(
     // 7. Run until told to stop, then stop in order.
     shutdown.await;
     drop(key_schedule);
+    drop(kek_follower);
     stop(http, &runtime, &consensus, peers).await;
     Ok(())
 }

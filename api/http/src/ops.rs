@@ -31,6 +31,15 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         })
         .unwrap_or_default();
     match tokio::time::timeout(Duration::from_secs(2), state.consensus.ready()).await {
+        Ok(Ok(_)) if !state.identity.kek.is_ready() => {
+            let mut err = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the key-encryption key is not in place yet",
+            );
+            err.retry_after = Some(1);
+            err.into_response()
+        }
         Ok(Ok(info)) => Json(json!({
             "status": "ready",
             "leader": info.leader,

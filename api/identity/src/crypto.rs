@@ -1,12 +1,15 @@
 //! Secrets at rest and random values.
 //!
-//! - [`Kek`]: the key-encryption key. Private signing keys (and later TOTP
-//!   seeds) are replicated only as AES-256-GCM ciphertext under it; the KEK
-//!   itself never enters the Raft log. Every node of a cluster needs the same
-//!   KEK (given by file or env, or fetched from a member when joining).
-//! - keyed hashes (HMAC-SHA256 under a key derived from the KEK) for random
-//!   secrets such as client secrets and refresh tokens: as strong as the
-//!   secret's own entropy, and fast enough for the token endpoint.
+//! - [`Kek`]: the key-encryption key. Private signing keys and TOTP seeds
+//!   are replicated only as AES-256-GCM ciphertext under it; the KEK itself
+//!   never enters the Raft log. Every node of a cluster needs the same KEK
+//!   (given by file, env or command, or fetched from a member when
+//!   joining). [`KekCell`] is a node's keyring: the current KEK and, during
+//!   an online rotation, the previous one.
+//! - keyed hashes (HMAC-SHA256 under a key derived from the cluster's
+//!   first KEK, the hash root) for random secrets such as client secrets
+//!   and refresh tokens: as strong as the secret's own entropy, and fast
+//!   enough for the token endpoint.
 //! - random identifiers and tokens, base64url without padding.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -29,42 +32,288 @@ pub enum CryptoError {
     NoKek,
 }
 
-/// The node's KEK, set once: at start-up, or later for a node added by the
-/// admin API that fetches it from the leader after joining.
+/// The node's keyring of key-encryption keys.
+///
+/// - `current` seals; every key in the ring opens (during a rotation the
+///   previous KEK stays until every sealed secret was re-sealed,
+///   [`crate::kek_ring`]).
+/// - the hash root keys the keyed hashes ([`KekCell::derive`]). It is the
+///   cluster's first KEK and never changes, so hashes stored before a
+///   rotation (client secrets, refresh tokens, recovery codes) still
+///   verify after it. Until the node knows it (its own KEK before any
+///   rotation, or the one sealed in the replicated KEK record), keyed
+///   hashes answer [`CryptoError::NoKek`].
+/// - `record` is what the node knows of the replicated KEK record: the
+///   guard that makes a write of a sealed value fail if the KEK it was
+///   sealed under stopped being current ([`crate::kek_ring::seal_guard`]).
 #[derive(Debug, Default)]
 pub struct KekCell {
-    kek: std::sync::OnceLock<Kek>,
+    ring: std::sync::RwLock<Ring>,
     derived: std::sync::Mutex<std::collections::HashMap<String, HashKey>>,
 }
 
+#[derive(Debug, Default)]
+struct Ring {
+    keys: Vec<(KekId, Kek)>,
+    current: Option<KekId>,
+    root: Option<Kek>,
+    record: RecordView,
+}
+
+/// What a node knows of the replicated KEK record.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum RecordView {
+    /// Not read yet: nothing is sealed.
+    #[default]
+    Unknown,
+    /// There is none (confirmed): the KEK was never rotated.
+    Absent,
+    /// The record names this KEK as current.
+    Current(KekId),
+}
+
 impl KekCell {
+    /// A ring of one KEK that was never rotated (tests, and in-process
+    /// nodes that do not rotate): ready to seal and hash.
     pub fn with(kek: Kek) -> Self {
         let cell = KekCell::default();
-        cell.set(kek);
+        cell.set(kek.clone());
+        cell.install_root(kek, RecordView::Absent);
         cell
     }
 
-    /// Set the KEK; a second call is ignored (the first one wins).
+    /// Add the KEK this node was given or fetched; it becomes current if
+    /// there is none yet (the first one wins). Sealing and hashing wait for
+    /// [`crate::kek_ring::KekRing::sync`].
     pub fn set(&self, kek: Kek) {
-        let _ = self.kek.set(kek);
+        let id = kek.id();
+        let mut ring = write(&self.ring);
+        if !ring.keys.iter().any(|(k, _)| *k == id) {
+            ring.keys.push((id, kek));
+        }
+        if ring.current.is_none() {
+            ring.current = Some(id);
+        }
     }
 
-    pub fn get(&self) -> Result<&Kek, CryptoError> {
-        self.kek.get().ok_or(CryptoError::NoKek)
+    /// The current KEK (what members hand to joining nodes).
+    pub fn get(&self) -> Result<Kek, CryptoError> {
+        let ring = read(&self.ring);
+        let id = ring.current.ok_or(CryptoError::NoKek)?;
+        ring.key(id).cloned().ok_or(CryptoError::NoKek)
     }
 
-    /// [`Kek::derive`], cached per label.
+    pub fn current_id(&self) -> Option<KekId> {
+        read(&self.ring).current
+    }
+
+    /// The ring's key `id`, if held.
+    pub fn key(&self, id: KekId) -> Option<Kek> {
+        read(&self.ring).key(id).cloned()
+    }
+
+    /// Every KEK id this node holds.
+    pub fn ids(&self) -> Vec<KekId> {
+        read(&self.ring).keys.iter().map(|(id, _)| *id).collect()
+    }
+
+    pub fn record_view(&self) -> RecordView {
+        read(&self.ring).record
+    }
+
+    /// Whether the node can seal and hash.
+    pub fn is_ready(&self) -> bool {
+        let ring = read(&self.ring);
+        ring.current.is_some() && ring.root.is_some() && ring.record != RecordView::Unknown
+    }
+
+    /// Set the hash root and what the node knows of the KEK record.
+    pub fn install_root(&self, root: Kek, record: RecordView) {
+        let mut ring = write(&self.ring);
+        let changed = ring.root.as_ref().is_none_or(|r| r.id() != root.id());
+        ring.root = Some(root);
+        ring.record = record;
+        drop(ring);
+        if changed && let Ok(mut cache) = self.derived.lock() {
+            cache.clear();
+        }
+    }
+
+    /// Make `current` (held) the sealing key and keep only `accepted`
+    /// (plus `current`) in the ring.
+    pub fn install(&self, current: KekId, accepted: &[KekId]) -> Result<(), CryptoError> {
+        let mut ring = write(&self.ring);
+        if ring.key(current).is_none() {
+            return Err(CryptoError::NoKek);
+        }
+        ring.keys
+            .retain(|(id, _)| *id == current || accepted.contains(id));
+        ring.current = Some(current);
+        ring.record = RecordView::Current(current);
+        Ok(())
+    }
+
+    /// Add a KEK to the ring without making it current.
+    pub fn add(&self, kek: Kek) {
+        let id = kek.id();
+        let mut ring = write(&self.ring);
+        if ring.key(id).is_none() {
+            ring.keys.push((id, kek));
+        }
+    }
+
+    /// Seal under the current KEK; the output names it
+    /// ([`sealed_with`]). Refused until the node has read the KEK record.
+    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        Ok(self.seal_guarded(aad, plaintext)?.0)
+    }
+
+    /// [`KekCell::seal`], and what the node knew of the KEK record when it
+    /// sealed: a write of the value carries [`crate::kek_ring::guard`] of
+    /// it.
+    pub fn seal_guarded(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, RecordView), CryptoError> {
+        let ring = read(&self.ring);
+        let id = ring.current.ok_or(CryptoError::NoKek)?;
+        Ok((ring.seal_under(id, aad, plaintext)?, ring.record))
+    }
+
+    /// Seal under the ring's key `id` (a rotation seals the hash root under
+    /// the new KEK before it is current).
+    pub fn seal_under(
+        &self,
+        id: KekId,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, CryptoError> {
+        read(&self.ring).seal_under(id, aad, plaintext)
+    }
+
+    /// The hash root, once known.
+    pub fn root(&self) -> Option<Kek> {
+        read(&self.ring).root.clone()
+    }
+
+    /// Open a value sealed by [`KekCell::seal`] under any KEK of the ring,
+    /// or one sealed before KEKs had ids (tried under each). A value sealed
+    /// under a KEK this node does not hold: [`CryptoError::NoKek`].
+    pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        let ring = read(&self.ring);
+        if ring.keys.is_empty() {
+            return Err(CryptoError::NoKek);
+        }
+        let named = sealed_with(sealed);
+        if let Some(id) = named
+            && let Some(kek) = ring.key(id)
+            && let Ok(plain) = kek.open(aad, &sealed[SEAL_HEADER_LEN..])
+        {
+            return Ok(plain);
+        }
+        // Sealed before KEK ids (or a nonce that happens to look like a
+        // header): try each key on the whole value.
+        for (_, kek) in &ring.keys {
+            if let Ok(plain) = kek.open(aad, sealed) {
+                return Ok(plain);
+            }
+        }
+        match named {
+            Some(id) if ring.key(id).is_none() => Err(CryptoError::NoKek),
+            _ => Err(CryptoError::Decrypt),
+        }
+    }
+
+    /// [`Kek::derive`] of the hash root, cached per label.
     pub fn derive(&self, label: &str) -> Result<HashKey, CryptoError> {
         if let Ok(cache) = self.derived.lock()
             && let Some(k) = cache.get(label)
         {
             return Ok(k.clone());
         }
-        let key = self.get()?.derive(label)?;
+        let key = {
+            let ring = read(&self.ring);
+            if ring.record == RecordView::Unknown {
+                return Err(CryptoError::NoKek);
+            }
+            ring.root
+                .as_ref()
+                .ok_or(CryptoError::NoKek)?
+                .derive(label)?
+        };
         if let Ok(mut cache) = self.derived.lock() {
             cache.insert(label.to_string(), key.clone());
         }
         Ok(key)
+    }
+}
+
+impl Ring {
+    fn key(&self, id: KekId) -> Option<&Kek> {
+        self.keys.iter().find(|(k, _)| *k == id).map(|(_, kek)| kek)
+    }
+
+    fn seal_under(&self, id: KekId, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        if self.record == RecordView::Unknown {
+            return Err(CryptoError::NoKek);
+        }
+        let kek = self.key(id).ok_or(CryptoError::NoKek)?;
+        let mut out = Vec::with_capacity(SEAL_HEADER_LEN + NONCE_LEN + plaintext.len() + 16);
+        out.extend_from_slice(SEAL_MAGIC);
+        out.extend_from_slice(&id.0);
+        out.extend_from_slice(&kek.seal(aad, plaintext)?);
+        Ok(out)
+    }
+}
+
+fn read<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &std::sync::RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// What starts a value sealed by [`KekCell::seal`]: a format mark and the
+/// id of the KEK it was sealed under.
+const SEAL_MAGIC: &[u8; 2] = b"K1";
+const SEAL_HEADER_LEN: usize = 2 + KEK_ID_LEN;
+pub const KEK_ID_LEN: usize = 8;
+
+/// The id of the KEK `sealed` names, if it has the header of
+/// [`KekCell::seal`] (a value sealed before KEK ids has none, though its
+/// random nonce may look like one: [`KekCell::open`] tries both).
+pub fn sealed_with(sealed: &[u8]) -> Option<KekId> {
+    if sealed.len() < SEAL_HEADER_LEN + NONCE_LEN || !sealed.starts_with(SEAL_MAGIC) {
+        return None;
+    }
+    let mut id = [0u8; KEK_ID_LEN];
+    id.copy_from_slice(&sealed[2..SEAL_HEADER_LEN]);
+    Some(KekId(id))
+}
+
+/// Names a KEK without revealing anything about it: the first 8 bytes of
+/// an HMAC-SHA256 under the KEK of a fixed label.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KekId([u8; KEK_ID_LEN]);
+
+impl KekId {
+    pub fn parse(text: &str) -> Option<Self> {
+        let bytes = hex::decode(text).ok()?;
+        Some(KekId(bytes.as_slice().try_into().ok()?))
+    }
+}
+
+impl std::fmt::Display for KekId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for KekId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KekId({self})")
     }
 }
 
@@ -160,6 +409,15 @@ impl Kek {
             .len();
         buf.truncate(len);
         Ok(buf)
+    }
+
+    /// This KEK's id ([`KekId`]).
+    pub fn id(&self) -> KekId {
+        let key = hmac::Key::new(hmac::HMAC_SHA256, self.bytes.as_slice());
+        let tag = hmac::sign(&key, b"rsp kek id");
+        let mut id = [0u8; KEK_ID_LEN];
+        id.copy_from_slice(&tag.as_ref()[..KEK_ID_LEN]);
+        KekId(id)
     }
 
     /// A subkey for one purpose (HKDF-SHA256 with `label` as info).
@@ -272,5 +530,73 @@ mod tests {
         assert!(!a.verify(b"s3cret!", &stored));
         assert!(!b.verify(b"s3cret", &stored));
         assert!(!a.verify(b"s3cret", "not hex"));
+    }
+
+    #[test]
+    fn a_ring_seals_under_its_current_kek_and_opens_under_any_it_holds() {
+        let (old, new) = (Kek::generate(), Kek::generate());
+        let cell = KekCell::with(old.clone());
+        let before = cell.seal(b"aad", b"seed").expect("seal");
+        assert_eq!(sealed_with(&before), Some(old.id()));
+        // Sealed before KEK ids: the raw form still opens.
+        let legacy = old.seal(b"aad", b"legacy").expect("seal");
+        assert_eq!(
+            cell.open(b"aad", &legacy).expect("open").as_slice(),
+            b"legacy"
+        );
+
+        cell.add(new.clone());
+        cell.install(new.id(), &[old.id()]).expect("install");
+        let after = cell.seal(b"aad", b"seed").expect("seal");
+        assert_eq!(sealed_with(&after), Some(new.id()));
+        assert_eq!(cell.open(b"aad", &before).expect("old").as_slice(), b"seed");
+        assert_eq!(cell.open(b"aad", &after).expect("new").as_slice(), b"seed");
+        assert!(cell.open(b"other", &after).is_err(), "aad still binds");
+
+        // The rotation is over: the old KEK is no longer accepted.
+        cell.install(new.id(), &[]).expect("install");
+        assert!(matches!(
+            cell.open(b"aad", &before),
+            Err(CryptoError::NoKek)
+        ));
+        assert!(cell.open(b"aad", &legacy).is_err());
+        assert_eq!(cell.ids(), vec![new.id()]);
+    }
+
+    #[test]
+    fn keyed_hashes_follow_the_hash_root_not_the_current_kek() {
+        let (first, second) = (Kek::generate(), Kek::generate());
+        let cell = KekCell::with(first.clone());
+        let stored = cell
+            .derive("client-secret")
+            .expect("derive")
+            .hash(b"s3cret");
+        cell.add(second.clone());
+        cell.install(second.id(), &[]).expect("install");
+        cell.install_root(first.clone(), RecordView::Current(second.id()));
+        assert!(
+            cell.derive("client-secret")
+                .expect("derive")
+                .verify(b"s3cret", &stored)
+        );
+        // A node that knows only its KEK, not yet the record: nothing is
+        // hashed or sealed (it could pick the wrong root).
+        let fresh = KekCell::default();
+        fresh.set(second);
+        assert!(matches!(
+            fresh.derive("client-secret"),
+            Err(CryptoError::NoKek)
+        ));
+        assert!(matches!(fresh.seal(b"", b"x"), Err(CryptoError::NoKek)));
+        assert!(!fresh.is_ready());
+    }
+
+    #[test]
+    fn a_kek_id_names_the_key_without_revealing_it() {
+        let kek = Kek::generate();
+        assert_eq!(kek.id(), kek.clone().id());
+        assert_ne!(kek.id(), Kek::generate().id());
+        assert_eq!(KekId::parse(&kek.id().to_string()), Some(kek.id()));
+        assert!(!kek.encode().contains(&kek.id().to_string()));
     }
 }

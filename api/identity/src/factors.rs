@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use totp_rs::{Algorithm, Builder as TotpBuilder, Secret};
 use zeroize::Zeroizing;
 
-use crate::crypto::{CryptoError, KekCell, b64url, b64url_decode, random_token};
+use crate::crypto::{CryptoError, KekCell, KekId, b64url, b64url_decode, random_token};
+use crate::kek_ring::{KekRing, Resealed, RingError, reseal_records};
 use rsp_consensus::kv::tenant_keyspace;
 
 /// Shortest imported seed accepted: 80 bits, what most authenticator apps
@@ -187,6 +188,7 @@ fn aad(tenant: &str, user: &str, id: &str) -> Vec<u8> {
 pub struct FactorService {
     consensus: Consensus,
     kek: Arc<KekCell>,
+    ring: KekRing,
 }
 
 impl FactorService {
@@ -196,7 +198,11 @@ impl FactorService {
     }
 
     pub fn new(consensus: Consensus, kek: Arc<KekCell>) -> Self {
-        FactorService { consensus, kek }
+        FactorService {
+            ring: KekRing::new(consensus.clone(), kek.clone()),
+            consensus,
+            kek,
+        }
     }
 
     /// Add a TOTP factor with a known seed (base32, as authenticator apps
@@ -234,27 +240,34 @@ impl FactorService {
             ));
         }
         let id = random_token(12);
-        let sealed = self
-            .kek
-            .get()?
-            .seal(&aad(tenant, user, &id), secret.as_ref())?;
-        let factor = StoredFactor {
-            id: id.clone(),
-            kind: "totp".into(),
-            digits,
-            period,
-            created_at_ms: now_ms,
-            sealed_secret: b64url(&sealed),
-        };
-        let value = serde_json::to_vec(&factor).map_err(|e| FactorError::Corrupt(e.to_string()))?;
-        self.consensus
-            .txn(Txn::ops(vec![TxnOp::Put {
-                key: factor_key(tenant, user, &id),
-                value,
-                ttl_ms: None,
-            }]))
-            .await?;
-        Ok(FactorInfo::from(&factor))
+        for _ in 0..3 {
+            let (sealed, guard) = self.ring.seal(&aad(tenant, user, &id), secret.as_ref())?;
+            let factor = StoredFactor {
+                id: id.clone(),
+                kind: "totp".into(),
+                digits,
+                period,
+                created_at_ms: now_ms,
+                sealed_secret: b64url(&sealed),
+            };
+            let value =
+                serde_json::to_vec(&factor).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+            let txn = Txn {
+                compares: vec![guard],
+                success: vec![TxnOp::Put {
+                    key: factor_key(tenant, user, &id),
+                    value,
+                    ttl_ms: None,
+                }],
+                failure: vec![],
+            };
+            if self.consensus.txn(txn).await?.succeeded {
+                return Ok(FactorInfo::from(&factor));
+            }
+            // The KEK changed under the write: seal again under the new one.
+            self.ring.refresh().await;
+        }
+        Err(FactorError::Crypto(CryptoError::NoKek))
     }
 
     /// A local read; an empty answer is confirmed with a linearizable one, so
@@ -351,10 +364,7 @@ impl FactorService {
     ) -> Result<(TotpEnrolment, PendingTotp), FactorError> {
         let seed: Zeroizing<[u8; NEW_SECRET_BYTES]> = Zeroizing::new(rand::random());
         let id = random_token(12);
-        let sealed = self
-            .kek
-            .get()?
-            .seal(&aad(tenant, user, &id), seed.as_ref())?;
+        let sealed = self.kek.seal(&aad(tenant, user, &id), seed.as_ref())?;
         let pending = StoredFactor {
             id: id.clone(),
             kind: "totp".into(),
@@ -397,7 +407,7 @@ impl FactorService {
         let sealed = b64url_decode(&p.sealed_secret).ok_or(FactorError::NotFound)?;
         // The AAD names tenant, user and id: another user's seed does not
         // open.
-        match self.kek.get()?.open(&aad(tenant, user, &p.id), &sealed) {
+        match self.kek.open(&aad(tenant, user, &p.id), &sealed) {
             Ok(seed) => Ok(seed),
             Err(CryptoError::NoKek) => Err(CryptoError::NoKek.into()),
             Err(_) => Err(FactorError::NotFound),
@@ -426,37 +436,72 @@ impl FactorService {
         let Some(step) = totp_for(&seed, p.digits, p.period).check(code, now_secs) else {
             return Ok(None);
         };
-        let factor = StoredFactor {
-            created_at_ms: now_secs * 1000,
-            ..p.clone()
-        };
-        let value = serde_json::to_vec(&factor).map_err(|e| FactorError::Corrupt(e.to_string()))?;
         let key = factor_key(tenant, user, &p.id);
-        let txn = Txn {
-            // Confirmed once: a second post of the same form finds it.
-            compares: vec![Compare {
-                key: key.clone(),
-                target: CompareTarget::Exists(false),
-            }],
-            success: vec![
-                TxnOp::Put {
-                    key,
-                    value,
-                    ttl_ms: None,
-                },
-                TxnOp::Put {
-                    key: step_key(tenant, user, &p.id),
-                    value: step.to_string().into_bytes(),
-                    ttl_ms: None,
-                },
-            ],
-            failure: vec![],
-        };
-        if self.consensus.txn(txn).await?.succeeded {
-            Ok(Some(FactorInfo::from(&factor)))
-        } else {
-            Err(FactorError::NotFound)
+        for _ in 0..3 {
+            // Sealed again under the KEK in force: the pending seed may
+            // have been sealed before a rotation.
+            let (sealed, guard) = self.ring.seal(&aad(tenant, user, &p.id), &seed)?;
+            let factor = StoredFactor {
+                created_at_ms: now_secs * 1000,
+                sealed_secret: b64url(&sealed),
+                ..p.clone()
+            };
+            let value =
+                serde_json::to_vec(&factor).map_err(|e| FactorError::Corrupt(e.to_string()))?;
+            let txn = Txn {
+                // Confirmed once: a second post of the same form finds it.
+                compares: vec![
+                    Compare {
+                        key: key.clone(),
+                        target: CompareTarget::Exists(false),
+                    },
+                    guard,
+                ],
+                success: vec![
+                    TxnOp::Put {
+                        key: key.clone(),
+                        value,
+                        ttl_ms: None,
+                    },
+                    TxnOp::Put {
+                        key: step_key(tenant, user, &p.id),
+                        value: step.to_string().into_bytes(),
+                        ttl_ms: None,
+                    },
+                ],
+                failure: vec![],
+            };
+            if self.consensus.txn(txn).await?.succeeded {
+                return Ok(Some(FactorInfo::from(&factor)));
+            }
+            let (existing, _) = self.consensus.get(&key, Consistency::Linearizable).await?;
+            if existing.is_some() {
+                return Err(FactorError::NotFound);
+            }
+            self.ring.refresh().await;
         }
+        Err(FactorError::Crypto(CryptoError::NoKek))
+    }
+
+    /// Re-seal the tenant's TOTP seeds sealed under an older KEK
+    /// ([`crate::kek_ring`]).
+    pub async fn reseal(&self, tenant: &str, current: KekId) -> Result<Resealed, RingError> {
+        reseal_records(
+            &self.ring,
+            &tenant_keyspace(tenant),
+            b"factor/",
+            current,
+            |f: &mut StoredFactor| &mut f.sealed_secret,
+            |key, f| {
+                // `factor/<user>/<id>`
+                let user = key
+                    .strip_prefix(b"factor/")
+                    .and_then(|rest| rest.strip_suffix(format!("/{}", f.id).as_bytes()))
+                    .unwrap_or_default();
+                aad(tenant, &String::from_utf8_lossy(user), &f.id)
+            },
+        )
+        .await
     }
 
     /// Remove every TOTP factor of `user`, with their
@@ -493,10 +538,7 @@ impl FactorService {
             }
             let sealed = b64url_decode(&factor.sealed_secret)
                 .ok_or_else(|| FactorError::Corrupt("sealed seed is not base64url".into()))?;
-            let seed = self
-                .kek
-                .get()?
-                .open(&aad(tenant, user, &factor.id), &sealed)?;
+            let seed = self.kek.open(&aad(tenant, user, &factor.id), &sealed)?;
             let Some(step) = totp_for(&seed, factor.digits, factor.period).check(code, now_secs)
             else {
                 continue;

@@ -21,7 +21,8 @@ use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use crate::crypto::{CryptoError, KekCell, b64url};
+use crate::crypto::{CryptoError, KekCell, KekId, b64url};
+use crate::kek_ring::{KekRing, Resealed, RingError, reseal_records};
 use crate::miss_gate::{MissGate, MissRefused};
 use rsp_consensus::kv::tenant_keyspace;
 
@@ -263,6 +264,11 @@ fn encoding_key(alg: SigningAlg, pkcs8: &[u8]) -> Result<EncodingKey, KeyError> 
     })
 }
 
+/// What a private key is sealed with (AAD): tenant and kid.
+fn sealed_aad(tenant: &str, kid: &str) -> Vec<u8> {
+    format!("{tenant}/{kid}").into_bytes()
+}
+
 fn key_record(kid: &str) -> Vec<u8> {
     format!("signing_key/{kid}").into_bytes()
 }
@@ -276,6 +282,7 @@ fn active_pointer(alg: SigningAlg) -> Vec<u8> {
 pub struct KeyService {
     consensus: Consensus,
     kek: Arc<KekCell>,
+    ring: KekRing,
     signers: Arc<RwLock<HashMap<(String, String), Signer>>>,
     /// Parsed verification keys by (tenant, kid), valid while the stored
     /// record's `mod_revision` is unchanged (a rotation that sets the
@@ -294,6 +301,7 @@ struct CachedVerifier {
 impl KeyService {
     pub fn new(consensus: Consensus, kek: Arc<KekCell>) -> Self {
         KeyService {
+            ring: KekRing::new(consensus.clone(), kek.clone()),
             consensus,
             kek,
             signers: Arc::new(RwLock::new(HashMap::new())),
@@ -301,18 +309,21 @@ impl KeyService {
         }
     }
 
-    fn new_key(&self, tenant: &str, alg: SigningAlg, now_ms: u64) -> Result<StoredKey, KeyError> {
+    /// A new key, and the guard its write carries ([`crate::kek_ring::guard`]).
+    fn new_key(
+        &self,
+        tenant: &str,
+        alg: SigningAlg,
+        now_ms: u64,
+    ) -> Result<(StoredKey, Compare), KeyError> {
         let (pkcs8, encoding) = generate(alg)?;
         let kid = crate::crypto::random_token(12);
         let mut jwk = Jwk::from_encoding_key(&encoding, alg.jwt())
             .map_err(|e| KeyError::Bad(e.to_string()))?;
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(jsonwebtoken::jwk::PublicKeyUse::Signature);
-        let sealed = self
-            .kek
-            .get()?
-            .seal(format!("{tenant}/{kid}").as_bytes(), &pkcs8)?;
-        Ok(StoredKey {
+        let (sealed, guard) = self.ring.seal(&sealed_aad(tenant, &kid), &pkcs8)?;
+        let key = StoredKey {
             kid,
             alg,
             status: KeyStatus::Active,
@@ -321,7 +332,22 @@ impl KeyService {
             retire_at_ms: None,
             sealed_private: b64url(&sealed),
             public_jwk: jwk,
-        })
+        };
+        Ok((key, guard))
+    }
+
+    /// Re-seal the tenant's signing keys sealed under an older KEK
+    /// ([`crate::kek_ring`]).
+    pub async fn reseal(&self, tenant: &str, current: KekId) -> Result<Resealed, RingError> {
+        reseal_records(
+            &self.ring,
+            &tenant_keyspace(tenant),
+            b"signing_key/",
+            current,
+            |k: &mut StoredKey| &mut k.sealed_private,
+            |_, k| sealed_aad(tenant, &k.kid),
+        )
+        .await
     }
 
     /// Every stored key of a tenant (local read).
@@ -355,32 +381,50 @@ impl KeyService {
     /// race to another one leaves that one's key in place.
     async fn install(&self, tenant: &str, alg: SigningAlg, now_ms: u64) -> Result<bool, KeyError> {
         let ks = tenant_keyspace(tenant);
-        let new = self.new_key(tenant, alg, now_ms)?;
         let pointer = Key::new(ks.clone(), active_pointer(alg));
-        let txn = Txn {
-            compares: vec![Compare {
-                key: pointer.clone(),
-                target: CompareTarget::Exists(false),
-            }],
-            success: vec![
-                TxnOp::Put {
-                    key: Key::new(ks.clone(), key_record(&new.kid)),
-                    value: serde_json::to_vec(&new).map_err(|e| KeyError::Bad(e.to_string()))?,
-                    ttl_ms: None,
-                },
-                TxnOp::Put {
-                    key: pointer,
-                    value: new.kid.clone().into_bytes(),
-                    ttl_ms: None,
-                },
-            ],
-            failure: vec![],
-        };
-        let resp = self.consensus.txn(txn).await?;
-        if resp.succeeded {
-            self.forget(tenant);
+        for _ in 0..3 {
+            let (new, guard) = self.new_key(tenant, alg, now_ms)?;
+            let txn = Txn {
+                compares: vec![
+                    Compare {
+                        key: pointer.clone(),
+                        target: CompareTarget::Exists(false),
+                    },
+                    guard,
+                ],
+                success: vec![
+                    TxnOp::Put {
+                        key: Key::new(ks.clone(), key_record(&new.kid)),
+                        value: serde_json::to_vec(&new)
+                            .map_err(|e| KeyError::Bad(e.to_string()))?,
+                        ttl_ms: None,
+                    },
+                    TxnOp::Put {
+                        key: pointer.clone(),
+                        value: new.kid.clone().into_bytes(),
+                        ttl_ms: None,
+                    },
+                ],
+                failure: vec![],
+            };
+            if self.consensus.txn(txn).await?.succeeded {
+                self.forget(tenant);
+                return Ok(true);
+            }
+            if self
+                .active_kid(tenant, alg, Consistency::Linearizable)
+                .await?
+                .is_some()
+            {
+                // Another node's key won the race: as good as ours.
+                return Ok(false);
+            }
+            // The KEK changed under the write: seal again under the new one.
+            self.ring.refresh().await;
         }
-        Ok(resp.succeeded)
+        Err(KeyError::Bad(
+            "installing a key kept conflicting with a KEK rotation".into(),
+        ))
     }
 
     /// Create the tenant's keys for every algorithm that has none.
@@ -470,10 +514,7 @@ impl KeyService {
             serde_json::from_slice(&kv.value).map_err(|e| KeyError::Bad(e.to_string()))?;
         let sealed = crate::crypto::b64url_decode(&stored.sealed_private)
             .ok_or_else(|| KeyError::Bad("sealed key is not base64url".into()))?;
-        let pkcs8 = self
-            .kek
-            .get()?
-            .open(format!("{tenant}/{kid}").as_bytes(), &sealed)?;
+        let pkcs8 = self.kek.open(&sealed_aad(tenant, &kid), &sealed)?;
         let signer = Signer::new(kid.clone(), stored.alg, &pkcs8)?;
         if let Ok(mut cache) = self.signers.write() {
             cache.insert(cache_key, signer.clone());

@@ -7,7 +7,7 @@
 //!
 //! - [`tenants`]: the tenant registry;
 //! - [`crypto`]: the key-encryption key, keyed hashes, random tokens,
-//!   base64url;
+//!   base64url; [`kek_ring`]: the online rotation of the KEK;
 //! - [`keys`]: per-tenant signing keys, JWKS, rotation;
 //! - [`passwords`]: argon2id on a bounded blocking pool;
 //! - [`users`], [`clients`]: accounts and OAuth clients; [`consents`]:
@@ -29,6 +29,7 @@ pub mod clients;
 pub mod consents;
 pub mod crypto;
 pub mod factors;
+pub mod kek_ring;
 pub mod keys;
 pub mod mfa_policy;
 pub mod mfa_tickets;
@@ -70,6 +71,8 @@ pub struct IdentityServices {
     pub mfa_policy: mfa_policy::MfaPolicyService,
     pub mfa_tickets: mfa_tickets::MfaTicketService,
     pub kek: Arc<crypto::KekCell>,
+    pub kek_ring: kek_ring::KekRing,
+    tenants: tenants::TenantService,
 }
 
 impl Identity {
@@ -86,8 +89,83 @@ impl Identity {
             recovery: recovery::RecoveryService::new(consensus.clone(), kek.clone()),
             mfa_policy: mfa_policy::MfaPolicyService::new(consensus.clone()),
             mfa_tickets: mfa_tickets::MfaTicketService::new(consensus.clone()),
-            factors: factors::FactorService::new(consensus, kek.clone()),
+            factors: factors::FactorService::new(consensus.clone(), kek.clone()),
+            kek_ring: kek_ring::KekRing::new(consensus.clone(), kek.clone()),
+            tenants: tenants::TenantService::new(consensus),
             kek,
         }))
+    }
+
+    /// The same services, with the store that keeps the KEKs a rotation
+    /// hands this node ([`kek_ring::KekStore`]). Call before cloning.
+    pub fn with_kek_store(self, store: Arc<dyn kek_ring::KekStore>) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut services) => {
+                services.kek_ring = services.kek_ring.clone().with_store(store);
+                Identity(Arc::new(services))
+            }
+            Err(shared) => Identity(shared),
+        }
+    }
+}
+
+impl IdentityServices {
+    /// One pass of a KEK rotation's re-sealing ([`kek_ring`], steps 4 and
+    /// 5): every signing key and TOTP seed of every tenant still sealed
+    /// under a previous KEK is sealed again under the current one; a pass
+    /// that finds nothing left ends the rotation. Nothing happens while a
+    /// member lacks the current KEK (the status names it) or when no
+    /// rotation is under way.
+    pub async fn reseal_pass(
+        &self,
+        now_ms: u64,
+    ) -> Result<kek_ring::KekStatus, kek_ring::RingError> {
+        let (record, revision) = match self.kek_ring.ready_to_reseal().await? {
+            Ok(ready) => ready,
+            Err(status) => return Ok(status),
+        };
+        let current = crypto::KekId::parse(&record.current)
+            .ok_or_else(|| kek_ring::RingError::Corrupt("current KEK id".into()))?;
+        let mut done = kek_ring::Resealed::default();
+        let tenants = self
+            .tenants
+            .ids()
+            .await
+            .map_err(|e| kek_ring::RingError::Corrupt(e.to_string()))?;
+        for tenant in tenants {
+            done.add(self.keys.reseal(&tenant, current).await?);
+            done.add(self.factors.reseal(&tenant, current).await?);
+        }
+        if done.rewritten == 0 && done.conflicts == 0 {
+            self.kek_ring.finish(record, revision, now_ms).await?;
+        }
+        let mut status = self.kek_ring.status().await?;
+        status.resealed = done.rewritten;
+        Ok(status)
+    }
+
+    /// Rotate the KEK to `new` (a fresh one when `None`) and re-seal,
+    /// waiting up to `wait` for the rotation to finish (the status says
+    /// whether it did; the leader's background job goes on otherwise).
+    pub async fn rotate_kek(
+        &self,
+        new: Option<crypto::Kek>,
+        clock: &rsp_consensus::Clock,
+        wait: std::time::Duration,
+    ) -> Result<kek_ring::KekStatus, kek_ring::RingError> {
+        self.kek_ring.begin_rotation(new, clock.now_ms()).await?;
+        let deadline = std::time::Instant::now() + wait;
+        let mut resealed = 0;
+        loop {
+            let mut status = self.reseal_pass(clock.now_ms()).await?;
+            resealed += status.resealed;
+            if !status.rotating || std::time::Instant::now() >= deadline {
+                status.resealed = resealed;
+                return Ok(status);
+            }
+            if status.resealed == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
     }
 }

@@ -16,6 +16,13 @@ impl Consensus {
         }
     }
 
+    /// Stop offering a node-wide secret.
+    pub fn remove_secret(&self, name: &str) {
+        if let Ok(mut s) = self.inner.secrets.write() {
+            s.remove(name);
+        }
+    }
+
     pub(crate) fn secret(&self, name: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
         self.inner
             .secrets

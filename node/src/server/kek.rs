@@ -8,12 +8,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rsp_consensus::Consensus;
+use rsp_consensus::{Consensus, Consistency};
+use rsp_identity::Identity;
 use rsp_identity::crypto::{Kek, KekCell};
+use rsp_identity::kek_ring::KekStore;
 use zeroize::Zeroizing;
 
 use super::StartError;
-use super::files::{warn_if_shared, write_private};
+use super::files::{replace_private, warn_if_shared, write_private};
 use crate::config::Settings;
 
 /// Name under which members offer the KEK to nodes that join through them.
@@ -60,10 +62,174 @@ pub(super) async fn provide(
         }
         (None, None, _) => return Err(missing_kek(settings)),
     }
+    if let Some(next) = load_next(settings)? {
+        // A rotation this node started (or took part in) before it
+        // stopped: the record says whether that key is now current.
+        kek_cell.add(next);
+    }
     if let Ok(kek) = kek_cell.get() {
         consensus.set_secret(KEK_SECRET, kek.encode().as_bytes());
     }
     Ok(kek_cell)
+}
+
+/// `<kek-file>.next`: a KEK handed to this node by a rotation that had not
+/// made it current yet.
+fn next_path(settings: &Settings) -> std::path::PathBuf {
+    let mut path = settings.kek_path().into_os_string();
+    path.push(".next");
+    path.into()
+}
+
+fn load_next(settings: &Settings) -> Result<Option<Kek>, StartError> {
+    let path = next_path(settings);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            Kek::parse(&text)
+                .map(Some)
+                .map_err(|e| StartError::setting("kek-file", format!("{}: {e}", path.display())))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StartError::setting(
+            "kek-file",
+            format!("{}: {e}", path.display()),
+        )),
+    }
+}
+
+/// Whether this node's KEK lives in its kek file (rather than `RSP_KEK`
+/// or `kek-command`, which rsp cannot update).
+fn file_backed(settings: &Settings) -> bool {
+    settings.kek_command.is_none() && std::env::var("RSP_KEK").map_or(true, |v| v.trim().is_empty())
+}
+
+/// The kek file as a [`KekStore`]: a rotation's new KEK goes to
+/// `<kek-file>.next` before the rotation is committed, and replaces the kek
+/// file once it is current.
+struct KekFile {
+    path: std::path::PathBuf,
+    next: std::path::PathBuf,
+}
+
+impl KekStore for KekFile {
+    fn keep_next(&self, kek: &Kek) -> std::io::Result<()> {
+        replace_private(&self.next, kek.encode().as_bytes())
+    }
+
+    fn keep_current(&self, kek: &Kek) -> std::io::Result<()> {
+        replace_private(&self.path, kek.encode().as_bytes())?;
+        match std::fs::remove_file(&self.next) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The node's identity services with the kek file as their KEK store, when
+/// the KEK lives in a file.
+pub(super) fn with_store(identity: Identity, settings: &Settings) -> Identity {
+    if file_backed(settings) {
+        identity.with_kek_store(Arc::new(KekFile {
+            path: settings.kek_path(),
+            next: next_path(settings),
+        }))
+    } else {
+        identity
+    }
+}
+
+/// How often a node reads the KEK record (to follow a rotation) and, on
+/// the leader, resumes a rotation's re-sealing.
+const FOLLOW_PERIOD: Duration = Duration::from_secs(2);
+/// How long start-up waits for the first confirmed read of the KEK record.
+const FIRST_SYNC_WAIT: Duration = Duration::from_secs(5);
+
+/// The running follower of the KEK record; it stops when dropped.
+pub(super) struct KekFollower(tokio::task::JoinHandle<()>);
+
+impl Drop for KekFollower {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Follow the replicated KEK record: the first read before start-up goes
+/// on (bounded, so a node without quorum still starts and answers "not
+/// ready"), then one every [`FOLLOW_PERIOD`]; the leader also carries on a
+/// rotation's re-sealing that its coordinator left unfinished.
+pub(super) async fn follow(consensus: &Consensus, identity: &Identity) -> KekFollower {
+    let ring = identity.kek_ring.clone();
+    let first = async {
+        loop {
+            if ring.cell().get().is_ok() {
+                match ring.sync(Consistency::Local).await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(error = %e, "KEK record not read yet"),
+                }
+                match ring.sync(Consistency::Linearizable).await {
+                    Ok(true) => return,
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!(error = %e, "KEK record not confirmed yet"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    // A node waiting to be added has no KEK yet: nothing to wait for.
+    let synced =
+        ring.cell().get().is_ok() && tokio::time::timeout(FIRST_SYNC_WAIT, first).await.is_ok();
+    let (consensus, identity) = (consensus.clone(), identity.clone());
+    KekFollower(tokio::spawn(async move {
+        let ring = identity.kek_ring.clone();
+        let mut ready = synced;
+        loop {
+            tokio::time::sleep(if ready {
+                FOLLOW_PERIOD
+            } else {
+                Duration::from_millis(200)
+            })
+            .await;
+            if ring.cell().get().is_err() {
+                continue; // waiting to be added: no KEK yet
+            }
+            let consistency = if ready {
+                Consistency::Local
+            } else {
+                Consistency::Linearizable
+            };
+            match ring.sync(consistency).await {
+                Ok(now_ready) => ready = ready || now_ready,
+                Err(e) => {
+                    tracing::warn!(error = %e, "following the KEK record failed");
+                    continue;
+                }
+            }
+            let status = consensus.status();
+            if !ready || status.leader != Some(status.this_node) {
+                continue;
+            }
+            match ring.rotating_locally().await {
+                Ok(true) => match identity.reseal_pass(consensus.clock().now_ms()).await {
+                    Ok(s) if s.resealed > 0 || !s.rotating => {
+                        tracing::info!(
+                            resealed = s.resealed,
+                            rotating = s.rotating,
+                            "KEK rotation re-sealing"
+                        );
+                    }
+                    Ok(s) if !s.waiting_for.is_empty() => {
+                        tracing::info!(waiting_for = ?s.waiting_for, "KEK rotation waits for members to take the new key");
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "KEK rotation re-sealing failed"),
+                },
+                Ok(false) => {}
+                Err(e) => tracing::debug!(error = %e, "reading the KEK record"),
+            }
+        }
+    }))
 }
 
 /// How long `kek-command` may run before start-up gives up on it.

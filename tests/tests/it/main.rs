@@ -12,6 +12,7 @@ mod browser_chromium;
 mod browser_passkeys;
 mod failover;
 mod fuzz_corpus;
+mod kek_rotation;
 mod lifecycle;
 mod membership;
 mod oidc_e2e;

@@ -1,10 +1,16 @@
 //! `GET /admin/v1/cluster`, `POST /admin/v1/cluster/nodes`,
-//! `DELETE /admin/v1/cluster/nodes/{id}`.
+//! `DELETE /admin/v1/cluster/nodes/{id}`, `GET /admin/v1/cluster/kek`,
+//! `POST /admin/v1/cluster/kek/rotate`.
+
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use rsp_consensus::{ClusterStatus, Member, NodeId};
+use rsp_identity::crypto::{CryptoError, Kek};
+use rsp_identity::kek_ring::{KekStatus, MAX_RESEAL_WAIT, RESEAL_WAIT, RingError};
 use serde::Deserialize;
 
 use crate::authz::caller::AdminCaller;
@@ -70,4 +76,81 @@ pub async fn remove_node(
 ) -> ApiResult<impl IntoResponse> {
     state.consensus.remove_node(id).await?;
     Ok(Json(state.consensus.status()))
+}
+
+impl From<RingError> for ApiError {
+    fn from(e: RingError) -> Self {
+        match e {
+            RingError::Consensus(e) => e.into(),
+            RingError::Busy(m) => ApiError::conflict("rotation_in_progress", m),
+            RingError::Invalid(m) => ApiError::bad_request("invalid_request", m),
+            RingError::Crypto(CryptoError::NoKek) => ApiError::unavailable(
+                "this node does not hold the cluster's key-encryption key yet",
+            ),
+            RingError::Missing(id) => ApiError::unavailable(format!(
+                "no member could hand over the key-encryption key {id}"
+            )),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// The KEK rotation's state: current KEK id, the previous ones still
+/// accepted, members that lack the current one.
+pub async fn kek_status(
+    _: AdminCaller,
+    State(state): State<AppState>,
+) -> ApiResult<Json<KekStatus>> {
+    Ok(Json(state.identity.kek_ring.status().await?))
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RotateKek {
+    /// The new KEK (32 bytes, base64 or hex), for clusters whose nodes
+    /// read it from `RSP_KEK` or `kek-command`; a fresh one when absent.
+    kek: Option<zeroize::Zeroizing<String>>,
+    /// How long to wait for re-sealing before answering 202 (default 60,
+    /// at most 600).
+    wait_secs: Option<u64>,
+}
+
+/// Rotate the KEK and re-seal every sealed secret under the new one: 200
+/// when done, 202 when re-sealing goes on (members to wait for, or more
+/// than the request's wait), 409 while an earlier rotation re-seals.
+pub async fn kek_rotate(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let request: RotateKek = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateKek::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
+    };
+    let new = match &request.kek {
+        Some(text) => Some(
+            Kek::parse(text)
+                .map_err(|e| ApiError::bad_request("invalid_request", format!("kek: {e}")))?,
+        ),
+        None => None,
+    };
+    let wait = match request.wait_secs {
+        None => RESEAL_WAIT,
+        Some(secs) if Duration::from_secs(secs) <= MAX_RESEAL_WAIT => Duration::from_secs(secs),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                format!("wait_secs: at most {}", MAX_RESEAL_WAIT.as_secs()),
+            ));
+        }
+    };
+    let status = state.identity.rotate_kek(new, state.clock(), wait).await?;
+    let code = if status.rotating {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(status)))
 }

@@ -30,6 +30,7 @@ mod browser_logout;
 mod browser_mfa;
 mod browser_mfa_flows;
 mod browser_mfa_lockout;
+mod kek_rotation;
 mod oauth_client_auth;
 mod oauth_cluster;
 mod oauth_code;

@@ -11,7 +11,7 @@ use rsp_identity::crypto::{Kek, KekCell};
 use rsp_identity::factors::FactorService;
 
 /// RFC 4648 base32, no padding.
-fn base32(bytes: &[u8]) -> String {
+pub(crate) fn base32(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
     let mut out = String::new();
     let mut buffer: u32 = 0;
@@ -31,7 +31,7 @@ fn base32(bytes: &[u8]) -> String {
 }
 
 /// RFC 6238 / RFC 4226 with HMAC-SHA1.
-fn totp(seed: &[u8], unix_secs: u64, period: u64, digits: u32) -> String {
+pub(crate) fn totp(seed: &[u8], unix_secs: u64, period: u64, digits: u32) -> String {
     let counter = unix_secs / period;
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, seed);
     let mac = hmac::sign(&key, &counter.to_be_bytes());

@@ -171,7 +171,7 @@ impl KeyService {
                     activates_at_ms: now_ms,
                 });
             };
-            let mut new = self.new_key(tenant, alg, now_ms)?;
+            let (mut new, guard) = self.new_key(tenant, alg, now_ms)?;
             new.status = KeyStatus::Next;
             new.activate_at_ms = Some(activates_at_ms);
             let next = Key::new(ks.clone(), next_pointer(alg));
@@ -185,6 +185,7 @@ impl KeyService {
                         key: next.clone(),
                         target: CompareTarget::Exists(false),
                     },
+                    guard,
                 ],
                 success: vec![
                     TxnOp::Put {
@@ -207,6 +208,9 @@ impl KeyService {
                     activates_at_ms,
                 });
             }
+            // Another rotation, or a KEK rotation that changed the sealing
+            // key under the write: look again.
+            self.ring.refresh().await;
         }
         Err(KeyError::Bad(
             "staging a key kept conflicting with another rotation".into(),
