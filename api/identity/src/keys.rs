@@ -485,6 +485,25 @@ impl KeyService {
         }
     }
 
+    /// A stored key's private half (PKCS#8 DER), opened under the KEK: for
+    /// a protocol that signs through a library of its own (SAML's XML
+    /// signatures, through xmlsec).
+    pub async fn private_pkcs8(
+        &self,
+        tenant: &str,
+        kid: &str,
+    ) -> Result<(StoredKey, Zeroizing<Vec<u8>>), KeyError> {
+        let record = Key::new(tenant_keyspace(tenant), key_record(kid));
+        let (kv, _) = self.consensus.get(&record, Consistency::Local).await?;
+        let kv = kv.ok_or_else(|| KeyError::UnknownKid(kid.to_string()))?;
+        let stored: StoredKey =
+            serde_json::from_slice(&kv.value).map_err(|e| KeyError::Bad(e.to_string()))?;
+        let sealed = crate::crypto::b64url_decode(&stored.sealed_private)
+            .ok_or_else(|| KeyError::Bad("sealed key is not base64url".into()))?;
+        let pkcs8 = self.kek.open(&sealed_aad(tenant, kid), &sealed)?;
+        Ok((stored, pkcs8))
+    }
+
     /// The key that signs for `alg` now.
     pub async fn signer(&self, tenant: &str, alg: SigningAlg) -> Result<Signer, KeyError> {
         let kid = match self.active_kid(tenant, alg, Consistency::Local).await? {

@@ -16,6 +16,8 @@
 //!   [`mfa_policy`]: who must use a second factor; [`mfa_tickets`]: the
 //!   single use of the ticket that carries a sign-in to its second factor;
 //!   [`webauthn`]: passkeys;
+//! - [`saml`]: the SAML 2.0 IdP of each tenant (metadata, service
+//!   providers, AuthnRequest and LogoutRequest checks, signed answers);
 //! - [`miss_gate`]: the caller's say before a local miss of a client or
 //!   key is confirmed with a quorum read;
 //! - [`oauth`]: codes, tokens and families, client authentication, claims,
@@ -37,6 +39,7 @@ pub mod miss_gate;
 pub mod oauth;
 pub mod passwords;
 pub mod recovery;
+pub mod saml;
 pub mod tenants;
 pub mod users;
 pub mod webauthn;
