@@ -15,6 +15,7 @@ pub mod keys;
 pub mod kv;
 pub mod mfa_policy;
 pub mod policies;
+pub mod saml;
 pub mod sessions;
 pub mod tenants;
 
@@ -138,7 +139,11 @@ pub fn routes() -> AdminRoutes {
         )
         .route(
             "/admin/v1/tenants/{tenant}/saml/service-providers",
-            post(crate::saml::register_service_provider),
+            post(saml::create).get(saml::list),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/saml/service-providers/{entity_id}",
+            get(saml::get).put(saml::replace).delete(saml::delete),
         )
         .route("/admin/v1/cluster", get(cluster::status))
         .route("/admin/v1/cluster/nodes", post(cluster::add_node))

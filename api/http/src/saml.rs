@@ -1,39 +1,85 @@
-//! SAML 2.0 is not in this build. Rather than a bare 404 (which reads as a
-//! typo in the URL) or a page that pretends, every SAML endpoint of the
-//! contract answers 501 `not_implemented` in the admin API's error format:
-//! `{issuer}/saml/...` (metadata, single sign-on, logout) and
-//! `POST /admin/v1/tenants/{t}/saml/service-providers` (behind the admin
-//! authorization layer like every admin route).
+//! The SAML 2.0 identity provider of each tenant, under
+//! `{public-url}/t/{tenant}/saml`: [`metadata`], single sign-on
+//! ([`sso`]: SP-initiated by HTTP-Redirect or HTTP-POST, IdP-initiated at
+//! `init`), the answer page ([`answer`]: the HTTP-POST binding form), and
+//! single logout ([`slo`]).
+//!
+//! The protocol rules are `rsp_identity::saml`'s; a browser signs in
+//! through the same login pages, second factors, lockout and sessions as
+//! OpenID Connect ([`crate::oidc::login_page::Continuation::Saml`]), so a
+//! browser signed in through either protocol is signed in for both.
+
+pub mod answer;
+pub mod slo;
+pub mod sso;
 
 use axum::Router;
-use axum::extract::Path;
-use axum::http::StatusCode;
-use axum::routing::any;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rsp_identity::crypto::CryptoError;
+use rsp_identity::saml::SamlError;
 
-use crate::authz::caller::AdminCaller;
-use crate::error::ApiError;
+use crate::oidc::error::OAuthError;
+use crate::oidc::pages::PageError;
+use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
 
-const NOT_YET: &str = "SAML 2.0 is not available in this build yet; \
-     OpenID Connect is, at the same issuer";
-
-fn not_implemented() -> ApiError {
-    ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", NOT_YET)
-}
-
-/// `{issuer}/saml/{*rest}`, any method.
-async fn tenant_endpoint(Path((_tenant, _rest)): Path<(String, String)>) -> ApiError {
-    not_implemented()
-}
-
-/// `POST /admin/v1/tenants/{t}/saml/service-providers`.
-pub async fn register_service_provider(
-    _admin: AdminCaller,
-    Path(_tenant): Path<String>,
-) -> ApiError {
-    not_implemented()
-}
-
 pub fn router() -> Router<AppState> {
-    Router::new().route("/t/{tenant}/saml/{*rest}", any(tenant_endpoint))
+    Router::new()
+        .route("/t/{tenant}/saml/metadata", get(metadata))
+        .route("/t/{tenant}/saml/sso", get(sso::get).post(sso::post))
+        .route("/t/{tenant}/saml/init", get(sso::idp_initiated))
+        .route("/t/{tenant}/saml/slo", get(slo::get).post(slo::post))
+}
+
+/// `GET {issuer}/saml/metadata`: the IdP's `EntityDescriptor`.
+async fn metadata(State(state): State<AppState>, tenant: TenantCtx) -> Result<Response, PageError> {
+    let xml = state
+        .identity
+        .saml
+        .metadata(&tenant.id, &tenant.issuer)
+        .await
+        .map_err(page_error)?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "application/samlmetadata+xml"),
+            // Short: a newly published certificate should reach SPs that
+            // refresh metadata well before it signs.
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        xml,
+    )
+        .into_response())
+}
+
+/// A SAML error the browser is shown (the SP cannot be answered: it is
+/// unknown, or its request could not be trusted).
+pub fn page_error(e: SamlError) -> PageError {
+    match e {
+        SamlError::Malformed(m)
+        | SamlError::Invalid(m)
+        | SamlError::RequestDenied(m)
+        | SamlError::Version(m)
+        | SamlError::UnsupportedBinding(m)
+        | SamlError::InvalidNameIdPolicy(m) => PageError::bad_request(format!(
+            "The application's sign-in request was refused: {m}."
+        )),
+        SamlError::NotYet(m) => PageError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", m),
+        SamlError::UnknownProvider => PageError::bad_request(
+            "The application (SAML service provider) is not registered here.",
+        ),
+        SamlError::Exists(_) => PageError::bad_request("The application is registered twice."),
+        SamlError::Replayed => PageError::bad_request(
+            "This sign-in request was answered already. Start again from the application.",
+        ),
+        SamlError::Consensus(e) => e.into(),
+        SamlError::Refused(r) => OAuthError::from(r).into(),
+        SamlError::Crypto(CryptoError::NoKek) => {
+            PageError::unavailable("This node is not ready yet.", None)
+        }
+        other => PageError::internal(other),
+    }
 }

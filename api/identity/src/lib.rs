@@ -73,6 +73,7 @@ pub struct IdentityServices {
     pub recovery: recovery::RecoveryService,
     pub mfa_policy: mfa_policy::MfaPolicyService,
     pub mfa_tickets: mfa_tickets::MfaTicketService,
+    pub saml: saml::SamlService,
     pub kek: Arc<crypto::KekCell>,
     pub kek_ring: kek_ring::KekRing,
     tenants: tenants::TenantService,
@@ -84,8 +85,10 @@ impl Identity {
         kek: Arc<crypto::KekCell>,
         hasher: passwords::PasswordHasher,
     ) -> Self {
+        let keys = keys::KeyService::new(consensus.clone(), kek.clone());
         Identity(Arc::new(IdentityServices {
-            keys: keys::KeyService::new(consensus.clone(), kek.clone()),
+            saml: saml::SamlService::new(consensus.clone(), keys.clone(), kek.clone()),
+            keys,
             users: users::UserService::new(consensus.clone(), hasher),
             clients: clients::ClientService::new(consensus.clone(), kek.clone()),
             consents: consents::ConsentService::new(consensus.clone()),

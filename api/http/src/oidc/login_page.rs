@@ -1,6 +1,6 @@
 //! The login form and where it leads: [`Continuation`] (what a successful
-//! sign-in goes on to: an authorization request, the device approval page
-//! or the account pages), carried sealed in the form's `flow` field
+//! sign-in goes on to: an authorization request, a SAML request, the
+//! device approval page or the account pages), carried sealed in the form's `flow` field
 //! ([`LOGIN_FLOW`]), and [`render_login`], the form itself, shown by the
 //! authorization endpoint, the device page and the account pages, and
 //! again by the login step after a wrong password.
@@ -26,6 +26,10 @@ pub enum Continuation {
     Device { user_code: String },
     /// Back to the self-service account pages (`{issuer}/account`).
     Account,
+    /// Answer this (checked) SAML AuthnRequest.
+    Saml {
+        request: rsp_identity::saml::request::SsoRequest,
+    },
 }
 
 impl Continuation {
@@ -33,6 +37,7 @@ impl Continuation {
     pub fn redirect_uri(&self) -> Option<&str> {
         match self {
             Continuation::Authorize { params } => params.get("redirect_uri").map(String::as_str),
+            Continuation::Saml { request } => Some(&request.acs_url),
             Continuation::Device { .. } | Continuation::Account => None,
         }
     }

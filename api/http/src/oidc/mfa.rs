@@ -118,6 +118,10 @@ pub async fn required_for_flow(
             None,
         ),
         Continuation::Account => (None, None),
+        Continuation::Saml { request } => (
+            Some(request.sp.clone()),
+            request.wants_mfa.then_some(ACR_MFA),
+        ),
     };
     required(
         state,

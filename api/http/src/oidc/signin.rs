@@ -114,7 +114,8 @@ pub async fn finish_second_factor(
 }
 
 /// Where a signed-in `session` goes next: the rest of the authorization
-/// request, the device approval page, or the account pages.
+/// request, the answer to a SAML request, the device approval page, or
+/// the account pages.
 pub async fn continue_flow(
     state: &AppState,
     browser: &Browser,
@@ -132,5 +133,8 @@ pub async fn continue_flow(
             device_page::confirm_page(state, browser, &user_code, &session).await?
         }
         Continuation::Account => Page::redirect(browser.tenant.endpoint("/account"), true),
+        Continuation::Saml { request } => {
+            crate::saml::sso::proceed(state, browser, request, Some(session)).await?
+        }
     })
 }

@@ -40,7 +40,7 @@ mod oauth_tokens;
 mod passkeys;
 mod recovery_codes;
 mod refresh_sessions;
-mod saml_not_yet;
+mod saml_sso;
 mod signing_keys;
 mod totp_factors;
 mod unknown_lookups;

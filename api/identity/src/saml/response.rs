@@ -302,12 +302,14 @@ fn response(
     Ok(STANDARD.encode(xml.as_bytes()))
 }
 
-/// A signed `LogoutResponse` to an SP's LogoutRequest, base64 XML (the
-/// caller encodes it for its binding).
+/// A `LogoutResponse` to an SP's LogoutRequest, XML: with an enveloped
+/// signature by `key` for the POST binding, or without (`None`) for the
+/// Redirect binding, whose signature is over the query
+/// ([`crate::saml`] callers sign it there).
 pub fn logout_response(
     answer: &Answer<'_>,
     status: &str,
-    key: &SigningMaterial<'_>,
+    key: Option<&SigningMaterial<'_>>,
 ) -> Result<String, SamlError> {
     let id = new_id();
     let in_response_to = answer
@@ -326,42 +328,15 @@ pub fn logout_response(
         destination = escape(answer.destination),
         in_response_to = in_response_to,
         issuer = escape(&answer.idp.entity_id),
-        signature = signature_template(&id, key.certificate),
+        signature = key
+            .map(|k| signature_template(&id, k.certificate))
+            .unwrap_or_default(),
         status = status_xml(status, None, None),
     );
-    sign(&xml, key)
-}
-
-/// A signed `LogoutRequest` telling an SP that a session ended
-/// (front-channel single logout), XML.
-pub fn logout_request(
-    answer: &Answer<'_>,
-    name_id: &str,
-    name_id_format: NameIdFormat,
-    session_index: &str,
-    key: &SigningMaterial<'_>,
-) -> Result<String, SamlError> {
-    let id = new_id();
-    let xml = format!(
-        concat!(
-            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" "#,
-            r#"xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" "#,
-            r#"IssueInstant="{now}" Destination="{destination}">"#,
-            r#"<saml:Issuer>{issuer}</saml:Issuer>{signature}"#,
-            r#"<saml:NameID Format="{format}" SPNameQualifier="{sp}">{name_id}</saml:NameID>"#,
-            r#"<samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#
-        ),
-        id = id,
-        now = instant(answer.now_ms),
-        destination = escape(answer.destination),
-        issuer = escape(&answer.idp.entity_id),
-        signature = signature_template(&id, key.certificate),
-        format = name_id_format.uri(),
-        sp = escape(&answer.sp.entity_id),
-        name_id = escape(name_id),
-        session_index = escape(session_index),
-    );
-    sign(&xml, key)
+    match key {
+        Some(key) => sign(&xml, key),
+        None => Ok(xml),
+    }
 }
 
 #[cfg(test)]

@@ -102,6 +102,21 @@ pub struct ErrorPage<'a> {
     pub description: &'a str,
 }
 
+/// The SAML HTTP-POST binding: a form to the service provider that
+/// submits itself (a small script under the page's nonce) and works
+/// without it (a button).
+#[derive(Template)]
+#[template(path = "saml_post.html")]
+pub struct SamlPostPage<'a> {
+    pub action: &'a str,
+    /// `SAMLResponse` or `SAMLRequest`.
+    pub field: &'a str,
+    pub message: &'a str,
+    pub relay_state: Option<&'a str>,
+    pub destination_name: &'a str,
+    pub nonce: &'a str,
+}
+
 #[derive(Template)]
 #[template(path = "signed_out.html")]
 pub struct SignedOutPage;

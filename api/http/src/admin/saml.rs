@@ -1,0 +1,127 @@
+//! The SAML service providers of a tenant:
+//! `POST|GET /admin/v1/tenants/{t}/saml/service-providers` (register by
+//! fields or by the SP's metadata; list) and
+//! `GET|PUT|DELETE .../service-providers/{entity_id}` (the entity id
+//! URL-encoded). See docs/saml.md for the fields.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use rsp_identity::crypto::CryptoError;
+use rsp_identity::miss_gate::Ungated;
+use rsp_identity::saml::SamlError;
+use rsp_identity::saml::providers::{Registration, ServiceProvider};
+use serde_json::json;
+
+use crate::authz::caller::AdminCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
+
+impl From<SamlError> for ApiError {
+    fn from(e: SamlError) -> Self {
+        match e {
+            SamlError::Invalid(m) | SamlError::Malformed(m) => {
+                ApiError::bad_request("invalid_request", m)
+            }
+            SamlError::NotYet(m) => {
+                ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", m)
+            }
+            SamlError::UnknownProvider => {
+                ApiError::not_found("service_provider_not_found", e.to_string())
+            }
+            SamlError::Exists(_) => ApiError::conflict("service_provider_exists", e.to_string()),
+            SamlError::Consensus(c) => c.into(),
+            SamlError::Refused(r) => r.into(),
+            SamlError::Crypto(CryptoError::NoKek) => ApiError::unavailable(e.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+pub async fn create(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiJson(body, _): ApiJson<Registration>,
+) -> ApiResult<impl IntoResponse> {
+    state.tenants.get_confirmed(&tenant).await?;
+    let sp = body.into_provider(state.clock().now_ms())?;
+    state.identity.saml.providers.create(&tenant, &sp).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"entity_id": sp.entity_id, "service_provider": sp})),
+    ))
+}
+
+pub async fn list(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+) -> ApiResult<impl IntoResponse> {
+    state.tenants.get_confirmed(&tenant).await?;
+    let items: Vec<ServiceProvider> = state.identity.saml.providers.list(&tenant).await?;
+    Ok(Json(json!({"items": items, "next": null})))
+}
+
+pub async fn get(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, entity_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<ServiceProvider>> {
+    state.tenants.get_confirmed(&tenant).await?;
+    let sp = state
+        .identity
+        .saml
+        .providers
+        .get(&tenant, &entity_id, &Ungated)
+        .await?;
+    Ok(Json(sp))
+}
+
+/// Replace a registration: the body is a whole registration (as for
+/// `POST`), whose entity id must be the path's.
+pub async fn replace(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, entity_id)): ApiPath<(String, String)>,
+    ApiJson(mut body, _): ApiJson<Registration>,
+) -> ApiResult<Json<ServiceProvider>> {
+    state.tenants.get_confirmed(&tenant).await?;
+    match &body.entity_id {
+        Some(id) if *id != entity_id => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "entity_id differs from the path's",
+            ));
+        }
+        Some(_) => {}
+        None if body.metadata_xml.is_none() => body.entity_id = Some(entity_id.clone()),
+        None => {}
+    }
+    let sp = body.into_provider(state.clock().now_ms())?;
+    if sp.entity_id != entity_id {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the metadata's entityID differs from the path's",
+        ));
+    }
+    let sp = state.identity.saml.providers.replace(&tenant, sp).await?;
+    Ok(Json(sp))
+}
+
+pub async fn delete(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, entity_id)): ApiPath<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state.tenants.get_confirmed(&tenant).await?;
+    state
+        .identity
+        .saml
+        .providers
+        .delete(&tenant, &entity_id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,214 @@
+//! What the IdP sends back: a signed Response to the SP's registered ACS
+//! by the HTTP-POST binding (a form that submits itself), an error
+//! Response the same way (`NoPassive`, `InvalidNameIDPolicy`), and
+//! messages by the HTTP-Redirect binding (a signed query, for logout).
+
+use axum::http::StatusCode;
+use rsp_identity::crypto::random_token;
+use rsp_identity::miss_gate::Ungated;
+use rsp_identity::saml::metadata::IdpEndpoints;
+use rsp_identity::saml::providers::ServiceProvider;
+use rsp_identity::saml::request::SsoRequest;
+use rsp_identity::saml::response::{self, Answer, Subject};
+use rsp_identity::saml::{SamlError, Signing, wire};
+
+use super::page_error;
+use crate::oidc::browser_session::{ActiveSession, Browser};
+use crate::oidc::mfa::ACR_MFA;
+use crate::oidc::pages::templates::SamlPostPage;
+use crate::oidc::pages::{Page, PageError};
+use crate::state::AppState;
+
+/// The SP `req` is for, still registered, with `req`'s ACS still one of
+/// its own.
+pub async fn provider(
+    state: &AppState,
+    browser: &Browser,
+    req: &SsoRequest,
+) -> Result<ServiceProvider, PageError> {
+    let sp = state
+        .identity
+        .saml
+        .providers
+        .get(&browser.tenant.id, &req.sp, &Ungated)
+        .await
+        .map_err(page_error)?;
+    sp.acs_for(Some(&req.acs_url), None).map_err(page_error)?;
+    Ok(sp)
+}
+
+/// The signed Response that signs `session`'s user in to the SP of `req`,
+/// as a page that posts it to the SP's ACS. The request's ID is spent
+/// first (through Raft): a request answered once is never answered again.
+pub async fn success(
+    state: &AppState,
+    browser: &Browser,
+    req: &SsoRequest,
+    session: &ActiveSession,
+) -> Result<Page, PageError> {
+    let t = &browser.tenant;
+    let saml = &state.identity.saml;
+    let sp = provider(state, browser, req).await?;
+    let signing = saml.signing(&t.id).await.map_err(page_error)?;
+    let user = &session.user;
+    let name_id = match saml.name_id(
+        &t.id,
+        &sp.entity_id,
+        &user.id,
+        &user.username,
+        user.email.as_deref(),
+        req.name_id_format,
+    ) {
+        Ok(n) => n,
+        Err(e @ SamlError::InvalidNameIdPolicy(_)) => {
+            return failure(state, browser, req, &sp, &signing, &e);
+        }
+        Err(e) => return Err(page_error(e)),
+    };
+    if let Some(id) = &req.request_id {
+        saml.spend(&t.id, &sp.entity_id, id)
+            .await
+            .map_err(page_error)?;
+    }
+    let session_index = saml.session_index(&session.handle()).map_err(page_error)?;
+    let idp = IdpEndpoints::of(&t.issuer);
+    let answer = Answer {
+        idp: &idp,
+        sp: &sp,
+        in_response_to: req.request_id.as_deref(),
+        destination: &req.acs_url,
+        now_ms: state.clock().now_ms(),
+    };
+    let subject = Subject {
+        name_id: &name_id,
+        name_id_format: req.name_id_format,
+        user_id: &user.id,
+        username: &user.username,
+        email: user.email.as_deref(),
+        attributes: &user.attributes,
+        authn_instant_ms: session.auth_time * 1000,
+        session_index: &session_index,
+        mfa: session.acr.as_deref() == Some(ACR_MFA),
+    };
+    let message = response::success(&answer, &subject, &signing.material()).map_err(page_error)?;
+    Ok(post_page(
+        &sp,
+        &req.acs_url,
+        "SAMLResponse",
+        &message,
+        req.relay_state.as_deref(),
+    ))
+}
+
+/// An error Response (no assertion) for `req`, posted to its ACS.
+pub fn failure(
+    state: &AppState,
+    browser: &Browser,
+    req: &SsoRequest,
+    sp: &ServiceProvider,
+    signing: &Signing,
+    error: &SamlError,
+) -> Result<Page, PageError> {
+    let (status, second) = error.status();
+    failure_status(
+        state,
+        browser,
+        req,
+        sp,
+        signing,
+        status,
+        second,
+        &error.to_string(),
+    )
+}
+
+/// An error Response with this status for `req`, posted to its ACS.
+#[allow(clippy::too_many_arguments)]
+pub fn failure_status(
+    state: &AppState,
+    browser: &Browser,
+    req: &SsoRequest,
+    sp: &ServiceProvider,
+    signing: &Signing,
+    status: &str,
+    second: Option<&str>,
+    message: &str,
+) -> Result<Page, PageError> {
+    let idp = IdpEndpoints::of(&browser.tenant.issuer);
+    let answer = Answer {
+        idp: &idp,
+        sp,
+        in_response_to: req.request_id.as_deref(),
+        destination: &req.acs_url,
+        now_ms: state.clock().now_ms(),
+    };
+    let encoded = response::failure(&answer, status, second, message, &signing.material())
+        .map_err(page_error)?;
+    Ok(post_page(
+        sp,
+        &req.acs_url,
+        "SAMLResponse",
+        &encoded,
+        req.relay_state.as_deref(),
+    ))
+}
+
+/// The HTTP-POST binding page: `field` = `message` (base64) and the relay
+/// state, to `action`.
+pub fn post_page(
+    sp: &ServiceProvider,
+    action: &str,
+    field: &str,
+    message: &str,
+    relay_state: Option<&str>,
+) -> Page {
+    let nonce = random_token(16);
+    Page::render(
+        StatusCode::OK,
+        &SamlPostPage {
+            action,
+            field,
+            message,
+            relay_state,
+            destination_name: sp.display_name.as_deref().unwrap_or(&sp.entity_id),
+            nonce: &nonce,
+        },
+    )
+    .form_target(action)
+    .script_nonce(&nonce)
+}
+
+/// `base` with a message by the HTTP-Redirect binding: `param` =
+/// DEFLATE+base64 of `xml`, the relay state, and an RSA-SHA256 signature
+/// over the three (`SigAlg`, `Signature`).
+pub fn redirect_url(
+    base: &str,
+    param: &str,
+    xml: &str,
+    relay_state: Option<&str>,
+    signing: &Signing,
+) -> Result<String, PageError> {
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let mut signed = format!("{param}={}", enc(&wire::encode_redirect(xml)));
+    if let Some(relay) = relay_state {
+        signed.push_str(&format!("&RelayState={}", enc(relay)));
+    }
+    signed.push_str(&format!(
+        "&SigAlg={}",
+        enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
+    ));
+    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&signing.pkcs8)
+        .map_err(|e| PageError::internal(format!("SAML signing key: {e}")))?;
+    let mut signature = vec![0u8; pair.public_modulus_len()];
+    pair.sign(
+        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+        &aws_lc_rs::rand::SystemRandom::new(),
+        signed.as_bytes(),
+        &mut signature,
+    )
+    .map_err(|e| PageError::internal(format!("signing: {e}")))?;
+    use base64::Engine;
+    let signature = base64::engine::general_purpose::STANDARD.encode(signature);
+    let sep = if base.contains('?') { '&' } else { '?' };
+    Ok(format!("{base}{sep}{signed}&Signature={}", enc(&signature)))
+}
