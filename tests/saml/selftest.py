@@ -29,6 +29,7 @@ from xml.etree import ElementTree
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.dont_write_bytecode = True  # no __pycache__ beside sp.py in the work tree
 warnings.simplefilter("ignore")  # deprecations at pysaml2's import
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp
@@ -131,12 +132,12 @@ def idp_server(work, sp_metadata):
     return server, idp_md
 
 
-def response_for(server, req_id, name_id="pairwise-123", audience=SP_ID):
+def response_for(server, req_id, name_id="pairwise-123", audience=SP_ID, destination=ACS):
     """A Response as rsp sends one: assertion signed, Response not."""
     resp = server.create_authn_response(
         identity={"email": ["alice@example.com"], "username": ["alice"]},
         in_response_to=req_id,
-        destination=ACS,
+        destination=destination,
         sp_entity_id=audience,
         name_id=NameID(format=saml.NAMEID_FORMAT_PERSISTENT, text=name_id),
         authn={"class_ref": sp.MFA, "authn_auth": IDP_ID},
@@ -279,6 +280,8 @@ def main():
     refused("non-base64 is refused", call_json(*parse, "%%%"))
     other = response_for(server, None, audience="https://someone-else.example/")
     refused("a response for another audience is refused", call_json(*parse, other, "--allow-unsolicited"))
+    elsewhere = response_for(server, None, destination="https://elsewhere.example/acs")
+    refused("a response for another Destination is refused", call_json(*parse, elsewhere, "--allow-unsolicited"))
     _, out = call_json("authn-request", *common, "--binding", "redirect", "--passive")
     no_passive = server.create_error_response(out["id"], ACS, (samlp.STATUS_NO_PASSIVE, "not signed in"))
     code, out = call_json(*parse, base64.b64encode(str(no_passive).encode()).decode())

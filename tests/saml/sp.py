@@ -34,7 +34,10 @@ Commands and what they print (`...` is a string; absent values are null):
                 SHA-256 digests, when --sign; RelayState only when given)
       --mfa asks for AuthnContextClassRef https://refeds.org/profile/mfa
       (comparison exact). --acs-index sends AssertionConsumerServiceIndex
-      instead of AssertionConsumerServiceURL and ProtocolBinding.
+      instead of AssertionConsumerServiceURL and ProtocolBinding (the ACS in
+      the metadata has index 1). --sign is never implied by
+      --want-signed-requests, so a test can send an unsigned request from an
+      SP that promised to sign.
 
   parse-response --dir D --idp-metadata F --response B64 [--request-id ID]
       [--relay-state S] [--allow-unsolicited] [--want-response-signed]
