@@ -308,6 +308,156 @@ impl SamlService {
     }
 }
 
+/// An SP that received an assertion in an rsp session: told when the
+/// session ends (single logout).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Participant {
+    pub sp: String,
+    pub name_id: String,
+    pub name_id_format: NameIdFormat,
+    pub session_index: String,
+}
+
+/// A single logout under way: the SPs still to tell, and where the browser
+/// goes when all were told (the SP that asked, or a page).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LogoutChain {
+    pub pending: Vec<Participant>,
+    /// The SP whose LogoutRequest started it, answered last.
+    pub origin: Option<LogoutOrigin>,
+    /// Where the browser goes when no SP started it (an OIDC logout's
+    /// `post_logout_redirect_uri`); none: the signed-out page.
+    pub done_url: Option<String>,
+    /// The SP whose LogoutResponse the chain waits for.
+    #[serde(default)]
+    pub awaiting: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct LogoutOrigin {
+    pub sp: String,
+    pub request_id: String,
+    pub relay_state: Option<String>,
+}
+
+/// How long a logout chain waits for the next SP's answer.
+const LOGOUT_CHAIN_TTL_MS: u64 = 10 * 60 * 1000;
+
+impl SamlService {
+    fn participant_key(tenant: &str, session: &str, sp: &str) -> Key {
+        Key::new(
+            tenant_keyspace(tenant),
+            format!("saml_part/{session}/{}", b64url(sp.as_bytes())).into_bytes(),
+        )
+    }
+
+    /// Remember that `participant` received an assertion in session
+    /// `session` (its handle), for as long as the session may live.
+    pub async fn remember(
+        &self,
+        tenant: &str,
+        session: &str,
+        participant: &Participant,
+        ttl_ms: u64,
+    ) -> Result<(), SamlError> {
+        let value = serde_json::to_vec(participant).map_err(SamlError::internal)?;
+        self.consensus
+            .txn(Txn::ops(vec![rsp_consensus::kv::TxnOp::Put {
+                key: Self::participant_key(tenant, session, &participant.sp),
+                value,
+                ttl_ms: Some(ttl_ms.max(1)),
+            }]))
+            .await?;
+        Ok(())
+    }
+
+    /// The SPs that received an assertion in session `session`, and
+    /// forget them (a quorum read, then one write).
+    pub async fn take_participants(
+        &self,
+        tenant: &str,
+        session: &str,
+    ) -> Result<Vec<Participant>, SamlError> {
+        let prefix = format!("saml_part/{session}/");
+        let (kvs, _) = self
+            .consensus
+            .range(
+                &tenant_keyspace(tenant),
+                prefix.as_bytes(),
+                usize::MAX,
+                Consistency::Linearizable,
+            )
+            .await?;
+        if kvs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let participants = kvs
+            .iter()
+            .filter_map(|kv| serde_json::from_slice(&kv.value).ok())
+            .collect();
+        self.consensus
+            .txn(Txn::ops(vec![rsp_consensus::kv::TxnOp::DeletePrefix {
+                keyspace: tenant_keyspace(tenant),
+                prefix: prefix.into_bytes(),
+            }]))
+            .await?;
+        Ok(participants)
+    }
+
+    fn chain_key(tenant: &str, id: &str) -> Key {
+        Key::new(
+            tenant_keyspace(tenant),
+            format!("saml_slo/{id}").into_bytes(),
+        )
+    }
+
+    /// Keep `chain` under `id` (new: `None`) while the next SP answers;
+    /// its id travels as the RelayState.
+    pub async fn save_chain(
+        &self,
+        tenant: &str,
+        id: Option<&str>,
+        chain: &LogoutChain,
+    ) -> Result<String, SamlError> {
+        let id = id.map_or_else(|| crate::crypto::random_token(16), str::to_string);
+        let value = serde_json::to_vec(chain).map_err(SamlError::internal)?;
+        self.consensus
+            .txn(Txn::ops(vec![rsp_consensus::kv::TxnOp::Put {
+                key: Self::chain_key(tenant, &id),
+                value,
+                ttl_ms: Some(LOGOUT_CHAIN_TTL_MS),
+            }]))
+            .await?;
+        Ok(id)
+    }
+
+    /// The logout chain `id`, if it is still waiting.
+    pub async fn chain(&self, tenant: &str, id: &str) -> Result<Option<LogoutChain>, SamlError> {
+        if id.is_empty()
+            || id.len() > 64
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Ok(None);
+        }
+        let (kv, _) = self
+            .consensus
+            .get(&Self::chain_key(tenant, id), Consistency::Linearizable)
+            .await?;
+        Ok(kv.and_then(|kv| serde_json::from_slice(&kv.value).ok()))
+    }
+
+    pub async fn end_chain(&self, tenant: &str, id: &str) -> Result<(), SamlError> {
+        self.consensus
+            .txn(Txn::ops(vec![rsp_consensus::kv::TxnOp::Delete {
+                key: Self::chain_key(tenant, id),
+            }]))
+            .await?;
+        Ok(())
+    }
+}
+
 /// A self-signed certificate for `key`: subject `CN=<tenant> SAML
 /// signing`, serial and validity derived from the key's record, so every
 /// node makes the same bytes (RSA PKCS#1 v1.5 signatures are

@@ -166,7 +166,8 @@ async fn logout(
 }
 
 /// Revoke the browser's session and its session-bound refresh tokens
-/// (everywhere), clear its cookie, and leave.
+/// (everywhere), clear its cookie, tell the SAML service providers the
+/// session signed in to ([`crate::saml::slo`]), and leave.
 async fn sign_out(
     state: &AppState,
     browser: &Browser,
@@ -174,6 +175,7 @@ async fn sign_out(
     after_post: bool,
 ) -> Result<Page, PageError> {
     let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
+    let mut saml_participants = Vec::new();
     if let Some(s) = current_session(state, browser, &actors).await? {
         // Tokens first: if that fails, the session is still there to retry
         // the logout with.
@@ -182,9 +184,27 @@ async fn sign_out(
             .tokens
             .revoke_session_families(&browser.tenant.id, &s.handle())
             .await?;
+        saml_participants = state
+            .identity
+            .saml
+            .take_participants(&browser.tenant.id, &s.handle())
+            .await
+            .map_err(crate::saml::page_error)?;
         actors.sessions().revoke(&s.id).await?;
     }
     let clear = browser.clear_cookie(SESSION_COOKIE);
+    // SAML service providers the session signed in to are told first
+    // (front-channel), and the chain ends where this logout would have.
+    if let Some(page) = crate::saml::slo::tell_participants(
+        state,
+        browser,
+        saml_participants,
+        checked.redirect.clone(),
+    )
+    .await?
+    {
+        return Ok(page.cookie(clear));
+    }
     Ok(match checked.redirect {
         Some(uri) => Page::redirect(uri, after_post),
         None => Page::render(StatusCode::OK, &SignedOutPage),

@@ -10,7 +10,7 @@ use rsp_identity::saml::metadata::IdpEndpoints;
 use rsp_identity::saml::providers::ServiceProvider;
 use rsp_identity::saml::request::SsoRequest;
 use rsp_identity::saml::response::{self, Answer, Subject};
-use rsp_identity::saml::{SamlError, Signing, wire};
+use rsp_identity::saml::{Participant, SamlError, Signing, wire};
 
 use super::page_error;
 use crate::oidc::browser_session::{ActiveSession, Browser};
@@ -91,6 +91,20 @@ pub async fn success(
         mfa: session.acr.as_deref() == Some(ACR_MFA),
     };
     let message = response::success(&answer, &subject, &signing.material()).map_err(page_error)?;
+    // Told when the session ends (single logout).
+    let participant = Participant {
+        sp: sp.entity_id.clone(),
+        name_id: name_id.clone(),
+        name_id_format: req.name_id_format,
+        session_index: session_index.clone(),
+    };
+    let ttl = session
+        .info
+        .absolute_expires_ms
+        .saturating_sub(answer.now_ms);
+    saml.remember(&t.id, &session.handle(), &participant, ttl)
+        .await
+        .map_err(page_error)?;
     Ok(post_page(
         &sp,
         &req.acs_url,

@@ -704,3 +704,198 @@ async fn idp_initiated_sign_on_and_sp_initiated_logout() {
     let page = browser.get(&env, 0, &redirect_path(&xml, None)).await;
     assert!(page.has_input("password"), "{}", page.html);
 }
+
+const SP2: &str = "https://two.example.com/metadata";
+const ACS2: &str = "https://two.example.com/acs";
+const SLO2: &str = "https://two.example.com/slo";
+
+fn logout_request(sp: &str, id: &str, session_index: &str) -> String {
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}/saml/slo"><saml:Issuer>{sp}</saml:Issuer><saml:NameID>x</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
+        instant(0),
+        issuer(TENANT)
+    )
+}
+
+fn slo_path(param: &str, xml: &str, relay: &str) -> String {
+    let q = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(param, &rsp_identity::saml::wire::encode_redirect(xml))
+        .append_pair("RelayState", relay)
+        .finish();
+    format!("/t/{TENANT}/saml/slo?{q}")
+}
+
+#[tokio::test]
+async fn logout_from_one_sp_tells_the_other_sps_of_the_session_then_answers() {
+    let (env, password) = env_with_sp(json!({})).await;
+    let two = register(
+        &env,
+        json!({"entity_id": SP2, "acs_url": ACS2, "slo_url": SLO2}),
+    )
+    .await;
+    assert_eq!(two.status, StatusCode::CREATED, "{}", two.body);
+    let mut browser = Browser::default();
+    let login = browser
+        .get(
+            &env,
+            0,
+            &redirect_path(&authn_request("_a", None, "", "", &instant(0)), None),
+        )
+        .await;
+    let (_, first, _) = posted_response(&browser.login(&env, 0, &login, "alice", &password).await);
+    let session_index = between(&first, "SessionIndex=\"", "\"").to_string();
+    // Signed on to the second SP without a login.
+    let to_two = authn_request("_b", None, "", "", &instant(0)).replace(SP, SP2);
+    let (action, _, _) =
+        posted_response(&browser.get(&env, 1, &redirect_path(&to_two, None)).await);
+    assert_eq!(action, ACS2);
+
+    // A logout request naming another session ends nothing.
+    let other = browser
+        .get(
+            &env,
+            0,
+            &slo_path("SAMLRequest", &logout_request(SP, "_lo0", "_other"), "r0"),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::FOUND, "{}", other.html);
+    assert!(
+        other
+            .location()
+            .expect("location")
+            .as_str()
+            .starts_with(SLO)
+    );
+    let still = browser
+        .get(
+            &env,
+            0,
+            &redirect_path(&authn_request("_c", None, "", "", &instant(0)), None),
+        )
+        .await;
+    posted_response(&still);
+
+    // The first SP logs out: the browser is sent to the second SP with a
+    // signed LogoutRequest for its NameID and session index.
+    let out = browser
+        .get(
+            &env,
+            0,
+            &slo_path(
+                "SAMLRequest",
+                &logout_request(SP, "_lo1", &session_index),
+                "r1",
+            ),
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::FOUND, "{}", out.html);
+    let to_two = out.location().expect("location");
+    assert!(to_two.as_str().starts_with(SLO2), "{to_two}");
+    assert!(out.param("Signature").is_some());
+    let chain = out.param("RelayState").expect("chain id");
+    let request =
+        rsp_identity::saml::wire::decode_redirect(&out.param("SAMLRequest").expect("request"))
+            .expect("inflate");
+    assert!(
+        request.contains(&format!(
+            "<samlp:SessionIndex>{session_index}</samlp:SessionIndex>"
+        )),
+        "{request}"
+    );
+    // Already signed out at the IdP.
+    let page = browser
+        .get(
+            &env,
+            1,
+            &redirect_path(&authn_request("_d", None, "", "", &instant(0)), None),
+        )
+        .await;
+    assert!(page.has_input("password"), "{}", page.html);
+
+    // The second SP answers; the first SP gets its LogoutResponse.
+    let answer = format!(
+        r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r2" Version="2.0" IssueInstant="{}" InResponseTo="x"><saml:Issuer>{SP2}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#,
+        instant(0)
+    );
+    let forged = browser
+        .get(
+            &env,
+            1,
+            &slo_path("SAMLResponse", &answer.replace(SP2, SP), &chain),
+        )
+        .await;
+    assert_eq!(
+        forged.status,
+        StatusCode::BAD_REQUEST,
+        "only the SP that was asked"
+    );
+    let back = browser
+        .get(&env, 1, &slo_path("SAMLResponse", &answer, &chain))
+        .await;
+    assert_eq!(back.status, StatusCode::FOUND, "{}", back.html);
+    assert!(back.location().expect("location").as_str().starts_with(SLO));
+    assert_eq!(back.param("RelayState").as_deref(), Some("r1"));
+    let response =
+        rsp_identity::saml::wire::decode_redirect(&back.param("SAMLResponse").expect("response"))
+            .expect("inflate");
+    assert!(response.contains(r#"InResponseTo="_lo1""#), "{response}");
+    // The chain is spent.
+    let again = browser
+        .get(&env, 1, &slo_path("SAMLResponse", &answer, &chain))
+        .await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_oidc_logout_tells_the_saml_service_providers_of_the_session() {
+    let (env, password) = env_with_sp(json!({})).await;
+    let mut browser = Browser::default();
+    let login = browser
+        .get(
+            &env,
+            0,
+            &redirect_path(&authn_request("_o1", None, "", "", &instant(0)), None),
+        )
+        .await;
+    posted_response(&browser.login(&env, 0, &login, "alice", &password).await);
+    let confirm = browser.get(&env, 0, &format!("/t/{TENANT}/logout")).await;
+    assert_eq!(confirm.status, StatusCode::OK, "{}", confirm.html);
+    let out = browser
+        .post(
+            &env,
+            1,
+            &format!("/t/{TENANT}/logout"),
+            &[
+                ("csrf_token", &confirm.field("csrf_token").expect("csrf")),
+                (
+                    "ticket",
+                    &unescape(&confirm.field("ticket").expect("ticket")),
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(out.status, StatusCode::FOUND, "{}", out.html);
+    assert!(out.location().expect("location").as_str().starts_with(SLO));
+    let request =
+        rsp_identity::saml::wire::decode_redirect(&out.param("SAMLRequest").expect("request"))
+            .expect("inflate");
+    assert!(request.contains("<samlp:LogoutRequest"), "{request}");
+    // The SP answers: the chain ends on the signed-out page.
+    let answer = format!(
+        r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r" Version="2.0" IssueInstant="{}"><saml:Issuer>{SP}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status></samlp:LogoutResponse>"#,
+        instant(0)
+    );
+    let done = browser
+        .get(
+            &env,
+            0,
+            &slo_path(
+                "SAMLResponse",
+                &answer,
+                &out.param("RelayState").expect("relay"),
+            ),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.html);
+    assert!(done.html.contains("signed out"), "{}", done.html);
+}

@@ -274,6 +274,18 @@ pub fn issuer_of_logout_request(xml: &str) -> Result<String, SamlError> {
         .ok_or_else(|| SamlError::malformed("the LogoutRequest has no Issuer"))
 }
 
+/// The issuer of a LogoutResponse.
+pub fn issuer_of_logout_response(xml: &str) -> Result<String, SamlError> {
+    let response = samael::schema::LogoutResponse::from_str(xml)
+        .map_err(|_| SamlError::malformed("the SAMLResponse is not a LogoutResponse"))?;
+    response
+        .issuer
+        .and_then(|i| i.value)
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| SamlError::malformed("the LogoutResponse has no Issuer"))
+}
+
 /// A checked AuthnRequest: what the answer needs.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SsoRequest {
@@ -396,6 +408,37 @@ pub fn check_authn_request(
     })
 }
 
+/// The text of the first element named `local` (any namespace prefix).
+fn element_text(xml: &str, local: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut inside = false;
+    let mut text = String::new();
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == local.as_bytes() => inside = true,
+            Ok(Event::Text(t)) if inside => text.push_str(&t.decode().ok()?),
+            Ok(Event::GeneralRef(r)) if inside => {
+                let name = r.decode().ok()?;
+                text.push_str(match name.as_ref() {
+                    "amp" => "&",
+                    "lt" => "<",
+                    "gt" => ">",
+                    "quot" => "\"",
+                    "apos" => "'",
+                    _ => return None,
+                });
+            }
+            Ok(Event::End(e)) if inside && e.local_name().as_ref() == local.as_bytes() => {
+                let text = text.trim().to_string();
+                return (!text.is_empty()).then_some(text);
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            _ => {}
+        }
+    }
+}
+
 /// A checked LogoutRequest.
 #[derive(Debug, Clone)]
 pub struct SloRequest {
@@ -446,7 +489,25 @@ pub fn check_logout_request(
         sp: sp.entity_id.clone(),
         request_id: id,
         name_id: request.name_id.map(|n| n.value.trim().to_string()),
-        session_index: request.session_index.map(|s| s.trim().to_string()),
+        // samael reads SessionIndex as an attribute; it is an element.
+        session_index: element_text(&decoded.xml, "SessionIndex"),
         relay_state: decoded.relay_state.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::element_text;
+
+    #[test]
+    fn session_index_is_read_as_the_element_it_is() {
+        let xml = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="a"><samlp:SessionIndex> _abc&amp;d </samlp:SessionIndex></samlp:LogoutRequest>"#;
+        assert_eq!(element_text(xml, "SessionIndex").as_deref(), Some("_abc&d"));
+        let bare = r#"<LogoutRequest><SessionIndex>x</SessionIndex></LogoutRequest>"#;
+        assert_eq!(element_text(bare, "SessionIndex").as_deref(), Some("x"));
+        assert_eq!(
+            element_text("<a SessionIndex=\"y\"/>", "SessionIndex"),
+            None
+        );
+    }
 }

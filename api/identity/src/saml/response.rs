@@ -339,6 +339,35 @@ pub fn logout_response(
     }
 }
 
+/// A `LogoutRequest` from the IdP to an SP (single logout of a session it
+/// took part in), unsigned XML for the Redirect binding, whose signature
+/// is over the query.
+pub fn logout_request(
+    answer: &Answer<'_>,
+    name_id: &str,
+    name_id_format: NameIdFormat,
+    session_index: &str,
+) -> String {
+    format!(
+        concat!(
+            r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" "#,
+            r#"xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" "#,
+            r#"IssueInstant="{now}" Destination="{destination}">"#,
+            r#"<saml:Issuer>{issuer}</saml:Issuer>"#,
+            r#"<saml:NameID Format="{format}" SPNameQualifier="{sp}">{name_id}</saml:NameID>"#,
+            r#"<samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#
+        ),
+        id = new_id(),
+        now = instant(answer.now_ms),
+        destination = escape(answer.destination),
+        issuer = escape(&answer.idp.entity_id),
+        format = name_id_format.uri(),
+        sp = escape(&answer.sp.entity_id),
+        name_id = escape(name_id),
+        session_index = escape(session_index),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
