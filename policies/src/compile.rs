@@ -34,6 +34,7 @@ pub fn parse_policies(text: &str) -> Result<PolicySet, PolicyError> {
             format!("the policy text is over {MAX_POLICY_TEXT} bytes"),
         ));
     }
+    crate::depth::check(text)?;
     let parsed = PolicySet::from_str(text).map_err(|e| {
         PolicyError::invalid(
             codes::INVALID_POLICIES,

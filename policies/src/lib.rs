@@ -6,7 +6,9 @@
 //! - [`store`]: [`PolicyStore`], replicated writes (validated, versioned,
 //!   restorable, template links, entities) and reads, through consensus.
 //! - [`compile`]: parsing, strict schema validation, links and entities
-//!   into a [`Compiled`] state; [`diagnostics`]: Cedar's errors as data.
+//!   into a [`Compiled`] state; [`diagnostics`]: Cedar's errors as data;
+//!   [`depth`]: the bound on how deep policy text nests, checked before
+//!   Cedar parses it.
 //! - [`index`]: slicing policies by principal/resource scope so a request
 //!   only evaluates what can apply.
 //! - [`evaluate`]: [`Snapshot`] (one tenant's compiled state) and
@@ -29,6 +31,7 @@
 pub mod admin;
 pub mod compile;
 pub mod config;
+pub mod depth;
 pub mod diagnostics;
 pub mod error;
 pub mod evaluate;

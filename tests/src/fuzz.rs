@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 
 use jsonwebtoken::jwk::JwkSet;
+use rsp_api::admin::bodies::AdminBody;
 use rsp_consensus::peer_auth::{JoinToken, PeerAuth};
 use rsp_identity::clients::valid_redirect_uri;
 use rsp_identity::oauth::client_auth::verify_assertion_signature;
@@ -26,6 +27,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("jose", jose),
     ("cedar", cedar),
     ("config_toml", config_toml),
+    ("admin_json", admin_json),
 ];
 
 /// A peer message as the peer listener receives it: the tag check, then
@@ -137,4 +139,20 @@ pub fn config_toml(data: &[u8]) {
         .chain([file.path().as_os_str().to_owned()])
         .collect();
     let _ = rsp_node::config::load_from(args, &|_| None);
+}
+
+/// An admin API request body, as the handler of every admin route that
+/// takes one decodes and checks it before it needs any state
+/// ([`AdminBody::check`]); the same bytes go to every route. A refusal
+/// must be a client error (or the 501 of a feature not served), never a
+/// 500.
+pub fn admin_json(data: &[u8]) {
+    for kind in AdminBody::ALL {
+        if let Err(status) = kind.check(data) {
+            assert!(
+                status.is_client_error() || status.as_u16() == 501,
+                "{kind:?} answered {status}"
+            );
+        }
+    }
 }

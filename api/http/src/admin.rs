@@ -9,6 +9,8 @@
 //! layer's verdict.
 
 pub mod accounts;
+#[doc(hidden)]
+pub mod bodies;
 pub mod cluster;
 pub mod factors;
 pub mod keys;

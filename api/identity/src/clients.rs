@@ -165,6 +165,101 @@ pub struct NewClient {
     pub refresh_token_absolute_lifetime_secs: Option<u64>,
 }
 
+/// What a registration settles, once checked.
+pub struct CheckedClient {
+    pub method: AuthMethod,
+    pub id_token_alg: SigningAlg,
+    pub access_token_alg: Option<SigningAlg>,
+}
+
+impl NewClient {
+    /// What [`ClientService::create`] checks before it makes a secret or
+    /// writes: every field's rule and how they go together. A missing
+    /// `client_id` is made up afterwards (valid by construction).
+    pub fn check(&self) -> Result<CheckedClient, ClientError> {
+        let invalid = |m: &str| ClientError::Invalid(m.to_string());
+        let method = AuthMethod::parse(&self.token_endpoint_auth_method).ok_or_else(|| {
+            invalid("token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt or none")
+        })?;
+        if self
+            .client_id
+            .as_deref()
+            .is_some_and(|id| !valid_client_id(id))
+        {
+            return Err(invalid(
+                "client_id is 1 to 128 characters of A-Z a-z 0-9 - _ . :",
+            ));
+        }
+        let grants: BTreeSet<&str> = self.grant_types.iter().map(String::as_str).collect();
+        if grants.is_empty() {
+            return Err(invalid("grant_types must name at least one grant"));
+        }
+        if let Some(g) = grants.iter().find(|g| !GRANT_TYPES.contains(g)) {
+            return Err(ClientError::Invalid(format!(
+                "unsupported grant type `{g}`"
+            )));
+        }
+        if method == AuthMethod::None && grants.contains(GRANT_CLIENT_CREDENTIALS) {
+            return Err(invalid(
+                "a public client (auth method none) cannot use client_credentials",
+            ));
+        }
+        if grants.contains(GRANT_AUTHORIZATION_CODE) && self.redirect_uris.is_empty() {
+            return Err(invalid(
+                "authorization_code needs at least one redirect_uri",
+            ));
+        }
+        if let Some(bad) = self
+            .redirect_uris
+            .iter()
+            .chain(&self.post_logout_redirect_uris)
+            .find(|u| !valid_redirect_uri(u))
+        {
+            return Err(ClientError::Invalid(format!(
+                "redirect URI `{bad}` must be absolute without a fragment, https (http only on a loopback host) or a private-use scheme"
+            )));
+        }
+        if method == AuthMethod::PrivateKeyJwt
+            && self.jwks.as_ref().is_none_or(|j| j.keys.is_empty())
+        {
+            return Err(invalid(
+                "private_key_jwt needs the client's public keys in `jwks`",
+            ));
+        }
+        let parse_alg = |field: &str, value: Option<&str>| match value {
+            None => Ok(None),
+            Some(a) => SigningAlg::parse(a)
+                .map(Some)
+                .ok_or_else(|| invalid(&format!("{field} must be ES256, RS256 or EdDSA"))),
+        };
+        let id_token_alg = parse_alg(
+            "id_token_signed_response_alg",
+            self.id_token_signed_response_alg.as_deref(),
+        )?
+        .unwrap_or(SigningAlg::ES256);
+        let access_token_alg = parse_alg(
+            "access_token_signed_response_alg",
+            self.access_token_signed_response_alg.as_deref(),
+        )?;
+        if self
+            .refresh_token_absolute_lifetime_secs
+            .is_some_and(|s| s == 0 || s > MAX_REFRESH_ABSOLUTE_LIFETIME_SECS)
+        {
+            return Err(invalid(
+                "refresh_token_absolute_lifetime_secs must be at least 1 and at most 315360000 (ten years)",
+            ));
+        }
+        if self.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
+            return Err(invalid("scopes are single words"));
+        }
+        Ok(CheckedClient {
+            method,
+            id_token_alg,
+            access_token_alg,
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("{0}")]
@@ -233,78 +328,9 @@ impl ClientService {
         new: NewClient,
         now_ms: u64,
     ) -> Result<(Client, Option<Zeroizing<String>>), ClientError> {
-        let invalid = |m: &str| ClientError::Invalid(m.to_string());
-        let method = AuthMethod::parse(&new.token_endpoint_auth_method).ok_or_else(|| {
-            invalid("token_endpoint_auth_method must be client_secret_basic, client_secret_post, private_key_jwt or none")
-        })?;
+        let checked = new.check()?;
+        let method = checked.method;
         let client_id = new.client_id.unwrap_or_else(|| random_token(16));
-        if !valid_client_id(&client_id) {
-            return Err(invalid(
-                "client_id is 1 to 128 characters of A-Z a-z 0-9 - _ . :",
-            ));
-        }
-        let grants: BTreeSet<&str> = new.grant_types.iter().map(String::as_str).collect();
-        if grants.is_empty() {
-            return Err(invalid("grant_types must name at least one grant"));
-        }
-        if let Some(g) = grants.iter().find(|g| !GRANT_TYPES.contains(g)) {
-            return Err(ClientError::Invalid(format!(
-                "unsupported grant type `{g}`"
-            )));
-        }
-        if method == AuthMethod::None && grants.contains(GRANT_CLIENT_CREDENTIALS) {
-            return Err(invalid(
-                "a public client (auth method none) cannot use client_credentials",
-            ));
-        }
-        if grants.contains(GRANT_AUTHORIZATION_CODE) && new.redirect_uris.is_empty() {
-            return Err(invalid(
-                "authorization_code needs at least one redirect_uri",
-            ));
-        }
-        if let Some(bad) = new
-            .redirect_uris
-            .iter()
-            .chain(&new.post_logout_redirect_uris)
-            .find(|u| !valid_redirect_uri(u))
-        {
-            return Err(ClientError::Invalid(format!(
-                "redirect URI `{bad}` must be absolute without a fragment, https (http only on a loopback host) or a private-use scheme"
-            )));
-        }
-        if method == AuthMethod::PrivateKeyJwt
-            && new.jwks.as_ref().is_none_or(|j| j.keys.is_empty())
-        {
-            return Err(invalid(
-                "private_key_jwt needs the client's public keys in `jwks`",
-            ));
-        }
-        let parse_alg = |field: &str, value: Option<&str>| match value {
-            None => Ok(None),
-            Some(a) => SigningAlg::parse(a)
-                .map(Some)
-                .ok_or_else(|| invalid(&format!("{field} must be ES256, RS256 or EdDSA"))),
-        };
-        let alg = parse_alg(
-            "id_token_signed_response_alg",
-            new.id_token_signed_response_alg.as_deref(),
-        )?
-        .unwrap_or(SigningAlg::ES256);
-        let access_alg = parse_alg(
-            "access_token_signed_response_alg",
-            new.access_token_signed_response_alg.as_deref(),
-        )?;
-        if new
-            .refresh_token_absolute_lifetime_secs
-            .is_some_and(|s| s == 0 || s > MAX_REFRESH_ABSOLUTE_LIFETIME_SECS)
-        {
-            return Err(invalid(
-                "refresh_token_absolute_lifetime_secs must be at least 1 and at most 315360000 (ten years)",
-            ));
-        }
-        if new.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
-            return Err(invalid("scopes are single words"));
-        }
         let secret = method
             .uses_secret()
             .then(|| Zeroizing::new(random_token(32)));
@@ -323,8 +349,8 @@ impl ClientService {
             scopes: new.scopes,
             require_consent: new.require_consent,
             jwks: new.jwks,
-            id_token_signed_response_alg: alg,
-            access_token_signed_response_alg: access_alg,
+            id_token_signed_response_alg: checked.id_token_alg,
+            access_token_signed_response_alg: checked.access_token_alg,
             refresh_token_absolute_lifetime_secs: new.refresh_token_absolute_lifetime_secs,
             created_at_ms: now_ms,
         };

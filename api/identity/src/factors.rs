@@ -37,6 +37,50 @@ const NEW_SECRET_BYTES: usize = 20;
 /// How long an enrolment waits for its first code.
 pub const PENDING_TTL_MS: u64 = 10 * 60 * 1000;
 
+/// An imported TOTP factor, checked: the seed and its parameters.
+pub struct ImportedTotp {
+    pub secret: Secret,
+    pub digits: u8,
+    pub period: u64,
+}
+
+/// What [`FactorService::import_totp`] checks of an imported seed before it
+/// seals or writes anything: digits, period, base32 and the seed's length.
+pub fn check_totp_import(
+    secret_base32: &str,
+    digits: Option<u8>,
+    period: Option<u64>,
+) -> Result<ImportedTotp, FactorError> {
+    let digits = digits.unwrap_or(6);
+    let period = period.unwrap_or(30);
+    if !(6..=8).contains(&digits) {
+        return Err(FactorError::Invalid("digits must be 6, 7 or 8".into()));
+    }
+    if !(15..=120).contains(&period) {
+        return Err(FactorError::Invalid(
+            "period must be 15 to 120 seconds".into(),
+        ));
+    }
+    let cleaned: String = secret_base32
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_uppercase();
+    let cleaned = Zeroizing::new(cleaned);
+    let secret = Secret::try_from_base32(cleaned.trim_end_matches('='))
+        .map_err(|_| FactorError::Invalid("secret must be base32 (RFC 4648)".into()))?;
+    if secret.as_ref().len() < MIN_SECRET_BYTES {
+        return Err(FactorError::Invalid(
+            "secret must be at least 80 bits".into(),
+        ));
+    }
+    Ok(ImportedTotp {
+        secret,
+        digits,
+        period,
+    })
+}
+
 #[derive(Clone, Serialize, Deserialize)]
 pub struct StoredFactor {
     pub id: String,
@@ -216,29 +260,11 @@ impl FactorService {
         period: Option<u64>,
         now_ms: u64,
     ) -> Result<FactorInfo, FactorError> {
-        let digits = digits.unwrap_or(6);
-        let period = period.unwrap_or(30);
-        if !(6..=8).contains(&digits) {
-            return Err(FactorError::Invalid("digits must be 6, 7 or 8".into()));
-        }
-        if !(15..=120).contains(&period) {
-            return Err(FactorError::Invalid(
-                "period must be 15 to 120 seconds".into(),
-            ));
-        }
-        let cleaned: String = secret_base32
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != '-')
-            .collect::<String>()
-            .to_uppercase();
-        let cleaned = Zeroizing::new(cleaned);
-        let secret = Secret::try_from_base32(cleaned.trim_end_matches('='))
-            .map_err(|_| FactorError::Invalid("secret must be base32 (RFC 4648)".into()))?;
-        if secret.as_ref().len() < MIN_SECRET_BYTES {
-            return Err(FactorError::Invalid(
-                "secret must be at least 80 bits".into(),
-            ));
-        }
+        let ImportedTotp {
+            secret,
+            digits,
+            period,
+        } = check_totp_import(secret_base32, digits, period)?;
         let id = random_token(12);
         for _ in 0..3 {
             let (sealed, guard) = self.ring.seal(&aad(tenant, user, &id), secret.as_ref())?;

@@ -31,6 +31,17 @@ pub enum PasswordError {
     Hash(String),
 }
 
+/// The length rule of a new password ([`MIN_PASSWORD_LEN`] to
+/// [`MAX_PASSWORD_LEN`] characters), checked before any hashing.
+pub fn check_length(password: &str) -> Result<(), PasswordError> {
+    let len = password.chars().count();
+    if (MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
+        Ok(())
+    } else {
+        Err(PasswordError::Length)
+    }
+}
+
 /// A unit of work for a hashing thread; it gets the thread's memory.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
@@ -192,10 +203,7 @@ impl PasswordHasher {
 
     /// Hash a new password (PHC string).
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
-        let len = password.chars().count();
-        if !(MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&len) {
-            return Err(PasswordError::Length);
-        }
+        check_length(&password)?;
         let params = self.params.clone();
         self.run(move |memory| hash_with(&params, password.as_bytes(), memory))
             .await?

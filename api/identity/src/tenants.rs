@@ -47,6 +47,19 @@ pub fn valid_tenant_id(id: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
 }
 
+/// What [`TenantService::create`] checks of a new tenant before any read
+/// or write: the id, and the display name, which it answers trimmed.
+pub fn check_new<'a>(id: &str, display_name: &'a str) -> Result<&'a str, TenantError> {
+    if !valid_tenant_id(id) {
+        return Err(TenantError::InvalidId);
+    }
+    let display_name = display_name.trim();
+    if display_name.is_empty() || display_name.chars().count() > 200 {
+        return Err(TenantError::InvalidDisplayName);
+    }
+    Ok(display_name)
+}
+
 fn record_key(id: &str) -> Key {
     Key::new(SYSTEM_KEYSPACE, format!("tenant/{id}"))
 }
@@ -67,13 +80,7 @@ impl TenantService {
         display_name: &str,
         now_ms: u64,
     ) -> Result<Tenant, TenantError> {
-        if !valid_tenant_id(id) {
-            return Err(TenantError::InvalidId);
-        }
-        let display_name = display_name.trim();
-        if display_name.is_empty() || display_name.chars().count() > 200 {
-            return Err(TenantError::InvalidDisplayName);
-        }
+        let display_name = check_new(id, display_name)?;
         let tenant = Tenant {
             id: id.to_string(),
             display_name: display_name.to_string(),

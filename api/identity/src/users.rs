@@ -48,6 +48,23 @@ pub struct NewUser {
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }
 
+impl NewUser {
+    /// What [`UserService::create`] checks before it hashes the password
+    /// or writes: username, email and the password's length.
+    pub fn check(&self) -> Result<(), UserError> {
+        if !valid_username(&self.username) {
+            return Err(UserError::InvalidUsername);
+        }
+        if let Some(email) = &self.email
+            && !valid_email(email)
+        {
+            return Err(UserError::InvalidEmail);
+        }
+        crate::passwords::check_length(&self.password)?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     #[error("usernames are 1 to 128 printable characters")]
@@ -89,6 +106,16 @@ pub struct UserUpdate {
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
+impl UserUpdate {
+    /// What [`UserService::update`] checks before it reads the user.
+    pub fn check(&self) -> Result<(), UserError> {
+        if self.email.as_deref().is_some_and(|e| !valid_email(e)) {
+            return Err(UserError::InvalidEmail);
+        }
+        Ok(())
+    }
+}
+
 fn valid_email(email: &str) -> bool {
     email.len() <= 254 && email.contains('@') && !email.chars().any(char::is_whitespace)
 }
@@ -125,14 +152,7 @@ impl UserService {
     }
 
     pub async fn create(&self, tenant: &str, new: NewUser, now_ms: u64) -> Result<User, UserError> {
-        if !valid_username(&new.username) {
-            return Err(UserError::InvalidUsername);
-        }
-        if let Some(email) = &new.email
-            && !valid_email(email)
-        {
-            return Err(UserError::InvalidEmail);
-        }
+        new.check()?;
         let password_hash = self.hasher.hash(new.password).await?;
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),
@@ -194,9 +214,7 @@ impl UserService {
         id: &str,
         update: UserUpdate,
     ) -> Result<User, UserError> {
-        if update.email.as_deref().is_some_and(|e| !valid_email(e)) {
-            return Err(UserError::InvalidEmail);
-        }
+        update.check()?;
         let key = user_key(tenant, id);
         for _ in 0..5 {
             let (kv, _) = self.consensus.get(&key, Consistency::Linearizable).await?;

@@ -66,6 +66,17 @@ pub struct CreateUser {
     attributes: serde_json::Map<String, serde_json::Value>,
 }
 
+impl CreateUser {
+    pub(crate) fn into_new(self) -> NewUser {
+        NewUser {
+            username: self.username,
+            password: self.password,
+            email: self.email,
+            attributes: self.attributes,
+        }
+    }
+}
+
 pub async fn create_user(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -73,16 +84,10 @@ pub async fn create_user(
     ApiJson(body, _): ApiJson<CreateUser>,
 ) -> ApiResult<impl IntoResponse> {
     require_tenant(&state, &tenant).await?;
-    let new = NewUser {
-        username: body.username,
-        password: body.password,
-        email: body.email,
-        attributes: body.attributes,
-    };
     let user = state
         .identity
         .users
-        .create(&tenant, new, state.clock().now_ms())
+        .create(&tenant, body.into_new(), state.clock().now_ms())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -100,6 +105,23 @@ pub struct PatchUser {
     disabled: Option<bool>,
 }
 
+impl PatchUser {
+    /// The change asked for; disabling is not served (501).
+    pub(crate) fn into_update(self) -> ApiResult<UserUpdate> {
+        if self.disabled.is_some() {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "not_implemented",
+                "disabling a user is not served by this version; `email` and `attributes` are",
+            ));
+        }
+        Ok(UserUpdate {
+            email: self.email,
+            attributes: self.attributes,
+        })
+    }
+}
+
 /// Change a user's email or attributes; answers the user as stored (never
 /// the password hash). Disabling is not served here (501).
 pub async fn patch_user(
@@ -109,17 +131,7 @@ pub async fn patch_user(
     ApiJson(body, _): ApiJson<PatchUser>,
 ) -> ApiResult<impl IntoResponse> {
     require_tenant(&state, &tenant).await?;
-    if body.disabled.is_some() {
-        return Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            "disabling a user is not served by this version; `email` and `attributes` are",
-        ));
-    }
-    let update = UserUpdate {
-        email: body.email,
-        attributes: body.attributes,
-    };
+    let update = body.into_update()?;
     let user = state.identity.users.update(&tenant, &id, update).await?;
     Ok(Json(json!({
         "id": user.id,
@@ -153,6 +165,25 @@ pub struct CreateClient {
     refresh_token_absolute_lifetime_secs: Option<u64>,
 }
 
+impl CreateClient {
+    pub(crate) fn into_new(self) -> NewClient {
+        NewClient {
+            client_id: self.client_id,
+            client_name: self.client_name,
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            grant_types: self.grant_types,
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
+            scopes: self.scopes,
+            require_consent: self.require_consent,
+            jwks: self.jwks,
+            id_token_signed_response_alg: self.id_token_signed_response_alg,
+            access_token_signed_response_alg: self.access_token_signed_response_alg,
+            refresh_token_absolute_lifetime_secs: self.refresh_token_absolute_lifetime_secs,
+        }
+    }
+}
+
 pub async fn create_client(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -160,24 +191,10 @@ pub async fn create_client(
     ApiJson(body, _): ApiJson<CreateClient>,
 ) -> ApiResult<impl IntoResponse> {
     require_tenant(&state, &tenant).await?;
-    let new = NewClient {
-        client_id: body.client_id,
-        client_name: body.client_name,
-        redirect_uris: body.redirect_uris,
-        post_logout_redirect_uris: body.post_logout_redirect_uris,
-        grant_types: body.grant_types,
-        token_endpoint_auth_method: body.token_endpoint_auth_method,
-        scopes: body.scopes,
-        require_consent: body.require_consent,
-        jwks: body.jwks,
-        id_token_signed_response_alg: body.id_token_signed_response_alg,
-        access_token_signed_response_alg: body.access_token_signed_response_alg,
-        refresh_token_absolute_lifetime_secs: body.refresh_token_absolute_lifetime_secs,
-    };
     let (client, secret) = state
         .identity
         .clients
-        .create(&tenant, new, state.clock().now_ms())
+        .create(&tenant, body.into_new(), state.clock().now_ms())
         .await?;
     let mut out = json!({"client_id": client.client_id});
     if let Some(secret) = secret {

@@ -35,6 +35,32 @@ fn yes() -> bool {
     true
 }
 
+impl AddNode {
+    /// The member to add, checked: its id and peer address.
+    pub(crate) fn into_member(self) -> ApiResult<(NodeId, Member, bool)> {
+        if self.id == 0 {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "node ids start at 1",
+            ));
+        }
+        if self.peer_addr.parse::<std::net::SocketAddr>().is_err() && !self.peer_addr.contains(':')
+        {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "peer_addr must be host:port",
+            ));
+        }
+        let member = Member {
+            peer_addr: self.peer_addr,
+            http_addr: self.http_addr.unwrap_or_default(),
+            zone: self.zone.unwrap_or_else(|| "default".into()),
+            region: self.region.unwrap_or_else(|| "default".into()),
+        };
+        Ok((self.id, member, self.voter))
+    }
+}
+
 pub async fn status(_: AdminCaller, State(state): State<AppState>) -> Json<ClusterStatus> {
     Json(state.consensus.status())
 }
@@ -44,28 +70,8 @@ pub async fn add_node(
     State(state): State<AppState>,
     ApiJson(body, _): ApiJson<AddNode>,
 ) -> ApiResult<impl IntoResponse> {
-    if body.id == 0 {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "node ids start at 1",
-        ));
-    }
-    if body.peer_addr.parse::<std::net::SocketAddr>().is_err() && !body.peer_addr.contains(':') {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "peer_addr must be host:port",
-        ));
-    }
-    let member = Member {
-        peer_addr: body.peer_addr,
-        http_addr: body.http_addr.unwrap_or_default(),
-        zone: body.zone.unwrap_or_else(|| "default".into()),
-        region: body.region.unwrap_or_else(|| "default".into()),
-    };
-    state
-        .consensus
-        .add_node(body.id, member, body.voter)
-        .await?;
+    let (id, member, voter) = body.into_member()?;
+    state.consensus.add_node(id, member, voter).await?;
     Ok(Json(state.consensus.status()))
 }
 

@@ -14,7 +14,7 @@ use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use rsp_identity::factors::FactorError;
+use rsp_identity::factors::{FactorError, check_totp_import};
 use rsp_identity::recovery::RecoveryError;
 use rsp_identity::webauthn::{PasskeyError, PasskeyService};
 
@@ -71,18 +71,34 @@ pub struct NewFactor {
     period: Option<u64>,
 }
 
+impl NewFactor {
+    /// Only TOTP seeds are imported.
+    pub(crate) fn check_kind(&self) -> ApiResult<()> {
+        if self.kind != "totp" {
+            return Err(ApiError::bad_request(
+                "unsupported_factor_type",
+                "only `totp` factors can be imported (WebAuthn is enrolled by the user)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What [`create`] has checked before it writes: the kind, then the
+    /// service's checks of the seed.
+    pub(crate) fn check(&self) -> ApiResult<()> {
+        self.check_kind()?;
+        check_totp_import(&self.secret, self.digits, self.period)?;
+        Ok(())
+    }
+}
+
 pub async fn create(
     _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, user)): ApiPath<(String, String)>,
     ApiJson(body, _): ApiJson<NewFactor>,
 ) -> ApiResult<impl IntoResponse> {
-    if body.kind != "totp" {
-        return Err(ApiError::bad_request(
-            "unsupported_factor_type",
-            "only `totp` factors can be imported (WebAuthn is enrolled by the user)",
-        ));
-    }
+    body.check_kind()?;
     require_user(&state, &tenant, &user).await?;
     let info = state
         .identity

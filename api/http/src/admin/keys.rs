@@ -80,12 +80,40 @@ pub async fn list(
 /// The optional body of a rotation.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RotateRequest {
+pub(crate) struct RotateRequest {
     /// One algorithm (`ES256`, `RS256`, `EdDSA`); all three when absent.
     alg: Option<String>,
     /// Sign with the new key at once instead of after the publication lead.
     #[serde(default)]
     immediate: bool,
+}
+
+/// A rotation, as asked for.
+pub(crate) struct Rotation {
+    algs: Vec<SigningAlg>,
+    immediate: bool,
+}
+
+impl RotateRequest {
+    /// The body of a rotation: empty (or blank), or the JSON object.
+    pub(crate) fn parse(body: &[u8]) -> ApiResult<Rotation> {
+        let request: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
+            RotateRequest::default()
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
+        };
+        let algs = match &request.alg {
+            None => SigningAlg::ALL.to_vec(),
+            Some(name) => vec![SigningAlg::parse(name).ok_or_else(|| {
+                ApiError::bad_request("invalid_request", "alg must be ES256, RS256 or EdDSA")
+            })?],
+        };
+        Ok(Rotation {
+            algs,
+            immediate: request.immediate,
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -99,25 +127,14 @@ pub async fn rotate(
     ApiPath(tenant): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult<Json<Rotated>> {
-    let request: RotateRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateRequest::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
-    };
-    let algs = match &request.alg {
-        None => SigningAlg::ALL.to_vec(),
-        Some(name) => vec![SigningAlg::parse(name).ok_or_else(|| {
-            ApiError::bad_request("invalid_request", "alg must be ES256, RS256 or EdDSA")
-        })?],
-    };
+    let Rotation { algs, immediate } = RotateRequest::parse(&body)?;
     state.tenants.get(&tenant, Consistency::Local).await?;
     let keys = &state.identity.keys;
     let settings = keys.settings(&tenant).await?;
     let now_ms = state.clock().now_ms();
     let mut rotated = Vec::new();
     for alg in algs {
-        let staged = if request.immediate {
+        let staged = if immediate {
             let kid = keys
                 .rotate_now(&tenant, alg, now_ms, settings.retire_ms())
                 .await?;

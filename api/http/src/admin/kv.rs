@@ -188,6 +188,21 @@ pub struct TxnIn {
     failure: Vec<OpIn>,
 }
 
+impl TxnIn {
+    /// The transaction, every compare and operation checked.
+    pub(crate) fn into_txn(self) -> ApiResult<Txn> {
+        Ok(Txn {
+            compares: self
+                .compare
+                .into_iter()
+                .map(compare)
+                .collect::<ApiResult<_>>()?,
+            success: self.success.into_iter().map(op).collect::<ApiResult<_>>()?,
+            failure: self.failure.into_iter().map(op).collect::<ApiResult<_>>()?,
+        })
+    }
+}
+
 fn cmp_op(op: Option<&str>) -> ApiResult<CmpOp> {
     match op.unwrap_or("eq") {
         "eq" => Ok(CmpOp::Eq),
@@ -275,16 +290,7 @@ pub async fn txn(
     State(state): State<AppState>,
     ApiJson(body, _): ApiJson<TxnIn>,
 ) -> ApiResult<impl IntoResponse> {
-    let txn = Txn {
-        compares: body
-            .compare
-            .into_iter()
-            .map(compare)
-            .collect::<ApiResult<_>>()?,
-        success: body.success.into_iter().map(op).collect::<ApiResult<_>>()?,
-        failure: body.failure.into_iter().map(op).collect::<ApiResult<_>>()?,
-    };
-    let resp = state.consensus.txn(txn).await?;
+    let resp = state.consensus.txn(body.into_txn()?).await?;
     Ok(Json(json!({
         "succeeded": resp.succeeded,
         "revision": resp.revision,

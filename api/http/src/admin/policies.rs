@@ -23,6 +23,8 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use rsp_policies::StoredState;
+use rsp_policies::records::{PolicyVersion, StoredEntities, StoredLink};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -46,6 +48,63 @@ pub struct PutLink {
     template: String,
     #[serde(default)]
     values: BTreeMap<String, String>,
+}
+
+/// What the store compiles before it accepts a write, for a tenant with
+/// nothing else stored: the part of its checks that needs no state.
+/// [`super::bodies`] runs these.
+fn compile_alone(state: StoredState) -> AuthzResult<()> {
+    state.compile()?;
+    Ok(())
+}
+
+fn first_version(policies: String, schema: Option<Value>) -> PolicyVersion {
+    PolicyVersion {
+        version: 1,
+        policies,
+        schema,
+        author: String::new(),
+        time_ms: 0,
+        restored_from: None,
+    }
+}
+
+impl PutPolicies {
+    pub(crate) fn compile_alone(&self) -> AuthzResult<()> {
+        compile_alone(StoredState {
+            current: Some(first_version(self.policies.clone(), self.schema.clone())),
+            ..StoredState::default()
+        })
+    }
+}
+
+impl PutLink {
+    /// The link `id` beside `policies`, which stand in for the tenant's
+    /// (and should hold the template).
+    pub(crate) fn compile_beside(&self, id: &str, policies: &str) -> AuthzResult<()> {
+        compile_alone(StoredState {
+            current: Some(first_version(policies.to_string(), None)),
+            links: vec![StoredLink {
+                id: id.to_string(),
+                template: self.template.clone(),
+                values: self.values.clone(),
+                author: String::new(),
+                time_ms: 0,
+            }],
+            ..StoredState::default()
+        })
+    }
+}
+
+pub(crate) fn compile_entities_alone(entities: &[Value]) -> AuthzResult<()> {
+    compile_alone(StoredState {
+        entities: Some(StoredEntities {
+            entities: Value::Array(entities.to_vec()),
+            author: String::new(),
+            time_ms: 0,
+        }),
+        ..StoredState::default()
+    })
 }
 
 pub async fn put_policies(

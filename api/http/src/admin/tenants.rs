@@ -11,13 +11,26 @@ use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use rsp_identity::tenants::TenantError;
+use rsp_identity::tenants::{TenantError, check_new};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
     id: String,
     display_name: Option<String>,
+}
+
+impl CreateTenant {
+    fn display_name(&self) -> &str {
+        self.display_name.as_deref().unwrap_or(&self.id)
+    }
+
+    /// What [`create`] has checked before it writes: the service's checks
+    /// of a new tenant.
+    pub(crate) fn check(&self) -> ApiResult<()> {
+        check_new(&self.id, self.display_name())?;
+        Ok(())
+    }
 }
 
 impl From<TenantError> for ApiError {
@@ -39,10 +52,9 @@ pub async fn create(
     State(state): State<AppState>,
     ApiJson(body, _): ApiJson<CreateTenant>,
 ) -> ApiResult<impl IntoResponse> {
-    let display_name = body.display_name.unwrap_or_else(|| body.id.clone());
     let tenant = state
         .tenants
-        .create(&body.id, &display_name, state.clock().now_ms())
+        .create(&body.id, body.display_name(), state.clock().now_ms())
         .await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }

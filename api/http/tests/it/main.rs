@@ -12,6 +12,7 @@ mod support;
 
 mod account_totp_writes;
 mod admin_api;
+mod admin_bodies;
 mod admin_consistency;
 mod admin_grant;
 mod attacks;
