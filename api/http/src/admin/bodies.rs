@@ -26,7 +26,9 @@ use rsp_identity::mfa_policy::MfaPolicy;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{accounts, cluster, factors, keys, kv, policies, tenants};
+use rsp_identity::saml::providers::Registration;
+
+use super::{accounts, cluster, factors, keys, kv, policies, saml, tenants};
 use crate::authz::error::AuthzResult;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, BodyRejection};
@@ -35,6 +37,9 @@ use crate::extract::{ApiJson, BodyRejection};
 /// compiled beside this one instead.
 const STAND_IN_TEMPLATE: &str =
     r#"@id("t") permit(principal == ?principal, action, resource in ?resource);"#;
+
+/// The path's entity id a replaced SAML registration is checked against.
+const STAND_IN_ENTITY_ID: &str = "https://sp.example/saml";
 
 /// An admin route that takes a body.
 #[doc(hidden)]
@@ -54,10 +59,13 @@ pub enum AdminBody {
     AddNode,
     KvPut,
     KvTxn,
+    SamlProvider,
+    SamlProviderReplace,
+    RotateKek,
 }
 
 impl AdminBody {
-    pub const ALL: [AdminBody; 14] = [
+    pub const ALL: [AdminBody; 17] = [
         AdminBody::CreateTenant,
         AdminBody::CreateUser,
         AdminBody::PatchUser,
@@ -72,6 +80,9 @@ impl AdminBody {
         AdminBody::AddNode,
         AdminBody::KvPut,
         AdminBody::KvTxn,
+        AdminBody::SamlProvider,
+        AdminBody::SamlProviderReplace,
+        AdminBody::RotateKek,
     ];
 
     /// The method and route pattern (as added in [`super::routes`]) whose
@@ -92,6 +103,14 @@ impl AdminBody {
             AdminBody::AddNode => ("POST", "/admin/v1/cluster/nodes"),
             AdminBody::KvPut => ("PUT", "/admin/v1/kv/{key}"),
             AdminBody::KvTxn => ("POST", "/admin/v1/kv/txn"),
+            AdminBody::SamlProvider => {
+                ("POST", "/admin/v1/tenants/{tenant}/saml/service-providers")
+            }
+            AdminBody::SamlProviderReplace => (
+                "PUT",
+                "/admin/v1/tenants/{tenant}/saml/service-providers/{entity_id}",
+            ),
+            AdminBody::RotateKek => ("POST", "/admin/v1/cluster/kek/rotate"),
         }
     }
 
@@ -127,6 +146,15 @@ impl AdminBody {
             AdminBody::AddNode => admin(body, |b: cluster::AddNode| b.into_member().map(drop)),
             AdminBody::KvPut => admin(body, |_: kv::PutBody| Ok(())),
             AdminBody::KvTxn => admin(body, |b: kv::TxnIn| b.into_txn().map(drop)),
+            AdminBody::SamlProvider => admin(body, |b: Registration| {
+                b.into_provider(0).map(drop).map_err(Into::into)
+            }),
+            // The path's entity id is checked apart; the body is checked
+            // against a stand-in.
+            AdminBody::SamlProviderReplace => admin(body, |b: Registration| {
+                saml::replacement(b, STAND_IN_ENTITY_ID, 0).map(drop)
+            }),
+            AdminBody::RotateKek => cluster::RotateKek::parse(body).map(drop).map_err(answered),
         }
     }
 }
@@ -209,6 +237,11 @@ mod tests {
                 r#"{"compare": [{"key": "k", "target": "version", "value": 0}],
                     "success": [{"op": "put", "key": "k", "value": "v"}]}"#
             }
+            AdminBody::SamlProvider | AdminBody::SamlProviderReplace => {
+                r#"{"entity_id": "https://sp.example/saml",
+                    "acs_url": "https://sp.example/saml/acs"}"#
+            }
+            AdminBody::RotateKek => r#"{"wait_secs": 5}"#,
         }
     }
 
@@ -242,6 +275,15 @@ mod tests {
                 r#"{"compare": [{"key": "k", "target": "size", "value": 1}]}"#,
                 bad,
             )),
+            AdminBody::SamlProvider => Some((
+                r#"{"entity_id": "https://sp.example/saml", "acs_url": "ftp://sp.example/acs"}"#,
+                bad,
+            )),
+            AdminBody::SamlProviderReplace => Some((
+                r#"{"entity_id": "https://other.example/saml", "acs_url": "https://other.example/acs"}"#,
+                bad,
+            )),
+            AdminBody::RotateKek => Some((r#"{"kek": "too short"}"#, bad)),
         }
     }
 

@@ -112,13 +112,50 @@ pub async fn kek_status(
 
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RotateKek {
+struct RotateKekBody {
     /// The new KEK (32 bytes, base64 or hex), for clusters whose nodes
     /// read it from `RSP_KEK` or `kek-command`; a fresh one when absent.
     kek: Option<zeroize::Zeroizing<String>>,
     /// How long to wait for re-sealing before answering 202 (default 60,
     /// at most 600).
     wait_secs: Option<u64>,
+}
+
+/// A KEK rotation request, checked.
+pub struct RotateKek {
+    /// The new KEK; a fresh one when `None`.
+    pub new: Option<Kek>,
+    pub wait: Duration,
+}
+
+impl RotateKek {
+    /// The request in `body`: JSON, or nothing at all.
+    pub fn parse(body: &[u8]) -> ApiResult<RotateKek> {
+        let request: RotateKekBody = if body.iter().all(u8::is_ascii_whitespace) {
+            RotateKekBody::default()
+        } else {
+            serde_json::from_slice(body)
+                .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
+        };
+        let new = match &request.kek {
+            Some(text) => Some(
+                Kek::parse(text)
+                    .map_err(|e| ApiError::bad_request("invalid_request", format!("kek: {e}")))?,
+            ),
+            None => None,
+        };
+        let wait = match request.wait_secs {
+            None => RESEAL_WAIT,
+            Some(secs) if Duration::from_secs(secs) <= MAX_RESEAL_WAIT => Duration::from_secs(secs),
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("wait_secs: at most {}", MAX_RESEAL_WAIT.as_secs()),
+                ));
+            }
+        };
+        Ok(RotateKek { new, wait })
+    }
 }
 
 /// Rotate the KEK and re-seal every sealed secret under the new one: 200
@@ -129,29 +166,7 @@ pub async fn kek_rotate(
     State(state): State<AppState>,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
-    let request: RotateKek = if body.iter().all(u8::is_ascii_whitespace) {
-        RotateKek::default()
-    } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::bad_request("invalid_request", e.to_string()))?
-    };
-    let new = match &request.kek {
-        Some(text) => Some(
-            Kek::parse(text)
-                .map_err(|e| ApiError::bad_request("invalid_request", format!("kek: {e}")))?,
-        ),
-        None => None,
-    };
-    let wait = match request.wait_secs {
-        None => RESEAL_WAIT,
-        Some(secs) if Duration::from_secs(secs) <= MAX_RESEAL_WAIT => Duration::from_secs(secs),
-        Some(_) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                format!("wait_secs: at most {}", MAX_RESEAL_WAIT.as_secs()),
-            ));
-        }
-    };
+    let RotateKek { new, wait } = RotateKek::parse(&body)?;
     let status = state.identity.rotate_kek(new, state.clock(), wait).await?;
     let code = if status.rotating {
         StatusCode::ACCEPTED

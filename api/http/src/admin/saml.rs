@@ -86,27 +86,10 @@ pub async fn replace(
     _: AdminCaller,
     State(state): State<AppState>,
     ApiPath((tenant, entity_id)): ApiPath<(String, String)>,
-    ApiJson(mut body, _): ApiJson<Registration>,
+    ApiJson(body, _): ApiJson<Registration>,
 ) -> ApiResult<Json<ServiceProvider>> {
     state.tenants.get_confirmed(&tenant).await?;
-    match &body.entity_id {
-        Some(id) if *id != entity_id => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "entity_id differs from the path's",
-            ));
-        }
-        Some(_) => {}
-        None if body.metadata_xml.is_none() => body.entity_id = Some(entity_id.clone()),
-        None => {}
-    }
-    let sp = body.into_provider(state.clock().now_ms())?;
-    if sp.entity_id != entity_id {
-        return Err(ApiError::bad_request(
-            "invalid_request",
-            "the metadata's entityID differs from the path's",
-        ));
-    }
+    let sp = replacement(body, &entity_id, state.clock().now_ms())?;
     let sp = state.identity.saml.providers.replace(&tenant, sp).await?;
     Ok(Json(sp))
 }
@@ -124,4 +107,33 @@ pub async fn delete(
         .delete(&tenant, &entity_id)
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The provider a `PUT` to `entity_id`'s path registers, checked: a
+/// whole registration whose entity id (given, or from its metadata) is
+/// the path's.
+pub(crate) fn replacement(
+    mut body: Registration,
+    entity_id: &str,
+    now_ms: u64,
+) -> ApiResult<ServiceProvider> {
+    match &body.entity_id {
+        Some(id) if id != entity_id => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "entity_id differs from the path's",
+            ));
+        }
+        Some(_) => {}
+        None if body.metadata_xml.is_none() => body.entity_id = Some(entity_id.to_owned()),
+        None => {}
+    }
+    let sp = body.into_provider(now_ms)?;
+    if sp.entity_id != entity_id {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the metadata's entityID differs from the path's",
+        ));
+    }
+    Ok(sp)
 }
