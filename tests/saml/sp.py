@@ -258,6 +258,9 @@ def sp_config(d, settings, idp_metadata=None, allow_unsolicited=False, want_resp
         "name": "rsp test SP",
         "key_file": str(d / "sp.key"),
         "cert_file": str(d / "sp.crt"),
+        # The same key decrypts EncryptedAssertions (published in the
+        # metadata as the encryption key).
+        "encryption_keypairs": [{"key_file": str(d / "sp.key"), "cert_file": str(d / "sp.crt")}],
         "xmlsec_binary": xmlsec,
         "signing_algorithm": SIG_RSA_SHA256,
         "digest_algorithm": DIGEST_SHA256,
@@ -444,6 +447,7 @@ def cmd_parse_response(args):
         "issuer": issuer,
         "in_response_to": irt,
         "destination": resp.response.destination,
+        "encrypted": b"EncryptedAssertion>" in base64.b64decode("".join(args.response.split())),
     }
 
 

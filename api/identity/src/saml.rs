@@ -1,7 +1,8 @@
 //! The SAML 2.0 identity provider of each tenant: its metadata, the
 //! service providers it answers ([`providers`]), the requests it takes
 //! ([`request`], decoded within bounds by [`wire`]) and the answers it
-//! signs ([`response`]).
+//! signs ([`response`]), encrypting the assertion when the SP asks
+//! ([`encryption`]).
 //!
 //! Signing uses the tenant's RS256 key ([`crate::keys`]): the same key, the
 //! same rotation (the next key's certificate is in the metadata before it
@@ -10,6 +11,7 @@
 //! derived from the key's record), so every node publishes the same
 //! metadata.
 
+pub mod encryption;
 pub mod metadata;
 pub mod providers;
 pub mod request;

@@ -6,7 +6,8 @@
 //! POST (on node 3, no login form: single sign-on), attributes as mapped,
 //! tampered and wrapped responses refused by the SP, IdP-initiated
 //! sign-on, and single logout both ways (the SP that asks, and the other
-//! SP of the session told by the IdP).
+//! SP of the session told by the IdP), then an assertion encrypted to a
+//! third SP's key.
 
 use crate::support;
 
@@ -88,8 +89,15 @@ fn unescape(html: &str) -> String {
         .replace("&amp;", "&")
 }
 
-/// Register a pysaml2 SP called `name` from its metadata.
-async fn sp(admin: &AdminClient, work: &Path, name: &str, idp_metadata: &Path) -> Result<Sp> {
+/// Register a pysaml2 SP called `name` from its metadata, with the
+/// registration fields in `extra`.
+async fn sp(
+    admin: &AdminClient,
+    work: &Path,
+    name: &str,
+    idp_metadata: &Path,
+    extra: Value,
+) -> Result<Sp> {
     let sp = Sp {
         dir: work.join(name),
         entity_id: format!("https://{name}.sp.test/metadata"),
@@ -107,10 +115,14 @@ async fn sp(admin: &AdminClient, work: &Path, name: &str, idp_metadata: &Path) -
             "--want-signed-requests",
         ],
     )?;
+    let mut registration = json!({"metadata_xml": metadata.as_str().unwrap_or_default()});
+    if let (Some(fields), Some(extra)) = (registration.as_object_mut(), extra.as_object()) {
+        fields.extend(extra.clone());
+    }
     let made = admin
         .post(
             &format!("/admin/v1/tenants/{TENANT}/saml/service-providers"),
-            &json!({"metadata_xml": metadata.as_str().unwrap_or_default()}),
+            &registration,
         )
         .await?
         .success()?;
@@ -180,8 +192,16 @@ async fn pysaml2_signs_in_and_out_through_rsp() -> Result<()> {
         .text()
         .await?;
     std::fs::write(&idp_metadata, &xml)?;
-    let one = sp(&admin, work.path(), "one", &idp_metadata).await?;
-    let two = sp(&admin, work.path(), "two", &idp_metadata).await?;
+    let one = sp(&admin, work.path(), "one", &idp_metadata, json!({})).await?;
+    let two = sp(&admin, work.path(), "two", &idp_metadata, json!({})).await?;
+    let three = sp(
+        &admin,
+        work.path(),
+        "three",
+        &idp_metadata,
+        json!({"encrypt_assertions": true}),
+    )
+    .await?;
     let mut browser = WebBrowser::new(PUBLIC)?;
 
     // Redirect binding, signed: the login page on node 1, the answer from
@@ -378,15 +398,28 @@ async fn pysaml2_signs_in_and_out_through_rsp() -> Result<()> {
         "{done}"
     );
 
-    // Signed out: the next sign-on asks for the password again.
-    let request = one.ok("authn-request", &["--binding", "redirect", "--sign"])?;
-    let page = browser
+    // Signed out: the next sign-on asks for the password again. The third
+    // SP gets its assertion encrypted to the key of its metadata, which
+    // pysaml2 decrypts (with xmlsec1) before checking the signature.
+    let request = three.ok("authn-request", &["--binding", "redirect", "--sign"])?;
+    let login = browser
         .get(request["url"].as_str().context("url")?, &bases[1])
         .await?;
+    let answered = sign_in(&mut browser, &login, &bases[2]).await?;
+    let (response, _) = posted(&answered)?;
+    let parsed = three.ok(
+        "parse-response",
+        &[
+            "--response",
+            &response,
+            "--request-id",
+            request["id"].as_str().context("id")?,
+        ],
+    )?;
+    ensure!(parsed["encrypted"] == json!(true), "{parsed}");
     ensure!(
-        page.field("password").is_some() || page.html.contains("name=\"password\""),
-        "{}",
-        page.html
+        parsed["attributes"]["email"] == json!(["erin@example.com"]),
+        "{parsed}"
     );
     Ok(())
 }

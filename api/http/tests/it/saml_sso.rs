@@ -218,6 +218,7 @@ async fn service_providers_are_registered_listed_replaced_and_deleted() {
             a.body
         );
     }
+    // Encryption needs a certificate to encrypt to.
     let encrypted = register(
         &env,
         json!({"entity_id": SP, "acs_url": ACS, "encrypt_assertions": true}),
@@ -225,7 +226,7 @@ async fn service_providers_are_registered_listed_replaced_and_deleted() {
     .await;
     assert_eq!(
         encrypted.status,
-        StatusCode::NOT_IMPLEMENTED,
+        StatusCode::BAD_REQUEST,
         "{}",
         encrypted.body
     );

@@ -19,6 +19,9 @@ pub struct SpMetadata {
     pub slo_url: Option<String>,
     /// Signing certificates, DER base64.
     pub certificates: Vec<String>,
+    /// Encryption certificates (`use="encryption"`, or no `use`), DER
+    /// base64.
+    pub encryption_certificates: Vec<String>,
     pub name_id_format: Option<NameIdFormat>,
     pub authn_requests_signed: bool,
 }
@@ -53,23 +56,28 @@ pub fn parse_sp_metadata(xml: &str) -> Result<SpMetadata, SamlError> {
         .find(|e| e.binding == BINDING_REDIRECT)
         .or_else(|| slo.iter().find(|e| e.binding == BINDING_POST))
         .map(|e| e.location.clone());
-    let certificates = sp
-        .key_descriptors
-        .as_deref()
-        .unwrap_or_default()
-        .iter()
-        .filter(|k| k.key_use.as_deref().is_none_or(|u| u == "signing"))
-        .filter_map(|k| k.key_info.x509_data.as_ref())
-        .flat_map(|d| d.certificates.iter())
-        .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect::<String>())
-        .collect::<Vec<_>>();
-    for cert in &certificates {
-        let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, cert)
-            .map_err(|_| SamlError::invalid("metadata_xml: an X509Certificate is not base64"))?;
-        openssl::x509::X509::from_der(&der).map_err(|_| {
-            SamlError::invalid("metadata_xml: an X509Certificate is not a certificate")
-        })?;
-    }
+    let keys = sp.key_descriptors.as_deref().unwrap_or_default();
+    let certificates_for = |key_use: &str| -> Result<Vec<String>, SamlError> {
+        let certificates = keys
+            .iter()
+            .filter(|k| k.key_use.as_deref().is_none_or(|u| u == key_use))
+            .filter_map(|k| k.key_info.x509_data.as_ref())
+            .flat_map(|d| d.certificates.iter())
+            .map(|c| c.chars().filter(|c| !c.is_whitespace()).collect::<String>())
+            .collect::<Vec<_>>();
+        for cert in &certificates {
+            let der = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, cert)
+                .map_err(|_| {
+                    SamlError::invalid("metadata_xml: an X509Certificate is not base64")
+                })?;
+            openssl::x509::X509::from_der(&der).map_err(|_| {
+                SamlError::invalid("metadata_xml: an X509Certificate is not a certificate")
+            })?;
+        }
+        Ok(certificates)
+    };
+    let certificates = certificates_for("signing")?;
+    let encryption_certificates = certificates_for("encryption")?;
     let name_id_format = sp
         .name_id_formats
         .as_deref()
@@ -81,6 +89,7 @@ pub fn parse_sp_metadata(xml: &str) -> Result<SpMetadata, SamlError> {
         acs,
         slo_url,
         certificates,
+        encryption_certificates,
         name_id_format,
         authn_requests_signed: sp.authn_requests_signed.unwrap_or(false),
     })

@@ -145,6 +145,14 @@ pub struct ServiceProvider {
     pub require_signed_requests: bool,
     /// Sign the Response as well as the Assertion.
     pub sign_response: bool,
+    /// Send the assertion as an `EncryptedAssertion` to
+    /// [`Self::encryption_certificate`].
+    #[serde(default)]
+    pub encrypt_assertions: bool,
+    /// The certificate (DER, base64) whose RSA key assertions are
+    /// encrypted to.
+    #[serde(default)]
+    pub encryption_certificate: Option<String>,
     pub created_at_ms: u64,
 }
 
@@ -199,6 +207,9 @@ pub struct Registration {
     pub slo_url: Option<String>,
     pub certificate_pem: Option<String>,
     pub certificates_pem: Option<Vec<String>>,
+    /// The certificate assertions are encrypted to; by default the SP
+    /// metadata's encryption certificate, else its first signing one.
+    pub encryption_certificate_pem: Option<String>,
     /// `persistent` (default), `email`, `transient`, `unspecified`, or a
     /// NameID format URI.
     pub name_id_format: Option<String>,
@@ -218,11 +229,6 @@ impl Registration {
             Some(xml) => Some(super::metadata::parse_sp_metadata(xml)?),
             None => None,
         };
-        if self.encrypt_assertions == Some(true) {
-            return Err(SamlError::not_yet(
-                "encrypt_assertions: encrypted assertions are not available yet; the assertion is signed and sent over the SP's TLS",
-            ));
-        }
         let entity_id = self
             .entity_id
             .or_else(|| from_metadata.as_ref().map(|m| m.entity_id.clone()))
@@ -324,6 +330,25 @@ impl Registration {
                 "require_signed_requests needs the SP's signing certificate",
             ));
         }
+        let encryption_certificate = match &self.encryption_certificate_pem {
+            Some(pem) => Some(STANDARD.encode(certificate_der_from_pem(pem)?)),
+            None => from_metadata
+                .as_ref()
+                .and_then(|m| m.encryption_certificates.first().cloned())
+                .or_else(|| certificates.first().cloned()),
+        };
+        let encrypt_assertions = self.encrypt_assertions.unwrap_or(false);
+        if encrypt_assertions {
+            let der = encryption_certificate
+                .as_deref()
+                .and_then(|c| STANDARD.decode(c).ok())
+                .ok_or_else(|| {
+                    SamlError::invalid(
+                        "encrypt_assertions needs the SP's encryption certificate (encryption_certificate_pem, or one in metadata_xml)",
+                    )
+                })?;
+            super::encryption::check_recipient(&der)?;
+        }
         Ok(ServiceProvider {
             entity_id,
             display_name: self.display_name,
@@ -335,6 +360,8 @@ impl Registration {
             assertion_lifetime_secs,
             require_signed_requests,
             sign_response: self.sign_response.unwrap_or(false),
+            encrypt_assertions,
+            encryption_certificate,
             created_at_ms: now_ms,
         })
     }

@@ -219,13 +219,23 @@ fn assertion(
     sign(&xml, key)
 }
 
-/// A successful `Response` for `subject`, base64 for the POST binding.
+/// A successful `Response` for `subject`, base64 for the POST binding;
+/// its assertion encrypted when the SP asks.
 pub fn success(
     answer: &Answer<'_>,
     subject: &Subject<'_>,
     key: &SigningMaterial<'_>,
 ) -> Result<String, SamlError> {
-    let assertion = assertion(answer, subject, key)?;
+    let mut assertion = assertion(answer, subject, key)?;
+    if answer.sp.encrypt_assertions {
+        let certificate = answer
+            .sp
+            .encryption_certificate
+            .as_deref()
+            .and_then(|c| STANDARD.decode(c).ok())
+            .ok_or_else(|| SamlError::internal("no encryption certificate"))?;
+        assertion = super::encryption::encrypt_assertion(&assertion, &certificate)?;
+    }
     response(
         answer,
         STATUS_SUCCESS,
@@ -405,13 +415,18 @@ mod tests {
     }
 
     fn signed_response(sign_response: bool, email: &str) -> (String, Vec<u8>) {
+        answered(&sp(sign_response), email)
+    }
+
+    /// The decoded `Response` to `sp` for a user with `email`, and the
+    /// IdP's certificate.
+    fn answered(sp: &ServiceProvider, email: &str) -> (String, Vec<u8>) {
         let (pkcs8, cert) = test_key();
         let idp = IdpEndpoints::of("https://idp.test/t/acme");
-        let sp = sp(sign_response);
         let attributes = serde_json::Map::new();
         let answer = Answer {
             idp: &idp,
-            sp: &sp,
+            sp,
             in_response_to: Some("_req1"),
             destination: "https://sp.test/acs",
             now_ms: 1_800_000_000_000,
@@ -473,5 +488,44 @@ mod tests {
         assert_eq!(xml.matches("<ds:SignatureValue>").count(), 2, "{xml}");
         let signed = verified(&xml, &cert).expect("verifies");
         assert!(signed.contains("a&amp;b&lt;c&gt;@example.com"), "{signed}");
+    }
+
+    #[test]
+    fn an_encrypted_assertion_opens_with_the_sp_key_and_its_signature_verifies() {
+        use crate::saml::encryption::tests::{decrypt, recipient};
+        let (sp_key, sp_cert) = recipient(2048);
+        let pem = openssl::x509::X509::from_der(&sp_cert)
+            .and_then(|c| c.to_pem())
+            .expect("pem");
+        let sp = Registration {
+            entity_id: Some("https://sp.test/metadata".into()),
+            acs_url: Some("https://sp.test/acs".into()),
+            encrypt_assertions: Some(true),
+            encryption_certificate_pem: Some(String::from_utf8(pem).expect("pem")),
+            sign_response: Some(true),
+            ..Registration::default()
+        }
+        .into_provider(0)
+        .expect("sp");
+        let (xml, cert) = answered(&sp, "alice@example.com");
+        assert!(!xml.contains("alice@example.com"), "{xml}");
+        assert!(!xml.contains("<saml:Assertion"), "{xml}");
+        assert!(xml.contains("<saml:EncryptedAssertion>"), "{xml}");
+        // The Response's own signature covers the encrypted element.
+        verified(&xml, &cert).expect("the response verifies");
+        let assertion = decrypt(&xml, &sp_key).expect("opens");
+        let signed = verified(&assertion, &cert).expect("the assertion verifies");
+        assert!(signed.contains("alice@example.com"), "{signed}");
+    }
+
+    #[test]
+    fn encryption_needs_an_rsa_certificate() {
+        let sp = Registration {
+            entity_id: Some("https://sp.test/metadata".into()),
+            acs_url: Some("https://sp.test/acs".into()),
+            encrypt_assertions: Some(true),
+            ..Registration::default()
+        };
+        assert!(matches!(sp.into_provider(0), Err(SamlError::Invalid(_))));
     }
 }
