@@ -1,8 +1,8 @@
 //! The SAML 2.0 identity provider of each tenant, under
 //! `{public-url}/t/{tenant}/saml`: [`metadata`], single sign-on
 //! ([`sso`]: SP-initiated by HTTP-Redirect or HTTP-POST, IdP-initiated at
-//! `init`), the answer page ([`answer`]: the HTTP-POST binding form), and
-//! single logout ([`slo`]).
+//! `init`), the answer page ([`answer`]: the HTTP-POST binding form),
+//! consent ([`consent`]) and single logout ([`slo`]).
 //!
 //! The protocol rules are `rsp_identity::saml`'s; a browser signs in
 //! through the same login pages, second factors, lockout and sessions as
@@ -10,6 +10,7 @@
 //! browser signed in through either protocol is signed in for both.
 
 pub mod answer;
+pub mod consent;
 pub mod slo;
 pub mod sso;
 
@@ -17,7 +18,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use rsp_identity::crypto::CryptoError;
 use rsp_identity::saml::SamlError;
 
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/t/{tenant}/saml/sso", get(sso::get).post(sso::post))
         .route("/t/{tenant}/saml/init", get(sso::idp_initiated))
         .route("/t/{tenant}/saml/slo", get(slo::get).post(slo::post))
+        .route("/t/{tenant}/saml/consent", post(consent::post))
 }
 
 /// `GET {issuer}/saml/metadata`: the IdP's `EntityDescriptor`.

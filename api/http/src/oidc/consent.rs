@@ -50,6 +50,7 @@ pub fn page(
     let page = Page::render(
         StatusCode::OK,
         &ConsentPage {
+            action: "consent",
             client_name: req.client_name(),
             username: &session.user.username,
             // What the user would actually grant: `rsp:admin` only for a

@@ -38,8 +38,10 @@ pub async fn provider(
 }
 
 /// The signed Response that signs `session`'s user in to the SP of `req`,
-/// as a page that posts it to the SP's ACS. The request's ID is spent
-/// first (through Raft): a request answered once is never answered again.
+/// as a page that posts it to the SP's ACS (or, for an SP that asks for
+/// consent the user has not given, the consent page). The request's ID is
+/// spent first (through Raft): a request answered once is never answered
+/// again.
 pub async fn success(
     state: &AppState,
     browser: &Browser,
@@ -50,6 +52,21 @@ pub async fn success(
     let saml = &state.identity.saml;
     let sp = provider(state, browser, req).await?;
     let signing = saml.signing(&t.id).await.map_err(page_error)?;
+    if super::consent::needed(state, browser, &sp, req, session).await? {
+        if req.is_passive {
+            return failure_status(
+                state,
+                browser,
+                req,
+                &sp,
+                &signing,
+                response::STATUS_RESPONDER,
+                Some(response::STATUS_NO_PASSIVE),
+                "the user must consent",
+            );
+        }
+        return super::consent::page(state, browser, &sp, req, session);
+    }
     let user = &session.user;
     let name_id = match saml.name_id(
         &t.id,

@@ -900,3 +900,134 @@ async fn an_oidc_logout_tells_the_saml_service_providers_of_the_session() {
     assert_eq!(done.status, StatusCode::OK, "{}", done.html);
     assert!(done.html.contains("signed out"), "{}", done.html);
 }
+
+/// Post the SAML consent page's form with `decision`.
+async fn decide(
+    browser: &mut Browser,
+    env: &Env,
+    node: usize,
+    page: &Reply,
+    decision: &str,
+) -> Reply {
+    assert!(
+        page.html.contains("name=\"decision\""),
+        "a consent page: {}",
+        page.html
+    );
+    let csrf = page.field("csrf_token").expect("csrf");
+    let ticket = page.field("ticket").expect("ticket");
+    browser
+        .post(
+            env,
+            node,
+            &format!("/t/{TENANT}/saml/consent"),
+            &[
+                ("csrf_token", &csrf),
+                ("ticket", &ticket),
+                ("decision", decision),
+            ],
+        )
+        .await
+}
+
+#[tokio::test]
+async fn an_sp_that_requires_consent_gets_an_assertion_only_once_the_user_allows() {
+    let (env, password) = env_with_sp(json!({
+        "require_consent": true,
+        "attributes": [{"source": "email", "name": "mail"}]
+    }))
+    .await;
+    let cert = idp_certificate(&env, 0).await;
+    let mut browser = Browser::default();
+    let xml = authn_request("_c1", None, "", "", &instant(0));
+    let login = browser.get(&env, 0, &redirect_path(&xml, None)).await;
+    let consent = browser.login(&env, 0, &login, "alice", &password).await;
+    assert_eq!(consent.status, StatusCode::OK, "{}", consent.html);
+    assert!(
+        consent.field("SAMLResponse").is_none(),
+        "no assertion before consent"
+    );
+    assert!(
+        consent.html.contains("mail"),
+        "lists what is released: {}",
+        consent.html
+    );
+    assert!(
+        consent.html.contains("/t/acme/saml/consent") || consent.html.contains("saml&#x2f;consent")
+    );
+
+    // Refused: the SP gets RequestDenied, and no assertion.
+    let denied = decide(&mut browser, &env, 0, &consent, "deny").await;
+    let (action, response, _) = posted_response(&denied);
+    assert_eq!(action, ACS);
+    let signed = verified(&response, &cert);
+    assert!(
+        signed.contains("urn:oasis:names:tc:SAML:2.0:status:RequestDenied"),
+        "{signed}"
+    );
+    assert!(!response.contains("Assertion"), "{response}");
+
+    // Asked again (no login: the session is there), allowed on the other
+    // node: the assertion.
+    let xml = authn_request("_c2", None, "", "", &instant(0));
+    let consent = browser.get(&env, 1, &redirect_path(&xml, None)).await;
+    assert!(consent.field("SAMLResponse").is_none(), "{}", consent.html);
+    let allowed = decide(&mut browser, &env, 1, &consent, "allow").await;
+    let (_, response, _) = posted_response(&allowed);
+    let signed = verified(&response, &cert);
+    assert!(signed.contains(r#"InResponseTo="_c2""#), "{signed}");
+    assert!(signed.contains("alice@example.com"), "{signed}");
+    // The ticket was for `_c2`, which is spent: posting it again answers
+    // nothing.
+    let again = decide(&mut browser, &env, 0, &consent, "allow").await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.html);
+    assert!(again.field("SAMLResponse").is_none());
+
+    // Remembered: the next request is answered at once, on either node.
+    let xml = authn_request("_c3", None, "", "", &instant(0));
+    let page = browser.get(&env, 0, &redirect_path(&xml, None)).await;
+    let (_, response, _) = posted_response(&page);
+    assert!(verified(&response, &cert).contains(r#"InResponseTo="_c3""#));
+
+    // A new attribute is asked for again; passively, NoPassive.
+    let sp = url::form_urlencoded::byte_serialize(SP.as_bytes()).collect::<String>();
+    let replaced = admin(
+        &env,
+        "PUT",
+        &format!("/admin/v1/tenants/{TENANT}/saml/service-providers/{sp}"),
+        Some(
+            json!({"acs_url": ACS, "require_consent": true, "attributes": [
+                {"source": "email", "name": "mail"}, {"source": "username", "name": "uid"}
+            ]}),
+        ),
+    )
+    .await;
+    assert_eq!(replaced.status, StatusCode::OK, "{}", replaced.body);
+    let xml = authn_request("_c4", None, r#" IsPassive="true""#, "", &instant(0));
+    let passive = browser.get(&env, 1, &redirect_path(&xml, None)).await;
+    let (_, response, _) = posted_response(&passive);
+    assert!(
+        response.contains("urn:oasis:names:tc:SAML:2.0:status:NoPassive"),
+        "{response}"
+    );
+    let xml = authn_request("_c5", None, "", "", &instant(0));
+    let consent = browser.get(&env, 0, &redirect_path(&xml, None)).await;
+    assert!(consent.html.contains("uid"), "{}", consent.html);
+    assert!(consent.field("SAMLResponse").is_none());
+
+    // A forged ticket is refused.
+    let forged = browser
+        .post(
+            &env,
+            0,
+            &format!("/t/{TENANT}/saml/consent"),
+            &[
+                ("csrf_token", &consent.field("csrf_token").expect("csrf")),
+                ("ticket", "forged"),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert!(forged.status.is_client_error(), "{}", forged.html);
+    assert!(forged.field("SAMLResponse").is_none());
+}

@@ -31,7 +31,9 @@ const GCM_TAG_LEN: usize = 16;
 pub fn check_recipient(certificate: &[u8]) -> Result<PKey<Public>, SamlError> {
     let key = X509::from_der(certificate)
         .and_then(|c| c.public_key())
-        .map_err(|_| SamlError::invalid("the encryption certificate is not an X.509 certificate"))?;
+        .map_err(|_| {
+            SamlError::invalid("the encryption certificate is not an X.509 certificate")
+        })?;
     if key.id() != Id::RSA || key.bits() < MIN_RSA_BITS {
         return Err(SamlError::invalid(format!(
             "the encryption certificate's key must be RSA of {MIN_RSA_BITS} bits or more"
@@ -139,7 +141,14 @@ pub(crate) mod tests {
         let data = &values[1];
         let (iv, rest) = data.split_at(GCM_IV_LEN);
         let (sealed, tag) = rest.split_at(rest.len() - GCM_TAG_LEN);
-        let plain = decrypt_aead(Cipher::aes_256_gcm(), &aes[..len], Some(iv), &[], sealed, tag)?;
+        let plain = decrypt_aead(
+            Cipher::aes_256_gcm(),
+            &aes[..len],
+            Some(iv),
+            &[],
+            sealed,
+            tag,
+        )?;
         Ok(String::from_utf8(plain).unwrap())
     }
 
@@ -152,7 +161,10 @@ pub(crate) mod tests {
         assert!(xml.contains(ALG_AES256_GCM) && xml.contains(ALG_RSA_OAEP_MGF1P));
         assert_eq!(decrypt(&xml, &key).unwrap(), assertion);
         // A fresh key each time.
-        assert_ne!(cipher_values(&xml), cipher_values(&encrypt_assertion(assertion, &cert).unwrap()));
+        assert_ne!(
+            cipher_values(&xml),
+            cipher_values(&encrypt_assertion(assertion, &cert).unwrap())
+        );
         // Someone else's key opens nothing.
         let (other, _) = recipient(2048);
         assert!(decrypt(&xml, &other).is_err());
@@ -167,8 +179,14 @@ pub(crate) mod tests {
     #[test]
     fn small_or_non_rsa_keys_are_refused() {
         let (_, small) = recipient(1024);
-        assert!(matches!(check_recipient(&small), Err(SamlError::Invalid(_))));
-        assert!(matches!(check_recipient(b"not a certificate"), Err(SamlError::Invalid(_))));
+        assert!(matches!(
+            check_recipient(&small),
+            Err(SamlError::Invalid(_))
+        ));
+        assert!(matches!(
+            check_recipient(b"not a certificate"),
+            Err(SamlError::Invalid(_))
+        ));
         let ec = openssl::ec::EcKey::generate(
             &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
         )
@@ -176,8 +194,12 @@ pub(crate) mod tests {
         let ec = PKey::from_ec_key(ec).unwrap();
         let mut cert = openssl::x509::X509Builder::new().unwrap();
         cert.set_pubkey(&ec).unwrap();
-        cert.sign(&ec, openssl::hash::MessageDigest::sha256()).unwrap();
+        cert.sign(&ec, openssl::hash::MessageDigest::sha256())
+            .unwrap();
         let ec_cert = cert.build().to_der().unwrap();
-        assert!(matches!(check_recipient(&ec_cert), Err(SamlError::Invalid(_))));
+        assert!(matches!(
+            check_recipient(&ec_cert),
+            Err(SamlError::Invalid(_))
+        ));
     }
 }

@@ -145,6 +145,10 @@ pub struct ServiceProvider {
     pub require_signed_requests: bool,
     /// Sign the Response as well as the Assertion.
     pub sign_response: bool,
+    /// Ask the user before the first assertion (and again when the
+    /// attributes released change).
+    #[serde(default)]
+    pub require_consent: bool,
     /// Send the assertion as an `EncryptedAssertion` to
     /// [`Self::encryption_certificate`].
     #[serde(default)]
@@ -184,6 +188,26 @@ impl ServiceProvider {
         }
     }
 
+    /// The name consents to this SP are kept under, beside OAuth client
+    /// ids (which never hold a `/`).
+    pub fn consent_subject(&self) -> String {
+        format!("saml/{}", b64url(self.entity_id.as_bytes()))
+    }
+
+    /// What a consent to this SP covers when it is sent NameIDs of
+    /// `name_id_format`: that format and each attribute mapping (source
+    /// and name), space-separated, so a new or changed mapping, or another
+    /// format, asks again.
+    pub fn consent_scope(&self, name_id_format: NameIdFormat) -> String {
+        let mut items: Vec<String> = self
+            .attributes
+            .iter()
+            .map(|a| b64url(format!("{}\n{}", a.source, a.name).as_bytes()))
+            .collect();
+        items.push(b64url(name_id_format.uri().as_bytes()));
+        items.join(" ")
+    }
+
     /// The SP's signing certificates, DER.
     pub fn certificates_der(&self) -> Vec<Vec<u8>> {
         self.certificates
@@ -217,6 +241,7 @@ pub struct Registration {
     pub assertion_lifetime_secs: Option<u64>,
     pub require_signed_requests: Option<bool>,
     pub sign_response: Option<bool>,
+    pub require_consent: Option<bool>,
     pub encrypt_assertions: Option<bool>,
     /// The SP's `EntityDescriptor`.
     pub metadata_xml: Option<String>,
@@ -360,6 +385,7 @@ impl Registration {
             assertion_lifetime_secs,
             require_signed_requests,
             sign_response: self.sign_response.unwrap_or(false),
+            require_consent: self.require_consent.unwrap_or(false),
             encrypt_assertions,
             encryption_certificate,
             created_at_ms: now_ms,

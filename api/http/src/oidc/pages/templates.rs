@@ -87,6 +87,8 @@ pub struct RecoveryCodesPage<'a> {
 #[derive(Template)]
 #[template(path = "consent.html")]
 pub struct ConsentPage<'a> {
+    /// Where the form posts (relative to the page, or a path).
+    pub action: &'a str,
     pub client_name: &'a str,
     pub username: &'a str,
     pub scopes: Vec<ScopeLine>,
