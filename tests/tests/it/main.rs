@@ -19,5 +19,6 @@ mod oidc_e2e;
 mod otlp;
 mod partition;
 mod replication;
+mod saml_fuzz_seeds;
 mod snapshot_join;
 mod ttl;
