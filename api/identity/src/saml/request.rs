@@ -247,7 +247,22 @@ fn expect_root(xml: &str, local: &str, what: &str) -> Result<(), SamlError> {
         Some(r) if r.local == local.as_bytes() && r.namespace.as_deref() == Some(PROTOCOL_NS) => {
             Ok(())
         }
-        _ => Err(SamlError::malformed(format!("the {what} is not a {local}"))),
+        _ => Err(SamlError::malformed(format!(
+            "the {what} is not a SAML {local}"
+        ))),
+    }
+}
+
+/// Refuse a request whose `Issuer` is not `sp`.
+fn expect_issuer(
+    issuer: Option<&samael::schema::Issuer>,
+    sp: &ServiceProvider,
+) -> Result<(), SamlError> {
+    match issuer.and_then(|i| i.value.as_deref()).map(str::trim) {
+        Some(issuer) if issuer == sp.entity_id => Ok(()),
+        _ => Err(SamlError::request_denied(
+            "the Issuer is not this service provider",
+        )),
     }
 }
 
@@ -409,16 +424,7 @@ pub fn check_authn_request(
             "the AuthnRequest is issued in the future",
         ));
     }
-    let issuer = request
-        .issuer
-        .as_ref()
-        .and_then(|i| i.value.as_deref())
-        .map(str::trim);
-    if issuer != Some(sp.entity_id.as_str()) {
-        return Err(SamlError::request_denied(
-            "the Issuer is not this service provider",
-        ));
-    }
+    expect_issuer(request.issuer.as_ref(), sp)?;
     if let Some(destination) = &request.destination
         && destination != sso_url
     {
@@ -528,16 +534,7 @@ pub fn check_logout_request(
     expect_root(&decoded.xml, "LogoutRequest", "SAMLRequest")?;
     let request = LogoutRequest::from_str(&decoded.xml)
         .map_err(|_| SamlError::malformed("the SAMLRequest is not a LogoutRequest"))?;
-    let issuer = request
-        .issuer
-        .as_ref()
-        .and_then(|i| i.value.as_deref())
-        .map(str::trim);
-    if issuer != Some(sp.entity_id.as_str()) {
-        return Err(SamlError::request_denied(
-            "the Issuer is not this service provider",
-        ));
-    }
+    expect_issuer(request.issuer.as_ref(), sp)?;
     let id = request
         .id
         .filter(|id| valid_id(id))
