@@ -108,9 +108,12 @@ fn wrap(outer: &str, inner: &str) -> String {
 }
 
 fn logout(id: &str, name_id: &str, session_index: &str) -> String {
+    logout_issued(id, name_id, session_index, &instant(0))
+}
+
+fn logout_issued(id: &str, name_id: &str, session_index: &str, issued: &str) -> String {
     format!(
-        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}"><saml:Issuer>{SP}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
-        instant(0),
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{issued}" Destination="{}"><saml:Issuer>{SP}</saml:Issuer><saml:NameID>{name_id}</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
         slo_url()
     )
 }
@@ -361,7 +364,7 @@ async fn expired_or_future_logout_requests_end_no_session() {
     let mut browser = Browser::default();
     let index = sign_in(&mut browser, &env, &key, &password).await;
     for (n, offset) in [-3600, 3600].into_iter().enumerate() {
-        let xml = logout(&format!("_t{n}"), "alice", &index).replace(&instant(0), &instant(offset));
+        let xml = logout_issued(&format!("_t{n}"), "alice", &index, &instant(offset));
         let page = browser
             .get(&env, 0, &redirect_signed("slo", &xml, &key))
             .await;
