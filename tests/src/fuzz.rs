@@ -12,6 +12,9 @@ use rsp_consensus::peer_auth::{JoinToken, PeerAuth};
 use rsp_identity::clients::valid_redirect_uri;
 use rsp_identity::oauth::client_auth::verify_assertion_signature;
 use rsp_identity::oauth::params::{Params, credentials};
+use rsp_identity::saml::providers::{Registration, ServiceProvider};
+use rsp_identity::saml::request::{self, Incoming};
+use rsp_identity::saml::wire;
 use rsp_policies::compile::{compile, parse_entities, parse_policies};
 use rsp_policies::records::PolicyVersion;
 use rsp_policies::{DecisionRequest, Snapshot, parse_uid};
@@ -28,6 +31,8 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("cedar", cedar),
     ("config_toml", config_toml),
     ("admin_json", admin_json),
+    ("saml_redirect", saml_redirect),
+    ("saml_post", saml_post),
 ];
 
 /// A peer message as the peer listener receives it: the tag check, then
@@ -155,4 +160,91 @@ pub fn admin_json(data: &[u8]) {
             );
         }
     }
+}
+
+/// The service provider the SAML targets' requests name.
+pub const SAML_SP: &str = "https://sp.fuzz.test/metadata";
+/// The IdP endpoints they are addressed to.
+pub const SAML_SSO: &str = "https://idp.fuzz.test/t/acme/saml/sso";
+pub const SAML_SLO: &str = "https://idp.fuzz.test/t/acme/saml/slo";
+/// The moment the SAML targets check requests at: the IssueInstant of the
+/// corpus's requests, 2030-01-01T00:00:00Z.
+pub const SAML_NOW_MS: u64 = 1_893_456_000_000;
+/// The certificate of the SP's signing key (`tests/fuzz/saml-sp.key`, a
+/// key made for these tests, which signs the corpus's signed requests).
+pub const SAML_SP_CERTIFICATE: &str = include_str!("../fuzz/saml-sp.crt");
+
+/// Two registrations of [`SAML_SP`]: with its certificate (requests are
+/// signature-checked, logout requests must be signed) and without (every
+/// check after the signature's runs on unsigned requests).
+fn saml_sps() -> &'static [ServiceProvider; 2] {
+    static SPS: OnceLock<[ServiceProvider; 2]> = OnceLock::new();
+    SPS.get_or_init(|| {
+        let sp = |certificate: Option<&str>| {
+            Registration {
+                entity_id: Some(SAML_SP.into()),
+                acs_url: Some("https://sp.fuzz.test/acs".into()),
+                slo_url: Some("https://sp.fuzz.test/slo".into()),
+                certificate_pem: certificate.map(str::to_string),
+                ..Registration::default()
+            }
+            .into_provider(0)
+            .expect("the fuzz SP registers")
+        };
+        [sp(Some(SAML_SP_CERTIFICATE)), sp(None)]
+    })
+}
+
+/// A request through what the SSO and SLO endpoints do before they need
+/// any state: decoding within bounds, the issuer (the SP's lookup), the
+/// signature against each SP stand-in, then every check of an
+/// AuthnRequest and of a LogoutRequest; and the issuer of a
+/// LogoutResponse. Refusals are errors.
+fn saml_request(incoming: &Incoming<'_>, post_relay_state: Option<&str>) {
+    let Ok(xml) = request::peek(incoming, "SAMLRequest") else {
+        return;
+    };
+    let _ = request::issuer_of_authn_request(&xml);
+    let _ = request::issuer_of_logout_request(&xml);
+    let _ = request::issuer_of_logout_response(&xml);
+    for sp in saml_sps() {
+        let relay = post_relay_state.map(str::to_string);
+        if let Ok(decoded) = request::verify(incoming, "SAMLRequest", relay, sp) {
+            let _ = request::check_authn_request(&decoded, sp, SAML_SSO, SAML_NOW_MS);
+            let _ = request::check_logout_request(&decoded, sp, SAML_SLO, SAML_NOW_MS);
+        }
+    }
+}
+
+/// An HTTP-Redirect binding request (`GET .../saml/sso` or `/saml/slo`):
+/// the bytes as the raw query (`SAMLRequest`, `RelayState`, `SigAlg`,
+/// `Signature`: base64, DEFLATE inflated within its bound, the query
+/// signature); and the same bytes as the XML, deflated into a query of
+/// their own, so that mutations reach the XML checks.
+pub fn saml_redirect(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    saml_request(&Incoming::Redirect { raw_query: text }, None);
+    let query = format!(
+        "SAMLRequest={}&RelayState=r",
+        url_encoded(&wire::encode_redirect(text))
+    );
+    saml_request(&Incoming::Redirect { raw_query: &query }, None);
+}
+
+/// An HTTP-POST binding request (`POST .../saml/sso` or `/saml/slo`): the
+/// bytes as the form's base64 `SAMLRequest` (decoding, the XML checks,
+/// the enveloped signature through xmlsec with SHA-1 refused, what it
+/// covers); and the same bytes as the XML, base64-encoded.
+pub fn saml_post(data: &[u8]) {
+    if let Ok(text) = std::str::from_utf8(data) {
+        saml_request(&Incoming::Post { message: text }, Some("r"));
+    }
+    let message = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, data);
+    saml_request(&Incoming::Post { message: &message }, None);
+}
+
+fn url_encoded(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }

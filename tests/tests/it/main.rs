@@ -19,6 +19,7 @@ mod oidc_e2e;
 mod otlp;
 mod partition;
 mod replication;
+mod saml_fuzz_seeds;
 mod saml_pysaml2;
 mod snapshot_join;
 mod ttl;

@@ -41,6 +41,7 @@ mod oauth_tokens;
 mod passkeys;
 mod recovery_codes;
 mod refresh_sessions;
+mod saml_attacks;
 mod saml_sso;
 mod signing_keys;
 mod totp_factors;

@@ -15,11 +15,11 @@ use samael::crypto::{
 };
 use serde_json::{Value, json};
 
-const SP: &str = "https://sp.example.com/metadata";
-const ACS: &str = "https://sp.example.com/acs";
-const SLO: &str = "https://sp.example.com/slo";
+pub(crate) const SP: &str = "https://sp.example.com/metadata";
+pub(crate) const ACS: &str = "https://sp.example.com/acs";
+pub(crate) const SLO: &str = "https://sp.example.com/slo";
 
-fn sso_url() -> String {
+pub(crate) fn sso_url() -> String {
     format!("{}/saml/sso", issuer(TENANT))
 }
 
@@ -44,12 +44,12 @@ async fn register(env: &Env, body: Value) -> Answer {
     .await
 }
 
-fn instant(offset_secs: i64) -> String {
+pub(crate) fn instant(offset_secs: i64) -> String {
     let t = chrono::Utc::now() + chrono::Duration::seconds(offset_secs);
     t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-fn authn_request(
+pub(crate) fn authn_request(
     id: &str,
     acs: Option<&str>,
     extra_attrs: &str,
@@ -65,7 +65,7 @@ fn authn_request(
     )
 }
 
-fn redirect_path(xml: &str, relay: Option<&str>) -> String {
+pub(crate) fn redirect_path(xml: &str, relay: Option<&str>) -> String {
     let encoded = rsp_identity::saml::wire::encode_redirect(xml);
     let mut q = url::form_urlencoded::Serializer::new(String::new());
     q.append_pair("SAMLRequest", &encoded);
@@ -90,7 +90,7 @@ fn unescape(html: &str) -> String {
 }
 
 /// The form action and the decoded SAMLResponse of a POST-binding page.
-fn posted_response(page: &Reply) -> (String, String, Option<String>) {
+pub(crate) fn posted_response(page: &Reply) -> (String, String, Option<String>) {
     assert_eq!(page.status, StatusCode::OK, "{}", page.html);
     let start = page.html.find("action=\"").expect("form action") + 8;
     let action = unescape(&page.html[start..start + page.html[start..].find('"').expect("quote")]);
@@ -135,7 +135,7 @@ fn verified(xml: &str, cert: &[u8]) -> String {
     .expect("the response's signature verifies with the metadata's certificate")
 }
 
-async fn env_with_sp(extra: Value) -> (Env, String) {
+pub(crate) async fn env_with_sp(extra: Value) -> (Env, String) {
     let env = start_browser(2).await;
     env.user(TENANT, "alice").await;
     let mut body = json!({"entity_id": SP, "acs_url": ACS, "slo_url": SLO});
@@ -360,7 +360,7 @@ async fn sp_initiated_sign_on_goes_through_the_login_page_and_answers_a_signed_a
     assert!(forced.has_input("password"), "{}", forced.html);
 }
 
-fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+pub(crate) fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let s = text.find(start).expect(start) + start.len();
     &text[s..s + text[s..].find(end).expect(end)]
 }
@@ -610,7 +610,7 @@ async fn requests_must_be_signed_when_the_sp_says_so_and_never_with_sha1() {
 }
 
 /// An SP's RSA key (PKCS#8) and certificate (DER).
-fn sp_key() -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn sp_key() -> (Vec<u8>, Vec<u8>) {
     let rsa = openssl::rsa::Rsa::generate(2048).expect("rsa");
     let pkey = openssl::pkey::PKey::from_rsa(rsa).expect("pkey");
     let mut builder = openssl::x509::X509::builder().expect("builder");
@@ -710,7 +710,7 @@ const SP2: &str = "https://two.example.com/metadata";
 const ACS2: &str = "https://two.example.com/acs";
 const SLO2: &str = "https://two.example.com/slo";
 
-fn logout_request(sp: &str, id: &str, session_index: &str) -> String {
+pub(crate) fn logout_request(sp: &str, id: &str, session_index: &str) -> String {
     format!(
         r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{}" Destination="{}/saml/slo"><saml:Issuer>{sp}</saml:Issuer><saml:NameID>x</saml:NameID><samlp:SessionIndex>{session_index}</samlp:SessionIndex></samlp:LogoutRequest>"#,
         instant(0),
@@ -718,7 +718,7 @@ fn logout_request(sp: &str, id: &str, session_index: &str) -> String {
     )
 }
 
-fn slo_path(param: &str, xml: &str, relay: &str) -> String {
+pub(crate) fn slo_path(param: &str, xml: &str, relay: &str) -> String {
     let q = url::form_urlencoded::Serializer::new(String::new())
         .append_pair(param, &rsp_identity::saml::wire::encode_redirect(xml))
         .append_pair("RelayState", relay)

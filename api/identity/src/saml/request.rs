@@ -184,12 +184,85 @@ pub fn verify(
                     "the request's signature does not verify with the registered certificate (only RSA or ECDSA with SHA-256 or stronger is accepted)",
                 )
             })?;
+            // What the signature covers is rooted at the signed element;
+            // it must be the message itself, not an element wrapped in an
+            // unsigned one (IDs are unique: samael refuses duplicates).
+            let signed_root = root(&reduced).and_then(|r| r.id);
+            if signed_root.is_none() || signed_root != root(&xml).and_then(|r| r.id) {
+                return Err(SamlError::request_denied(
+                    "the signature must cover the whole message, not an element inside it",
+                ));
+            }
             Ok(Decoded {
                 xml: reduced,
                 signed: true,
                 relay_state,
             })
         }
+    }
+}
+
+const PROTOCOL_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
+
+/// The root element of a message: its namespace, local name and `ID`.
+struct Root {
+    namespace: Option<Vec<u8>>,
+    local: Vec<u8>,
+    id: Option<String>,
+}
+
+fn root(xml: &str) -> Option<Root> {
+    use quick_xml::events::Event;
+    use quick_xml::name::ResolveResult;
+    let mut reader = quick_xml::NsReader::from_str(xml);
+    loop {
+        match reader.read_resolved_event() {
+            Ok((ns, Event::Start(e) | Event::Empty(e))) => {
+                let namespace = match ns {
+                    ResolveResult::Bound(n) => Some(n.as_ref().to_vec()),
+                    _ => None,
+                };
+                let id = e
+                    .try_get_attribute("ID")
+                    .ok()
+                    .flatten()
+                    .map(|a| String::from_utf8_lossy(&a.value).into_owned());
+                return Some(Root {
+                    namespace,
+                    local: e.local_name().as_ref().to_vec(),
+                    id,
+                });
+            }
+            Ok((_, Event::Eof)) | Err(_) => return None,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Refuse `xml` unless its root is the SAML protocol element `local`
+/// (samael reads any root into any message type: a signed LogoutRequest
+/// would pass for an AuthnRequest).
+fn expect_root(xml: &str, local: &str, what: &str) -> Result<(), SamlError> {
+    match root(xml) {
+        Some(r) if r.local == local.as_bytes() && r.namespace.as_deref() == Some(PROTOCOL_NS) => {
+            Ok(())
+        }
+        _ => Err(SamlError::malformed(format!(
+            "the {what} is not a SAML {local}"
+        ))),
+    }
+}
+
+/// Refuse a request whose `Issuer` is not `sp`.
+fn expect_issuer(
+    issuer: Option<&samael::schema::Issuer>,
+    sp: &ServiceProvider,
+) -> Result<(), SamlError> {
+    match issuer.and_then(|i| i.value.as_deref()).map(str::trim) {
+        Some(issuer) if issuer == sp.entity_id => Ok(()),
+        _ => Err(SamlError::request_denied(
+            "the Issuer is not this service provider",
+        )),
     }
 }
 
@@ -252,6 +325,7 @@ fn verify_query(
 
 /// The issuer a request names (before its SP is looked up).
 pub fn issuer_of_authn_request(xml: &str) -> Result<String, SamlError> {
+    expect_root(xml, "AuthnRequest", "SAMLRequest")?;
     let request = AuthnRequest::from_str(xml)
         .map_err(|_| SamlError::malformed("the SAMLRequest is not an AuthnRequest"))?;
     request
@@ -264,6 +338,7 @@ pub fn issuer_of_authn_request(xml: &str) -> Result<String, SamlError> {
 
 /// The issuer of a LogoutRequest.
 pub fn issuer_of_logout_request(xml: &str) -> Result<String, SamlError> {
+    expect_root(xml, "LogoutRequest", "SAMLRequest")?;
     let request = LogoutRequest::from_str(xml)
         .map_err(|_| SamlError::malformed("the SAMLRequest is not a LogoutRequest"))?;
     request
@@ -276,6 +351,7 @@ pub fn issuer_of_logout_request(xml: &str) -> Result<String, SamlError> {
 
 /// The issuer of a LogoutResponse.
 pub fn issuer_of_logout_response(xml: &str) -> Result<String, SamlError> {
+    expect_root(xml, "LogoutResponse", "SAMLResponse")?;
     let response = samael::schema::LogoutResponse::from_str(xml)
         .map_err(|_| SamlError::malformed("the SAMLResponse is not a LogoutResponse"))?;
     response
@@ -328,6 +404,7 @@ pub fn check_authn_request(
             "this service provider's requests must be signed",
         ));
     }
+    expect_root(&decoded.xml, "AuthnRequest", "SAMLRequest")?;
     let request = AuthnRequest::from_str(&decoded.xml)
         .map_err(|_| SamlError::malformed("the SAMLRequest is not an AuthnRequest"))?;
     if request.version != "2.0" {
@@ -347,16 +424,7 @@ pub fn check_authn_request(
             "the AuthnRequest is issued in the future",
         ));
     }
-    let issuer = request
-        .issuer
-        .as_ref()
-        .and_then(|i| i.value.as_deref())
-        .map(str::trim);
-    if issuer != Some(sp.entity_id.as_str()) {
-        return Err(SamlError::request_denied(
-            "the Issuer is not this service provider",
-        ));
-    }
+    expect_issuer(request.issuer.as_ref(), sp)?;
     if let Some(destination) = &request.destination
         && destination != sso_url
     {
@@ -463,8 +531,10 @@ pub fn check_logout_request(
             "this service provider's logout requests must be signed",
         ));
     }
+    expect_root(&decoded.xml, "LogoutRequest", "SAMLRequest")?;
     let request = LogoutRequest::from_str(&decoded.xml)
         .map_err(|_| SamlError::malformed("the SAMLRequest is not a LogoutRequest"))?;
+    expect_issuer(request.issuer.as_ref(), sp)?;
     let id = request
         .id
         .filter(|id| valid_id(id))
@@ -496,18 +566,4 @@ pub fn check_logout_request(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::element_text;
-
-    #[test]
-    fn session_index_is_read_as_the_element_it_is() {
-        let xml = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="a"><samlp:SessionIndex> _abc&amp;d </samlp:SessionIndex></samlp:LogoutRequest>"#;
-        assert_eq!(element_text(xml, "SessionIndex").as_deref(), Some("_abc&d"));
-        let bare = r#"<LogoutRequest><SessionIndex>x</SessionIndex></LogoutRequest>"#;
-        assert_eq!(element_text(bare, "SessionIndex").as_deref(), Some("x"));
-        assert_eq!(
-            element_text("<a SessionIndex=\"y\"/>", "SessionIndex"),
-            None
-        );
-    }
-}
+mod tests;

@@ -139,6 +139,24 @@ mod tests {
     }
 
     #[test]
+    fn inflating_stops_at_the_bound_and_never_reaches_the_rest_of_a_bomb() {
+        use std::io::Write;
+        // Sixteen times the bound of spaces, then a block DEFLATE cannot
+        // read: an inflater that went past the bound would reach it and
+        // fail on it instead.
+        let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![b' '; 16 * MAX_XML]).expect("deflate");
+        enc.flush().expect("sync flush");
+        let mut raw = enc.get_ref().clone();
+        raw.extend_from_slice(&[0xff; 8]);
+        let mut all = Vec::new();
+        let unbounded = flate2::read::DeflateDecoder::new(raw.as_slice()).read_to_end(&mut all);
+        assert!(unbounded.is_err(), "the tail is not DEFLATE");
+        let err = decode_redirect(&STANDARD.encode(&raw)).expect_err("refused");
+        assert!(err.to_string().contains("size limit"), "{err}");
+    }
+
+    #[test]
     fn dtds_entities_comments_and_processing_instructions_are_refused() {
         for bad in [
             r#"<!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><a>&x;</a>"#,
