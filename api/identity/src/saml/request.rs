@@ -425,6 +425,13 @@ pub fn check_authn_request(
         ));
     }
     expect_issuer(request.issuer.as_ref(), sp)?;
+    // SAML bindings 3.4.5.2 and 3.5.5.2: a signed message names where it
+    // was sent, so it cannot be replayed at another endpoint.
+    if decoded.signed && request.destination.is_none() {
+        return Err(SamlError::request_denied(
+            "a signed AuthnRequest must carry a Destination",
+        ));
+    }
     if let Some(destination) = &request.destination
         && destination != sso_url
     {
@@ -547,6 +554,13 @@ pub fn check_logout_request(
         if issued + REQUEST_MAX_AGE_MS < now_ms || issued > now_ms + CLOCK_SKEW_MS {
             return Err(SamlError::request_denied("the LogoutRequest has expired"));
         }
+    }
+    // SAML bindings 3.4.5.2 and 3.5.5.2: a signed message names where it
+    // was sent, so it cannot be replayed at another endpoint.
+    if decoded.signed && request.destination.is_none() {
+        return Err(SamlError::request_denied(
+            "a signed LogoutRequest must carry a Destination",
+        ));
     }
     if let Some(destination) = &request.destination
         && destination != slo_url

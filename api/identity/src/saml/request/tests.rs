@@ -290,10 +290,16 @@ fn a_message_of_one_kind_is_not_taken_for_another() {
     let foreign = authn.replace("urn:oasis:names:tc:SAML:2.0:protocol", "urn:evil");
     assert!(check_authn_request(&trusted(foreign.clone()), &sp, SSO, now_ms()).is_err());
     assert!(issuer_of_authn_request(&foreign).is_err());
-    // And the right kind is accepted.
-    assert!(check_authn_request(&trusted(authn.clone()), &sp, SSO, now_ms()).is_ok());
     assert_eq!(issuer_of_authn_request(&authn).expect("issuer"), SP);
-    assert!(check_logout_request(&trusted(logout.clone()), &sp, SLO, now_ms()).is_ok());
+    // A signed message must name its Destination (SAML bindings 3.4.5.2),
+    // even at the endpoint of its kind...
+    assert!(check_authn_request(&trusted(authn.clone()), &sp, SSO, now_ms()).is_err());
+    assert!(check_logout_request(&trusted(logout.clone()), &sp, SLO, now_ms()).is_err());
+    // ...and with it, the right kind is accepted.
+    let authn = self::authn("_a", ACS, "");
+    let logout = self::logout("_lo", "alice", "_mine", "");
+    assert!(check_authn_request(&trusted(authn), &sp, SSO, now_ms()).is_ok());
+    assert!(check_logout_request(&trusted(logout), &sp, SLO, now_ms()).is_ok());
 }
 
 #[test]
