@@ -217,8 +217,9 @@ impl LockoutService {
 
 impl AttemptGuard {
     /// The secret was wrong. The attempt is already counted; the failure
-    /// that reaches the limit starts the lock.
-    pub async fn failed(self) -> Result<(), ActorError> {
+    /// that reaches the limit starts the lock. True when this call started
+    /// it.
+    pub async fn failed(self) -> Result<bool, ActorError> {
         let policy = self.policy;
         let lockout = policy.lockout.as_millis() as u64;
         let window_start = self.window_start_ms;
@@ -242,9 +243,9 @@ impl AttemptGuard {
                             locked_until_ms: now.saturating_add(lockout),
                             ..r
                         };
-                        Ok((Step::Write(locked), ()))
+                        Ok((Step::Write(locked), true))
                     }
-                    _ => Ok((Step::Done, ())),
+                    _ => Ok((Step::Done, false)),
                 }
             },
         )
