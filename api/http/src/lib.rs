@@ -11,6 +11,8 @@
 //!   [`authz::caller`]'s, the tenant and client of an OAuth request
 //!   [`oidc::tenant`]'s and [`oidc::client`]'s.
 //! - [`error`]: the one error type and its HTTP mapping.
+//! - [`metrics`]: the HTTP, token, sign-in and SAML metric families, and
+//!   the middleware that counts every request by route template.
 //! - [`miss_limit`]: the per-address limit on unauthenticated look-ups
 //!   that would go to the leader (unknown tenants, device user codes).
 //! - [`admin`]: `/admin/v1/...` handlers; [`authz`]: Cedar decisions and
@@ -29,6 +31,7 @@ pub mod admin;
 pub mod authz;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod miss_limit;
 pub mod oidc;
 pub mod ops;
@@ -63,5 +66,10 @@ pub fn app(state: AppState) -> Router {
         .merge(saml::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        // Inside the router, so the route template (`MatchedPath`) is known.
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }

@@ -1,5 +1,5 @@
-//! What handlers are given: the consensus handle, the admin credential and
-//! the metrics registry. Small on purpose; features add their own services.
+//! What handlers are given: the consensus handle, the admin credential, the
+//! metrics registry and this crate's metric families. Small on purpose; features add their own services.
 
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use crate::authz::admin_guard::AdminGuard;
 use crate::authz::services::AuthzServices;
+use crate::metrics::ApiMetrics;
 use crate::miss_limit::{MissLimiter, MissRule};
 use crate::oidc::tenant_runtime::TenantRuntimeServices;
 use rsp_identity::Identity;
@@ -49,6 +50,8 @@ pub struct AppState {
     /// Failed admin authentications per client address (this node's).
     pub admin_guard: AdminGuard,
     pub registry: Arc<prometheus::Registry>,
+    /// This crate's families in `registry` (requests, tokens, sign-ins).
+    pub metrics: ApiMetrics,
     pub tenants: TenantService,
     pub identity: Identity,
     /// Codes, tokens, client authentication, device flow, PAR.
@@ -88,6 +91,7 @@ impl AppState {
             public_url: Arc::from(public_url.trim_end_matches('/')),
             tenants: TenantService::new(consensus.clone()),
             admin_guard: AdminGuard::new(consensus.clock().clone()),
+            metrics: ApiMetrics::in_registry(&registry),
             identity,
             consensus,
             admin_token,

@@ -59,8 +59,9 @@ pub(super) fn app_state(
     state
 }
 
-/// The HTTP API with a span and a status per request; served over HTTPS,
-/// every answer carries [`HSTS`].
+/// The HTTP API with a span and a status per request (the request metrics
+/// are counted inside [`rsp_api::app`], where the route template is known);
+/// served over HTTPS, every answer carries [`HSTS`].
 pub(super) fn router(state: &AppState, https: bool) -> axum::Router {
     let app = rsp_api::app(state.clone());
     let app = match https {

@@ -17,7 +17,9 @@ use crate::account::signed_in::{SignedIn, SignedInForm};
 use crate::account::{base, redirect};
 use crate::oidc::browser_session::{ActiveSession, Browser, start_session};
 use crate::oidc::csrf::Csrf;
-use crate::oidc::lockout::{BAD_CREDENTIALS, LOCKED, LOCKED_RETRY_AFTER, begin_attempt};
+use crate::oidc::lockout::{
+    BAD_CREDENTIALS, LOCKED, LOCKED_RETRY_AFTER, begin_attempt, wrong_secret,
+};
 use crate::oidc::mfa::{ACR_PASSWORD, AMR_PASSWORD};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
@@ -137,7 +139,7 @@ pub async fn post(
         .map_err(PageError::internal)?
         .filter(|u| u.id == session.user.id);
     let Some(user) = user else {
-        attempt.failed().await?;
+        wrong_secret(&state, &browser.tenant.id, attempt, None).await?;
         return page(
             &state,
             &browser,

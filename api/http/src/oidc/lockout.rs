@@ -9,7 +9,9 @@
 //!   reserved through the cluster-wide lockout before the secret is
 //!   checked ([`begin_attempt`], keyed by [`lockout_key`]); a locked
 //!   account gets [`LOCKED`] and no check, at every step;
-//! - a wrong secret counts ([`AttemptGuard::failed`]); a right one that
+//! - a wrong secret counts ([`wrong_secret`], through
+//!   [`AttemptGuard::failed`]; the failure that locks the account is
+//!   counted in `rsp_lockouts_total`); a right one that
 //!   another step follows (the password before a second factor), or a
 //!   check that could not be made, hands the attempt back and clears
 //!   nothing ([`AttemptGuard::released`]); only a sign-in that passed every
@@ -24,6 +26,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use rsp_actors::{ActorError, AttemptGuard, KIND_LOGIN, TenantHandle};
 
+use crate::metrics::LoginResult;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::pages::PageError;
 use crate::state::AppState;
@@ -68,6 +71,25 @@ pub async fn begin_attempt(
         Err(ActorError::Locked { .. }) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// `attempt`'s secret was wrong: count it against the account, count the
+/// lock it may start, and, at a sign-in step, the failed sign-in as
+/// `login` says (`None` for the password asked again on the account pages).
+pub async fn wrong_secret(
+    state: &AppState,
+    tenant: &str,
+    attempt: AttemptGuard,
+    login: Option<LoginResult>,
+) -> Result<(), PageError> {
+    let locked = attempt.failed().await?;
+    if let Some(result) = login {
+        state.metrics.login(tenant, result);
+    }
+    if locked {
+        state.metrics.lockout(tenant);
+    }
+    Ok(())
 }
 
 /// The answer of a step that has no form of its own to show [`LOCKED`]

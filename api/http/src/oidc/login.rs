@@ -31,11 +31,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use zeroize::Zeroizing;
 
+use crate::metrics::LoginResult;
 use crate::oidc::browser_form::BrowserForm;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::unseal;
 use crate::oidc::lockout::{
-    BAD_CREDENTIALS, LOCKED, LOCKED_RETRY_AFTER, begin_attempt, rate_limited_actors,
+    BAD_CREDENTIALS, LOCKED, LOCKED_RETRY_AFTER, begin_attempt, rate_limited_actors, wrong_secret,
 };
 use crate::oidc::login_enrol;
 use crate::oidc::login_page::{Continuation, LOGIN_FLOW, render_login};
@@ -80,6 +81,7 @@ pub async fn post(
         return again("Enter your username and password.", StatusCode::BAD_REQUEST);
     }
     let Some(attempt) = begin_attempt(&actors, &username).await? else {
+        state.metrics.login(&browser.tenant.id, LoginResult::Locked);
         return again(LOCKED, StatusCode::TOO_MANY_REQUESTS);
     };
     let user = state
@@ -89,7 +91,8 @@ pub async fn post(
         .await
         .map_err(PageError::internal)?;
     let Some(user) = user else {
-        attempt.failed().await?;
+        let bad = Some(LoginResult::BadPassword);
+        wrong_secret(&state, &browser.tenant.id, attempt, bad).await?;
         return again(BAD_CREDENTIALS, StatusCode::OK);
     };
     match next_step(&state, &browser, &user.id, &user.username, &flow).await {

@@ -21,9 +21,10 @@ use std::collections::BTreeMap;
 use axum::http::StatusCode;
 use rsp_actors::{AttemptGuard, TenantHandle};
 
+use crate::metrics::LoginResult;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::Csrf;
-use crate::oidc::lockout::{LOCKED, LOCKED_RETRY_AFTER, begin_attempt};
+use crate::oidc::lockout::{LOCKED, LOCKED_RETRY_AFTER, begin_attempt, wrong_secret};
 use crate::oidc::mfa::{AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP, totp_code};
 use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::templates::TotpPage;
@@ -124,7 +125,8 @@ pub async fn verify(
             .await
         }
         TotpCheck::Invalid => {
-            attempt.failed().await?;
+            let mfa_failed = Some(LoginResult::MfaFailed);
+            wrong_secret(state, &browser.tenant.id, attempt, mfa_failed).await?;
             totp_page(
                 state,
                 browser,
@@ -156,14 +158,17 @@ async fn attempt(
 ) -> Result<Result<AttemptGuard, Page>, PageError> {
     match begin_attempt(actors, &ticket.username).await? {
         Some(attempt) => Ok(Ok(attempt)),
-        None => Ok(Err(totp_page(
-            state,
-            browser,
-            ticket,
-            Some(LOCKED),
-            StatusCode::TOO_MANY_REQUESTS,
-        )?
-        .retry_after(LOCKED_RETRY_AFTER))),
+        None => {
+            state.metrics.login(&browser.tenant.id, LoginResult::Locked);
+            Ok(Err(totp_page(
+                state,
+                browser,
+                ticket,
+                Some(LOCKED),
+                StatusCode::TOO_MANY_REQUESTS,
+            )?
+            .retry_after(LOCKED_RETRY_AFTER)))
+        }
     }
 }
 
@@ -194,7 +199,8 @@ async fn recovery_code(
         }
     };
     if !valid {
-        attempt.failed().await?;
+        let mfa_failed = Some(LoginResult::MfaFailed);
+        wrong_secret(state, &browser.tenant.id, attempt, mfa_failed).await?;
         return totp_page(
             state,
             browser,

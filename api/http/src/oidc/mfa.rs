@@ -49,6 +49,18 @@ pub const AMR_PASSKEY: &str = "hwk";
 /// The authenticator verified the user (PIN, fingerprint, face).
 pub const AMR_USER_VERIFIED: &str = "user";
 
+/// The factor an `amr` value stands for, as `rsp_logins_by_factor_total`
+/// names it; `None` for what is not a factor of its own (`user`).
+pub fn factor_of_amr(amr: &str) -> Option<&'static str> {
+    match amr {
+        AMR_PASSWORD => Some("password"),
+        AMR_TOTP => Some("totp"),
+        AMR_RECOVERY_CODE => Some("recovery_code"),
+        AMR_PASSKEY => Some("passkey"),
+        _ => None,
+    }
+}
+
 /// The code a TOTP form's `totp` field carries, spaces (as apps group the
 /// digits) removed; `""` when absent.
 pub fn totp_code(fields: &BTreeMap<String, String>) -> String {

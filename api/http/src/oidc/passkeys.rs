@@ -30,10 +30,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::LoginResult;
 use crate::oidc::browser_form::BrowserForm;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::{seal_until, unseal};
-use crate::oidc::lockout::{begin_attempt, locked, rate_limited_actors};
+use crate::oidc::lockout::{begin_attempt, locked, rate_limited_actors, wrong_secret};
 use crate::oidc::login_page::{Continuation, LOGIN_FLOW};
 use crate::oidc::mfa::{ACR_MFA, AMR_PASSKEY, AMR_PASSWORD, AMR_USER_VERIFIED};
 use crate::oidc::mfa_ticket::MfaTicket;
@@ -252,6 +253,7 @@ pub async fn verify(
         return second_factor_page(&state, &browser, &ticket, None, StatusCode::OK).await;
     };
     let Some(attempt) = begin_attempt(&actors, &ticket.user.username).await? else {
+        state.metrics.login(&browser.tenant.id, LoginResult::Locked);
         return Err(locked());
     };
     let bound = binding(&state, &browser, &second_factor_step(&ticket))?;
@@ -287,7 +289,8 @@ pub async fn verify(
             Err(c.into())
         }
         Err(e) => {
-            attempt.failed().await?;
+            let mfa_failed = Some(LoginResult::MfaFailed);
+            wrong_secret(&state, &browser.tenant.id, attempt, mfa_failed).await?;
             let message = failure(e)?;
             second_factor_page(&state, &browser, &ticket, Some(message), StatusCode::OK).await
         }

@@ -16,12 +16,13 @@
 
 use rsp_actors::{AttemptGuard, TenantHandle};
 
+use crate::metrics::LoginResult;
 use crate::oidc::authorize::proceed;
 use crate::oidc::authz_request::resolve;
 use crate::oidc::browser_session::{ActiveSession, Browser, SESSION_COOKIE, start_session};
 use crate::oidc::device_page;
 use crate::oidc::login_page::Continuation;
-use crate::oidc::mfa::ACR_MFA;
+use crate::oidc::mfa::{ACR_MFA, factor_of_amr};
 use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
@@ -51,8 +52,9 @@ impl SignInUser<'_> {
     }
 }
 
-/// Start the session of `user`, authenticated by `amr` with `acr`.
-/// Returns the session and its cookie.
+/// Start the session of `user`, authenticated by `amr` with `acr`, and
+/// count the finished sign-in and its factors. Returns the session and its
+/// cookie.
 pub async fn sign_in(
     state: &AppState,
     browser: &Browser,
@@ -62,7 +64,13 @@ pub async fn sign_in(
     acr: &str,
 ) -> Result<(ActiveSession, String), PageError> {
     let user = user.load(state, &browser.tenant.id).await?;
-    start_session(state, browser, actors, user, amr, acr).await
+    let started = start_session(state, browser, actors, user, amr, acr).await?;
+    let tenant = &browser.tenant.id;
+    state.metrics.login(tenant, LoginResult::Success);
+    for factor in amr.iter().filter_map(|a| factor_of_amr(a)) {
+        state.metrics.login_factor(tenant, factor);
+    }
+    Ok(started)
 }
 
 /// `user` passed every step: start the session and continue `flow`.

@@ -7,6 +7,8 @@
 //! client did not register `unauthorized_client`; a client over its rate
 //! limit (`token-rate-limit`: per client, across the cluster) 429
 //! `too_many_requests` with `Retry-After`.
+//!
+//! Every token response issued counts in `rsp_tokens_issued_total`.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -34,7 +36,7 @@ pub async fn token(
         ..
     }: AuthenticatedClient<TokenEndpoint>,
 ) -> OAuthResult<Response> {
-    params.require("grant_type")?;
+    let grant_type = params.require("grant_type")?;
     // Per client, cluster-wide (each node enforces its share): after client
     // authentication, so an unauthenticated caller cannot drain a client's
     // budget by naming it.
@@ -47,5 +49,9 @@ pub async fn token(
             .await?;
     }
     let tokens = grants::exchange(&state.oidc, &t.id, &client, &params).await?;
+    // A grant type that issued tokens is one of the supported few.
+    state
+        .metrics
+        .token_issued(&t.id, grant_type, client.is_public());
     Ok(json_no_store(StatusCode::OK, &tokens))
 }

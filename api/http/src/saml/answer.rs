@@ -122,6 +122,7 @@ pub async fn success(
     saml.remember(&t.id, &session.handle(), &participant, ttl)
         .await
         .map_err(page_error)?;
+    state.metrics.saml_response(&t.id, true);
     Ok(post_page(
         &sp,
         &req.acs_url,
@@ -175,6 +176,7 @@ pub fn failure_status(
     };
     let encoded = response::failure(&answer, status, second, message, &signing.material())
         .map_err(page_error)?;
+    state.metrics.saml_response(&browser.tenant.id, false);
     Ok(post_page(
         sp,
         &req.acs_url,

@@ -32,6 +32,7 @@ mod browser_mfa;
 mod browser_mfa_flows;
 mod browser_mfa_lockout;
 mod kek_rotation;
+mod metrics;
 mod oauth_client_auth;
 mod oauth_cluster;
 mod oauth_code;

@@ -1,0 +1,286 @@
+//! Prometheus metrics of the HTTP surface: requests and latency by route
+//! template ([`track`], a middleware on the whole router), tokens issued,
+//! sign-ins by result and by factor, lockouts, and SAML answers. Registered in the
+//! node's registry (no global registry, so several nodes share a process in
+//! tests).
+//!
+//! Labels never carry raw input: the route is axum's template (`/t/{tenant}/token`,
+//! `unmatched` when no route matched), the method one of the standard ones
+//! or `other`, and the tenant folds into [`OTHER_TENANT`] past
+//! [`TENANT_LABEL_CAP`] distinct tenants ([`TenantLabels`]).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// Distinct tenant label values a node gives before folding the rest.
+pub const TENANT_LABEL_CAP: usize = 100;
+/// The label value of every tenant past the cap.
+pub const OTHER_TENANT: &str = "other";
+/// The route label of a request no route matched.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// The tenant label values: the first `cap` tenants seen keep their id,
+/// later ones are [`OTHER_TENANT`], so a node with many tenants does not
+/// grow a series per tenant without bound.
+#[derive(Clone)]
+pub struct TenantLabels {
+    cap: usize,
+    seen: Arc<Mutex<HashSet<String>>>,
+}
+
+impl TenantLabels {
+    pub fn new(cap: usize) -> Self {
+        TenantLabels {
+            cap,
+            seen: Arc::default(),
+        }
+    }
+
+    /// The label value for `tenant`.
+    pub fn label(&self, tenant: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(tenant) {
+            return tenant.to_string();
+        }
+        if seen.len() < self.cap {
+            seen.insert(tenant.to_string());
+            return tenant.to_string();
+        }
+        OTHER_TENANT.to_string()
+    }
+}
+
+/// How a sign-in ended, as `rsp_logins_total` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginResult {
+    Success,
+    /// A wrong password, or a name no account has (the two are one answer).
+    BadPassword,
+    /// The account was locked: nothing was checked.
+    Locked,
+    /// A wrong TOTP code, recovery code or passkey assertion after the
+    /// password.
+    MfaFailed,
+}
+
+impl LoginResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            LoginResult::Success => "success",
+            LoginResult::BadPassword => "bad_password",
+            LoginResult::Locked => "locked",
+            LoginResult::MfaFailed => "mfa_failed",
+        }
+    }
+}
+
+/// The families of this crate, with the tenant label cap.
+#[derive(Clone)]
+pub struct ApiMetrics {
+    http_requests: IntCounterVec,
+    http_seconds: HistogramVec,
+    tokens_issued: IntCounterVec,
+    logins: IntCounterVec,
+    logins_by_factor: IntCounterVec,
+    saml_responses: IntCounterVec,
+    lockouts: IntCounterVec,
+    tenants: TenantLabels,
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> prometheus::Result<IntCounterVec> {
+    IntCounterVec::new(Opts::new(name, help), labels)
+}
+
+impl ApiMetrics {
+    /// The families, registered in `registry`. A registry that already
+    /// holds them (a second [`crate::AppState`] on one registry) is logged
+    /// and left as it is: the families still count, unexported.
+    pub fn in_registry(registry: &Registry) -> Self {
+        let metrics = Self::build().expect("the families' names and labels are valid");
+        if let Err(e) = metrics.register(registry) {
+            tracing::warn!(error = %e, "the HTTP metric families are not registered");
+        }
+        metrics
+    }
+
+    fn build() -> prometheus::Result<Self> {
+        Ok(ApiMetrics {
+            http_requests: counter_vec(
+                "rsp_http_requests_total",
+                "HTTP requests answered, by route template, method and status",
+                &["route", "method", "status"],
+            )?,
+            http_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "rsp_http_request_duration_seconds",
+                    "Time to answer an HTTP request, by route template and method",
+                )
+                .buckets(prometheus::exponential_buckets(0.0005, 2.5, 12)?),
+                &["route", "method"],
+            )?,
+            tokens_issued: counter_vec(
+                "rsp_tokens_issued_total",
+                "Token responses issued by the token endpoint, by grant type and client type (public or confidential)",
+                &["tenant", "grant_type", "client_type"],
+            )?,
+            logins: counter_vec(
+                "rsp_logins_total",
+                "Browser sign-in attempts, by result (success, bad_password, locked, mfa_failed)",
+                &["tenant", "result"],
+            )?,
+            logins_by_factor: counter_vec(
+                "rsp_logins_by_factor_total",
+                "Finished sign-ins, once for each factor used (password, totp, recovery_code, passkey)",
+                &["tenant", "factor"],
+            )?,
+            saml_responses: counter_vec(
+                "rsp_saml_responses_total",
+                "SAML Responses sent to service providers, by result (success or error status)",
+                &["tenant", "result"],
+            )?,
+            lockouts: counter_vec(
+                "rsp_lockouts_total",
+                "Accounts locked after too many wrong secrets (the failure that started each lock)",
+                &["tenant"],
+            )?,
+            tenants: TenantLabels::new(TENANT_LABEL_CAP),
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.http_requests.clone()))?;
+        registry.register(Box::new(self.http_seconds.clone()))?;
+        registry.register(Box::new(self.tokens_issued.clone()))?;
+        registry.register(Box::new(self.logins.clone()))?;
+        registry.register(Box::new(self.logins_by_factor.clone()))?;
+        registry.register(Box::new(self.saml_responses.clone()))?;
+        registry.register(Box::new(self.lockouts.clone()))
+    }
+
+    /// One HTTP request answered.
+    fn request(&self, route: &str, method: &Method, status: u16, seconds: f64) {
+        let method = method_label(method);
+        self.http_requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.http_seconds
+            .with_label_values(&[route, method])
+            .observe(seconds);
+    }
+
+    /// A token response issued for `grant_type` to a public or confidential
+    /// client.
+    pub fn token_issued(&self, tenant: &str, grant_type: &str, public_client: bool) {
+        let client_type = if public_client {
+            "public"
+        } else {
+            "confidential"
+        };
+        self.tokens_issued
+            .with_label_values(&[&self.tenants.label(tenant), grant_type, client_type])
+            .inc();
+    }
+
+    /// A sign-in attempt ended with `result`.
+    pub fn login(&self, tenant: &str, result: LoginResult) {
+        self.logins
+            .with_label_values(&[&self.tenants.label(tenant), result.as_str()])
+            .inc();
+    }
+
+    /// A finished sign-in used `factor`.
+    pub fn login_factor(&self, tenant: &str, factor: &str) {
+        self.logins_by_factor
+            .with_label_values(&[&self.tenants.label(tenant), factor])
+            .inc();
+    }
+
+    /// A wrong secret locked the account.
+    pub fn lockout(&self, tenant: &str) {
+        self.lockouts
+            .with_label_values(&[&self.tenants.label(tenant)])
+            .inc();
+    }
+
+    /// A SAML Response sent: an assertion (`success`) or an error status.
+    pub fn saml_response(&self, tenant: &str, success: bool) {
+        let result = if success { "success" } else { "error" };
+        self.saml_responses
+            .with_label_values(&[&self.tenants.label(tenant), result])
+            .inc();
+    }
+}
+
+/// The standard methods by name; anything else is `other`.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Middleware: count and time every request by its route template.
+pub async fn track(State(metrics): State<ApiMetrics>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED_ROUTE, MatchedPath::as_str)
+        .to_string();
+    let method = req.method().clone();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    metrics.request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_past_the_cap_fold_into_other() {
+        let labels = TenantLabels::new(2);
+        assert_eq!(labels.label("a"), "a");
+        assert_eq!(labels.label("b"), "b");
+        assert_eq!(labels.label("c"), OTHER_TENANT);
+        assert_eq!(labels.label("d"), OTHER_TENANT);
+        // Tenants seen before the cap was reached keep their label.
+        assert_eq!(labels.label("a"), "a");
+        assert_eq!(labels.label("b"), "b");
+        assert_eq!(labels.label("c"), OTHER_TENANT);
+    }
+
+    #[test]
+    fn the_default_cap_keeps_a_hundred_tenants() {
+        let labels = TenantLabels::new(TENANT_LABEL_CAP);
+        for i in 0..TENANT_LABEL_CAP {
+            assert_eq!(labels.label(&format!("t{i}")), format!("t{i}"));
+        }
+        assert_eq!(labels.label("one-more"), OTHER_TENANT);
+    }
+
+    #[test]
+    fn unknown_methods_are_other() {
+        let odd = Method::from_bytes(b"BREW").expect("method");
+        assert_eq!(method_label(&odd), "other");
+        assert_eq!(method_label(&Method::POST), "POST");
+    }
+}
