@@ -1,7 +1,8 @@
 //! `GET /metrics` after real traffic: a failed and a successful sign-in, a
-//! code exchanged at the token endpoint, an account locked and refused, a path no
-//! route serves move the HTTP, sign-in and token families by exactly what
-//! was done, labelled by route template (never the raw path).
+//! code exchanged at the token endpoint, an account locked and refused,
+//! SAML answers with and without an assertion, and a path no route serves
+//! move the HTTP, sign-in, token and SAML families by exactly what was
+//! done, labelled by route template (never the raw path).
 
 use crate::browser;
 use crate::support;
@@ -197,4 +198,40 @@ async fn a_path_no_route_serves_is_counted_as_unmatched() {
     // The scrape itself is counted under its own route.
     let scrapes = [("method", "GET"), ("route", "/metrics"), ("status", "200")];
     assert_eq!(sample(&after, "rsp_http_requests_total", &scrapes), 1.0);
+}
+
+#[tokio::test]
+async fn saml_answers_are_counted_by_result() {
+    use crate::saml_sso::{authn_request, env_with_sp, instant, posted_response, redirect_path};
+
+    let (env, password) = env_with_sp(serde_json::json!({})).await;
+    let before = scrape(&env).await;
+    let mut b = Browser::default();
+    // Passive with no session: an error status, no assertion.
+    let passive = authn_request("_p1", None, r#" IsPassive="true""#, "", &instant(0));
+    let page = b.get(&env, 0, &redirect_path(&passive, None)).await;
+    posted_response(&page);
+    // Then a sign-in through the login page: an assertion.
+    let xml = authn_request("_req1", None, "", "", &instant(0));
+    let login = b.get(&env, 0, &redirect_path(&xml, None)).await;
+    let answered = b.login(&env, 0, &login, "alice", &password).await;
+    posted_response(&answered);
+
+    let after = scrape(&env).await;
+    let saml = |result| {
+        moved(
+            &before,
+            &after,
+            "rsp_saml_responses_total",
+            &[("result", result), ("tenant", TENANT)],
+        )
+    };
+    assert_eq!(saml("success"), 1.0, "{after}");
+    assert_eq!(saml("error"), 1.0, "{after}");
+    let sso = [
+        ("method", "GET"),
+        ("route", "/t/{tenant}/saml/sso"),
+        ("status", "200"),
+    ];
+    assert_eq!(moved(&before, &after, "rsp_http_requests_total", &sso), 2.0);
 }
