@@ -155,6 +155,13 @@ pub struct KekRing {
     consensus: Consensus,
     cell: Arc<KekCell>,
     store: Option<Arc<dyn KekStore>>,
+    /// Held by every sync and by a rotation's start, so a sync that read
+    /// the record before a rotation on this node cannot drop the new KEK
+    /// the rotation just added.
+    serial: Arc<tokio::sync::Mutex<()>>,
+    /// The revision of the record last installed: an older one (a local
+    /// read that lags) is not installed over it.
+    installed: Arc<std::sync::Mutex<u64>>,
 }
 
 impl KekRing {
@@ -163,6 +170,8 @@ impl KekRing {
             consensus,
             cell,
             store: None,
+            serial: Arc::default(),
+            installed: Arc::default(),
         }
     }
 
@@ -195,7 +204,13 @@ impl KekRing {
     /// linearizable one proves the KEK was never rotated). Whether the ring
     /// is ready afterwards.
     pub async fn sync(&self, consistency: Consistency) -> Result<bool, RingError> {
-        let Some((record, _)) = self.record(consistency).await? else {
+        let _serial = self.serial.lock().await;
+        self.sync_serial(consistency).await
+    }
+
+    /// [`Self::sync`], with `serial` held.
+    async fn sync_serial(&self, consistency: Consistency) -> Result<bool, RingError> {
+        let Some((record, revision)) = self.record(consistency).await? else {
             if consistency == Consistency::Linearizable {
                 // Never rotated: the node's own KEK is the first one.
                 let kek = self.cell.get()?;
@@ -204,6 +219,9 @@ impl KekRing {
             }
             return Ok(self.cell.is_ready());
         };
+        if revision < *self.installed.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(self.cell.is_ready());
+        }
         let current = record.current_id()?;
         let previous = record.previous_ids()?;
         let was_current = self.cell.current_id();
@@ -227,6 +245,7 @@ impl KekRing {
         let before = self.cell.ids();
         self.cell.install(current, &previous)?;
         self.cell.install_root(root, RecordView::Current(current));
+        *self.installed.lock().unwrap_or_else(|p| p.into_inner()) = revision;
         let after = self.cell.ids();
         let dropped: Vec<KekId> = before
             .into_iter()
@@ -350,7 +369,8 @@ impl KekRing {
     /// of the module's list. Refused while an earlier rotation is still
     /// re-sealing.
     pub async fn begin_rotation(&self, new: Option<Kek>, now_ms: u64) -> Result<KekId, RingError> {
-        if !self.sync(Consistency::Linearizable).await? {
+        let _serial = self.serial.lock().await;
+        if !self.sync_serial(Consistency::Linearizable).await? {
             return Err(CryptoError::NoKek.into());
         }
         let existing = self.record(Consistency::Linearizable).await?;
@@ -412,7 +432,7 @@ impl KekRing {
                 "another rotation changed the key-encryption key first".into(),
             ));
         }
-        self.sync(Consistency::Linearizable).await?;
+        self.sync_serial(Consistency::Linearizable).await?;
         Ok(id)
     }
 

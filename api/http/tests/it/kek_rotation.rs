@@ -302,3 +302,35 @@ async fn re_sealing_waits_for_a_member_without_the_new_kek() {
         "re-sealed once every member held the new KEK"
     );
 }
+
+/// The node's own follower reads the record (locally, so possibly behind)
+/// without pause while the same node starts rotations: a read from
+/// before a rotation must never drop the KEK the rotation just added (it
+/// did: the rotation then failed to find its own new KEK).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_reading_beside_a_rotation_never_drops_the_new_kek() {
+    let cluster = TestCluster::start(3).await.expect("cluster");
+    let old = Kek::generate();
+    let nodes = identities(&cluster, &old);
+    follow(&nodes);
+    tenant_with_secrets(&cluster, &nodes[0]).await;
+    for n in 0..3 {
+        let ring = nodes[n].kek_ring.clone();
+        tokio::spawn(async move {
+            loop {
+                let _ = ring.sync(Consistency::Local).await;
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    for round in 0..6 {
+        let node = &nodes[round % 3];
+        let status = node
+            .rotate_kek(None, cluster.node(round as u64 % 3 + 1).clock(), WAIT)
+            .await
+            .unwrap_or_else(|e| panic!("rotation {round}: {e}"));
+        assert!(!status.rotating, "rotation {round}: {status:?}");
+        let current = KekId::parse(&status.current).expect("id");
+        assert_eq!(node.kek.current_id(), Some(current), "rotation {round}");
+    }
+}
