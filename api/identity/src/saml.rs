@@ -1,7 +1,7 @@
 //! The SAML 2.0 identity provider of each tenant: its metadata, the
 //! service providers it answers ([`providers`]), the requests it takes
 //! ([`request`], decoded within bounds by [`wire`]) and the answers it
-//! signs ([`response`]).
+//! signs ([`response`], enveloped signatures by [`dsig`]).
 //!
 //! Signing uses the tenant's RS256 key ([`crate::keys`]): the same key, the
 //! same rotation (the next key's certificate is in the metadata before it
@@ -10,6 +10,7 @@
 //! derived from the key's record), so every node publishes the same
 //! metadata.
 
+pub mod dsig;
 pub mod metadata;
 pub mod providers;
 pub mod request;
@@ -21,10 +22,9 @@ use std::sync::{Arc, Mutex};
 
 use rsp_consensus::kv::{Key, Txn, tenant_keyspace};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
-use zeroize::Zeroizing;
 
 use crate::crypto::{CryptoError, KekCell, b64url};
-use crate::keys::{KeyError, KeyService, KeyStatus, SigningAlg, StoredKey};
+use crate::keys::{KeyError, KeyService, KeyStatus, Signer, SigningAlg, StoredKey};
 use crate::miss_gate::{MissGate, MissRefused};
 use metadata::IdpEndpoints;
 use providers::{NameIdFormat, ProviderService, ServiceProvider};
@@ -117,17 +117,19 @@ impl SamlError {
     }
 }
 
-/// The signing key and certificate of a tenant, ready for xmlsec.
+/// The signing key and certificate of a tenant.
 pub struct Signing {
     pub kid: String,
-    pub pkcs8: Zeroizing<Vec<u8>>,
+    /// The key as [`KeyService::signer`] keeps it (parsed once per key and
+    /// node).
+    pub signer: Signer,
     pub certificate: Arc<Vec<u8>>,
 }
 
 impl Signing {
     pub fn material(&self) -> response::SigningMaterial<'_> {
         response::SigningMaterial {
-            pkcs8: &self.pkcs8,
+            signer: &self.signer,
             certificate: &self.certificate,
         }
     }
@@ -162,14 +164,10 @@ impl SamlService {
         }
     }
 
-    /// The certificate of stored key `key` (self-signed, deterministic).
-    fn certificate(
-        &self,
-        tenant: &str,
-        key: &StoredKey,
-        pkcs8: &[u8],
-    ) -> Result<Arc<Vec<u8>>, SamlError> {
-        let cache_key = (tenant.to_string(), key.kid.clone());
+    /// The certificate of key `kid` (self-signed, deterministic), made
+    /// once per key and node.
+    async fn certificate(&self, tenant: &str, kid: &str) -> Result<Arc<Vec<u8>>, SamlError> {
+        let cache_key = (tenant.to_string(), kid.to_string());
         if let Some(cert) = self
             .certificates
             .lock()
@@ -178,7 +176,8 @@ impl SamlService {
         {
             return Ok(cert);
         }
-        let cert = Arc::new(self_signed(tenant, key, pkcs8)?);
+        let (stored, pkcs8) = self.keys.private_pkcs8(tenant, kid).await?;
+        let cert = Arc::new(self_signed(tenant, &stored, &pkcs8)?);
         if let Ok(mut cache) = self.certificates.lock() {
             cache.insert(cache_key, cert.clone());
         }
@@ -188,11 +187,10 @@ impl SamlService {
     /// The key that signs the tenant's SAML messages now.
     pub async fn signing(&self, tenant: &str) -> Result<Signing, SamlError> {
         let signer = self.keys.signer(tenant, SigningAlg::RS256).await?;
-        let (stored, pkcs8) = self.keys.private_pkcs8(tenant, &signer.kid).await?;
-        let certificate = self.certificate(tenant, &stored, &pkcs8)?;
+        let certificate = self.certificate(tenant, &signer.kid).await?;
         Ok(Signing {
-            kid: signer.kid,
-            pkcs8,
+            kid: signer.kid.clone(),
+            signer,
             certificate,
         })
     }
@@ -204,8 +202,7 @@ impl SamlService {
         let mut certificates = vec![signing.certificate.as_ref().clone()];
         for key in self.keys.keys(tenant).await? {
             if key.alg == SigningAlg::RS256 && key.status == KeyStatus::Next {
-                let (stored, pkcs8) = self.keys.private_pkcs8(tenant, &key.kid).await?;
-                certificates.push(self.certificate(tenant, &stored, &pkcs8)?.as_ref().clone());
+                certificates.push(self.certificate(tenant, &key.kid).await?.as_ref().clone());
             }
         }
         Ok(metadata::idp_metadata(

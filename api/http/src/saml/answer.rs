@@ -211,16 +211,11 @@ pub fn redirect_url(
         "&SigAlg={}",
         enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
     ));
-    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&signing.pkcs8)
-        .map_err(|e| PageError::internal(format!("SAML signing key: {e}")))?;
-    let mut signature = vec![0u8; pair.public_modulus_len()];
-    pair.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        signed.as_bytes(),
-        &mut signature,
-    )
-    .map_err(|e| PageError::internal(format!("signing: {e}")))?;
+    // An RS256 key: RSASSA-PKCS1-v1_5 with SHA-256.
+    let signature = signing
+        .signer
+        .sign(signed.as_bytes())
+        .map_err(|e| PageError::internal(format!("signing: {e}")))?;
     use base64::Engine;
     let signature = base64::engine::general_purpose::STANDARD.encode(signature);
     let sep = if base.contains('?') { '&' } else { '?' };
