@@ -403,7 +403,7 @@ impl Workload for Sso {
 
 // --- what the machine allows ---------------------------------------------------
 
-/// A SignedInfo as xmlsec canonicalizes and signs it (exclusive C14N,
+/// A SignedInfo in the canonical form that is signed (exclusive C14N,
 /// RSA-SHA256, one reference with a SHA-256 digest).
 fn signed_info() -> String {
     concat!(
@@ -419,14 +419,35 @@ fn signed_info() -> String {
     .to_string()
 }
 
-/// RSA-2048 PKCS#1 v1.5 SHA-256 signatures/s of `signing`'s key over a
-/// SignedInfo, with OpenSSL, one thread per core, the key loaded once: the
-/// most a node answering with one signature each can give.
+/// RSA-2048 PKCS#1 v1.5 SHA-256 signatures/s over a SignedInfo, one
+/// thread per core, by the tenant's key as the answer signs with it
+/// ([`rsp_identity::keys::Signer::sign`], aws-lc, parsed once): the most a
+/// node answering with one signature each can give.
 fn signing_ceiling(signing: &Signing, secs: Duration) -> Result<f64> {
-    let key = openssl::pkey::PKey::private_key_from_pkcs8(&signing.pkcs8)?;
-    if key.bits() != 2048 {
-        bail!("the tenant's SAML key has {} bits, not 2048", key.bits());
+    let message = signed_info();
+    let signer = signing.signer.clone();
+    let len = signer
+        .sign(message.as_bytes())
+        .map_err(|e| anyhow!("{e}"))?
+        .len();
+    if len != 256 {
+        bail!("the tenant's SAML key makes {len}-byte signatures, not RSA-2048's 256");
     }
+    per_core_rate(secs, "signing", || {
+        let (signer, message) = (signer.clone(), message.clone());
+        move || {
+            assert!(
+                signer.sign(message.as_bytes()).is_ok(),
+                "RSA signing failed"
+            );
+        }
+    })
+}
+
+/// The same with OpenSSL (the library libxmlsec1 signs with), the key
+/// loaded once: shown beside the ceiling, to compare the libraries.
+fn openssl_rate(pkcs8: &[u8], secs: Duration) -> Result<f64> {
+    let key = openssl::pkey::PKey::private_key_from_pkcs8(pkcs8)?;
     let message = signed_info();
     per_core_rate(secs, "signing", || {
         let (key, message) = (key.clone(), message.clone());
@@ -438,9 +459,9 @@ fn signing_ceiling(signing: &Signing, secs: Duration) -> Result<f64> {
     })
 }
 
-/// `response::success` (the Response XML, its assertion signed by
-/// libxmlsec1, base64) per second, one thread per core: the answer without
-/// HTTP, Raft or the session.
+/// `response::success` (the Response XML, its assertion signed, base64)
+/// per second, one thread per core: the answer without HTTP, Raft or the
+/// session.
 fn answers_in_process(signing: &Signing, secs: Duration) -> Result<f64> {
     let sp = Registration {
         entity_id: Some(SP.into()),
@@ -449,12 +470,12 @@ fn answers_in_process(signing: &Signing, secs: Duration) -> Result<f64> {
     }
     .into_provider(0)
     .map_err(|e| anyhow!("{e}"))?;
-    let pkcs8 = Arc::new(signing.pkcs8.to_vec());
+    let signer = signing.signer.clone();
     let certificate = signing.certificate.clone();
     let idp = IdpEndpoints::of(&format!("{PUBLIC_URL}/t/{TENANT}"));
     per_core_rate(secs, "answering", || {
-        let (sp, idp, pkcs8, certificate) =
-            (sp.clone(), idp.clone(), pkcs8.clone(), certificate.clone());
+        let (sp, idp, signer, certificate) =
+            (sp.clone(), idp.clone(), signer.clone(), certificate.clone());
         let attributes = serde_json::Map::new();
         move || {
             let answer = Answer {
@@ -476,7 +497,7 @@ fn answers_in_process(signing: &Signing, secs: Duration) -> Result<f64> {
                 mfa: false,
             };
             let key = response::SigningMaterial {
-                pkcs8: &pkcs8,
+                signer: &signer,
                 certificate: &certificate,
             };
             assert!(
@@ -491,6 +512,7 @@ fn answers_in_process(signing: &Signing, secs: Duration) -> Result<f64> {
 
 struct Round {
     ceiling: f64,
+    openssl: f64,
     in_process: f64,
     runs: Vec<(String, LoadResult)>,
 }
@@ -524,6 +546,12 @@ async fn run() -> Result<()> {
         .signing(TENANT)
         .await
         .map_err(|e| anyhow!("the tenant's SAML key: {e}"))?;
+    let (_, pkcs8) = first.states[0]
+        .identity
+        .keys
+        .private_pkcs8(TENANT, &signing.kid)
+        .await
+        .map_err(|e| anyhow!("the tenant's SAML key: {e}"))?;
     let secs = s.measure.min(Duration::from_secs(3));
 
     println!(
@@ -534,8 +562,23 @@ async fn run() -> Result<()> {
     for round in 1..=rounds {
         let ceiling = tokio::task::block_in_place(|| signing_ceiling(&signing, secs))?;
         println!(
-            "{round:>5}  {:<28}  {ceiling:>9.0}",
-            format!("ceiling: RSA-2048 x{}", cores())
+            "{round:>5}  {:<28}  {ceiling:>9.0}  {:>8}  {:>8}  {:>8}  {:>6}  {:>9.0}%",
+            format!("ceiling: RSA-2048 x{}", cores()),
+            "",
+            "",
+            "",
+            "",
+            100.0
+        );
+        let openssl = tokio::task::block_in_place(|| openssl_rate(&pkcs8, secs))?;
+        println!(
+            "{round:>5}  {:<28}  {openssl:>9.0}  {:>8}  {:>8}  {:>8}  {:>6}  {:>9.0}%",
+            format!("  the same, OpenSSL x{}", cores()),
+            "",
+            "",
+            "",
+            "",
+            100.0 * openssl / ceiling
         );
         let in_process = tokio::task::block_in_place(|| answers_in_process(&signing, secs))?;
         println!(
@@ -580,6 +623,7 @@ async fn run() -> Result<()> {
         }
         all.push(Round {
             ceiling,
+            openssl,
             in_process,
             runs,
         });
@@ -589,8 +633,9 @@ async fn run() -> Result<()> {
     let in_process = median(all.iter().map(|r| r.in_process).collect());
     println!("\n=== summary: median of {rounds} rounds ===");
     println!(
-        "RSA-2048 signing ceiling ({} threads, OpenSSL, no XML): {ceiling:.0}/s",
-        cores()
+        "RSA-2048 signing ceiling ({} threads, aws-lc as the answer signs, no XML): {ceiling:.0}/s (OpenSSL: {:.0}/s)",
+        cores(),
+        median(all.iter().map(|r| r.openssl).collect())
     );
     println!(
         "response::success in process ({} threads, no HTTP/Raft/session): {in_process:.0}/s = {:.0}% of the ceiling",
