@@ -253,12 +253,36 @@ impl SamlService {
         Ok(kv.is_some())
     }
 
-    /// Spend request `id` of `sp` (through Raft, once across the cluster):
-    /// [`SamlError::Replayed`] when it was answered before. The record
-    /// lives as long as a request is accepted.
-    pub async fn spend(&self, tenant: &str, sp: &str, id: &str) -> Result<(), SamlError> {
-        let ttl = request::REQUEST_MAX_AGE_MS + request::CLOCK_SKEW_MS;
-        let txn = Txn::put_if_absent(Self::request_key(tenant, sp, id), b"1".to_vec(), Some(ttl));
+    /// Record that `participant` is answered in session `session` (its
+    /// handle), remembered for `ttl_ms` so that single logout tells it
+    /// when the session ends, and spend the request `request_id` it
+    /// answers: one write through Raft. [`SamlError::Replayed`], and
+    /// nothing recorded, when the request was answered before (once across
+    /// the cluster); the spent id lives as long as a request is accepted.
+    pub async fn record_answer(
+        &self,
+        tenant: &str,
+        session: &str,
+        participant: &Participant,
+        ttl_ms: u64,
+        request_id: Option<&str>,
+    ) -> Result<(), SamlError> {
+        let value = serde_json::to_vec(participant).map_err(SamlError::internal)?;
+        let remember = rsp_consensus::kv::TxnOp::Put {
+            key: Self::participant_key(tenant, session, &participant.sp),
+            value,
+            ttl_ms: Some(ttl_ms.max(1)),
+        };
+        let txn = match request_id {
+            Some(id) => {
+                let ttl = request::REQUEST_MAX_AGE_MS + request::CLOCK_SKEW_MS;
+                let key = Self::request_key(tenant, &participant.sp, id);
+                let mut txn = Txn::put_if_absent(key, b"1".to_vec(), Some(ttl));
+                txn.success.push(remember);
+                txn
+            }
+            None => Txn::ops(vec![remember]),
+        };
         if self.consensus.txn(txn).await?.succeeded {
             Ok(())
         } else {
@@ -346,26 +370,6 @@ impl SamlService {
             tenant_keyspace(tenant),
             format!("saml_part/{session}/{}", b64url(sp.as_bytes())).into_bytes(),
         )
-    }
-
-    /// Remember that `participant` received an assertion in session
-    /// `session` (its handle), for as long as the session may live.
-    pub async fn remember(
-        &self,
-        tenant: &str,
-        session: &str,
-        participant: &Participant,
-        ttl_ms: u64,
-    ) -> Result<(), SamlError> {
-        let value = serde_json::to_vec(participant).map_err(SamlError::internal)?;
-        self.consensus
-            .txn(Txn::ops(vec![rsp_consensus::kv::TxnOp::Put {
-                key: Self::participant_key(tenant, session, &participant.sp),
-                value,
-                ttl_ms: Some(ttl_ms.max(1)),
-            }]))
-            .await?;
-        Ok(())
     }
 
     /// The SPs that received an assertion in session `session`, and

@@ -38,8 +38,9 @@ pub async fn provider(
 }
 
 /// The signed Response that signs `session`'s user in to the SP of `req`,
-/// as a page that posts it to the SP's ACS. The request's ID is spent
-/// first (through Raft): a request answered once is never answered again.
+/// as a page that posts it to the SP's ACS. The page is given only once
+/// the request's ID is spent, in the one Raft write that also records the
+/// SP in the session: a request answered once is never answered again.
 pub async fn success(
     state: &AppState,
     browser: &Browser,
@@ -65,11 +66,6 @@ pub async fn success(
         }
         Err(e) => return Err(page_error(e)),
     };
-    if let Some(id) = &req.request_id {
-        saml.spend(&t.id, &sp.entity_id, id)
-            .await
-            .map_err(page_error)?;
-    }
     let session_index = saml.session_index(&session.handle()).map_err(page_error)?;
     let idp = IdpEndpoints::of(&t.issuer);
     let answer = Answer {
@@ -102,9 +98,15 @@ pub async fn success(
         .info
         .absolute_expires_ms
         .saturating_sub(answer.now_ms);
-    saml.remember(&t.id, &session.handle(), &participant, ttl)
-        .await
-        .map_err(page_error)?;
+    saml.record_answer(
+        &t.id,
+        &session.handle(),
+        &participant,
+        ttl,
+        req.request_id.as_deref(),
+    )
+    .await
+    .map_err(page_error)?;
     Ok(post_page(
         &sp,
         &req.acs_url,
