@@ -67,7 +67,9 @@ use serde_json::json;
 use tower::ServiceExt;
 use zeroize::Zeroizing;
 
-use load::{LoadResult, Settings, Workload, cores, env_u64, median, per_core_rate, run_load};
+use load::{
+    LoadResult, Rate, Settings, Workload, cores, env_u64, median, per_core_rate_cpu, run_load,
+};
 
 const TENANT: &str = "bench";
 const PUBLIC_URL: &str = "https://id.bench.invalid";
@@ -423,7 +425,7 @@ fn signed_info() -> String {
 /// thread per core, by the tenant's key as the answer signs with it
 /// ([`rsp_identity::keys::Signer::sign`], aws-lc, parsed once): the most a
 /// node answering with one signature each can give.
-fn signing_ceiling(signing: &Signing, secs: Duration) -> Result<f64> {
+fn signing_ceiling(signing: &Signing, secs: Duration) -> Result<Rate> {
     let message = signed_info();
     let signer = signing.signer.clone();
     let len = signer
@@ -433,7 +435,7 @@ fn signing_ceiling(signing: &Signing, secs: Duration) -> Result<f64> {
     if len != 256 {
         bail!("the tenant's SAML key makes {len}-byte signatures, not RSA-2048's 256");
     }
-    per_core_rate(secs, "signing", || {
+    per_core_rate_cpu(secs, "signing", || {
         let (signer, message) = (signer.clone(), message.clone());
         move || {
             assert!(
@@ -446,10 +448,10 @@ fn signing_ceiling(signing: &Signing, secs: Duration) -> Result<f64> {
 
 /// The same with OpenSSL (the library libxmlsec1 signs with), the key
 /// loaded once: shown beside the ceiling, to compare the libraries.
-fn openssl_rate(pkcs8: &[u8], secs: Duration) -> Result<f64> {
+fn openssl_rate(pkcs8: &[u8], secs: Duration) -> Result<Rate> {
     let key = openssl::pkey::PKey::private_key_from_pkcs8(pkcs8)?;
     let message = signed_info();
-    per_core_rate(secs, "signing", || {
+    per_core_rate_cpu(secs, "signing", || {
         let (key, message) = (key.clone(), message.clone());
         move || {
             let signed = openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)
@@ -462,7 +464,7 @@ fn openssl_rate(pkcs8: &[u8], secs: Duration) -> Result<f64> {
 /// `response::success` (the Response XML, its assertion signed, base64)
 /// per second, one thread per core: the answer without HTTP, Raft or the
 /// session.
-fn answers_in_process(signing: &Signing, secs: Duration) -> Result<f64> {
+fn answers_in_process(signing: &Signing, secs: Duration) -> Result<Rate> {
     let sp = Registration {
         entity_id: Some(SP.into()),
         acs_url: Some(ACS.into()),
@@ -473,7 +475,7 @@ fn answers_in_process(signing: &Signing, secs: Duration) -> Result<f64> {
     let signer = signing.signer.clone();
     let certificate = signing.certificate.clone();
     let idp = IdpEndpoints::of(&format!("{PUBLIC_URL}/t/{TENANT}"));
-    per_core_rate(secs, "answering", || {
+    per_core_rate_cpu(secs, "answering", || {
         let (sp, idp, signer, certificate) =
             (sp.clone(), idp.clone(), signer.clone(), certificate.clone());
         let attributes = serde_json::Map::new();
@@ -510,11 +512,70 @@ fn answers_in_process(signing: &Signing, secs: Duration) -> Result<f64> {
 
 // --- main ----------------------------------------------------------------------
 
-struct Round {
-    ceiling: f64,
-    openssl: f64,
-    in_process: f64,
-    runs: Vec<(String, LoadResult)>,
+/// One row's figures: a rate, the cores this process had meanwhile, and
+/// for a load run its latencies and counts.
+struct Figure {
+    what: String,
+    per_sec: f64,
+    cores_used: f64,
+    load: Option<LoadResult>,
+}
+
+impl Figure {
+    fn of(what: String, rate: Rate) -> Figure {
+        Figure {
+            what,
+            per_sec: rate.per_sec,
+            cores_used: rate.cores_used,
+            load: None,
+        }
+    }
+
+    /// Per CPU second of this process.
+    fn per_cpu_sec(&self) -> f64 {
+        self.per_sec / self.cores_used
+    }
+}
+
+fn print_header() {
+    println!(
+        "{:>5}  {:<26}  {:>8}  {:>7}  {:>7}  {:>6}  {:>6}  {:>5}  {:>10}  {:>10}",
+        "round",
+        "what",
+        "per sec",
+        "p50 ms",
+        "p99 ms",
+        "ok",
+        "errors",
+        "cores",
+        "of ceiling",
+        "per CPU-s"
+    );
+}
+
+/// A row, as a share of `ceiling` per second and per CPU second.
+fn print_row(round: usize, f: &Figure, ceiling: &Figure) {
+    let (p50, p99, ok, errors) = match &f.load {
+        Some(l) => (
+            format!("{:.1}", l.p50_ms),
+            format!("{:.1}", l.p99_ms),
+            l.ok.to_string(),
+            l.errors.to_string(),
+        ),
+        None => Default::default(),
+    };
+    println!(
+        "{round:>5}  {:<26}  {:>8.0}  {p50:>7}  {p99:>7}  {ok:>6}  {errors:>6}  {:>5.2}  {:>9.0}%  {:>9.0}%",
+        f.what,
+        f.per_sec,
+        f.cores_used,
+        100.0 * f.per_sec / ceiling.per_sec,
+        100.0 * f.per_cpu_sec() / ceiling.per_cpu_sec(),
+    );
+    if let Some(e) = f.load.as_ref().and_then(|l| l.first_error.as_ref()) {
+        let e: String = e.chars().take(300).collect();
+        println!("       first error: {e}");
+    }
 }
 
 async fn run() -> Result<()> {
@@ -555,45 +616,36 @@ async fn run() -> Result<()> {
     let secs = s.measure.min(Duration::from_secs(3));
 
     println!(
-        "\n{:>5}  {:<28}  {:>9}  {:>8}  {:>8}  {:>8}  {:>6}  {:>10}",
-        "round", "what", "per sec", "p50 ms", "p99 ms", "ok", "errors", "of ceiling"
+        "\n'of ceiling': per second; 'per CPU-s': per CPU second of this process (load generator included), as a share of the ceiling's"
     );
-    let mut all = Vec::new();
+    print_header();
+    // Round by round: (the ceiling, every other row).
+    let mut all: Vec<(Figure, Vec<Figure>)> = Vec::new();
     for round in 1..=rounds {
-        let ceiling = tokio::task::block_in_place(|| signing_ceiling(&signing, secs))?;
-        println!(
-            "{round:>5}  {:<28}  {ceiling:>9.0}  {:>8}  {:>8}  {:>8}  {:>6}  {:>9.0}%",
+        let ceiling = Figure::of(
             format!("ceiling: RSA-2048 x{}", cores()),
-            "",
-            "",
-            "",
-            "",
-            100.0
+            tokio::task::block_in_place(|| signing_ceiling(&signing, secs))?,
         );
-        let openssl = tokio::task::block_in_place(|| openssl_rate(&pkcs8, secs))?;
-        println!(
-            "{round:>5}  {:<28}  {openssl:>9.0}  {:>8}  {:>8}  {:>8}  {:>6}  {:>9.0}%",
-            format!("  the same, OpenSSL x{}", cores()),
-            "",
-            "",
-            "",
-            "",
-            100.0 * openssl / ceiling
-        );
-        let in_process = tokio::task::block_in_place(|| answers_in_process(&signing, secs))?;
-        println!(
-            "{round:>5}  {:<28}  {in_process:>9.0}  {:>8}  {:>8}  {:>8}  {:>6}  {:>9.0}%",
-            format!("response::success x{}", cores()),
-            "",
-            "",
-            "",
-            "",
-            100.0 * in_process / ceiling
-        );
-        let mut runs = Vec::new();
+        print_row(round, &ceiling, &ceiling);
+        let mut rows = Vec::new();
+        for (what, rate) in [
+            (
+                format!("  the same, OpenSSL x{}", cores()),
+                tokio::task::block_in_place(|| openssl_rate(&pkcs8, secs))?,
+            ),
+            (
+                format!("response::success x{}", cores()),
+                tokio::task::block_in_place(|| answers_in_process(&signing, secs))?,
+            ),
+        ] {
+            let f = Figure::of(what, rate);
+            print_row(round, &f, &ceiling);
+            rows.push(f);
+        }
         for subject in &subjects {
             // Enough requests for the run at the ceiling's rate, and some.
-            let expected = (ceiling * 1.3 * (s.warmup + s.measure).as_secs_f64()) as usize + 1000;
+            let expected =
+                (ceiling.per_sec * 1.3 * (s.warmup + s.measure).as_secs_f64()) as usize + 1000;
             let run_id = format!("r{round}n{}", subject.targets.len());
             let prepared = Arc::new(Prepared::build(&run_id, expected)?);
             let work = Sso {
@@ -601,70 +653,69 @@ async fn run() -> Result<()> {
                 browsers: subject.browsers.clone(),
             };
             let r = run_load(&work, &subject.targets, &s).await?;
-            println!(
-                "{round:>5}  {:<28}  {:>9.0}  {:>8.2}  {:>8.2}  {:>8}  {:>6}  {:>9.0}%",
-                format!("{} SSO over HTTP", subject.name),
-                r.per_sec,
-                r.p50_ms,
-                r.p99_ms,
-                r.ok,
-                r.errors,
-                100.0 * r.per_sec / ceiling
-            );
-            if let Some(e) = &r.first_error {
-                let e: String = e.chars().take(300).collect();
-                println!("       first error: {e}");
-            }
+            let f = Figure {
+                what: format!("{} SSO over HTTP", subject.name),
+                per_sec: r.per_sec,
+                cores_used: r.cores_used,
+                load: Some(r),
+            };
+            print_row(round, &f, &ceiling);
             let late = prepared.late.load(Ordering::Relaxed);
             if late > 0 {
                 println!("       {late} requests were built during the run");
             }
-            runs.push((subject.name.clone(), r));
+            rows.push(f);
         }
-        all.push(Round {
-            ceiling,
-            openssl,
-            in_process,
-            runs,
-        });
+        all.push((ceiling, rows));
     }
 
-    let ceiling = median(all.iter().map(|r| r.ceiling).collect());
-    let in_process = median(all.iter().map(|r| r.in_process).collect());
-    println!("\n=== summary: median of {rounds} rounds ===");
-    println!(
-        "RSA-2048 signing ceiling ({} threads, aws-lc as the answer signs, no XML): {ceiling:.0}/s (OpenSSL: {:.0}/s)",
-        cores(),
-        median(all.iter().map(|r| r.openssl).collect())
-    );
-    println!(
-        "response::success in process ({} threads, no HTTP/Raft/session): {in_process:.0}/s = {:.0}% of the ceiling",
-        cores(),
-        100.0 * median(all.iter().map(|r| r.in_process / r.ceiling).collect())
-    );
-    for subject in &subjects {
-        let mine: Vec<(f64, &LoadResult)> = all
+    println!("\n=== summary: median of {rounds} rounds (each round's share of its ceiling) ===");
+    let median_of = |f: &dyn Fn(&Figure, &Figure) -> f64, what: &str| -> (f64, Vec<f64>) {
+        let each: Vec<f64> = all
             .iter()
-            .flat_map(|r| {
-                r.runs
-                    .iter()
-                    .filter(|(name, _)| name == &subject.name)
-                    .map(move |(_, l)| (r.ceiling, l))
+            .flat_map(|(c, rows)| {
+                std::iter::once(c)
+                    .chain(rows)
+                    .filter(|r| r.what == what)
+                    .map(|r| f(r, c))
+                    .collect::<Vec<_>>()
             })
             .collect();
-        let per_round: Vec<String> = mine
-            .iter()
-            .map(|(c, l)| format!("{:.0} ({:.0}%)", l.per_sec, 100.0 * l.per_sec / c))
-            .collect();
+        (median(each.clone()), each)
+    };
+    let names: Vec<String> = all
+        .first()
+        .map(|(c, rows)| {
+            std::iter::once(c)
+                .chain(rows)
+                .map(|r| r.what.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for what in &names {
+        let (per_sec, _) = median_of(&|r, _| r.per_sec, what);
+        let (share, each) = median_of(&|r, c| 100.0 * r.per_sec / c.per_sec, what);
+        let (cpu_share, _) = median_of(&|r, c| 100.0 * r.per_cpu_sec() / c.per_cpu_sec(), what);
+        let (cores_used, _) = median_of(&|r, _| r.cores_used, what);
+        let each: Vec<String> = each.iter().map(|e| format!("{e:.0}%")).collect();
+        let latency = match median_of(&|r, _| r.load.as_ref().map_or(f64::NAN, |l| l.p50_ms), what)
+        {
+            (p50, _) if !p50.is_nan() => {
+                let (p99, _) =
+                    median_of(&|r, _| r.load.as_ref().map_or(f64::NAN, |l| l.p99_ms), what);
+                let (_, errors) = median_of(
+                    &|r, _| r.load.as_ref().map_or(0.0, |l| l.errors as f64),
+                    what,
+                );
+                let errors: f64 = errors.iter().sum();
+                format!(", p50 {p50:.1} ms, p99 {p99:.1} ms (medians), {errors:.0} errors")
+            }
+            _ => String::new(),
+        };
         println!(
-            "{} SSO answers over HTTP: {:.0}/s = {:.0}% of the ceiling (per round: {}), p50 {:.2} ms, p99 {:.2} ms, {} errors",
-            subject.name,
-            median(mine.iter().map(|(_, l)| l.per_sec).collect()),
-            100.0 * median(mine.iter().map(|(c, l)| l.per_sec / c).collect()),
-            per_round.join(", "),
-            median(mine.iter().map(|(_, l)| l.p50_ms).collect()),
-            median(mine.iter().map(|(_, l)| l.p99_ms).collect()),
-            mine.iter().map(|(_, l)| l.errors).sum::<u64>(),
+            "{:<26} {per_sec:>6.0}/s = {share:>3.0}% of the ceiling ({}), {cpu_share:.0}% per CPU second, {cores_used:.2} cores{latency}",
+            what.trim(),
+            each.join(", ")
         );
     }
     Ok(())

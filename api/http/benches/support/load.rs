@@ -151,6 +151,9 @@ struct WorkerStats {
 
 pub struct LoadResult {
     pub per_sec: f64,
+    /// CPU seconds this process used in the measured window (load
+    /// generator included), per second of it: how many cores it had.
+    pub cores_used: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub ok: usize,
@@ -191,6 +194,10 @@ pub async fn run_load<W: Workload>(
     let start = Instant::now() + Duration::from_millis(50);
     let measure_from = start + s.warmup;
     let end = measure_from + s.measure;
+    let cpu_at_start = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        process_cpu_secs()
+    });
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..s.clients {
         let work = work.clone();
@@ -243,10 +250,12 @@ pub async fn run_load<W: Workload>(
             first_error = stats.first_error;
         }
     }
+    let cpu = process_cpu_secs() - cpu_at_start.await.unwrap_or(f64::NAN);
     let window = measure_from.elapsed();
     all.sort_unstable();
     Ok(LoadResult {
         per_sec: all.len() as f64 / window.as_secs_f64(),
+        cores_used: cpu / window.as_secs_f64(),
         p50_ms: percentile(&all, 0.50),
         p99_ms: percentile(&all, 0.99),
         ok: all.len(),
@@ -255,12 +264,46 @@ pub async fn run_load<W: Workload>(
     })
 }
 
+/// CPU seconds (user and system) this process has used, all threads
+/// (`/proc/self/stat`, in Linux's USER_HZ of 100); NaN elsewhere.
+pub fn process_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name's `)`: state is field 3, utime 14 and
+    // stime 15.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
+/// A rate and the cores the process had while it was measured.
+pub struct Rate {
+    pub per_sec: f64,
+    /// CPU seconds of this process per second of the measurement.
+    pub cores_used: f64,
+}
+
 /// Runs the operation `make` gives on one thread per core at once for
 /// `secs`: operations per second, all threads together.
 pub fn per_core_rate<F>(secs: Duration, what: &str, make: impl Fn() -> F) -> Result<f64>
 where
     F: FnMut() + Send + 'static,
 {
+    Ok(per_core_rate_cpu(secs, what, make)?.per_sec)
+}
+
+/// [`per_core_rate`], with the cores the process had meanwhile.
+pub fn per_core_rate_cpu<F>(secs: Duration, what: &str, make: impl Fn() -> F) -> Result<Rate>
+where
+    F: FnMut() + Send + 'static,
+{
+    let cpu = process_cpu_secs();
     let start = Instant::now();
     let handles: Vec<_> = (0..cores())
         .map(|_| {
@@ -279,5 +322,9 @@ where
     for h in handles {
         total += h.join().map_err(|_| anyhow!("a {what} thread panicked"))?;
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    let elapsed = start.elapsed().as_secs_f64();
+    Ok(Rate {
+        per_sec: total as f64 / elapsed,
+        cores_used: (process_cpu_secs() - cpu) / elapsed,
+    })
 }
