@@ -42,6 +42,9 @@
 //! `BENCH_ONLY=endpoints` (skip it); for profiling, `BENCH_NODES` (`1`, `3`
 //! or `1,3`) and `BENCH_WORKLOADS` (e.g. `token ES256,introspect RS256`).
 
+#[path = "support/load.rs"]
+mod load;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,7 +55,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::Bytes;
 use rsp_chaos::{Cluster, ClusterSpec};
 use rsp_identity::passwords::PasswordHasher;
@@ -60,29 +63,13 @@ use rsp_identity::users::{NewUser, UserService};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+use load::{
+    LoadConn, LoadResult, REQUEST_TIMEOUT, Settings, Workload, cores, env_u64, median,
+    per_core_rate, percentile, post_form, run_load, selected,
+};
+
 const CLUSTER_TIMEOUT: Duration = Duration::from_secs(60);
 const TENANT: &str = "bench";
-
-fn env_u64(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse()
-            .with_context(|| format!("{name}={v} is not a whole number")),
-        _ => Ok(default),
-    }
-}
-
-struct Settings {
-    measure: Duration,
-    warmup: Duration,
-    clients: usize,
-}
-
-fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
 
 fn http_client() -> Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -92,74 +79,6 @@ fn http_client() -> Result<reqwest::Client> {
         .timeout(REQUEST_TIMEOUT)
         .build()
         .context("building an HTTP client")
-}
-
-/// One load worker's keep-alive HTTP/1.1 connection to one server, on
-/// hyper's connection API: no pool, no URL parsing per request, so the load
-/// generator takes as little as it can of the CPU it shares with the system
-/// under test (as `wrk` would). Reconnects after a failed request.
-struct LoadConn {
-    addr: String,
-    sender: Option<hyper::client::conn::http1::SendRequest<Full<Bytes>>>,
-}
-
-impl LoadConn {
-    /// `base` is `http://host:port`.
-    fn new(base: &str) -> Result<LoadConn> {
-        let addr = base
-            .strip_prefix("http://")
-            .with_context(|| format!("{base} is not an http:// URL"))?
-            .trim_end_matches('/')
-            .to_string();
-        Ok(LoadConn { addr, sender: None })
-    }
-
-    /// `POST {path}` with a form body; the status and the whole body.
-    async fn post(
-        &mut self,
-        path: &str,
-        authorization: String,
-        body: String,
-    ) -> Result<(hyper::StatusCode, Bytes)> {
-        let answer =
-            tokio::time::timeout(REQUEST_TIMEOUT, self.try_post(path, authorization, body))
-                .await
-                .unwrap_or_else(|_| Err(anyhow!("no answer in {REQUEST_TIMEOUT:?}")));
-        if answer.is_err() {
-            self.sender = None;
-        }
-        answer
-    }
-
-    async fn try_post(
-        &mut self,
-        path: &str,
-        authorization: String,
-        body: String,
-    ) -> Result<(hyper::StatusCode, Bytes)> {
-        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
-            let stream = tokio::net::TcpStream::connect(&self.addr).await?;
-            stream.set_nodelay(true)?;
-            let (sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            self.sender = Some(sender);
-        }
-        let sender = self.sender.as_mut().context("no connection")?;
-        sender.ready().await?;
-        let request = hyper::Request::post(path)
-            .header(hyper::header::HOST, self.addr.as_str())
-            .header(hyper::header::AUTHORIZATION, authorization)
-            .header(
-                hyper::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(Full::new(Bytes::from(body)))?;
-        let response = sender.send_request(request).await?;
-        let status = response.status();
-        let body = response.into_body().collect().await?.to_bytes();
-        Ok((status, body))
-    }
 }
 
 // --- load generation ---------------------------------------------------------
@@ -187,7 +106,7 @@ enum Work {
 impl Work {
     /// The next request's path, `Authorization` value and body. The header
     /// value and the token body are built per request, as a client would.
-    fn request(&self) -> (&str, String, String) {
+    fn parts(&self) -> (&str, String, String) {
         let (path, id, secret, body) = match self {
             Work::Token { path, id, secret } => (
                 path,
@@ -211,7 +130,7 @@ impl Work {
         (path, basic, body)
     }
 
-    fn check(&self, body: &[u8]) -> Result<(), String> {
+    fn check_body(&self, body: &[u8]) -> Result<(), String> {
         let v: Value = serde_json::from_slice(body).map_err(|e| format!("not JSON: {e}"))?;
         let ok = match self {
             Work::Token { .. } => v.get("access_token").and_then(Value::as_str).is_some(),
@@ -225,100 +144,21 @@ impl Work {
     }
 }
 
-#[derive(Default)]
-struct WorkerStats {
-    latencies_us: Vec<u64>,
-    errors: u64,
-    first_error: Option<String>,
-}
+impl Workload for Work {
+    type Sent = ();
 
-struct LoadResult {
-    per_sec: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    ok: usize,
-    errors: u64,
-    first_error: Option<String>,
-}
-
-fn percentile(sorted: &[u64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+    fn request(&self) -> Result<(hyper::Request<Full<Bytes>>, ())> {
+        let (path, authorization, body) = self.parts();
+        Ok((post_form(path, authorization, body)?, ()))
     }
-    let i = ((sorted.len() - 1) as f64 * q).round() as usize;
-    sorted[i] as f64 / 1000.0
-}
 
-/// `clients` workers loop `work` for `warmup + measure`; only requests
-/// started in the measured window count. Worker `w` sends its `i`-th request
-/// to `targets[(w + i) % len]`.
-async fn run_load(work: &Work, targets: &[String], s: &Settings) -> Result<LoadResult> {
-    let start = Instant::now() + Duration::from_millis(50);
-    let measure_from = start + s.warmup;
-    let end = measure_from + s.measure;
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..s.clients {
-        let work = work.clone();
-        let mut conns = targets
-            .iter()
-            .map(|t| LoadConn::new(t))
-            .collect::<Result<Vec<_>>>()?;
-        tasks.spawn(async move {
-            let mut stats = WorkerStats::default();
-            tokio::time::sleep_until(start.into()).await;
-            let mut i = 0usize;
-            loop {
-                let sent = Instant::now();
-                if sent >= end {
-                    break;
-                }
-                let n = conns.len();
-                let conn = &mut conns[(worker + i) % n];
-                i += 1;
-                let (path, authorization, body) = work.request();
-                let outcome = match conn.post(path, authorization, body).await {
-                    Ok((status, body)) if status.is_success() => work.check(&body),
-                    Ok((status, body)) => {
-                        Err(format!("HTTP {status}: {}", String::from_utf8_lossy(&body)))
-                    }
-                    Err(e) => Err(format!("{e:#}")),
-                };
-                if sent < measure_from {
-                    continue;
-                }
-                match outcome {
-                    Ok(()) => stats.latencies_us.push(sent.elapsed().as_micros() as u64),
-                    Err(e) => {
-                        stats.errors += 1;
-                        stats.first_error.get_or_insert(e);
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-            stats
-        });
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        let stats = joined.context("a load worker panicked")?;
-        all.extend(stats.latencies_us);
-        errors += stats.errors;
-        if first_error.is_none() {
-            first_error = stats.first_error;
+    fn check(&self, _: (), status: hyper::StatusCode, body: &[u8]) -> Result<(), String> {
+        if status.is_success() {
+            self.check_body(body)
+        } else {
+            Err(format!("HTTP {status}: {}", String::from_utf8_lossy(body)))
         }
     }
-    let window = measure_from.elapsed();
-    all.sort_unstable();
-    Ok(LoadResult {
-        per_sec: all.len() as f64 / window.as_secs_f64(),
-        p50_ms: percentile(&all, 0.50),
-        p99_ms: percentile(&all, 0.99),
-        ok: all.len(),
-        errors,
-        first_error,
-    })
 }
 
 // --- systems -------------------------------------------------------------------
@@ -389,7 +229,7 @@ async fn token_pool(work: &Work, base: &str) -> Result<Arc<Vec<String>>> {
 
 /// One token from `work` (a `Work::Token`) over `conn`.
 async fn one_token(conn: &mut LoadConn, work: &Work) -> Result<String> {
-    let (path, authorization, body) = work.request();
+    let (path, authorization, body) = work.parts();
     let (status, body) = conn.post(path, authorization, body).await?;
     let body: Value = serde_json::from_slice(&body).context("token answer")?;
     if !status.is_success() {
@@ -664,29 +504,6 @@ async fn measure(
     Ok(row)
 }
 
-/// Whether a comma-separated list in the environment variable `var` names
-/// `item` (an unset variable selects everything).
-fn selected(var: &str, item: &str) -> bool {
-    match std::env::var(var) {
-        Ok(list) if !list.is_empty() => list.split(',').any(|x| x.trim() == item),
-        _ => true,
-    }
-}
-
-/// The median of `values` (NaN when empty).
-fn median(mut values: Vec<f64>) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    if n % 2 == 1 {
-        values[n / 2]
-    } else {
-        (values[n / 2 - 1] + values[n / 2]) / 2.0
-    }
-}
-
 // --- passwords -----------------------------------------------------------------
 
 struct PasswordFigures {
@@ -736,33 +553,6 @@ fn parallel_hashes(secs: Duration) -> Result<f64> {
             let _ = argon.hash_password_into(b"pw", b"saltsaltsaltsalt", &mut out);
         }
     })
-}
-
-/// Runs the operation `make` gives on one thread per core at once for
-/// `secs`: operations per second, all threads together.
-fn per_core_rate<F>(secs: Duration, what: &str, make: impl Fn() -> F) -> Result<f64>
-where
-    F: FnMut() + Send + 'static,
-{
-    let start = Instant::now();
-    let handles: Vec<_> = (0..cores())
-        .map(|_| {
-            let mut op = make();
-            std::thread::spawn(move || {
-                let mut n = 0u64;
-                while start.elapsed() < secs {
-                    op();
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut total = 0;
-    for h in handles {
-        total += h.join().map_err(|_| anyhow!("a {what} thread panicked"))?;
-    }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
 }
 
 /// Raw signatures/s of a fresh key with one thread per core hashing and
@@ -890,11 +680,7 @@ async fn passwords(s: &Settings) -> Result<PasswordFigures> {
 // --- main ------------------------------------------------------------------------
 
 async fn run() -> Result<()> {
-    let s = Settings {
-        measure: Duration::from_secs(env_u64("BENCH_SECS", 5)?.max(1)),
-        warmup: Duration::from_secs(env_u64("BENCH_WARMUP_SECS", 1)?),
-        clients: env_u64("BENCH_CLIENTS", 64)?.max(1) as usize,
-    };
+    let s = Settings::from_env(5, 1, 64)?;
     println!(
         "OAuth benchmark: {} clients, {}s measured (+{}s warm-up) per run, {} cores",
         s.clients,

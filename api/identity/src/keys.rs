@@ -177,13 +177,20 @@ impl KeyPair {
 }
 
 impl Signer {
-    fn new(kid: String, alg: SigningAlg, pkcs8: &[u8]) -> Result<Self, KeyError> {
+    pub(crate) fn new(kid: String, alg: SigningAlg, pkcs8: &[u8]) -> Result<Self, KeyError> {
         Ok(Signer {
             kid,
             alg,
             key: Arc::new(encoding_key(alg, pkcs8)?),
             pair: Arc::new(KeyPair::parse(alg, pkcs8)?),
         })
+    }
+
+    /// The signature of `message` by this key: RSASSA-PKCS1-v1_5 with
+    /// SHA-256 for RS256, ECDSA P-256 SHA-256 (fixed-length) for ES256,
+    /// Ed25519 for EdDSA.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        self.pair.sign(message)
     }
 
     /// A compact JWS (RFC 7515 section 7.1) of `claims` under `header`,

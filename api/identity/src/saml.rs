@@ -1,8 +1,8 @@
 //! The SAML 2.0 identity provider of each tenant: its metadata, the
 //! service providers it answers ([`providers`]), the requests it takes
 //! ([`request`], decoded within bounds by [`wire`]) and the answers it
-//! signs ([`response`]), encrypting the assertion when the SP asks
-//! ([`encryption`]).
+//! signs ([`response`], enveloped signatures by [`dsig`]), encrypting the
+//! assertion when the SP asks ([`encryption`]).
 //!
 //! Signing uses the tenant's RS256 key ([`crate::keys`]): the same key, the
 //! same rotation (the next key's certificate is in the metadata before it
@@ -11,6 +11,7 @@
 //! derived from the key's record), so every node publishes the same
 //! metadata.
 
+pub mod dsig;
 pub mod encryption;
 pub mod metadata;
 pub mod providers;
@@ -23,10 +24,9 @@ use std::sync::{Arc, Mutex};
 
 use rsp_consensus::kv::{Key, Txn, tenant_keyspace};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
-use zeroize::Zeroizing;
 
 use crate::crypto::{CryptoError, KekCell, b64url};
-use crate::keys::{KeyError, KeyService, KeyStatus, SigningAlg, StoredKey};
+use crate::keys::{KeyError, KeyService, KeyStatus, Signer, SigningAlg, StoredKey};
 use crate::miss_gate::{MissGate, MissRefused};
 use metadata::IdpEndpoints;
 use providers::{NameIdFormat, ProviderService, ServiceProvider};
@@ -119,17 +119,19 @@ impl SamlError {
     }
 }
 
-/// The signing key and certificate of a tenant, ready for xmlsec.
+/// The signing key and certificate of a tenant.
 pub struct Signing {
     pub kid: String,
-    pub pkcs8: Zeroizing<Vec<u8>>,
+    /// The key as [`KeyService::signer`] keeps it (parsed once per key and
+    /// node).
+    pub signer: Signer,
     pub certificate: Arc<Vec<u8>>,
 }
 
 impl Signing {
     pub fn material(&self) -> response::SigningMaterial<'_> {
         response::SigningMaterial {
-            pkcs8: &self.pkcs8,
+            signer: &self.signer,
             certificate: &self.certificate,
         }
     }
@@ -164,14 +166,10 @@ impl SamlService {
         }
     }
 
-    /// The certificate of stored key `key` (self-signed, deterministic).
-    fn certificate(
-        &self,
-        tenant: &str,
-        key: &StoredKey,
-        pkcs8: &[u8],
-    ) -> Result<Arc<Vec<u8>>, SamlError> {
-        let cache_key = (tenant.to_string(), key.kid.clone());
+    /// The certificate of key `kid` (self-signed, deterministic), made
+    /// once per key and node.
+    async fn certificate(&self, tenant: &str, kid: &str) -> Result<Arc<Vec<u8>>, SamlError> {
+        let cache_key = (tenant.to_string(), kid.to_string());
         if let Some(cert) = self
             .certificates
             .lock()
@@ -180,7 +178,8 @@ impl SamlService {
         {
             return Ok(cert);
         }
-        let cert = Arc::new(self_signed(tenant, key, pkcs8)?);
+        let (stored, pkcs8) = self.keys.private_pkcs8(tenant, kid).await?;
+        let cert = Arc::new(self_signed(tenant, &stored, &pkcs8)?);
         if let Ok(mut cache) = self.certificates.lock() {
             cache.insert(cache_key, cert.clone());
         }
@@ -190,11 +189,10 @@ impl SamlService {
     /// The key that signs the tenant's SAML messages now.
     pub async fn signing(&self, tenant: &str) -> Result<Signing, SamlError> {
         let signer = self.keys.signer(tenant, SigningAlg::RS256).await?;
-        let (stored, pkcs8) = self.keys.private_pkcs8(tenant, &signer.kid).await?;
-        let certificate = self.certificate(tenant, &stored, &pkcs8)?;
+        let certificate = self.certificate(tenant, &signer.kid).await?;
         Ok(Signing {
-            kid: signer.kid,
-            pkcs8,
+            kid: signer.kid.clone(),
+            signer,
             certificate,
         })
     }
@@ -206,8 +204,7 @@ impl SamlService {
         let mut certificates = vec![signing.certificate.as_ref().clone()];
         for key in self.keys.keys(tenant).await? {
             if key.alg == SigningAlg::RS256 && key.status == KeyStatus::Next {
-                let (stored, pkcs8) = self.keys.private_pkcs8(tenant, &key.kid).await?;
-                certificates.push(self.certificate(tenant, &stored, &pkcs8)?.as_ref().clone());
+                certificates.push(self.certificate(tenant, &key.kid).await?.as_ref().clone());
             }
         }
         Ok(metadata::idp_metadata(
@@ -258,12 +255,36 @@ impl SamlService {
         Ok(kv.is_some())
     }
 
-    /// Spend request `id` of `sp` (through Raft, once across the cluster):
-    /// [`SamlError::Replayed`] when it was answered before. The record
-    /// lives as long as a request is accepted.
-    pub async fn spend(&self, tenant: &str, sp: &str, id: &str) -> Result<(), SamlError> {
-        let ttl = request::REQUEST_MAX_AGE_MS + request::CLOCK_SKEW_MS;
-        let txn = Txn::put_if_absent(Self::request_key(tenant, sp, id), b"1".to_vec(), Some(ttl));
+    /// Record that `participant` is answered in session `session` (its
+    /// handle), remembered for `ttl_ms` so that single logout tells it
+    /// when the session ends, and spend the request `request_id` it
+    /// answers: one write through Raft. [`SamlError::Replayed`], and
+    /// nothing recorded, when the request was answered before (once across
+    /// the cluster); the spent id lives as long as a request is accepted.
+    pub async fn record_answer(
+        &self,
+        tenant: &str,
+        session: &str,
+        participant: &Participant,
+        ttl_ms: u64,
+        request_id: Option<&str>,
+    ) -> Result<(), SamlError> {
+        let value = serde_json::to_vec(participant).map_err(SamlError::internal)?;
+        let remember = rsp_consensus::kv::TxnOp::Put {
+            key: Self::participant_key(tenant, session, &participant.sp),
+            value,
+            ttl_ms: Some(ttl_ms.max(1)),
+        };
+        let txn = match request_id {
+            Some(id) => {
+                let ttl = request::REQUEST_MAX_AGE_MS + request::CLOCK_SKEW_MS;
+                let key = Self::request_key(tenant, &participant.sp, id);
+                let mut txn = Txn::put_if_absent(key, b"1".to_vec(), Some(ttl));
+                txn.success.push(remember);
+                txn
+            }
+            None => Txn::ops(vec![remember]),
+        };
         if self.consensus.txn(txn).await?.succeeded {
             Ok(())
         } else {
@@ -351,26 +372,6 @@ impl SamlService {
             tenant_keyspace(tenant),
             format!("saml_part/{session}/{}", b64url(sp.as_bytes())).into_bytes(),
         )
-    }
-
-    /// Remember that `participant` received an assertion in session
-    /// `session` (its handle), for as long as the session may live.
-    pub async fn remember(
-        &self,
-        tenant: &str,
-        session: &str,
-        participant: &Participant,
-        ttl_ms: u64,
-    ) -> Result<(), SamlError> {
-        let value = serde_json::to_vec(participant).map_err(SamlError::internal)?;
-        self.consensus
-            .txn(Txn::ops(vec![rsp_consensus::kv::TxnOp::Put {
-                key: Self::participant_key(tenant, session, &participant.sp),
-                value,
-                ttl_ms: Some(ttl_ms.max(1)),
-            }]))
-            .await?;
-        Ok(())
     }
 
     /// The SPs that received an assertion in session `session`, and

@@ -39,9 +39,10 @@ pub async fn provider(
 
 /// The signed Response that signs `session`'s user in to the SP of `req`,
 /// as a page that posts it to the SP's ACS (or, for an SP that asks for
-/// consent the user has not given, the consent page). The request's ID is
-/// spent first (through Raft): a request answered once is never answered
-/// again.
+/// consent the user has not given, the consent page). The page is given
+/// only once the request's ID is spent, in the one Raft write that also
+/// records the SP in the session: a request answered once is never
+/// answered again.
 pub async fn success(
     state: &AppState,
     browser: &Browser,
@@ -82,11 +83,6 @@ pub async fn success(
         }
         Err(e) => return Err(page_error(e)),
     };
-    if let Some(id) = &req.request_id {
-        saml.spend(&t.id, &sp.entity_id, id)
-            .await
-            .map_err(page_error)?;
-    }
     let session_index = saml.session_index(&session.handle()).map_err(page_error)?;
     let idp = IdpEndpoints::of(&t.issuer);
     let answer = Answer {
@@ -119,9 +115,15 @@ pub async fn success(
         .info
         .absolute_expires_ms
         .saturating_sub(answer.now_ms);
-    saml.remember(&t.id, &session.handle(), &participant, ttl)
-        .await
-        .map_err(page_error)?;
+    saml.record_answer(
+        &t.id,
+        &session.handle(),
+        &participant,
+        ttl,
+        req.request_id.as_deref(),
+    )
+    .await
+    .map_err(page_error)?;
     state.metrics.saml_response(&t.id, true);
     Ok(post_page(
         &sp,
@@ -230,16 +232,11 @@ pub fn redirect_url(
         "&SigAlg={}",
         enc("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")
     ));
-    let pair = aws_lc_rs::signature::RsaKeyPair::from_pkcs8(&signing.pkcs8)
-        .map_err(|e| PageError::internal(format!("SAML signing key: {e}")))?;
-    let mut signature = vec![0u8; pair.public_modulus_len()];
-    pair.sign(
-        &aws_lc_rs::signature::RSA_PKCS1_SHA256,
-        &aws_lc_rs::rand::SystemRandom::new(),
-        signed.as_bytes(),
-        &mut signature,
-    )
-    .map_err(|e| PageError::internal(format!("signing: {e}")))?;
+    // An RS256 key: RSASSA-PKCS1-v1_5 with SHA-256.
+    let signature = signing
+        .signer
+        .sign(signed.as_bytes())
+        .map_err(|e| PageError::internal(format!("signing: {e}")))?;
     use base64::Engine;
     let signature = base64::engine::general_purpose::STANDARD.encode(signature);
     let sep = if base.contains('?') { '&' } else { '?' };

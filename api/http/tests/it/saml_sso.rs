@@ -360,6 +360,48 @@ async fn sp_initiated_sign_on_goes_through_the_login_page_and_answers_a_signed_a
     assert!(forced.has_input("password"), "{}", forced.html);
 }
 
+/// Two answers to one request that both passed the local replay check
+/// (a race, or two nodes): the request is spent by the first, and the
+/// second is refused without recording its SP in its session.
+#[tokio::test]
+async fn a_request_is_spent_once_and_a_replay_records_no_participant() {
+    use rsp_identity::saml::providers::NameIdFormat;
+    use rsp_identity::saml::{Participant, SamlError};
+    let env = start_browser(2).await;
+    let participant = |index: &str| Participant {
+        sp: SP.into(),
+        name_id: "n".into(),
+        name_id_format: NameIdFormat::Persistent,
+        session_index: index.into(),
+    };
+    let saml = &env.states[0].identity.saml;
+    saml.record_answer(TENANT, "session-a", &participant("_a"), 60_000, Some("_r"))
+        .await
+        .expect("the first answer");
+    let again = env.states[1]
+        .identity
+        .saml
+        .record_answer(TENANT, "session-b", &participant("_b"), 60_000, Some("_r"))
+        .await;
+    assert!(matches!(again, Err(SamlError::Replayed)), "{again:?}");
+    let taken = |session: &'static str| async move {
+        saml.take_participants(TENANT, session)
+            .await
+            .expect("participants")
+    };
+    assert!(taken("session-b").await.is_empty());
+    let kept = taken("session-a").await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].session_index, "_a");
+    // An unsolicited answer (IdP-initiated) has no request to spend.
+    for _ in 0..2 {
+        saml.record_answer(TENANT, "session-c", &participant("_c"), 60_000, None)
+            .await
+            .expect("unsolicited");
+    }
+    assert_eq!(taken("session-c").await.len(), 1);
+}
+
 pub(crate) fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let s = text.find(start).expect(start) + start.len();
     &text[s..s + text[s..].find(end).expect(end)]

@@ -2,12 +2,10 @@
 //! signed itself when the SP asks), an error `Response` (`NoPassive`,
 //! `RequestDenied`, ...), and a `LogoutResponse` or `LogoutRequest` to an
 //! SP. Signatures are enveloped, exclusive C14N, RSA-SHA256 over SHA-256
-//! digests, made by libxmlsec1 (through samael) over the templates here,
-//! never samael's own (SHA-1 digest) template.
+//! digests, made by [`super::dsig`] over the templates here.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use samael::crypto::{Crypto, CryptoProvider};
 
 use super::SamlError;
 use super::metadata::IdpEndpoints;
@@ -33,9 +31,9 @@ pub const CLASS_PASSWORD: &str =
     "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport";
 pub const CLASS_MFA: &str = "https://refeds.org/profile/mfa";
 
-/// The key that signs (PKCS#8 DER) and its certificate (DER).
+/// The key that signs and its certificate (DER).
 pub struct SigningMaterial<'a> {
-    pub pkcs8: &'a [u8],
+    pub signer: &'a crate::keys::Signer,
     pub certificate: &'a [u8],
 }
 
@@ -76,7 +74,7 @@ pub fn instant(ms: u64) -> String {
         .to_string()
 }
 
-fn signature_template(reference_id: &str, certificate: &[u8]) -> String {
+pub(super) fn signature_template(reference_id: &str, certificate: &[u8]) -> String {
     format!(
         concat!(
             r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo>"#,
@@ -95,19 +93,9 @@ fn signature_template(reference_id: &str, certificate: &[u8]) -> String {
     )
 }
 
-/// Sign the one signature template of `xml` (the first in document order)
-/// and return the document without its XML declaration.
+/// Sign the one signature template of `xml` (the first in document order).
 fn sign(xml: &str, key: &SigningMaterial<'_>) -> Result<String, SamlError> {
-    let signed = Crypto::sign_xml(xml, key.pkcs8)
-        .map_err(|e| SamlError::internal(format!("signing the XML: {e}")))?;
-    let body = match signed.trim_start().strip_prefix("<?xml") {
-        Some(rest) => match rest.find("?>") {
-            Some(end) => rest[end + 2..].trim_start().to_string(),
-            None => signed,
-        },
-        None => signed,
-    };
-    Ok(body.trim_end().to_string())
+    super::dsig::sign_enveloped(xml, key.signer)
 }
 
 fn attribute_values(mapping: &AttributeMapping, subject: &Subject<'_>) -> Vec<String> {
@@ -379,7 +367,7 @@ pub fn logout_request(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::saml::providers::Registration;
     use samael::crypto::{AllowedSignatureAlgorithm, CertificateDer, ReduceMode};
@@ -403,6 +391,12 @@ mod tests {
         (pkcs8, cert.der().to_vec())
     }
 
+    /// The signer of `pkcs8` (an RS256 key), as `KeyService` keeps it.
+    pub(crate) fn signer(pkcs8: &[u8]) -> crate::keys::Signer {
+        crate::keys::Signer::new("test".into(), crate::keys::SigningAlg::RS256, pkcs8)
+            .expect("signer")
+    }
+
     fn sp(sign_response: bool) -> ServiceProvider {
         Registration {
             entity_id: Some("https://sp.test/metadata".into()),
@@ -422,36 +416,57 @@ mod tests {
     /// IdP's certificate.
     fn answered(sp: &ServiceProvider, email: &str) -> (String, Vec<u8>) {
         let (pkcs8, cert) = test_key();
-        let idp = IdpEndpoints::of("https://idp.test/t/acme");
-        let attributes = serde_json::Map::new();
-        let answer = Answer {
-            idp: &idp,
-            sp,
-            in_response_to: Some("_req1"),
-            destination: "https://sp.test/acs",
-            now_ms: 1_800_000_000_000,
-        };
         let subject = Subject {
+            email: Some(email),
+            ..subject(&EMPTY)
+        };
+        let xml = signed(sp, &subject, &signer(&pkcs8), &cert, "_req1");
+        (xml, cert)
+    }
+
+    static EMPTY: std::sync::LazyLock<serde_json::Map<String, serde_json::Value>> =
+        std::sync::LazyLock::new(serde_json::Map::new);
+
+    fn subject<'a>(attributes: &'a serde_json::Map<String, serde_json::Value>) -> Subject<'a> {
+        Subject {
             name_id: "opaque-id",
             name_id_format: NameIdFormat::Persistent,
             user_id: "u1",
             username: "alice",
-            email: Some(email),
-            attributes: &attributes,
+            email: Some("alice@example.com"),
+            attributes,
             authn_instant_ms: 1_800_000_000_000,
             session_index: "_s1",
             mfa: false,
+        }
+    }
+
+    /// The Response XML for `subject` to `sp`, signed by `signer`.
+    fn signed(
+        sp: &ServiceProvider,
+        subject: &Subject<'_>,
+        signer: &crate::keys::Signer,
+        cert: &[u8],
+        in_response_to: &str,
+    ) -> String {
+        let idp = IdpEndpoints::of("https://idp.test/t/acme");
+        let answer = Answer {
+            idp: &idp,
+            sp,
+            in_response_to: Some(in_response_to),
+            destination: "https://sp.test/acs",
+            now_ms: 1_800_000_000_000,
         };
         let key = SigningMaterial {
-            pkcs8: &pkcs8,
-            certificate: &cert,
+            signer,
+            certificate: cert,
         };
-        let b64 = success(&answer, &subject, &key).expect("response");
-        let xml = String::from_utf8(STANDARD.decode(b64).expect("base64")).expect("utf8");
-        (xml, cert)
+        let b64 = success(&answer, subject, &key).expect("response");
+        String::from_utf8(STANDARD.decode(b64).expect("base64")).expect("utf8")
     }
 
     fn verified(xml: &str, cert: &[u8]) -> Result<String, samael::crypto::CryptoError> {
+        use samael::crypto::{Crypto, CryptoProvider};
         Crypto::reduce_xml_to_signed_with_allowed_algorithms(
             xml,
             &[CertificateDer::from(cert.to_vec())],
@@ -528,4 +543,50 @@ mod tests {
         };
         assert!(matches!(sp.into_provider(0), Err(SamlError::Invalid(_))));
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Whatever the names, values and identifiers hold (markup
+        /// characters, quotes, tabs, line ends, non-ASCII), libxmlsec1
+        /// verifies both signatures as an SP would, and reads the values
+        /// back.
+        #[test]
+        fn any_content_is_signed_so_that_libxmlsec1_verifies_it(
+            name_id in "[a-zA-Z0-9 &<>\"'\t\n\r=/:;#%é€\u{1F600}]{1,40}",
+            username in "[a-z &<>\"'\t\n\r\u{e9}]{1,20}",
+            value in "[ -~\t\n\r\u{e9}\u{2028}]{0,40}",
+            friendly in "[ -~\t\n]{1,20}",
+            request in "[_a-z][a-z0-9&<>\"' \t]{0,20}",
+        ) {
+            let (pkcs8, cert) = KEY.clone();
+            let mut sp = sp(true);
+            sp.attributes = vec![
+                AttributeMapping {
+                    source: "attributes.note".into(),
+                    name: friendly.clone(),
+                    friendly_name: Some(friendly.clone()),
+                    name_format: None,
+                },
+                AttributeMapping {
+                    source: "username".into(),
+                    name: "uid".into(),
+                    friendly_name: None,
+                    name_format: None,
+                },
+            ];
+            let mut attributes = serde_json::Map::new();
+            attributes.insert("note".into(), serde_json::Value::String(value));
+            let subject = Subject {
+                name_id: &name_id,
+                username: &username,
+                ..subject(&attributes)
+            };
+            let xml = signed(&sp, &subject, &signer(&pkcs8), &cert, &request);
+            let reduced = verified(&xml, &cert);
+            proptest::prop_assert!(reduced.is_ok(), "{:?}: {}", reduced.err(), xml);
+        }
+    }
+
+    static KEY: std::sync::LazyLock<(Vec<u8>, Vec<u8>)> = std::sync::LazyLock::new(test_key);
 }
