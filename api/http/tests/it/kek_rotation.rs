@@ -314,8 +314,8 @@ async fn a_follower_reading_beside_a_rotation_never_drops_the_new_kek() {
     let nodes = identities(&cluster, &old);
     follow(&nodes);
     tenant_with_secrets(&cluster, &nodes[0]).await;
-    for n in 0..3 {
-        let ring = nodes[n].kek_ring.clone();
+    for identity in &nodes {
+        let ring = identity.kek_ring.clone();
         tokio::spawn(async move {
             loop {
                 let _ = ring.sync(Consistency::Local).await;
