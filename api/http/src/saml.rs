@@ -1,5 +1,5 @@
 //! The SAML 2.0 identity provider of each tenant, under
-//! `{public-url}/t/{tenant}/saml`: [`metadata`], single sign-on
+//! `{public-url}/t/{tenant}/saml`: metadata, single sign-on
 //! ([`sso`]: SP-initiated by HTTP-Redirect or HTTP-POST, IdP-initiated at
 //! `init`), the answer page ([`answer`]: the HTTP-POST binding form),
 //! consent ([`consent`]) and single logout ([`slo`]).

@@ -45,7 +45,7 @@ pub enum CryptoError {
 ///   hashes answer [`CryptoError::NoKek`].
 /// - `record` is what the node knows of the replicated KEK record: the
 ///   guard that makes a write of a sealed value fail if the KEK it was
-///   sealed under stopped being current ([`crate::kek_ring::seal_guard`]).
+///   sealed under stopped being current ([`crate::kek_ring::guard`]).
 #[derive(Debug, Default)]
 pub struct KekCell {
     ring: std::sync::RwLock<Ring>,

@@ -6,7 +6,7 @@
 //! never enter the log: a node that lacks one asks the members for it over
 //! the authenticated peer link (secret `kek/<id>`).
 //!
-//! A rotation ([`KekRing::rotate`]):
+//! A rotation ([`KekRing::begin_rotation`], then [`crate::IdentityServices::reseal_pass`]):
 //! 1. the coordinating node adds the new KEK to its ring, offers it to the
 //!    members and hands it to its [`KekStore`] (the kek file's `.next`);
 //! 2. commits the record (new current, old one previous, hash root sealed
