@@ -17,21 +17,29 @@
 //!    signed) and signs `BENCH_CLIENTS` browsers in through the login page
 //!    (one user each);
 //! 2. round by round (`BENCH_ROUNDS`): the **ceiling**, RSA-2048 PKCS#1
-//!    v1.5 SHA-256 signatures/s over a SignedInfo as xmlsec signs it, with
-//!    OpenSSL (the library libxmlsec1 signs with), the tenant's key loaded
-//!    once, one thread per core; the **answer in process**,
-//!    `rsp_identity::saml::response::success` (XML, libxmlsec1 signing,
-//!    base64; no HTTP, Raft or session) on one thread per core; then the
-//!    **answers over HTTP**, 1 node, then 3: `BENCH_CLIENTS` workers, each
-//!    with a keep-alive HTTP/1.1 connection per node (worker `w` sends its
-//!    `i`-th request to node `(w + i) % nodes`), loop `GET
+//!    v1.5 SHA-256 signatures/s over a canonical SignedInfo by the tenant's
+//!    key as the answer signs with it (`keys::Signer::sign`, aws-lc, parsed
+//!    once), one thread per core; the same with OpenSSL, to compare the
+//!    libraries; the **answer in process**,
+//!    `rsp_identity::saml::response::success` (XML, signature, base64; no
+//!    HTTP, Raft or session) on one thread per core; then the **answers
+//!    over HTTP**, 1 node and 3 (in turn, the first alternating by round):
+//!    `BENCH_CLIENTS` workers, each with a keep-alive HTTP/1.1 connection
+//!    per node (worker `w` sends its `i`-th request to node
+//!    `(w + i) % nodes`), loop `GET
 //!    /t/bench/saml/sso?SAMLRequest=...&RelayState=...` with a browser's
 //!    session cookie. Each request has a new ID (spent through Raft when
 //!    answered); the requests are built before the run, so the load
 //!    generator does not deflate them on the cores it measures. Only a 200
 //!    page whose SAMLResponse is a Success with `InResponseTo` the
 //!    request's ID and a filled-in signature counts;
-//! 3. prints the medians and answers/s as a share of the ceiling.
+//! 3. prints each figure as a share of its round's ceiling, per second and
+//!    per CPU second of this process (`/proc/self/stat`; the load
+//!    generator's CPU counts against the answers), with the cores the
+//!    process and the machine's other processes had meanwhile
+//!    (`/proc/stat`): on a shared machine the per-second share follows
+//!    what the other jobs take in each phase, the per-CPU-second one much
+//!    less; then the medians.
 //!
 //! Settings (environment): `BENCH_SECS` (measured seconds per run, default
 //! 5), `BENCH_WARMUP_SECS` (1), `BENCH_CLIENTS` (64), `BENCH_ROUNDS` (3),
