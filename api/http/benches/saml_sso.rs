@@ -17,21 +17,29 @@
 //!    signed) and signs `BENCH_CLIENTS` browsers in through the login page
 //!    (one user each);
 //! 2. round by round (`BENCH_ROUNDS`): the **ceiling**, RSA-2048 PKCS#1
-//!    v1.5 SHA-256 signatures/s over a SignedInfo as xmlsec signs it, with
-//!    OpenSSL (the library libxmlsec1 signs with), the tenant's key loaded
-//!    once, one thread per core; the **answer in process**,
-//!    `rsp_identity::saml::response::success` (XML, libxmlsec1 signing,
-//!    base64; no HTTP, Raft or session) on one thread per core; then the
-//!    **answers over HTTP**, 1 node, then 3: `BENCH_CLIENTS` workers, each
-//!    with a keep-alive HTTP/1.1 connection per node (worker `w` sends its
-//!    `i`-th request to node `(w + i) % nodes`), loop `GET
+//!    v1.5 SHA-256 signatures/s over a canonical SignedInfo by the tenant's
+//!    key as the answer signs with it (`keys::Signer::sign`, aws-lc, parsed
+//!    once), one thread per core; the same with OpenSSL, to compare the
+//!    libraries; the **answer in process**,
+//!    `rsp_identity::saml::response::success` (XML, signature, base64; no
+//!    HTTP, Raft or session) on one thread per core; then the **answers
+//!    over HTTP**, 1 node and 3 (in turn, the first alternating by round):
+//!    `BENCH_CLIENTS` workers, each with a keep-alive HTTP/1.1 connection
+//!    per node (worker `w` sends its `i`-th request to node
+//!    `(w + i) % nodes`), loop `GET
 //!    /t/bench/saml/sso?SAMLRequest=...&RelayState=...` with a browser's
 //!    session cookie. Each request has a new ID (spent through Raft when
 //!    answered); the requests are built before the run, so the load
 //!    generator does not deflate them on the cores it measures. Only a 200
 //!    page whose SAMLResponse is a Success with `InResponseTo` the
 //!    request's ID and a filled-in signature counts;
-//! 3. prints the medians and answers/s as a share of the ceiling.
+//! 3. prints each figure as a share of its round's ceiling, per second and
+//!    per CPU second of this process (`/proc/self/stat`; the load
+//!    generator's CPU counts against the answers), with the cores the
+//!    process and the machine's other processes had meanwhile
+//!    (`/proc/stat`): on a shared machine the per-second share follows
+//!    what the other jobs take in each phase, the per-CPU-second one much
+//!    less; then the medians.
 //!
 //! Settings (environment): `BENCH_SECS` (measured seconds per run, default
 //! 5), `BENCH_WARMUP_SECS` (1), `BENCH_CLIENTS` (64), `BENCH_ROUNDS` (3),
@@ -518,6 +526,8 @@ struct Figure {
     what: String,
     per_sec: f64,
     cores_used: f64,
+    /// Cores the machine's other processes used meanwhile.
+    others: f64,
     load: Option<LoadResult>,
 }
 
@@ -527,6 +537,7 @@ impl Figure {
             what,
             per_sec: rate.per_sec,
             cores_used: rate.cores_used,
+            others: rate.machine_cores - rate.cores_used,
             load: None,
         }
     }
@@ -539,7 +550,7 @@ impl Figure {
 
 fn print_header() {
     println!(
-        "{:>5}  {:<26}  {:>8}  {:>7}  {:>7}  {:>6}  {:>6}  {:>5}  {:>10}  {:>10}",
+        "{:>5}  {:<26}  {:>8}  {:>7}  {:>7}  {:>6}  {:>6}  {:>5}  {:>6}  {:>10}  {:>10}",
         "round",
         "what",
         "per sec",
@@ -548,6 +559,7 @@ fn print_header() {
         "ok",
         "errors",
         "cores",
+        "others",
         "of ceiling",
         "per CPU-s"
     );
@@ -565,10 +577,11 @@ fn print_row(round: usize, f: &Figure, ceiling: &Figure) {
         None => Default::default(),
     };
     println!(
-        "{round:>5}  {:<26}  {:>8.0}  {p50:>7}  {p99:>7}  {ok:>6}  {errors:>6}  {:>5.2}  {:>9.0}%  {:>9.0}%",
+        "{round:>5}  {:<26}  {:>8.0}  {p50:>7}  {p99:>7}  {ok:>6}  {errors:>6}  {:>5.2}  {:>6.2}  {:>9.0}%  {:>9.0}%",
         f.what,
         f.per_sec,
         f.cores_used,
+        f.others,
         100.0 * f.per_sec / ceiling.per_sec,
         100.0 * f.per_cpu_sec() / ceiling.per_cpu_sec(),
     );
@@ -616,7 +629,7 @@ async fn run() -> Result<()> {
     let secs = s.measure.min(Duration::from_secs(3));
 
     println!(
-        "\n'of ceiling': per second; 'per CPU-s': per CPU second of this process (load generator included), as a share of the ceiling's"
+        "\ncores: CPU seconds per second of this process (load generator included), others: of the machine's other processes; 'of ceiling': per second, 'per CPU-s': per CPU second of this process, as a share of the ceiling's"
     );
     print_header();
     // Round by round: (the ceiling, every other row).
@@ -642,7 +655,14 @@ async fn run() -> Result<()> {
             print_row(round, &f, &ceiling);
             rows.push(f);
         }
-        for subject in &subjects {
+        // Odd rounds 1 node first, even rounds 3 nodes first: what one run
+        // leaves behind (or the machine's drift) falls on both alike.
+        let order: Vec<&SsoCluster> = if round % 2 == 1 {
+            subjects.iter().collect()
+        } else {
+            subjects.iter().rev().collect()
+        };
+        for subject in order {
             // Enough requests for the run at the ceiling's rate, and some.
             let expected =
                 (ceiling.per_sec * 1.3 * (s.warmup + s.measure).as_secs_f64()) as usize + 1000;
@@ -657,6 +677,7 @@ async fn run() -> Result<()> {
                 what: format!("{} SSO over HTTP", subject.name),
                 per_sec: r.per_sec,
                 cores_used: r.cores_used,
+                others: r.machine_cores - r.cores_used,
                 load: Some(r),
             };
             print_row(round, &f, &ceiling);
@@ -697,6 +718,7 @@ async fn run() -> Result<()> {
         let (share, each) = median_of(&|r, c| 100.0 * r.per_sec / c.per_sec, what);
         let (cpu_share, _) = median_of(&|r, c| 100.0 * r.per_cpu_sec() / c.per_cpu_sec(), what);
         let (cores_used, _) = median_of(&|r, _| r.cores_used, what);
+        let (others, _) = median_of(&|r, _| r.others, what);
         let each: Vec<String> = each.iter().map(|e| format!("{e:.0}%")).collect();
         let latency = match median_of(&|r, _| r.load.as_ref().map_or(f64::NAN, |l| l.p50_ms), what)
         {
@@ -713,7 +735,7 @@ async fn run() -> Result<()> {
             _ => String::new(),
         };
         println!(
-            "{:<26} {per_sec:>6.0}/s = {share:>3.0}% of the ceiling ({}), {cpu_share:.0}% per CPU second, {cores_used:.2} cores{latency}",
+            "{:<26} {per_sec:>6.0}/s = {share:>3.0}% of the ceiling ({}), {cpu_share:.0}% per CPU second, {cores_used:.2} cores (others {others:.2}){latency}",
             what.trim(),
             each.join(", ")
         );

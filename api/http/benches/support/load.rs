@@ -154,6 +154,8 @@ pub struct LoadResult {
     /// CPU seconds this process used in the measured window (load
     /// generator included), per second of it: how many cores it had.
     pub cores_used: f64,
+    /// The same for the whole machine (every process).
+    pub machine_cores: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub ok: usize,
@@ -196,7 +198,7 @@ pub async fn run_load<W: Workload>(
     let end = measure_from + s.measure;
     let cpu_at_start = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        process_cpu_secs()
+        (process_cpu_secs(), machine_cpu_secs())
     });
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..s.clients {
@@ -250,12 +252,14 @@ pub async fn run_load<W: Workload>(
             first_error = stats.first_error;
         }
     }
-    let cpu = process_cpu_secs() - cpu_at_start.await.unwrap_or(f64::NAN);
+    let (cpu, machine) = cpu_at_start.await.unwrap_or((f64::NAN, f64::NAN));
+    let (cpu, machine) = (process_cpu_secs() - cpu, machine_cpu_secs() - machine);
     let window = measure_from.elapsed();
     all.sort_unstable();
     Ok(LoadResult {
         per_sec: all.len() as f64 / window.as_secs_f64(),
         cores_used: cpu / window.as_secs_f64(),
+        machine_cores: machine / window.as_secs_f64(),
         p50_ms: percentile(&all, 0.50),
         p99_ms: percentile(&all, 0.99),
         ok: all.len(),
@@ -282,11 +286,35 @@ pub fn process_cpu_secs() -> f64 {
     }
 }
 
+/// CPU seconds every process of the machine has used, not idle or
+/// waiting for IO (`/proc/stat`, USER_HZ of 100); NaN elsewhere.
+pub fn machine_cpu_secs() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return f64::NAN;
+    };
+    // `cpu  user nice system idle iowait irq softirq steal ...`
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    if ticks.len() < 8 {
+        return f64::NAN;
+    }
+    (ticks.iter().sum::<f64>() - ticks[3] - ticks[4]) / 100.0
+}
+
 /// A rate and the cores the process had while it was measured.
 pub struct Rate {
     pub per_sec: f64,
     /// CPU seconds of this process per second of the measurement.
     pub cores_used: f64,
+    /// The same for the whole machine.
+    pub machine_cores: f64,
 }
 
 /// Runs the operation `make` gives on one thread per core at once for
@@ -303,7 +331,7 @@ pub fn per_core_rate_cpu<F>(secs: Duration, what: &str, make: impl Fn() -> F) ->
 where
     F: FnMut() + Send + 'static,
 {
-    let cpu = process_cpu_secs();
+    let (cpu, machine) = (process_cpu_secs(), machine_cpu_secs());
     let start = Instant::now();
     let handles: Vec<_> = (0..cores())
         .map(|_| {
@@ -326,5 +354,6 @@ where
     Ok(Rate {
         per_sec: total as f64 / elapsed,
         cores_used: (process_cpu_secs() - cpu) / elapsed,
+        machine_cores: (machine_cpu_secs() - machine) / elapsed,
     })
 }
