@@ -12,10 +12,10 @@
 //! prefix, a second root) rather than guess. Verifying is not done here:
 //! signatures of SPs are checked by libxmlsec1 ([`super::request`]).
 //!
-//! libxmlsec1 (through samael) signed these messages before; it takes the
-//! key as a PKCS#8 document and decodes it for every signature, which with
-//! OpenSSL 3 costs about as much as the RSA signature itself. The tests
-//! below check that both make the same bytes.
+//! Not libxmlsec1 (through samael) here: it takes the key as a PKCS#8
+//! document and decodes it for every signature, which with OpenSSL 3 costs
+//! about as much as the RSA signature itself. The tests below check that
+//! both make the same bytes.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
