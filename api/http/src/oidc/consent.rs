@@ -64,22 +64,32 @@ pub fn page(
     Ok(csrf.apply(page))
 }
 
-/// `POST {issuer}/consent`: `decision=allow` issues the code (and remembers
-/// the scopes), `decision=deny` sends `access_denied` back to the client.
-pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Page, PageError> {
-    let browser = &form.browser;
-    let ticket: Ticket = unseal(&state, browser, CONSENT_TICKET, form.field("ticket"))?;
+/// The browser's session, when it is still the one (`sid`) a consent form
+/// was shown to: a form rendered for one session is no good in another.
+pub async fn session_shown_to(
+    state: &AppState,
+    browser: &Browser,
+    sid: &str,
+) -> Result<ActiveSession, PageError> {
     let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
-    let session = current_session(&state, browser, &actors)
+    current_session(state, browser, &actors)
         .await?
-        .filter(|s| s.handle() == ticket.sid)
+        .filter(|s| s.handle() == sid)
         .ok_or_else(|| {
             PageError::new(
                 StatusCode::UNAUTHORIZED,
                 "login_required",
                 "Your session ended before you decided. Start again from the application.",
             )
-        })?;
+        })
+}
+
+/// `POST {issuer}/consent`: `decision=allow` issues the code (and remembers
+/// the scopes), `decision=deny` sends `access_denied` back to the client.
+pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Page, PageError> {
+    let browser = &form.browser;
+    let ticket: Ticket = unseal(&state, browser, CONSENT_TICKET, form.field("ticket"))?;
+    let session = session_shown_to(&state, browser, &ticket.sid).await?;
     let req = match resolve(&state, browser, ticket.params, false, true).await? {
         Ok(req) => req,
         Err(redirect) => return Ok(redirect),

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{answer, page_error};
 use crate::oidc::browser_form::BrowserForm;
-use crate::oidc::browser_session::{ActiveSession, Browser, current_session};
+use crate::oidc::browser_session::{ActiveSession, Browser};
+use crate::oidc::consent::session_shown_to;
 use crate::oidc::csrf::{Csrf, seal, unseal};
 use crate::oidc::pages::templates::{ConsentPage, ScopeLine};
 use crate::oidc::pages::{Page, PageError};
@@ -114,17 +115,7 @@ pub fn page(
 pub async fn post(State(state): State<AppState>, form: BrowserForm) -> Result<Page, PageError> {
     let browser = &form.browser;
     let ticket: Ticket = unseal(&state, browser, CONSENT_TICKET, form.field("ticket"))?;
-    let actors = state.tenant_runtime.tenant(&browser.tenant.id).await?;
-    let session = current_session(&state, browser, &actors)
-        .await?
-        .filter(|s| s.handle() == ticket.sid)
-        .ok_or_else(|| {
-            PageError::new(
-                StatusCode::UNAUTHORIZED,
-                "login_required",
-                "Your session ended before you decided. Start again from the application.",
-            )
-        })?;
+    let session = session_shown_to(&state, browser, &ticket.sid).await?;
     let req = ticket.request;
     let sp = answer::provider(&state, browser, &req).await?;
     match form.field("decision") {
