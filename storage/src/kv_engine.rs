@@ -351,10 +351,30 @@ impl KvEngine {
         prefix: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyValue>, StorageError> {
+        self.range_after(keyspace, prefix, None, limit)
+    }
+
+    /// Keys of `keyspace` under `prefix` in key order, starting after the
+    /// key `after` (a whole key, not a suffix) when given: one page of a
+    /// listing. Reads at most `limit` records, whatever the keyspace holds.
+    pub fn range_after(
+        &self,
+        keyspace: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StorageError> {
+        use std::ops::Bound;
+        let start = prefix_key(keyspace, prefix);
+        let lower = match after {
+            Some(after) if after > prefix => Bound::Excluded(prefix_key(keyspace, after)),
+            _ => Bound::Included(start.clone()),
+        };
         let mut out = Vec::new();
         for item in self
             .tree
-            .scan_prefix(prefix_key(keyspace, prefix))
+            .range::<Vec<u8>, _>((lower, Bound::Unbounded))
+            .take_while(|item| item.as_ref().map_or(true, |(k, _)| k.starts_with(&start)))
             .take(limit)
         {
             let (k, v) = item?;

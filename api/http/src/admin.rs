@@ -11,15 +11,19 @@
 pub mod accounts;
 #[doc(hidden)]
 pub mod bodies;
+pub mod clients;
 pub mod cluster;
 pub mod factors;
 pub mod keys;
 pub mod kv;
 pub mod mfa_policy;
+pub mod paging;
 pub mod policies;
+pub mod preconditions;
 pub mod saml;
 pub mod sessions;
 pub mod tenants;
+pub mod users;
 
 use axum::Router;
 use axum::routing::{MethodRouter, get, post};
@@ -66,22 +70,41 @@ pub fn router(state: &AppState) -> Router<AppState> {
 /// Add admin routes here: the layer in [`router`] covers all of them.
 pub fn routes() -> AdminRoutes {
     AdminRoutes::new()
-        .route("/admin/v1/tenants", post(tenants::create))
+        .route(
+            "/admin/v1/tenants",
+            post(tenants::create).get(tenants::list),
+        )
         .route(
             "/admin/v1/tenants/{tenant}",
-            get(tenants::get).delete(tenants::delete),
+            get(tenants::get)
+                .patch(tenants::patch)
+                .delete(tenants::delete),
         )
         .route(
             "/admin/v1/tenants/{tenant}/users",
-            post(accounts::create_user),
+            post(accounts::create_user).get(users::list),
         )
         .route(
             "/admin/v1/tenants/{tenant}/users/{user}",
-            axum::routing::patch(accounts::patch_user),
+            get(users::get).patch(users::patch).delete(users::delete),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/users/{user}/password",
+            axum::routing::put(users::set_password),
         )
         .route(
             "/admin/v1/tenants/{tenant}/clients",
-            post(accounts::create_client),
+            post(accounts::create_client).get(clients::list),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/clients/{client}",
+            get(clients::get)
+                .patch(clients::patch)
+                .delete(clients::delete),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/clients/{client}/secret",
+            post(clients::rotate_secret),
         )
         .route(
             "/admin/v1/tenants/{tenant}/users/{user}/factors",

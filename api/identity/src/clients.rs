@@ -20,6 +20,10 @@ use crate::keys::SigningAlg;
 use crate::miss_gate::{MissGate, MissRefused};
 use rsp_consensus::kv::tenant_keyspace;
 
+mod lifecycle;
+
+pub use lifecycle::{CLIENT_LISTING_PREFIX, ClientPatch, MAX_SECRET_GRACE_SECS};
+
 pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
 pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
@@ -58,6 +62,16 @@ impl AuthMethod {
         }
     }
 
+    /// The registration name (`client_secret_basic`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
+        }
+    }
+
     pub fn uses_secret(self) -> bool {
         matches!(
             self,
@@ -74,6 +88,12 @@ pub struct Client {
     /// Keyed hash of the secret, for the secret-based methods.
     #[serde(default)]
     pub secret_hash: Option<String>,
+    /// The secret before the last rotation, accepted until
+    /// `previous_secret_expires_ms` (a grace period the rotation asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_secret_expires_ms: Option<u64>,
     pub redirect_uris: Vec<String>,
     #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
@@ -276,6 +296,10 @@ pub enum ClientError {
     Corrupt(String),
     #[error(transparent)]
     Crypto(#[from] CryptoError),
+    #[error("the client changed since that version was read")]
+    Changed,
+    #[error("the client was changed by others meanwhile; try again")]
+    Busy,
 }
 
 /// A redirect URI a client may register: absolute, no fragment; `https`, or
@@ -342,6 +366,8 @@ impl ClientService {
             client_id: client_id.clone(),
             client_name: new.client_name,
             secret_hash,
+            previous_secret_hash: None,
+            previous_secret_expires_ms: None,
             redirect_uris: new.redirect_uris,
             post_logout_redirect_uris: new.post_logout_redirect_uris,
             grant_types: new.grant_types,
@@ -396,12 +422,25 @@ impl ClientService {
         }
     }
 
-    /// Whether `secret` is this client's secret (constant time).
-    pub fn secret_matches(&self, client: &Client, secret: &str) -> bool {
-        match (&client.secret_hash, self.kek.derive(SECRET_HASH_LABEL)) {
-            (Some(stored), Ok(key)) => key.verify(secret.as_bytes(), stored),
+    /// Whether `secret` is this client's secret at `now_ms`: the current
+    /// one, or the one before the last rotation during its grace period
+    /// (constant time).
+    pub fn secret_matches(&self, client: &Client, secret: &str, now_ms: u64) -> bool {
+        let Ok(key) = self.kek.derive(SECRET_HASH_LABEL) else {
+            return false;
+        };
+        let current = client
+            .secret_hash
+            .as_ref()
+            .is_some_and(|stored| key.verify(secret.as_bytes(), stored));
+        let previous = match (
+            &client.previous_secret_hash,
+            client.previous_secret_expires_ms,
+        ) {
+            (Some(stored), Some(until)) => key.verify(secret.as_bytes(), stored) && now_ms < until,
             _ => false,
-        }
+        };
+        current | previous
     }
 }
 

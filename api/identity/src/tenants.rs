@@ -4,7 +4,9 @@
 //! lives in its own keyspace `t.<id>`, so deleting a tenant removes its data
 //! in the same transaction.
 
-use rsp_consensus::kv::{Compare, CompareTarget, Key, OpResult, Txn, TxnOp, tenant_keyspace};
+use rsp_consensus::kv::{
+    CmpOp, Compare, CompareTarget, Key, OpResult, Txn, TxnOp, tenant_keyspace,
+};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +35,16 @@ pub enum TenantError {
     Consensus(#[from] ConsensusError),
     #[error("stored tenant record is unreadable: {0}")]
     Corrupt(String),
+    #[error("the tenant changed since that version was read")]
+    Changed,
 }
+
+/// Records of a tenant that an administrator made (see
+/// [`TenantService::has_data`]).
+const OWNED_PREFIXES: [&[u8]; 4] = [b"user/", b"client/", b"saml_sp/", b"policy/"];
+
+/// Tenant records in the system keyspace, listed in id order.
+pub const TENANT_LISTING_PREFIX: &[u8] = b"tenant/";
 
 /// Validates a tenant id: lowercase DNS-label-like, at most 62 characters so
 /// that `t.<id>` fits a keyspace name.
@@ -147,15 +158,100 @@ impl TenantService {
             .collect())
     }
 
-    /// Delete the tenant and everything in its keyspace, atomically.
-    pub async fn delete(&self, id: &str) -> Result<(), TenantError> {
+    /// The tenant read linearizably, with the revision of its record.
+    pub async fn get_versioned(&self, id: &str) -> Result<(Tenant, u64), TenantError> {
         if !valid_tenant_id(id) {
             return Err(TenantError::NotFound(id.to_string()));
+        }
+        let (kv, _) = self
+            .consensus
+            .get(&record_key(id), Consistency::Linearizable)
+            .await?;
+        let kv = kv.ok_or_else(|| TenantError::NotFound(id.to_string()))?;
+        let tenant =
+            serde_json::from_slice(&kv.value).map_err(|e| TenantError::Corrupt(e.to_string()))?;
+        Ok((tenant, kv.mod_revision))
+    }
+
+    /// Rename the tenant if its record is still at `revision` (read by
+    /// [`Self::get_versioned`]); answers the tenant and its new revision,
+    /// or [`TenantError::Changed`].
+    pub async fn rename(
+        &self,
+        id: &str,
+        display_name: &str,
+        revision: u64,
+    ) -> Result<(Tenant, u64), TenantError> {
+        let display_name = check_new(id, display_name)?;
+        let (mut tenant, current) = self.get_versioned(id).await?;
+        if current != revision {
+            return Err(TenantError::Changed);
+        }
+        tenant.display_name = display_name.to_string();
+        let value = serde_json::to_vec(&tenant).map_err(|e| TenantError::Corrupt(e.to_string()))?;
+        let txn = Txn {
+            compares: vec![Compare {
+                key: record_key(id),
+                target: CompareTarget::ModRevision(CmpOp::Eq, revision),
+            }],
+            success: vec![TxnOp::Put {
+                key: record_key(id),
+                value,
+                ttl_ms: None,
+            }],
+            failure: vec![],
+        };
+        let resp = self.consensus.txn(txn).await?;
+        if resp.succeeded {
+            Ok((tenant, resp.revision))
+        } else {
+            Err(TenantError::Changed)
+        }
+    }
+
+    /// Whether the tenant holds anything an administrator made: users,
+    /// clients, SAML service providers, policies or entities (read
+    /// linearizably). Keys, counters and other records the server makes on
+    /// its own do not count.
+    pub async fn has_data(&self, id: &str) -> Result<bool, TenantError> {
+        let keyspace = tenant_keyspace(id);
+        for prefix in OWNED_PREFIXES {
+            let (kvs, _) = self
+                .consensus
+                .range(&keyspace, prefix, 1, Consistency::Linearizable)
+                .await?;
+            if !kvs.is_empty() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Delete the tenant and everything in its keyspace, atomically; with
+    /// `revision`, only while the record is at it.
+    pub async fn delete(&self, id: &str) -> Result<(), TenantError> {
+        self.delete_at(id, None).await
+    }
+
+    /// [`Self::delete`], only while the tenant's record is at `revision`
+    /// when given ([`TenantError::Changed`] otherwise).
+    pub async fn delete_at(&self, id: &str, revision: Option<u64>) -> Result<(), TenantError> {
+        if !valid_tenant_id(id) {
+            return Err(TenantError::NotFound(id.to_string()));
+        }
+        if let Some(revision) = revision {
+            let (_, current) = self.get_versioned(id).await?;
+            if current != revision {
+                return Err(TenantError::Changed);
+            }
         }
         let txn = Txn {
             compares: vec![Compare {
                 key: record_key(id),
-                target: CompareTarget::Exists(true),
+                target: match revision {
+                    Some(r) => CompareTarget::ModRevision(CmpOp::Eq, r),
+                    None => CompareTarget::Exists(true),
+                },
             }],
             success: vec![
                 TxnOp::Delete {
@@ -172,6 +268,7 @@ impl TenantService {
         match (resp.succeeded, resp.results.first()) {
             (true, Some(OpResult::Delete { .. })) => Ok(()),
             (true, _) => Err(TenantError::Corrupt("unexpected transaction result".into())),
+            (false, _) if revision.is_some() => Err(TenantError::Changed),
             (false, _) => Err(TenantError::NotFound(id.to_string())),
         }
     }

@@ -8,13 +8,17 @@
 //! A user administers their tenant (may use an access token with scope
 //! `rsp:admin`) only when their attributes hold [`ADMIN_ATTRIBUTE`]` = true`.
 
-use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Key, Txn, TxnOp};
+use rsp_consensus::kv::{Compare, CompareTarget, Key, Txn, TxnOp};
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::passwords::{PasswordError, PasswordHasher};
 use rsp_consensus::kv::tenant_keyspace;
+
+mod lifecycle;
+
+pub use lifecycle::{USER_LISTING_PREFIX, Written, username_index_prefix};
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct User {
@@ -83,6 +87,8 @@ pub enum UserError {
     Corrupt(String),
     #[error("the user was changed by others meanwhile; try again")]
     Busy,
+    #[error("the user changed since that version was read")]
+    Changed,
 }
 
 /// The user attribute that makes a user an administrator of their tenant:
@@ -104,6 +110,9 @@ pub struct UserUpdate {
     pub email: Option<String>,
     /// Replaces every attribute.
     pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    /// A disabled user cannot sign in, and tokens stop being issued to
+    /// them (refresh included).
+    pub disabled: Option<bool>,
 }
 
 impl UserUpdate {
@@ -120,15 +129,12 @@ fn valid_email(email: &str) -> bool {
     email.len() <= 254 && email.contains('@') && !email.chars().any(char::is_whitespace)
 }
 
-fn user_key(tenant: &str, id: &str) -> Key {
+pub(crate) fn user_key(tenant: &str, id: &str) -> Key {
     Key::new(tenant_keyspace(tenant), format!("user/{id}").into_bytes())
 }
 
-fn username_key(tenant: &str, username: &str) -> Key {
-    Key::new(
-        tenant_keyspace(tenant),
-        format!("username/{}", username.to_lowercase()).into_bytes(),
-    )
+pub(crate) fn username_key(tenant: &str, username: &str) -> Key {
+    Key::new(tenant_keyspace(tenant), username_index_prefix(username))
 }
 
 fn valid_username(u: &str) -> bool {
@@ -206,50 +212,6 @@ impl UserService {
         serde_json::from_slice(&kv.value).map_err(|e| UserError::Corrupt(e.to_string()))
     }
 
-    /// Change a user: read linearizably, written only if nobody changed the
-    /// record in between (retried a few times when someone did).
-    pub async fn update(
-        &self,
-        tenant: &str,
-        id: &str,
-        update: UserUpdate,
-    ) -> Result<User, UserError> {
-        update.check()?;
-        let key = user_key(tenant, id);
-        for _ in 0..5 {
-            let (kv, _) = self.consensus.get(&key, Consistency::Linearizable).await?;
-            let kv = kv.ok_or(UserError::NotFound)?;
-            let mut user: User =
-                serde_json::from_slice(&kv.value).map_err(|e| UserError::Corrupt(e.to_string()))?;
-            if let Some(email) = &update.email
-                && user.email.as_ref() != Some(email)
-            {
-                user.email = Some(email.clone());
-                user.email_verified = false;
-            }
-            if let Some(attributes) = &update.attributes {
-                user.attributes = attributes.clone();
-            }
-            let txn = Txn {
-                compares: vec![Compare {
-                    key: key.clone(),
-                    target: CompareTarget::ModRevision(CmpOp::Eq, kv.mod_revision),
-                }],
-                success: vec![TxnOp::Put {
-                    key: key.clone(),
-                    value: serde_json::to_vec(&user)
-                        .map_err(|e| UserError::Corrupt(e.to_string()))?,
-                    ttl_ms: None,
-                }],
-                failure: vec![],
-            };
-            if self.consensus.txn(txn).await?.succeeded {
-                return Ok(user);
-            }
-        }
-        Err(UserError::Busy)
-    }
-
     pub async fn find_by_username(
         &self,
         tenant: &str,
@@ -258,10 +220,17 @@ impl UserService {
         if !valid_username(username) {
             return Ok(None);
         }
-        let (kv, _) = self
-            .consensus
-            .get(&username_key(tenant, username), Consistency::Local)
-            .await?;
+        // A local miss is confirmed linearizably: the user may have been
+        // created through another node a moment ago.
+        let index = username_key(tenant, username);
+        let mut kv = self.consensus.get(&index, Consistency::Local).await?.0;
+        if kv.is_none() {
+            kv = self
+                .consensus
+                .get(&index, Consistency::Linearizable)
+                .await?
+                .0;
+        }
         match kv {
             Some(kv) => match self
                 .get(

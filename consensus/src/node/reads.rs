@@ -183,6 +183,26 @@ impl Consensus {
         Ok((self.inner.engine.range(keyspace, prefix, limit)?, info))
     }
 
+    /// One page of keys under `prefix`, in key order, after the whole key
+    /// `after` (see [`rsp_storage::KvEngine::range_after`]).
+    pub async fn range_after(
+        &self,
+        keyspace: &str,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+        consistency: Consistency,
+    ) -> Result<(Vec<KeyValue>, ReadInfo), ConsensusError> {
+        self.before_read(consistency).await?;
+        let info = self.read_info(consistency)?;
+        Ok((
+            self.inner
+                .engine
+                .range_after(keyspace, prefix, after, limit)?,
+            info,
+        ))
+    }
+
     /// Ready to serve: a leader is known and this node has applied what the
     /// leader says is committed.
     pub async fn ready(&self) -> Result<ReadInfo, ConsensusError> {

@@ -356,6 +356,34 @@ fn assert_same_state(engine: &KvEngine, model: &Model, step: usize) {
             model.keyspace(ks),
             "keyspace {ks:?}, step {step}"
         );
+        // Paging by `range_after` with any page size walks the same keys.
+        for (page, prefix) in [1, 2, 3]
+            .into_iter()
+            .flat_map(|n| PREFIXES.iter().map(move |p| (n, *p)))
+        {
+            let mut walked = Vec::new();
+            let mut after: Option<Vec<u8>> = None;
+            loop {
+                let got = engine
+                    .range_after(ks, prefix, after.as_deref(), page)
+                    .unwrap();
+                after = got.last().map(|kv| kv.key.key.clone());
+                let last = got.len() < page;
+                walked.extend(got);
+                if last {
+                    break;
+                }
+            }
+            let expected: Vec<KeyValue> = model
+                .keyspace(ks)
+                .into_iter()
+                .filter(|kv| kv.key.key.starts_with(prefix))
+                .collect();
+            assert_eq!(
+                walked, expected,
+                "pages of {page} under {prefix:?}, {ks:?}, step {step}"
+            );
+        }
         for key in KEYS {
             let key = Key::new(*ks, *key);
             assert_eq!(

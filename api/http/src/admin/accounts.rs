@@ -1,5 +1,7 @@
-//! `POST /admin/v1/tenants/{t}/users`, `PATCH
-//! /admin/v1/tenants/{t}/users/{id}` and `POST /admin/v1/tenants/{t}/clients`.
+//! `POST /admin/v1/tenants/{t}/users` and `POST /admin/v1/tenants/{t}/clients`
+//! (the rest of their lifecycle is in [`super::users`] and
+//! [`super::clients`]), and the admin API's mapping of user and client
+//! errors.
 
 use axum::Json;
 use axum::extract::State;
@@ -16,7 +18,7 @@ use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use rsp_identity::clients::{ClientError, NewClient};
 use rsp_identity::passwords::PasswordError;
-use rsp_identity::users::{NewUser, UserError, UserUpdate};
+use rsp_identity::users::{NewUser, UserError};
 
 impl From<UserError> for ApiError {
     fn from(e: UserError) -> Self {
@@ -32,6 +34,7 @@ impl From<UserError> for ApiError {
             UserError::Password(p) => ApiError::internal(p),
             UserError::Corrupt(d) => ApiError::internal(d),
             UserError::Busy => ApiError::conflict("conflict", e.to_string()),
+            UserError::Changed => super::preconditions::precondition_failed(),
         }
     }
 }
@@ -46,12 +49,14 @@ impl From<ClientError> for ApiError {
             ClientError::Consensus(c) => c.into(),
             ClientError::Corrupt(d) => ApiError::internal(d),
             ClientError::Crypto(c) => ApiError::unavailable(c.to_string()),
+            ClientError::Changed => super::preconditions::precondition_failed(),
+            ClientError::Busy => ApiError::conflict("conflict", e.to_string()),
         }
     }
 }
 
 /// A tenant's admin calls need the tenant to exist.
-async fn require_tenant(state: &AppState, tenant: &str) -> ApiResult<()> {
+pub(crate) async fn require_tenant(state: &AppState, tenant: &str) -> ApiResult<()> {
     state.tenants.get_confirmed(tenant).await?;
     Ok(())
 }
@@ -93,55 +98,6 @@ pub async fn create_user(
         StatusCode::CREATED,
         Json(json!({"id": user.id, "username": user.username})),
     ))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PatchUser {
-    email: Option<String>,
-    /// Replaces every attribute (`"rsp_admin": true` makes the user an
-    /// administrator of the tenant).
-    attributes: Option<serde_json::Map<String, serde_json::Value>>,
-    disabled: Option<bool>,
-}
-
-impl PatchUser {
-    /// The change asked for; disabling is not served (501).
-    pub(crate) fn into_update(self) -> ApiResult<UserUpdate> {
-        if self.disabled.is_some() {
-            return Err(ApiError::new(
-                StatusCode::NOT_IMPLEMENTED,
-                "not_implemented",
-                "disabling a user is not served by this version; `email` and `attributes` are",
-            ));
-        }
-        Ok(UserUpdate {
-            email: self.email,
-            attributes: self.attributes,
-        })
-    }
-}
-
-/// Change a user's email or attributes; answers the user as stored (never
-/// the password hash). Disabling is not served here (501).
-pub async fn patch_user(
-    _: AdminCaller,
-    State(state): State<AppState>,
-    ApiPath((tenant, id)): ApiPath<(String, String)>,
-    ApiJson(body, _): ApiJson<PatchUser>,
-) -> ApiResult<impl IntoResponse> {
-    require_tenant(&state, &tenant).await?;
-    let update = body.into_update()?;
-    let user = state.identity.users.update(&tenant, &id, update).await?;
-    Ok(Json(json!({
-        "id": user.id,
-        "username": user.username,
-        "email": user.email,
-        "email_verified": user.email_verified,
-        "attributes": user.attributes,
-        "disabled": user.disabled,
-        "created_at_ms": user.created_at_ms,
-    })))
 }
 
 #[derive(Deserialize)]

@@ -28,7 +28,7 @@ use serde_json::Value;
 
 use rsp_identity::saml::providers::Registration;
 
-use super::{accounts, cluster, factors, keys, kv, policies, saml, tenants};
+use super::{accounts, clients, cluster, factors, keys, kv, policies, saml, tenants, users};
 use crate::authz::error::AuthzResult;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, BodyRejection};
@@ -37,6 +37,9 @@ use crate::extract::{ApiJson, BodyRejection};
 /// compiled beside this one instead.
 const STAND_IN_TEMPLATE: &str =
     r#"@id("t") permit(principal == ?principal, action, resource in ?resource);"#;
+
+/// The path's client id a client change is checked against.
+const STAND_IN_CLIENT_ID: &str = "web";
 
 /// The path's entity id a replaced SAML registration is checked against.
 const STAND_IN_ENTITY_ID: &str = "https://sp.example/saml";
@@ -62,10 +65,14 @@ pub enum AdminBody {
     SamlProvider,
     SamlProviderReplace,
     RotateKek,
+    PatchTenant,
+    SetPassword,
+    PatchClient,
+    RotateSecret,
 }
 
 impl AdminBody {
-    pub const ALL: [AdminBody; 17] = [
+    pub const ALL: [AdminBody; 21] = [
         AdminBody::CreateTenant,
         AdminBody::CreateUser,
         AdminBody::PatchUser,
@@ -83,6 +90,10 @@ impl AdminBody {
         AdminBody::SamlProvider,
         AdminBody::SamlProviderReplace,
         AdminBody::RotateKek,
+        AdminBody::PatchTenant,
+        AdminBody::SetPassword,
+        AdminBody::PatchClient,
+        AdminBody::RotateSecret,
     ];
 
     /// The method and route pattern (as added in [`super::routes`]) whose
@@ -111,6 +122,12 @@ impl AdminBody {
                 "/admin/v1/tenants/{tenant}/saml/service-providers/{entity_id}",
             ),
             AdminBody::RotateKek => ("POST", "/admin/v1/cluster/kek/rotate"),
+            AdminBody::PatchTenant => ("PATCH", "/admin/v1/tenants/{tenant}"),
+            AdminBody::SetPassword => ("PUT", "/admin/v1/tenants/{tenant}/users/{user}/password"),
+            AdminBody::PatchClient => ("PATCH", "/admin/v1/tenants/{tenant}/clients/{client}"),
+            AdminBody::RotateSecret => {
+                ("POST", "/admin/v1/tenants/{tenant}/clients/{client}/secret")
+            }
         }
     }
 
@@ -124,9 +141,9 @@ impl AdminBody {
             AdminBody::CreateUser => {
                 admin(body, |b: accounts::CreateUser| Ok(b.into_new().check()?))
             }
-            AdminBody::PatchUser => admin(body, |b: accounts::PatchUser| {
-                Ok(b.into_update()?.check()?)
-            }),
+            AdminBody::PatchUser => {
+                admin(body, |b: users::PatchUser| Ok(b.into_update().check()?))
+            }
             AdminBody::CreateClient => admin(body, |b: accounts::CreateClient| {
                 b.into_new().check()?;
                 Ok(())
@@ -155,6 +172,17 @@ impl AdminBody {
                 saml::replacement(b, STAND_IN_ENTITY_ID, 0).map(drop)
             }),
             AdminBody::RotateKek => cluster::RotateKek::parse(body).map(drop).map_err(answered),
+            AdminBody::PatchTenant => {
+                admin(body, |b: tenants::PatchTenant| b.display_name().map(drop))
+            }
+            AdminBody::SetPassword => admin(body, |b: users::SetPassword| b.check()),
+            // The path's client id is checked apart: a stand-in here.
+            AdminBody::PatchClient => admin(body, |b: clients::PatchClient| {
+                b.into_patch(STAND_IN_CLIENT_ID).map(drop)
+            }),
+            AdminBody::RotateSecret => clients::RotateSecret::parse(body)
+                .map(drop)
+                .map_err(answered),
         }
     }
 }
@@ -242,6 +270,12 @@ mod tests {
                     "acs_url": "https://sp.example/saml/acs"}"#
             }
             AdminBody::RotateKek => r#"{"wait_secs": 5}"#,
+            AdminBody::PatchTenant => r#"{"display_name": "Acme Corp"}"#,
+            AdminBody::SetPassword => r#"{"password": "a new long password"}"#,
+            AdminBody::PatchClient => {
+                r#"{"client_id": "web", "redirect_uris": ["https://app.example/cb2"]}"#
+            }
+            AdminBody::RotateSecret => r#"{"grace_period_secs": 3600}"#,
         }
     }
 
@@ -253,7 +287,7 @@ mod tests {
         match kind {
             AdminBody::CreateTenant => Some((r#"{"id": "Not A Tenant"}"#, bad)),
             AdminBody::CreateUser => Some((r#"{"username": "bob", "password": "short"}"#, bad)),
-            AdminBody::PatchUser => Some((r#"{"disabled": true}"#, StatusCode::NOT_IMPLEMENTED)),
+            AdminBody::PatchUser => Some((r#"{"email": "not an address"}"#, bad)),
             AdminBody::CreateClient => Some((
                 r#"{"grant_types": ["client_credentials"], "token_endpoint_auth_method": "none"}"#,
                 bad,
@@ -284,6 +318,13 @@ mod tests {
                 bad,
             )),
             AdminBody::RotateKek => Some((r#"{"kek": "too short"}"#, bad)),
+            AdminBody::PatchTenant => Some((
+                r#"{"settings": {"access_token_lifetime_secs": 60}}"#,
+                StatusCode::NOT_IMPLEMENTED,
+            )),
+            AdminBody::SetPassword => Some((r#"{"password": "short"}"#, bad)),
+            AdminBody::PatchClient => Some((r#"{"client_id": "another"}"#, bad)),
+            AdminBody::RotateSecret => Some((r#"{"grace_period_secs": 99999999}"#, bad)),
         }
     }
 

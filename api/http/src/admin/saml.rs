@@ -8,15 +8,18 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use rsp_consensus::kv::tenant_keyspace;
 use rsp_identity::crypto::CryptoError;
 use rsp_identity::miss_gate::Ungated;
 use rsp_identity::saml::SamlError;
-use rsp_identity::saml::providers::{Registration, ServiceProvider};
+use rsp_identity::saml::providers::{Registration, SP_LISTING_PREFIX, ServiceProvider};
+use serde::Deserialize;
 use serde_json::json;
 
+use super::paging::{Listing, Page, PageQuery, read_page};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 
 impl From<SamlError> for ApiError {
@@ -55,14 +58,34 @@ pub async fn create(
     ))
 }
 
+/// `?limit&after`: one page, in the order of the records' keys.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
 pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
     ApiPath(tenant): ApiPath<String>,
-) -> ApiResult<impl IntoResponse> {
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<ServiceProvider>>> {
     state.tenants.get_confirmed(&tenant).await?;
-    let items: Vec<ServiceProvider> = state.identity.saml.providers.list(&tenant).await?;
-    Ok(Json(json!({"items": items, "next": null})))
+    let keyspace = tenant_keyspace(&tenant);
+    let listing = Listing {
+        tag: "saml-sps",
+        keyspace: &keyspace,
+        prefix: SP_LISTING_PREFIX,
+    };
+    let page = read_page(&state.consensus, &listing, &query.page, |kv| {
+        serde_json::from_slice(&kv.value)
+            .map(Some)
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(page))
 }
 
 pub async fn get(

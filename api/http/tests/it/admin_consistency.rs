@@ -70,3 +70,59 @@ async fn a_lagging_node_never_says_a_new_tenant_is_not_found() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lagging_node_never_refuses_the_password_of_a_new_user() {
+    let env = start(3).await;
+    env.tenant("acme").await;
+    env.settle().await;
+    let leader = env
+        .cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    let lagging = (1..=3).find(|id| *id != leader).expect("a follower");
+    let leader_node = env.cluster.node(leader);
+    leader_node
+        .transport()
+        .set_route(lagging, Some("127.0.0.1:1".into()));
+    let new = rsp_identity::users::NewUser {
+        username: "fresh".into(),
+        password: "correct horse battery".to_string().into(),
+        email: None,
+        attributes: Default::default(),
+    };
+    env.states[(leader - 1) as usize]
+        .identity
+        .users
+        .create("acme", new, 0)
+        .await
+        .expect("user created through the leader");
+
+    // The lagging node does not hold the user: it must not answer "wrong
+    // username or password"; it may only fail to answer.
+    let users = &env.states[(lagging - 1) as usize].identity.users;
+    let checked = users
+        .check_password("acme", "fresh", "correct horse battery".to_string().into())
+        .await;
+    assert!(
+        !matches!(checked, Ok(None)),
+        "a lagging node refused a new user's right password"
+    );
+
+    leader_node.transport().set_route(lagging, None);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        match users
+            .check_password("acme", "fresh", "correct horse battery".to_string().into())
+            .await
+        {
+            Ok(Some(_)) => break,
+            other => assert!(
+                tokio::time::Instant::now() < deadline,
+                "the healed node still refuses: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -200,6 +200,7 @@ async fn the_page_does_not_offer_rsp_admin_to_a_user_who_cannot_grant_it() {
                 ),
                 ..Default::default()
             },
+            None,
         )
         .await
         .expect("grant");

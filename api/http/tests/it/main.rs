@@ -15,6 +15,7 @@ mod admin_api;
 mod admin_bodies;
 mod admin_consistency;
 mod admin_grant;
+mod admin_lifecycle;
 mod attacks;
 mod authz_admin;
 mod authz_admin_routes;

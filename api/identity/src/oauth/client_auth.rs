@@ -291,7 +291,12 @@ impl ClientAuthService {
         gate: &dyn MissGate,
     ) -> Result<Client, OAuthError> {
         let client = self.client(tenant, id, gate).await?.ok_or_else(failed)?;
-        if !self.ctx.identity.clients.secret_matches(&client, secret) {
+        if !self
+            .ctx
+            .identity
+            .clients
+            .secret_matches(&client, secret, self.ctx.now_ms())
+        {
             return Err(failed());
         }
         if client.token_endpoint_auth_method != method {

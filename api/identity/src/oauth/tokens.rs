@@ -455,10 +455,12 @@ impl TokenService {
                 "token_type": "Bearer", "exp": claims.exp, "iat": claims.iat,
                 "sub": claims.sub, "aud": claims.aud, "iss": claims.iss, "jti": claims.jti,
             });
-            if claims.fid.is_some()
-                && let Some(user) = self.load_user(tenant, &claims.sub).await?
-            {
-                answer["username"] = json!(user.username);
+            // A user's token is inactive once the user is disabled or gone.
+            if claims.fid.is_some() {
+                match self.load_user(tenant, &claims.sub).await? {
+                    Some(user) if !user.disabled => answer["username"] = json!(user.username),
+                    _ => return Ok(inactive),
+                }
             }
             return Ok(answer);
         }
@@ -479,8 +481,9 @@ impl TokenService {
         if let Some(exp) = info.exp {
             answer["exp"] = json!(exp);
         }
-        if let Some(user) = self.load_user(tenant, &info.sub).await? {
-            answer["username"] = json!(user.username);
+        match self.load_user(tenant, &info.sub).await? {
+            Some(user) if !user.disabled => answer["username"] = json!(user.username),
+            _ => return Ok(inactive),
         }
         Ok(answer)
     }
@@ -526,7 +529,7 @@ impl TokenService {
 
     /// Wait until every node has applied `index`; a node that does not
     /// confirm in time is logged (it may be partitioned or down).
-    pub(crate) async fn wait_everywhere(&self, index: u64) {
+    pub async fn wait_everywhere(&self, index: u64) {
         let report = self
             .ctx
             .consensus

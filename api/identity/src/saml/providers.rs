@@ -418,6 +418,10 @@ pub fn certificate_der_from_pem(pem: &str) -> Result<Vec<u8>, SamlError> {
         .map_err(|_| SamlError::invalid("certificate_pem is not a PEM X.509 certificate"))
 }
 
+/// SP records, listed in the order of their keys (the base64url of the
+/// entity id).
+pub const SP_LISTING_PREFIX: &[u8] = b"saml_sp/";
+
 fn sp_key(tenant: &str, entity_id: &str) -> Key {
     Key::new(
         tenant_keyspace(tenant),

@@ -1,0 +1,276 @@
+//! A tenant's users, for administrators: list, get, change, disable, set a
+//! password, delete (`/admin/v1/tenants/{t}/users[/{id}]`; creation is in
+//! [`super::accounts`]).
+//!
+//! Reads are linearizable: a user created, changed or deleted through any
+//! node is seen as such. `GET` answers an `ETag`; `PATCH`, `PUT .../password`
+//! and `DELETE` honour `If-Match` ([`super::preconditions`]).
+//!
+//! Disabling, a new password and deleting answer only once every node has
+//! applied the change (or the nodes that did not confirm are fenced, as for
+//! revocations): a disabled or deleted user cannot sign in, and their
+//! refresh tokens are refused, on every node from then on. Disabling and
+//! deleting also end the user's browser sessions and the refresh tokens
+//! issued in them on every node before the answer; deleting removes their
+//! factors, passkeys, recovery codes and consents too. A new password keeps
+//! the sessions (as Keycloak does); an administrator who wants them ended
+//! signs the user out (`DELETE .../users/{id}/sessions`).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use rsp_consensus::Consistency;
+use rsp_consensus::kv::tenant_keyspace;
+use rsp_identity::users::{USER_LISTING_PREFIX, User, UserError, username_index_prefix};
+use rsp_identity::webauthn::PasskeyService;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use super::accounts::require_tenant;
+use super::paging::{Listing, Page, PageQuery, read_page};
+use super::preconditions::{IfMatch, etag};
+use crate::authz::caller::AdminCaller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::state::AppState;
+use rsp_identity::users::UserUpdate;
+
+/// A user as administrators see it: never the password hash.
+pub fn view(user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "email": user.email,
+        "email_verified": user.email_verified,
+        "attributes": user.attributes,
+        "disabled": user.disabled,
+        "created_at_ms": user.created_at_ms,
+    })
+}
+
+fn with_etag(body: Value, revision: u64) -> Response {
+    ([(header::ETAG, etag(revision))], Json(body)).into_response()
+}
+
+/// `?limit&after` with the filters: `username` (exact, any case) or
+/// `search` (usernames starting with it, any case; listed in username
+/// order).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(flatten)]
+    page: PageQuery,
+    username: Option<String>,
+    search: Option<String>,
+}
+
+pub async fn list(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath(tenant): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<Value>>> {
+    require_tenant(&state, &tenant).await?;
+    let users = &state.identity.users;
+    let keyspace = tenant_keyspace(&tenant);
+    if let Some(username) = &query.username {
+        if query.search.is_some() || query.page.after.is_some() {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "`username` names one user: it takes no `search` or `after`",
+            ));
+        }
+        query.page.limit()?;
+        let items = match users.find_by_username(&tenant, username).await? {
+            Some(u) => vec![view(&u)],
+            None => vec![],
+        };
+        return Ok(Json(Page { items, next: None }));
+    }
+    if let Some(search) = &query.search {
+        if search.is_empty() || search.chars().count() > 128 {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "search is 1 to 128 characters",
+            ));
+        }
+        let prefix = username_index_prefix(search);
+        let listing = Listing {
+            tag: "users-by-name",
+            keyspace: &keyspace,
+            prefix: &prefix,
+        };
+        // The index range was read linearizably; the records it names are
+        // at least as new on this node.
+        let mut ids = Vec::new();
+        let page = read_page(&state.consensus, &listing, &query.page, |kv| {
+            ids.push(String::from_utf8_lossy(&kv.value).into_owned());
+            Ok(Some(()))
+        })
+        .await?;
+        let mut items = Vec::with_capacity(ids.len());
+        for id in ids {
+            match users.get(&tenant, &id, Consistency::Local).await {
+                Ok(u) => items.push(view(&u)),
+                Err(UserError::NotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        return Ok(Json(Page {
+            items,
+            next: page.next,
+        }));
+    }
+    let listing = Listing {
+        tag: "users",
+        keyspace: &keyspace,
+        prefix: USER_LISTING_PREFIX,
+    };
+    let page = read_page(&state.consensus, &listing, &query.page, |kv| {
+        serde_json::from_slice::<User>(&kv.value)
+            .map(|u| Some(view(&u)))
+            .map_err(ApiError::internal)
+    })
+    .await?;
+    Ok(Json(page))
+}
+
+pub async fn get(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+) -> ApiResult<Response> {
+    require_tenant(&state, &tenant).await?;
+    let (user, revision) = state
+        .identity
+        .users
+        .get_versioned(&tenant, &id, Consistency::Linearizable)
+        .await?;
+    Ok(with_etag(view(&user), revision))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    email: Option<String>,
+    /// Replaces every attribute (`"rsp_admin": true` makes the user an
+    /// administrator of the tenant).
+    attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    disabled: Option<bool>,
+}
+
+impl PatchUser {
+    pub(crate) fn into_update(self) -> UserUpdate {
+        UserUpdate {
+            email: self.email,
+            attributes: self.attributes,
+            disabled: self.disabled,
+        }
+    }
+}
+
+/// End the user's sessions and their session-bound refresh tokens on every
+/// node.
+async fn sign_out(state: &AppState, tenant: &str, user: &str) -> ApiResult<()> {
+    let runtime = state
+        .tenant_runtime
+        .runtime()
+        .ok_or_else(|| ApiError::unavailable("sessions are not served by this node"))?;
+    runtime
+        .tenant(tenant)
+        .await?
+        .sessions()
+        .revoke_all_for_user(user)
+        .await?;
+    state
+        .oidc
+        .tokens
+        .revoke_user_session_families(tenant, user)
+        .await
+        .map_err(|e| ApiError::unavailable(e.description))?;
+    Ok(())
+}
+
+pub async fn patch(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<PatchUser>,
+) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
+    require_tenant(&state, &tenant).await?;
+    let update = body.into_update();
+    let disabling = update.disabled == Some(true);
+    let written = state
+        .identity
+        .users
+        .update(&tenant, &id, update, if_match.revision())
+        .await?;
+    if disabling {
+        sign_out(&state, &tenant, &id).await?;
+    }
+    state.oidc.tokens.wait_everywhere(written.index).await;
+    Ok(with_etag(view(&written.value), written.revision))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    password: Zeroizing<String>,
+}
+
+impl SetPassword {
+    /// What the service checks before it hashes.
+    pub(crate) fn check(&self) -> ApiResult<()> {
+        rsp_identity::passwords::check_length(&self.password).map_err(UserError::from)?;
+        Ok(())
+    }
+}
+
+pub async fn set_password(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    ApiJson(body, _): ApiJson<SetPassword>,
+) -> ApiResult<Response> {
+    let if_match = IfMatch::from_headers(&headers)?;
+    body.check()?;
+    require_tenant(&state, &tenant).await?;
+    let written = state
+        .identity
+        .users
+        .set_password(&tenant, &id, body.password, if_match.revision())
+        .await?;
+    state.oidc.tokens.wait_everywhere(written.index).await;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::ETAG, etag(written.revision))],
+    )
+        .into_response())
+}
+
+pub async fn delete(
+    _: AdminCaller,
+    State(state): State<AppState>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let if_match = IfMatch::from_headers(&headers)?;
+    require_tenant(&state, &tenant).await?;
+    let written = state
+        .identity
+        .users
+        .delete(&tenant, &id, if_match.revision())
+        .await?;
+    // No sign-in can start for the user now; end what is left.
+    PasskeyService::new(state.consensus.clone())
+        .delete_all(&tenant, &id)
+        .await?;
+    sign_out(&state, &tenant, &id).await?;
+    state.oidc.tokens.wait_everywhere(written.index).await;
+    Ok(StatusCode::NO_CONTENT)
+}
