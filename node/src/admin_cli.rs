@@ -53,7 +53,7 @@ const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 #[derive(Subcommand, Debug)]
 enum Cli {
     /// Call the admin API of a running cluster (docs/cli.md)
-    Admin(AdminArgs),
+    Admin(Box<AdminArgs>),
     /// Print a shell completion script for rsp
     Completions {
         #[arg(value_enum)]
@@ -196,7 +196,7 @@ pub fn dispatch(args: Vec<OsString>, rsp: impl FnOnce() -> Command) -> Option<i3
             clap_complete::generate(shell, &mut command, "rsp", &mut std::io::stdout());
             Exit::Ok.code()
         }
-        Cli::Admin(args) => match run(args) {
+        Cli::Admin(args) => match run(*args) {
             Ok(()) => Exit::Ok.code(),
             Err(failure) => {
                 for line in &failure.lines {
