@@ -11,7 +11,7 @@
 //! - `call`: a request and its view; `http`: the client, paging, printing;
 //!   `output`: tables and `key: value` lines; `inputs`: the token, stdin
 //!   secrets, files, `KEY=VALUE`; `exit`: exit codes and error lines;
-//! - one file per group of resources: `tenancy` (tenants, users, clients),
+//! - one file per group of resources: `tenancy` (tenants, users), `clients`,
 //!   `signin` (factors, sessions, MFA policy, signing keys), `authz`
 //!   (policies, entities), `saml`, `cluster` (cluster, kv), `reports`
 //!   (audit, usage, OpenAPI).
@@ -21,6 +21,7 @@
 
 mod authz;
 mod call;
+mod clients;
 mod cluster;
 mod exit;
 mod http;
@@ -102,7 +103,7 @@ enum Resource {
     /// OAuth clients of a tenant
     Clients {
         #[command(subcommand)]
-        verb: tenancy::Clients,
+        verb: clients::Clients,
     },
     /// Users' second factors
     Factors {

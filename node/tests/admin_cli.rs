@@ -1,17 +1,19 @@
 //! `rsp admin` against a real one-node cluster (`rsp serve` as a child on
-//! port 0), and against a small fake server for paging: what it prints in
+//! port 0), and against a small fake server for paging (`paging`): what it prints in
 //! table and JSON form, that secrets come from stdin, and the exit codes
 //! scripts rely on (docs/cli.md).
 
+#[path = "admin_cli/paging.rs"]
+mod paging;
 #[path = "admin_cli/support.rs"]
 mod support;
 
 use std::fs;
 
 use serde_json::Value;
-use support::{FakeServer, Node, TOKEN, closed_port_url, rsp, rsp_admin};
+use support::{Node, TOKEN, closed_port_url, rsp, rsp_admin};
 
-fn json(stdout: &str) -> Value {
+pub(crate) fn json(stdout: &str) -> Value {
     serde_json::from_str(stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
@@ -342,46 +344,6 @@ fn an_unreachable_url_exits_3() {
         None,
     );
     https.expect(3);
-}
-
-#[test]
-fn paged_lists_follow_next_cursors_with_all_and_show_one_page_otherwise() {
-    let server = FakeServer::start(|target| match target {
-        "/admin/v1/tenants?limit=2" => r#"{"items":[{"id":"a"},{"id":"b"}],"next":"c1"}"#,
-        "/admin/v1/tenants?limit=2&after=c1" => r#"{"items":[{"id":"c"}],"next":null}"#,
-        _ => "",
-    });
-    let all = rsp_admin(
-        &server.url,
-        Some(TOKEN),
-        &[
-            "tenants", "list", "--limit", "2", "--all", "--output", "json",
-        ],
-        None,
-    );
-    all.expect(0);
-    let ids: Vec<Value> = json(&all.stdout)["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].clone())
-        .collect();
-    assert_eq!(ids, ["a", "b", "c"]);
-    let page = rsp_admin(
-        &server.url,
-        Some(TOKEN),
-        &["tenants", "list", "--limit", "2"],
-        None,
-    );
-    page.expect(0);
-    assert_eq!(page.stdout, "ID\na\nb\n");
-    assert_eq!(page.stderr, "more: --after c1\n");
-    let requests = server.requests();
-    assert!(
-        requests
-            .iter()
-            .all(|r| r.contains(&format!("authorization: Bearer {TOKEN}")))
-    );
 }
 
 #[test]

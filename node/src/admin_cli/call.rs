@@ -3,7 +3,7 @@
 
 use clap::Args;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
 use super::exit::{CliResult, Failure};
@@ -152,4 +152,19 @@ pub fn tenant_path<'a>(tenant: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     let mut path = vec!["tenants", tenant];
     path.extend_from_slice(rest);
     path
+}
+
+/// Sets `body[key]` when `value` is given.
+pub fn insert(body: &mut Value, key: &str, value: Option<impl Into<Value>>) {
+    if let Some(v) = value {
+        body[key] = v.into();
+    }
+}
+
+/// A change must change something.
+pub fn nonempty(body: Value) -> CliResult<Value> {
+    match body.as_object().is_some_and(Map::is_empty) {
+        true => Err(Failure::usage("nothing to change: give at least one field")),
+        false => Ok(body),
+    }
 }

@@ -7,11 +7,11 @@ use clap::Subcommand;
 use serde::Serialize;
 use serde_json::json;
 
+use super::call::insert;
 use super::call::{Body, Call};
 use super::exit::CliResult;
 use super::http::Api;
 use super::inputs::{read_json, read_text, secret_from_stdin};
-use super::tenancy::insert;
 
 #[derive(Subcommand, Debug)]
 pub enum Cluster {

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
+use super::call::insert;
 use super::call::{Call, Paging, tenant_path};
 use super::exit::CliResult;
 use super::http::Api;
 use super::inputs::{read_object, read_text};
-use super::tenancy::{TenantArg, insert};
+use super::tenancy::TenantArg;
 
 #[derive(Subcommand, Debug)]
 pub enum Saml {

@@ -5,11 +5,12 @@ use clap::{Subcommand, ValueEnum};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::call::insert;
 use super::call::{Body, Call, View, tenant_path};
 use super::exit::CliResult;
 use super::http::Api;
 use super::inputs::secret_from_stdin;
-use super::tenancy::{TenantArg, insert};
+use super::tenancy::TenantArg;
 
 #[derive(Subcommand, Debug)]
 pub enum Factors {
