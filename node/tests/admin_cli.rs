@@ -1,10 +1,10 @@
 //! `rsp admin` against a real one-node cluster (`rsp serve` as a child on
-//! port 0), and against a small fake server for paging (`paging`): what it prints in
+//! port 0), and against a small fake server (`fake_api`) for paging and route coverage: what it prints in
 //! table and JSON form, that secrets come from stdin, and the exit codes
 //! scripts rely on (docs/cli.md).
 
-#[path = "admin_cli/paging.rs"]
-mod paging;
+#[path = "admin_cli/fake_api.rs"]
+mod fake_api;
 #[path = "admin_cli/support.rs"]
 mod support;
 
