@@ -3,6 +3,7 @@
 //! bearer token, sending a [`Call`], following paged lists, and printing
 //! the answer.
 
+use std::error::Error as _;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::Duration;
@@ -276,7 +277,11 @@ fn unreachable(base: &Url, e: &reqwest::Error) -> Failure {
     } else {
         format!("no usable answer from {base}")
     };
-    let mut source: Option<&dyn std::error::Error> = Some(e);
+    // reqwest's own text repeats the URL; its causes say what went wrong.
+    let mut source: Option<&dyn std::error::Error> = match e.source() {
+        Some(cause) => Some(cause),
+        None => Some(e),
+    };
     while let Some(s) = source {
         message.push_str(&format!(": {s}"));
         source = s.source();

@@ -4,7 +4,7 @@
 //! Secrets never come from argv (any user can read another's argv in
 //! `ps`); they are held in [`Zeroizing`] buffers and never printed.
 
-use std::io::{IsTerminal, Read};
+use std::io::{BufRead, IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
@@ -64,19 +64,17 @@ fn non_empty(token: Zeroizing<String>, from: &str) -> CliResult<Zeroizing<String
     Ok(token)
 }
 
-/// A secret (`what`: "password") read from stdin to its end, without one
-/// trailing newline. Refuses a terminal unless it is typed there, and an
-/// empty secret.
+/// A secret (`what`: "password") read from stdin to its end (one line typed
+/// without echo when stdin is a terminal), without one trailing newline.
+/// An empty secret is refused.
 pub fn secret_from_stdin(what: &str) -> CliResult<Zeroizing<String>> {
     let stdin = std::io::stdin();
-    if stdin.is_terminal() {
-        eprintln!("{what} (then Ctrl-D):");
-    }
     let mut secret = Zeroizing::new(String::new());
-    stdin
-        .lock()
-        .read_to_string(&mut secret)
-        .map_err(|e| Failure::usage(format!("cannot read the {what} from stdin: {e}")))?;
+    let read = match stdin.is_terminal() {
+        true => read_hidden_line(what, &mut secret),
+        false => stdin.lock().read_to_string(&mut secret),
+    };
+    read.map_err(|e| Failure::usage(format!("cannot read the {what} from stdin: {e}")))?;
     let end = secret
         .strip_suffix("\r\n")
         .or_else(|| secret.strip_suffix('\n'))
@@ -86,6 +84,29 @@ pub fn secret_from_stdin(what: &str) -> CliResult<Zeroizing<String>> {
         return Err(Failure::usage(format!("no {what} on stdin")));
     }
     Ok(secret)
+}
+
+/// One line typed on the terminal with echo turned off.
+fn read_hidden_line(what: &str, line: &mut String) -> std::io::Result<usize> {
+    eprint!("{what}: ");
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: a zeroed termios is a valid value for tcgetattr to fill in.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `saved` is a valid, writable termios.
+    let have_saved = unsafe { libc::tcgetattr(fd, &mut saved) } == 0;
+    if have_saved {
+        let mut quiet = saved;
+        quiet.c_lflag &= !libc::ECHO;
+        // SAFETY: `quiet` is a termios read from this terminal, echo off.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) };
+    }
+    let read = std::io::stdin().lock().read_line(line);
+    if have_saved {
+        // SAFETY: puts back the settings read above.
+        unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    }
+    eprintln!();
+    read
 }
 
 /// A text file, or stdin for `-`.
