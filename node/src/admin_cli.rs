@@ -1,10 +1,10 @@
 //! `rsp admin RESOURCE VERB` (the admin API from a shell) and `rsp
 //! completions SHELL`. docs/cli.md is the user's guide.
 //!
-//! Each command becomes one [`call::Call`] (method, path, body, how to show
-//! the answer) that [`http::Api`] sends with the admin token and prints:
+//! Each command becomes one `call::Call` (method, path, body, how to show
+//! the answer) that `http::Api` sends with the admin token and prints:
 //! `--output table` for people, `--output json` for scripts. The exit code
-//! says what happened ([`exit::Exit`]). Secrets (the token, passwords, TOTP
+//! says what happened ([`Exit`]). Secrets (the token, passwords, TOTP
 //! seeds, a KEK) come from files, the environment or stdin, never argv.
 //!
 //! Parts:
