@@ -43,7 +43,6 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use checks::check_files;
 use layers::{Layer, Layers, env_layer, file_layer, flag_layer};
 use resolve::resolve;
-use spec::command;
 
 /// Where the node keeps its state unless told otherwise.
 pub const DEFAULT_DATA_DIR: &str = "./rsp-data";
@@ -149,6 +148,12 @@ impl ConfigError {
             message: one_line(message.into()),
         }
     }
+}
+
+/// The whole `rsp` command line (`serve`, `admin`, `completions`), for
+/// help and shell completions.
+pub fn command() -> clap::Command {
+    spec::command()
 }
 
 /// Parses the process's arguments, `RSP_*` environment and config file.

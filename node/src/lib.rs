@@ -11,11 +11,14 @@
 //! - [`bugs`]: `RSP_INJECT_BUGS`, only in a build with the `bug-injection`
 //!   feature;
 //! - [`demo`]: `--demo`'s tenant, clients, user and policies;
-//! - [`telemetry`]: logs, OTLP traces and the request span.
+//! - [`telemetry`]: logs, OTLP traces and the request span;
+//! - [`admin_cli`]: `rsp admin` (the admin API from a shell) and
+//!   `rsp completions`.
 //!
 //! Not for: protocol logic (that is `rsp-api` and `rsp-identity`), or
 //! storage (reached only through `rsp-consensus`).
 
+pub mod admin_cli;
 pub mod bugs;
 pub mod config;
 pub mod demo;

@@ -1,4 +1,5 @@
-//! The `rsp` binary: `rsp serve [settings]`.
+//! The `rsp` binary: `rsp serve [settings]`, `rsp admin RESOURCE VERB`,
+//! `rsp completions SHELL`.
 
 use rsp_node::config;
 use rsp_node::telemetry;
@@ -27,6 +28,11 @@ async fn shutdown_signal() {
 }
 
 fn main() {
+    if let Some(code) =
+        rsp_node::admin_cli::dispatch(std::env::args_os().collect(), config::command)
+    {
+        std::process::exit(code);
+    }
     let settings = config::load_or_exit();
     let telemetry = match telemetry::init(&settings) {
         Ok(t) => t,

@@ -174,13 +174,15 @@ pub(super) fn command() -> Command {
             .arg(config),
         |cmd, s| cmd.arg(s.arg()),
     );
-    Command::new("rsp")
+    let rsp = Command::new("rsp")
         .about("rsp identity platform")
         .version(env!("CARGO_PKG_VERSION"))
         .propagate_version(true)
         .subcommand_required(true)
         .arg_required_else_help(true)
-        .subcommand(serve)
+        .subcommand(serve);
+    // `rsp admin` and `rsp completions`, so `rsp --help` lists them too.
+    crate::admin_cli::add_subcommands(rsp)
 }
 
 #[cfg(test)]
