@@ -1,8 +1,8 @@
 //! Short Jepsen runs against real clusters (the CI mode): a correct cluster
-//! is found valid under partitions, kills and power cuts (`register` and
-//! `codes` under kill and partition faults, `set` under kills and power
-//! cuts, the other OIDC workloads under partitions), each bug the `rsp`
-//! binary can inject (`RSP_INJECT_BUGS`) is found by the matching checker,
+//! is found valid under partitions, kills and power cuts (`register`,
+//! `codes` and `create-use` under kill and partition faults, `set` under
+//! kills and power cuts, the other OIDC workloads under partitions), each
+//! bug the `rsp` binary can inject (`RSP_INJECT_BUGS`) is found by the matching checker,
 //! and etcd, a trusted system, passes the `register` checker. A
 //! bug-finding test retries a run until the first anomaly or its deadline,
 //! so a lucky schedule cannot hide a bug.
@@ -264,6 +264,29 @@ async fn refresh_sessions_and_lockout_hold_their_invariants_under_partitions() -
     ];
     for (ok, what) in checks {
         ensure!(ok, "too little was exercised: {what}");
+    }
+    Ok(())
+}
+
+/// `create-use`: tenants, users and clients made through one node and
+/// used at once through others, under kills and partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_node_acknowledged_making_the_others_find_at_once() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let mut opts = short("create-use", "kill,partition", store.path(), 51);
+    // A step is six operations, two of them password hashes, and waits
+    // for each answer: more workers, few steps each.
+    opts.concurrency = 9;
+    opts.rate = 20.0;
+    let o = expect_valid(opts).await;
+    let o = kept_on_failure(store, o)?;
+    let ok = |f: &str| {
+        o.results.checker.details["operations"][f]["ok"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    for (f, least) in [("login", 10), ("probe-client", 10), ("redeem", 5)] {
+        ensure!(ok(f) >= least, "too few `{f}` succeeded: {}", describe(&o));
     }
     Ok(())
 }
