@@ -4,7 +4,8 @@
 //! History shape (the `create-use` workload): per step (key `c<n>`) the
 //! creations `create-tenant`, `create-user`, `create-client` and `login`
 //! (it creates the authorization code), and the uses `create-user`,
-//! `create-client` (of the tenant), `probe-client`, `login` and `redeem`.
+//! `create-client` (of the tenant), `probe-client`, `authorize`, `login`
+//! and `redeem`.
 //! A use that answered "not found" is a `fail` whose error names what was
 //! missing ([`NOT_FOUND`]).
 //!
@@ -118,10 +119,11 @@ pub fn check(ops: &[Op]) -> CheckResult {
     let ok_of = |f: &str| tallies.get(f).map_or(0, |t| t.ok);
     let summary = match valid {
         Validity::Valid => format!(
-            "nothing acknowledged was then not found: {} tenants, {} users, {} clients made; {} logins, {} client probes, {} redemptions on other nodes succeeded; {indeterminate} indeterminate",
+            "nothing acknowledged was then not found: {} tenants, {} users, {} clients made; {} authorization requests, {} logins, {} client probes, {} redemptions on other nodes succeeded; {indeterminate} indeterminate",
             ok_of("create-tenant"),
             ok_of("create-user"),
             ok_of("create-client"),
+            ok_of("authorize"),
             ok_of("login"),
             ok_of("probe-client"),
             ok_of("redeem"),
@@ -187,6 +189,7 @@ mod tests {
             op("probe-client", Ok, "", 19, 22),
             op("login", Ok, "", 21, 30),
             op("redeem", Ok, "", 31, 35),
+            op("authorize", Ok, "", 19, 21),
         ]
     }
 
@@ -194,7 +197,7 @@ mod tests {
     fn uses_after_acknowledged_creations_that_succeed_are_valid() {
         let r = check(&step());
         assert_eq!(r.valid, Validity::Valid, "{r:?}");
-        assert_eq!(r.details["uses_ok"], json!(5));
+        assert_eq!(r.details["uses_ok"], json!(6));
         assert_eq!(r.details["operations"]["login"]["ok"], json!(1));
     }
 
@@ -217,6 +220,8 @@ mod tests {
             (1, "create-user", "tenant_not_found"),
             (3, "probe-client", "client_not_found"),
             (5, "redeem", "code_not_found"),
+            (6, "authorize", "client_not_found"),
+            (6, "authorize", "tenant_not_found"),
         ] {
             let mut ops = step();
             let (from, to) = (ops[i].invoke_ns, ops[i].complete_ns.unwrap_or(0));

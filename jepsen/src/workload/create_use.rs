@@ -8,15 +8,15 @@
 //!    /admin/v1/tenants/{t}/users`) and `create-client` on a node K ≠ A
 //!    (`POST .../clients`, confidential, `client_secret_basic`): both look
 //!    the new tenant up;
-//! 3. once the client is acknowledged, `probe-client` on a node ≠ K: the
-//!    token endpoint with the new client's credentials and a code that
-//!    does not exist (`invalid_grant` says the client was found,
-//!    `invalid_client` that it was not);
-//! 4. once both the user and the client are acknowledged, `login` on a node
-//!    C ≠ B and ≠ K: a fresh browser opens the authorization request (the
-//!    tenant and the client are looked up) and posts the login form with
-//!    the new username and password (the user is looked up by username);
-//!    the answer is a redirect with a code;
+//! 3. once the client is acknowledged, at once: `probe-client` on a node
+//!    ≠ K (the token endpoint with the new client's credentials and a code
+//!    that does not exist: `invalid_grant` says the client was found,
+//!    `invalid_client` that it was not), and `authorize` on a node C ≠ B
+//!    and ≠ K (a fresh browser's authorization request: the tenant and the
+//!    client are looked up, the answer is the login form);
+//! 4. once the user is acknowledged, `login` on C: the browser posts the
+//!    form with the new username and password (the user is looked up by
+//!    username); the answer is a redirect with a code;
 //! 5. `redeem` of that code on a node ≠ C (token endpoint).
 //!
 //! A "not found" answer is a `fail` whose error names what was not found:
@@ -41,7 +41,7 @@ use super::OpCtx;
 use super::oidc::{PASSWORD, REDIRECT, Rig, SubOp};
 use crate::history::EventType;
 use crate::web::{Browser, Sent, form, pkce};
-use answers::{BAD_CREDENTIALS, Ended, classify_admin, page_answer, token_answer, unanswered};
+use answers::{BAD_CREDENTIALS, classify_admin, page_answer, token_answer, unanswered};
 
 /// A code no one was ever given.
 const NO_SUCH_CODE: &str = "jepsen-create-use-no-such-code";
@@ -50,6 +50,13 @@ const NO_SUCH_CODE: &str = "jepsen-create-use-no-such-code";
 struct Made {
     id: String,
     secret: String,
+}
+
+/// A login form as a browser holds it: its cookies and hidden fields.
+struct Form {
+    browser: Browser,
+    csrf: String,
+    flow: String,
 }
 
 pub struct CreateUseWorkload {
@@ -98,28 +105,37 @@ impl CreateUseWorkload {
         if kind != EventType::Ok {
             return kind;
         }
+        // The user's branch says when it is made; the client's branch has
+        // the login form open by then and posts it at once.
+        let (made_tx, made_rx) = tokio::sync::oneshot::channel();
         let users = format!("/admin/v1/tenants/{tenant}/users");
-        let user = op.admin(
-            "create-user",
-            b,
-            &users,
-            json!({"username": username, "password": PASSWORD}),
-        );
-        let client = op.create_client(k);
-        let ((user, _), client) = futures::future::join(user, client).await;
-        let Some(client) = client else {
-            return EventType::Fail;
+        let user = async {
+            let body = json!({"username": username, "password": PASSWORD});
+            let (kind, _) = op.admin("create-user", b, &users, body).await;
+            let _ = made_tx.send(kind);
         };
-        let login = async {
-            if user != EventType::Ok {
-                return user;
-            }
-            let Some(code) = op.login(c, &client, &username, &challenge).await else {
+        let client_side = async {
+            let Some(client) = op.create_client(k).await else {
                 return EventType::Fail;
             };
-            op.redeem(d, &client, &code, &verifier).await
+            let sign_in = async {
+                let Some(form) = op.authorize(c, &client, &challenge).await else {
+                    return EventType::Fail;
+                };
+                match made_rx.await {
+                    Ok(EventType::Ok) => {}
+                    Ok(kind) => return kind,
+                    Err(_) => return EventType::Fail,
+                }
+                let Some(code) = op.login(c, form, &username).await else {
+                    return EventType::Fail;
+                };
+                op.redeem(d, &client, &code, &verifier).await
+            };
+            let (_, kind) = futures::future::join(op.probe(probe, &client), sign_in).await;
+            kind
         };
-        let (_, kind) = futures::future::join(op.probe(probe, &client), login).await;
+        let (_, kind) = futures::future::join(user, client_side).await;
         kind
     }
 }
@@ -266,37 +282,11 @@ impl Op<'_> {
         op.complete(kind, value, error)
     }
 
-    /// The authorization request and the login form on `node`; the code.
-    async fn login(
-        &self,
-        node: usize,
-        client: &Made,
-        username: &str,
-        challenge: &str,
-    ) -> Option<String> {
-        let op = self.invoke("login", node, json!({"username": username}));
+    /// A fresh browser's authorization request on `node` (the tenant and
+    /// the client are looked up): the login form, recorded as `authorize`.
+    async fn authorize(&self, node: usize, client: &Made, challenge: &str) -> Option<Form> {
+        let op = self.invoke("authorize", node, json!({"client": client.id}));
         let mut browser = Browser::new(self.rig.source());
-        let (kind, value, error) = self
-            .sign_in(&mut browser, node, client, username, challenge)
-            .await;
-        let code = match &value {
-            Value::String(code) if kind == EventType::Ok => Some(code.clone()),
-            _ => None,
-        };
-        // The code itself stays out of the history.
-        let shown = if code.is_some() { json!("code") } else { value };
-        op.complete(kind, shown, error);
-        code
-    }
-
-    async fn sign_in(
-        &self,
-        browser: &mut Browser,
-        node: usize,
-        client: &Made,
-        username: &str,
-        challenge: &str,
-    ) -> Ended {
         let mut url = url::Url::parse(&format!("{}/authorize", self.issuer(node)))
             .expect("node URLs are valid");
         url.query_pairs_mut()
@@ -309,32 +299,65 @@ impl Op<'_> {
             .append_pair("code_challenge_method", "S256");
         let page = match browser.get(&self.rig.web, url.as_str()).await {
             Sent::Reply(r) => r,
-            other => return unanswered(&other),
+            other => {
+                let (kind, value, error) = unanswered(&other);
+                op.complete(kind, value, error);
+                return None;
+            }
         };
-        let (csrf, flow) = match (page.status, page.field("csrf_token"), page.field("flow")) {
-            (200, Some(csrf), Some(flow)) => (csrf, flow),
-            _ => return page_answer(&page),
-        };
+        match (page.status, page.field("csrf_token"), page.field("flow")) {
+            (200, Some(csrf), Some(flow)) => {
+                op.complete(EventType::Ok, json!("form"), None);
+                Some(Form {
+                    browser,
+                    csrf,
+                    flow,
+                })
+            }
+            _ => {
+                let (kind, value, error) = page_answer(&page);
+                op.complete(kind, value, error);
+                None
+            }
+        }
+    }
+
+    /// Posts the login form on `node` with the new user's name and
+    /// password (the user is looked up by username); the code.
+    async fn login(&self, node: usize, opened: Form, username: &str) -> Option<String> {
+        let op = self.invoke("login", node, json!({"username": username}));
+        let Form {
+            mut browser,
+            csrf,
+            flow,
+        } = opened;
         let body = form(&[
             ("csrf_token", &csrf),
             ("flow", &flow),
             ("username", username),
             ("password", PASSWORD),
         ]);
-        let login = format!("{}/login", self.issuer(node));
-        let done = match browser.post_form(&self.rig.web, &login, body).await {
-            Sent::Reply(r) => r,
-            other => return unanswered(&other),
+        let url = format!("{}/login", self.issuer(node));
+        let (kind, value, error) = match browser.post_form(&self.rig.web, &url, body).await {
+            Sent::Reply(r) => match (r.status, r.param("code")) {
+                (302 | 303, Some(code)) => (EventType::Ok, json!(code), None),
+                (200, _) if r.body.contains(BAD_CREDENTIALS) => (
+                    EventType::Fail,
+                    json!(BAD_CREDENTIALS),
+                    Some("user_not_found".into()),
+                ),
+                _ => page_answer(&r),
+            },
+            other => unanswered(&other),
         };
-        match (done.status, done.param("code")) {
-            (302 | 303, Some(code)) => (EventType::Ok, json!(code), None),
-            (200, _) if done.body.contains(BAD_CREDENTIALS) => (
-                EventType::Fail,
-                json!(BAD_CREDENTIALS),
-                Some("user_not_found".into()),
-            ),
-            _ => page_answer(&done),
-        }
+        let code = match &value {
+            Value::String(code) if kind == EventType::Ok => Some(code.clone()),
+            _ => None,
+        };
+        // The code itself stays out of the history.
+        let shown = if code.is_some() { json!("code") } else { value };
+        op.complete(kind, shown, error);
+        code
     }
 
     /// Redeems the code the login gave.
