@@ -298,6 +298,33 @@ async fn what_one_node_acknowledged_making_the_others_find_at_once() -> Result<(
     Ok(())
 }
 
+/// With linearizable reads answered locally, a tenant made through one
+/// node is "not found" on another: the create-use checker says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_reads_bug_is_caught_by_the_create_use_checker() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let o = expect_anomalies(
+        |seed| {
+            let mut o = short("create-use", "none", store.path(), seed);
+            o.nemesis = Vec::new();
+            o.inject_bugs = Some("stale-reads".to_string());
+            o.time_limit = Duration::from_secs(4);
+            o.concurrency = 9;
+            o.rate = 20.0;
+            o
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let o = kept_on_failure(store, o)?;
+    let stale = &o.results.checker.details["not_found_after_ack"];
+    let tenant = stale
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x["answer"] == "tenant_not_found"));
+    ensure!(tenant, "no stale tenant_not_found: {}", describe(&o));
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_against_etcd_under_kills_is_linearizable() -> Result<()> {
     if let Err(e) = rsp_jepsen::etcd::binary() {
