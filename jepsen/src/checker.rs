@@ -9,13 +9,16 @@
 //! - [`refresh`]: no refresh token rotated twice, none accepted after reuse
 //!   was detected;
 //! - [`sessions`]: no session accepted after its revoke was acknowledged;
-//! - [`lockout`]: checked login attempts per user within the bound.
+//! - [`lockout`]: checked login attempts per user within the bound;
+//! - [`create_use`]: nothing "not found" after its creation was
+//!   acknowledged.
 //!
 //! Every checker answers a [`CheckResult`] with a three-way [`Validity`]:
 //! `unknown` is an honest answer when a budget ran out or the history
 //! lacks what the checker needs.
 
 pub mod codes;
+pub mod create_use;
 pub mod linear;
 pub mod lockout;
 pub mod refresh;

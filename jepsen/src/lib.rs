@@ -14,6 +14,8 @@
 //! - [`workload`]: the registry of workloads and their generators: `register`
 //!   and `set` on the KV API; `codes`, `refresh`, `sessions`, `lockout`
 //!   through the OIDC endpoints as a browser and an OAuth client use them;
+//!   `create-use` through the admin API and those endpoints, each thing
+//!   used on another node than the one that made it;
 //! - [`nemesis`]: seeded fault schedules on top of `rsp-chaos`'s fault
 //!   vocabulary (kill, pause, partitions, latency, loss, clock skew);
 //! - [`checker`]: the linearizability checker (Wing–Gong / Lowe with

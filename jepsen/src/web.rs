@@ -1,5 +1,6 @@
 //! HTTP as a browser and an OAuth client see it, for the workloads that go
-//! through the OIDC endpoints (`codes`, `refresh`, `sessions`, `lockout`).
+//! through the OIDC endpoints (`codes`, `refresh`, `sessions`, `lockout`,
+//! `create-use`).
 //!
 //! - [`Web`]: reqwest clients that never follow redirects and never use an
 //!   environment proxy, one per source address. Every simulated browser

@@ -8,6 +8,7 @@
 //! share [`oidc`] (tenant, clients, users, browser login, token endpoint).
 
 pub mod codes;
+pub mod create_use;
 pub mod lockout;
 pub mod oidc;
 pub mod refresh;
@@ -63,6 +64,11 @@ pub const WORKLOADS: &[WorkloadInfo] = &[
     WorkloadInfo {
         name: "lockout",
         description: "wrong passwords for one user posted at once through every node: checked attempts never exceed the stated lockout bound",
+        needs: None,
+    },
+    WorkloadInfo {
+        name: "create-use",
+        description: "a tenant, user and client made through one node are found by the very next request on another (admin API, login form, token endpoint): no \"not found\" after the creation was acknowledged",
         needs: None,
     },
 ];
@@ -143,6 +149,19 @@ enum Kind {
     Refresh(refresh::RefreshWorkload),
     Sessions(sessions::SessionsWorkload),
     Lockout(lockout::LockoutWorkload),
+    CreateUse(create_use::CreateUseWorkload),
+}
+
+/// What a workload needs made before its clients start.
+enum Setup {
+    /// Nothing (the KV workloads).
+    Nothing,
+    /// The OIDC [`oidc::Rig`] with nothing in it: each step makes its own
+    /// tenant, client and user.
+    Bare,
+    /// The `jepsen` tenant and, per worker, a user and a client with these
+    /// grants.
+    Tenant(&'static [&'static str]),
 }
 
 impl From<Kind> for Workload {
@@ -176,6 +195,7 @@ pub fn build(name: &str, opts: &WorkloadOptions) -> Result<Workload, BuildError>
             opts.lockout_bound,
             opts.lockout_attempts,
         )),
+        "create-use" => Kind::CreateUse(create_use::CreateUseWorkload::new(&opts.prefix)),
         other => return Err(BuildError::Unknown(other.to_string())),
     };
     Ok(kind.into())
@@ -231,16 +251,19 @@ impl Workload {
             Kind::Refresh(_) => "refresh",
             Kind::Sessions(_) => "sessions",
             Kind::Lockout(_) => "lockout",
+            Kind::CreateUse(_) => "create-use",
         }
     }
 
-    /// The OAuth grants the workload's clients need; `None`: it does not
-    /// use the OIDC endpoints.
-    fn grants(&self) -> Option<&'static [&'static str]> {
+    /// What the workload needs made before its clients start.
+    fn setup(&self) -> Setup {
         match &self.kind {
-            Kind::Register(_) | Kind::Set(_) => None,
-            Kind::Codes(_) | Kind::Sessions(_) | Kind::Lockout(_) => Some(&["authorization_code"]),
-            Kind::Refresh(_) => Some(&["authorization_code", "refresh_token"]),
+            Kind::Register(_) | Kind::Set(_) => Setup::Nothing,
+            Kind::Codes(_) | Kind::Sessions(_) | Kind::Lockout(_) => {
+                Setup::Tenant(&["authorization_code"])
+            }
+            Kind::Refresh(_) => Setup::Tenant(&["authorization_code", "refresh_token"]),
+            Kind::CreateUse(_) => Setup::Bare,
         }
     }
 
@@ -252,10 +275,11 @@ impl Workload {
         workers: usize,
         timeout: std::time::Duration,
     ) -> anyhow::Result<()> {
-        let Some(grants) = self.grants() else {
-            return Ok(());
+        let rig = match self.setup() {
+            Setup::Nothing => return Ok(()),
+            Setup::Bare => oidc::Rig::bare(nodes, timeout),
+            Setup::Tenant(grants) => oidc::Rig::prepare(nodes, workers, timeout, grants).await?,
         };
-        let rig = oidc::Rig::prepare(nodes, workers, timeout, grants).await?;
         let _ = self.rig.set(rig);
         Ok(())
     }
@@ -274,6 +298,7 @@ impl Workload {
                     Kind::Refresh(w) => w.step(rig, ctx, rng).await,
                     Kind::Sessions(w) => w.step(rig, ctx, rng).await,
                     Kind::Lockout(w) => w.step(rig, ctx, rng).await,
+                    Kind::CreateUse(w) => w.step(rig, ctx, rng).await,
                     Kind::Register(_) | Kind::Set(_) => EventType::Fail,
                 }
             }
@@ -308,6 +333,7 @@ pub fn check_history(name: &str, events: &[Event], limits: RegisterLimits) -> Ch
         "refresh" => crate::checker::refresh::check(&ops),
         "sessions" => crate::checker::sessions::check(&ops),
         "lockout" => crate::checker::lockout::check(&ops),
+        "create-use" => crate::checker::create_use::check(&ops),
         other => CheckResult {
             checker: "none".to_string(),
             valid: crate::checker::Validity::Unknown,

@@ -1,8 +1,8 @@
 //! Short Jepsen runs against real clusters (the CI mode): a correct cluster
-//! is found valid under partitions, kills and power cuts (`register` and
-//! `codes` under kill and partition faults, `set` under kills and power
-//! cuts, the other OIDC workloads under partitions), each bug the `rsp`
-//! binary can inject (`RSP_INJECT_BUGS`) is found by the matching checker,
+//! is found valid under partitions, kills and power cuts (`register`,
+//! `codes` and `create-use` under kill and partition faults, `set` under
+//! kills and power cuts, the other OIDC workloads under partitions), each
+//! bug the `rsp` binary can inject (`RSP_INJECT_BUGS`) is found by the matching checker,
 //! and etcd, a trusted system, passes the `register` checker. A
 //! bug-finding test retries a run until the first anomaly or its deadline,
 //! so a lucky schedule cannot hide a bug.
@@ -265,6 +265,63 @@ async fn refresh_sessions_and_lockout_hold_their_invariants_under_partitions() -
     for (ok, what) in checks {
         ensure!(ok, "too little was exercised: {what}");
     }
+    Ok(())
+}
+
+/// `create-use`: tenants, users and clients made through one node and
+/// used at once through others, under kills and partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_one_node_acknowledged_making_the_others_find_at_once() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let mut opts = short("create-use", "kill,partition", store.path(), 51);
+    // A step is six operations, two of them password hashes, and waits
+    // for each answer: more workers, few steps each.
+    opts.concurrency = 9;
+    opts.rate = 20.0;
+    opts.time_limit = Duration::from_secs(12);
+    let o = expect_valid(opts).await;
+    let o = kept_on_failure(store, o)?;
+    let ok = |f: &str| {
+        o.results.checker.details["operations"][f]["ok"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let least = [
+        ("authorize", 10),
+        ("probe-client", 10),
+        ("login", 5),
+        ("redeem", 5),
+    ];
+    for (f, least) in least {
+        ensure!(ok(f) >= least, "too few `{f}` succeeded: {}", describe(&o));
+    }
+    Ok(())
+}
+
+/// With linearizable reads answered locally, a tenant made through one
+/// node is "not found" on another: the create-use checker says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_reads_bug_is_caught_by_the_create_use_checker() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let o = expect_anomalies(
+        |seed| {
+            let mut o = short("create-use", "none", store.path(), seed);
+            o.nemesis = Vec::new();
+            o.inject_bugs = Some("stale-reads".to_string());
+            o.time_limit = Duration::from_secs(4);
+            o.concurrency = 9;
+            o.rate = 20.0;
+            o
+        },
+        Duration::from_secs(30),
+    )
+    .await;
+    let o = kept_on_failure(store, o)?;
+    let stale = &o.results.checker.details["not_found_after_ack"];
+    let tenant = stale
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x["answer"] == "tenant_not_found"));
+    ensure!(tenant, "no stale tenant_not_found: {}", describe(&o));
     Ok(())
 }
 

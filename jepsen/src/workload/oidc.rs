@@ -164,13 +164,26 @@ impl Rig {
             users.push(user);
         }
         Ok(Rig {
-            nodes,
-            web: Web::new(op_timeout),
             clients,
             users,
+            ..Rig::bare(nodes, op_timeout)
+        })
+    }
+
+    /// A rig that makes nothing: the nodes, the browsers' HTTP clients and
+    /// the sub-operations' process ids, for a workload that makes its own
+    /// tenant, client and user in each step (`create-use`). It has no
+    /// worker clients or users: [`Rig::client`] and [`Rig::user`] are not
+    /// for it.
+    pub fn bare(nodes: Nodes, op_timeout: Duration) -> Rig {
+        Rig {
+            nodes,
+            web: Web::new(op_timeout),
+            clients: Vec::new(),
+            users: Vec::new(),
             next_process: AtomicU64::new(SUB_PROCESS_BASE),
             next_source: AtomicU64::new(0),
-        })
+        }
     }
 
     /// A process id no one else uses.
