@@ -367,7 +367,9 @@ impl KvEngine {
         use std::ops::Bound;
         let start = prefix_key(keyspace, prefix);
         let lower = match after {
-            Some(after) if after > prefix => Bound::Excluded(prefix_key(keyspace, after)),
+            // A key equal to the prefix is in the listing: `>=`, so a page
+            // that ended on it does not start on it again.
+            Some(after) if after >= prefix => Bound::Excluded(prefix_key(keyspace, after)),
             _ => Bound::Included(start.clone()),
         };
         let mut out = Vec::new();
