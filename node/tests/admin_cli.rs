@@ -292,17 +292,15 @@ fn a_wrong_token_exits_1_and_no_token_exits_2() {
 fn calls_this_server_may_not_offer_never_pretend_to_succeed() {
     let node = Node::start();
     node.admin(&["tenants", "create", "acme"], None).expect(0);
-    let calls: [&[&str]; 5] = [
-        &["tenants", "list", "--output", "json"],
-        &["users", "list", "-t", "acme", "--output", "json"],
-        &["clients", "list", "-t", "acme", "--output", "json"],
+    // Audit and usage are not served by this version: a clear error and
+    // the "not offered" exit code, nothing on stdout.
+    let calls: [&[&str]; 2] = [
         &["audit", "list", "-t", "acme", "--output", "json"],
         &["usage", "-t", "acme", "--output", "json"],
     ];
     for args in calls {
         let out = node.admin(args, None);
         match out.code {
-            // Served: the answer is the paged list or the usage report.
             Some(0) => {
                 let body = json(&out.stdout);
                 assert!(
@@ -321,6 +319,115 @@ fn calls_this_server_may_not_offer_never_pretend_to_succeed() {
             other => panic!("{args:?}: exit {other:?}, stderr {}", out.stderr),
         }
     }
+}
+
+#[test]
+fn the_lifecycle_commands_list_change_disable_and_delete() {
+    let node = Node::start();
+    node.admin(&["tenants", "create", "acme"], None).expect(0);
+    let listed = node.admin(&["tenants", "list", "--output", "json"], None);
+    listed.expect(0);
+    assert_eq!(json(&listed.stdout)["items"][0]["id"], "acme");
+
+    let user = node.admin(
+        &[
+            "users",
+            "create",
+            "-t",
+            "acme",
+            "--username",
+            "bob",
+            "--password-stdin",
+            "--output",
+            "json",
+        ],
+        Some("correct horse battery staple\n"),
+    );
+    user.expect(0);
+    let id = json(&user.stdout)["id"].as_str().expect("id").to_owned();
+    let users = node.admin(&["users", "list", "-t", "acme", "--output", "json"], None);
+    users.expect(0);
+    assert_eq!(json(&users.stdout)["items"][0]["id"], id.as_str());
+    let disabled = node.admin(
+        &[
+            "users",
+            "update",
+            "-t",
+            "acme",
+            &id,
+            "--disable",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    disabled.expect(0);
+    assert_eq!(json(&disabled.stdout)["disabled"], true);
+    node.admin(
+        &[
+            "users",
+            "set-password",
+            "-t",
+            "acme",
+            &id,
+            "--password-stdin",
+        ],
+        Some("another long passphrase\n"),
+    )
+    .expect(0);
+
+    let client = node.admin(
+        &[
+            "clients",
+            "create",
+            "-t",
+            "acme",
+            "--client-id",
+            "svc",
+            "--grant-type",
+            "client_credentials",
+            "--auth-method",
+            "client_secret_basic",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    client.expect(0);
+    let old = json(&client.stdout)["client_secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let rotated = node.admin(
+        &[
+            "clients",
+            "rotate-secret",
+            "-t",
+            "acme",
+            "svc",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    rotated.expect(0);
+    let new = json(&rotated.stdout)["client_secret"]
+        .as_str()
+        .expect("new secret")
+        .to_owned();
+    assert_ne!(old, new);
+
+    // Deleting a tenant asks first; without a terminal, --force is needed.
+    let refused = node.admin(&["tenants", "delete", "acme"], None);
+    refused.expect(2);
+    node.admin(&["tenants", "get", "acme"], None).expect(0);
+    node.admin(&["users", "delete", "-t", "acme", &id], None)
+        .expect(0);
+    node.admin(&["users", "get", "-t", "acme", &id], None)
+        .expect(4);
+    node.admin(&["tenants", "delete", "acme", "--force"], None)
+        .expect(0);
+    node.admin(&["tenants", "get", "acme"], None).expect(4);
 }
 
 #[test]

@@ -100,7 +100,10 @@ impl Tenants {
                 if !force {
                     confirm(&id)?;
                 }
+                // Confirmed: the tenant goes with its data (the server
+                // refuses to delete a tenant holding data without it).
                 Call::delete(&["tenants", &id], format!("deleted tenant {id}"))
+                    .query("force", Some(true))
             }
         };
         api.show(call)
