@@ -14,6 +14,8 @@
 //! every method of every route [`super::routes`] serves is in it, and
 //! nothing else is. A new route without an annotation fails that test.
 
+#[cfg(test)]
+mod mirror_checks;
 pub mod mirrors;
 pub mod params;
 pub mod shapes;

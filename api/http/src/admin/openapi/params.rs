@@ -63,6 +63,7 @@ pub struct TenantVersion {
 pub struct Page {
     /// Items per page, 1 to 1000 (default 100); 400 `invalid_limit`
     /// otherwise.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// The `next` of the previous page; 400 `invalid_cursor` for any
     /// other.
