@@ -1,8 +1,8 @@
 //! Schemas of the types other crates own that admin routes take or
 //! answer as they are (`rsp_identity`, `rsp_consensus`, `rsp_policies`),
 //! so those crates stay free of OpenAPI. Each has the name and fields of
-//! the type it describes; [`super::mirror_checks`] proves the document's
-//! properties are the fields the real types serialize.
+//! the type it describes; the tests in `openapi/mirror_checks.rs` prove
+//! the document's properties are the fields the real types serialize.
 
 use serde::Serialize;
 use serde_json::Value;
