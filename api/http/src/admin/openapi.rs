@@ -7,8 +7,8 @@
 //! the answers handlers build with `json!` and the error bodies;
 //! [`mirrors`] describes the types other crates own that routes take or
 //! answer as they are; [`params`] holds the shared path, query and header
-//! parameters. [`Common`] adds what every admin call shares: the bearer
-//! scheme and the errors any call may answer.
+//! parameters. `Common` (a modifier) adds what every admin call shares:
+//! the bearer scheme and the errors any call may answer.
 //!
 //! `api/http/tests/it/admin_openapi.rs` proves the document complete:
 //! every method of every route [`super::routes`] serves is in it, and
