@@ -17,6 +17,7 @@ pub mod factors;
 pub mod keys;
 pub mod kv;
 pub mod mfa_policy;
+pub mod openapi;
 pub mod paging;
 pub mod policies;
 pub mod preconditions;
@@ -170,6 +171,7 @@ pub fn routes() -> AdminRoutes {
             "/admin/v1/tenants/{tenant}/saml/service-providers/{entity_id}",
             get(saml::get).put(saml::replace).delete(saml::delete),
         )
+        .route("/admin/v1/openapi.json", get(openapi::document))
         .route("/admin/v1/cluster", get(cluster::status))
         .route("/admin/v1/cluster/nodes", post(cluster::add_node))
         .route("/admin/v1/cluster/kek", get(cluster::kek_status))

@@ -10,8 +10,11 @@ use axum::response::IntoResponse;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
+use crate::admin::openapi::params as p;
+use crate::admin::openapi::shapes::{self, ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
@@ -61,13 +64,17 @@ pub(crate) async fn require_tenant(state: &AppState, tenant: &str) -> ApiResult<
     Ok(())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     username: String,
+    /// Hashed with argon2id; never stored or logged.
+    #[schema(value_type = String)]
     password: Zeroizing<String>,
     email: Option<String>,
+    /// Free-form; `"rsp_admin": true` makes the user a tenant admin.
     #[serde(default)]
+    #[schema(value_type = Object)]
     attributes: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -82,6 +89,20 @@ impl CreateUser {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/users",
+    operation_id = "create_user",
+    tag = "users",
+    params(p::Tenant),
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "The new user's id", body = shapes::CreatedUser),
+        (status = 400, description = "`invalid_request`: a bad username, email or password", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`user_exists`", body = ErrorBody),
+    ),
+)]
 pub async fn create_user(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -100,7 +121,8 @@ pub async fn create_user(
     ))
 }
 
-#[derive(Deserialize)]
+/// The registration's fields (docs/admin-api.md, "Users and clients").
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateClient {
     client_id: Option<String>,
@@ -115,6 +137,8 @@ pub struct CreateClient {
     scopes: Vec<String>,
     #[serde(default)]
     require_consent: bool,
+    /// The client's public keys (a JWK Set), for `private_key_jwt`.
+    #[schema(value_type = Option<Object>)]
     jwks: Option<JwkSet>,
     id_token_signed_response_alg: Option<String>,
     access_token_signed_response_alg: Option<String>,
@@ -140,6 +164,20 @@ impl CreateClient {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/clients",
+    operation_id = "create_client",
+    tag = "clients",
+    params(p::Tenant),
+    request_body = CreateClient,
+    responses(
+        (status = 201, description = "The client's id and, for a client with one, its secret (shown once)", body = shapes::CreatedClient),
+        (status = 400, description = "`invalid_client_metadata` naming the field; `invalid_request`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`client_exists`", body = ErrorBody),
+    ),
+)]
 pub async fn create_client(
     _: AdminCaller,
     State(state): State<AppState>,

@@ -20,10 +20,13 @@ use rsp_consensus::kv::tenant_keyspace;
 use rsp_identity::clients::{CLIENT_LISTING_PREFIX, Client, ClientPatch};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::accounts::require_tenant;
 use super::paging::{Listing, Page, PageQuery, read_page};
 use super::preconditions::{IfMatch, etag};
+use crate::admin::openapi::params as p;
+use crate::admin::openapi::shapes::{self, ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -61,6 +64,18 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/clients",
+    operation_id = "list_clients",
+    tag = "clients",
+    params(p::Tenant, p::Page),
+    responses(
+        (status = 200, description = "A page of clients, in `client_id` order", body = Page<shapes::ClientView>),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_request`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -83,6 +98,17 @@ pub async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/clients/{client}",
+    operation_id = "get_client",
+    tag = "clients",
+    params(p::TenantClient),
+    responses(
+        (status = 200, description = "The client (never a secret)", body = shapes::ClientView, headers(("ETag" = String, description = "The record's revision"))),
+        (status = 404, description = "`tenant_not_found`, `client_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -99,7 +125,7 @@ pub async fn get(
 
 /// The registration's fields, each optional; `client_id` may be given only
 /// as the client's own.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchClient {
     client_id: Option<String>,
@@ -110,6 +136,7 @@ pub struct PatchClient {
     token_endpoint_auth_method: Option<String>,
     scopes: Option<Vec<String>>,
     require_consent: Option<bool>,
+    #[schema(value_type = Option<Object>)]
     jwks: Option<JwkSet>,
     id_token_signed_response_alg: Option<String>,
     access_token_signed_response_alg: Option<String>,
@@ -141,6 +168,21 @@ impl PatchClient {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/tenants/{tenant}/clients/{client}",
+    operation_id = "patch_client",
+    tag = "clients",
+    params(p::TenantClient, p::IfMatch),
+    request_body = PatchClient,
+    responses(
+        (status = 200, description = "The client as stored", body = shapes::ClientView, headers(("ETag" = String, description = "The record's revision"))),
+        (status = 400, description = "`invalid_client_metadata` naming the field; `invalid_request`, `invalid_etag`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`, `client_not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+    ),
+)]
 pub async fn patch(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -160,6 +202,20 @@ pub async fn patch(
     Ok(with_etag(view(&written.value), written.revision))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/clients/{client}",
+    operation_id = "delete_client",
+    tag = "clients",
+    params(p::TenantClient, p::IfMatch),
+    responses(
+        (status = 204, description = "Deleted; its secret, codes and refresh tokens stop working on every node"),
+        (status = 400, description = "`invalid_etag`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`, `client_not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -178,7 +234,7 @@ pub async fn delete(
 }
 
 /// The rotation's optional body.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// How long the old secret stays accepted (0, the default: not at all).
@@ -204,6 +260,21 @@ impl RotateSecret {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/clients/{client}/secret",
+    operation_id = "rotate_client_secret",
+    tag = "clients",
+    params(p::TenantClient, p::IfMatch),
+    request_body(content = Option<RotateSecret>, description = "Optional: `grace_period_secs` 0 to 604800 (default 0)"),
+    responses(
+        (status = 200, description = "The client with its new secret (shown once)", body = shapes::RotatedClient, headers(("ETag" = String, description = "The record's revision"))),
+        (status = 400, description = "`invalid_request`: a bad body or a client without a secret; `invalid_client_metadata`, `invalid_etag`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`, `client_not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+    ),
+)]
 pub async fn rotate_secret(
     _: AdminCaller,
     State(state): State<AppState>,

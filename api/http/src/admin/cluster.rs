@@ -12,21 +12,27 @@ use rsp_consensus::{ClusterStatus, Member, NodeId};
 use rsp_identity::crypto::{CryptoError, Kek};
 use rsp_identity::kek_ring::{KekStatus, MAX_RESEAL_WAIT, RESEAL_WAIT, RingError};
 use serde::Deserialize;
+use utoipa::ToSchema;
 
+use super::openapi::{mirrors, shapes::ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddNode {
+    /// 1 or more.
+    #[schema(value_type = u64)]
     id: NodeId,
+    /// host:port of the node's peer (Raft) listener.
     peer_addr: String,
     #[serde(default)]
     http_addr: Option<String>,
     zone: Option<String>,
     region: Option<String>,
+    /// Default true; false adds a learner.
     #[serde(default = "yes")]
     voter: bool,
 }
@@ -61,10 +67,30 @@ impl AddNode {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/cluster",
+    operation_id = "cluster_status",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The cluster as this node sees it", body = mirrors::ClusterStatus),
+    ),
+)]
 pub async fn status(_: AdminCaller, State(state): State<AppState>) -> Json<ClusterStatus> {
     Json(state.consensus.status())
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/cluster/nodes",
+    operation_id = "add_node",
+    tag = "cluster",
+    request_body = AddNode,
+    responses(
+        (status = 200, description = "The node caught up and (if a voter) joined", body = mirrors::ClusterStatus),
+        (status = 400, description = "`invalid_request`: a bad id or address", body = ErrorBody),
+    ),
+)]
 pub async fn add_node(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -75,6 +101,18 @@ pub async fn add_node(
     Ok(Json(state.consensus.status()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/cluster/nodes/{id}",
+    operation_id = "remove_node",
+    tag = "cluster",
+    params(("id" = u64, Path, description = "The node's id")),
+    responses(
+        (status = 200, description = "Removed from the membership", body = mirrors::ClusterStatus),
+        (status = 400, description = "`invalid_request`", body = ErrorBody),
+        (status = 404, description = "`node_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn remove_node(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -103,6 +141,15 @@ impl From<RingError> for ApiError {
 
 /// The KEK rotation's state: current KEK id, the previous ones still
 /// accepted, members that lack the current one.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/cluster/kek",
+    operation_id = "kek_status",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The key-encryption key's status (ids only, never a key)", body = mirrors::KekStatus),
+    ),
+)]
 pub async fn kek_status(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -110,11 +157,12 @@ pub async fn kek_status(
     Ok(Json(state.identity.kek_ring.status().await?))
 }
 
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RotateKekBody {
+pub(crate) struct RotateKekBody {
     /// The new KEK (32 bytes, base64 or hex), for clusters whose nodes
     /// read it from `RSP_KEK` or `kek-command`; a fresh one when absent.
+    #[schema(value_type = Option<String>)]
     kek: Option<zeroize::Zeroizing<String>>,
     /// How long to wait for re-sealing before answering 202 (default 60,
     /// at most 600).
@@ -161,6 +209,19 @@ impl RotateKek {
 /// Rotate the KEK and re-seal every sealed secret under the new one: 200
 /// when done, 202 when re-sealing goes on (members to wait for, or more
 /// than the request's wait), 409 while an earlier rotation re-seals.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/cluster/kek/rotate",
+    operation_id = "rotate_kek",
+    tag = "cluster",
+    request_body(content = Option<RotateKekBody>, description = "Optional"),
+    responses(
+        (status = 200, description = "Rotated: every sealed secret re-sealed, the old KEK forgotten", body = mirrors::KekStatus),
+        (status = 202, description = "Rotated; re-sealing goes on in the background", body = mirrors::KekStatus),
+        (status = 400, description = "`invalid_request`: a `kek` that is not a key or is the current one", body = ErrorBody),
+        (status = 409, description = "`rotation_in_progress`", body = ErrorBody),
+    ),
+)]
 pub async fn kek_rotate(
     _: AdminCaller,
     State(state): State<AppState>,

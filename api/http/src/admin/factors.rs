@@ -8,8 +8,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use rsp_consensus::Consistency;
 use serde::Deserialize;
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
+use crate::admin::openapi::params as p;
+use crate::admin::openapi::shapes::{self, ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
@@ -61,13 +64,19 @@ async fn require_user(state: &AppState, tenant: &str, user: &str) -> ApiResult<(
     Ok(())
 }
 
-#[derive(Deserialize)]
+/// A TOTP seed to import (e.g. when migrating from another IdP).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewFactor {
+    /// `totp` (WebAuthn is enrolled by the user).
     #[serde(rename = "type")]
     kind: String,
+    /// The seed, base32.
+    #[schema(value_type = String)]
     secret: Zeroizing<String>,
+    /// Default 6.
     digits: Option<u8>,
+    /// Seconds per code, default 30.
     period: Option<u64>,
 }
 
@@ -92,6 +101,19 @@ impl NewFactor {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/users/{user}/factors",
+    operation_id = "import_factor",
+    tag = "factors",
+    params(p::TenantUser),
+    request_body = NewFactor,
+    responses(
+        (status = 201, description = "The imported factor (never the seed)", body = shapes::FactorView),
+        (status = 400, description = "`unsupported_factor_type`, `invalid_request`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -115,6 +137,17 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(info)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/users/{user}/factors",
+    operation_id = "list_factors",
+    tag = "factors",
+    params(p::TenantUser),
+    responses(
+        (status = 200, description = "TOTP factors, then passkeys; no secrets", body = Vec<shapes::FactorView>),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -133,6 +166,17 @@ pub async fn list(
     Ok(Json(all))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/users/{user}/factors/{factor}",
+    operation_id = "delete_factor",
+    tag = "factors",
+    params(p::TenantUser, ("factor" = String, Path, description = "The factor's or passkey's id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`, `factor_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -154,6 +198,17 @@ pub async fn delete(
 /// Reset: every TOTP factor (enrolled or pending), every passkey and the
 /// recovery codes, e.g. for a user who lost their phone. With an MFA policy that requires
 /// a factor, their next sign-in leads to enrolment.
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/users/{user}/factors",
+    operation_id = "reset_factors",
+    tag = "factors",
+    params(p::TenantUser),
+    responses(
+        (status = 204, description = "Every TOTP factor, passkey and the recovery codes removed"),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn reset(
     _: AdminCaller,
     State(state): State<AppState>,

@@ -14,7 +14,10 @@ use axum::extract::State;
 use rsp_consensus::Consistency;
 use rsp_identity::keys::{KeyError, KeySettings, KeyStatus, SigningAlg, Staged};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use crate::admin::openapi::params as p;
+use crate::admin::openapi::{mirrors, shapes::ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
@@ -34,10 +37,12 @@ impl From<KeyError> for ApiError {
 }
 
 /// A key as listed.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyView {
     kid: String,
+    #[schema(value_type = mirrors::SigningAlg)]
     alg: &'static str,
+    #[schema(value_type = mirrors::KeyStatus)]
     status: KeyStatus,
     created_at_ms: u64,
     /// `next`: when it begins to sign; otherwise when it began, if known.
@@ -46,12 +51,23 @@ pub struct KeyView {
     retires_at_ms: Option<u64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct KeyList {
     items: Vec<KeyView>,
     next: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/keys",
+    operation_id = "list_signing_keys",
+    tag = "keys",
+    params(p::Tenant),
+    responses(
+        (status = 200, description = "Every signing key (never a private part); `next` is always null", body = KeyList),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -78,10 +94,11 @@ pub async fn list(
 }
 
 /// The optional body of a rotation.
-#[derive(Default, Deserialize)]
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RotateRequest {
     /// One algorithm (`ES256`, `RS256`, `EdDSA`); all three when absent.
+    #[schema(value_type = Option<mirrors::SigningAlg>)]
     alg: Option<String>,
     /// Sign with the new key at once instead of after the publication lead.
     #[serde(default)]
@@ -116,11 +133,25 @@ impl RotateRequest {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Rotated {
+    #[schema(value_type = Vec<mirrors::Staged>)]
     keys: Vec<Staged>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/keys/rotate",
+    operation_id = "rotate_signing_keys",
+    tag = "keys",
+    params(p::Tenant),
+    request_body(content = Option<RotateRequest>, description = "Optional"),
+    responses(
+        (status = 200, description = "The keys staged (or signing at once)", body = Rotated),
+        (status = 400, description = "`invalid_request`: a bad body or algorithm", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn rotate(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -152,6 +183,17 @@ pub async fn rotate(
     Ok(Json(Rotated { keys: rotated }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/keys/settings",
+    operation_id = "get_key_settings",
+    tag = "keys",
+    params(p::Tenant),
+    responses(
+        (status = 200, description = "The tenant's key schedule", body = mirrors::KeySettings),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn get_settings(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -161,6 +203,19 @@ pub async fn get_settings(
     Ok(Json(state.identity.keys.settings(&tenant).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/keys/settings",
+    operation_id = "put_key_settings",
+    tag = "keys",
+    params(p::Tenant),
+    request_body = mirrors::KeySettings,
+    responses(
+        (status = 200, description = "The schedule as stored", body = mirrors::KeySettings),
+        (status = 400, description = "`invalid_request`: a value out of range", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn put_settings(
     _: AdminCaller,
     State(state): State<AppState>,

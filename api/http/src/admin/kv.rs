@@ -16,7 +16,9 @@ use rsp_consensus::kv::{
 use rsp_consensus::{Consistency, ReadInfo};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use super::openapi::shapes::{self, ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -40,8 +42,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-#[derive(Serialize)]
-struct KvOut {
+#[derive(Serialize, ToSchema)]
+pub struct KvOut {
     key: String,
     value: String,
     version: u64,
@@ -63,7 +65,7 @@ impl From<KeyValue> for KvOut {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutBody {
     value: String,
@@ -87,6 +89,18 @@ fn consistency(q: &ReadQuery) -> ApiResult<Consistency> {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/kv/{key}",
+    operation_id = "kv_put",
+    tag = "kv",
+    params(("key" = String, Path, description = "The key (UTF-8)")),
+    request_body = PutBody,
+    responses(
+        (status = 200, description = "Written", body = shapes::KvWritten),
+        (status = 400, description = "`invalid_request`: a bad key or body", body = ErrorBody),
+    ),
+)]
 pub async fn put(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -109,6 +123,18 @@ pub async fn put(
     Ok(Json(json!({"revision": resp.revision, "version": version})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/kv/{key}",
+    operation_id = "kv_get",
+    tag = "kv",
+    params(("key" = String, Path, description = "The key (UTF-8)"), ("consistency" = Option<String>, Query, description = "`linearizable` (default) or `local`")),
+    responses(
+        (status = 200, description = "The key and how it was read", body = shapes::KvRead),
+        (status = 400, description = "`invalid_request`: a bad key or consistency", body = ErrorBody),
+        (status = 404, description = "`key_not_found`, with how it was read", body = shapes::KvMissing),
+    ),
+)]
 pub async fn get(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -134,6 +160,17 @@ pub async fn get(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/kv/{key}",
+    operation_id = "kv_delete",
+    tag = "kv",
+    params(("key" = String, Path, description = "The key (UTF-8)")),
+    responses(
+        (status = 200, description = "Deleted (or absent)", body = shapes::KvDeleted),
+        (status = 400, description = "`invalid_request`: a bad key", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -151,17 +188,19 @@ pub async fn delete(
     Ok(Json(json!({"revision": resp.revision, "deleted": deleted})))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareIn {
     key: String,
+    /// `value`, `version`, `mod_revision` or `exists`.
     target: String,
+    /// `eq` (default), `ne`, `lt` or `gt`.
     #[serde(default)]
     op: Option<String>,
     value: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
 pub enum OpIn {
     Put {
@@ -177,7 +216,7 @@ pub enum OpIn {
     },
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TxnIn {
     #[serde(default)]
@@ -285,6 +324,17 @@ fn result_json(r: OpResult) -> Value {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/kv/txn",
+    operation_id = "kv_txn",
+    tag = "kv",
+    request_body = TxnIn,
+    responses(
+        (status = 200, description = "Applied: `success` when every compare held, else `failure`", body = shapes::TxnResult),
+        (status = 400, description = "`invalid_request`: a bad compare or operation", body = ErrorBody),
+    ),
+)]
 pub async fn txn(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -308,6 +358,17 @@ pub struct WatchQuery {
 
 /// Streams changes applied on this node, one JSON object per line, until
 /// `timeout_ms` (default 30 s, at most 300 s) runs out.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/kv/watch",
+    operation_id = "kv_watch",
+    tag = "kv",
+    params(("prefix" = Option<String>, Query, description = "Only keys starting with this"), ("timeout_ms" = Option<u64>, Query, description = "When the stream ends (default 30000, at most 300000)")),
+    responses(
+        (status = 200, description = "NDJSON, one line per change this node applies after the call", body = shapes::WatchEvent, content_type = "application/x-ndjson"),
+        (status = 400, description = "`invalid_request`: an unknown query parameter", body = ErrorBody),
+    ),
+)]
 pub async fn watch(
     _: AdminCaller,
     State(state): State<AppState>,

@@ -5,6 +5,8 @@
 use axum::Json;
 use axum::extract::State;
 
+use crate::admin::openapi::params as p;
+use crate::admin::openapi::{mirrors, shapes::ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath};
@@ -20,6 +22,17 @@ impl From<MfaPolicyError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/mfa-policy",
+    operation_id = "get_mfa_policy",
+    tag = "factors",
+    params(p::Tenant),
+    responses(
+        (status = 200, description = "The tenant's MFA policy", body = mirrors::MfaPolicy),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -29,6 +42,19 @@ pub async fn get(
     Ok(Json(state.identity.mfa_policy.get(&tenant).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/mfa-policy",
+    operation_id = "put_mfa_policy",
+    tag = "factors",
+    params(p::Tenant),
+    request_body = mirrors::MfaPolicy,
+    responses(
+        (status = 200, description = "The policy as stored", body = mirrors::MfaPolicy),
+        (status = 400, description = "`invalid_request`: an unknown mode", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn put(
     _: AdminCaller,
     State(state): State<AppState>,

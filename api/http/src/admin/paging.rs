@@ -35,9 +35,10 @@ pub struct PageQuery {
 }
 
 /// One page of a listing.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// The cursor of the next page (`?after=`); null on the last page.
     pub next: Option<String>,
 }
 

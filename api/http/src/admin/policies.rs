@@ -27,25 +27,34 @@ use rsp_policies::StoredState;
 use rsp_policies::records::{PolicyVersion, StoredEntities, StoredLink};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use super::openapi::mirrors;
+use super::openapi::params as p;
+use super::openapi::shapes::{self, PolicyErrorBody};
 use crate::authz::caller::{AdminCaller, require_tenant};
 use crate::authz::error::{AuthzError, AuthzResult};
 use crate::extract::ApiJson;
 use crate::extract::ApiPath;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutPolicies {
+    /// Cedar policies and templates.
     policies: String,
+    /// A Cedar JSON schema the policies are validated against.
     #[serde(default)]
     schema: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutLink {
+    /// The `@id` of one of the tenant's templates.
     template: String,
+    /// Slot (`?principal`, `?resource`) to entity uid in Cedar syntax
+    /// (`User::"bob"`).
     #[serde(default)]
     values: BTreeMap<String, String>,
 }
@@ -107,6 +116,20 @@ pub(crate) fn compile_entities_alone(entities: &[Value]) -> AuthzResult<()> {
     })
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/policies",
+    operation_id = "put_policies",
+    tag = "policies",
+    params(p::Tenant),
+    request_body = PutPolicies,
+    responses(
+        (status = 200, description = "Accepted; governs decisions on every node", body = mirrors::Receipt),
+        (status = 400, description = "`invalid_policies`, `invalid_schema` with Cedar's `diagnostics`; `invalid_request`", body = PolicyErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = PolicyErrorBody),
+        (status = 409, description = "`conflict`: a concurrent policy write (with `Retry-After`)", body = PolicyErrorBody),
+    ),
+)]
 pub async fn put_policies(
     caller: AdminCaller,
     State(state): State<AppState>,
@@ -123,6 +146,17 @@ pub async fn put_policies(
     Ok(Json(json!(receipt)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/policies",
+    operation_id = "get_policies",
+    tag = "policies",
+    params(p::Tenant),
+    responses(
+        (status = 200, description = "The current version (`{\"version\": 0, \"policies\": \"\"}` before any)", body = mirrors::PolicyVersion),
+        (status = 404, description = "`tenant_not_found`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn get_policies(
     _caller: AdminCaller,
     State(state): State<AppState>,
@@ -136,6 +170,17 @@ pub async fn get_policies(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/policies/versions",
+    operation_id = "list_policy_versions",
+    tag = "policies",
+    params(p::Tenant),
+    responses(
+        (status = 200, description = "Every version, without its text", body = shapes::PolicyVersions),
+        (status = 404, description = "`tenant_not_found`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn versions(
     _caller: AdminCaller,
     State(state): State<AppState>,
@@ -147,6 +192,17 @@ pub async fn versions(
     Ok(Json(json!({"current": current, "versions": versions})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/policies/versions/{n}",
+    operation_id = "get_policy_version",
+    tag = "policies",
+    params(p::TenantVersion),
+    responses(
+        (status = 200, description = "That version", body = mirrors::PolicyVersion),
+        (status = 404, description = "`tenant_not_found`, `not_found`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn version(
     _caller: AdminCaller,
     State(state): State<AppState>,
@@ -158,6 +214,19 @@ pub async fn version(
     )))
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/policies/versions/{n}/restore",
+    operation_id = "restore_policy_version",
+    tag = "policies",
+    params(p::TenantVersion),
+    responses(
+        (status = 200, description = "A new version with that version's text", body = shapes::Restored),
+        (status = 400, description = "`invalid_policies`: it no longer compiles beside the links", body = PolicyErrorBody),
+        (status = 404, description = "`tenant_not_found`, `not_found`", body = PolicyErrorBody),
+        (status = 409, description = "`conflict`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn restore(
     caller: AdminCaller,
     State(state): State<AppState>,
@@ -175,6 +244,20 @@ pub async fn restore(
     ))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/entities",
+    operation_id = "put_entities",
+    tag = "policies",
+    params(p::Tenant),
+    request_body = Vec<Object>,
+    responses(
+        (status = 200, description = "Stored", body = shapes::EntitiesWritten),
+        (status = 400, description = "`invalid_entities` with `diagnostics`; `invalid_request`", body = PolicyErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = PolicyErrorBody),
+        (status = 409, description = "`conflict`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn put_entities(
     caller: AdminCaller,
     State(state): State<AppState>,
@@ -192,6 +275,17 @@ pub async fn put_entities(
     Ok(Json(json!({"version": receipt.version, "entities": count})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/entities",
+    operation_id = "get_entities",
+    tag = "policies",
+    params(p::Tenant),
+    responses(
+        (status = 200, description = "The tenant's entities", body = mirrors::StoredEntities),
+        (status = 404, description = "`tenant_not_found`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn get_entities(
     _caller: AdminCaller,
     State(state): State<AppState>,
@@ -205,6 +299,17 @@ pub async fn get_entities(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/policies/links",
+    operation_id = "list_policy_links",
+    tag = "policies",
+    params(p::Tenant),
+    responses(
+        (status = 200, description = "The template-linked policies", body = shapes::PolicyLinks),
+        (status = 404, description = "`tenant_not_found`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn links(
     _caller: AdminCaller,
     State(state): State<AppState>,
@@ -215,6 +320,20 @@ pub async fn links(
     Ok(Json(json!({"links": stored.links})))
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/policies/links/{id}",
+    operation_id = "put_policy_link",
+    tag = "policies",
+    params(p::Tenant, ("id" = String, Path, description = "The link's policy id")),
+    request_body = PutLink,
+    responses(
+        (status = 200, description = "Linked", body = shapes::LinkWritten),
+        (status = 400, description = "`invalid_link` with `diagnostics`; `invalid_request`", body = PolicyErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = PolicyErrorBody),
+        (status = 409, description = "`conflict`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn put_link(
     caller: AdminCaller,
     State(state): State<AppState>,
@@ -231,6 +350,18 @@ pub async fn put_link(
     Ok(Json(json!({"version": receipt.version, "link": id})))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/policies/links/{id}",
+    operation_id = "delete_policy_link",
+    tag = "policies",
+    params(p::Tenant, ("id" = String, Path, description = "The link's policy id")),
+    responses(
+        (status = 204, description = "Unlinked"),
+        (status = 404, description = "`tenant_not_found`, `not_found`", body = PolicyErrorBody),
+        (status = 409, description = "`conflict`", body = PolicyErrorBody),
+    ),
+)]
 pub async fn delete_link(
     _caller: AdminCaller,
     State(state): State<AppState>,

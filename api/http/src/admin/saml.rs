@@ -16,6 +16,9 @@ use rsp_identity::saml::providers::{Registration, SP_LISTING_PREFIX, ServiceProv
 use serde::Deserialize;
 use serde_json::json;
 
+use super::openapi::mirrors;
+use super::openapi::params as p;
+use super::openapi::shapes::{self, ErrorBody};
 use super::paging::{Listing, Page, PageQuery, read_page};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
@@ -43,6 +46,21 @@ impl From<SamlError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants/{tenant}/saml/service-providers",
+    operation_id = "create_service_provider",
+    tag = "saml",
+    params(p::Tenant),
+    request_body = mirrors::Registration,
+    responses(
+        (status = 201, description = "Registered", body = shapes::CreatedServiceProvider),
+        (status = 400, description = "`invalid_request`: a bad field or metadata", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`service_provider_exists`", body = ErrorBody),
+        (status = 501, description = "`not_implemented`: a metadata feature this version does not serve", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -66,6 +84,18 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/saml/service-providers",
+    operation_id = "list_service_providers",
+    tag = "saml",
+    params(p::Tenant, p::Page),
+    responses(
+        (status = 200, description = "A page of service providers", body = Page<mirrors::ServiceProvider>),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_request`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -88,6 +118,17 @@ pub async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/saml/service-providers/{entity_id}",
+    operation_id = "get_service_provider",
+    tag = "saml",
+    params(p::TenantProvider),
+    responses(
+        (status = 200, description = "The service provider", body = mirrors::ServiceProvider),
+        (status = 404, description = "`tenant_not_found`, `service_provider_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -105,6 +146,20 @@ pub async fn get(
 
 /// Replace a registration: the body is a whole registration (as for
 /// `POST`), whose entity id must be the path's.
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/saml/service-providers/{entity_id}",
+    operation_id = "replace_service_provider",
+    tag = "saml",
+    params(p::TenantProvider),
+    request_body = mirrors::Registration,
+    responses(
+        (status = 200, description = "The service provider as stored", body = mirrors::ServiceProvider),
+        (status = 400, description = "`invalid_request`: a bad field, or an entity id other than the path's", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`, `service_provider_not_found`", body = ErrorBody),
+        (status = 501, description = "`not_implemented`", body = ErrorBody),
+    ),
+)]
 pub async fn replace(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -117,6 +172,17 @@ pub async fn replace(
     Ok(Json(sp))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/saml/service-providers/{entity_id}",
+    operation_id = "delete_service_provider",
+    tag = "saml",
+    params(p::TenantProvider),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`tenant_not_found`, `service_provider_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     _: AdminCaller,
     State(state): State<AppState>,

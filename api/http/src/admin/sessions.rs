@@ -23,7 +23,10 @@ use axum::extract::State;
 use rsp_actors::{Revocation, SessionHandle, SessionInfo, TenantHandle};
 use rsp_consensus::Consistency;
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::admin::openapi::params as p;
+use crate::admin::openapi::shapes::{self, ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiPath;
@@ -31,7 +34,7 @@ use crate::state::AppState;
 use rsp_identity::oauth::error::{OAuthError, OAuthErrorCode};
 
 /// A session as listed.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct SessionView {
     /// The public handle (`sid`).
     id: String,
@@ -99,6 +102,17 @@ async fn require_user(state: &AppState, tenant: &str, user: &str) -> ApiResult<(
     Ok(())
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/users/{user}/sessions",
+    operation_id = "list_user_sessions",
+    tag = "sessions",
+    params(p::TenantUser),
+    responses(
+        (status = 200, description = "The user's live browser sessions", body = Vec<SessionView>),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -110,6 +124,17 @@ pub async fn list(
     Ok(Json(sessions.into_iter().map(SessionView::from).collect()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/users/{user}/sessions",
+    operation_id = "sign_out_user",
+    tag = "sessions",
+    params(p::TenantUser),
+    responses(
+        (status = 200, description = "The user signed out everywhere; their session-bound refresh tokens revoked", body = shapes::SignOutView),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn revoke_user(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -130,6 +155,17 @@ pub async fn revoke_user(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/sessions/{sid}",
+    operation_id = "revoke_session",
+    tag = "sessions",
+    params(p::Tenant, ("sid" = String, Path, description = "The session's public handle (the `sid` of ID tokens)")),
+    responses(
+        (status = 200, description = "The session ended and its refresh tokens revoked", body = shapes::SignOutView),
+        (status = 404, description = "`tenant_not_found`, `session_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn revoke(
     _: AdminCaller,
     State(state): State<AppState>,

@@ -11,7 +11,11 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 
+use super::openapi::mirrors;
+use super::openapi::params as p;
+use super::openapi::shapes::ErrorBody;
 use super::paging::{Listing, Page, PageQuery, read_page};
 use super::preconditions::{IfMatch, etag, precondition_failed};
 use crate::authz::caller::AdminCaller;
@@ -22,10 +26,12 @@ use rsp_identity::tenants::{
     SYSTEM_KEYSPACE, TENANT_LISTING_PREFIX, Tenant, TenantError, check_new,
 };
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTenant {
+    /// 1-62 characters of `a-z 0-9 -`, starting with a letter or digit.
     id: String,
+    /// Defaults to the id.
     display_name: Option<String>,
 }
 
@@ -57,6 +63,18 @@ impl From<TenantError> for ApiError {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/admin/v1/tenants",
+    operation_id = "create_tenant",
+    tag = "tenants",
+    request_body = CreateTenant,
+    responses(
+        (status = 201, description = "The new tenant", body = mirrors::Tenant),
+        (status = 400, description = "`invalid_request`: a bad id or display name", body = ErrorBody),
+        (status = 409, description = "`tenant_exists`", body = ErrorBody),
+    ),
+)]
 pub async fn create(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -76,6 +94,17 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants",
+    operation_id = "list_tenants",
+    tag = "tenants",
+    params(p::Page),
+    responses(
+        (status = 200, description = "A page of tenants, in id order", body = Page<mirrors::Tenant>),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_request`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -95,6 +124,17 @@ pub async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}",
+    operation_id = "get_tenant",
+    tag = "tenants",
+    params(p::Tenant),
+    responses(
+        (status = 200, description = "The tenant", body = mirrors::Tenant, headers(("ETag" = String, description = "The record's revision"))),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -105,11 +145,13 @@ pub async fn get(
 }
 
 /// `PATCH /admin/v1/tenants/{t}`: what may change.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchTenant {
     display_name: Option<String>,
+    /// Not served by this version (501 `not_implemented`).
     home_region: Option<Value>,
+    /// Not served by this version (501 `not_implemented`).
     settings: Option<Value>,
 }
 
@@ -136,6 +178,21 @@ impl PatchTenant {
     }
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/tenants/{tenant}",
+    operation_id = "patch_tenant",
+    tag = "tenants",
+    params(p::Tenant, p::IfMatch),
+    request_body = PatchTenant,
+    responses(
+        (status = 200, description = "The tenant as stored", body = mirrors::Tenant, headers(("ETag" = String, description = "The record's revision"))),
+        (status = 400, description = "`invalid_request`, `invalid_etag`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+        (status = 501, description = "`not_implemented`: `settings` or `home_region`", body = ErrorBody),
+    ),
+)]
 pub async fn patch(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -163,6 +220,24 @@ pub struct DeleteQuery {
     force: bool,
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}",
+    operation_id = "delete_tenant",
+    tag = "tenants",
+    params(
+        p::Tenant,
+        p::IfMatch,
+        ("force" = Option<bool>, Query, description = "Delete a tenant that holds data, with all of it"),
+    ),
+    responses(
+        (status = 204, description = "Deleted, with everything in it"),
+        (status = 400, description = "`invalid_etag`, `invalid_request`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+        (status = 409, description = "`tenant_not_empty`: the tenant holds data and `force` was not given", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     _: AdminCaller,
     State(state): State<AppState>,

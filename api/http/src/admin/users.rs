@@ -26,11 +26,14 @@ use rsp_identity::users::{USER_LISTING_PREFIX, User, UserError, username_index_p
 use rsp_identity::webauthn::PasskeyService;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::accounts::require_tenant;
 use super::paging::{Listing, Page, PageQuery, read_page};
 use super::preconditions::{IfMatch, etag};
+use crate::admin::openapi::params as p;
+use crate::admin::openapi::shapes::{self, ErrorBody};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -66,6 +69,23 @@ pub struct ListQuery {
     search: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/users",
+    operation_id = "list_users",
+    tag = "users",
+    params(
+        p::Tenant,
+        p::Page,
+        ("username" = Option<String>, Query, description = "The one user with this username (any case); takes no `search` or `after`"),
+        ("search" = Option<String>, Query, description = "Users whose username starts with this (any case, 1 to 128 characters), in username order"),
+    ),
+    responses(
+        (status = 200, description = "A page of users, in creation order", body = Page<shapes::UserView>),
+        (status = 400, description = "`invalid_limit`, `invalid_cursor`, `invalid_request`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -137,6 +157,17 @@ pub async fn list(
     Ok(Json(page))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/v1/tenants/{tenant}/users/{user}",
+    operation_id = "get_user",
+    tag = "users",
+    params(p::TenantUser),
+    responses(
+        (status = 200, description = "The user", body = shapes::UserView, headers(("ETag" = String, description = "The record's revision"))),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+    ),
+)]
 pub async fn get(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -151,13 +182,17 @@ pub async fn get(
     Ok(with_etag(view(&user), revision))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
+    /// A new email is unverified.
     email: Option<String>,
     /// Replaces every attribute (`"rsp_admin": true` makes the user an
     /// administrator of the tenant).
+    #[schema(value_type = Option<Object>)]
     attributes: Option<serde_json::Map<String, serde_json::Value>>,
+    /// `true`: the user cannot sign in, and their sessions and refresh
+    /// tokens end on every node.
     disabled: Option<bool>,
 }
 
@@ -193,6 +228,21 @@ async fn sign_out(state: &AppState, tenant: &str, user: &str) -> ApiResult<()> {
     Ok(())
 }
 
+#[utoipa::path(
+    patch,
+    path = "/admin/v1/tenants/{tenant}/users/{user}",
+    operation_id = "patch_user",
+    tag = "users",
+    params(p::TenantUser, p::IfMatch),
+    request_body = PatchUser,
+    responses(
+        (status = 200, description = "The user as stored", body = shapes::UserView, headers(("ETag" = String, description = "The record's revision"))),
+        (status = 400, description = "`invalid_request`: a bad email or unknown field; `invalid_etag`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`: repeated concurrent writes", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+    ),
+)]
 pub async fn patch(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -216,9 +266,10 @@ pub async fn patch(
     Ok(with_etag(view(&written.value), written.revision))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
+    #[schema(value_type = String)]
     password: Zeroizing<String>,
 }
 
@@ -230,6 +281,21 @@ impl SetPassword {
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/admin/v1/tenants/{tenant}/users/{user}/password",
+    operation_id = "set_user_password",
+    tag = "users",
+    params(p::TenantUser, p::IfMatch),
+    request_body = SetPassword,
+    responses(
+        (status = 204, description = "Set; the old password is refused on every node", headers(("ETag" = String, description = "The record's revision"))),
+        (status = 400, description = "`invalid_request`: a password shorter than the minimum; `invalid_etag`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+    ),
+)]
 pub async fn set_password(
     _: AdminCaller,
     State(state): State<AppState>,
@@ -253,6 +319,20 @@ pub async fn set_password(
         .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/admin/v1/tenants/{tenant}/users/{user}",
+    operation_id = "delete_user",
+    tag = "users",
+    params(p::TenantUser, p::IfMatch),
+    responses(
+        (status = 204, description = "Deleted with their factors, passkeys, recovery codes and consents; their sessions and refresh tokens end on every node"),
+        (status = 400, description = "`invalid_etag`", body = ErrorBody),
+        (status = 404, description = "`tenant_not_found`, `user_not_found`", body = ErrorBody),
+        (status = 409, description = "`conflict`", body = ErrorBody),
+        (status = 412, description = "`precondition_failed`", body = ErrorBody),
+    ),
+)]
 pub async fn delete(
     _: AdminCaller,
     State(state): State<AppState>,

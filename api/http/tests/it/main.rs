@@ -16,6 +16,7 @@ mod admin_bodies;
 mod admin_consistency;
 mod admin_grant;
 mod admin_lifecycle;
+mod admin_openapi;
 mod attacks;
 mod authz_admin;
 mod authz_admin_routes;
