@@ -12,8 +12,8 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use jsonwebtoken::jwk::JwkSet;
 use rsp_consensus::Consistency;
 use rsp_consensus::kv::tenant_keyspace;
@@ -23,8 +23,8 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::accounts::require_tenant;
-use super::paging::{Listing, Page, PageQuery, read_page};
-use super::preconditions::{IfMatch, etag};
+use super::paging::{Listing, Page, PageQuery, decode, read_page};
+use super::preconditions::{IfMatch, with_etag};
 use crate::admin::openapi::params as p;
 use crate::admin::openapi::shapes::{self, ErrorBody};
 use crate::authz::caller::AdminCaller;
@@ -51,10 +51,6 @@ pub fn view(c: &Client) -> Value {
         "previous_secret_expires_ms": c.previous_secret_expires_ms.filter(|_| c.previous_secret_hash.is_some()),
         "created_at_ms": c.created_at_ms,
     })
-}
-
-fn with_etag(body: Value, revision: u64) -> Response {
-    ([(header::ETAG, etag(revision))], Json(body)).into_response()
 }
 
 #[derive(Deserialize)]
@@ -90,9 +86,7 @@ pub async fn list(
         prefix: CLIENT_LISTING_PREFIX,
     };
     let page = read_page(&state.consensus, &listing, &query.page, |kv| {
-        serde_json::from_slice::<Client>(&kv.value)
-            .map(|c| Some(view(&c)))
-            .map_err(ApiError::internal)
+        decode::<Client>(kv).map(|c| Some(view(&c)))
     })
     .await?;
     Ok(Json(page))

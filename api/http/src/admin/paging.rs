@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rsp_consensus::kv::KeyValue;
 use rsp_consensus::{Consensus, Consistency};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
@@ -85,6 +86,11 @@ impl PageQuery {
         }
         Ok(Some(key.to_vec()))
     }
+}
+
+/// A listed record's JSON; one that does not decode is an internal error.
+pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> ApiResult<T> {
+    serde_json::from_slice(&kv.value).map_err(ApiError::internal)
 }
 
 fn cursor(listing: &Listing<'_>, key: &[u8]) -> String {

@@ -9,7 +9,10 @@
 //! the record exists. Without `If-Match` the change applies to the current
 //! record (last writer wins, as before).
 
+use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult};
 
@@ -67,6 +70,11 @@ impl IfMatch {
 pub fn etag(mod_revision: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{mod_revision}\""))
         .unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// `body` as JSON with the `ETag` of `revision`.
+pub fn with_etag(body: impl Serialize, revision: u64) -> Response {
+    ([(header::ETAG, etag(revision))], Json(body)).into_response()
 }
 
 /// The answer when the record moved on since the caller read it.

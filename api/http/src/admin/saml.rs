@@ -19,7 +19,7 @@ use serde_json::json;
 use super::openapi::mirrors;
 use super::openapi::params as p;
 use super::openapi::shapes::{self, ErrorBody};
-use super::paging::{Listing, Page, PageQuery, read_page};
+use super::paging::{Listing, Page, PageQuery, decode, read_page};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -110,9 +110,7 @@ pub async fn list(
         prefix: SP_LISTING_PREFIX,
     };
     let page = read_page(&state.consensus, &listing, &query.page, |kv| {
-        serde_json::from_slice(&kv.value)
-            .map(Some)
-            .map_err(ApiError::internal)
+        decode(kv).map(Some)
     })
     .await?;
     Ok(Json(page))

@@ -7,7 +7,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
@@ -16,8 +16,8 @@ use utoipa::ToSchema;
 use super::openapi::mirrors;
 use super::openapi::params as p;
 use super::openapi::shapes::ErrorBody;
-use super::paging::{Listing, Page, PageQuery, read_page};
-use super::preconditions::{IfMatch, etag, precondition_failed};
+use super::paging::{Listing, Page, PageQuery, decode, read_page};
+use super::preconditions::{IfMatch, precondition_failed, with_etag};
 use crate::authz::caller::AdminCaller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -109,16 +109,14 @@ pub async fn list(
     _: AdminCaller,
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
-) -> ApiResult<Json<Page<Value>>> {
+) -> ApiResult<Json<Page<Tenant>>> {
     let listing = Listing {
         tag: "tenants",
         keyspace: SYSTEM_KEYSPACE,
         prefix: TENANT_LISTING_PREFIX,
     };
     let page = read_page(&state.consensus, &listing, &query.page, |kv| {
-        serde_json::from_slice::<Tenant>(&kv.value)
-            .map(|t| serde_json::to_value(t).ok())
-            .map_err(ApiError::internal)
+        decode::<Tenant>(kv).map(Some)
     })
     .await?;
     Ok(Json(page))
@@ -141,7 +139,7 @@ pub async fn get(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let (tenant, revision) = state.tenants.get_versioned(&id).await?;
-    Ok(([(header::ETAG, etag(revision))], Json(tenant)).into_response())
+    Ok(with_etag(tenant, revision))
 }
 
 /// `PATCH /admin/v1/tenants/{t}`: what may change.
@@ -210,7 +208,7 @@ pub async fn patch(
         Some(name) => state.tenants.rename(&id, name, current).await?,
         None => (tenant, current),
     };
-    Ok(([(header::ETAG, etag(revision))], Json(tenant)).into_response())
+    Ok(with_etag(tenant, revision))
 }
 
 #[derive(Deserialize)]

@@ -30,8 +30,8 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use super::accounts::require_tenant;
-use super::paging::{Listing, Page, PageQuery, read_page};
-use super::preconditions::{IfMatch, etag};
+use super::paging::{Listing, Page, PageQuery, decode, read_page};
+use super::preconditions::{IfMatch, etag, with_etag};
 use crate::admin::openapi::params as p;
 use crate::admin::openapi::shapes::{self, ErrorBody};
 use crate::authz::caller::AdminCaller;
@@ -51,10 +51,6 @@ pub fn view(user: &User) -> Value {
         "disabled": user.disabled,
         "created_at_ms": user.created_at_ms,
     })
-}
-
-fn with_etag(body: Value, revision: u64) -> Response {
-    ([(header::ETAG, etag(revision))], Json(body)).into_response()
 }
 
 /// `?limit&after` with the filters: `username` (exact, any case) or
@@ -149,9 +145,7 @@ pub async fn list(
         prefix: USER_LISTING_PREFIX,
     };
     let page = read_page(&state.consensus, &listing, &query.page, |kv| {
-        serde_json::from_slice::<User>(&kv.value)
-            .map(|u| Some(view(&u)))
-            .map_err(ApiError::internal)
+        decode::<User>(kv).map(|u| Some(view(&u)))
     })
     .await?;
     Ok(Json(page))
