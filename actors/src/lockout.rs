@@ -133,13 +133,26 @@ impl LockoutService {
         LockoutService { admission }
     }
 
+    /// The node's lockout, for tenants that set none of their own.
+    pub fn defaults(&self) -> LockoutPolicy {
+        self.admission.shared().config.lockout
+    }
+
     /// Reserve a login attempt for `user_id` before checking the password,
-    /// or learn that the account is locked.
+    /// or learn that the account is locked (the node's lockout).
     pub async fn begin_attempt(&self, user_id: &str) -> Result<AttemptGuard, ActorError> {
+        self.begin_attempt_with(user_id, self.defaults()).await
+    }
+
+    /// [`Self::begin_attempt`] under `policy` (the tenant's settings).
+    pub async fn begin_attempt_with(
+        &self,
+        user_id: &str,
+        policy: LockoutPolicy,
+    ) -> Result<AttemptGuard, ActorError> {
         check_user_id(user_id)?;
         let p = self.admission.enter().await?;
         let consensus = p.shared.consensus.clone();
-        let policy = p.shared.config.lockout;
         let key = lockout_key(&p.shared.keyspace, user_id);
         let window = policy.window.as_millis() as u64;
         let clock = consensus.clock().clone();

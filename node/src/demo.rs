@@ -136,11 +136,13 @@ async fn run(state: &AppState, out: &mut Outcome, step: &mut u8) -> Result<(), R
             ]
             .map(String::from)
             .to_vec(),
-            require_consent: false,
+            require_consent: Some(false),
             jwks: None,
             id_token_signed_response_alg: None,
             access_token_signed_response_alg: None,
             refresh_token_absolute_lifetime_secs: None,
+            access_token_lifetime_secs: None,
+            id_token_lifetime_secs: None,
         };
         match state.identity.clients.create(TENANT, client, now).await {
             Ok((_, Some(secret))) => out.say(format!(
@@ -166,11 +168,13 @@ async fn run(state: &AppState, out: &mut Outcome, step: &mut u8) -> Result<(), R
             grant_types: vec!["authorization_code".into(), "refresh_token".into()],
             token_endpoint_auth_method: "none".into(),
             scopes: Vec::new(),
-            require_consent: false,
+            require_consent: Some(false),
             jwks: None,
             id_token_signed_response_alg: None,
             access_token_signed_response_alg: None,
             refresh_token_absolute_lifetime_secs: None,
+            access_token_lifetime_secs: None,
+            id_token_lifetime_secs: None,
         };
         match state.identity.clients.create(TENANT, spa, now).await {
             Ok(_) => out.say("public client `demo-spa` (PKCE, no secret)"),

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use crate::crypto::{CryptoError, KekCell, random_token};
 use crate::keys::SigningAlg;
 use crate::miss_gate::{MissGate, MissRefused};
+use crate::tenants::TenantSettings;
 use rsp_consensus::kv::tenant_keyspace;
 
 mod lifecycle;
@@ -118,6 +119,12 @@ pub struct Client {
     /// unset: the provider's default (30 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token_absolute_lifetime_secs: Option<u64>,
+    /// This client's access-token lifetime; unset: the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_lifetime_secs: Option<u64>,
+    /// This client's ID-token lifetime; unset: the tenant's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token_lifetime_secs: Option<u64>,
     pub created_at_ms: u64,
 }
 
@@ -176,13 +183,18 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     pub token_endpoint_auth_method: String,
     pub scopes: Vec<String>,
-    pub require_consent: bool,
+    /// Unset: the tenant's `consent_required_by_default`.
+    pub require_consent: Option<bool>,
     pub jwks: Option<JwkSet>,
     pub id_token_signed_response_alg: Option<String>,
     /// Unset: access tokens are signed like the client's ID tokens.
     pub access_token_signed_response_alg: Option<String>,
     /// Unset: the provider's default absolute refresh lifetime.
     pub refresh_token_absolute_lifetime_secs: Option<u64>,
+    /// Unset: the tenant's access-token lifetime.
+    pub access_token_lifetime_secs: Option<u64>,
+    /// Unset: the tenant's ID-token lifetime.
+    pub id_token_lifetime_secs: Option<u64>,
 }
 
 /// What a registration settles, once checked.
@@ -269,6 +281,24 @@ impl NewClient {
                 "refresh_token_absolute_lifetime_secs must be at least 1 and at most 315360000 (ten years)",
             ));
         }
+        for (name, value, (lo, hi)) in [
+            (
+                "access_token_lifetime_secs",
+                self.access_token_lifetime_secs,
+                crate::tenants::settings::ACCESS_TOKEN_LIFETIME,
+            ),
+            (
+                "id_token_lifetime_secs",
+                self.id_token_lifetime_secs,
+                crate::tenants::settings::ID_TOKEN_LIFETIME,
+            ),
+        ] {
+            if value.is_some_and(|v| !(lo..=hi).contains(&v)) {
+                return Err(ClientError::Invalid(format!(
+                    "{name} must be at least {lo} and at most {hi}"
+                )));
+            }
+        }
         if self.scopes.iter().any(|s| s.is_empty() || s.contains(' ')) {
             return Err(invalid("scopes are single words"));
         }
@@ -300,6 +330,39 @@ pub enum ClientError {
     Changed,
     #[error("the client was changed by others meanwhile; try again")]
     Busy,
+    #[error("the tenant holds its maximum of {0} clients (settings.max_clients)")]
+    Quota(u64),
+}
+
+/// Refuse a registration whose signing algorithms the tenant does not sign
+/// with.
+pub(crate) fn check_algs(settings: &TenantSettings, client: &Client) -> Result<(), ClientError> {
+    for (field, alg) in [
+        (
+            "id_token_signed_response_alg",
+            Some(client.id_token_signed_response_alg),
+        ),
+        (
+            "access_token_signed_response_alg",
+            client.access_token_signed_response_alg,
+        ),
+    ] {
+        if let Some(alg) = alg
+            && !settings.allows_alg(alg)
+        {
+            let allowed: Vec<&str> = settings
+                .algorithms()
+                .into_iter()
+                .map(SigningAlg::name)
+                .collect();
+            return Err(ClientError::Invalid(format!(
+                "{field} {} is not one of the tenant's signing algorithms ({})",
+                alg.name(),
+                allowed.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A redirect URI a client may register: absolute, no fragment; `https`, or
@@ -340,6 +403,17 @@ pub struct ClientService {
 const SECRET_HASH_LABEL: &str = "rsp client secrets v1";
 
 impl ClientService {
+    /// The tenant's settings, as this node has applied them.
+    async fn settings(&self, tenant: &str) -> Result<TenantSettings, ClientError> {
+        crate::tenants::TenantService::new(self.consensus.clone())
+            .settings(tenant)
+            .await
+            .map_err(|e| match e {
+                crate::tenants::TenantError::Consensus(c) => ClientError::Consensus(c),
+                other => ClientError::Corrupt(other.to_string()),
+            })
+    }
+
     pub fn new(consensus: Consensus, kek: Arc<KekCell>) -> Self {
         ClientService { consensus, kek }
     }
@@ -352,7 +426,28 @@ impl ClientService {
         new: NewClient,
         now_ms: u64,
     ) -> Result<(Client, Option<Zeroizing<String>>), ClientError> {
-        let checked = new.check()?;
+        let mut checked = new.check()?;
+        let settings = self.settings(tenant).await?;
+        if new.id_token_signed_response_alg.is_none() {
+            checked.id_token_alg = settings.default_alg();
+        }
+        if let Some(max) = settings.max_clients {
+            let (held, _) = self
+                .consensus
+                .range(
+                    &tenant_keyspace(tenant),
+                    CLIENT_LISTING_PREFIX,
+                    max as usize,
+                    Consistency::Linearizable,
+                )
+                .await?;
+            if held.len() as u64 >= max {
+                return Err(ClientError::Quota(max));
+            }
+        }
+        let require_consent = new
+            .require_consent
+            .unwrap_or(settings.consent_required_by_default.unwrap_or(false));
         let method = checked.method;
         let client_id = new.client_id.unwrap_or_else(|| random_token(16));
         let secret = method
@@ -373,13 +468,16 @@ impl ClientService {
             grant_types: new.grant_types,
             token_endpoint_auth_method: method,
             scopes: new.scopes,
-            require_consent: new.require_consent,
+            require_consent,
             jwks: new.jwks,
             id_token_signed_response_alg: checked.id_token_alg,
             access_token_signed_response_alg: checked.access_token_alg,
             refresh_token_absolute_lifetime_secs: new.refresh_token_absolute_lifetime_secs,
+            access_token_lifetime_secs: new.access_token_lifetime_secs,
+            id_token_lifetime_secs: new.id_token_lifetime_secs,
             created_at_ms: now_ms,
         };
+        check_algs(&settings, &client)?;
         let key = client_key(tenant, &client_id);
         let value = serde_json::to_vec(&client).map_err(|e| ClientError::Corrupt(e.to_string()))?;
         let txn = Txn::put_if_absent(key, value, None);

@@ -10,13 +10,19 @@ use rsp_consensus::kv::{
 use rsp_consensus::{Consensus, ConsensusError, Consistency};
 use serde::{Deserialize, Serialize};
 
+pub mod settings;
+
 pub use rsp_consensus::kv::SYSTEM_KEYSPACE;
+pub use settings::{SettingsError, TenantSettings};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {
     pub id: String,
     pub display_name: String,
     pub created_at_ms: u64,
+    /// Unset settings take the node's defaults.
+    #[serde(default, skip_serializing_if = "TenantSettings::is_default")]
+    pub settings: TenantSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +43,8 @@ pub enum TenantError {
     Corrupt(String),
     #[error("the tenant changed since that version was read")]
     Changed,
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
 }
 
 /// Records of a tenant that an administrator made (see
@@ -96,6 +104,7 @@ impl TenantService {
             id: id.to_string(),
             display_name: display_name.to_string(),
             created_at_ms: now_ms,
+            settings: TenantSettings::default(),
         };
         let value = serde_json::to_vec(&tenant).map_err(|e| TenantError::Corrupt(e.to_string()))?;
         let txn = Txn {
@@ -173,21 +182,40 @@ impl TenantService {
         Ok((tenant, kv.mod_revision))
     }
 
-    /// Rename the tenant if its record is still at `revision` (read by
-    /// [`Self::get_versioned`]); answers the tenant and its new revision,
-    /// or [`TenantError::Changed`].
-    pub async fn rename(
+    /// The tenant's settings as this node has applied them (an
+    /// administrator's change waits for every node before it is
+    /// acknowledged, see `PATCH /admin/v1/tenants/{t}`). An unknown tenant
+    /// has the defaults: its requests are refused elsewhere.
+    pub async fn settings(&self, id: &str) -> Result<TenantSettings, TenantError> {
+        match self.get(id, Consistency::Local).await {
+            Ok(tenant) => Ok(tenant.settings),
+            Err(TenantError::NotFound(_)) => Ok(TenantSettings::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Change the tenant if its record is still at `revision` (read by
+    /// [`Self::get_versioned`]): a new display name, and `settings` patched
+    /// ([`TenantSettings::patched`]). Answers the tenant, its new revision
+    /// and the write's log index, or [`TenantError::Changed`].
+    pub async fn update(
         &self,
         id: &str,
-        display_name: &str,
+        display_name: Option<&str>,
+        settings: Option<&serde_json::Map<String, serde_json::Value>>,
         revision: u64,
-    ) -> Result<(Tenant, u64), TenantError> {
-        let display_name = check_new(id, display_name)?;
+    ) -> Result<(Tenant, u64, u64), TenantError> {
+        let display_name = display_name.map(|n| check_new(id, n)).transpose()?;
         let (mut tenant, current) = self.get_versioned(id).await?;
         if current != revision {
             return Err(TenantError::Changed);
         }
-        tenant.display_name = display_name.to_string();
+        if let Some(name) = display_name {
+            tenant.display_name = name.to_string();
+        }
+        if let Some(patch) = settings {
+            tenant.settings = tenant.settings.patched(patch)?;
+        }
         let value = serde_json::to_vec(&tenant).map_err(|e| TenantError::Corrupt(e.to_string()))?;
         let txn = Txn {
             compares: vec![Compare {
@@ -201,9 +229,9 @@ impl TenantService {
             }],
             failure: vec![],
         };
-        let resp = self.consensus.txn(txn).await?;
+        let (resp, index) = self.consensus.txn_indexed(txn).await?;
         if resp.succeeded {
-            Ok((tenant, resp.revision))
+            Ok((tenant, resp.revision, index))
         } else {
             Err(TenantError::Changed)
         }

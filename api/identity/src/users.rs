@@ -89,6 +89,12 @@ pub enum UserError {
     Busy,
     #[error("the user changed since that version was read")]
     Changed,
+    /// The tenant's password policy refused the password (the reason never
+    /// repeats it).
+    #[error("{0}")]
+    PasswordPolicy(String),
+    #[error("the tenant holds its maximum of {0} users (settings.max_users)")]
+    Quota(u64),
 }
 
 /// The user attribute that makes a user an administrator of their tenant:
@@ -153,12 +159,45 @@ impl UserService {
         UserService { consensus, hasher }
     }
 
+    /// The tenant's settings, as this node has applied them.
+    pub(crate) async fn settings(
+        &self,
+        tenant: &str,
+    ) -> Result<crate::tenants::TenantSettings, UserError> {
+        crate::tenants::TenantService::new(self.consensus.clone())
+            .settings(tenant)
+            .await
+            .map_err(|e| match e {
+                crate::tenants::TenantError::Consensus(c) => UserError::Consensus(c),
+                other => UserError::Corrupt(other.to_string()),
+            })
+    }
+
     pub fn hasher(&self) -> &PasswordHasher {
         &self.hasher
     }
 
     pub async fn create(&self, tenant: &str, new: NewUser, now_ms: u64) -> Result<User, UserError> {
         new.check()?;
+        let settings = self.settings(tenant).await?;
+        settings
+            .password_policy()
+            .check(&new.password, Some(&new.username))
+            .map_err(UserError::PasswordPolicy)?;
+        if let Some(max) = settings.max_users {
+            let (held, _) = self
+                .consensus
+                .range(
+                    &tenant_keyspace(tenant),
+                    USER_LISTING_PREFIX,
+                    max as usize,
+                    Consistency::Linearizable,
+                )
+                .await?;
+            if held.len() as u64 >= max {
+                return Err(UserError::Quota(max));
+            }
+        }
         let password_hash = self.hasher.hash(new.password).await?;
         let user = User {
             id: uuid::Uuid::now_v7().to_string(),

@@ -120,7 +120,8 @@ pub async fn post(
             StatusCode::BAD_REQUEST,
         );
     }
-    let Some(attempt) = begin_attempt(&actors, &session.user.username).await? else {
+    let Some(attempt) = begin_attempt(&actors, &browser.tenant, &session.user.username).await?
+    else {
         return Ok(page(
             &state,
             &browser,

@@ -38,6 +38,8 @@ impl From<UserError> for ApiError {
             UserError::Corrupt(d) => ApiError::internal(d),
             UserError::Busy => ApiError::conflict("conflict", e.to_string()),
             UserError::Changed => super::preconditions::precondition_failed(),
+            UserError::PasswordPolicy(reason) => ApiError::bad_request("weak_password", reason),
+            UserError::Quota(_) => quota_exceeded(e.to_string()),
         }
     }
 }
@@ -54,8 +56,14 @@ impl From<ClientError> for ApiError {
             ClientError::Crypto(c) => ApiError::unavailable(c.to_string()),
             ClientError::Changed => super::preconditions::precondition_failed(),
             ClientError::Busy => ApiError::conflict("conflict", e.to_string()),
+            ClientError::Quota(_) => quota_exceeded(e.to_string()),
         }
     }
+}
+
+/// 403 `quota_exceeded`: the tenant's settings allow no more of these.
+fn quota_exceeded(message: String) -> ApiError {
+    ApiError::new(axum::http::StatusCode::FORBIDDEN, "quota_exceeded", message)
 }
 
 /// A tenant's admin calls need the tenant to exist.
@@ -135,14 +143,18 @@ pub struct CreateClient {
     token_endpoint_auth_method: String,
     #[serde(default)]
     scopes: Vec<String>,
-    #[serde(default)]
-    require_consent: bool,
+    /// Unset: the tenant's `consent_required_by_default`.
+    require_consent: Option<bool>,
     /// The client's public keys (a JWK Set), for `private_key_jwt`.
     #[schema(value_type = Option<Object>)]
     jwks: Option<JwkSet>,
     id_token_signed_response_alg: Option<String>,
     access_token_signed_response_alg: Option<String>,
     refresh_token_absolute_lifetime_secs: Option<u64>,
+    /// 60 to 86400; unset: the tenant's.
+    access_token_lifetime_secs: Option<u64>,
+    /// 60 to 86400; unset: the tenant's.
+    id_token_lifetime_secs: Option<u64>,
 }
 
 impl CreateClient {
@@ -160,6 +172,8 @@ impl CreateClient {
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             access_token_signed_response_alg: self.access_token_signed_response_alg,
             refresh_token_absolute_lifetime_secs: self.refresh_token_absolute_lifetime_secs,
+            access_token_lifetime_secs: self.access_token_lifetime_secs,
+            id_token_lifetime_secs: self.id_token_lifetime_secs,
         }
     }
 }

@@ -172,9 +172,7 @@ impl AdminBody {
                 saml::replacement(b, STAND_IN_ENTITY_ID, 0).map(drop)
             }),
             AdminBody::RotateKek => cluster::RotateKek::parse(body).map(drop).map_err(answered),
-            AdminBody::PatchTenant => {
-                admin(body, |b: tenants::PatchTenant| b.display_name().map(drop))
-            }
+            AdminBody::PatchTenant => admin(body, |b: tenants::PatchTenant| b.check()),
             AdminBody::SetPassword => admin(body, |b: users::SetPassword| b.check()),
             // The path's client id is checked apart: a stand-in here.
             AdminBody::PatchClient => admin(body, |b: clients::PatchClient| {

@@ -47,6 +47,8 @@ pub fn view(c: &Client) -> Value {
         "id_token_signed_response_alg": c.id_token_signed_response_alg.name(),
         "access_token_signed_response_alg": c.access_token_signed_response_alg.map(|a| a.name()),
         "refresh_token_absolute_lifetime_secs": c.refresh_token_absolute_lifetime_secs,
+        "access_token_lifetime_secs": c.access_token_lifetime_secs,
+        "id_token_lifetime_secs": c.id_token_lifetime_secs,
         "has_secret": c.secret_hash.is_some(),
         "previous_secret_expires_ms": c.previous_secret_expires_ms.filter(|_| c.previous_secret_hash.is_some()),
         "created_at_ms": c.created_at_ms,
@@ -135,6 +137,10 @@ pub struct PatchClient {
     id_token_signed_response_alg: Option<String>,
     access_token_signed_response_alg: Option<String>,
     refresh_token_absolute_lifetime_secs: Option<u64>,
+    /// 60 to 86400; unset: the tenant's.
+    access_token_lifetime_secs: Option<u64>,
+    /// 60 to 86400; unset: the tenant's.
+    id_token_lifetime_secs: Option<u64>,
 }
 
 impl PatchClient {
@@ -158,6 +164,8 @@ impl PatchClient {
             id_token_signed_response_alg: self.id_token_signed_response_alg,
             access_token_signed_response_alg: self.access_token_signed_response_alg,
             refresh_token_absolute_lifetime_secs: self.refresh_token_absolute_lifetime_secs,
+            access_token_lifetime_secs: self.access_token_lifetime_secs,
+            id_token_lifetime_secs: self.id_token_lifetime_secs,
         })
     }
 }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::openapi::mirrors;
@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use rsp_identity::tenants::{
-    SYSTEM_KEYSPACE, TENANT_LISTING_PREFIX, Tenant, TenantError, check_new,
+    SYSTEM_KEYSPACE, TENANT_LISTING_PREFIX, Tenant, TenantError, TenantSettings, check_new,
 };
 
 #[derive(Deserialize, ToSchema)]
@@ -59,6 +59,7 @@ impl From<TenantError> for ApiError {
             TenantError::Consensus(c) => c.into(),
             TenantError::Corrupt(detail) => ApiError::internal(detail),
             TenantError::Changed => precondition_failed(),
+            TenantError::Settings(e) => ApiError::bad_request("invalid_settings", e.to_string()),
         }
     }
 }
@@ -149,30 +150,32 @@ pub struct PatchTenant {
     display_name: Option<String>,
     /// Not served by this version (501 `not_implemented`).
     home_region: Option<Value>,
-    /// Not served by this version (501 `not_implemented`).
-    settings: Option<Value>,
+    /// The settings to change; `null` returns one to the node's default
+    /// (docs/admin-api.md, "Tenant settings").
+    #[schema(value_type = Option<mirrors::TenantSettings>)]
+    settings: Option<Map<String, Value>>,
 }
 
 impl PatchTenant {
-    /// The new display name, once the parts this version does not serve
-    /// are refused (501 naming them).
-    pub(crate) fn display_name(&self) -> ApiResult<Option<&str>> {
-        for (field, given) in [
-            ("settings", self.settings.is_some()),
-            ("home_region", self.home_region.is_some()),
-        ] {
-            if given {
-                return Err(ApiError::new(
-                    StatusCode::NOT_IMPLEMENTED,
-                    "not_implemented",
-                    format!("`{field}` is not served by this version; `display_name` is"),
-                ));
-            }
+    /// What the patch may change, once the parts this version does not
+    /// serve are refused (501 naming them) and the display name is checked.
+    pub(crate) fn check(&self) -> ApiResult<()> {
+        if self.home_region.is_some() {
+            return Err(ApiError::new(
+                StatusCode::NOT_IMPLEMENTED,
+                "not_implemented",
+                "`home_region` is not served by this version; `display_name` and `settings` are",
+            ));
         }
         if let Some(name) = &self.display_name {
             check_new("stand-in", name)?;
         }
-        Ok(self.display_name.as_deref())
+        if let Some(settings) = &self.settings {
+            TenantSettings::default()
+                .patched(settings)
+                .map_err(TenantError::from)?;
+        }
+        Ok(())
     }
 }
 
@@ -185,10 +188,10 @@ impl PatchTenant {
     request_body = PatchTenant,
     responses(
         (status = 200, description = "The tenant as stored", body = mirrors::Tenant, headers(("ETag" = String, description = "The record's revision"))),
-        (status = 400, description = "`invalid_request`, `invalid_etag`", body = ErrorBody),
+        (status = 400, description = "`invalid_request`, `invalid_etag`; `invalid_settings`, naming the setting", body = ErrorBody),
         (status = 404, description = "`tenant_not_found`", body = ErrorBody),
         (status = 412, description = "`precondition_failed`", body = ErrorBody),
-        (status = 501, description = "`not_implemented`: `settings` or `home_region`", body = ErrorBody),
+        (status = 501, description = "`not_implemented`: `home_region`", body = ErrorBody),
     ),
 )]
 pub async fn patch(
@@ -199,15 +202,28 @@ pub async fn patch(
     ApiJson(body, _): ApiJson<PatchTenant>,
 ) -> ApiResult<Response> {
     let if_match = IfMatch::from_headers(&headers)?;
-    let display_name = body.display_name()?;
+    body.check()?;
     let (tenant, current) = state.tenants.get_versioned(&id).await?;
     if if_match.revision().is_some_and(|r| r != current) {
         return Err(precondition_failed());
     }
-    let (tenant, revision) = match display_name {
-        Some(name) => state.tenants.rename(&id, name, current).await?,
-        None => (tenant, current),
-    };
+    if body.display_name.is_none() && body.settings.is_none() {
+        return Ok(with_etag(tenant, current));
+    }
+    let (tenant, revision, index) = state
+        .tenants
+        .update(
+            &id,
+            body.display_name.as_deref(),
+            body.settings.as_ref(),
+            current,
+        )
+        .await?;
+    if body.settings.is_some() {
+        // Acknowledged once every node uses the new settings (a node that
+        // does not confirm in time is logged and catches up).
+        state.oidc.tokens.wait_everywhere(index).await;
+    }
     Ok(with_etag(tenant, revision))
 }
 

@@ -237,19 +237,32 @@ pub async fn start_session(
         ("amr".to_string(), amr.join(" ")),
         ("acr".to_string(), acr.to_string()),
     ]);
-    let config = &state.tenant_runtime.config;
+    let (idle, lifetime) = session_lifetimes(state, &browser.tenant.settings);
     let session = actors
         .sessions()
-        .create(
-            &user.id,
-            attrs,
-            config.session_idle,
-            config.session_lifetime,
-        )
+        .create(&user.id, attrs, idle, lifetime)
         .await?;
     let cookie = browser.set_cookie(SESSION_COOKIE, session.id.expose(), None);
     Ok((
         ActiveSession::from_info(session.id, session.info, user),
         cookie,
     ))
+}
+
+/// A new session's idle timeout and absolute lifetime: the tenant's
+/// settings, or the node's defaults (an absolute lifetime never below the
+/// idle timeout).
+pub fn session_lifetimes(
+    state: &AppState,
+    settings: &rsp_identity::tenants::TenantSettings,
+) -> (std::time::Duration, std::time::Duration) {
+    use std::time::Duration;
+    let config = &state.tenant_runtime.config;
+    let idle = settings
+        .session_idle_timeout_secs
+        .map_or(config.session_idle, Duration::from_secs);
+    let lifetime = settings
+        .session_absolute_lifetime_secs
+        .map_or(config.session_lifetime, Duration::from_secs);
+    (idle, lifetime.max(idle))
 }

@@ -40,7 +40,13 @@ pub const CLAIMS: [&str; 22] = [
 ];
 
 fn metadata(t: &TenantCtx, oidc: bool) -> Value {
-    let algs: Vec<&str> = SigningAlg::ALL.iter().map(|a| a.name()).collect();
+    // What the tenant signs with (its settings may narrow the server's).
+    let algs: Vec<&str> = t
+        .settings
+        .algorithms()
+        .into_iter()
+        .map(SigningAlg::name)
+        .collect();
     let mut doc = json!({
         "issuer": t.issuer,
         "authorization_endpoint": t.endpoint("/authorize"),

@@ -24,11 +24,13 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use rsp_actors::{ActorError, AttemptGuard, KIND_LOGIN, TenantHandle};
+use rsp_actors::{ActorError, AttemptGuard, KIND_LOGIN, LockoutPolicy, TenantHandle};
+use rsp_identity::tenants::TenantSettings;
 
 use crate::metrics::LoginResult;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::pages::PageError;
+use crate::oidc::tenant::TenantCtx;
 use crate::state::AppState;
 
 pub const BAD_CREDENTIALS: &str = "Invalid username or password.";
@@ -64,12 +66,32 @@ pub async fn rate_limited_actors(
 /// account is locked, and nothing may be checked.
 pub async fn begin_attempt(
     actors: &TenantHandle,
+    tenant: &TenantCtx,
     username: &str,
 ) -> Result<Option<AttemptGuard>, PageError> {
-    match actors.lockout().begin_attempt(&lockout_key(username)).await {
+    let policy = lockout_policy(actors, &tenant.settings);
+    match actors
+        .lockout()
+        .begin_attempt_with(&lockout_key(username), policy)
+        .await
+    {
         Ok(attempt) => Ok(Some(attempt)),
         Err(ActorError::Locked { .. }) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// The tenant's lockout: its settings, or the node's defaults.
+pub fn lockout_policy(actors: &TenantHandle, settings: &TenantSettings) -> LockoutPolicy {
+    let default = actors.lockout().defaults();
+    LockoutPolicy {
+        max_failures: settings.lockout_threshold.unwrap_or(default.max_failures),
+        window: settings
+            .lockout_window_secs
+            .map_or(default.window, Duration::from_secs),
+        lockout: settings
+            .lockout_duration_secs
+            .map_or(default.lockout, Duration::from_secs),
     }
 }
 

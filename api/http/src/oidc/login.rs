@@ -80,7 +80,7 @@ pub async fn post(
     if username.is_empty() || password.is_empty() {
         return again("Enter your username and password.", StatusCode::BAD_REQUEST);
     }
-    let Some(attempt) = begin_attempt(&actors, &username).await? else {
+    let Some(attempt) = begin_attempt(&actors, &browser.tenant, &username).await? else {
         state.metrics.login(&browser.tenant.id, LoginResult::Locked);
         return again(LOCKED, StatusCode::TOO_MANY_REQUESTS);
     };

@@ -135,7 +135,8 @@ pub async fn confirm(
     let tenant = &browser.tenant.id;
     let user_id = &ticket.user.user_id;
     let actors = state.tenant_runtime.tenant(tenant).await?;
-    let Some(attempt) = begin_attempt(&actors, &ticket.user.username).await? else {
+    let Some(attempt) = begin_attempt(&actors, &browser.tenant, &ticket.user.username).await?
+    else {
         return Err(locked());
     };
     let code = totp_code(form);

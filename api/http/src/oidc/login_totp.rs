@@ -156,7 +156,7 @@ async fn attempt(
     actors: &TenantHandle,
     ticket: &MfaTicket,
 ) -> Result<Result<AttemptGuard, Page>, PageError> {
-    match begin_attempt(actors, &ticket.username).await? {
+    match begin_attempt(actors, &browser.tenant, &ticket.username).await? {
         Some(attempt) => Ok(Ok(attempt)),
         None => {
             state.metrics.login(&browser.tenant.id, LoginResult::Locked);

@@ -252,7 +252,8 @@ pub async fn verify(
     let Some((ceremony, credential)) = answer(&fields) else {
         return second_factor_page(&state, &browser, &ticket, None, StatusCode::OK).await;
     };
-    let Some(attempt) = begin_attempt(&actors, &ticket.user.username).await? else {
+    let Some(attempt) = begin_attempt(&actors, &browser.tenant, &ticket.user.username).await?
+    else {
         state.metrics.login(&browser.tenant.id, LoginResult::Locked);
         return Err(locked());
     };

@@ -2,6 +2,8 @@
 //! and checked to exist. A handler that takes [`TenantCtx`] cannot serve an
 //! unknown tenant.
 
+use std::sync::Arc;
+
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use serde::Deserialize;
@@ -10,15 +12,18 @@ use crate::miss_limit::peer_ip;
 use crate::oidc::error::{OAuthError, OAuthErrorCode, OAuthErrorResponse, too_many_misses};
 use crate::state::AppState;
 use rsp_consensus::Consistency;
-use rsp_identity::tenants::{TenantError, valid_tenant_id};
+use rsp_identity::tenants::{TenantError, TenantSettings, valid_tenant_id};
 
-/// A known tenant and its issuer URL.
+/// A known tenant, its issuer URL and its settings.
 #[derive(Debug, Clone)]
 pub struct TenantCtx {
     pub id: String,
     /// `{public-url}/t/{tenant}`: the `iss` of every token and the base of
     /// every endpoint.
     pub issuer: String,
+    /// As this node has applied them (a change is acknowledged once every
+    /// node has).
+    pub settings: Arc<TenantSettings>,
 }
 
 impl TenantCtx {
@@ -57,9 +62,10 @@ impl FromRequestParts<AppState> for TenantCtx {
             other => other,
         };
         match found {
-            Ok(_) => Ok(TenantCtx {
+            Ok(tenant) => Ok(TenantCtx {
                 issuer: format!("{}/t/{}", state.public_url, p.tenant),
                 id: p.tenant,
+                settings: Arc::new(tenant.settings),
             }),
             Err(TenantError::NotFound(_)) => Err(unknown_tenant().into()),
             Err(TenantError::Consensus(e)) => Err(e.into()),

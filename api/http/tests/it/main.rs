@@ -47,5 +47,6 @@ mod refresh_sessions;
 mod saml_attacks;
 mod saml_sso;
 mod signing_keys;
+mod tenant_settings;
 mod totp_factors;
 mod unknown_lookups;

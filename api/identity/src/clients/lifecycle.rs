@@ -18,8 +18,8 @@ use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, KeyValue, Txn, TxnOp};
 use zeroize::Zeroizing;
 
 use super::{
-    Client, ClientError, ClientService, NewClient, SECRET_HASH_LABEL, client_key, random_token,
-    valid_client_id,
+    Client, ClientError, ClientService, NewClient, SECRET_HASH_LABEL, check_algs, client_key,
+    random_token, valid_client_id,
 };
 use crate::users::Written;
 
@@ -46,6 +46,8 @@ pub struct ClientPatch {
     pub id_token_signed_response_alg: Option<String>,
     pub access_token_signed_response_alg: Option<String>,
     pub refresh_token_absolute_lifetime_secs: Option<u64>,
+    pub access_token_lifetime_secs: Option<u64>,
+    pub id_token_lifetime_secs: Option<u64>,
 }
 
 impl ClientPatch {
@@ -74,7 +76,7 @@ impl ClientPatch {
                 .clone()
                 .unwrap_or_else(|| client.token_endpoint_auth_method.name().to_string()),
             scopes: self.scopes.clone().unwrap_or_else(|| client.scopes.clone()),
-            require_consent: self.require_consent.unwrap_or(client.require_consent),
+            require_consent: Some(self.require_consent.unwrap_or(client.require_consent)),
             jwks: self.jwks.clone().or_else(|| client.jwks.clone()),
             id_token_signed_response_alg: Some(
                 self.id_token_signed_response_alg
@@ -92,6 +94,12 @@ impl ClientPatch {
             refresh_token_absolute_lifetime_secs: self
                 .refresh_token_absolute_lifetime_secs
                 .or(client.refresh_token_absolute_lifetime_secs),
+            access_token_lifetime_secs: self
+                .access_token_lifetime_secs
+                .or(client.access_token_lifetime_secs),
+            id_token_lifetime_secs: self
+                .id_token_lifetime_secs
+                .or(client.id_token_lifetime_secs),
         };
         let checked = merged.check()?;
         if checked.method.uses_secret() != client.token_endpoint_auth_method.uses_secret() {
@@ -110,11 +118,13 @@ impl ClientPatch {
             grant_types: merged.grant_types,
             token_endpoint_auth_method: checked.method,
             scopes: merged.scopes,
-            require_consent: merged.require_consent,
+            require_consent: merged.require_consent.unwrap_or(client.require_consent),
             jwks: merged.jwks,
             id_token_signed_response_alg: checked.id_token_alg,
             access_token_signed_response_alg: checked.access_token_alg,
             refresh_token_absolute_lifetime_secs: merged.refresh_token_absolute_lifetime_secs,
+            access_token_lifetime_secs: merged.access_token_lifetime_secs,
+            id_token_lifetime_secs: merged.id_token_lifetime_secs,
             created_at_ms: client.created_at_ms,
         })
     }
@@ -207,8 +217,13 @@ impl ClientService {
         patch: &ClientPatch,
         expected: Option<u64>,
     ) -> Result<Written<Client>, ClientError> {
-        self.modify(tenant, client_id, expected, |c| patch.apply(c).map(Some))
-            .await
+        let settings = self.settings(tenant).await?;
+        self.modify(tenant, client_id, expected, |c| {
+            let next = patch.apply(c)?;
+            check_algs(&settings, &next)?;
+            Ok(Some(next))
+        })
+        .await
     }
 
     /// Remove a client; its secret, codes and refresh tokens stop working

@@ -226,11 +226,12 @@ impl CodeService {
             Some(_) => {}
         }
         verify_pkce(&record.grant, code_verifier, client.is_public())?;
-        let family = self
-            .tokens
-            .draft_family(tenant, client, &record.grant.user_grant())?;
+        let lifetimes = self.tokens.lifetimes(tenant, client).await?;
+        let family =
+            self.tokens
+                .draft_family(tenant, client, &record.grant.user_grant(), &lifetimes)?;
         record.redeemed_fid = Some(family.fid.clone());
-        let keep_ms = self.ctx.config.access_ttl.as_millis() as u64 + REDEEMED_GRACE_MS;
+        let keep_ms = lifetimes.access.as_millis() as u64 + REDEEMED_GRACE_MS;
         let mut success = vec![TxnOp::Put {
             key: key.clone(),
             value: serde_json::to_vec(&record).map_err(corrupt)?,

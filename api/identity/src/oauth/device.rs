@@ -330,6 +330,7 @@ impl DeviceService {
         let Some(mut kv) = self.ctx.get_confirmed(&key).await? else {
             return Err(invalid());
         };
+        let lifetimes = self.tokens.lifetimes(tenant, client).await?;
         for _ in 0..3 {
             let mut rec: DeviceRecord = serde_json::from_slice(&kv.value).map_err(corrupt)?;
             let now = self.ctx.now_ms();
@@ -371,7 +372,9 @@ impl DeviceService {
                         amr: amr.clone(),
                         sid: None,
                     };
-                    let family = self.tokens.draft_family(tenant, client, &grant)?;
+                    let family = self
+                        .tokens
+                        .draft_family(tenant, client, &grant, &lifetimes)?;
                     rec.status = Status::Used;
                     approval = Some(DeviceApproval { grant, family });
                 }

@@ -22,6 +22,8 @@ mod verified;
 
 use family::FamilyDraft;
 
+use std::time::Duration;
+
 use jsonwebtoken::{Header, Validation};
 use rsp_consensus::kv::{Key, Txn, TxnOp};
 use serde::{Deserialize, Serialize};
@@ -136,6 +138,47 @@ fn at_hash(alg: SigningAlg, access_token: &str) -> String {
     b64url(&digest[..digest.len() / 2])
 }
 
+/// What a token grant issues under: lifetimes and the algorithms the
+/// tenant signs with ([`TokenService::lifetimes`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Lifetimes {
+    pub access: Duration,
+    pub id: Duration,
+    /// A refresh token unused this long ends.
+    pub refresh_idle: Duration,
+    /// A refresh family is renewed at most this long after its grant.
+    pub refresh_absolute: Duration,
+    /// `None`: every algorithm.
+    pub algorithms_allowed: Option<Vec<SigningAlg>>,
+}
+
+impl Lifetimes {
+    /// `alg`, if the tenant signs with it: a client registered before the
+    /// tenant narrowed its algorithms gets `unauthorized_client` until its
+    /// registration follows.
+    pub fn allowed(&self, alg: SigningAlg) -> Result<SigningAlg, OAuthError> {
+        match &self.algorithms_allowed {
+            Some(algs) if !algs.contains(&alg) => Err(OAuthError::new(
+                crate::oauth::error::OAuthErrorCode::UnauthorizedClient,
+                format!(
+                    "the client's signing algorithm {} is not allowed in this tenant",
+                    alg.name()
+                ),
+            )),
+            _ => Ok(alg),
+        }
+    }
+}
+
+/// The parts of an ID token besides the client and tenant.
+struct IdTokenInput<'a> {
+    grant: &'a UserGrant,
+    user: &'a User,
+    scope: &'a str,
+    nonce: Option<&'a str>,
+    access_token: &'a str,
+}
+
 #[derive(Clone)]
 pub struct TokenService {
     ctx: OAuthContext,
@@ -154,8 +197,45 @@ impl TokenService {
         self.ctx.issuer(tenant)
     }
 
-    fn access_ttl_secs(&self) -> u64 {
-        self.ctx.config.access_ttl.as_secs()
+    /// The lifetimes of what `client` is issued in `tenant`: the client's
+    /// own, else the tenant's settings, else the node's defaults.
+    pub(crate) async fn lifetimes(
+        &self,
+        tenant: &str,
+        client: &Client,
+    ) -> Result<Lifetimes, OAuthError> {
+        let settings = crate::tenants::TenantService::new(self.ctx.consensus.clone())
+            .settings(tenant)
+            .await
+            .map_err(OAuthError::server_error)?;
+        let config = &self.ctx.config;
+        let secs = |client: Option<u64>, tenant: Option<u64>, default: Duration| {
+            client.or(tenant).map_or(default, Duration::from_secs)
+        };
+        let access = secs(
+            client.access_token_lifetime_secs,
+            settings.access_token_lifetime_secs,
+            config.access_ttl,
+        );
+        Ok(Lifetimes {
+            access,
+            id: secs(
+                client.id_token_lifetime_secs,
+                settings.id_token_lifetime_secs,
+                access,
+            ),
+            refresh_idle: secs(
+                None,
+                settings.refresh_token_idle_lifetime_secs,
+                config.refresh_ttl,
+            ),
+            refresh_absolute: secs(
+                client.refresh_token_absolute_lifetime_secs,
+                settings.refresh_token_absolute_lifetime_secs,
+                config.refresh_absolute_lifetime,
+            ),
+            algorithms_allowed: settings.signing_algorithms.clone(),
+        })
     }
 
     async fn sign(
@@ -186,9 +266,10 @@ impl TokenService {
         client: &Client,
         sub: &str,
         scope: &str,
-        fid: Option<&str>,
-        grant: Option<&UserGrant>,
+        user_grant: Option<(&str, &UserGrant)>,
+        lifetimes: &Lifetimes,
     ) -> Result<String, OAuthError> {
+        let (fid, grant) = user_grant.unzip();
         let now = self.ctx.now_secs();
         let issuer = self.issuer(tenant);
         let claims = AccessClaims {
@@ -198,15 +279,15 @@ impl TokenService {
             client_id: client.client_id.clone(),
             scope: scope.to_string(),
             iat: now,
-            exp: now + self.access_ttl_secs(),
+            exp: now + lifetimes.access.as_secs(),
             jti: random_token(16),
             fid: fid.map(str::to_string),
             auth_time: grant.map(|g| g.auth_time),
             acr: grant.and_then(|g| g.acr.clone()),
             amr: grant.map(|g| g.amr.clone()).unwrap_or_default(),
         };
-        self.sign(tenant, client.access_token_alg(), ACCESS_TOKEN_TYP, &claims)
-            .await
+        let alg = lifetimes.allowed(client.access_token_alg())?;
+        self.sign(tenant, alg, ACCESS_TOKEN_TYP, &claims).await
     }
 
     /// Client credentials: `sub` is the client, no refresh or ID token.
@@ -216,13 +297,14 @@ impl TokenService {
         client: &Client,
         scope: &str,
     ) -> Result<TokenSet, OAuthError> {
+        let lifetimes = self.lifetimes(tenant, client).await?;
         let access_token = self
-            .access_token(tenant, client, &client.client_id, scope, None, None)
+            .access_token(tenant, client, &client.client_id, scope, None, &lifetimes)
             .await?;
         Ok(TokenSet {
             access_token,
             token_type: "Bearer",
-            expires_in: self.access_ttl_secs(),
+            expires_in: lifetimes.access.as_secs(),
             scope: scope.to_string(),
             refresh_token: None,
             id_token: None,
@@ -249,53 +331,61 @@ impl TokenService {
             .filter(|u| !u.disabled)
             .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists or is disabled"))?;
         let scope = &user_token_scope(&user, scope);
+        let lifetimes = self.lifetimes(tenant, client).await?;
         let access_token = self
             .access_token(
                 tenant,
                 client,
                 &user.id,
                 scope,
-                Some(&family.fid),
-                Some(grant),
+                Some((&family.fid, grant)),
+                &lifetimes,
             )
             .await?;
         let id_token = if has_scope(scope, "openid") {
-            Some(
-                self.id_token(tenant, client, grant, &user, scope, nonce, &access_token)
-                    .await?,
-            )
+            let claims = IdTokenInput {
+                grant,
+                user: &user,
+                scope,
+                nonce,
+                access_token: &access_token,
+            };
+            Some(self.id_token(tenant, client, claims, &lifetimes).await?)
         } else {
             None
         };
         Ok(TokenSet {
             access_token,
             token_type: "Bearer",
-            expires_in: self.access_ttl_secs(),
+            expires_in: lifetimes.access.as_secs(),
             scope: scope.to_string(),
             refresh_token: family.refresh_token.as_ref().map(|t| t.to_string()),
             id_token,
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn id_token(
         &self,
         tenant: &str,
         client: &Client,
-        grant: &UserGrant,
-        user: &User,
-        scope: &str,
-        nonce: Option<&str>,
-        access_token: &str,
+        input: IdTokenInput<'_>,
+        lifetimes: &Lifetimes,
     ) -> Result<String, OAuthError> {
+        let IdTokenInput {
+            grant,
+            user,
+            scope,
+            nonce,
+            access_token,
+        } = input;
         let now = self.ctx.now_secs();
-        let alg = client.id_token_signed_response_alg;
+        let alg = lifetimes.allowed(client.id_token_signed_response_alg)?;
         let mut claims = user_claims(user, scope);
         claims.insert("iss".into(), json!(self.issuer(tenant)));
         claims.insert("sub".into(), json!(user.id));
         claims.insert("aud".into(), json!(client.client_id));
         claims.insert("iat".into(), json!(now));
-        claims.insert("exp".into(), json!(now + self.access_ttl_secs()));
+        claims.insert("exp".into(), json!(now + lifetimes.id.as_secs()));
         claims.insert("auth_time".into(), json!(grant.auth_time));
         claims.insert("at_hash".into(), json!(at_hash(alg, access_token)));
         if let Some(nonce) = nonce {

@@ -141,7 +141,12 @@ impl UserService {
     ) -> Result<Written<User>, UserError> {
         crate::passwords::check_length(&password)?;
         // The user must exist before the (slow) hash is computed.
-        self.get(tenant, id, Consistency::Linearizable).await?;
+        let user = self.get(tenant, id, Consistency::Linearizable).await?;
+        self.settings(tenant)
+            .await?
+            .password_policy()
+            .check(&password, Some(&user.username))
+            .map_err(UserError::PasswordPolicy)?;
         let hash = self.hasher.hash(password).await?;
         self.modify(tenant, id, expected, |user| {
             user.password_hash = hash.clone();

@@ -10,7 +10,7 @@ use rsp_identity::kek_ring::KekStatus;
 use rsp_identity::keys::{KeySettings, SigningAlg, Staged};
 use rsp_identity::mfa_policy::MfaPolicy;
 use rsp_identity::saml::providers::Registration;
-use rsp_identity::tenants::Tenant;
+use rsp_identity::tenants::{Tenant, TenantSettings};
 use rsp_policies::records::{PolicyVersion, StoredEntities, StoredLink};
 use rsp_policies::{Receipt, VersionSummary};
 use serde::Serialize;
@@ -42,6 +42,37 @@ fn fields(value: impl Serialize) -> BTreeSet<String> {
         .collect()
 }
 
+/// Settings with every setting set.
+fn every_setting() -> TenantSettings {
+    let patch = serde_json::json!({
+        "access_token_lifetime_secs": 300,
+        "id_token_lifetime_secs": 300,
+        "refresh_token_idle_lifetime_secs": 3600,
+        "refresh_token_absolute_lifetime_secs": 7200,
+        "session_idle_timeout_secs": 600,
+        "session_absolute_lifetime_secs": 3600,
+        "lockout_threshold": 3,
+        "lockout_window_secs": 600,
+        "lockout_duration_secs": 600,
+        "password_min_length": 10,
+        "password_block_common": true,
+        "password_blocklist": ["acme"],
+        "signing_algorithms": ["ES256"],
+        "consent_required_by_default": true,
+        "max_users": 10,
+        "max_clients": 10,
+    });
+    let settings = TenantSettings::default()
+        .patched(patch.as_object().expect("an object"))
+        .expect("valid");
+    assert_eq!(
+        fields(&settings).len(),
+        rsp_identity::tenants::settings::NAMES.len(),
+        "a setting is missing from this test"
+    );
+    settings
+}
+
 fn same(schemas: &Value, name: &str, value: impl Serialize) {
     assert_eq!(
         properties(schemas, name),
@@ -60,8 +91,13 @@ fn mirrored_schemas_list_the_fields_their_types_serialize() {
             id: "acme".into(),
             display_name: "Acme".into(),
             created_at_ms: 1,
+            settings: TenantSettings {
+                max_users: Some(1),
+                ..TenantSettings::default()
+            },
         },
     );
+    same(&s, "TenantSettings", every_setting());
     same(&s, "KeySettings", KeySettings::default());
     same(&s, "MfaPolicy", MfaPolicy::default());
     same(

@@ -15,6 +15,48 @@ pub struct Tenant {
     id: String,
     display_name: String,
     created_at_ms: u64,
+    /// Only the settings that were set; the others are the node's defaults.
+    settings: Option<TenantSettings>,
+}
+
+/// `rsp_identity::tenants::TenantSettings`: every setting is optional
+/// (unset: the node's default), and `null` in a `PATCH` unsets it. Bounds
+/// in docs/admin-api.md, "Tenant settings".
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct TenantSettings {
+    /// 60 to 86400 (default 600).
+    access_token_lifetime_secs: Option<u64>,
+    /// 60 to 86400 (default: the access token's).
+    id_token_lifetime_secs: Option<u64>,
+    /// 300 to 31536000 (default 30 days).
+    refresh_token_idle_lifetime_secs: Option<u64>,
+    /// 300 to ten years, at least the idle lifetime (default 30 days).
+    refresh_token_absolute_lifetime_secs: Option<u64>,
+    /// 60 to 2592000 (default 1800).
+    session_idle_timeout_secs: Option<u64>,
+    /// 300 to 31536000, at least the idle timeout (default 36000).
+    session_absolute_lifetime_secs: Option<u64>,
+    /// 1 to 100 failed attempts (default 5).
+    lockout_threshold: Option<u32>,
+    /// 60 to 86400 (default 900).
+    lockout_window_secs: Option<u64>,
+    /// 60 to 86400 (default 900).
+    lockout_duration_secs: Option<u64>,
+    /// 8 to 128 characters (default 8).
+    password_min_length: Option<u32>,
+    /// Refuse the built-in list of common passwords (default true).
+    password_block_common: Option<bool>,
+    /// Up to 10000 more passwords to refuse, compared case-insensitively.
+    password_blocklist: Option<Vec<String>>,
+    /// Non-empty (default: all).
+    signing_algorithms: Option<Vec<SigningAlg>>,
+    /// `require_consent` of clients registered without it (default false).
+    consent_required_by_default: Option<bool>,
+    /// 1 to 10^9 (default: no limit).
+    max_users: Option<u64>,
+    /// 1 to 10^9 (default: no limit).
+    max_clients: Option<u64>,
 }
 
 /// `rsp_identity::keys::KeySettings`: a tenant's key schedule. Every

@@ -72,6 +72,8 @@ pub struct ClientView {
     id_token_signed_response_alg: String,
     access_token_signed_response_alg: Option<String>,
     refresh_token_absolute_lifetime_secs: Option<u64>,
+    access_token_lifetime_secs: Option<u64>,
+    id_token_lifetime_secs: Option<u64>,
     has_secret: bool,
     /// Until when the previous secret is still accepted (after a rotation
     /// with a grace period).

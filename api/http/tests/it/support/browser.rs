@@ -74,11 +74,13 @@ pub async fn client(
         grant_types: grants.iter().map(|g| g.to_string()).collect(),
         token_endpoint_auth_method: method.to_string(),
         scopes: vec![],
-        require_consent,
+        require_consent: Some(require_consent),
         jwks: None,
         id_token_signed_response_alg: None,
         access_token_signed_response_alg: None,
         refresh_token_absolute_lifetime_secs: None,
+        access_token_lifetime_secs: None,
+        id_token_lifetime_secs: None,
     };
     let (client, secret) = env
         .state()

@@ -207,11 +207,13 @@ impl Env {
             grant_types: spec.grants.iter().map(|g| g.to_string()).collect(),
             token_endpoint_auth_method: spec.method.to_string(),
             scopes: spec.scopes.iter().map(|s| s.to_string()).collect(),
-            require_consent: false,
+            require_consent: Some(false),
             jwks: spec.jwks,
             id_token_signed_response_alg: spec.alg.map(str::to_string),
             access_token_signed_response_alg: spec.access_alg.map(str::to_string),
             refresh_token_absolute_lifetime_secs: spec.refresh_absolute_lifetime_secs,
+            access_token_lifetime_secs: None,
+            id_token_lifetime_secs: None,
         };
         let (client, secret) = self
             .state()

@@ -27,7 +27,7 @@ use rsp_consensus::kv::{CmpOp, Compare, CompareTarget, Key, KeyValue, Txn, TxnOp
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
-use super::{TokenService, UserGrant};
+use super::{Lifetimes, TokenService, UserGrant};
 use crate::clients::{Client, GRANT_REFRESH_TOKEN};
 use crate::crypto::random_token;
 use crate::oauth::claims::{OFFLINE_ACCESS, has_scope, narrowed_scope};
@@ -133,12 +133,17 @@ fn invalid_refresh() -> OAuthError {
 }
 
 impl TokenService {
-    fn refresh_ttl_ms(&self) -> u64 {
-        self.ctx.config.refresh_ttl.as_millis() as u64
+    /// How long a family record is kept past its last refresh token, so
+    /// that every access token it issued (under `lifetimes`) still finds
+    /// it.
+    pub(super) fn short_ttl_ms(&self, lifetimes: &Lifetimes) -> u64 {
+        lifetimes.access.as_millis() as u64 + GRACE_MS
     }
 
-    pub(super) fn short_ttl_ms(&self) -> u64 {
-        self.ctx.config.access_ttl.as_millis() as u64 + GRACE_MS
+    /// [`Self::short_ttl_ms`] when the lifetime it was issued under is not
+    /// at hand (a revoked family): the longest a tenant may set.
+    fn longest_short_ttl_ms() -> u64 {
+        crate::tenants::settings::ACCESS_TOKEN_LIFETIME.1 * 1000 + GRACE_MS
     }
 
     /// When `family` stops being renewable.
@@ -153,12 +158,11 @@ impl TokenService {
     /// `now_ms`: (its refresh token's, the family record's). The record
     /// outlives its last refresh token by the access-token lifetime, so
     /// every access token it issued can still find it.
-    fn renewable_ttls(&self, now_ms: u64, ends_at_ms: u64) -> (u64, u64) {
-        let token = self
-            .refresh_ttl_ms()
+    fn renewable_ttls(&self, now_ms: u64, ends_at_ms: u64, lifetimes: &Lifetimes) -> (u64, u64) {
+        let token = (lifetimes.refresh_idle.as_millis() as u64)
             .min(ends_at_ms.saturating_sub(now_ms))
             .max(1);
-        (token, token + self.short_ttl_ms())
+        (token, token + self.short_ttl_ms(lifetimes))
     }
 
     pub(super) fn put_json(
@@ -180,12 +184,11 @@ impl TokenService {
         tenant: &str,
         client: &Client,
         grant: &UserGrant,
+        lifetimes: &Lifetimes,
     ) -> Result<FamilyDraft, OAuthError> {
         let fid = random_token(16);
         let now_ms = self.ctx.now_ms();
-        let ends_at_ms = now_ms.saturating_add(
-            client.refresh_absolute_lifetime_ms(self.ctx.config.refresh_absolute_lifetime),
-        );
+        let ends_at_ms = now_ms.saturating_add(lifetimes.refresh_absolute.as_millis() as u64);
         let mut ops = Vec::new();
         let (refresh_token, current, ttl) = if client.allows_grant(GRANT_REFRESH_TOKEN) {
             let token = Zeroizing::new(random_token(32));
@@ -195,7 +198,7 @@ impl TokenService {
                 client_id: client.client_id.clone(),
                 issued_at: now_ms / 1000,
             };
-            let (token_ttl, family_ttl) = self.renewable_ttls(now_ms, ends_at_ms);
+            let (token_ttl, family_ttl) = self.renewable_ttls(now_ms, ends_at_ms, lifetimes);
             ops.push(Self::put_json(
                 refresh_key(tenant, &hash),
                 &record,
@@ -203,12 +206,12 @@ impl TokenService {
             )?);
             (Some(token), Some(hash), family_ttl)
         } else {
-            (None, None, self.short_ttl_ms())
+            (None, None, self.short_ttl_ms(lifetimes))
         };
         let session = match &grant.sid {
             Some(sid) if refresh_token.is_some() && !has_scope(&grant.scope, OFFLINE_ACCESS) => {
                 // As long as the family can be renewed, however idle.
-                let link_ttl = (ends_at_ms - now_ms).saturating_add(self.short_ttl_ms());
+                let link_ttl = (ends_at_ms - now_ms).saturating_add(self.short_ttl_ms(lifetimes));
                 ops.extend(Self::session_links(
                     tenant,
                     sid,
@@ -263,7 +266,7 @@ impl TokenService {
     pub(super) fn revoked(&self, key: Key, mut family: Family) -> Result<TxnOp, OAuthError> {
         family.revoked = true;
         family.current = None;
-        Self::put_json(key, &family, self.short_ttl_ms())
+        Self::put_json(key, &family, Self::longest_short_ttl_ms())
     }
 
     /// The refresh record of `token` and its family, read locally and
@@ -382,7 +385,8 @@ impl TokenService {
             client_id: client.client_id.clone(),
             issued_at: now_ms / 1000,
         };
-        let (token_ttl, family_ttl) = self.renewable_ttls(now_ms, ends_at_ms);
+        let lifetimes = self.lifetimes(tenant, client).await?;
+        let (token_ttl, family_ttl) = self.renewable_ttls(now_ms, ends_at_ms, &lifetimes);
         let fkey = family_key(tenant, &record.fid);
         let txn = Txn {
             compares: vec![Compare {
