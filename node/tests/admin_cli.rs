@@ -329,6 +329,35 @@ fn the_lifecycle_commands_list_change_disable_and_delete() {
     listed.expect(0);
     assert_eq!(json(&listed.stdout)["items"][0]["id"], "acme");
 
+    // Settings by flag: JSON values, and a refused one named by the server.
+    let set = node.admin(
+        &[
+            "tenants",
+            "update",
+            "acme",
+            "--set",
+            "max_users=10",
+            "--set",
+            "password_blocklist=[\"acme\"]",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    set.expect(0);
+    assert_eq!(json(&set.stdout)["settings"]["max_users"], 10);
+    assert_eq!(
+        json(&set.stdout)["settings"]["password_blocklist"][0],
+        "acme"
+    );
+    let refused = node.admin(&["tenants", "update", "acme", "--set", "max_users=0"], None);
+    refused.expect(1);
+    assert!(
+        refused.stderr.contains("settings.max_users"),
+        "{}",
+        refused.stderr
+    );
+
     let user = node.admin(
         &[
             "users",

@@ -49,6 +49,11 @@ pub enum Tenants {
         /// A JSON object of settings (`-`: stdin)
         #[arg(long, value_name = "FILE")]
         settings_file: Option<PathBuf>,
+        /// One setting, e.g. `access_token_lifetime_secs=300` or
+        /// `max_users=null` (the default again); repeatable, applied over
+        /// --settings-file
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = key_value)]
+        set: Vec<(String, Value)>,
     },
     /// Delete a tenant and all of its data
     Delete {
@@ -87,12 +92,20 @@ impl Tenants {
                 display_name,
                 home_region,
                 settings_file,
+                set,
             } => {
                 let mut body = json!({});
                 insert(&mut body, "display_name", display_name);
                 insert(&mut body, "home_region", home_region);
-                if let Some(file) = settings_file {
-                    body["settings"] = Value::Object(read_object(&file)?);
+                let mut settings = match settings_file {
+                    Some(file) => Some(read_object(&file)?),
+                    None => None,
+                };
+                if !set.is_empty() {
+                    settings.get_or_insert_default().extend(object(set));
+                }
+                if let Some(settings) = settings {
+                    body["settings"] = Value::Object(settings);
                 }
                 Call::patch(&["tenants", &id], nonempty(body)?)
             }
