@@ -42,6 +42,21 @@ pub struct DiagnosticLine {
     pub message: String,
     pub policy_id: String,
     pub help: String,
+    /// Where in the submitted text (a byte offset), when Cedar says.
+    pub offset: Option<usize>,
+    /// That place as `line L, column C`, once the text is known.
+    pub at: String,
+}
+
+/// `line L, column C` (1-based; columns in characters) of byte `offset`
+/// in `text`, or "" when it is not in it.
+pub fn line_and_column(text: &str, offset: usize) -> String {
+    let Some(before) = text.get(..offset) else {
+        return String::new();
+    };
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
+    format!("line {line}, column {column}")
 }
 
 impl Failure {
@@ -68,6 +83,10 @@ impl Failure {
                         message: text(d, "message"),
                         policy_id: text(d, "policy_id"),
                         help: text(d, "help"),
+                        offset: d["source_ranges"][0]["start"]
+                            .as_u64()
+                            .and_then(|o| usize::try_from(o).ok()),
+                        at: String::new(),
                     })
                     .collect()
             })
@@ -181,5 +200,7 @@ mod tests {
         assert_eq!(time_ms(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(time_ms(1_709_251_199_000), "2024-02-29 23:59:59 UTC");
         assert_eq!(seg("a b/c"), "a%20b%2Fc");
+        assert_eq!(line_and_column("ab\ncdé f", 8), "line 2, column 5");
+        assert_eq!(line_and_column("ab", 9), "");
     }
 }

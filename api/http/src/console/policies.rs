@@ -55,7 +55,12 @@ async fn policies_page(
         schema => serde_json::to_string_pretty(schema).unwrap_or_default(),
     };
     let (status, policies, schema, diagnostics, error) = match typed {
-        Some(t) => {
+        Some(mut t) => {
+            for d in &mut t.failure.diagnostics {
+                if let Some(offset) = d.offset {
+                    d.at = calls::line_and_column(&t.policies, offset);
+                }
+            }
             let error = t
                 .failure
                 .diagnostics

@@ -69,11 +69,18 @@ pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// A `Set-Cookie` value for the console's cookie `name`.
 pub(crate) fn set_cookie(state: &AppState, name: &str, value: &str, max_age: u64) -> String {
-    let secure = if state.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    cookie_line(
+        state.public_url.starts_with("https://"),
+        name,
+        value,
+        max_age,
+    )
+}
+
+/// `HttpOnly`, `SameSite=Strict`, `Path=/admin/`, and `Secure` when the
+/// public URL is https.
+fn cookie_line(secure: bool, name: &str, value: &str, max_age: u64) -> String {
+    let secure = if secure { "; Secure" } else { "" };
     format!("{name}={value}; Path=/admin/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
 }
 
@@ -233,5 +240,31 @@ impl FromRequest<AppState> for ConsoleForm {
             return Err(Problem::forged().into_response());
         }
         Ok(ConsoleForm { operator, fields })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_strict_http_only_under_admin_and_secure_on_https() {
+        assert_eq!(
+            cookie_line(true, SESSION_COOKIE, "v", 3600),
+            "rsp_console=v; Path=/admin/; HttpOnly; SameSite=Strict; Max-Age=3600; Secure"
+        );
+        assert!(!cookie_line(false, SESSION_COOKIE, "v", 0).contains("Secure"));
+    }
+
+    #[test]
+    fn only_a_single_cookie_of_a_name_counts() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            "a=1; rsp_console=x".parse().expect("header"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE).as_deref(), Some("x"));
+        headers.append(header::COOKIE, "rsp_console=y".parse().expect("header"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), None);
     }
 }

@@ -635,6 +635,7 @@ async fn invalid_cedar_shows_its_diagnostics_and_keeps_the_text() {
     );
     assert!(r.html.contains("class=\"diagnostics\""));
     assert!(r.html.contains("unexpected token"), "Cedar's own message");
+    assert!(r.html.contains("line 1, column 62"), "where: {}", r.html);
     assert!(
         r.html.contains("principal.level &#62; };"),
         "the text is kept: {}",
