@@ -13,7 +13,7 @@ use super::calls::{self, Failure, answer, list as items_of, operator, seg, text}
 use super::page;
 use super::session::{ConsoleForm, Operator};
 use super::templates::{ClientForm, ClientPage, ClientRow, ClientsPage, Nav, SecretPage, notice};
-use super::tenants::{PAGE, not_found_or};
+use super::tenants::{PAGE, problem};
 use crate::admin::{accounts, clients as api};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -115,7 +115,7 @@ async fn clients_page(
     .await;
     let page = match listed {
         Ok(p) => p,
-        Err(f) => return not_found_or(f),
+        Err(f) => return problem(f),
     };
     let items = page["items"]
         .as_array()
@@ -275,7 +275,7 @@ async fn client_page(
     .await
     {
         Ok(c) => c,
-        Err(f) => return not_found_or(f),
+        Err(f) => return problem(f),
     };
     let has_secret = client["has_secret"].as_bool().unwrap_or(false);
     let (status, error, form) = match failed {

@@ -12,7 +12,7 @@ use super::calls::{self, Failure, answer, operator, seg, text, time_ms};
 use super::page;
 use super::session::{ConsoleForm, Operator};
 use super::templates::{Nav, PoliciesPage, notice};
-use super::tenants::not_found_or;
+use super::tenants::problem;
 use crate::admin::policies as api;
 use crate::extract::ApiPath;
 use crate::state::AppState;
@@ -48,7 +48,7 @@ async fn policies_page(
     .await
     {
         Ok(c) => c,
-        Err(f) => return not_found_or(f),
+        Err(f) => return problem(f),
     };
     let stored_schema = match &current["schema"] {
         Value::Null => String::new(),

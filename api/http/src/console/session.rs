@@ -33,6 +33,7 @@ use crate::oidc::http::{Params, is_form};
 use crate::state::AppState;
 use rsp_identity::crypto::{HashKey, random_token};
 use subtle::ConstantTimeEq;
+use zeroize::Zeroize;
 
 pub const SESSION_COOKIE: &str = "rsp_console";
 pub const SEED_COOKIE: &str = "rsp_console_seed";
@@ -210,6 +211,15 @@ impl ConsoleForm {
     /// The field `name`, or "".
     pub fn text(&self, name: &str) -> &str {
         self.field(name).unwrap_or("")
+    }
+}
+
+/// Posted values can be passwords: wiped when the form is dropped.
+impl Drop for ConsoleForm {
+    fn drop(&mut self) {
+        for v in self.fields.values_mut() {
+            v.zeroize();
+        }
     }
 }
 

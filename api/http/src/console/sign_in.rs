@@ -21,6 +21,7 @@ use super::templates::LoginPage;
 use crate::authz::error::AuthzError;
 use crate::oidc::http::Params;
 use crate::state::AppState;
+use zeroize::Zeroizing;
 
 /// How long a sign-in page's seed lasts.
 const SEED_LIFETIME_SECS: u64 = 3600;
@@ -63,7 +64,10 @@ pub async fn sign_in(State(state): State<AppState>, parts: Parts, body: Bytes) -
         return Problem::new(StatusCode::BAD_REQUEST, "The sign-in form was malformed.")
             .into_response();
     };
-    match session::seed_form_ok(&state, &parts.headers, params.get(CSRF_FIELD)) {
+    let mut fields = params.into_map();
+    let presented = Zeroizing::new(fields.remove("admin_token").unwrap_or_default());
+    let csrf = fields.get(CSRF_FIELD).map(String::as_str);
+    match session::seed_form_ok(&state, &parts.headers, csrf) {
         Ok(true) => {}
         Ok(false) => {
             return login_page(
@@ -89,8 +93,7 @@ pub async fn sign_in(State(state): State<AppState>, parts: Parts, body: Bytes) -
             );
         }
     };
-    let presented = params.get("admin_token").unwrap_or("");
-    let outcome = if state.admin_token.matches(presented) {
+    let outcome = if state.admin_token.matches(&presented) {
         Ok(())
     } else {
         Err(AuthzError::unauthorized(

@@ -153,7 +153,7 @@ async fn tenant_page(
             .await
         {
             Ok(t) => t,
-            Err(f) => return not_found_or(f),
+            Err(f) => return problem(f),
         };
     let status = failed.as_ref().map_or(StatusCode::OK, |f| f.status);
     page::render(
@@ -171,8 +171,9 @@ async fn tenant_page(
     )
 }
 
-/// A failure shown as a page of its own.
-pub fn not_found_or(f: Failure) -> Response {
+/// A failure (a tenant or record that does not exist, say) shown as a
+/// page of its own.
+pub fn problem(f: Failure) -> Response {
     use axum::response::IntoResponse;
     page::Problem::new(f.status, f.message).into_response()
 }

@@ -13,7 +13,7 @@ use super::calls::{self, Failure, answer, operator, seg, text, time_ms};
 use super::page;
 use super::session::{ConsoleForm, Operator};
 use super::templates::{FactorRow, Nav, SessionRow, UserPage, UserRow, UsersPage, notice};
-use super::tenants::{PAGE, not_found_or};
+use super::tenants::{PAGE, problem};
 use crate::admin::{accounts, factors, sessions, users as api};
 use crate::extract::{ApiPath, ApiQuery};
 use crate::state::AppState;
@@ -92,7 +92,7 @@ async fn users_page(state: &AppState, op: &Operator, tenant: &str, shown: Shown<
             Some(f) => (items, next, Some(f.message), f.status),
             None => (items, next, None, StatusCode::OK),
         },
-        Err(f) if f.status == StatusCode::NOT_FOUND => return not_found_or(f),
+        Err(f) if f.status == StatusCode::NOT_FOUND => return problem(f),
         Err(f) => (Vec::new(), None, Some(f.message), f.status),
     };
     page::render(
@@ -232,7 +232,7 @@ async fn user_page(
     let path = || ApiPath((tenant.to_string(), id.to_string()));
     let user = match answer(api::get(operator(), State(state.clone()), path()).await).await {
         Ok(u) => u,
-        Err(f) => return not_found_or(f),
+        Err(f) => return problem(f),
     };
     let factors = answer(factors::list(operator(), State(state.clone()), path()).await).await;
     let sessions = answer(sessions::list(operator(), State(state.clone()), path()).await).await;
