@@ -43,7 +43,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(sign_in::to_home))
         .route("/admin/", get(sign_in::home))
-        .route("/admin/login", post(sign_in::sign_in))
+        .route("/admin/login", get(sign_in::to_home).post(sign_in::sign_in))
         .route("/admin/logout", post(sign_in::sign_out))
         .route("/admin/assets/console.css", get(page::stylesheet))
         .route("/admin/tenants", get(tenants::list).post(tenants::create))

@@ -1,5 +1,6 @@
 //! `GET /admin/` (the sign-in page, or on to the tenants when signed in),
-//! `POST /admin/login` (the admin token for a console session),
+//! `POST /admin/login` (the admin token for a console session; a GET of it
+//! goes to `/admin/`),
 //! `POST /admin/logout`.
 //!
 //! The token is compared as the admin API compares it (the digest, in
@@ -10,7 +11,7 @@
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::page::{self, Problem};
@@ -83,14 +84,17 @@ pub async fn sign_in(State(state): State<AppState>, parts: Parts, body: Bytes) -
     let attempt = match state.admin_guard.admit(&parts) {
         Ok(attempt) => attempt,
         Err(e) => {
-            return login_page(
+            let wait = e.retry_after.unwrap_or(60);
+            let mut page = login_page(
                 &state,
                 StatusCode::TOO_MANY_REQUESTS,
                 Some(format!(
-                    "Too many failed sign-ins from this address. Try again in {} seconds.",
-                    e.retry_after.unwrap_or(60)
+                    "Too many failed sign-ins from this address. Try again in {wait} seconds."
                 )),
             );
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(wait));
+            return page;
         }
     };
     let outcome = if state.admin_token.matches(&presented) {

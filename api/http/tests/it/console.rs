@@ -142,6 +142,12 @@ async fn repeated_wrong_tokens_are_rate_limited_even_for_the_right_one() {
     let csrf = page.field("csrf_token").expect("csrf");
     let refused = b.send(&env, 0, post(&b, &csrf, "admin")).await;
     assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        refused
+            .header("retry-after")
+            .parse::<u64>()
+            .is_ok_and(|s| s > 0)
+    );
     assert!(refused.html.contains("Too many failed sign-ins"));
     assert!(!b.cookies.contains_key("rsp_console"));
     // The admin API refuses the address too: one guard.
