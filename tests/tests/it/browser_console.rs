@@ -1,7 +1,7 @@
 //! The web console in a real browser: headless `chromium` (through
 //! `chromedriver`, as in `browser_chromium.rs`) signs in to `/admin/` of a
 //! one-node cluster with the admin token, creates a tenant and a user
-//! through the forms, and the admin API then has both. Screenshots of the
+//! (and a client) through the forms, and the admin API then has them. Screenshots of the
 //! pages (PNG) are kept in a temporary directory whose path the test
 //! prints, and copied to `RSP_SCREENSHOT_DIR` when it is set.
 //!
@@ -116,9 +116,24 @@ async fn chromium_signs_in_to_the_console_and_creates_a_tenant_and_a_user() -> R
         driver.wait_for(".diagnostics", WAIT).await?;
         screenshot(&driver, &shots, "console-5-policies.png").await?;
 
+        driver
+            .goto(&format!("{base}/admin/tenants/console-e2e/clients"))
+            .await?;
+        driver.wait_for("#create-client", WAIT).await?;
+        driver.type_into("input[name=client_id]", "portal").await?;
+        driver
+            .type_into(
+                "textarea[name=redirect_uris]",
+                "https://portal.example.com/cb",
+            )
+            .await?;
+        driver.click("#create-client").await?;
+        driver.wait_for("#client-secret", WAIT).await?;
+        screenshot(&driver, &shots, "console-6-client-secret.png").await?;
+
         driver.goto(&format!("{base}/admin/cluster")).await?;
         driver.wait_for("#readiness", WAIT).await?;
-        screenshot(&driver, &shots, "console-6-cluster.png").await?;
+        screenshot(&driver, &shots, "console-7-cluster.png").await?;
         anyhow::Ok(())
     }
     .await;
@@ -141,6 +156,10 @@ async fn chromium_signs_in_to_the_console_and_creates_a_tenant_and_a_user() -> R
         .success()?
         .json()?;
     ensure!(users["items"][0]["email"] == "frank@example.com", "{users}");
+    let portal = admin
+        .get("/admin/v1/tenants/console-e2e/clients/portal")
+        .await?;
+    ensure!(portal.is_success(), "{}", portal.body);
     for shot in std::fs::read_dir(&shots)? {
         ensure!(shot?.metadata()?.len() > 1000, "an empty screenshot");
     }
