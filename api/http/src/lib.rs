@@ -17,7 +17,8 @@
 //!   that would go to the leader (unknown tenants, device user codes).
 //! - [`admin`]: `/admin/v1/...` handlers; [`authz`]: Cedar decisions and
 //!   AuthZEN under each issuer; [`ops`]: health, readiness,
-//!   metrics; [`account`]: the self-service account pages (second factors).
+//!   metrics; [`account`]: the self-service account pages (second factors);
+//!   [`console`]: the operator's web console at `/admin/`.
 //!
 //! The rules behind these endpoints (tenants, users, credentials, clients,
 //! keys, the OAuth/OIDC domain) are `rsp-identity`'s; handlers here only
@@ -29,6 +30,7 @@
 pub mod account;
 pub mod admin;
 pub mod authz;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod metrics;
@@ -64,6 +66,7 @@ pub fn app(state: AppState) -> Router {
         .merge(account::router())
         .merge(authz::router())
         .merge(saml::router())
+        .merge(console::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // Inside the router, so the route template (`MatchedPath`) is known.

@@ -9,6 +9,7 @@ mod support;
 mod webdriver;
 
 mod browser_chromium;
+mod browser_console;
 mod browser_passkeys;
 mod failover;
 mod fuzz_corpus;

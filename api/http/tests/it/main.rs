@@ -33,6 +33,7 @@ mod browser_logout;
 mod browser_mfa;
 mod browser_mfa_flows;
 mod browser_mfa_lockout;
+mod console;
 mod kek_rotation;
 mod metrics;
 mod oauth_client_auth;
