@@ -81,8 +81,17 @@ fn refused(status: StatusCode, message: impl Into<String>) -> Response {
 
 /// `GET /admin/t/{tenant}/signin`: off to the tenant's login.
 pub async fn start(State(state): State<AppState>, Path(tenant): Path<String>) -> Response {
-    if let Err(e) = require_tenant(&state, &tenant).await {
-        return refused(e.status, format!("There is no tenant {tenant}."));
+    match require_tenant(&state, &tenant).await {
+        Ok(()) => {}
+        Err(e) if e.status == StatusCode::NOT_FOUND => {
+            return refused(e.status, format!("There is no tenant {tenant}."));
+        }
+        Err(e) => {
+            return refused(
+                e.status,
+                "The console cannot reach the cluster right now. Try again.",
+            );
+        }
     }
     let key = match key(&state) {
         Ok(k) => k,

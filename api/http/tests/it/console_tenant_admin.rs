@@ -135,6 +135,11 @@ async fn a_tenant_admin_signs_in_through_the_tenant_login_and_lands_on_their_ten
         page.html
             .contains(&format!("href=\"/admin/tenants/{TENANT}/users\""))
     );
+    // A tenant that does not exist starts no sign-in.
+    let mut other = Browser::default();
+    let r = other.get(&env, 0, "/admin/t/nope/signin").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.html);
+    assert!(!other.cookies.contains_key("rsp_console_signin"));
     // Signed in, the sign-in page sends on to their tenant.
     let home = b.get(&env, 0, "/admin/").await;
     assert_eq!(location(&home), format!("/admin/tenants/{TENANT}"));
