@@ -127,8 +127,14 @@ pub async fn run(
 
     // 5. The key-encryption key, then the services that need it.
     let kek_cell = kek::provide(&consensus, &settings, given_kek, initialized).await?;
-    let (identity, runtime) =
-        api::start_services(&consensus, &settings, kek_cell, &registry).await?;
+    let (identity, runtime) = api::start_services(
+        &consensus,
+        &settings,
+        kek_cell,
+        &advertised.public_url,
+        &registry,
+    )
+    .await?;
     let identity = kek::with_store(identity, &settings);
     let kek_follower = kek::follow(&consensus, &identity).await;
     let key_schedule = key_schedule::start(&consensus, &identity);

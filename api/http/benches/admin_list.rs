@@ -67,6 +67,7 @@ async fn setup() -> (TestCluster, axum::Router, AppState) {
         node.consensus.clone(),
         Arc::new(KekCell::with(Kek::generate())),
         hasher,
+        "http://127.0.0.1:8080",
     );
     let state = AppState::new(
         node.consensus.clone(),

@@ -42,6 +42,7 @@ async fn app() -> (TestCluster, axum::Router, AppState) {
         node.consensus.clone(),
         Arc::new(KekCell::with(Kek::generate())),
         PasswordHasher::new().expect("hasher"),
+        "http://127.0.0.1:8080",
     );
     let state = AppState::new(
         node.consensus.clone(),

@@ -130,6 +130,7 @@ async fn start(nodes: usize, browsers: usize) -> Result<SsoCluster> {
             node.consensus.clone(),
             Arc::new(KekCell::with(kek.clone())),
             hasher.clone(),
+            PUBLIC_URL,
         );
         let mut config = rsp_actors::RuntimeConfig::default();
         // Like the OAuth benchmark: no tenant quota, the bench measures

@@ -4,6 +4,11 @@
 //! endpoint at tens of requests per second.
 //!
 //! Records (tenant keyspace): `client/<client_id>` -> [`Client`] (JSON).
+//!
+//! Every tenant also has one client that is never stored: the web
+//! console's ([`CONSOLE_CLIENT_ID`], [`console_client`]), which the
+//! lookups of the authorization, token and logout endpoints answer and no
+//! registration may take.
 
 use std::collections::BTreeSet;
 
@@ -222,6 +227,11 @@ impl NewClient {
                 "client_id is 1 to 128 characters of A-Z a-z 0-9 - _ . :",
             ));
         }
+        if self.client_id.as_deref() == Some(CONSOLE_CLIENT_ID) {
+            return Err(invalid(
+                "client_id `rsp-admin-console` is reserved for the console's built-in client",
+            ));
+        }
         let grants: BTreeSet<&str> = self.grant_types.iter().map(String::as_str).collect();
         if grants.is_empty() {
             return Err(invalid("grant_types must name at least one grant"));
@@ -307,6 +317,48 @@ impl NewClient {
             id_token_alg,
             access_token_alg,
         })
+    }
+}
+
+/// The web console's built-in client, in every tenant: a tenant
+/// administrator signs in to `/admin/` through it (as Keycloak's
+/// `security-admin-console` in every realm). Never stored or listed; its
+/// id may not be registered.
+pub const CONSOLE_CLIENT_ID: &str = "rsp-admin-console";
+
+/// Where the console's client is sent back: exactly
+/// `{public_url}/admin/t/{tenant}/callback`.
+pub fn console_redirect_uri(public_url: &str, tenant: &str) -> String {
+    format!(
+        "{}/admin/t/{tenant}/callback",
+        public_url.trim_end_matches('/')
+    )
+}
+
+/// The console's client of `tenant`: public (auth method `none`, so PKCE is
+/// required), the authorization-code grant only (no refresh tokens), its
+/// one redirect URI, scopes `openid rsp:admin`, no consent page (the
+/// console is the cluster's own, not a third party).
+pub fn console_client(public_url: &str, tenant: &str) -> Client {
+    Client {
+        client_id: CONSOLE_CLIENT_ID.to_string(),
+        client_name: Some("rsp console".to_string()),
+        secret_hash: None,
+        previous_secret_hash: None,
+        previous_secret_expires_ms: None,
+        redirect_uris: vec![console_redirect_uri(public_url, tenant)],
+        post_logout_redirect_uris: Vec::new(),
+        grant_types: vec![GRANT_AUTHORIZATION_CODE.to_string()],
+        token_endpoint_auth_method: AuthMethod::None,
+        scopes: vec![crate::oauth::claims::ADMIN_SCOPE.to_string()],
+        require_consent: false,
+        jwks: None,
+        id_token_signed_response_alg: SigningAlg::ES256,
+        access_token_signed_response_alg: None,
+        refresh_token_absolute_lifetime_secs: None,
+        access_token_lifetime_secs: None,
+        id_token_lifetime_secs: None,
+        created_at_ms: 0,
     }
 }
 
@@ -397,6 +449,8 @@ fn client_key(tenant: &str, id: &str) -> Key {
 pub struct ClientService {
     consensus: Consensus,
     kek: Arc<KekCell>,
+    /// Where the console's client is sent back to ([`console_client`]).
+    public_url: Arc<str>,
 }
 
 /// HKDF label of the key client secrets are hashed under.
@@ -414,8 +468,12 @@ impl ClientService {
             })
     }
 
-    pub fn new(consensus: Consensus, kek: Arc<KekCell>) -> Self {
-        ClientService { consensus, kek }
+    pub fn new(consensus: Consensus, kek: Arc<KekCell>, public_url: &str) -> Self {
+        ClientService {
+            consensus,
+            kek,
+            public_url: Arc::from(public_url.trim_end_matches('/')),
+        }
     }
 
     /// Register a client; returns it and its secret (shown once) for the
@@ -488,7 +546,15 @@ impl ClientService {
         }
     }
 
+    /// A client by id as the protocol endpoints see it: the stored one, or
+    /// the console's built-in client ([`console_client`]).
     pub async fn get(&self, tenant: &str, client_id: &str) -> Result<Client, ClientError> {
+        if client_id == CONSOLE_CLIENT_ID {
+            // Signed with the tenant's first algorithm, which it always has.
+            let mut client = console_client(&self.public_url, tenant);
+            client.id_token_signed_response_alg = self.settings(tenant).await?.default_alg();
+            return Ok(client);
+        }
         if !valid_client_id(client_id) {
             return Err(ClientError::NotFound);
         }
@@ -544,7 +610,48 @@ impl ClientService {
 
 #[cfg(test)]
 mod tests {
-    use super::{Client, valid_redirect_uri};
+    use super::{
+        AuthMethod, CONSOLE_CLIENT_ID, Client, ClientError, GRANT_AUTHORIZATION_CODE, NewClient,
+        console_client, valid_redirect_uri,
+    };
+
+    #[test]
+    fn the_console_client_is_public_code_only_and_returns_to_its_own_tenant() {
+        let c = console_client("https://id.example.com/", "acme");
+        assert_eq!(c.client_id, CONSOLE_CLIENT_ID);
+        assert_eq!(c.token_endpoint_auth_method, AuthMethod::None);
+        assert!(c.is_public());
+        assert_eq!(c.grant_types, [GRANT_AUTHORIZATION_CODE]);
+        assert_eq!(
+            c.redirect_uris,
+            ["https://id.example.com/admin/t/acme/callback"]
+        );
+        assert!(!c.has_redirect_uri("https://id.example.com/admin/t/other/callback"));
+        assert_eq!(c.scopes, ["rsp:admin"]);
+        assert!(!c.require_consent);
+        assert!(c.secret_hash.is_none());
+    }
+
+    #[test]
+    fn the_console_client_id_cannot_be_registered() {
+        let new = NewClient {
+            client_id: Some(CONSOLE_CLIENT_ID.to_string()),
+            client_name: None,
+            redirect_uris: vec!["https://evil.example.com/cb".into()],
+            post_logout_redirect_uris: Vec::new(),
+            grant_types: vec![GRANT_AUTHORIZATION_CODE.into()],
+            token_endpoint_auth_method: "none".into(),
+            scopes: Vec::new(),
+            require_consent: None,
+            jwks: None,
+            id_token_signed_response_alg: None,
+            access_token_signed_response_alg: None,
+            refresh_token_absolute_lifetime_secs: None,
+            access_token_lifetime_secs: None,
+            id_token_lifetime_secs: None,
+        };
+        assert!(matches!(new.check(), Err(ClientError::Invalid(m)) if m.contains("reserved")));
+    }
 
     #[test]
     fn a_client_stored_without_an_absolute_refresh_lifetime_uses_the_default() {

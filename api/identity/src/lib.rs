@@ -84,13 +84,14 @@ impl Identity {
         consensus: Consensus,
         kek: Arc<crypto::KekCell>,
         hasher: passwords::PasswordHasher,
+        public_url: &str,
     ) -> Self {
         let keys = keys::KeyService::new(consensus.clone(), kek.clone());
         Identity(Arc::new(IdentityServices {
             saml: saml::SamlService::new(consensus.clone(), keys.clone(), kek.clone()),
             keys,
             users: users::UserService::new(consensus.clone(), hasher),
-            clients: clients::ClientService::new(consensus.clone(), kek.clone()),
+            clients: clients::ClientService::new(consensus.clone(), kek.clone(), public_url),
             consents: consents::ConsentService::new(consensus.clone()),
             recovery: recovery::RecoveryService::new(consensus.clone(), kek.clone()),
             mfa_policy: mfa_policy::MfaPolicyService::new(consensus.clone()),

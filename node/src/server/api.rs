@@ -21,10 +21,11 @@ pub(super) async fn start_services(
     consensus: &Consensus,
     settings: &Settings,
     kek_cell: Arc<KekCell>,
+    public_url: &str,
     registry: &prometheus::Registry,
 ) -> Result<(Identity, TenantRuntime), StartError> {
     let hasher = PasswordHasher::new().map_err(|e| StartError::runtime("password hasher", e))?;
-    let identity = Identity::new(consensus.clone(), kek_cell, hasher);
+    let identity = Identity::new(consensus.clone(), kek_cell, hasher, public_url);
     let runtime = TenantRuntime::start(consensus.clone(), runtime_config(settings), registry)
         .await
         .map_err(|e| StartError::runtime("starting the tenant actors", e))?;

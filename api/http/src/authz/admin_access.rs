@@ -87,6 +87,24 @@ pub fn classify(method: &Method, route: &str) -> (AdminAction, Target) {
     (AdminAction::Unclassified, Target::Cluster)
 }
 
+/// The Cedar action and resource of `method` on the admin route pattern
+/// `route` whose `{tenant}` segment (if any) is `tenant`. The web console
+/// asks the same for the admin route each of its pages stands for.
+pub fn decide(
+    method: &Method,
+    route: &str,
+    tenant: Option<String>,
+) -> (AdminAction, AdminResource) {
+    let (action, target) = classify(method, route);
+    match (target, tenant) {
+        (Target::Tenant, Some(t)) => (action, AdminResource::Tenant(t)),
+        // A tenant route without a tenant segment cannot happen with the
+        // patterns above; the cluster is the stricter resource anyway.
+        (Target::Tenant, None) => (AdminAction::Unclassified, AdminResource::Cluster),
+        (Target::Cluster, _) => (action, AdminResource::Cluster),
+    }
+}
+
 /// The layer's function (installed with `route_layer`, so the route is
 /// matched and its path parameters are known).
 pub async fn guard(
@@ -103,22 +121,11 @@ pub async fn guard(
         Err(e) => return e.into_response(),
     };
     let mut request = Request::from_parts(parts, body);
-    let (action, target) = classify(&method, matched.as_str());
     let tenant = params
         .iter()
         .find(|(name, _)| *name == "tenant")
         .map(|(_, v)| v.to_string());
-    let resource = match (target, tenant) {
-        (Target::Tenant, Some(t)) => AdminResource::Tenant(t),
-        // A tenant route without a tenant segment cannot happen with the
-        // patterns above; the cluster is the stricter resource anyway.
-        _ => AdminResource::Cluster,
-    };
-    let action = if target == Target::Tenant && resource == AdminResource::Cluster {
-        AdminAction::Unclassified
-    } else {
-        action
-    };
+    let (action, resource) = decide(&method, matched.as_str(), tenant);
     if let Err(e) = caller.authorize(&state, action, resource.clone()) {
         return e.into_response();
     }

@@ -209,7 +209,11 @@ async fn authenticate_admin_caller(
 
 /// The user `sub` of `tenant` must be granted tenant administration now
 /// (a linearizable read: a grant taken away on any node counts at once).
-async fn require_user_admin(state: &AppState, tenant: &str, sub: &str) -> Result<(), AuthzError> {
+pub(crate) async fn require_user_admin(
+    state: &AppState,
+    tenant: &str,
+    sub: &str,
+) -> Result<(), AuthzError> {
     let denied = || {
         AuthzError::forbidden(
             "forbidden",

@@ -1,5 +1,7 @@
 //! The console's one road to the operations: it calls the admin API's own
-//! handlers (`crate::admin`) as the operator, with the bodies the API
+//! handlers (`crate::admin`) as the signed-in principal
+//! ([`super::session::SignedIn::caller`], already authorized for the admin
+//! route by [`super::access`]), with the bodies the API
 //! would have parsed, and reads their answers. So each operation has one
 //! code path: the same checks, the same writes (disabling a user signs
 //! them out on every node, a rotation answers once every node refuses the
@@ -9,23 +11,13 @@ use std::marker::PhantomData;
 
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use rsp_policies::AdminPrincipal;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::authz::caller::AdminCaller;
 use crate::extract::ApiJson;
 
 /// Largest answer read back from a handler.
 const MAX_ANSWER: usize = 16 << 20;
-
-/// The caller the console acts as: a signed-in console session is the
-/// operator's.
-pub fn operator() -> AdminCaller {
-    AdminCaller {
-        principal: AdminPrincipal::Operator,
-    }
-}
 
 /// A refused operation, as the admin API explained it.
 #[derive(Debug, Clone)]

@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::calls::{self, Failure, answer, list as items_of, operator, seg, text};
+use super::calls::{self, Failure, answer, list as items_of, seg, text};
 use super::page;
-use super::session::{ConsoleForm, Operator};
+use super::session::{ConsoleForm, SignedIn};
 use super::templates::{ClientForm, ClientPage, ClientRow, ClientsPage, Nav, SecretPage, notice};
 use super::tenants::{PAGE, problem};
 use crate::admin::{accounts, clients as api};
@@ -93,7 +93,7 @@ fn form_of(c: &Value) -> ClientForm {
 
 async fn clients_page(
     state: &AppState,
-    op: &Operator,
+    op: &SignedIn,
     tenant: &str,
     after: Option<&str>,
     done: Option<&str>,
@@ -103,7 +103,7 @@ async fn clients_page(
         let query = calls::body(json!({"limit": PAGE, "after": after}))?;
         answer(
             api::list(
-                operator(),
+                op.caller(),
                 State(state.clone()),
                 ApiPath(tenant.to_string()),
                 ApiQuery(query),
@@ -150,7 +150,7 @@ async fn clients_page(
     page::render(
         status,
         &ClientsPage {
-            nav: Nav::new(&op.csrf, Some(tenant), "clients"),
+            nav: Nav::new(op, Some(tenant), "clients"),
             tenant_seg: seg(tenant),
             items,
             next,
@@ -164,7 +164,7 @@ async fn clients_page(
 
 /// `GET /admin/tenants/{t}/clients`.
 pub async fn list(
-    op: Operator,
+    op: SignedIn,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     Query(q): Query<ListQuery>,
@@ -180,12 +180,12 @@ pub async fn list(
     .await
 }
 
-fn secret_page(op: &Operator, tenant: &str, client: &Value, what: &'static str) -> Response {
+fn secret_page(op: &SignedIn, tenant: &str, client: &Value, what: &'static str) -> Response {
     let id = text(client, "client_id");
     page::render(
         StatusCode::OK,
         &SecretPage {
-            nav: Nav::new(&op.csrf, Some(tenant), "clients"),
+            nav: Nav::new(op, Some(tenant), "clients"),
             tenant_seg: seg(tenant),
             seg: seg(&id),
             client_id: id,
@@ -216,7 +216,7 @@ pub async fn create(
         Ok(json) => {
             answer(
                 accounts::create_client(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath(tenant.clone()),
                     json,
@@ -229,7 +229,7 @@ pub async fn create(
     };
     match outcome {
         Ok(created) if created.get("client_secret").is_some() => {
-            secret_page(&form.operator, &tenant, &created, "registered")
+            secret_page(&form.signed, &tenant, &created, "registered")
         }
         Ok(created) => page::redirect(&format!(
             "{}/{}?done=client-saved",
@@ -238,15 +238,7 @@ pub async fn create(
         )),
         Err(f) => {
             let again = form_again(&form);
-            clients_page(
-                &state,
-                &form.operator,
-                &tenant,
-                None,
-                None,
-                Some((f, again)),
-            )
-            .await
+            clients_page(&state, &form.signed, &tenant, None, None, Some((f, again))).await
         }
     }
 }
@@ -258,7 +250,7 @@ pub struct ShowQuery {
 
 async fn client_page(
     state: &AppState,
-    op: &Operator,
+    op: &SignedIn,
     tenant: &str,
     id: &str,
     done: Option<&str>,
@@ -266,7 +258,7 @@ async fn client_page(
 ) -> Response {
     let client = match answer(
         api::get(
-            operator(),
+            op.caller(),
             State(state.clone()),
             ApiPath((tenant.to_string(), id.to_string())),
         )
@@ -289,7 +281,7 @@ async fn client_page(
     page::render(
         status,
         &ClientPage {
-            nav: Nav::new(&op.csrf, Some(tenant), "clients"),
+            nav: Nav::new(op, Some(tenant), "clients"),
             tenant_seg: seg(tenant),
             seg: seg(id),
             has_secret,
@@ -303,7 +295,7 @@ async fn client_page(
 
 /// `GET /admin/tenants/{t}/clients/{id}`.
 pub async fn show(
-    op: Operator,
+    op: SignedIn,
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
     Query(q): Query<ShowQuery>,
@@ -321,7 +313,7 @@ pub async fn edit(
         Ok(json) => {
             answer(
                 api::patch(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath((tenant.clone(), id.clone())),
                     HeaderMap::new(),
@@ -342,7 +334,7 @@ pub async fn edit(
         Err(f) => {
             let again = form_again(&form);
             let failed = Some((f, Some(again)));
-            client_page(&state, &form.operator, &tenant, &id, None, failed).await
+            client_page(&state, &form.signed, &tenant, &id, None, failed).await
         }
     }
 }
@@ -356,7 +348,7 @@ pub async fn rotate(
 ) -> Response {
     let outcome = answer(
         api::rotate_secret(
-            operator(),
+            form.signed.caller(),
             State(state.clone()),
             ApiPath((tenant.clone(), id.clone())),
             HeaderMap::new(),
@@ -366,10 +358,10 @@ pub async fn rotate(
     )
     .await;
     match outcome {
-        Ok(rotated) => secret_page(&form.operator, &tenant, &rotated, "secret rotated"),
+        Ok(rotated) => secret_page(&form.signed, &tenant, &rotated, "secret rotated"),
         Err(f) => {
             let failed = Some((f, None));
-            client_page(&state, &form.operator, &tenant, &id, None, failed).await
+            client_page(&state, &form.signed, &tenant, &id, None, failed).await
         }
     }
 }

@@ -7,9 +7,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::calls::{answer, operator};
+use super::calls::answer;
 use super::page;
-use super::session::Operator;
+use super::session::SignedIn;
 use super::templates::{ClusterPage, MemberRow, Nav};
 use crate::admin::cluster as api;
 use crate::state::AppState;
@@ -19,8 +19,8 @@ fn index(i: Option<u64>) -> String {
 }
 
 /// `GET /admin/cluster`.
-pub async fn show(op: Operator, State(state): State<AppState>) -> Response {
-    let axum::Json(status) = api::status(operator(), State(state.clone())).await;
+pub async fn show(op: SignedIn, State(state): State<AppState>) -> Response {
+    let axum::Json(status) = api::status(op.caller(), State(state.clone())).await;
     let (ready, readiness, degraded) =
         match answer(crate::ops::readyz(State(state.clone())).await).await {
             Ok(r) => {
@@ -75,7 +75,7 @@ pub async fn show(op: Operator, State(state): State<AppState>) -> Response {
     page::render(
         StatusCode::OK,
         &ClusterPage {
-            nav: Nav::new(&op.csrf, None, "cluster"),
+            nav: Nav::new(&op, None, "cluster"),
             leader: index(status.leader),
             term: status.term,
             this_node: status.this_node,

@@ -8,9 +8,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::calls::{self, Failure, answer, operator, seg, text, time_ms};
+use super::calls::{self, Failure, answer, seg, text, time_ms};
 use super::page;
-use super::session::{ConsoleForm, Operator};
+use super::session::{ConsoleForm, SignedIn};
 use super::templates::{Nav, PoliciesPage, notice};
 use super::tenants::problem;
 use crate::admin::policies as api;
@@ -32,14 +32,14 @@ struct Typed {
 
 async fn policies_page(
     state: &AppState,
-    op: &Operator,
+    op: &SignedIn,
     tenant: &str,
     done: Option<&str>,
     typed: Option<Typed>,
 ) -> Response {
     let current = match answer(
         api::get_policies(
-            operator(),
+            op.caller(),
             State(state.clone()),
             ApiPath(tenant.to_string()),
         )
@@ -85,7 +85,7 @@ async fn policies_page(
     page::render(
         status,
         &PoliciesPage {
-            nav: Nav::new(&op.csrf, Some(tenant), "policies"),
+            nav: Nav::new(op, Some(tenant), "policies"),
             tenant_seg: seg(tenant),
             version: current["version"].as_u64().unwrap_or(0),
             author: text(&current, "author"),
@@ -102,7 +102,7 @@ async fn policies_page(
 
 /// `GET /admin/tenants/{t}/policies`.
 pub async fn show(
-    op: Operator,
+    op: SignedIn,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     Query(q): Query<ShowQuery>,
@@ -133,7 +133,7 @@ pub async fn save(
         let json = calls::json(body)?;
         answer(
             api::put_policies(
-                operator(),
+                form.signed.caller(),
                 State(state.clone()),
                 ApiPath(tenant.clone()),
                 json,
@@ -154,7 +154,7 @@ pub async fn save(
                 schema: schema_text,
                 failure,
             };
-            policies_page(&state, &form.operator, &tenant, None, Some(typed)).await
+            policies_page(&state, &form.signed, &tenant, None, Some(typed)).await
         }
     }
 }

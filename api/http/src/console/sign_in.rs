@@ -1,4 +1,5 @@
-//! `GET /admin/` (the sign-in page, or on to the tenants when signed in),
+//! `GET /admin/` (the sign-in page, with the tenant administrators' form
+//! beside it, or on to the session's home when signed in),
 //! `POST /admin/login` (the admin token for a console session; a GET of it
 //! goes to `/admin/`),
 //! `POST /admin/logout`.
@@ -16,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::page::{self, Problem};
 use super::session::{
-    self, CSRF_FIELD, ConsoleForm, Operator, SEED_COOKIE, SESSION_COOKIE, SESSION_LIFETIME,
+    self, CSRF_FIELD, ConsoleForm, Principal, SEED_COOKIE, SESSION_COOKIE, SESSION_LIFETIME,
+    SignedIn,
 };
 use super::templates::LoginPage;
 use crate::authz::error::AuthzError;
@@ -52,8 +54,8 @@ fn login_page(state: &AppState, status: StatusCode, error: Option<String>) -> Re
 
 /// `GET /admin/`.
 pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    match Operator::from_headers(&state, &headers) {
-        Ok(Some(_)) => page::redirect("/admin/tenants"),
+    match SignedIn::from_headers(&state, &headers) {
+        Ok(Some(signed)) => page::redirect(&signed.home()),
         Ok(None) => login_page(&state, StatusCode::OK, None),
         Err(p) => p.into_response(),
     }
@@ -113,7 +115,7 @@ pub async fn sign_in(State(state): State<AppState>, parts: Parts, body: Bytes) -
             Some("That is not the admin token.".into()),
         );
     }
-    match session::new_session(&state) {
+    match session::new_session(&state, &Principal::Operator) {
         Ok(value) => {
             tracing::info!("console sign-in with the admin token");
             page::redirect_setting(

@@ -5,10 +5,17 @@
 
 use askama::Template;
 
+use super::session::{Principal, SignedIn};
+
 /// The header of a signed-in page.
 pub struct Nav {
     /// The session's anti-forgery token (every form carries it).
     pub csrf: String,
+    /// Whether the operator is signed in (the tenant list and the cluster
+    /// are theirs only).
+    pub operator: bool,
+    /// Who is signed in, in words.
+    pub who: String,
     /// The tenant the page is about, if any.
     pub tenant: Option<String>,
     /// That tenant's id as a path segment.
@@ -18,9 +25,16 @@ pub struct Nav {
 }
 
 impl Nav {
-    pub fn new(csrf: &str, tenant: Option<&str>, section: &'static str) -> Nav {
+    pub fn new(signed: &SignedIn, tenant: Option<&str>, section: &'static str) -> Nav {
         Nav {
-            csrf: csrf.to_string(),
+            csrf: signed.csrf.clone(),
+            operator: signed.is_operator(),
+            who: match &signed.principal {
+                Principal::Operator => "operator".to_string(),
+                Principal::TenantAdmin {
+                    tenant, username, ..
+                } => format!("{username} (administrator of {tenant})"),
+            },
             tenant: tenant.map(str::to_string),
             tenant_seg: tenant.map(super::calls::seg).unwrap_or_default(),
             section,

@@ -8,9 +8,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::calls::{self, Failure, answer, operator, seg, text, time_ms};
+use super::calls::{self, Failure, answer, seg, text, time_ms};
 use super::page;
-use super::session::{ConsoleForm, Operator};
+use super::session::{ConsoleForm, SignedIn};
 use super::templates::{Nav, TenantPage, TenantRow, TenantsPage, notice};
 use crate::admin::tenants as api;
 use crate::extract::{ApiPath, ApiQuery};
@@ -27,12 +27,13 @@ pub struct ListQuery {
 
 async fn page_of(
     state: &AppState,
+    op: &SignedIn,
     after: Option<&str>,
 ) -> Result<(Vec<TenantRow>, Option<String>), Failure> {
     let query = calls::body(json!({"limit": PAGE, "after": after}))?;
     let page = answer(
         api::list(
-            operator(),
+            op.caller(),
             axum::extract::State(state.clone()),
             ApiQuery(query),
         )
@@ -60,13 +61,13 @@ async fn page_of(
 
 async fn list_page(
     state: &AppState,
-    op: &Operator,
+    op: &SignedIn,
     after: Option<&str>,
     done: Option<&str>,
     failed: Option<(StatusCode, String)>,
     form: (&str, &str),
 ) -> Response {
-    let (items, next, error, status) = match page_of(state, after).await {
+    let (items, next, error, status) = match page_of(state, op, after).await {
         Ok((items, next)) => {
             let (status, error) = failed.map_or((StatusCode::OK, None), |(s, e)| (s, Some(e)));
             (items, next, error, status)
@@ -76,7 +77,7 @@ async fn list_page(
     page::render(
         status,
         &TenantsPage {
-            nav: Nav::new(&op.csrf, None, "tenants"),
+            nav: Nav::new(op, None, "tenants"),
             items,
             next,
             error,
@@ -90,7 +91,7 @@ async fn list_page(
 
 /// `GET /admin/tenants`.
 pub async fn list(
-    op: Operator,
+    op: SignedIn,
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Response {
@@ -117,7 +118,9 @@ pub async fn create(State(state): State<AppState>, form: ConsoleForm) -> Respons
         body["display_name"] = json!(name);
     }
     let outcome = match calls::json(body) {
-        Ok(json) => answer(api::create(operator(), State(state.clone()), json).await).await,
+        Ok(json) => {
+            answer(api::create(form.signed.caller(), State(state.clone()), json).await).await
+        }
         Err(f) => Err(f),
     };
     match outcome {
@@ -125,7 +128,7 @@ pub async fn create(State(state): State<AppState>, form: ConsoleForm) -> Respons
         Err(f) => {
             list_page(
                 &state,
-                &form.operator,
+                &form.signed,
                 None,
                 None,
                 Some((f.status, f.message)),
@@ -143,13 +146,13 @@ pub struct ShowQuery {
 
 async fn tenant_page(
     state: &AppState,
-    op: &Operator,
+    op: &SignedIn,
     id: &str,
     done: Option<&str>,
     failed: Option<Failure>,
 ) -> Response {
     let tenant =
-        match answer(api::get(operator(), State(state.clone()), ApiPath(id.to_string())).await)
+        match answer(api::get(op.caller(), State(state.clone()), ApiPath(id.to_string())).await)
             .await
         {
             Ok(t) => t,
@@ -159,7 +162,7 @@ async fn tenant_page(
     page::render(
         status,
         &TenantPage {
-            nav: Nav::new(&op.csrf, Some(id), "overview"),
+            nav: Nav::new(op, Some(id), "overview"),
             id: id.to_string(),
             seg: seg(id),
             display_name: text(&tenant, "display_name"),
@@ -180,7 +183,7 @@ pub fn problem(f: Failure) -> Response {
 
 /// `GET /admin/tenants/{t}`.
 pub async fn show(
-    op: Operator,
+    op: SignedIn,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
@@ -199,7 +202,7 @@ pub async fn rename(
         Ok(json) => {
             answer(
                 api::patch(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath(id.clone()),
                     HeaderMap::new(),
@@ -213,7 +216,7 @@ pub async fn rename(
     };
     match outcome {
         Ok(_) => page::redirect(&format!("/admin/tenants/{}?done=tenant-renamed", seg(&id))),
-        Err(f) => tenant_page(&state, &form.operator, &id, None, Some(f)).await,
+        Err(f) => tenant_page(&state, &form.signed, &id, None, Some(f)).await,
     }
 }
 
@@ -228,14 +231,14 @@ pub async fn delete(
             StatusCode::BAD_REQUEST,
             "Type the tenant's id to confirm the deletion.",
         );
-        return tenant_page(&state, &form.operator, &id, None, Some(f)).await;
+        return tenant_page(&state, &form.signed, &id, None, Some(f)).await;
     }
     let force = form.field("force") == Some("true");
     let outcome = match calls::body::<api::DeleteQuery>(json!({"force": force})) {
         Ok(query) => {
             answer(
                 api::delete(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath(id.clone()),
                     HeaderMap::new(),
@@ -249,6 +252,6 @@ pub async fn delete(
     };
     match outcome {
         Ok(_) => page::redirect("/admin/tenants?done=tenant-deleted"),
-        Err(f) => tenant_page(&state, &form.operator, &id, None, Some(f)).await,
+        Err(f) => tenant_page(&state, &form.signed, &id, None, Some(f)).await,
     }
 }

@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::calls::{self, Failure, answer, operator, seg, text, time_ms};
+use super::calls::{self, Failure, answer, seg, text, time_ms};
 use super::page;
-use super::session::{ConsoleForm, Operator};
+use super::session::{ConsoleForm, SignedIn};
 use super::templates::{FactorRow, Nav, SessionRow, UserPage, UserRow, UsersPage, notice};
 use super::tenants::{PAGE, problem};
 use crate::admin::{accounts, factors, sessions, users as api};
@@ -35,6 +35,7 @@ fn user_path(tenant: &str, user: &str) -> String {
 
 async fn page_of(
     state: &AppState,
+    op: &SignedIn,
     tenant: &str,
     search: &str,
     after: Option<&str>,
@@ -45,7 +46,7 @@ async fn page_of(
     }
     let page = answer(
         api::list(
-            operator(),
+            op.caller(),
             State(state.clone()),
             ApiPath(tenant.to_string()),
             ApiQuery(calls::body(query)?),
@@ -85,20 +86,20 @@ struct Shown<'a> {
     email: &'a str,
 }
 
-async fn users_page(state: &AppState, op: &Operator, tenant: &str, shown: Shown<'_>) -> Response {
-    let (items, next, error, status) = match page_of(state, tenant, shown.search, shown.after).await
-    {
-        Ok((items, next)) => match shown.failed {
-            Some(f) => (items, next, Some(f.message), f.status),
-            None => (items, next, None, StatusCode::OK),
-        },
-        Err(f) if f.status == StatusCode::NOT_FOUND => return problem(f),
-        Err(f) => (Vec::new(), None, Some(f.message), f.status),
-    };
+async fn users_page(state: &AppState, op: &SignedIn, tenant: &str, shown: Shown<'_>) -> Response {
+    let (items, next, error, status) =
+        match page_of(state, op, tenant, shown.search, shown.after).await {
+            Ok((items, next)) => match shown.failed {
+                Some(f) => (items, next, Some(f.message), f.status),
+                None => (items, next, None, StatusCode::OK),
+            },
+            Err(f) if f.status == StatusCode::NOT_FOUND => return problem(f),
+            Err(f) => (Vec::new(), None, Some(f.message), f.status),
+        };
     page::render(
         status,
         &UsersPage {
-            nav: Nav::new(&op.csrf, Some(tenant), "users"),
+            nav: Nav::new(op, Some(tenant), "users"),
             tenant_seg: seg(tenant),
             search: shown.search.to_string(),
             items,
@@ -114,7 +115,7 @@ async fn users_page(state: &AppState, op: &Operator, tenant: &str, shown: Shown<
 
 /// `GET /admin/tenants/{t}/users`.
 pub async fn list(
-    op: Operator,
+    op: SignedIn,
     State(state): State<AppState>,
     Path(tenant): Path<String>,
     Query(q): Query<ListQuery>,
@@ -146,7 +147,7 @@ pub async fn create(
         Ok(json) => {
             answer(
                 accounts::create_user(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath(tenant.clone()),
                     json,
@@ -171,7 +172,7 @@ pub async fn create(
                 username,
                 email: form.text("email"),
             };
-            users_page(&state, &form.operator, &tenant, shown).await
+            users_page(&state, &form.signed, &tenant, shown).await
         }
     }
 }
@@ -223,24 +224,24 @@ fn session_rows(list: &Value) -> Vec<SessionRow> {
 
 async fn user_page(
     state: &AppState,
-    op: &Operator,
+    op: &SignedIn,
     tenant: &str,
     id: &str,
     done: Option<&str>,
     failed: Option<Failure>,
 ) -> Response {
     let path = || ApiPath((tenant.to_string(), id.to_string()));
-    let user = match answer(api::get(operator(), State(state.clone()), path()).await).await {
+    let user = match answer(api::get(op.caller(), State(state.clone()), path()).await).await {
         Ok(u) => u,
         Err(f) => return problem(f),
     };
-    let factors = answer(factors::list(operator(), State(state.clone()), path()).await).await;
-    let sessions = answer(sessions::list(operator(), State(state.clone()), path()).await).await;
+    let factors = answer(factors::list(op.caller(), State(state.clone()), path()).await).await;
+    let sessions = answer(sessions::list(op.caller(), State(state.clone()), path()).await).await;
     let status = failed.as_ref().map_or(StatusCode::OK, |f| f.status);
     page::render(
         status,
         &UserPage {
-            nav: Nav::new(&op.csrf, Some(tenant), "users"),
+            nav: Nav::new(op, Some(tenant), "users"),
             tenant_seg: seg(tenant),
             id: id.to_string(),
             seg: seg(id),
@@ -262,7 +263,7 @@ async fn user_page(
 
 /// `GET /admin/tenants/{t}/users/{id}`.
 pub async fn show(
-    op: Operator,
+    op: SignedIn,
     State(state): State<AppState>,
     Path((tenant, id)): Path<(String, String)>,
     Query(q): Query<ShowQuery>,
@@ -282,7 +283,7 @@ async fn finish(
 ) -> Response {
     match outcome {
         Ok(_) => page::redirect(&format!("{}?done={done}", user_path(tenant, id))),
-        Err(f) => user_page(state, &form.operator, tenant, id, None, Some(f)).await,
+        Err(f) => user_page(state, &form.signed, tenant, id, None, Some(f)).await,
     }
 }
 
@@ -299,7 +300,7 @@ pub async fn set_disabled(
         Ok(json) => {
             answer(
                 api::patch(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath((tenant.clone(), id.clone())),
                     HeaderMap::new(),
@@ -329,7 +330,7 @@ pub async fn set_password(
         Ok(json) => {
             answer(
                 api::set_password(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath((tenant.clone(), id.clone())),
                     HeaderMap::new(),
@@ -352,7 +353,7 @@ pub async fn delete_factor(
 ) -> Response {
     let outcome = answer(
         factors::delete(
-            operator(),
+            form.signed.caller(),
             State(state.clone()),
             ApiPath((tenant.clone(), id.clone(), factor)),
         )
@@ -373,7 +374,7 @@ pub async fn revoke_sessions(
         Some(sid) => {
             answer(
                 sessions::revoke(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath((tenant.clone(), sid.to_string())),
                 )
@@ -384,7 +385,7 @@ pub async fn revoke_sessions(
         None => {
             answer(
                 sessions::revoke_user(
-                    operator(),
+                    form.signed.caller(),
                     State(state.clone()),
                     ApiPath((tenant.clone(), id.clone())),
                 )

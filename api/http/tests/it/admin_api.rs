@@ -53,6 +53,7 @@ async fn node_with(tune: impl FnOnce(&mut ConsensusConfig)) -> Node {
         consensus.clone(),
         Arc::new(KekCell::with(Kek::generate())),
         hasher,
+        "http://127.0.0.1:8080",
     );
     let state = AppState::new(
         consensus.clone(),

@@ -32,6 +32,7 @@ fn identities(cluster: &TestCluster, kek: &Kek) -> Vec<Identity> {
                 node.consensus.clone(),
                 Arc::new(KekCell::with(kek.clone())),
                 hasher.clone(),
+                "http://127.0.0.1:8080",
             )
         })
         .collect()

@@ -34,6 +34,7 @@ mod browser_mfa;
 mod browser_mfa_flows;
 mod browser_mfa_lockout;
 mod console;
+mod console_tenant_admin;
 mod kek_rotation;
 mod metrics;
 mod oauth_client_auth;

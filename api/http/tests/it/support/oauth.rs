@@ -135,6 +135,7 @@ fn env_on(cluster: TestCluster, config: OidcConfig) -> Env {
             node.consensus.clone(),
             Arc::new(KekCell::with(kek.clone())),
             hasher.clone(),
+            PUBLIC_URL,
         );
         let mut state = AppState::new(
             node.consensus.clone(),
