@@ -20,8 +20,8 @@ pub struct Tenant {
     pub id: String,
     pub display_name: String,
     pub created_at_ms: u64,
-    /// Unset settings take the node's defaults.
-    #[serde(default, skip_serializing_if = "TenantSettings::is_default")]
+    /// Only the settings that were set (`{}`: all are the node's defaults).
+    #[serde(default)]
     pub settings: TenantSettings,
 }
 

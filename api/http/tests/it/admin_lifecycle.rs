@@ -517,7 +517,7 @@ async fn tenants_are_listed_renamed_and_deleted_only_with_force_when_they_hold_d
         "PATCH",
         "/admin/v1/tenants/beta",
         Some(ADMIN),
-        Some(json!({"settings": {}})),
+        Some(json!({"home_region": "eu"})),
     )
     .await;
     assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED, "{}", a.body);

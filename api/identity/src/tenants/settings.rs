@@ -208,10 +208,6 @@ fn algorithms(name: &str, value: &Value) -> Result<Option<Vec<SigningAlg>>, Sett
 }
 
 impl TenantSettings {
-    pub fn is_default(&self) -> bool {
-        *self == TenantSettings::default()
-    }
-
     /// These settings with `patch` applied: each key it names is set, and
     /// `null` returns it to the default. Every value is checked, and so is
     /// how they go together (an absolute lifetime is not shorter than the

@@ -15,8 +15,8 @@ pub struct Tenant {
     id: String,
     display_name: String,
     created_at_ms: u64,
-    /// Only the settings that were set; the others are the node's defaults.
-    settings: Option<TenantSettings>,
+    /// Only the settings that were set (`{}`: all are the node's defaults).
+    settings: TenantSettings,
 }
 
 /// `rsp_identity::tenants::TenantSettings`: every setting is optional
