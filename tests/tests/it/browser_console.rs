@@ -1,9 +1,10 @@
 //! The web console in a real browser: headless `chromium` (through
 //! `chromedriver`, as in `browser_chromium.rs`) signs in to `/admin/` of a
 //! one-node cluster with the admin token, creates a tenant and a user
-//! (and a client) through the forms, and the admin API then has them. Screenshots of the
-//! pages (PNG) are kept in a temporary directory whose path the test
-//! prints, and copied to `RSP_SCREENSHOT_DIR` when it is set.
+//! (and a client) through the forms, and the admin API then has them.
+//! Screenshots of each page (PNG) are the test's artifacts, kept in
+//! `target/tmp/console-screenshots/` (replaced by every run; the test
+//! prints the path) and copied to `RSP_SCREENSHOT_DIR` when it is set.
 //!
 //! Skips, saying so, when chromium or chromedriver is absent.
 
@@ -49,10 +50,9 @@ async fn chromium_signs_in_to_the_console_and_creates_a_tenant_and_a_user() -> R
     let cluster = Cluster::start(spec(1)).await?;
     let admin = cluster.client(1)?;
     let base = cluster.http(1)?;
-    let shots = tempfile::Builder::new()
-        .prefix("rsp-console-screenshots-")
-        .tempdir()?
-        .keep();
+    let shots = Path::new(env!("CARGO_TARGET_TMPDIR")).join("console-screenshots");
+    let _ = std::fs::remove_dir_all(&shots);
+    std::fs::create_dir_all(&shots)?;
     eprintln!("console screenshots in {}", shots.display());
 
     let driver = Driver::start().await?;
