@@ -237,9 +237,18 @@ async fn refresh_sessions_and_lockout_hold_their_invariants_under_partitions() -
     for (i, workload) in ["refresh", "sessions", "lockout"].into_iter().enumerate() {
         let mut opts = short(workload, "partition", store.path(), 20 + i as u64);
         // A lockout step needs its attempts answered to count a user at
-        // the bound; under a partition a third of them time out (and
-        // more while the majority elects), so it gets longer.
-        opts.time_limit = Duration::from_secs(if workload == "lockout" { 12 } else { 7 });
+        // the bound. During a partition the isolated node's attempts time
+        // out (`outcome_unknown`, 503), and while the majority elects so do
+        // most of the others: measured under a loaded suite, 148 of 216
+        // attempts had no answer and no user reached the bound. So the
+        // lockout run is longer and heals for longer between faults, so
+        // that whole steps fall in healthy windows.
+        if workload == "lockout" {
+            opts.time_limit = Duration::from_secs(14);
+            opts.quiet_for = Duration::from_secs(4);
+        } else {
+            opts.time_limit = Duration::from_secs(7);
+        }
         opts.rate = 20.0;
         match expect_valid(opts).await {
             Ok(o) => outcomes.push(o),
@@ -262,10 +271,11 @@ async fn refresh_sessions_and_lockout_hold_their_invariants_under_partitions() -
         (figure(sessions, &["listed"]) >= 5, describe(sessions)),
         (figure(lockout, &["users_at_bound"]) >= 1, describe(lockout)),
     ];
-    for (ok, what) in checks {
+    let exercised = checks.into_iter().try_for_each(|(ok, what)| -> Result<()> {
         ensure!(ok, "too little was exercised: {what}");
-    }
-    Ok(())
+        Ok(())
+    });
+    kept_on_failure(store, exercised)
 }
 
 /// `create-use`: tenants, users and clients made through one node and

@@ -148,10 +148,14 @@ impl From<ActorError> for PageError {
             | ActorError::Unavailable(_)
             | ActorError::OutcomeUnknown
             | ActorError::Contention(_)
-            | ActorError::ShuttingDown => PageError::unavailable(
-                "The service is briefly unavailable. Try again in a moment.",
-                retry,
-            ),
+            | ActorError::ShuttingDown => {
+                // The page says only "briefly unavailable": the log says why.
+                tracing::warn!(code = e.code(), error = %e, "a browser page answered 503");
+                PageError::unavailable(
+                    "The service is briefly unavailable. Try again in a moment.",
+                    retry,
+                )
+            }
             ActorError::SessionNotFound => PageError::new(
                 StatusCode::UNAUTHORIZED,
                 "login_required",
