@@ -4,22 +4,22 @@
 //! tenant administrator, who sees and changes only their tenant).
 //!
 //! Parts:
-//! - [`session`]: the console session cookie (an HMAC-sealed, expiring
+//! - `session`: the console session cookie (an HMAC-sealed, expiring
 //!   value naming its principal; never a token) and the anti-forgery token
 //!   bound to it; [`SignedIn`] (a checked session, as an extractor: pages
 //!   without one redirect to the sign-in page) and [`ConsoleForm`] (a
 //!   posted form whose anti-forgery token has been checked).
-//! - [`access`]: which admin API route each console route stands for, and
+//! - `access`: which admin API route each console route stands for, and
 //!   the admin API's own authorization of it.
-//! - [`page`]: answers with the console's security headers (a CSP without
+//! - `page`: answers with the console's security headers (a CSP without
 //!   script or inline style, no framing, `no-store`) and its stylesheet.
-//! - [`calls`]: the one road to the operations: the console calls the admin
+//! - `calls`: the one road to the operations: the console calls the admin
 //!   API's own handlers, as the operator, so every write keeps their
 //!   guarantees and their error messages are shown on the page.
-//! - [`sign_in`] (the admin token), [`tenant_sign_in`] (a tenant
+//! - `sign_in` (the admin token), `tenant_sign_in` (a tenant
 //!   administrator, through the tenant's built-in console client),
-//!   [`tenants`], [`users`], [`clients`], [`policies`], [`cluster`]: the
-//!   pages; [`templates`]: their askama structs.
+//!   `tenants`, `users`, `clients`, `policies`, `cluster`: the
+//!   pages; `templates`: their askama structs.
 //!
 //! Not for: anything the admin API does not offer, or more than it would
 //! let the signed-in principal do.

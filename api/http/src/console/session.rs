@@ -223,7 +223,7 @@ pub(crate) fn seed_form_ok(
 /// A signed-in console session, checked: its cookie is sealed and
 /// unexpired, a tenant administrator is still one (read linearizably), and
 /// the page or form asked for is one the admin API would let this
-/// principal call ([`access::authorize`]). Pages that take one cannot
+/// principal call (`access::authorize`). Pages that take one cannot
 /// forget the checks; without a session the answer is a redirect to the
 /// sign-in page, a refused page is 403.
 #[derive(Debug, Clone)]
