@@ -131,6 +131,20 @@ async fn chromium_signs_in_to_the_console_and_creates_a_tenant_and_a_user() -> R
         driver.wait_for("#client-secret", WAIT).await?;
         screenshot(&driver, &shots, "console-6-client-secret.png").await?;
 
+        driver
+            .goto(&format!("{base}/admin/tenants/console-e2e/clients"))
+            .await?;
+        driver.wait_for("#create-client", WAIT).await?;
+        screenshot(&driver, &shots, "console-8-clients.png").await?;
+        driver
+            .goto(&format!("{base}/admin/tenants/console-e2e/clients/portal"))
+            .await?;
+        driver.wait_for("#rotate-secret", WAIT).await?;
+        screenshot(&driver, &shots, "console-9-client.png").await?;
+        driver.goto(&format!("{base}/admin/tenants")).await?;
+        driver.wait_for("#create-tenant", WAIT).await?;
+        screenshot(&driver, &shots, "console-10-tenants.png").await?;
+
         driver.goto(&format!("{base}/admin/cluster")).await?;
         driver.wait_for("#readiness", WAIT).await?;
         screenshot(&driver, &shots, "console-7-cluster.png").await?;
