@@ -331,7 +331,7 @@ impl TokenService {
             .filter(|u| !u.disabled)
             .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists or is disabled"))?;
         let scope = &user_token_scope(&user, scope);
-        let lifetimes = self.lifetimes(tenant, client).await?;
+        let lifetimes = &family.lifetimes;
         let access_token = self
             .access_token(
                 tenant,
@@ -339,7 +339,7 @@ impl TokenService {
                 &user.id,
                 scope,
                 Some((&family.fid, grant)),
-                &lifetimes,
+                lifetimes,
             )
             .await?;
         let id_token = if has_scope(scope, "openid") {
@@ -350,7 +350,7 @@ impl TokenService {
                 nonce,
                 access_token: &access_token,
             };
-            Some(self.id_token(tenant, client, claims, &lifetimes).await?)
+            Some(self.id_token(tenant, client, claims, lifetimes).await?)
         } else {
             None
         };

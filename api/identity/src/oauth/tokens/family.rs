@@ -74,6 +74,8 @@ pub struct FamilyDraft {
     pub fid: String,
     pub(crate) refresh_token: Option<Zeroizing<String>>,
     pub(crate) ops: Vec<TxnOp>,
+    /// What the family was drafted under, and its tokens are issued under.
+    pub(crate) lifetimes: Lifetimes,
 }
 
 impl std::fmt::Debug for FamilyDraft {
@@ -237,6 +239,7 @@ impl TokenService {
             fid,
             refresh_token,
             ops,
+            lifetimes: lifetimes.clone(),
         })
     }
 
@@ -409,6 +412,7 @@ impl TokenService {
             fid: record.fid,
             refresh_token: Some(new_token),
             ops: Vec::new(),
+            lifetimes,
         };
         self.user_tokens(tenant, client, &family.grant, &new_scope, rotated, None)
             .await
