@@ -68,11 +68,10 @@ impl Consensus {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "bug-injection"))]
 mod tests {
     use super::*;
 
-    #[cfg(feature = "bug-injection")]
     #[test]
     fn a_test_build_turns_on_exactly_the_named_bugs() {
         let mut bugs = InjectedBugs::default();

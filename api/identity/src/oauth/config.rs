@@ -85,11 +85,10 @@ impl InjectedOAuthBugs {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "bug-injection"))]
 mod tests {
     use super::*;
 
-    #[cfg(feature = "bug-injection")]
     #[test]
     fn a_test_build_turns_on_the_named_bug_only() {
         let mut bugs = InjectedOAuthBugs::default();
