@@ -170,7 +170,7 @@ pub async fn run(
     shutdown.await;
     drop(key_schedule);
     drop(kek_follower);
-    stop(http, &runtime, &consensus, peers).await;
+    stop(http, &runtime, &consensus, peers, &state.identity).await;
     Ok(())
 }
 
@@ -221,11 +221,30 @@ fn announce_ready(
     Ok(())
 }
 
-/// No new requests, let in-flight ones finish, then Raft (handing
-/// leadership on) and storage.
-async fn stop(http: Serving, runtime: &TenantRuntime, consensus: &Consensus, peers: Serving) {
+/// No new requests, let in-flight ones finish, merge the usage counts and
+/// write the queued audit events, then Raft (handing leadership on) and
+/// storage.
+async fn stop(
+    http: Serving,
+    runtime: &TenantRuntime,
+    consensus: &Consensus,
+    peers: Serving,
+    identity: &rsp_identity::Identity,
+) {
     tracing::info!("shutting down");
     http.stop(Duration::from_secs(10)).await;
+    let flushed = async {
+        if let Err(e) = identity.usage.flush().await {
+            tracing::warn!(error = %e, "the last usage counts were not merged");
+        }
+        identity.audit.flush().await;
+    };
+    if tokio::time::timeout(Duration::from_secs(10), flushed)
+        .await
+        .is_err()
+    {
+        tracing::warn!("usage and audit were not written within 10 s of shutdown");
+    }
     runtime.shutdown().await;
     consensus.shutdown().await;
     peers.stop(Duration::from_secs(1)).await;

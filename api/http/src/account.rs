@@ -31,12 +31,37 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 
+use rsp_identity::audit::{Draft, Outcome};
+
 use crate::oidc::browser_session::{ActiveSession, Browser};
 use crate::oidc::pages::{Page, PageError};
 use crate::state::AppState;
 
 /// Changes to how a user signs in need a sign-in (or password check) at
 /// most this old.
+/// Audit a change `user_id` made to their own account on these pages
+/// (`kind`, with identifiers in `details`, never a secret).
+pub fn audit_own(
+    state: &AppState,
+    browser: &Browser,
+    user_id: &str,
+    kind: &str,
+    details: &[(&str, &str)],
+) {
+    let mut draft = Draft::new(
+        Some(&browser.tenant.id),
+        kind,
+        format!("user:{user_id}"),
+        Outcome::Success,
+    )
+    .ip(browser.client_ip)
+    .detail("user", user_id);
+    for (name, value) in details {
+        draft = draft.detail(name, *value);
+    }
+    state.identity.audit.record(draft);
+}
+
 pub const RECENT_AUTH: Duration = Duration::from_secs(15 * 60);
 
 pub fn router() -> Router<AppState> {

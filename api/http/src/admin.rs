@@ -9,6 +9,7 @@
 //! layer's verdict.
 
 pub mod accounts;
+pub mod audit;
 #[doc(hidden)]
 pub mod bodies;
 pub mod clients;
@@ -24,6 +25,7 @@ pub mod preconditions;
 pub mod saml;
 pub mod sessions;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 
 use axum::Router;
@@ -171,6 +173,13 @@ pub fn routes() -> AdminRoutes {
             "/admin/v1/tenants/{tenant}/saml/service-providers/{entity_id}",
             get(saml::get).put(saml::replace).delete(saml::delete),
         )
+        .route("/admin/v1/tenants/{tenant}/audit", get(audit::list))
+        .route(
+            "/admin/v1/tenants/{tenant}/audit/export",
+            get(audit::export),
+        )
+        .route("/admin/v1/tenants/{tenant}/usage", get(usage::get))
+        .route("/admin/v1/audit", get(audit::list_cluster))
         .route("/admin/v1/openapi.json", get(openapi::document))
         .route("/admin/v1/cluster", get(cluster::status))
         .route("/admin/v1/cluster/nodes", post(cluster::add_node))

@@ -71,7 +71,7 @@ pub enum LoginResult {
 }
 
 impl LoginResult {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             LoginResult::Success => "success",
             LoginResult::BadPassword => "bad_password",

@@ -21,12 +21,16 @@
 //! - [`miss_gate`]: the caller's say before a local miss of a client or
 //!   key is confirmed with a quorum read;
 //! - [`oauth`]: codes, tokens and families, client authentication, claims,
-//!   request validation, the device flow and PAR, [`oauth::OAuthError`].
+//!   request validation, the device flow and PAR, [`oauth::OAuthError`];
+//! - [`audit`]: the replicated audit trail (batched recording, paged
+//!   reads); [`usage`]: per-tenant daily usage, counted per node and
+//!   merged through Raft.
 //!
 //! Not for: HTTP (routes, extractors, pages, the mapping of these errors to
 //! responses live in `rsp-api`), sessions and rate limits (`rsp-actors`),
 //! Cedar (`rsp-policies`).
 
+pub mod audit;
 pub mod clients;
 pub mod consents;
 pub mod crypto;
@@ -41,6 +45,7 @@ pub mod passwords;
 pub mod recovery;
 pub mod saml;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 pub mod webauthn;
 
@@ -76,6 +81,8 @@ pub struct IdentityServices {
     pub saml: saml::SamlService,
     pub kek: Arc<crypto::KekCell>,
     pub kek_ring: kek_ring::KekRing,
+    pub audit: audit::AuditLog,
+    pub usage: usage::UsageMeter,
     tenants: tenants::TenantService,
 }
 
@@ -98,6 +105,14 @@ impl Identity {
             mfa_tickets: mfa_tickets::MfaTicketService::new(consensus.clone()),
             factors: factors::FactorService::new(consensus.clone(), kek.clone()),
             kek_ring: kek_ring::KekRing::new(consensus.clone(), kek.clone()),
+            audit: audit::AuditLog::new(
+                consensus.clone(),
+                tenants::TenantService::new(consensus.clone()),
+            ),
+            usage: usage::UsageMeter::new(
+                consensus.clone(),
+                tenants::TenantService::new(consensus.clone()),
+            ),
             tenants: tenants::TenantService::new(consensus),
             kek,
         }))

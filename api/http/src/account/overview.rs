@@ -135,6 +135,13 @@ pub async fn remove(State(state): State<AppState>, form: SignedInForm) -> Result
         Ok(()) | Err(FactorError::NotFound) => {}
         Err(e) => return Err(unavailable(e)),
     }
+    super::audit_own(
+        &state,
+        browser,
+        &session.user.id,
+        "mfa.factor_removed",
+        &[("factor", form.field("factor_id"))],
+    );
     if !has_factor(&state, tenant, &session.user.id).await? {
         state
             .identity
@@ -178,6 +185,13 @@ pub async fn regenerate(
         .generate(tenant, &session.user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
+    super::audit_own(
+        &state,
+        &browser,
+        &session.user.id,
+        "mfa.recovery_codes_generated",
+        &[],
+    );
     codes_page(
         &state,
         &browser,

@@ -214,6 +214,13 @@ pub async fn post(
             match outcome {
                 Ok(info) => {
                     tracing::info!(tenant = %tenant, user = %session.user.id, passkey = %info.id, "passkey registered");
+                    super::audit_own(
+                        &state,
+                        browser,
+                        &session.user.id,
+                        "mfa.enrolled",
+                        &[("factor", "passkey"), ("passkey", &info.id)],
+                    );
                     let notice = format!("Passkey \u{201c}{}\u{201d} added.", info.name);
                     list_page(
                         &state,

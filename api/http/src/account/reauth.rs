@@ -140,7 +140,7 @@ pub async fn post(
         .map_err(PageError::internal)?
         .filter(|u| u.id == session.user.id);
     let Some(user) = user else {
-        wrong_secret(&state, &browser.tenant.id, attempt, None).await?;
+        wrong_secret(&state, &browser, &session.user.username, attempt, None).await?;
         return page(
             &state,
             &browser,

@@ -149,6 +149,13 @@ pub async fn post(
         Err(FactorError::NotFound) => return Err(expired()),
         Err(e) => return Err(unavailable(e)),
     }
+    super::audit_own(
+        &state,
+        &browser,
+        &user.id,
+        "mfa.enrolled",
+        &[("factor", "totp")],
+    );
     let remaining = state
         .identity
         .recovery

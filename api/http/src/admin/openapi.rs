@@ -27,8 +27,8 @@ use utoipa::openapi::{ContentBuilder, OpenApi as Document, Ref, ResponseBuilder}
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    accounts, clients, cluster, factors, keys, kv, mfa_policy, policies, saml, sessions, tenants,
-    users,
+    accounts, audit, clients, cluster, factors, keys, kv, mfa_policy, policies, saml, sessions,
+    tenants, usage, users,
 };
 use crate::authz::caller::AdminCaller;
 
@@ -46,6 +46,10 @@ const BEARER: &str = "bearer";
     ),
     paths(
         document,
+        audit::list,
+        audit::export,
+        audit::list_cluster,
+        usage::get,
         tenants::create,
         tenants::list,
         tenants::get,
@@ -114,6 +118,7 @@ const BEARER: &str = "bearer";
         (name = "saml", description = "A tenant's SAML service providers"),
         (name = "cluster", description = "The cluster's membership and key-encryption key"),
         (name = "kv", description = "The operator key-value space"),
+        (name = "audit", description = "The audit trail and usage per day"),
         (name = "openapi", description = "This document"),
     ),
 )]

@@ -93,7 +93,7 @@ pub fn decode<T: DeserializeOwned>(kv: &KeyValue) -> ApiResult<T> {
     serde_json::from_slice(&kv.value).map_err(ApiError::internal)
 }
 
-fn cursor(listing: &Listing<'_>, key: &[u8]) -> String {
+pub(crate) fn cursor(listing: &Listing<'_>, key: &[u8]) -> String {
     let mut raw = Vec::with_capacity(listing.tag.len() + 1 + key.len());
     raw.extend_from_slice(listing.tag.as_bytes());
     raw.push(0);

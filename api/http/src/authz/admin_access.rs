@@ -25,6 +25,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rsp_policies::{AdminAction, AdminResource};
 
+use crate::admin::audit;
 use crate::authz::caller::{Granted, authenticate_admin};
 use crate::state::AppState;
 
@@ -69,6 +70,8 @@ pub fn classify(method: &Method, route: &str) -> (AdminAction, Target) {
             "policies" => AdminAction::WritePolicies,
             "entities" if read => AdminAction::ReadPolicies,
             "entities" => AdminAction::WriteEntities,
+            // A tenant's administrators read its trail and usage.
+            "audit" | "usage" if read => AdminAction::ReadTenant,
             _ => return (AdminAction::Unclassified, Target::Cluster),
         };
         return (action, Target::Tenant);
@@ -125,16 +128,53 @@ pub async fn guard(
         .iter()
         .find(|(name, _)| *name == "tenant")
         .map(|(_, v)| v.to_string());
+    let ip = crate::miss_limit::peer_ip(request.extensions());
     let (action, resource) = decide(&method, matched.as_str(), tenant);
     if let Err(e) = caller.authorize(&state, action, resource.clone()) {
-        return e.into_response();
+        // A refused change is a security event; a refused read is not
+        // recorded.
+        let response = e.into_response();
+        if !audit::recorded(&method) {
+            return response;
+        }
+        return audit::record_call(
+            &state,
+            &caller.principal,
+            &method,
+            matched.as_str(),
+            owned(&params),
+            ip,
+            response,
+        )
+        .await;
     }
+    let principal = caller.principal.clone();
     request.extensions_mut().insert(Granted {
         caller,
         action,
         resource,
     });
-    next.run(request).await
+    let response = next.run(request).await;
+    if !audit::recorded(&method) {
+        return response;
+    }
+    audit::record_call(
+        &state,
+        &principal,
+        &method,
+        matched.as_str(),
+        owned(&params),
+        ip,
+        response,
+    )
+    .await
+}
+
+fn owned(params: &RawPathParams) -> Vec<(String, String)> {
+    params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 #[cfg(test)]

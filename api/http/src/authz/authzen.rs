@@ -217,6 +217,7 @@ pub async fn evaluation(
 ) -> AuthzResult<Response> {
     let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let answer = decide(&snapshot, &body)?;
+    state.identity.usage.decisions(&caller.tenant, 1);
     Ok(with_request_id(&headers, answer))
 }
 
@@ -252,6 +253,7 @@ pub async fn evaluations(
         // No `evaluations`: the single-evaluation request and answer.
         let single = merged(&PartialEvaluation::default(), body.defaults)?;
         let answer = decide(&snapshot, &single)?;
+        state.identity.usage.decisions(&caller.tenant, 1);
         return Ok(with_request_id(&headers, answer));
     };
     if items.len() > MAX_EVALUATIONS {
@@ -274,6 +276,10 @@ pub async fn evaluations(
             _ => {}
         }
     }
+    state
+        .identity
+        .usage
+        .decisions(&caller.tenant, out.len() as u64);
     Ok(with_request_id(&headers, json!({ "evaluations": out })))
 }
 

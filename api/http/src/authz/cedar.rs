@@ -139,7 +139,9 @@ pub async fn is_authorized(
 ) -> AuthzResult<Json<Value>> {
     let snapshot = crate::authz::snapshot(&state, &caller.tenant, caller.started).await?;
     let req = request(&state, &caller, &snapshot, body, &[]).await?;
-    Ok(Json(decide(&snapshot, &req)?))
+    let answer = decide(&snapshot, &req)?;
+    state.identity.usage.decisions(&caller.tenant, 1);
+    Ok(Json(answer))
 }
 
 pub async fn is_authorized_batch(
@@ -161,5 +163,9 @@ pub async fn is_authorized_batch(
             .map_err(|e| e.context(&format!("requests[{i}]")))?;
         results.push(decide(&snapshot, &req).map_err(|e| e.context(&format!("requests[{i}]")))?);
     }
+    state
+        .identity
+        .usage
+        .decisions(&caller.tenant, results.len() as u64);
     Ok(Json(json!({ "results": results })))
 }

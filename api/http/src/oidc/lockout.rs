@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use rsp_actors::{ActorError, AttemptGuard, KIND_LOGIN, LockoutPolicy, TenantHandle};
+use rsp_identity::audit::{Draft, Outcome};
 use rsp_identity::tenants::TenantSettings;
 
 use crate::metrics::LoginResult;
@@ -98,20 +99,42 @@ pub fn lockout_policy(actors: &TenantHandle, settings: &TenantSettings) -> Locko
 /// `attempt`'s secret was wrong: count it against the account, count the
 /// lock it may start, and, at a sign-in step, the failed sign-in as
 /// `login` says (`None` for the password asked again on the account pages).
+/// The failure and the lock are audited (`login.failed`, `user.locked`),
+/// naming `username`, never the secret.
 pub async fn wrong_secret(
     state: &AppState,
-    tenant: &str,
+    browser: &Browser,
+    username: &str,
     attempt: AttemptGuard,
     login: Option<LoginResult>,
 ) -> Result<(), PageError> {
     let locked = attempt.failed().await?;
     if let Some(result) = login {
-        state.metrics.login(tenant, result);
+        login_failed(state, browser, username, result);
     }
     if locked {
+        let tenant = &browser.tenant.id;
         state.metrics.lockout(tenant);
+        state.identity.audit.record(
+            Draft::new(Some(tenant), "user.locked", "anonymous", Outcome::Failure)
+                .ip(browser.client_ip)
+                .detail("username", username),
+        );
     }
     Ok(())
+}
+
+/// A sign-in step failed with `result`: counted, and audited as
+/// `login.failed` with the address and the name tried.
+pub fn login_failed(state: &AppState, browser: &Browser, username: &str, result: LoginResult) {
+    let tenant = &browser.tenant.id;
+    state.metrics.login(tenant, result);
+    state.identity.audit.record(
+        Draft::new(Some(tenant), "login.failed", "anonymous", Outcome::Failure)
+            .ip(browser.client_ip)
+            .detail("username", username)
+            .detail("reason", result.as_str()),
+    );
 }
 
 /// The answer of a step that has no form of its own to show [`LOCKED`]

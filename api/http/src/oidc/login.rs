@@ -36,7 +36,8 @@ use crate::oidc::browser_form::BrowserForm;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::unseal;
 use crate::oidc::lockout::{
-    BAD_CREDENTIALS, LOCKED, LOCKED_RETRY_AFTER, begin_attempt, rate_limited_actors, wrong_secret,
+    BAD_CREDENTIALS, LOCKED, LOCKED_RETRY_AFTER, begin_attempt, login_failed, rate_limited_actors,
+    wrong_secret,
 };
 use crate::oidc::login_enrol;
 use crate::oidc::login_page::{Continuation, LOGIN_FLOW, render_login};
@@ -81,7 +82,7 @@ pub async fn post(
         return again("Enter your username and password.", StatusCode::BAD_REQUEST);
     }
     let Some(attempt) = begin_attempt(&actors, &browser.tenant, &username).await? else {
-        state.metrics.login(&browser.tenant.id, LoginResult::Locked);
+        login_failed(&state, &browser, &username, LoginResult::Locked);
         return again(LOCKED, StatusCode::TOO_MANY_REQUESTS);
     };
     let user = state
@@ -92,7 +93,7 @@ pub async fn post(
         .map_err(PageError::internal)?;
     let Some(user) = user else {
         let bad = Some(LoginResult::BadPassword);
-        wrong_secret(&state, &browser.tenant.id, attempt, bad).await?;
+        wrong_secret(&state, &browser, &username, attempt, bad).await?;
         return again(BAD_CREDENTIALS, StatusCode::OK);
     };
     match next_step(&state, &browser, &user.id, &user.username, &flow).await {

@@ -24,7 +24,7 @@ use rsp_actors::{AttemptGuard, TenantHandle};
 use crate::metrics::LoginResult;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::Csrf;
-use crate::oidc::lockout::{LOCKED, LOCKED_RETRY_AFTER, begin_attempt, wrong_secret};
+use crate::oidc::lockout::{LOCKED, LOCKED_RETRY_AFTER, begin_attempt, login_failed, wrong_secret};
 use crate::oidc::mfa::{AMR_PASSWORD, AMR_RECOVERY_CODE, AMR_TOTP, totp_code};
 use crate::oidc::mfa_ticket::MfaTicket;
 use crate::oidc::pages::templates::TotpPage;
@@ -126,7 +126,7 @@ pub async fn verify(
         }
         TotpCheck::Invalid => {
             let mfa_failed = Some(LoginResult::MfaFailed);
-            wrong_secret(state, &browser.tenant.id, attempt, mfa_failed).await?;
+            wrong_secret(state, browser, &ticket.username, attempt, mfa_failed).await?;
             totp_page(
                 state,
                 browser,
@@ -159,7 +159,7 @@ async fn attempt(
     match begin_attempt(actors, &browser.tenant, &ticket.username).await? {
         Some(attempt) => Ok(Ok(attempt)),
         None => {
-            state.metrics.login(&browser.tenant.id, LoginResult::Locked);
+            login_failed(state, browser, &ticket.username, LoginResult::Locked);
             Ok(Err(totp_page(
                 state,
                 browser,
@@ -200,7 +200,7 @@ async fn recovery_code(
     };
     if !valid {
         let mfa_failed = Some(LoginResult::MfaFailed);
-        wrong_secret(state, &browser.tenant.id, attempt, mfa_failed).await?;
+        wrong_secret(state, browser, &ticket.username, attempt, mfa_failed).await?;
         return totp_page(
             state,
             browser,

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
+use rsp_identity::audit::{Draft, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::oidc::authz_request::with_query;
@@ -191,6 +192,17 @@ async fn sign_out(
             .await
             .map_err(crate::saml::page_error)?;
         actors.sessions().revoke(&s.id).await?;
+        state.identity.audit.record(
+            Draft::new(
+                Some(&browser.tenant.id),
+                "session.ended",
+                format!("user:{}", s.user.id),
+                Outcome::Success,
+            )
+            .ip(browser.client_ip)
+            .detail("session", s.handle())
+            .detail("reason", "logout"),
+        );
     }
     let clear = browser.clear_cookie(SESSION_COOKIE);
     // SAML service providers the session signed in to are told first

@@ -34,7 +34,9 @@ use crate::metrics::LoginResult;
 use crate::oidc::browser_form::BrowserForm;
 use crate::oidc::browser_session::Browser;
 use crate::oidc::csrf::{seal_until, unseal};
-use crate::oidc::lockout::{begin_attempt, locked, rate_limited_actors, wrong_secret};
+use crate::oidc::lockout::{
+    begin_attempt, locked, login_failed, rate_limited_actors, wrong_secret,
+};
 use crate::oidc::login_page::{Continuation, LOGIN_FLOW};
 use crate::oidc::mfa::{ACR_MFA, AMR_PASSKEY, AMR_PASSWORD, AMR_USER_VERIFIED};
 use crate::oidc::mfa_ticket::MfaTicket;
@@ -254,7 +256,7 @@ pub async fn verify(
     };
     let Some(attempt) = begin_attempt(&actors, &browser.tenant, &ticket.user.username).await?
     else {
-        state.metrics.login(&browser.tenant.id, LoginResult::Locked);
+        login_failed(&state, &browser, &ticket.user.username, LoginResult::Locked);
         return Err(locked());
     };
     let bound = binding(&state, &browser, &second_factor_step(&ticket))?;
@@ -291,7 +293,7 @@ pub async fn verify(
         }
         Err(e) => {
             let mfa_failed = Some(LoginResult::MfaFailed);
-            wrong_secret(&state, &browser.tenant.id, attempt, mfa_failed).await?;
+            wrong_secret(&state, &browser, &ticket.user.username, attempt, mfa_failed).await?;
             let message = failure(e)?;
             second_factor_page(&state, &browser, &ticket, Some(message), StatusCode::OK).await
         }

@@ -9,6 +9,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use rsp_identity::audit::{Draft, Outcome};
 use serde_json::json;
 
 use crate::oidc::client::{AuthenticatedClient, Endpoint};
@@ -38,5 +39,20 @@ pub async fn revoke(
             &state.misses.gate(caller.client_ip),
         )
         .await?;
+    // RFC 7009: the answer is the same whether the token was known; the
+    // record names the client that asked, never the token.
+    state.identity.audit.record(
+        Draft::new(
+            Some(&caller.tenant.id),
+            "token.revoked",
+            format!("client:{}", caller.client.client_id),
+            Outcome::Success,
+        )
+        .ip(caller.client_ip)
+        .detail(
+            "token_type_hint",
+            caller.params.get("token_type_hint").unwrap_or("none"),
+        ),
+    );
     Ok(json_no_store(StatusCode::OK, json!({})))
 }

@@ -15,6 +15,7 @@
 //! since only now has the whole sign-in succeeded.
 
 use rsp_actors::{AttemptGuard, TenantHandle};
+use rsp_identity::audit::{Draft, Outcome};
 
 use crate::metrics::LoginResult;
 use crate::oidc::authorize::proceed;
@@ -64,12 +65,26 @@ pub async fn sign_in(
     acr: &str,
 ) -> Result<(ActiveSession, String), PageError> {
     let user = user.load(state, &browser.tenant.id).await?;
+    let (user_id, username) = (user.id.clone(), user.username.clone());
     let started = start_session(state, browser, actors, user, amr, acr).await?;
     let tenant = &browser.tenant.id;
     state.metrics.login(tenant, LoginResult::Success);
     for factor in amr.iter().filter_map(|a| factor_of_amr(a)) {
         state.metrics.login_factor(tenant, factor);
     }
+    state.identity.usage.login(tenant, &user_id);
+    state.identity.audit.record(
+        Draft::new(
+            Some(tenant),
+            "login.succeeded",
+            format!("user:{user_id}"),
+            Outcome::Success,
+        )
+        .ip(browser.client_ip)
+        .detail("username", username)
+        .detail("amr", amr.to_vec())
+        .detail("acr", acr),
+    );
     Ok(started)
 }
 

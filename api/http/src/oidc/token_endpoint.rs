@@ -53,5 +53,6 @@ pub async fn token(
     state
         .metrics
         .token_issued(&t.id, grant_type, client.is_public());
+    state.identity.usage.token_issued(&t.id);
     Ok(json_no_store(StatusCode::OK, &tokens))
 }

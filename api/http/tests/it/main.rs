@@ -18,6 +18,7 @@ mod admin_grant;
 mod admin_lifecycle;
 mod admin_openapi;
 mod attacks;
+mod audit_usage;
 mod authz_admin;
 mod authz_admin_routes;
 mod authz_authzen;

@@ -64,6 +64,10 @@ pub struct TenantSettings {
     /// At most this many OAuth clients; unset: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_clients: Option<u64>,
+    /// Days an audit event is kept (default 90); applies to events
+    /// recorded after a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_retention_days: Option<u64>,
 }
 
 /// A refused setting: the field (`settings.<name>`) and why.
@@ -101,12 +105,14 @@ pub const LOCKOUT_DURATION: (u64, u64) = (MINUTE, DAY);
 /// The floor is the server's own minimum: a tenant can only ask for more.
 pub const PASSWORD_MIN_LENGTH: (u64, u64) = (crate::passwords::MIN_PASSWORD_LEN as u64, 128);
 pub const QUOTA: (u64, u64) = (1, 1_000_000_000);
+/// Bounds of the audit retention, in days.
+pub const AUDIT_RETENTION_DAYS: (u64, u64) = (1, 3650);
 /// At most this many entries of at most 128 characters in
 /// `password_blocklist`.
 pub const MAX_BLOCKLIST: usize = 10_000;
 
 /// Every setting's name, in the order of the record.
-pub const NAMES: [&str; 16] = [
+pub const NAMES: [&str; 17] = [
     "access_token_lifetime_secs",
     "id_token_lifetime_secs",
     "refresh_token_idle_lifetime_secs",
@@ -123,6 +129,7 @@ pub const NAMES: [&str; 16] = [
     "consent_required_by_default",
     "max_users",
     "max_clients",
+    "audit_retention_days",
 ];
 
 /// A whole number in `bounds` or `null`.
@@ -252,6 +259,9 @@ impl TenantSettings {
                 "consent_required_by_default" => s.consent_required_by_default = boolean(n, value)?,
                 "max_users" => s.max_users = number(n, value, QUOTA)?,
                 "max_clients" => s.max_clients = number(n, value, QUOTA)?,
+                "audit_retention_days" => {
+                    s.audit_retention_days = number(n, value, AUDIT_RETENTION_DAYS)?
+                }
                 _ => {
                     return Err(refuse(
                         n,

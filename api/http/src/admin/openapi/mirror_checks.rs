@@ -61,6 +61,7 @@ fn every_setting() -> TenantSettings {
         "consent_required_by_default": true,
         "max_users": 10,
         "max_clients": 10,
+        "audit_retention_days": 30,
     });
     let settings = TenantSettings::default()
         .patched(patch.as_object().expect("an object"))

@@ -57,6 +57,8 @@ pub struct TenantSettings {
     max_users: Option<u64>,
     /// 1 to 10^9 (default: no limit).
     max_clients: Option<u64>,
+    /// Days an audit event is kept, 1 to 3650 (default 90).
+    audit_retention_days: Option<u64>,
 }
 
 /// `rsp_identity::keys::KeySettings`: a tenant's key schedule. Every

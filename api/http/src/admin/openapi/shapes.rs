@@ -250,3 +250,51 @@ pub struct WatchEvent {
     kind: String,
     value: Option<String>,
 }
+
+/// One audit event (`rsp_identity::audit::AuditEvent`).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct AuditEventView {
+    /// Unique in the cluster: `<time ms>-<node>-<seq>`.
+    id: String,
+    /// RFC 3339, UTC, milliseconds.
+    time: String,
+    /// `user.created`, `login.succeeded`, `login.failed`, `user.locked`,
+    /// `client.created`, `policy.updated`, `token.revoked`, ...
+    /// (docs/observability.md lists them).
+    #[serde(rename = "type")]
+    kind: String,
+    /// `operator`, `user:<id>`, `client:<id>` or `anonymous`.
+    actor: String,
+    /// `success` or `failure`.
+    outcome: String,
+    /// The caller's address, when the event came from a request.
+    ip: Option<String>,
+    /// The tenant of a cluster event about one (`GET /admin/v1/audit`).
+    tenant: Option<String>,
+    /// Identifiers and reasons; never a secret.
+    #[schema(value_type = Object)]
+    details: Value,
+    /// Milliseconds since the Unix epoch.
+    time_ms: u64,
+}
+
+/// One day of a tenant's usage (`rsp_identity::usage::DayUsage`).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct DayUsageView {
+    /// `YYYY-MM-DD` (UTC).
+    date: String,
+    /// Distinct users who signed in that day (any protocol).
+    active_users: u64,
+    logins: u64,
+    tokens_issued: u64,
+    authz_decisions: u64,
+}
+
+/// `GET .../usage`.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+pub struct UsageView {
+    days: Vec<DayUsageView>,
+}
