@@ -289,36 +289,37 @@ fn a_wrong_token_exits_1_and_no_token_exits_2() {
 }
 
 #[test]
-fn calls_this_server_may_not_offer_never_pretend_to_succeed() {
+fn audit_and_usage_show_the_trail_and_the_days() {
     let node = Node::start();
     node.admin(&["tenants", "create", "acme"], None).expect(0);
-    // Audit and usage are not served by this version: a clear error and
-    // the "not offered" exit code, nothing on stdout.
-    let calls: [&[&str]; 2] = [
-        &["audit", "list", "-t", "acme", "--output", "json"],
-        &["usage", "-t", "acme", "--output", "json"],
-    ];
-    for args in calls {
-        let out = node.admin(args, None);
-        match out.code {
-            Some(0) => {
-                let body = json(&out.stdout);
-                assert!(
-                    body.get("items").or(body.get("days")).is_some(),
-                    "{args:?}: {body}"
-                );
-            }
-            Some(1 | 4 | 6) => {
-                assert!(
-                    out.stderr.starts_with("error: "),
-                    "{args:?}: {}",
-                    out.stderr
-                );
-                assert!(out.stdout.is_empty(), "{args:?}: {}", out.stdout);
-            }
-            other => panic!("{args:?}: exit {other:?}, stderr {}", out.stderr),
-        }
-    }
+    let listed = node.admin(
+        &[
+            "audit", "list", "-t", "acme", "--type", "tenant.*", "--output", "json",
+        ],
+        None,
+    );
+    listed.expect(0);
+    let items = json(&listed.stdout)["items"].clone();
+    assert_eq!(items[0]["type"], "tenant.created", "{items}");
+    assert_eq!(items[0]["actor"], "operator", "{items}");
+    let table = node.admin(&["audit", "list", "-t", "acme"], None);
+    table.expect(0);
+    assert!(table.stdout.contains("tenant.created"), "{}", table.stdout);
+    let export = node.admin(&["audit", "export", "-t", "acme"], None);
+    export.expect(0);
+    let lines: Vec<&str> = export.stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{}", export.stdout);
+    assert_eq!(json(lines[0])["type"], "tenant.created");
+    let usage = node.admin(&["usage", "-t", "acme", "--output", "json"], None);
+    usage.expect(0);
+    assert_eq!(
+        json(&usage.stdout)["days"].as_array().map(Vec::len),
+        Some(30)
+    );
+    // A bad filter is the server's clear error.
+    let bad = node.admin(&["audit", "list", "-t", "acme", "--outcome", "maybe"], None);
+    assert!(bad.stderr.starts_with("error: "), "{}", bad.stderr);
+    assert!(bad.stdout.is_empty(), "{}", bad.stdout);
 }
 
 #[test]

@@ -37,7 +37,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use rsp_consensus::kv::{Key, SYSTEM_KEYSPACE, Txn, TxnOp, tenant_keyspace};
-use rsp_consensus::{Consensus, ConsensusError, Consistency};
+use rsp_consensus::{Consensus, ConsensusError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
@@ -427,16 +427,19 @@ async fn write(shared: &Shared, batch: &[Queued]) -> Result<(), AuditError> {
     }
 }
 
-/// The retention of `tenant` in days, `None` when this node knows no such
-/// tenant.
+/// The retention of `tenant` in days, `None` when there is no such tenant
+/// (a local miss is confirmed by a linearizable read: the tenant may have
+/// been created a moment ago through another node). When the read cannot
+/// be made (no quorum), the tenant is taken to exist, with the default.
 async fn tenant_retention(tenants: &TenantService, tenant: &str) -> Option<u64> {
-    match tenants.get(tenant, Consistency::Local).await {
+    match tenants.get_confirmed(tenant).await {
         Ok(t) => Some(
             t.settings
                 .audit_retention_days
                 .unwrap_or(DEFAULT_RETENTION_DAYS),
         ),
-        Err(_) => None,
+        Err(crate::tenants::TenantError::NotFound(_)) => None,
+        Err(_) => Some(DEFAULT_RETENTION_DAYS),
     }
 }
 
@@ -460,5 +463,63 @@ mod tests {
             .detail("username", "x".repeat(1000));
         assert_eq!(d.details["username"].as_str().unwrap().len(), MAX_TEXT);
         assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+
+    /// Fault injection: events queued on a follower while the leader is
+    /// killed are all recorded once a new leader is elected (the write is
+    /// retried), none twice, and read from another node.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn events_queued_while_the_leader_is_killed_are_all_recorded_once() {
+        use rsp_consensus::testing::TestCluster;
+        let cluster = TestCluster::start(3).await.expect("cluster");
+        let leader = cluster
+            .leader(Duration::from_secs(10))
+            .await
+            .expect("a leader");
+        let follower = if leader == 1 { 2 } else { 1 };
+        let other = 6 - leader - follower;
+        let consensus = cluster.node(follower).clone();
+        TenantService::new(consensus.clone())
+            .create("acme", "Acme", 0)
+            .await
+            .expect("tenant");
+        let log = AuditLog::new(consensus.clone(), TenantService::new(consensus.clone()));
+        for i in 0..50 {
+            log.record(
+                Draft::new(Some("acme"), "login.failed", "anonymous", Outcome::Failure)
+                    .detail("n", i),
+            );
+        }
+        cluster.stop(leader).await;
+        let waited = log
+            .record_and_wait(Draft::new(
+                Some("acme"),
+                "user.created",
+                "operator",
+                Outcome::Success,
+            ))
+            .await;
+        assert!(waited.is_ok(), "{waited:?}");
+        log.flush().await;
+        let read = cluster.node(other).clone();
+        let page = query::page(
+            &read,
+            &tenant_keyspace("acme"),
+            &query::AuditFilter::default(),
+            None,
+            1000,
+        )
+        .await
+        .expect("read");
+        assert_eq!(page.events.len(), 51, "every event, once");
+        let mut ns: Vec<i64> = page
+            .events
+            .iter()
+            .filter_map(|e| e.details.get("n").and_then(Value::as_i64))
+            .collect();
+        ns.sort();
+        assert_eq!(ns, (0..50).collect::<Vec<_>>());
+        assert_eq!(log.stats().recorded.load(Ordering::Relaxed), 51);
+        assert_eq!(log.stats().dropped.load(Ordering::Relaxed), 0);
     }
 }

@@ -163,6 +163,8 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("kv watch --prefix a/", ""),
     ("audit list -t acme --type login.failed", ""),
+    ("audit export -t acme --from 2026-12-01", ""),
+    ("audit cluster --type cluster.*", ""),
     ("usage -t acme --from 2026-12-01", ""),
     ("openapi", ""),
 ];
