@@ -163,14 +163,12 @@ impl UsageMeter {
         let mut ops = Vec::new();
         let ttl_ms = Some(RETENTION_DAYS * DAY_MS);
         for ((tenant, date), counts, users) in &pending {
-            if self
-                .0
-                .tenants
-                .get(tenant, Consistency::Local)
-                .await
-                .is_err()
+            // A deleted tenant has nothing to bill (a local miss is
+            // confirmed: it may have been created a moment ago elsewhere).
+            if let Err(crate::tenants::TenantError::NotFound(_)) =
+                self.0.tenants.get_confirmed(tenant).await
             {
-                continue; // deleted (or not yet applied here): nothing to bill
+                continue;
             }
             let keyspace = tenant_keyspace(tenant);
             let totals = format!(
