@@ -25,6 +25,7 @@
 //! let the signed-in principal do.
 
 mod access;
+mod audited;
 mod calls;
 mod clients;
 mod cluster;
@@ -46,7 +47,7 @@ use crate::state::AppState;
 
 /// The console's routes, all under `/admin/` (beside, not under, the
 /// admin API's `/admin/v1/`).
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/admin", get(sign_in::to_home))
         .route("/admin/", get(sign_in::home))
@@ -100,4 +101,8 @@ pub fn router() -> Router<AppState> {
             get(policies::show).post(policies::save),
         )
         .route("/admin/cluster", get(cluster::show))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audited::record,
+        ))
 }

@@ -66,7 +66,7 @@ pub fn app(state: AppState) -> Router {
         .merge(account::router())
         .merge(authz::router())
         .merge(saml::router())
-        .merge(console::router())
+        .merge(console::router(&state))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         // Inside the router, so the route template (`MatchedPath`) is known.

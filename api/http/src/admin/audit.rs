@@ -331,18 +331,35 @@ const ANSWER_FIELDS: [&str; 6] = ["id", "username", "client_id", "entity_id", "k
 /// The largest answer whose identifiers are read.
 const MAX_READ_ANSWER: u64 = 64 * 1024;
 
-/// Record an admin call that was answered `response`, and wait for the
-/// record (a failed record is logged; the call's answer stands).
-#[allow(clippy::too_many_arguments)]
+/// An admin call as the audit trail records it: who, what (the admin
+/// API's method and route pattern, with the path's values), from where.
+pub struct Call<'a> {
+    pub principal: &'a AdminPrincipal,
+    pub method: &'a Method,
+    pub route: &'a str,
+    pub params: Vec<(String, String)>,
+    pub ip: Option<std::net::IpAddr>,
+    /// `console` for the web console's forms.
+    pub via: Option<&'static str>,
+}
+
+/// Record `call`, answered `response` (`outcome` as its front end judges
+/// it), and wait for the record (a failed record is logged; the call's
+/// answer stands).
 pub async fn record_call(
     state: &AppState,
-    principal: &AdminPrincipal,
-    method: &Method,
-    route: &str,
-    params: Vec<(String, String)>,
-    ip: Option<std::net::IpAddr>,
+    call: Call<'_>,
+    outcome: Outcome,
     response: Response,
 ) -> Response {
+    let Call {
+        principal,
+        method,
+        route,
+        params,
+        ip,
+        via,
+    } = call;
     let status = response.status();
     let mut tenant = None;
     let mut details = Map::new();
@@ -369,7 +386,9 @@ pub async fn record_call(
             details.entry(k).or_insert(v);
         }
     }
-    let outcome = outcome_of(status);
+    if let Some(via) = via {
+        details.insert("via".into(), Value::String(via.to_string()));
+    }
     let mut draft = Draft::new(
         tenant.as_deref(),
         &call_kind(method, route),

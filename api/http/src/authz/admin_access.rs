@@ -28,6 +28,7 @@ use rsp_policies::{AdminAction, AdminResource};
 use crate::admin::audit;
 use crate::authz::caller::{Granted, authenticate_admin};
 use crate::state::AppState;
+use rsp_identity::audit::Outcome;
 
 /// Where the resource of an admin call comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,16 +138,15 @@ pub async fn guard(
         if !audit::recorded(&method) {
             return response;
         }
-        return audit::record_call(
-            &state,
-            &caller.principal,
-            &method,
-            matched.as_str(),
-            owned(&params),
+        let call = audit::Call {
+            principal: &caller.principal,
+            method: &method,
+            route: matched.as_str(),
+            params: owned(&params),
             ip,
-            response,
-        )
-        .await;
+            via: None,
+        };
+        return audit::record_call(&state, call, Outcome::Failure, response).await;
     }
     let principal = caller.principal.clone();
     request.extensions_mut().insert(Granted {
@@ -158,19 +158,19 @@ pub async fn guard(
     if !audit::recorded(&method) {
         return response;
     }
-    audit::record_call(
-        &state,
-        &principal,
-        &method,
-        matched.as_str(),
-        owned(&params),
+    let outcome = audit::outcome_of(response.status());
+    let call = audit::Call {
+        principal: &principal,
+        method: &method,
+        route: matched.as_str(),
+        params: owned(&params),
         ip,
-        response,
-    )
-    .await
+        via: None,
+    };
+    audit::record_call(&state, call, outcome, response).await
 }
 
-fn owned(params: &RawPathParams) -> Vec<(String, String)> {
+pub(crate) fn owned(params: &RawPathParams) -> Vec<(String, String)> {
     params
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -543,6 +543,21 @@ async fn disabling_a_user_through_the_console_ends_their_sessions() {
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.html);
     let a = call(&env, 0, "GET", &sessions, Some(ADMIN), None).await;
     assert_eq!(a.body, serde_json::json!([]), "sessions ended");
+    // The console's change is in the audit trail, as the API's would be.
+    let trail = call(
+        &env,
+        1,
+        "GET",
+        &format!("/admin/v1/tenants/{TENANT}/audit?type=user.updated"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    let event = &trail.body["items"][0];
+    assert_eq!(event["actor"], "operator", "{}", trail.body);
+    assert_eq!(event["outcome"], "success", "{}", trail.body);
+    assert_eq!(event["details"]["via"], "console", "{}", trail.body);
+    assert_eq!(event["details"]["user"], alice.as_str(), "{}", trail.body);
     let a = call(
         &env,
         1,
