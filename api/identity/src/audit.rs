@@ -206,6 +206,8 @@ struct Shared {
     stats: Arc<AuditStats>,
     /// Started on first use, inside the runtime.
     tx: OnceLock<mpsc::Sender<Msg>>,
+    /// Records nothing (benchmarks compare with it; no setting reaches it).
+    disabled: bool,
 }
 
 /// A node's audit recorder. A handle: clones share the queue.
@@ -222,7 +224,22 @@ impl AuditLog {
             seq: AtomicU64::new(rand::random::<u32>() as u64),
             stats: Arc::default(),
             tx: OnceLock::new(),
+            disabled: false,
         }))
+    }
+
+    /// A recorder that records nothing: what the audit trail costs is
+    /// measured against it (`api/http/benches`). No setting or flag of
+    /// `rsp` builds one.
+    pub fn disabled(consensus: Consensus, tenants: TenantService) -> Self {
+        let log = Self::new(consensus, tenants);
+        match Arc::try_unwrap(log.0) {
+            Ok(mut shared) => {
+                shared.disabled = true;
+                AuditLog(Arc::new(shared))
+            }
+            Err(shared) => AuditLog(shared),
+        }
     }
 
     pub fn stats(&self) -> &Arc<AuditStats> {
@@ -256,6 +273,9 @@ impl AuditLog {
     /// Queue `draft`; it is written within about [`LINGER`]. Never waits:
     /// a full queue drops the event and counts it.
     pub fn record(&self, draft: Draft) {
+        if self.0.disabled {
+            return;
+        }
         let event = self.stamp(draft);
         let msg = Msg::Event(Queued { event, done: None });
         if self.sender().try_send(msg).is_err() {
@@ -267,6 +287,9 @@ impl AuditLog {
     /// Record `draft` and wait until it is committed (an administrator's
     /// change: the trail read afterwards on any node shows it).
     pub async fn record_and_wait(&self, draft: Draft) -> Result<(), AuditError> {
+        if self.0.disabled {
+            return Ok(());
+        }
         let event = self.stamp(draft);
         let (done, answer) = oneshot::channel();
         let msg = Msg::Event(Queued {

@@ -118,6 +118,18 @@ impl Identity {
         }))
     }
 
+    /// The same services with another audit recorder (a benchmark's
+    /// [`audit::AuditLog::disabled`]). Call before cloning.
+    pub fn with_audit(self, audit: audit::AuditLog) -> Self {
+        match Arc::try_unwrap(self.0) {
+            Ok(mut services) => {
+                services.audit = audit;
+                Identity(Arc::new(services))
+            }
+            Err(shared) => Identity(shared),
+        }
+    }
+
     /// The same services, with the store that keeps the KEKs a rotation
     /// hands this node ([`kek_ring::KekStore`]). Call before cloning.
     pub fn with_kek_store(self, store: Arc<dyn kek_ring::KekStore>) -> Self {

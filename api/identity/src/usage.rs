@@ -335,4 +335,55 @@ mod tests {
         assert!(is_yesterday("2026-12-06", "2026-12-07"));
         assert!(!is_yesterday("2026-12-05", "2026-12-07"));
     }
+
+    /// Fault injection: the leader is killed while a follower merges its
+    /// counts, so the merge's outcome is unknown and it is made again; the
+    /// day still counts each request once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_merge_made_again_after_a_killed_leader_counts_nothing_twice() {
+        use rsp_consensus::testing::TestCluster;
+        let cluster = TestCluster::start(3).await.expect("cluster");
+        let leader = cluster
+            .leader(Duration::from_secs(10))
+            .await
+            .expect("a leader");
+        let follower = if leader == 1 { 2 } else { 1 };
+        let other = 6 - leader - follower;
+        let consensus = cluster.node(follower).clone();
+        TenantService::new(consensus.clone())
+            .create("acme", "Acme", 0)
+            .await
+            .expect("tenant");
+        let meter = UsageMeter::new(consensus.clone(), TenantService::new(consensus.clone()));
+        for i in 0..10 {
+            meter.token_issued("acme");
+            meter.login("acme", &format!("user-{}", i % 3));
+        }
+        meter.decisions("acme", 7);
+        let merging = {
+            let meter = meter.clone();
+            tokio::spawn(async move { meter.flush().await })
+        };
+        cluster.stop(leader).await;
+        let _ = merging.await.expect("joined");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while let Err(e) = meter.flush().await {
+            assert!(tokio::time::Instant::now() < deadline, "{e}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        meter.flush().await.expect("a merge with nothing new");
+        let today = parse_date(&date_of(consensus.clock().now_ms())).expect("today");
+        let read = cluster.node(other).clone();
+        let got = days(&read, "acme", today, today).await.expect("read");
+        assert_eq!(
+            got[0],
+            DayUsage {
+                date: date_of(consensus.clock().now_ms()),
+                active_users: 3,
+                logins: 10,
+                tokens_issued: 10,
+                authz_decisions: 7,
+            }
+        );
+    }
 }
