@@ -542,6 +542,24 @@ mod tests {
             .collect();
         ns.sort();
         assert_eq!(ns, (0..50).collect::<Vec<_>>());
+        // Kept for the tenant's retention (the default here), by expiry.
+        let (kvs, _) = read
+            .range(
+                &tenant_keyspace("acme"),
+                PREFIX,
+                1,
+                rsp_consensus::Consistency::Local,
+            )
+            .await
+            .expect("raw read");
+        let event: AuditEvent = serde_json::from_slice(&kvs[0].value).expect("event");
+        let expires = kvs[0].expires_at_ms.expect("an expiry");
+        let kept = expires - event.time_ms;
+        let retention = DEFAULT_RETENTION_DAYS * DAY_MS;
+        assert!(
+            kept >= retention && kept < retention + 60_000,
+            "kept {kept} ms"
+        );
         assert_eq!(log.stats().recorded.load(Ordering::Relaxed), 51);
         assert_eq!(log.stats().dropped.load(Ordering::Relaxed), 0);
     }
