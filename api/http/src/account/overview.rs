@@ -178,6 +178,7 @@ pub async fn regenerate(
         .generate(tenant, &session.user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
+    state.metrics.mfa_enrolment(tenant, "recovery_codes");
     codes_page(
         &state,
         &browser,

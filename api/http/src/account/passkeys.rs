@@ -214,6 +214,7 @@ pub async fn post(
             match outcome {
                 Ok(info) => {
                     tracing::info!(tenant = %tenant, user = %session.user.id, passkey = %info.id, "passkey registered");
+                    state.metrics.mfa_enrolment(tenant, "passkey");
                     let notice = format!("Passkey \u{201c}{}\u{201d} added.", info.name);
                     list_page(
                         &state,

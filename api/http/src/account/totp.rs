@@ -149,6 +149,7 @@ pub async fn post(
         Err(FactorError::NotFound) => return Err(expired()),
         Err(e) => return Err(unavailable(e)),
     }
+    state.metrics.mfa_enrolment(tenant, "totp");
     let remaining = state
         .identity
         .recovery
@@ -164,6 +165,7 @@ pub async fn post(
         .generate(tenant, &user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
+    state.metrics.mfa_enrolment(tenant, "recovery_codes");
     codes_page(&state, &browser, &codes, None, Vec::new(), Some(&back))
 }
 
