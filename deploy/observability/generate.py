@@ -159,7 +159,7 @@ def cluster_rules():
         alert("RspLeaderFlapping",
               "max(increase(rsp_raft_leader_changes_total[15m])) > 3",
               "ticket", "5m",
-              "rsp leadership changed {{ $value }} times in 15 minutes",
+              "rsp leadership changed about {{ printf \"%.0f\" $value }} times in 15 minutes",
               "Leader elections keep happening: look for a node that pauses "
               "(disk sync, CPU starvation), packet loss between nodes, or "
               "election timeouts too close to the network's latency.",

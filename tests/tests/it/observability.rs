@@ -1,5 +1,6 @@
 //! `deploy/observability/`: the Prometheus rule files load in `promtool
-//! check rules`, and every metric the rules and the Grafana dashboards use
+//! check rules`, their alerts pass the cases of `rules-tests/` (`promtool
+//! test rules`), and every metric the rules and the Grafana dashboards use
 //! exists in what real `rsp` nodes export after a little traffic (admin
 //! calls, a client-credentials token, a failed and a successful sign-in,
 //! an account locked, a Cedar decision, a user's sessions revoked). A
@@ -56,14 +57,9 @@ fn files(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// `promtool check rules` on every rule file.
-fn promtool_check(rules: &[PathBuf]) -> Result<()> {
-    let out = match Command::new("promtool")
-        .arg("check")
-        .arg("rules")
-        .args(rules)
-        .output()
-    {
+/// `promtool <args> <files>`, which must succeed.
+fn promtool(args: &[&str], files: &[PathBuf]) -> Result<()> {
+    let out = match Command::new("promtool").args(args).args(files).output() {
         Ok(out) => out,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
             "promtool is not installed: install the Debian package `prometheus` \
@@ -73,7 +69,8 @@ fn promtool_check(rules: &[PathBuf]) -> Result<()> {
     };
     ensure!(
         out.status.success(),
-        "promtool check rules failed:\n{}{}",
+        "promtool {} failed:\n{}{}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -287,7 +284,12 @@ fn find_user(v: &Value, name: &str) -> Option<String> {
 async fn dashboards_and_rules_use_only_metrics_a_node_exports() -> Result<()> {
     let deploy = repo().join("deploy/observability");
     let rule_files = files(&deploy.join("rules"), "yml")?;
-    promtool_check(&rule_files)?;
+    promtool(&["check", "rules"], &rule_files)?;
+    // The alerts fire on the series that should raise them.
+    promtool(
+        &["test", "rules"],
+        &files(&deploy.join("rules-tests"), "yml")?,
+    )?;
 
     let mut used: Vec<(String, String)> = Vec::new();
     let mut recorded = BTreeSet::new();
