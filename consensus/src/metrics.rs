@@ -1,6 +1,7 @@
 //! Prometheus metrics of the consensus layer, registered in a registry the
 //! caller owns (no global registry, so several nodes share a process in tests).
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use prometheus::{
@@ -36,6 +37,8 @@ pub struct ConsensusMetrics {
     /// The last (leader, term) [`ConsensusMetrics::observe`] saw, to count
     /// changes.
     last_leader: Arc<Mutex<Option<(NodeId, u64)>>>,
+    /// Followers with a replication-lag series.
+    lag_followers: Arc<Mutex<BTreeSet<NodeId>>>,
 }
 
 fn gauge(reg: &Registry, name: &str, help: &str) -> prometheus::Result<IntGauge> {
@@ -127,6 +130,7 @@ impl ConsensusMetrics {
                 "Bytes the node's store takes on disk (sled's data and blob files)",
             )?,
             last_leader: Arc::default(),
+            lag_followers: Arc::default(),
             term: gauge(reg, "rsp_raft_term", "Current Raft term")?,
             leader: gauge(
                 reg,
@@ -205,9 +209,23 @@ impl ConsensusMetrics {
         self.observe_replication(m);
     }
 
-    /// Lag of each follower, on the leader; no series elsewhere.
+    /// Lag of each follower, on the leader; no series elsewhere. Series of
+    /// followers no longer replicated to are removed (the others are set in
+    /// place, so a scrape never sees them missing).
     fn observe_replication(&self, m: &RaftMetrics) {
-        self.replication_lag.reset();
+        let mut shown = self.lag_followers.lock().unwrap_or_else(|p| p.into_inner());
+        let now: BTreeSet<NodeId> = m
+            .replication
+            .iter()
+            .flat_map(|r| r.keys().copied())
+            .filter(|f| *f != m.id)
+            .collect();
+        for gone in shown.difference(&now) {
+            let _ = self
+                .replication_lag
+                .remove_label_values(&[&gone.to_string()]);
+        }
+        *shown = now;
         let Some(replication) = &m.replication else {
             return;
         };
@@ -293,6 +311,17 @@ mod tests {
             m.replication_lag.collect()[0].get_metric().len(),
             2,
             "no series for the leader itself"
+        );
+        raft.replication = Some(BTreeMap::from([
+            (1, Some(log_id(10))),
+            (2, Some(log_id(9))),
+        ]));
+        m.observe(&raft);
+        assert_eq!(lag("2").expect("follower 2"), 1);
+        assert_eq!(
+            m.replication_lag.collect()[0].get_metric().len(),
+            1,
+            "a removed follower's series is gone"
         );
         raft.replication = None;
         m.observe(&raft);
