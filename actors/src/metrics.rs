@@ -1,9 +1,50 @@
 //! Prometheus metrics of the tenant runtime, labelled by tenant and
-//! registered in the registry the caller passes in (no global registry).
+//! registered in the registry the caller passes in (no global registry);
+//! and [`TenantLabels`], the cardinality cap on tenant label values that the
+//! HTTP layer's families share.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use crate::error::ActorError;
+
+/// Distinct tenant label values a node gives before folding the rest.
+pub const TENANT_LABEL_CAP: usize = 100;
+/// The label value of every tenant past the cap.
+pub const OTHER_TENANT: &str = "other";
+
+/// The tenant label values: the first `cap` tenants seen keep their id,
+/// later ones are [`OTHER_TENANT`], so a node with many tenants does not
+/// grow a series per tenant without bound.
+#[derive(Clone)]
+pub struct TenantLabels {
+    cap: usize,
+    seen: Arc<Mutex<HashSet<String>>>,
+}
+
+impl TenantLabels {
+    pub fn new(cap: usize) -> Self {
+        TenantLabels {
+            cap,
+            seen: Arc::default(),
+        }
+    }
+
+    /// The label value for `tenant`.
+    pub fn label(&self, tenant: &str) -> String {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.contains(tenant) {
+            return tenant.to_string();
+        }
+        if seen.len() < self.cap {
+            seen.insert(tenant.to_string());
+            return tenant.to_string();
+        }
+        OTHER_TENANT.to_string()
+    }
+}
 
 #[derive(Clone)]
 pub struct ActorMetrics {
@@ -17,6 +58,10 @@ pub struct ActorMetrics {
     pub running_tenants: IntGauge,
     /// 1 when every member understands the feature (see [`crate::features`]).
     pub cluster_features: IntGaugeVec,
+    pub sessions_created: IntCounterVec,
+    pub sessions_revoked: IntCounterVec,
+    /// The `tenant` label of the session counters, capped.
+    pub tenants: TenantLabels,
 }
 
 fn gauge_vec(
@@ -98,6 +143,19 @@ impl ActorMetrics {
                     "1 while the tenant is degraded on this node",
                     &["tenant"],
                 )?,
+                sessions_created: counter_vec(
+                    r,
+                    "rsp_sessions_created_total",
+                    "Sessions started (sign-ins and other session creations)",
+                    &["tenant"],
+                )?,
+                sessions_revoked: counter_vec(
+                    r,
+                    "rsp_sessions_revoked_total",
+                    "Sessions ended before their time: sign-out, single logout, an admin revocation, a user's sessions revoked",
+                    &["tenant"],
+                )?,
+                tenants: TenantLabels::new(TENANT_LABEL_CAP),
                 running_tenants,
             })
         };
@@ -110,6 +168,12 @@ impl ActorMetrics {
             in_flight: self.in_flight.with_label_values(&[tenant]),
             overloaded: self.overloaded.with_label_values(&[tenant]),
             degraded: self.degraded.with_label_values(&[tenant]),
+            sessions_created: self
+                .sessions_created
+                .with_label_values(&[&self.tenants.label(tenant)]),
+            sessions_revoked: self
+                .sessions_revoked
+                .with_label_values(&[&self.tenants.label(tenant)]),
             all: self.clone(),
             tenant: tenant.to_string(),
         }
@@ -123,6 +187,9 @@ pub(crate) struct TenantMetrics {
     pub in_flight: IntGauge,
     pub overloaded: IntCounter,
     pub degraded: IntGauge,
+    /// Capped tenant label: see [`TenantLabels`].
+    pub sessions_created: IntCounter,
+    pub sessions_revoked: IntCounter,
     all: ActorMetrics,
     tenant: String,
 }
@@ -155,5 +222,32 @@ impl TenantMetrics {
         let _ = self.all.active_sessions.remove_label_values(&t);
         let _ = self.all.in_flight.remove_label_values(&t);
         let _ = self.all.degraded.remove_label_values(&t);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenants_past_the_cap_fold_into_other() {
+        let labels = TenantLabels::new(2);
+        assert_eq!(labels.label("a"), "a");
+        assert_eq!(labels.label("b"), "b");
+        assert_eq!(labels.label("c"), OTHER_TENANT);
+        assert_eq!(labels.label("d"), OTHER_TENANT);
+        // Tenants seen before the cap was reached keep their label.
+        assert_eq!(labels.label("a"), "a");
+        assert_eq!(labels.label("b"), "b");
+        assert_eq!(labels.label("c"), OTHER_TENANT);
+    }
+
+    #[test]
+    fn the_default_cap_keeps_a_hundred_tenants() {
+        let labels = TenantLabels::new(TENANT_LABEL_CAP);
+        for i in 0..TENANT_LABEL_CAP {
+            assert_eq!(labels.label(&format!("t{i}")), format!("t{i}"));
+        }
+        assert_eq!(labels.label("one-more"), OTHER_TENANT);
     }
 }

@@ -78,7 +78,9 @@ impl SessionService {
         };
         let actor = p.shared.children.sessions.current()?;
         let timeout = p.shared.config.write_call_timeout;
-        call(&actor, |reply| SessionMsg::Create { req, reply }, timeout).await?
+        let session = call(&actor, |reply| SessionMsg::Create { req, reply }, timeout).await??;
+        p.shared.metrics.sessions_created.inc();
+        Ok(session)
     }
 
     async fn read(&self, p: &Permit, handle: &SessionHandle) -> Result<SessionRecord, ActorError> {
@@ -193,6 +195,7 @@ impl SessionService {
             s.config.max_local_read_silence,
         )
         .await;
+        s.metrics.sessions_revoked.inc_by(count);
         Ok(Revocation {
             revoked: count,
             confirmed,

@@ -88,14 +88,23 @@ impl Consensus {
         let mut store_config = StoreConfig::new(&config.store_dir);
         store_config.durability = config.durability;
         let store = Store::open(&store_config)?;
-        let sync = SyncThread::start_with(store.clone(), config.bugs.skip_log_sync())?;
         let metrics = ConsensusMetrics::register(registry)
             .map_err(|e| ConsensusError::Internal(format!("metrics: {e}")))?;
+        let sync_hist = metrics.log_sync_seconds.clone();
+        let sync = SyncThread::start_with(
+            store.clone(),
+            config.bugs.skip_log_sync(),
+            Some(Arc::new(move |d| sync_hist.observe(d.as_secs_f64()))),
+        )?;
         let group = META_GROUP;
         let log = LogStore::open(&store, group, sync.clone())?;
         let apply_hist = metrics.apply_seconds.clone();
+        let snapshot_metrics = metrics.clone();
         let sm = StateMachineStore::open(&store, group, sync.clone())?
-            .with_apply_observer(Arc::new(move |d| apply_hist.observe(d.as_secs_f64())));
+            .with_apply_observer(Arc::new(move |d| apply_hist.observe(d.as_secs_f64())))
+            .with_snapshot_observer(Arc::new(move |event, d| {
+                snapshot_metrics.snapshot(event, d.as_secs_f64())
+            }));
         let engine = sm.engine();
         let transport = Transport::new(
             config.tls.as_ref(),

@@ -21,9 +21,14 @@ pub(crate) fn spawn_all(c: &Consensus) {
     tokio::spawn(crate::check_quorum::run(c.clone()));
 }
 
+/// How often the store's size on disk is read.
+const SIZE_EVERY: Duration = Duration::from_secs(5);
+
 async fn metrics_loop(c: Consensus) {
     let mut rx = c.raft().metrics();
     let mut stop = c.inner.stop_tx.subscribe();
+    let mut size_tick = tokio::time::interval(SIZE_EVERY);
+    size_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         {
             let m = rx.borrow_and_update().clone();
@@ -40,8 +45,20 @@ async fn metrics_loop(c: Consensus) {
         }
         tokio::select! {
             changed = rx.changed() => if changed.is_err() { return },
+            _ = size_tick.tick() => observe_size(&c),
             _ = stop.changed() => return,
         }
+    }
+}
+
+fn observe_size(c: &Consensus) {
+    match c.inner.store.size_on_disk() {
+        Ok(bytes) => c
+            .inner
+            .metrics
+            .storage_bytes
+            .set(bytes.min(i64::MAX as u64) as i64),
+        Err(e) => tracing::debug!(error = %e, "reading the store's size failed"),
     }
 }
 

@@ -228,3 +228,104 @@ async fn the_peer_port_serves_only_holders_of_the_join_token() {
         other => panic!("a member asked for the KEK: {other:?}"),
     }
 }
+
+/// The sum over a node's series of `name` whose labels include `label`
+/// (counters and gauges by value, histograms by observation count).
+fn sample(registry: &prometheus::Registry, name: &str, label: Option<(&str, &str)>) -> f64 {
+    let families = registry.gather();
+    let Some(family) = families.iter().find(|f| f.name() == name) else {
+        return 0.0;
+    };
+    family
+        .get_metric()
+        .iter()
+        .filter(|m| {
+            label.is_none_or(|(k, v)| {
+                m.get_label()
+                    .iter()
+                    .any(|l| l.name() == k && l.value() == v)
+            })
+        })
+        .map(|m| match family.get_field_type() {
+            prometheus::proto::MetricType::COUNTER => m.get_counter().get_value(),
+            prometheus::proto::MetricType::HISTOGRAM => m.get_histogram().get_sample_count() as f64,
+            _ => m.get_gauge().get_value(),
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raft_metrics_show_leadership_replication_log_syncs_and_snapshots() {
+    let cluster = TestCluster::start_with(3, &|c| c.snapshot_threshold = 20)
+        .await
+        .expect("cluster");
+    let leader = cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    for i in 0..40 {
+        cluster
+            .node(leader)
+            .txn_indexed(put(&format!("k{i}"), "v", None))
+            .await
+            .expect("write");
+    }
+    let leader_registry = &cluster.nodes[(leader - 1) as usize].registry;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let built: f64 = cluster
+            .nodes
+            .iter()
+            .map(|n| {
+                sample(
+                    &n.registry,
+                    "rsp_raft_snapshots_total",
+                    Some(("kind", "build")),
+                )
+            })
+            .sum();
+        let followers = (1..=3u64)
+            .filter(|f| *f != leader)
+            .filter(|f| {
+                leader_registry.gather().iter().any(|fam| {
+                    fam.name() == "rsp_raft_replication_lag_entries"
+                        && fam.get_metric().iter().any(|m| {
+                            m.get_label()
+                                .iter()
+                                .any(|l| l.name() == "follower" && l.value() == f.to_string())
+                        })
+                })
+            })
+            .count();
+        if built >= 1.0 && followers == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "snapshots built: {built}, followers with a lag series: {followers}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        sample(
+            leader_registry,
+            "rsp_raft_replication_lag_entries",
+            Some(("follower", &leader.to_string()))
+        ),
+        0.0,
+        "the leader has no lag series of its own"
+    );
+    for n in &cluster.nodes {
+        let r = &n.registry;
+        assert!(
+            sample(r, "rsp_raft_leader_changes_total", None) >= 1.0,
+            "node {} saw no leader",
+            n.id
+        );
+        assert!(
+            sample(r, "rsp_storage_log_sync_duration_seconds", None) >= 1.0,
+            "node {} timed no log sync",
+            n.id
+        );
+    }
+}

@@ -12,6 +12,8 @@
 //!   feature;
 //! - [`demo`]: `--demo`'s tenant, clients, user and policies;
 //! - [`telemetry`]: logs, OTLP traces and the request span;
+//! - [`process_metrics`]: the process's memory and descriptors at scrape
+//!   time;
 //! - [`admin_cli`]: `rsp admin` (the admin API from a shell) and
 //!   `rsp completions`.
 //!
@@ -22,5 +24,6 @@ pub mod admin_cli;
 pub mod bugs;
 pub mod config;
 pub mod demo;
+pub mod process_metrics;
 pub mod server;
 pub mod telemetry;

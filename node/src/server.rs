@@ -107,6 +107,9 @@ pub async fn run(
 
     // 3. Storage and Raft, and the peer listener.
     let registry = Arc::new(prometheus::Registry::new());
+    if let Err(e) = crate::process_metrics::register(&registry) {
+        tracing::warn!(error = %e, "the process metrics are not registered");
+    }
     let member = advertised.member.clone();
     let consensus = cluster::start_consensus(
         &settings,

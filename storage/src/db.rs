@@ -155,6 +155,12 @@ impl Store {
         Ok(())
     }
 
+    /// Bytes the store's files take on disk (sled's own figure: its data
+    /// and blob files).
+    pub fn size_on_disk(&self) -> Result<u64, StorageError> {
+        Ok(self.inner.db.size_on_disk()?)
+    }
+
     /// Read a node-wide value.
     pub fn node_get(&self, name: &str) -> Result<Option<Vec<u8>>, StorageError> {
         Ok(self.node_tree()?.get(name)?.map(|v| v.to_vec()))

@@ -27,5 +27,5 @@ pub use db::{Durability, GroupId, Store, StoreConfig};
 pub use error::StorageError;
 pub use kv_engine::KvEngine;
 pub use log_store::LogStore;
-pub use state_machine::{ApplyObserver, StateMachineStore};
-pub use sync_thread::SyncThread;
+pub use state_machine::{ApplyObserver, SnapshotEvent, SnapshotObserver, StateMachineStore};
+pub use sync_thread::{SyncObserver, SyncThread};

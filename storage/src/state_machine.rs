@@ -47,6 +47,27 @@ struct StateCopy<C: RaftTypeConfig> {
 /// Called with the time each normal entry took to apply.
 pub type ApplyObserver = Arc<dyn Fn(Duration) + Send + Sync>;
 
+/// What happened to a snapshot, for [`SnapshotObserver`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SnapshotEvent {
+    /// This node built a snapshot of its state (and synced it).
+    Built,
+    /// This node installed a snapshot the leader sent.
+    Installed,
+}
+
+impl SnapshotEvent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotEvent::Built => "build",
+            SnapshotEvent::Installed => "install",
+        }
+    }
+}
+
+/// Called with each snapshot built or installed and the time it took.
+pub type SnapshotObserver = Arc<dyn Fn(SnapshotEvent, Duration) + Send + Sync>;
+
 /// The state machine of one Raft group.
 pub struct StateMachineStore<C: RaftTypeConfig> {
     engine: KvEngine,
@@ -54,6 +75,7 @@ pub struct StateMachineStore<C: RaftTypeConfig> {
     sync: SyncThread,
     snapshot_seq: Arc<AtomicU64>,
     observer: Option<ApplyObserver>,
+    snapshot_observer: Option<SnapshotObserver>,
     _c: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -63,6 +85,7 @@ pub struct SnapshotBuilder<C: RaftTypeConfig> {
     snap: sled::Tree,
     sync: SyncThread,
     seq: u64,
+    observer: Option<SnapshotObserver>,
 }
 
 fn state_read_failed<NID: openraft::NodeId>(e: StorageError) -> RaftStorageError<NID> {
@@ -84,12 +107,18 @@ where
             sync,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             observer: None,
+            snapshot_observer: None,
             _c: std::marker::PhantomData,
         })
     }
 
     pub fn with_apply_observer(mut self, observer: ApplyObserver) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    pub fn with_snapshot_observer(mut self, observer: SnapshotObserver) -> Self {
+        self.snapshot_observer = Some(observer);
         self
     }
 
@@ -124,6 +153,7 @@ where
     C: RaftTypeConfig<D = Command, R = Response, Entry = Entry<C>, SnapshotData = Cursor<Vec<u8>>>,
 {
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, RaftStorageError<C::NodeId>> {
+        let started = Instant::now();
         let copy = self
             .copy
             .take()
@@ -144,6 +174,9 @@ where
         };
         save_snapshot(&self.snap, &meta, &body).map_err(state_write_failed)?;
         self.sync.sync().await.map_err(state_write_failed)?;
+        if let Some(observe) = &self.observer {
+            observe(SnapshotEvent::Built, started.elapsed());
+        }
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(body)),
@@ -237,6 +270,7 @@ where
             snap: self.snap.clone(),
             sync: self.sync.clone(),
             seq: self.snapshot_seq.fetch_add(1, Ordering::Relaxed),
+            observer: self.snapshot_observer.clone(),
         }
     }
 
@@ -251,6 +285,7 @@ where
         meta: &SnapshotMeta<C::NodeId, C::Node>,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), RaftStorageError<C::NodeId>> {
+        let started = Instant::now();
         let bytes = snapshot.into_inner();
         let body: SnapshotBody = decode("snapshot", &bytes).map_err(state_write_failed)?;
         if body.format > SNAPSHOT_FORMAT {
@@ -269,6 +304,9 @@ where
         self.engine.import(&entries).map_err(state_write_failed)?;
         save_snapshot(&self.snap, meta, &bytes).map_err(state_write_failed)?;
         self.sync.sync().await.map_err(state_write_failed)?;
+        if let Some(observe) = &self.snapshot_observer {
+            observe(SnapshotEvent::Installed, started.elapsed());
+        }
         Ok(())
     }
 

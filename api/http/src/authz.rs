@@ -38,10 +38,12 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::routing::{get, post};
+use rsp_policies::cedar_policy::Decision;
 use rsp_policies::{DecisionRequest, Outcome, PolicyError, Snapshot};
 
 use crate::authz::error::AuthzResult;
 use crate::error::ApiError;
+use crate::metrics::{ApiMetrics, DecisionResult};
 use crate::state::AppState;
 
 /// Scope an access token needs to ask for decisions.
@@ -56,11 +58,23 @@ pub struct TenantSnapshot {
     /// Evaluate only the index buckets that can apply (the product's
     /// setting); off evaluates the whole set.
     pub sliced: bool,
+    tenant: String,
+    metrics: ApiMetrics,
 }
 
 impl TenantSnapshot {
+    /// Decide `req`, counted and timed in `rsp_authz_decision*`.
     pub fn decide(&self, req: &DecisionRequest) -> Result<Outcome, PolicyError> {
-        self.snapshot.decide(req, self.sliced)
+        let started = Instant::now();
+        let outcome = self.snapshot.decide(req, self.sliced);
+        let result = match &outcome {
+            Ok(o) if o.decision == Decision::Allow => DecisionResult::Allow,
+            Ok(_) => DecisionResult::Deny,
+            Err(_) => DecisionResult::Error,
+        };
+        self.metrics
+            .decision(&self.tenant, result, started.elapsed().as_secs_f64());
+        outcome
     }
 }
 
@@ -89,11 +103,15 @@ pub async fn snapshot(
             Ok(TenantSnapshot {
                 snapshot: policies.snapshot(started).await.map_err(ApiError::from)?,
                 sliced: policies.source().config().sliced,
+                tenant: tenant.to_string(),
+                metrics: state.metrics.clone(),
             })
         }
         None => Ok(TenantSnapshot {
             snapshot: state.authz.policies.snapshot(tenant, started).await?,
             sliced: state.authz.policies.config().sliced,
+            tenant: tenant.to_string(),
+            metrics: state.metrics.clone(),
         }),
     }
 }

@@ -1,6 +1,7 @@
 //! Prometheus metrics of the HTTP surface: requests and latency by route
 //! template ([`track`], a middleware on the whole router), tokens issued,
-//! sign-ins by result and by factor, lockouts, and SAML answers. Registered in the
+//! sign-ins by result and by factor, MFA enrolments, lockouts, SAML answers,
+//! and Cedar decisions by result with their evaluation time. Registered in the
 //! node's registry (no global registry, so several nodes share a process in
 //! tests).
 //!
@@ -9,8 +10,6 @@
 //! or `other`, and the tenant folds into [`OTHER_TENANT`] past
 //! [`TENANT_LABEL_CAP`] distinct tenants ([`TenantLabels`]).
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -19,43 +18,9 @@ use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 
-/// Distinct tenant label values a node gives before folding the rest.
-pub const TENANT_LABEL_CAP: usize = 100;
-/// The label value of every tenant past the cap.
-pub const OTHER_TENANT: &str = "other";
+pub use rsp_actors::metrics::{OTHER_TENANT, TENANT_LABEL_CAP, TenantLabels};
 /// The route label of a request no route matched.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
-
-/// The tenant label values: the first `cap` tenants seen keep their id,
-/// later ones are [`OTHER_TENANT`], so a node with many tenants does not
-/// grow a series per tenant without bound.
-#[derive(Clone)]
-pub struct TenantLabels {
-    cap: usize,
-    seen: Arc<Mutex<HashSet<String>>>,
-}
-
-impl TenantLabels {
-    pub fn new(cap: usize) -> Self {
-        TenantLabels {
-            cap,
-            seen: Arc::default(),
-        }
-    }
-
-    /// The label value for `tenant`.
-    pub fn label(&self, tenant: &str) -> String {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.contains(tenant) {
-            return tenant.to_string();
-        }
-        if seen.len() < self.cap {
-            seen.insert(tenant.to_string());
-            return tenant.to_string();
-        }
-        OTHER_TENANT.to_string()
-    }
-}
 
 /// How a sign-in ended, as `rsp_logins_total` counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +46,26 @@ impl LoginResult {
     }
 }
 
+/// What a Cedar decision asked through the authorization API came to, as
+/// `rsp_authz_decisions_total` counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecisionResult {
+    Allow,
+    Deny,
+    /// The request could not be decided (a bad entity, an unknown type).
+    Error,
+}
+
+impl DecisionResult {
+    fn as_str(self) -> &'static str {
+        match self {
+            DecisionResult::Allow => "allow",
+            DecisionResult::Deny => "deny",
+            DecisionResult::Error => "error",
+        }
+    }
+}
+
 /// The families of this crate, with the tenant label cap.
 #[derive(Clone)]
 pub struct ApiMetrics {
@@ -91,6 +76,9 @@ pub struct ApiMetrics {
     logins_by_factor: IntCounterVec,
     saml_responses: IntCounterVec,
     lockouts: IntCounterVec,
+    mfa_enrolments: IntCounterVec,
+    decisions: IntCounterVec,
+    decision_seconds: HistogramVec,
     tenants: TenantLabels,
 }
 
@@ -150,6 +138,24 @@ impl ApiMetrics {
                 "Accounts locked after too many wrong secrets (the failure that started each lock)",
                 &["tenant"],
             )?,
+            mfa_enrolments: counter_vec(
+                "rsp_mfa_enrolments_total",
+                "Second factors enrolled, by factor (totp, passkey, recovery_codes)",
+                &["tenant", "factor"],
+            )?,
+            decisions: counter_vec(
+                "rsp_authz_decisions_total",
+                "Cedar decisions asked through the authorization API, by result (allow, deny, error)",
+                &["tenant", "result"],
+            )?,
+            decision_seconds: HistogramVec::new(
+                HistogramOpts::new(
+                    "rsp_authz_decision_duration_seconds",
+                    "Time to evaluate one Cedar decision on the tenant's snapshot, by result",
+                )
+                .buckets(prometheus::exponential_buckets(0.00001, 2.5, 12)?),
+                &["result"],
+            )?,
             tenants: TenantLabels::new(TENANT_LABEL_CAP),
         })
     }
@@ -161,7 +167,10 @@ impl ApiMetrics {
         registry.register(Box::new(self.logins.clone()))?;
         registry.register(Box::new(self.logins_by_factor.clone()))?;
         registry.register(Box::new(self.saml_responses.clone()))?;
-        registry.register(Box::new(self.lockouts.clone()))
+        registry.register(Box::new(self.lockouts.clone()))?;
+        registry.register(Box::new(self.mfa_enrolments.clone()))?;
+        registry.register(Box::new(self.decisions.clone()))?;
+        registry.register(Box::new(self.decision_seconds.clone()))
     }
 
     /// One HTTP request answered.
@@ -209,6 +218,24 @@ impl ApiMetrics {
             .inc();
     }
 
+    /// A second factor enrolled: `totp`, `passkey`, or a new set of
+    /// `recovery_codes`.
+    pub fn mfa_enrolment(&self, tenant: &str, factor: &str) {
+        self.mfa_enrolments
+            .with_label_values(&[&self.tenants.label(tenant), factor])
+            .inc();
+    }
+
+    /// A Cedar decision came to `result` after `seconds` of evaluation.
+    pub fn decision(&self, tenant: &str, result: DecisionResult, seconds: f64) {
+        self.decisions
+            .with_label_values(&[&self.tenants.label(tenant), result.as_str()])
+            .inc();
+        self.decision_seconds
+            .with_label_values(&[result.as_str()])
+            .observe(seconds);
+    }
+
     /// A SAML Response sent: an assertion (`success`) or an error status.
     pub fn saml_response(&self, tenant: &str, success: bool) {
         let result = if success { "success" } else { "error" };
@@ -254,28 +281,6 @@ pub async fn track(State(metrics): State<ApiMetrics>, req: Request, next: Next) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tenants_past_the_cap_fold_into_other() {
-        let labels = TenantLabels::new(2);
-        assert_eq!(labels.label("a"), "a");
-        assert_eq!(labels.label("b"), "b");
-        assert_eq!(labels.label("c"), OTHER_TENANT);
-        assert_eq!(labels.label("d"), OTHER_TENANT);
-        // Tenants seen before the cap was reached keep their label.
-        assert_eq!(labels.label("a"), "a");
-        assert_eq!(labels.label("b"), "b");
-        assert_eq!(labels.label("c"), OTHER_TENANT);
-    }
-
-    #[test]
-    fn the_default_cap_keeps_a_hundred_tenants() {
-        let labels = TenantLabels::new(TENANT_LABEL_CAP);
-        for i in 0..TENANT_LABEL_CAP {
-            assert_eq!(labels.label(&format!("t{i}")), format!("t{i}"));
-        }
-        assert_eq!(labels.label("one-more"), OTHER_TENANT);
-    }
 
     #[test]
     fn unknown_methods_are_other() {

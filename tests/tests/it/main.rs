@@ -16,6 +16,7 @@ mod fuzz_corpus;
 mod kek_rotation;
 mod lifecycle;
 mod membership;
+mod observability;
 mod oidc_e2e;
 mod otlp;
 mod partition;

@@ -192,6 +192,7 @@ pub async fn regenerate(
         "mfa.recovery_codes_generated",
         &[],
     );
+    state.metrics.mfa_enrolment(tenant, "recovery_codes");
     codes_page(
         &state,
         &browser,

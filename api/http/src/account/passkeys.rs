@@ -221,6 +221,7 @@ pub async fn post(
                         "mfa.enrolled",
                         &[("factor", "passkey"), ("passkey", &info.id)],
                     );
+                    state.metrics.mfa_enrolment(tenant, "passkey");
                     let notice = format!("Passkey \u{201c}{}\u{201d} added.", info.name);
                     list_page(
                         &state,

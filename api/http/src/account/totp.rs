@@ -156,6 +156,7 @@ pub async fn post(
         "mfa.enrolled",
         &[("factor", "totp")],
     );
+    state.metrics.mfa_enrolment(tenant, "totp");
     let remaining = state
         .identity
         .recovery
@@ -171,6 +172,7 @@ pub async fn post(
         .generate(tenant, &user.id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
+    state.metrics.mfa_enrolment(tenant, "recovery_codes");
     codes_page(&state, &browser, &codes, None, Vec::new(), Some(&back))
 }
 

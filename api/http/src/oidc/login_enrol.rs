@@ -184,6 +184,7 @@ pub async fn confirm(
             Err(e) => Err(unavailable(e)),
         };
     }
+    state.metrics.mfa_enrolment(tenant, "totp");
     // The account first: no recovery codes for one that cannot sign in.
     let user = SignInUser::Id(user_id).load(state, tenant).await?;
     let codes = state
@@ -192,6 +193,7 @@ pub async fn confirm(
         .generate(tenant, user_id, state.clock().now_ms())
         .await
         .map_err(unavailable)?;
+    state.metrics.mfa_enrolment(tenant, "recovery_codes");
     let (session, cookie) = sign_in(
         state,
         browser,

@@ -1,8 +1,10 @@
 //! `GET /metrics` after real traffic: a failed and a successful sign-in, a
 //! code exchanged at the token endpoint, an account locked and refused,
-//! SAML answers with and without an assertion, and a path no route serves
-//! move the HTTP, sign-in, token and SAML families by exactly what was
-//! done, labelled by route template (never the raw path).
+//! SAML answers with and without an assertion, Cedar decisions, a session
+//! started and revoked, an authenticator app enrolled, and a path no route
+//! serves move the HTTP, sign-in, token, SAML, decision, session and MFA
+//! families by exactly what was done, labelled by route template (never the
+//! raw path).
 
 use crate::browser;
 use crate::support;
@@ -234,4 +236,159 @@ async fn saml_answers_are_counted_by_result() {
         ("status", "200"),
     ];
     assert_eq!(moved(&before, &after, "rsp_http_requests_total", &sso), 2.0);
+}
+
+#[tokio::test]
+async fn cedar_decisions_count_by_result_and_are_timed() {
+    use crate::authz::{ask, decision, is_authorized, put_policies};
+    const VIEW: &str = r#"Action::"view""#;
+    let env = start(1).await;
+    env.tenant("acme").await;
+    let put = put_policies(
+        &env,
+        0,
+        "acme",
+        r#"permit(principal == User::"alice", action, resource);"#,
+        None,
+    )
+    .await;
+    assert_eq!(put.status, 200, "{}", put.body);
+    let before = scrape(&env).await;
+
+    let allow = is_authorized(&env, "acme", ask(r#"User::"alice""#, VIEW, r#"Doc::"1""#)).await;
+    assert_eq!(decision(&allow), "Allow");
+    for _ in 0..2 {
+        let deny = is_authorized(&env, "acme", ask(r#"User::"bob""#, VIEW, r#"Doc::"1""#)).await;
+        assert_eq!(decision(&deny), "Deny");
+    }
+
+    let after = scrape(&env).await;
+    let decisions = |result| {
+        moved(
+            &before,
+            &after,
+            "rsp_authz_decisions_total",
+            &[("result", result), ("tenant", "acme")],
+        )
+    };
+    assert_eq!(decisions("allow"), 1.0, "{after}");
+    assert_eq!(decisions("deny"), 2.0, "{after}");
+    assert_eq!(decisions("error"), 0.0, "{after}");
+    let timed = |result| {
+        moved(
+            &before,
+            &after,
+            "rsp_authz_decision_duration_seconds_count",
+            &[("result", result)],
+        )
+    };
+    assert_eq!(timed("allow"), 1.0, "{after}");
+    assert_eq!(timed("deny"), 2.0, "{after}");
+}
+
+#[tokio::test]
+async fn a_sign_in_creates_a_session_and_signing_the_user_out_revokes_it() {
+    use crate::authz::{ADMIN, call};
+    let env = start_browser(1).await;
+    let web = client(&env, "web", "client_secret_basic", CODE, false).await;
+    let alice = env.user(TENANT, "alice").await;
+    let before = scrape(&env).await;
+
+    let (_, challenge) = pkce();
+    let mut b = Browser::default();
+    let path = authorize_path(&web.id, &code_request(&challenge, "st-1"));
+    let page = b.get(&env, 0, &path).await;
+    let done = b.login(&env, 0, &page, "alice", PASSWORD).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.html);
+    let signed_in = scrape(&env).await;
+    let tenant = [("tenant", TENANT)];
+    assert_eq!(
+        moved(&before, &signed_in, "rsp_sessions_created_total", &tenant),
+        1.0,
+        "{signed_in}"
+    );
+    assert_eq!(
+        moved(&before, &signed_in, "rsp_sessions_revoked_total", &tenant),
+        0.0
+    );
+
+    let out = call(
+        &env,
+        0,
+        "DELETE",
+        &format!("/admin/v1/tenants/{TENANT}/users/{alice}/sessions"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::OK, "{}", out.body);
+    let after = scrape(&env).await;
+    assert_eq!(
+        moved(&signed_in, &after, "rsp_sessions_revoked_total", &tenant),
+        1.0,
+        "{after}"
+    );
+    // Nothing left to revoke: a second sign-out counts nothing.
+    let again = call(
+        &env,
+        0,
+        "DELETE",
+        &format!("/admin/v1/tenants/{TENANT}/users/{alice}/sessions"),
+        Some(ADMIN),
+        None,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let last = scrape(&env).await;
+    assert_eq!(
+        moved(&after, &last, "rsp_sessions_revoked_total", &tenant),
+        0.0
+    );
+}
+
+#[tokio::test]
+async fn a_confirmed_authenticator_app_counts_as_a_totp_enrolment_with_recovery_codes() {
+    use crate::browser_mfa_flows::{base32_decode, text_of, totp_at};
+    let env = start_browser(1).await;
+    env.user(TENANT, "ivan").await;
+    let mut b = Browser::default();
+    let page = b.get(&env, 0, &format!("/t/{TENANT}/account")).await;
+    let back = b.login(&env, 0, &page, "ivan", PASSWORD).await;
+    assert_eq!(back.status, StatusCode::SEE_OTHER, "{}", back.html);
+    let path = format!("/t/{TENANT}/account/mfa/totp");
+    let page = b.get(&env, 0, &path).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.html);
+    let seed = base32_decode(&text_of(&page.html, "secret").expect("secret on the page"));
+    let before = scrape(&env).await;
+    let enrolments = |text: &str, factor| {
+        sample(
+            text,
+            "rsp_mfa_enrolments_total",
+            &[("factor", factor), ("tenant", TENANT)],
+        )
+    };
+    assert_eq!(
+        enrolments(&before, "totp"),
+        0.0,
+        "the setup page enrols nothing"
+    );
+
+    let code = totp_at(&seed, now_secs());
+    let fields = [
+        ("csrf_token", page.field("csrf_token").expect("csrf")),
+        (
+            "enrolment",
+            page.field("enrolment").expect("enrolment ticket"),
+        ),
+        ("totp", code),
+    ];
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = b.post(&env, 0, &path, &fields).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.html);
+
+    let after = scrape(&env).await;
+    assert_eq!(enrolments(&after, "totp"), 1.0, "{after}");
+    // A first factor brings ten recovery codes.
+    assert_eq!(enrolments(&after, "recovery_codes"), 1.0, "{after}");
+    assert_eq!(enrolments(&after, "passkey"), 0.0);
 }
