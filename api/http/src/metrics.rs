@@ -10,6 +10,8 @@
 //! or `other`, and the tenant folds into [`OTHER_TENANT`] past
 //! [`TENANT_LABEL_CAP`] distinct tenants ([`TenantLabels`]).
 
+pub mod audit;
+
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};

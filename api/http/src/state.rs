@@ -92,7 +92,14 @@ impl AppState {
             tenants: TenantService::new(consensus.clone()),
             admin_guard: AdminGuard::new(consensus.clock().clone()),
             metrics: ApiMetrics::in_registry(&registry),
-            identity,
+            identity: {
+                if let Err(e) =
+                    crate::metrics::audit::register(&registry, identity.audit.stats().clone())
+                {
+                    tracing::warn!(error = %e, "the audit metric families are not registered");
+                }
+                identity
+            },
             consensus,
             admin_token,
             registry,
