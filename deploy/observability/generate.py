@@ -244,6 +244,15 @@ def security_rules():
               "Tenant {{ $labels.tenant }} sees over 30 failed sign-ins a "
               "minute, more than half of its sign-ins, for 10 minutes.",
               "failed-login-spike"),
+        alert("RspAuditEventsLost",
+              'sum by (instance) (increase(rsp_audit_events_total{result=~"dropped|failed"}[10m])) > 0',
+              "page", "0m",
+              "Audit events lost on {{ $labels.instance }}",
+              "{{ $labels.instance }} dropped or failed to record "
+              "audit events in the last 10 minutes: the trail is "
+              "missing security events (a full queue, or no quorum for "
+              "15 s).",
+              "audit-events-lost"),
     ]}]
 
 
@@ -428,6 +437,9 @@ def security():
     b.panel("Admin API authentication failures (401/403/429)", [
         (f'sum by (status) (rate(rsp_http_requests_total{{{I},route=~"/admin/v1/.*",status=~"401|403|429"}}[$__rate_interval]))',
          "{{status}}")], "reqps")
+    b.panel("Audit events by result", [
+        (f"sum by (result) (rate(rsp_audit_events_total{{{I}}}[$__rate_interval]))", "{{result}}")],
+        "ops", description="recorded: committed through Raft; dropped or failed: missing from the trail")
     b.row("Revocations")
     b.panel("Sessions revoked", [
         (f"sum by (tenant) (rate(rsp_sessions_revoked_total{{{I},{T}}}[$__rate_interval]))", "{{tenant}}")], "ops")
