@@ -8,6 +8,7 @@ mod support;
 #[path = "support/webdriver.rs"]
 mod webdriver;
 
+mod audit_usage;
 mod browser_chromium;
 mod browser_console;
 mod browser_passkeys;
