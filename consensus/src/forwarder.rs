@@ -5,8 +5,8 @@
 //! batch rather than one per write.
 //!
 //! Each write keeps the span it was forwarded from; the batch's RPC is the
-//! span `raft.forward_batch` (a child of the first write's span, following
-//! from the others), and the writes' `traceparent`s travel with it in a
+//! span `raft.forward_batch` (a child of the first traced write's span,
+//! following from the others'), and the writes' `traceparent`s travel with it in a
 //! header ([`crate::trace_context`]), so the leader's spans of each write
 //! join that write's trace.
 
@@ -115,18 +115,30 @@ fn map_one(r: Result<(Response, u64), PeerError>) -> Forwarded {
     }
 }
 
-async fn send(transport: &Transport, group: GroupId, timeout: Duration, batch: Vec<Pending>) {
-    let Some(first) = batch.first() else { return };
-    let addr = transport.route(first.leader, &first.member.peer_addr);
+/// The span of one forward RPC: a child of the first traced write's span,
+/// following from the other traced writes'; none when no write is traced
+/// (a background task's writes start no trace).
+fn batch_span(batch: &[Pending]) -> Span {
+    let mut traced = batch.iter().filter(|p| !p.span.is_none());
+    let Some(first) = traced.next() else {
+        return Span::none();
+    };
     let span = tracing::info_span!(
         parent: &first.span,
         "raft.forward_batch",
         rsp.leader = first.leader,
         rsp.ops = batch.len()
     );
-    for p in batch.iter().skip(1) {
+    for p in traced {
         span.follows_from(&p.span);
     }
+    span
+}
+
+async fn send(transport: &Transport, group: GroupId, timeout: Duration, batch: Vec<Pending>) {
+    let Some(first) = batch.first() else { return };
+    let addr = transport.route(first.leader, &first.member.peer_addr);
+    let span = batch_span(&batch);
     let traceparents: Vec<Option<String>> = batch
         .iter()
         .map(|p| crate::trace_context::traceparent(&p.span))
