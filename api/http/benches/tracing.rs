@@ -300,8 +300,9 @@ fn url_encode(v: &str) -> String {
         .collect()
 }
 
-/// Logins/s of `clients` workers looping [`one_login`] for the window.
-async fn logins(node: &Node, clients: usize, s: &Settings) -> Result<(f64, u64)> {
+/// Logins/s of `clients` workers looping [`one_login`] for the window, the
+/// errors, and the first error.
+async fn logins(node: &Node, clients: usize, s: &Settings) -> Result<(f64, u64, Option<String>)> {
     let client_id = node
         .token
         .authorization
@@ -316,27 +317,31 @@ async fn logins(node: &Node, clients: usize, s: &Settings) -> Result<(f64, u64)>
     for _ in 0..clients {
         let (http, base, client_id) = (reqwest_client()?, node.base.clone(), client_id.clone());
         tasks.spawn(async move {
-            let (mut ok, mut errors) = (0u64, 0u64);
+            let (mut ok, mut errors, mut first) = (0u64, 0u64, None);
             while Instant::now() < end {
                 let sent = Instant::now();
                 let r = one_login(&http, &base, &client_id).await;
                 if sent >= from {
                     match r {
                         Ok(()) => ok += 1,
-                        Err(_) => errors += 1,
+                        Err(e) => {
+                            errors += 1;
+                            first.get_or_insert(format!("{e:#}"));
+                        }
                     }
                 }
             }
-            (ok, errors)
+            (ok, errors, first)
         });
     }
-    let (mut ok, mut errors) = (0, 0);
+    let (mut ok, mut errors, mut first) = (0, 0, None);
     while let Some(r) = tasks.join_next().await {
-        let (o, e) = r?;
+        let (o, e, f) = r?;
         ok += o;
         errors += e;
+        first = first.or(f);
     }
-    Ok((ok as f64 / s.measure.as_secs_f64(), errors))
+    Ok((ok as f64 / s.measure.as_secs_f64(), errors, first))
 }
 
 #[tokio::main]
@@ -362,7 +367,8 @@ async fn main() -> Result<()> {
     for round in 1..=rounds {
         for (i, node) in nodes.iter().enumerate() {
             let r: LoadResult = run_load(&node.token, std::slice::from_ref(&node.base), &s).await?;
-            let (per_sec, login_errors) = logins(node, login_clients, &s).await?;
+            let (per_sec, login_errors, first_login_error) =
+                logins(node, login_clients, &s).await?;
             println!(
                 "{round:>5}  {:<10}  {:>9.0}  {:>8.2}  {:>8.2}  {:>9.1}  {:>8}",
                 node.mode,
@@ -372,6 +378,12 @@ async fn main() -> Result<()> {
                 per_sec,
                 r.errors + login_errors
             );
+            if let Some(e) = first_login_error {
+                println!(
+                    "       first login error: {}",
+                    e.chars().take(200).collect::<String>()
+                );
+            }
             if let Some(e) = &r.first_error {
                 println!(
                     "       first token error: {}",
