@@ -9,6 +9,7 @@ use ractor::{ActorRef, Message, RpcReplyPort};
 use rsp_consensus::ConsensusError;
 use rsp_consensus::clock::{SystemClock, TimeSource};
 use rsp_policies::PolicyError;
+use tracing::Instrument as _;
 
 /// A per-tenant quota.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -155,7 +156,9 @@ impl From<PolicyError> for ActorError {
 /// How long callers are told to wait while an actor restarts.
 pub(crate) const RESTART_RETRY: Duration = Duration::from_millis(200);
 
-/// `actor.call` with a timeout, its failures mapped to [`ActorError`].
+/// `actor.call` with a timeout, its failures mapped to [`ActorError`]; the
+/// span `actor.call` names the message type (`rsp.message`), never its
+/// contents.
 pub(crate) async fn call<M, T>(
     actor: &ActorRef<M>,
     build: impl FnOnce(RpcReplyPort<T>) -> M,
@@ -165,7 +168,10 @@ where
     M: Message,
     T: Send + 'static,
 {
-    match actor.call(build, Some(timeout)).await {
+    let message = std::any::type_name::<M>();
+    let message = message.rsplit("::").next().unwrap_or(message);
+    let span = tracing::info_span!("actor.call", rsp.message = message);
+    match actor.call(build, Some(timeout)).instrument(span).await {
         Ok(CallResult::Success(t)) => Ok(t),
         Ok(CallResult::Timeout) => Err(ActorError::Timeout),
         // The actor died with the message in its mailbox, or before it.

@@ -12,6 +12,11 @@
 //! Before a batch is cut the task yields a few times while writes keep
 //! arriving, so the writers the previous batch just answered can join it.
 //! The queue is bounded, and a full queue refuses at once rather than grow.
+//!
+//! Each batch is the span `raft.propose` (from proposing to the answer,
+//! i.e. commit and apply on this node), a child of the first traced write's
+//! span and following from the others' (`rsp.ops` writes, at
+//! `rsp.log_index`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -20,6 +25,7 @@ use std::time::Instant;
 use openraft::error::{ClientWriteError as CWE, RaftError as RE};
 use rsp_storage::kv::{Command, Op, Response, TxnOp};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::{Instrument as _, Span};
 
 use crate::clock::Clock;
 use crate::error::ConsensusError;
@@ -59,6 +65,8 @@ type Reply = oneshot::Sender<Result<Attempt, ConsensusError>>;
 struct Pending {
     op: Op,
     reply: Reply,
+    /// The span the write was submitted from.
+    span: Span,
 }
 
 /// Counts of proposals made by the batcher, for metrics and benchmarks.
@@ -115,7 +123,8 @@ impl Batcher {
         op: Op,
     ) -> Result<oneshot::Receiver<Result<Attempt, ConsensusError>>, ConsensusError> {
         let (reply, rx) = oneshot::channel();
-        match self.tx.try_send(Pending { op, reply }) {
+        let span = Span::current();
+        match self.tx.try_send(Pending { op, reply, span }) {
             Ok(()) => Ok(rx),
             Err(mpsc::error::TrySendError::Full(_)) => Err(ConsensusError::Unavailable(
                 "too many writes are waiting on this node; retry shortly".into(),
@@ -176,18 +185,42 @@ pub(crate) async fn gather<T>(rx: &mpsc::Receiver<T>) {
     }
 }
 
+/// The span of one proposal: a child of the first traced write's span,
+/// following from the other traced writes'; none when no write is traced.
+fn propose_span(batch: &[Pending]) -> Span {
+    let mut traced = batch.iter().filter(|p| !p.span.is_none());
+    let Some(first) = traced.next() else {
+        return Span::none();
+    };
+    let span = tracing::info_span!(
+        parent: &first.span,
+        "raft.propose",
+        rsp.ops = batch.len(),
+        rsp.log_index = tracing::field::Empty,
+    );
+    for p in traced {
+        span.follows_from(&p.span);
+    }
+    span
+}
+
 async fn propose(raft: &Raft, clock: &Clock, mut batch: Vec<Pending>) {
     let single = batch.len() == 1;
+    let span = propose_span(&batch);
     let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.drain(..).map(|p| (p.op, p.reply)).unzip();
     let op = if single {
         ops.into_iter().next().unwrap_or(Op::Tick)
     } else {
         Op::Batch(ops)
     };
-    let result = raft.client_write(Command::new(clock.now_ms(), op)).await;
+    let result = raft
+        .client_write(Command::new(clock.now_ms(), op))
+        .instrument(span.clone())
+        .await;
     match result {
         Ok(resp) => {
             let index = resp.log_id.index;
+            span.record("rsp.log_index", index);
             match (single, resp.data) {
                 (false, Response::Batch(answers)) if answers.len() == replies.len() => {
                     for (reply, answer) in replies.into_iter().zip(answers) {

@@ -3,6 +3,12 @@
 //! `PeerBody::WriteBatch`, and the leader proposes them through its own
 //! [`crate::batcher`], so a follower's clients cost the leader one RPC per
 //! batch rather than one per write.
+//!
+//! Each write keeps the span it was forwarded from; the batch's RPC is the
+//! span `raft.forward_batch` (a child of the first traced write's span,
+//! following from the others'), and the writes' `traceparent`s travel with it in a
+//! header ([`crate::trace_context`]), so the leader's spans of each write
+//! join that write's trace.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,6 +16,7 @@ use std::time::Duration;
 
 use rsp_storage::kv::{Op, Response};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::{Instrument as _, Span};
 
 use crate::error::ConsensusError;
 use crate::rpc::{PeerBody, PeerError, PeerResponse};
@@ -29,6 +36,8 @@ struct Pending {
     member: Member,
     op: Op,
     reply: oneshot::Sender<Forwarded>,
+    /// The span the write was forwarded from.
+    span: Span,
 }
 
 #[derive(Clone)]
@@ -50,6 +59,7 @@ impl Forwarder {
             member,
             op,
             reply,
+            span: Span::current(),
         }) {
             Ok(()) => rx.await.unwrap_or(Err(ConsensusError::ShuttingDown)),
             Err(mpsc::error::TrySendError::Full(_)) => Err(ConsensusError::Unavailable(
@@ -105,13 +115,40 @@ fn map_one(r: Result<(Response, u64), PeerError>) -> Forwarded {
     }
 }
 
+/// The span of one forward RPC: a child of the first traced write's span,
+/// following from the other traced writes'; none when no write is traced
+/// (a background task's writes start no trace).
+fn batch_span(batch: &[Pending]) -> Span {
+    let mut traced = batch.iter().filter(|p| !p.span.is_none());
+    let Some(first) = traced.next() else {
+        return Span::none();
+    };
+    let span = tracing::info_span!(
+        parent: &first.span,
+        "raft.forward_batch",
+        rsp.leader = first.leader,
+        rsp.ops = batch.len()
+    );
+    for p in traced {
+        span.follows_from(&p.span);
+    }
+    span
+}
+
 async fn send(transport: &Transport, group: GroupId, timeout: Duration, batch: Vec<Pending>) {
     let Some(first) = batch.first() else { return };
     let addr = transport.route(first.leader, &first.member.peer_addr);
+    let span = batch_span(&batch);
+    let traceparents: Vec<Option<String>> = batch
+        .iter()
+        .map(|p| crate::trace_context::traceparent(&p.span))
+        .collect();
+    let traces = crate::trace_context::encode_batch(traceparents.iter().map(Option::as_deref));
     let (ops, replies): (Vec<Op>, Vec<oneshot::Sender<Forwarded>>) =
         batch.into_iter().map(|p| (p.op, p.reply)).unzip();
     let answer = transport
-        .call(&addr, group, PeerBody::WriteBatch(ops), timeout)
+        .call_traced(&addr, group, PeerBody::WriteBatch(ops), timeout, traces)
+        .instrument(span)
         .await;
     match answer {
         Ok(PeerResponse::WriteBatch(results)) if results.len() == replies.len() => {

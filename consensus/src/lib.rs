@@ -16,6 +16,9 @@
 //! - [`peer_auth`]: the cluster's join token and the tags every peer message
 //!   carries with it.
 //! - [`tls`]: mutual TLS for peer links, reloadable.
+//! - [`trace_context`]: W3C trace context of forwarded writes on the peer
+//!   link (a header old releases ignore), so the leader's spans of a
+//!   forwarded write join the caller's trace.
 //! - [`metrics`], `tasks`: Prometheus gauges and background jobs.
 //! - [`check_quorum`]: a leader cut off from a quorum lets another lead.
 //! - [`clock`]: the node's one wall clock, injectable for tests;
@@ -45,6 +48,7 @@ pub(crate) mod tasks;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod tls;
+pub mod trace_context;
 pub mod transport;
 pub mod types;
 

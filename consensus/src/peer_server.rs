@@ -2,6 +2,11 @@
 //! [`PeerRequest`], dispatched to the Raft group it names. A request whose
 //! tag does not prove the cluster's join token is answered 401 before its
 //! body is decoded ([`crate::peer_auth`]).
+//!
+//! Forwarded writes are traced here as `raft.forwarded_write`, each a child
+//! of the `traceparent` the follower sent for it
+//! ([`crate::trace_context`]); a write without one (from a background task,
+//! or from a node of an earlier release) is not traced here.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use openraft::ServerState;
+use tracing::Instrument as _;
 
 use crate::batcher::Attempt;
 use crate::error::ConsensusError;
@@ -50,11 +56,17 @@ impl PeerService {
     }
 
     pub async fn handle(&self, req: PeerRequest) -> PeerResponse {
+        self.handle_traced(req, None).await
+    }
+
+    /// [`PeerService::handle`] with the [`crate::trace_context::TRACE_HEADER`]
+    /// the request came with, if any.
+    pub async fn handle_traced(&self, req: PeerRequest, traces: Option<&str>) -> PeerResponse {
         if req.protocol != PEER_PROTOCOL {
             return PeerResponse::Err(PeerError::Protocol(req.protocol));
         }
         match self.groups.get(&req.group) {
-            Some(c) => handle(c, req.body).await,
+            Some(c) => handle(c, req.body, traces).await,
             None => PeerResponse::Err(PeerError::UnknownGroup(req.group)),
         }
     }
@@ -92,7 +104,10 @@ async fn rpc(
                 .into_response();
         }
     };
-    let resp = svc.handle(req).await;
+    let traces = headers
+        .get(crate::trace_context::TRACE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let resp = svc.handle_traced(req, traces).await;
     match encode(&resp) {
         Ok(bytes) => {
             let answer_tag = svc.auth.sign_response(tag, &bytes);
@@ -117,6 +132,21 @@ fn to_peer_error(c: &Consensus, e: ConsensusError) -> PeerError {
     }
 }
 
+/// [`forwarded_write`], in a span `raft.forwarded_write` that is a child of
+/// the follower's span when `traceparent` names one (untraced otherwise).
+async fn traced_write(
+    c: &Consensus,
+    op: rsp_storage::kv::Op,
+    traceparent: Option<&str>,
+) -> Result<(rsp_storage::kv::Response, u64), PeerError> {
+    let Some(parent) = traceparent.and_then(crate::trace_context::parse) else {
+        return forwarded_write(c, op).await;
+    };
+    let span = tracing::info_span!("raft.forwarded_write");
+    let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent);
+    forwarded_write(c, op).instrument(span).await
+}
+
 /// A write another node forwarded here: proposed only if this node leads
 /// (never forwarded again, so forwarding cannot loop).
 async fn forwarded_write(
@@ -135,7 +165,7 @@ async fn forwarded_write(
     }
 }
 
-async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
+async fn handle(c: &Consensus, body: PeerBody, traces: Option<&str>) -> PeerResponse {
     let raft = c.raft();
     match body {
         PeerBody::AppendEntries(req) => {
@@ -155,9 +185,18 @@ async fn handle(c: &Consensus, body: PeerBody) -> PeerResponse {
             }
             PeerResponse::InstallSnapshot(resp)
         }
-        PeerBody::Write(op) => PeerResponse::Write(forwarded_write(c, op).await),
+        PeerBody::Write(op) => {
+            let traceparent = crate::trace_context::decode_batch(traces, 1)
+                .pop()
+                .flatten();
+            PeerResponse::Write(traced_write(c, op, traceparent.as_deref()).await)
+        }
         PeerBody::WriteBatch(ops) => {
-            let writes = ops.into_iter().map(|op| forwarded_write(c, op));
+            let parents = crate::trace_context::decode_batch(traces, ops.len());
+            let writes = ops
+                .into_iter()
+                .zip(parents)
+                .map(|(op, parent)| async move { traced_write(c, op, parent.as_deref()).await });
             PeerResponse::WriteBatch(futures::future::join_all(writes).await)
         }
         PeerBody::ReadIndex => {

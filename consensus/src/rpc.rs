@@ -123,3 +123,32 @@ pub fn encode_request(req: &PeerRequest) -> Result<Vec<u8>, bincode::error::Enco
 pub fn decode_request(bytes: &[u8]) -> Result<PeerRequest, bincode::error::DecodeError> {
     decode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Forwarded writes carry their trace context in an HTTP header
+    /// (`crate::trace_context`), not in the message: a batch is the same
+    /// bytes as in the release before, so either release decodes the
+    /// other's.
+    #[test]
+    fn a_forwarded_batch_keeps_the_encoding_of_the_previous_release() {
+        let req = PeerRequest {
+            protocol: PEER_PROTOCOL,
+            group: 0,
+            body: PeerBody::WriteBatch(vec![Op::Tick, Op::Tick]),
+        };
+        // protocol 1, group 0, variant 4 (WriteBatch), 2 ops, each Tick (1).
+        let previous_release = [1u8, 0, 4, 2, 1, 1];
+        assert_eq!(
+            encode_request(&req).expect("encodes"),
+            previous_release.to_vec()
+        );
+        let decoded = decode_request(&previous_release).expect("decodes");
+        assert!(
+            matches!(decoded.body, PeerBody::WriteBatch(ops) if ops.len() == 2),
+            "a batch of two"
+        );
+    }
+}

@@ -119,6 +119,20 @@ impl Transport {
         body: PeerBody,
         timeout: Duration,
     ) -> Result<PeerResponse, TransportError> {
+        self.call_traced(addr, group, body, timeout, None).await
+    }
+
+    /// [`Transport::call`] with the trace context of the operations it
+    /// carries, in the [`crate::trace_context::TRACE_HEADER`] header (which
+    /// nodes of an earlier release ignore).
+    pub async fn call_traced(
+        &self,
+        addr: &str,
+        group: GroupId,
+        body: PeerBody,
+        timeout: Duration,
+        traces: Option<String>,
+    ) -> Result<PeerResponse, TransportError> {
         let req = PeerRequest {
             protocol: PEER_PROTOCOL,
             group,
@@ -127,13 +141,15 @@ impl Transport {
         let bytes = encode(&req).map_err(|e| TransportError::Codec(e.to_string()))?;
         let url = format!("{}://{}/peer/v1/rpc", self.scheme, addr);
         let tag = self.auth.sign_request(&bytes);
-        let send = self
+        let mut send = self
             .client
             .post(&url)
             .header("content-type", "application/octet-stream")
-            .header(PEER_MAC_HEADER, &tag)
-            .body(bytes)
-            .send();
+            .header(PEER_MAC_HEADER, &tag);
+        if let Some(traces) = traces {
+            send = send.header(crate::trace_context::TRACE_HEADER, traces);
+        }
+        let send = send.body(bytes).send();
         let resp = match tokio::time::timeout(timeout, send).await {
             Err(_) => return Err(TransportError::Timeout { addr: addr.into() }),
             Ok(Err(e)) if e.is_timeout() => {

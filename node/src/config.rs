@@ -81,6 +81,8 @@ pub struct Settings {
     pub join_token_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub otlp_endpoint: Option<String>,
+    /// Share of traces starting on this node that are exported.
+    pub otlp_sampling_ratio: SamplingRatio,
     /// `(peer id, HOST:PORT)` overriding where that peer is reached.
     pub peer_routes: Vec<(u64, String)>,
     pub snapshot_threshold: u64,
@@ -119,6 +121,30 @@ impl Settings {
         self.admin_token_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("admin-token"))
+    }
+}
+
+/// A sampling ratio: a number from 0.0 to 1.0 (never NaN, so it compares).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SamplingRatio(f64);
+
+impl Eq for SamplingRatio {}
+
+impl SamplingRatio {
+    /// `ratio` when it is from 0.0 to 1.0.
+    pub fn new(ratio: f64) -> Option<Self> {
+        (0.0..=1.0).contains(&ratio).then_some(SamplingRatio(ratio))
+    }
+
+    pub fn get(self) -> f64 {
+        self.0
+    }
+}
+
+/// Every trace.
+impl Default for SamplingRatio {
+    fn default() -> Self {
+        SamplingRatio(1.0)
     }
 }
 
@@ -269,6 +295,7 @@ mod tests {
         assert_eq!((s.tls_cert, s.tls_key, s.peer_tls_ca), (None, None, None));
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.otlp_endpoint, None);
+        assert_eq!(s.otlp_sampling_ratio.get(), 1.0);
         assert!(s.peer_routes.is_empty());
         assert_eq!(
             (s.snapshot_threshold, s.heartbeat_ms, s.election_timeout_ms),

@@ -117,7 +117,25 @@ impl Snapshot {
 
     /// Decide `req`. `sliced`: evaluate only the buckets that can apply
     /// (the normal path); otherwise the whole set (for comparison).
+    ///
+    /// Traced as `cedar.evaluate` (whether `sliced`, the policy head
+    /// revision and the decision; never the request's entities or context).
     pub fn decide(&self, req: &DecisionRequest, sliced: bool) -> Result<Outcome, PolicyError> {
+        let span = tracing::info_span!(
+            "cedar.evaluate",
+            rsp.sliced = sliced,
+            rsp.head_rev = self.head_rev,
+            rsp.decision = tracing::field::Empty,
+        )
+        .entered();
+        let outcome = self.decide_inner(req, sliced);
+        if let Ok(o) = &outcome {
+            span.record("rsp.decision", tracing::field::debug(&o.decision));
+        }
+        outcome
+    }
+
+    fn decide_inner(&self, req: &DecisionRequest, sliced: bool) -> Result<Outcome, PolicyError> {
         let schema = self.compiled.schema.as_ref();
         let entities = self.entities_for(req)?;
         let context = match &req.context {

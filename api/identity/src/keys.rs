@@ -194,7 +194,9 @@ impl Signer {
     }
 
     /// A compact JWS (RFC 7515 section 7.1) of `claims` under `header`,
-    /// whose `alg` must be this key's.
+    /// whose `alg` must be this key's. Traced as `jwt.sign` with the
+    /// algorithm and key id (never the claims or the token).
+    #[tracing::instrument(name = "jwt.sign", skip_all, fields(rsp.alg = self.alg.name(), rsp.kid = %self.kid))]
     pub fn sign_jwt(
         &self,
         header: &jsonwebtoken::Header,

@@ -201,7 +201,9 @@ impl PasswordHasher {
         rx.await.map_err(|_| closed())
     }
 
-    /// Hash a new password (PHC string).
+    /// Hash a new password (PHC string). Traced as `password.hash` (the
+    /// wait for a hashing thread and the hashing), with no field.
+    #[tracing::instrument(name = "password.hash", skip_all)]
     pub async fn hash(&self, password: Zeroizing<String>) -> Result<String, PasswordError> {
         check_length(&password)?;
         let params = self.params.clone();
@@ -210,7 +212,9 @@ impl PasswordHasher {
     }
 
     /// Whether `password` matches `stored`; with `None` (unknown user) checks
-    /// a dummy hash and answers false, taking the same time.
+    /// a dummy hash and answers false, taking the same time. Traced as
+    /// `password.verify`, with no field (not even the outcome).
+    #[tracing::instrument(name = "password.verify", skip_all)]
     pub async fn verify(
         &self,
         password: Zeroizing<String>,

@@ -1,11 +1,17 @@
 //! The write path: propose on this node when it leads (through the
 //! batcher), otherwise forward to the leader, retrying until the write
 //! deadline; transactions on top.
+//!
+//! Spans: `raft.write` for the whole write (every attempt), `raft.forward`
+//! for each time it is sent to the leader; on the node that proposes it the
+//! batcher's `raft.propose` follows (see [`crate::batcher`]). A write made
+//! outside any span (a background task's) is not traced.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rsp_storage::kv::{Command, Op, Response, Txn, TxnResponse};
+use tracing::Instrument as _;
 
 use super::Consensus;
 use crate::batcher::Attempt;
@@ -61,6 +67,15 @@ impl Consensus {
     /// [`Consensus::write`], also returning the log index the write was
     /// applied at (for [`Consensus::wait_applied_everywhere`]).
     pub async fn write_indexed(&self, op: Op) -> Result<(Response, u64), ConsensusError> {
+        // Writes of background tasks (no span around them) start no trace.
+        if tracing::Span::current().is_none() {
+            return self.write_indexed_inner(op).await;
+        }
+        let span = tracing::info_span!("raft.write", rsp.op = op_kind(&op));
+        self.write_indexed_inner(op).instrument(span).await
+    }
+
+    async fn write_indexed_inner(&self, op: Op) -> Result<(Response, u64), ConsensusError> {
         if self.inner.stopping.load(Ordering::Relaxed) {
             return Err(ConsensusError::ShuttingDown);
         }
@@ -102,10 +117,12 @@ impl Consensus {
         deadline: Instant,
     ) -> Result<Option<(Response, u64)>, ConsensusError> {
         let timeout = Self::remaining(deadline).ok_or(ConsensusError::Timeout)?;
+        let span = tracing::info_span!("raft.forward", rsp.leader = leader);
         match tokio::time::timeout(
             timeout,
             self.inner.forwarder.forward(leader, member.clone(), op),
         )
+        .instrument(span)
         .await
         {
             Ok(r) => r,
@@ -143,6 +160,15 @@ impl Consensus {
             Ok(_pending) => Ok(Attempt::Done(answer.clone(), 0)),
             Err(_) => Err(ConsensusError::ShuttingDown),
         }
+    }
+}
+
+/// What kind of operation a write is (a span field; never keys or values).
+fn op_kind(op: &Op) -> &'static str {
+    match op {
+        Op::Txn(_) => "txn",
+        Op::Batch(_) => "batch",
+        Op::Tick => "tick",
     }
 }
 

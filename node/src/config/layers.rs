@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use clap::ArgMatches;
 
 use super::ConfigError;
-use super::spec::Kind::{Bool, Int, List, Text};
+use super::spec::Kind::{Bool, Float, Int, List, Text};
 use super::spec::{SPECS, Spec};
 
 /// Values from one source, keyed by flag name.
@@ -48,7 +48,7 @@ pub(super) fn flag_layer(m: &ArgMatches) -> Result<Layer, ConfigError> {
     for s in SPECS {
         let internal = |e: clap::parser::MatchesError| ConfigError::new(s.flag, e.to_string());
         match s.kind {
-            Text | Int => {
+            Text | Int | Float => {
                 if let Some(v) = m.try_get_one::<OsString>(s.key).map_err(internal)? {
                     layer.text.insert(s.flag, v.clone());
                 }
@@ -74,7 +74,7 @@ pub(super) fn env_layer(env: &dyn Fn(&str) -> Option<String>) -> Result<Layer, C
     for s in SPECS {
         let Some(v) = env(s.env) else { continue };
         match s.kind {
-            Text | Int => {
+            Text | Int | Float => {
                 layer.text.insert(s.flag, v.into());
             }
             Bool => {
@@ -125,6 +125,7 @@ pub(super) fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
             let want = match s.kind {
                 Text => "a string",
                 Int => "an integer",
+                Float => "a number",
                 Bool => "a boolean",
                 List => "an array of strings",
             };
@@ -137,8 +138,11 @@ pub(super) fn file_layer(path: &Path) -> Result<Layer, ConfigError> {
             (Text, toml::Value::String(v)) => {
                 layer.text.insert(s.flag, v.into());
             }
-            (Int, toml::Value::Integer(i)) => {
+            (Int | Float, toml::Value::Integer(i)) => {
                 layer.text.insert(s.flag, i.to_string().into());
+            }
+            (Float, toml::Value::Float(f)) => {
+                layer.text.insert(s.flag, f.to_string().into());
             }
             (Bool, toml::Value::Boolean(b)) => {
                 layer.bools.insert(s.flag, b);
@@ -289,6 +293,23 @@ mod tests {
     }
 
     #[test]
+    fn a_ratio_is_a_toml_float_or_integer() {
+        let scratch = Scratch::new();
+        for (contents, ratio) in [
+            ("otlp_sampling_ratio = 0.25", 0.25),
+            ("otlp_sampling_ratio = 0", 0.0),
+        ] {
+            let file = scratch.write("rsp.toml", contents);
+            let s = run(&["--config", &file], &[]).expect(contents);
+            assert_eq!(s.otlp_sampling_ratio.get(), ratio, "{contents}");
+        }
+        let file = scratch.write("rsp.toml", "otlp_sampling_ratio = 0.25");
+        let s = run(&["--config", &file], &[("RSP_OTLP_SAMPLING_RATIO", "0.5")])
+            .expect("env beats file");
+        assert_eq!(s.otlp_sampling_ratio.get(), 0.5);
+    }
+
+    #[test]
     fn config_file_can_come_from_the_environment() {
         let scratch = Scratch::new();
         let file = scratch.write("rsp.toml", "region = \"eu\"\n");
@@ -318,6 +339,8 @@ mod tests {
             ("peer_routes = [2]", "peer-route"),
             ("peer_routes = \"2=h:1\"", "peer-route"),
             ("node_id = -1", "node-id"),
+            ("otlp_sampling_ratio = \"0.5\"", "otlp-sampling-ratio"),
+            ("otlp_sampling_ratio = 2", "otlp-sampling-ratio"),
         ] {
             let file = scratch.write("rsp.toml", contents);
             assert_eq!(

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use super::layers::Layers;
 use super::spec::*;
 use super::{
-    ConfigError, DEFAULT_DATA_DIR, DEFAULT_HTTP_ADDR, DEFAULT_PEER_ADDR, LogFormat, Settings,
+    ConfigError, DEFAULT_DATA_DIR, DEFAULT_HTTP_ADDR, DEFAULT_PEER_ADDR, LogFormat, SamplingRatio,
+    Settings,
 };
 
 pub(super) fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
@@ -48,6 +49,9 @@ pub(super) fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
         join_token_file: l.path(JOIN_TOKEN_FILE)?,
         log_format: l.parse(LOG_FORMAT, log_format)?.unwrap_or_default(),
         otlp_endpoint: l.parse(OTLP_ENDPOINT, |v| http_url(v).map(|_| v.to_owned()))?,
+        otlp_sampling_ratio: l
+            .parse(OTLP_SAMPLING_RATIO, sampling_ratio)?
+            .unwrap_or_default(),
         peer_routes: peer_routes(l)?,
         snapshot_threshold: l
             .parse(SNAPSHOT_THRESHOLD, |v| number(v, 1))?
@@ -165,6 +169,15 @@ fn log_format(v: &str) -> Result<LogFormat, String> {
     }
 }
 
+/// A number from 0 to 1.
+fn sampling_ratio(v: &str) -> Result<SamplingRatio, String> {
+    let r: f64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not a number"))?;
+    SamplingRatio::new(r).ok_or_else(|| format!("must be from 0.0 to 1.0, not {v}"))
+}
+
 /// An absolute http(s) URL with a host and no credentials.
 fn http_url(v: &str) -> Result<url::Url, String> {
     let url = url::Url::parse(v).map_err(|e| format!("{v:?} is not an absolute URL: {e}"))?;
@@ -232,6 +245,26 @@ mod tests {
             (&["--join", "http://host:7080"], &[], "join"),
             (&["--log-format", "xml"], &[], "log-format"),
             (&["--otlp-endpoint", "localhost:4317"], &[], "otlp-endpoint"),
+            (
+                &["--otlp-sampling-ratio", "1.5"],
+                &[],
+                "otlp-sampling-ratio",
+            ),
+            (
+                &[],
+                &[("RSP_OTLP_SAMPLING_RATIO", "-0.1")],
+                "otlp-sampling-ratio",
+            ),
+            (
+                &["--otlp-sampling-ratio", "NaN"],
+                &[],
+                "otlp-sampling-ratio",
+            ),
+            (
+                &["--otlp-sampling-ratio", "half"],
+                &[],
+                "otlp-sampling-ratio",
+            ),
             (&["--peer-route", "2"], &[], "peer-route"),
             (&["--peer-route", "0=host:1"], &[], "peer-route"),
             (&["--peer-route", "2=host"], &[], "peer-route"),
@@ -286,6 +319,8 @@ mod tests {
                 "json",
                 "--otlp-endpoint",
                 "http://localhost:4318",
+                "--otlp-sampling-ratio",
+                "0.1",
             ],
             &[
                 ("RSP_NO_BOOTSTRAP", "1"),
@@ -303,6 +338,7 @@ mod tests {
         assert_eq!(s.node_id, Some(3));
         assert_eq!(s.log_format, LogFormat::Json);
         assert_eq!(s.otlp_endpoint.as_deref(), Some("http://localhost:4318"));
+        assert_eq!(s.otlp_sampling_ratio.get(), 0.1);
         assert!(s.no_bootstrap && s.demo);
     }
 }

@@ -9,10 +9,12 @@ use clap::{Arg, ArgAction, Command, value_parser};
 pub(super) enum Kind {
     Text,
     Int,
+    /// A decimal number (a TOML float or integer).
+    Float,
     Bool,
     List,
 }
-use Kind::{Bool, Int, List, Text};
+use Kind::{Bool, Float, Int, List, Text};
 
 /// One setting's three spellings and its help.
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +48,7 @@ const fn spec(
 /// The settings table: one line per setting, kept as a table by hand.
 #[rustfmt::skip]
 mod specs {
-    use super::{Bool, Int, List, Text, spec, Spec};
+    use super::{Bool, Float, Int, List, Text, spec, Spec};
 
     pub const DATA_DIR: Spec = spec("data-dir", "data_dir", "RSP_DATA_DIR", Text, "DIR",
         "Directory for the node's storage [default: ./rsp-data]");
@@ -96,6 +98,9 @@ mod specs {
     pub const OTLP_ENDPOINT: Spec = spec("otlp-endpoint",
         "otlp_endpoint", "RSP_OTLP_ENDPOINT", Text, "URL",
         "OpenTelemetry collector http(s) URL to export traces to");
+    pub const OTLP_SAMPLING_RATIO: Spec = spec("otlp-sampling-ratio",
+        "otlp_sampling_ratio", "RSP_OTLP_SAMPLING_RATIO", Float, "RATIO",
+        "Share of traces that start on this node to export, 0.0 to 1.0; a caller's sampled traceparent is always followed [default: 1.0]");
     pub const PEER_ROUTE: Spec = spec("peer-route",
         "peer_routes", "RSP_PEER_ROUTES", List, "ID=HOST:PORT",
         "Reach peer ID at HOST:PORT instead of its own address; repeatable (env: comma-separated)");
@@ -130,9 +135,9 @@ mod specs {
     pub const SPECS: &[Spec] = &[
         DATA_DIR, HTTP_ADDR, PUBLIC_URL, PEER_ADDR, PEER_ADVERTISE_ADDR, NODE_ID, ZONE, REGION,
         JOIN, LEARNER, NO_BOOTSTRAP, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE, KEK_FILE,
-        KEK_COMMAND, JOIN_TOKEN_FILE, LOG_FORMAT, OTLP_ENDPOINT, PEER_ROUTE, SNAPSHOT_THRESHOLD,
-        HEARTBEAT_MS, ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT, TENANT_RATE_LIMIT,
-        HEADER_TIMEOUT_SECS, MAX_CONNECTIONS, DEMO,
+        KEK_COMMAND, JOIN_TOKEN_FILE, LOG_FORMAT, OTLP_ENDPOINT, OTLP_SAMPLING_RATIO, PEER_ROUTE,
+        SNAPSHOT_THRESHOLD, HEARTBEAT_MS, ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT,
+        TENANT_RATE_LIMIT, HEADER_TIMEOUT_SECS, MAX_CONNECTIONS, DEMO,
     ];
 }
 pub(super) use specs::*;
@@ -153,7 +158,7 @@ impl Spec {
                 .action(ArgAction::Append)
                 .value_name(self.value)
                 .value_parser(value_parser!(String)),
-            Text | Int => arg
+            Text | Int | Float => arg
                 .action(ArgAction::Set)
                 .value_name(self.value)
                 .value_parser(value_parser!(OsString)),

@@ -25,4 +25,5 @@ mod replication;
 mod saml_fuzz_seeds;
 mod saml_pysaml2;
 mod snapshot_join;
+mod traces;
 mod ttl;

@@ -13,13 +13,30 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
 /// One request the collector received.
-struct Export {
-    request_line: String,
-    content_type: String,
-    body: Vec<u8>,
+pub(crate) struct Export {
+    pub(crate) request_line: String,
+    pub(crate) content_type: String,
+    pub(crate) body: Vec<u8>,
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+/// An OTLP/HTTP collector on 127.0.0.1, port 0: its base URL (for
+/// `--otlp-endpoint`) and what it receives, in order.
+pub(crate) async fn collector() -> Result<(String, mpsc::UnboundedReceiver<Export>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let endpoint = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let _ = serve(stream, tx).await;
+            });
+        }
+    });
+    Ok((endpoint, rx))
+}
+
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
@@ -74,17 +91,7 @@ async fn serve(mut stream: TcpStream, tx: mpsc::UnboundedSender<Export>) -> Resu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_spans_reach_the_otlp_endpoint_with_route_templates_only() -> Result<()> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let endpoint = format!("http://{}", listener.local_addr()?);
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let _ = serve(stream, tx).await;
-            });
-        }
-    });
+    let (endpoint, mut rx) = collector().await?;
 
     let mut spec = spec(1);
     spec.args.extend(["--otlp-endpoint".to_string(), endpoint]);
