@@ -189,7 +189,7 @@ pub enum AuditError {
 }
 
 enum Msg {
-    Event(Queued),
+    Event(Box<Queued>),
     Flush(oneshot::Sender<()>),
 }
 
@@ -277,7 +277,7 @@ impl AuditLog {
             return;
         }
         let event = self.stamp(draft);
-        let msg = Msg::Event(Queued { event, done: None });
+        let msg = Msg::Event(Box::new(Queued { event, done: None }));
         if self.sender().try_send(msg).is_err() {
             self.0.stats.dropped.fetch_add(1, Ordering::Relaxed);
             tracing::warn!("the audit queue is full: an event was dropped");
@@ -292,10 +292,10 @@ impl AuditLog {
         }
         let event = self.stamp(draft);
         let (done, answer) = oneshot::channel();
-        let msg = Msg::Event(Queued {
+        let msg = Msg::Event(Box::new(Queued {
             event,
             done: Some(done),
-        });
+        }));
         if self.sender().try_send(msg).is_err() {
             self.0.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return Err(AuditError::QueueFull);
@@ -354,7 +354,7 @@ impl Round {
         match msg {
             Msg::Event(q) => {
                 self.waited |= q.done.is_some();
-                self.batch.push(q);
+                self.batch.push(*q);
             }
             Msg::Flush(done) => self.flushes.push(done),
         }
