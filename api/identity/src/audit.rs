@@ -493,19 +493,8 @@ mod tests {
     /// retried), none twice, and read from another node.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn events_queued_while_the_leader_is_killed_are_all_recorded_once() {
-        use rsp_consensus::testing::TestCluster;
-        let cluster = TestCluster::start(3).await.expect("cluster");
-        let leader = cluster
-            .leader(Duration::from_secs(10))
-            .await
-            .expect("a leader");
-        let follower = if leader == 1 { 2 } else { 1 };
-        let other = 6 - leader - follower;
-        let consensus = cluster.node(follower).clone();
-        TenantService::new(consensus.clone())
-            .create("acme", "Acme", 0)
-            .await
-            .expect("tenant");
+        let (cluster, leader, consensus, other) =
+            crate::test_cluster::follower_with_tenant("acme").await;
         let log = AuditLog::new(consensus.clone(), TenantService::new(consensus.clone()));
         for i in 0..50 {
             log.record(

@@ -45,6 +45,8 @@ pub mod passwords;
 pub mod recovery;
 pub mod saml;
 pub mod tenants;
+#[cfg(test)]
+mod test_cluster;
 pub mod usage;
 pub mod users;
 pub mod webauthn;

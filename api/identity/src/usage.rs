@@ -341,19 +341,8 @@ mod tests {
     /// day still counts each request once.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_merge_made_again_after_a_killed_leader_counts_nothing_twice() {
-        use rsp_consensus::testing::TestCluster;
-        let cluster = TestCluster::start(3).await.expect("cluster");
-        let leader = cluster
-            .leader(Duration::from_secs(10))
-            .await
-            .expect("a leader");
-        let follower = if leader == 1 { 2 } else { 1 };
-        let other = 6 - leader - follower;
-        let consensus = cluster.node(follower).clone();
-        TenantService::new(consensus.clone())
-            .create("acme", "Acme", 0)
-            .await
-            .expect("tenant");
+        let (cluster, leader, consensus, other) =
+            crate::test_cluster::follower_with_tenant("acme").await;
         let meter = UsageMeter::new(consensus.clone(), TenantService::new(consensus.clone()));
         for i in 0..10 {
             meter.token_issued("acme");

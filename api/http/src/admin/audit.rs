@@ -129,11 +129,7 @@ async fn list_in(
     params(
         p::Tenant,
         p::Page,
-        ("type" = Option<String>, Query, description = "Only this type (`login.failed`), or a family (`login.*`)"),
-        ("actor" = Option<String>, Query, description = "Only this actor (`operator`, `user:<id>`, `anonymous`)"),
-        ("outcome" = Option<String>, Query, description = "`success` or `failure`"),
-        ("from" = Option<String>, Query, description = "Events at or after this RFC 3339 time or date"),
-        ("to" = Option<String>, Query, description = "Events at or before this RFC 3339 time or date"),
+        p::AuditFilters,
     ),
     responses(
         (status = 200, description = "A page of events, newest first; a page scans at most 10000 events, so a narrow filter may answer fewer items than `limit` with a `next`", body = Page<AuditEventView>),
@@ -158,11 +154,7 @@ pub async fn list(
     tag = "audit",
     params(
         p::Page,
-        ("type" = Option<String>, Query, description = "Only this type, or a family (`cluster.*`)"),
-        ("actor" = Option<String>, Query, description = "Only this actor"),
-        ("outcome" = Option<String>, Query, description = "`success` or `failure`"),
-        ("from" = Option<String>, Query, description = "Events at or after this RFC 3339 time or date"),
-        ("to" = Option<String>, Query, description = "Events at or before this RFC 3339 time or date"),
+        p::AuditFilters,
     ),
     responses(
         (status = 200, description = "A page of the cluster's events (membership, KEK, tenants created and deleted, the key-value space, events of deleted tenants), newest first", body = Page<AuditEventView>),
@@ -199,11 +191,7 @@ const EXPORT_PAGE: usize = 1000;
     tag = "audit",
     params(
         p::Tenant,
-        ("type" = Option<String>, Query, description = "Only this type, or a family (`login.*`)"),
-        ("actor" = Option<String>, Query, description = "Only this actor"),
-        ("outcome" = Option<String>, Query, description = "`success` or `failure`"),
-        ("from" = Option<String>, Query, description = "Events at or after this RFC 3339 time or date"),
-        ("to" = Option<String>, Query, description = "Events at or before this RFC 3339 time or date"),
+        p::AuditFilters,
     ),
     responses(
         (status = 200, description = "Every matching event, newest first, one JSON object per line (`application/x-ndjson`), streamed page by page", content_type = "application/x-ndjson", body = String),

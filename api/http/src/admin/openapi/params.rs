@@ -76,3 +76,22 @@ pub struct Page {
 #[into_params(names("If-Match"), parameter_in = Header)]
 #[allow(dead_code)]
 pub struct IfMatch(Option<String>);
+
+/// The audit trail's filters (`?type&actor&outcome&from&to`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AuditFilters {
+    /// Only this type (`login.failed`), or a family (`login.*`).
+    #[param(rename = "type")]
+    kind: Option<String>,
+    /// Only this actor (`operator`, `user:<id>`, `client:<id>`,
+    /// `anonymous`).
+    actor: Option<String>,
+    /// `success` or `failure`.
+    outcome: Option<String>,
+    /// Events at or after this RFC 3339 time or YYYY-MM-DD date (UTC).
+    from: Option<String>,
+    /// Events at or before this RFC 3339 time or YYYY-MM-DD date (UTC).
+    to: Option<String>,
+}
