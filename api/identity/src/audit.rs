@@ -216,6 +216,17 @@ pub struct AuditLog(Arc<Shared>);
 
 impl AuditLog {
     pub fn new(consensus: Consensus, tenants: TenantService) -> Self {
+        Self::build(consensus, tenants, false)
+    }
+
+    /// A recorder that records nothing: what the audit trail costs is
+    /// measured against it (`api/http/benches`). No setting or flag of
+    /// `rsp` builds one.
+    pub fn disabled(consensus: Consensus, tenants: TenantService) -> Self {
+        Self::build(consensus, tenants, true)
+    }
+
+    fn build(consensus: Consensus, tenants: TenantService, disabled: bool) -> Self {
         let node = consensus.id();
         AuditLog(Arc::new(Shared {
             consensus,
@@ -224,22 +235,8 @@ impl AuditLog {
             seq: AtomicU64::new(rand::random::<u32>() as u64),
             stats: Arc::default(),
             tx: OnceLock::new(),
-            disabled: false,
+            disabled,
         }))
-    }
-
-    /// A recorder that records nothing: what the audit trail costs is
-    /// measured against it (`api/http/benches`). No setting or flag of
-    /// `rsp` builds one.
-    pub fn disabled(consensus: Consensus, tenants: TenantService) -> Self {
-        let log = Self::new(consensus, tenants);
-        match Arc::try_unwrap(log.0) {
-            Ok(mut shared) => {
-                shared.disabled = true;
-                AuditLog(Arc::new(shared))
-            }
-            Err(shared) => AuditLog(shared),
-        }
     }
 
     pub fn stats(&self) -> &Arc<AuditStats> {

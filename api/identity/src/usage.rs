@@ -72,7 +72,9 @@ struct Shared {
     tenants: TenantService,
     node: u64,
     incarnation: u64,
-    days: Mutex<HashMap<(String, String), Day>>,
+    /// By tenant and day (days since the Unix epoch, UTC): the request
+    /// path finds its counter without formatting a date.
+    days: Mutex<HashMap<(String, u64), Day>>,
     /// Merges one at a time.
     merging: tokio::sync::Mutex<()>,
     ticker: OnceLock<()>,
@@ -122,9 +124,9 @@ impl UsageMeter {
                 });
             }
         });
-        let date = date_of(self.0.consensus.clock().now_ms());
+        let day = self.0.consensus.clock().now_ms() / DAY_MS;
         let mut days = self.0.days.lock().unwrap_or_else(|p| p.into_inner());
-        f(days.entry((tenant.to_string(), date)).or_default());
+        f(days.entry((tenant.to_string(), day)).or_default());
     }
 
     /// A finished sign-in of `user_id`.
@@ -150,8 +152,8 @@ impl UsageMeter {
     /// Merge what this node counted and has not merged, in one write.
     pub async fn flush(&self) -> Result<(), ConsensusError> {
         let _one = self.0.merging.lock().await;
-        let today = date_of(self.0.consensus.clock().now_ms());
-        let mut pending: Vec<((String, String), Counts, Vec<String>)> = Vec::new();
+        let today = self.0.consensus.clock().now_ms() / DAY_MS;
+        let mut pending: Vec<((String, u64), Counts, Vec<String>)> = Vec::new();
         {
             let days = self.0.days.lock().unwrap_or_else(|p| p.into_inner());
             for (at, day) in days.iter() {
@@ -162,7 +164,8 @@ impl UsageMeter {
         }
         let mut ops = Vec::new();
         let ttl_ms = Some(RETENTION_DAYS * DAY_MS);
-        for ((tenant, date), counts, users) in &pending {
+        for ((tenant, day), counts, users) in &pending {
+            let date = date_of(day * DAY_MS);
             // A deleted tenant has nothing to bill (a local miss is
             // confirmed: it may have been created a moment ago elsewhere).
             if let Err(crate::tenants::TenantError::NotFound(_)) =
@@ -205,20 +208,10 @@ impl UsageMeter {
             }
         }
         // Days before yesterday that are fully merged leave memory.
-        days.retain(|(_, date), day| {
-            date.as_str() >= today.as_str()
-                || day.counts != day.merged
-                || !day.users.is_empty()
-                || is_yesterday(date, &today)
+        days.retain(|(_, at), day| {
+            *at + 1 >= today || day.counts != day.merged || !day.users.is_empty()
         });
         Ok(())
-    }
-}
-
-fn is_yesterday(date: &str, today: &str) -> bool {
-    match (parse_date(date), parse_date(today)) {
-        (Some(d), Some(t)) => t.signed_duration_since(d).num_days() <= 1,
-        _ => false,
     }
 }
 
@@ -332,8 +325,11 @@ mod tests {
         ] {
             assert!(parse_date(bad).is_none(), "{bad}");
         }
-        assert!(is_yesterday("2026-12-06", "2026-12-07"));
-        assert!(!is_yesterday("2026-12-05", "2026-12-07"));
+        // Counters are kept by day index; a day's first millisecond is
+        // that day's date.
+        let day = 1_700_000_000_123 / DAY_MS;
+        assert_eq!(date_of(day * DAY_MS), "2023-11-14");
+        assert_eq!(date_of((day - 1) * DAY_MS), "2023-11-13");
     }
 
     /// Fault injection: the leader is killed while a follower merges its
