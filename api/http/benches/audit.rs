@@ -28,6 +28,8 @@
 //!
 //! Last, the median of each workload and mode and the difference.
 
+#[path = "support/inproc.rs"]
+mod inproc;
 #[path = "support/load.rs"]
 mod load;
 
@@ -49,9 +51,9 @@ use rsp_identity::passwords::PasswordHasher;
 use rsp_identity::tenants::TenantService;
 use rsp_identity::users::NewUser;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use zeroize::Zeroizing;
 
+use inproc::{field, oneshot_with_headers};
 use load::{Settings, env_u64, median};
 
 const TENANT: &str = "bench";
@@ -66,37 +68,6 @@ struct Subject {
     state: AppState,
 }
 
-async fn oneshot(
-    app: &axum::Router,
-    req: Request<Body>,
-) -> Result<(StatusCode, Vec<String>, String)> {
-    let resp = app.clone().oneshot(req).await?;
-    let status = resp.status();
-    let cookies = resp
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .map(str::to_string)
-        .collect();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22).await?;
-    Ok((
-        status,
-        cookies,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    ))
-}
-
-/// The value of the hidden input `name` of a page.
-fn field(page: &str, name: &str) -> Option<String> {
-    let at = page.find(&format!("name=\"{name}\""))?;
-    let rest = &page[at..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')?;
-    Some(rest[v..v + end].to_string())
-}
-
 /// One browser login: the login page, then the password; Ok on a 303 with
 /// a code.
 async fn login(app: &axum::Router, username: &str) -> Result<()> {
@@ -104,7 +75,8 @@ async fn login(app: &axum::Router, username: &str) -> Result<()> {
         "/t/{TENANT}/authorize?response_type=code&client_id=web&redirect_uri={}&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256",
         url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>()
     );
-    let (status, cookies, page) = oneshot(app, Request::get(path).body(Body::empty())?).await?;
+    let (status, cookies, page) =
+        oneshot_with_headers(app, Request::get(path).body(Body::empty())?).await?;
     if status != StatusCode::OK {
         bail!("login page: {status}");
     }
@@ -116,7 +88,7 @@ async fn login(app: &axum::Router, username: &str) -> Result<()> {
         .append_pair("username", username)
         .append_pair("password", PASSWORD)
         .finish();
-    let (status, _, page) = oneshot(
+    let (status, _, page) = oneshot_with_headers(
         app,
         Request::post(format!("/t/{TENANT}/login"))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -131,7 +103,7 @@ async fn login(app: &axum::Router, username: &str) -> Result<()> {
 }
 
 async fn token(app: &axum::Router, basic: &str) -> Result<()> {
-    let (status, _, body) = oneshot(
+    let (status, _, body) = oneshot_with_headers(
         app,
         Request::post(format!("/t/{TENANT}/token"))
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -150,7 +122,7 @@ static NEXT_USER: AtomicU64 = AtomicU64::new(0);
 async fn create_user(app: &axum::Router) -> Result<()> {
     let n = NEXT_USER.fetch_add(1, Ordering::Relaxed);
     let body = json!({"username": format!("made{n}"), "password": PASSWORD}).to_string();
-    let (status, _, answer) = oneshot(
+    let (status, _, answer) = oneshot_with_headers(
         app,
         Request::post(format!("/admin/v1/tenants/{TENANT}/users"))
             .header(header::AUTHORIZATION, "Bearer admin")
@@ -333,7 +305,7 @@ async fn start(clients: usize) -> Result<(TestCluster, Vec<Subject>, String)> {
             json!({"client_id": "svc", "grant_types": ["client_credentials"], "token_endpoint_auth_method": "client_secret_basic"}),
         ),
     ] {
-        let (status, _, answer) = oneshot(
+        let (status, _, answer) = oneshot_with_headers(
             app,
             Request::post(format!("/admin/v1/tenants/{TENANT}/clients"))
                 .header(header::AUTHORIZATION, "Bearer admin")

@@ -46,6 +46,8 @@
 //! `BENCH_NODES` (`1`, `3` or `1,3`). A short run:
 //! `BENCH_SECS=1 BENCH_ROUNDS=1`.
 
+#[path = "support/inproc.rs"]
+mod inproc;
 #[path = "support/load.rs"]
 mod load;
 
@@ -72,9 +74,9 @@ use rsp_identity::saml::providers::{NameIdFormat, Registration};
 use rsp_identity::saml::response::{self, Answer, Subject};
 use rsp_identity::users::NewUser;
 use serde_json::json;
-use tower::ServiceExt;
 use zeroize::Zeroizing;
 
+use inproc::{field, oneshot_with_headers};
 use load::{
     LoadResult, Rate, Settings, Workload, cores, env_u64, median, per_core_rate_cpu, run_load,
 };
@@ -226,29 +228,6 @@ async fn oneshot(app: &axum::Router, req: Request<Body>) -> Result<(StatusCode, 
     Ok((status, body))
 }
 
-async fn oneshot_with_headers(
-    app: &axum::Router,
-    req: Request<Body>,
-) -> Result<(StatusCode, Vec<String>, String)> {
-    let resp = app.clone().oneshot(req).await?;
-    let status = resp.status();
-    let cookies = resp
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .filter(|pair| pair.split_once('=').is_some_and(|(_, v)| !v.is_empty()))
-        .map(str::to_string)
-        .collect();
-    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 22).await?;
-    Ok((
-        status,
-        cookies,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    ))
-}
-
 /// Sign `username` in through the login page of an SP-initiated request
 /// (in process, so the per-address login limit does not apply): the
 /// browser's `Cookie` header.
@@ -306,27 +285,6 @@ fn sso_request(id: &str) -> Result<(String, String)> {
         .append_pair("RelayState", "/after/sign-in")
         .finish();
     Ok((format!("/t/{TENANT}/saml/sso?{query}"), id.to_string()))
-}
-
-/// The value of the input named `name` in an HTML page, unescaped.
-fn field(page: &str, name: &str) -> Option<String> {
-    let at = page.find(&format!("name=\"{name}\""))?;
-    let tag = &page[page[..at].rfind('<')?..at + page[at..].find('>')?];
-    let v = tag.find("value=\"")? + "value=\"".len();
-    let value = &tag[v..v + tag[v..].find('"')?];
-    Some(if value.contains('&') {
-        value
-            .replace("&#x2f;", "/")
-            .replace("&#47;", "/")
-            .replace("&#x2b;", "+")
-            .replace("&#43;", "+")
-            .replace("&#x3d;", "=")
-            .replace("&#61;", "=")
-            .replace("&quot;", "\"")
-            .replace("&amp;", "&")
-    } else {
-        value.to_string()
-    })
 }
 
 /// `Ok` when `page` is the HTTP-POST page of a successful, signed Response
