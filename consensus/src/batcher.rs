@@ -20,7 +20,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError as CWE, RaftError as RE};
 use rsp_storage::kv::{Command, Op, Response, TxnOp};
@@ -105,10 +105,13 @@ fn weight(op: &Op) -> usize {
 }
 
 impl Batcher {
-    pub(crate) fn spawn(raft: Raft, clock: Clock) -> Batcher {
+    /// `timeout`: how long a proposal may stay unanswered before its
+    /// writes are answered [`ConsensusError::Timeout`] and the next batch
+    /// goes (see [`propose`]).
+    pub(crate) fn spawn(raft: Raft, clock: Clock, timeout: Duration) -> Batcher {
         let (tx, rx) = mpsc::channel(QUEUE);
         let stats = Arc::new(BatchStats::default());
-        tokio::spawn(run(raft, clock, rx, stats.clone()));
+        tokio::spawn(run(raft, clock, timeout, rx, stats.clone()));
         Batcher { tx, stats }
     }
 
@@ -134,7 +137,13 @@ impl Batcher {
     }
 }
 
-async fn run(raft: Raft, clock: Clock, mut rx: mpsc::Receiver<Pending>, stats: Arc<BatchStats>) {
+async fn run(
+    raft: Raft,
+    clock: Clock,
+    timeout: Duration,
+    mut rx: mpsc::Receiver<Pending>,
+    stats: Arc<BatchStats>,
+) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
         // Wait for a slot first: writes that queue meanwhile join this batch.
@@ -158,7 +167,7 @@ async fn run(raft: Raft, clock: Clock, mut rx: mpsc::Receiver<Pending>, stats: A
         let stats = stats.clone();
         tokio::spawn(async move {
             let (started, ops) = (Instant::now(), batch.len() as u64);
-            propose(&raft, &clock, batch).await;
+            propose(&raft, &clock, timeout, batch).await;
             drop(permit);
             let took = started.elapsed().as_nanos().min(u64::MAX as u128) as u64;
             stats.proposals.fetch_add(1, Relaxed);
@@ -204,7 +213,15 @@ fn propose_span(batch: &[Pending]) -> Span {
     span
 }
 
-async fn propose(raft: &Raft, clock: &Clock, mut batch: Vec<Pending>) {
+/// Propose `batch` as one entry and answer its writes.
+///
+/// The wait is bounded: openraft answers an entry a leader appended only
+/// when this node applies it or the entry is truncated, and a leader that
+/// removed itself from the membership does neither (the next leader
+/// commits the entry; this node hears of it no more). Unbounded, that
+/// proposal would hold the only slot and stop every later write here; so
+/// it ends at `timeout`, or as soon as this node is out of the membership.
+async fn propose(raft: &Raft, clock: &Clock, timeout: Duration, mut batch: Vec<Pending>) {
     let single = batch.len() == 1;
     let span = propose_span(&batch);
     let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.drain(..).map(|p| (p.op, p.reply)).unzip();
@@ -213,10 +230,42 @@ async fn propose(raft: &Raft, clock: &Clock, mut batch: Vec<Pending>) {
     } else {
         Op::Batch(ops)
     };
-    let result = raft
+    let write = raft
         .client_write(Command::new(clock.now_ms(), op))
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+    // A node that is not the leader refuses the proposal at once; one that
+    // leads and then leaves the membership never answers it.
+    let leads = raft.metrics().borrow().state == openraft::ServerState::Leader;
+    let wait = raft.wait(Some(timeout));
+    let removed = async {
+        if !leads {
+            return std::future::pending().await;
+        }
+        wait.metrics(
+            |m| {
+                m.state != openraft::ServerState::Leader
+                    && m.membership_config.membership().get_node(&m.id).is_none()
+            },
+            "removed from the membership",
+        )
+        .await
+    };
+    let result = tokio::select! {
+        biased;
+        r = tokio::time::timeout(timeout, write) => r.ok(),
+        // No answer will come: answer now rather than at the deadline.
+        Ok(_) = removed => None,
+    };
+    let Some(result) = result else {
+        tracing::warn!(
+            writes = replies.len(),
+            "a proposal was not answered; its outcome is unknown"
+        );
+        for reply in replies {
+            let _ = reply.send(Err(ConsensusError::Timeout));
+        }
+        return;
+    };
     match result {
         Ok(resp) => {
             let index = resp.log_id.index;

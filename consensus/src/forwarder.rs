@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rsp_storage::kv::{Op, Response};
@@ -43,13 +44,23 @@ struct Pending {
 #[derive(Clone)]
 pub(crate) struct Forwarder {
     tx: mpsc::Sender<Pending>,
+    /// The leader the last peer that refused a forwarded write named
+    /// (0: none): how a node the leader no longer talks to (one removed
+    /// from the membership) finds it.
+    hint: Arc<AtomicU64>,
 }
 
 impl Forwarder {
     pub(crate) fn spawn(transport: Transport, group: GroupId, timeout: Duration) -> Forwarder {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(transport, group, timeout, rx));
-        Forwarder { tx }
+        let hint = Arc::new(AtomicU64::new(0));
+        tokio::spawn(run(transport, group, timeout, rx, hint.clone()));
+        Forwarder { tx, hint }
+    }
+
+    /// The leader a peer last named when it refused a forwarded write.
+    pub(crate) fn leader_hint(&self) -> Option<NodeId> {
+        Some(self.hint.load(Ordering::Relaxed)).filter(|id| *id != 0)
     }
 
     pub(crate) async fn forward(&self, leader: NodeId, member: Member, op: Op) -> Forwarded {
@@ -75,6 +86,7 @@ async fn run(
     group: GroupId,
     timeout: Duration,
     mut rx: mpsc::Receiver<Pending>,
+    hint: Arc<AtomicU64>,
 ) {
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     while let Some(first) = rx.recv().await {
@@ -95,17 +107,21 @@ async fn run(
             by_leader.entry(p.leader).or_default().push(p);
         }
         let transport = transport.clone();
+        let hint = hint.clone();
         tokio::spawn(async move {
             let sends = by_leader
                 .into_values()
-                .map(|batch| send(&transport, group, timeout, batch));
+                .map(|batch| send(&transport, group, timeout, batch, &hint));
             futures::future::join_all(sends).await;
             drop(permit);
         });
     }
 }
 
-fn map_one(r: Result<(Response, u64), PeerError>) -> Forwarded {
+fn map_one(r: Result<(Response, u64), PeerError>, hint: &AtomicU64) -> Forwarded {
+    if let Err(PeerError::NotLeader(leader)) = &r {
+        hint.store(*leader, Ordering::Relaxed);
+    }
     match r {
         Ok(r) => Ok(Some(r)),
         Err(PeerError::NotLeader(_) | PeerError::NoLeader) => Ok(None),
@@ -135,7 +151,13 @@ fn batch_span(batch: &[Pending]) -> Span {
     span
 }
 
-async fn send(transport: &Transport, group: GroupId, timeout: Duration, batch: Vec<Pending>) {
+async fn send(
+    transport: &Transport,
+    group: GroupId,
+    timeout: Duration,
+    batch: Vec<Pending>,
+    hint: &AtomicU64,
+) {
     let Some(first) = batch.first() else { return };
     let addr = transport.route(first.leader, &first.member.peer_addr);
     let span = batch_span(&batch);
@@ -153,10 +175,13 @@ async fn send(transport: &Transport, group: GroupId, timeout: Duration, batch: V
     match answer {
         Ok(PeerResponse::WriteBatch(results)) if results.len() == replies.len() => {
             for (reply, r) in replies.into_iter().zip(results) {
-                let _ = reply.send(map_one(r));
+                let _ = reply.send(map_one(r, hint));
             }
         }
-        Ok(PeerResponse::Err(PeerError::NotLeader(_) | PeerError::NoLeader)) => {
+        Ok(PeerResponse::Err(e @ (PeerError::NotLeader(_) | PeerError::NoLeader))) => {
+            if let PeerError::NotLeader(leader) = e {
+                hint.store(leader, Ordering::Relaxed);
+            }
             for reply in replies {
                 let _ = reply.send(Ok(None));
             }

@@ -70,6 +70,8 @@ pub(crate) struct Inner {
     /// Answers of peers to this node's Raft requests, and whether it is
     /// silent as a leader cut off from a quorum.
     pub(crate) contacts: Arc<crate::check_quorum::Contacts>,
+    /// Which voter a node outside the voters asks next for the leader.
+    pub(crate) fallback_turn: std::sync::atomic::AtomicU64,
 }
 
 /// A node's consensus handle. Cheap to clone.
@@ -133,7 +135,11 @@ impl Consensus {
             .await
             .map_err(|e| ConsensusError::Internal(format!("raft start: {e}")))?;
         let (stop_tx, _) = watch::channel(false);
-        let batcher = crate::batcher::Batcher::spawn(raft.clone(), config.clock.clone());
+        let batcher = crate::batcher::Batcher::spawn(
+            raft.clone(),
+            config.clock.clone(),
+            config.write_timeout,
+        );
         let forwarder =
             crate::forwarder::Forwarder::spawn(transport.clone(), group, config.write_timeout);
         let consensus = Consensus {
@@ -155,6 +161,7 @@ impl Consensus {
                 commit_seen: std::sync::Mutex::new((0, None)),
                 secrets: std::sync::RwLock::new(HashMap::new()),
                 contacts,
+                fallback_turn: Default::default(),
             }),
         };
         crate::tasks::spawn_all(&consensus);

@@ -121,6 +121,53 @@ async fn wait_applied_everywhere_names_the_node_that_is_down() {
     assert_eq!(report.confirmed.len(), 2);
 }
 
+/// A node that removed itself (the leader, asked to leave) keeps serving
+/// writes until it is stopped: it no longer hears from the new leader, so
+/// it finds it through the remaining members, and a write it proposed as
+/// leader that it never hears the end of does not block the rest. (An
+/// admin call's audit record is written after the removal it records.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_leader_still_reaches_the_new_leader_with_its_writes() {
+    let cluster = TestCluster::start(3).await.expect("cluster");
+    let leader = cluster
+        .leader(Duration::from_secs(10))
+        .await
+        .expect("leader");
+    // Writes keep going to the leader while it removes itself, so one is
+    // usually in flight when it steps down: the next leader commits it and
+    // this node is never told, which must not stop its later writes.
+    let busy = cluster.node(leader).clone();
+    let writer = tokio::spawn(async move {
+        for i in 0.. {
+            let _ = busy.txn(put("during-removal", &i.to_string(), None)).await;
+        }
+    });
+    cluster
+        .node(leader)
+        .remove_node(leader)
+        .await
+        .expect("remove the leader");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    writer.abort();
+    let write = tokio::time::timeout(
+        Duration::from_secs(20),
+        cluster
+            .node(leader)
+            .txn_indexed(put("after-removal", "1", None)),
+    )
+    .await
+    .expect("the write neither hangs nor outlives its deadline");
+    let (_, index) = write.expect("a write through the removed node");
+    let other = (1..=3).find(|id| *id != leader).expect("a member");
+    let (kv, info) = cluster
+        .node(other)
+        .get(&key("after-removal"), Consistency::Linearizable)
+        .await
+        .expect("read");
+    assert_eq!(kv.expect("present").value, b"1");
+    assert!(info.applied_index >= index);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_malformed_commands_are_refused_before_the_log() {
     let cluster = TestCluster::start(1).await.expect("cluster");

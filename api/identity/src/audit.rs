@@ -439,7 +439,8 @@ async fn write(shared: &Shared, batch: &[Queued]) -> Result<(), AuditError> {
                 tracing::error!(error = %e, events = batch.len(), "audit events not recorded");
                 return Err(AuditError::Write(e.to_string()));
             }
-            Err(_) => {
+            Err(e) => {
+                tracing::debug!(error = %e, events = batch.len(), "audit write retried");
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }

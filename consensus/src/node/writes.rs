@@ -96,7 +96,22 @@ impl Consensus {
                         Err(e) => return Err(e),
                     }
                 }
-                Attempt::Forward(None) => {}
+                Attempt::Forward(None) => {
+                    if let Some((leader, member)) = self.leader_outside_the_voters() {
+                        tracing::debug!(
+                            to = leader,
+                            "not a voter and no leader known: asking a voter"
+                        );
+                        match self
+                            .forward_write(leader, &member, op.clone(), deadline)
+                            .await
+                        {
+                            Ok(Some(r)) => return Ok(r),
+                            Ok(None) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
             }
             // No leader known yet, or it moved: wait a little and try again.
             if Self::remaining(deadline).is_none() {
@@ -106,6 +121,33 @@ impl Consensus {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Where a node that is not a voter and knows no leader sends a write:
+    /// the leader a peer last named, else a voter in turn (which names the
+    /// leader when it refuses). A node removed from the membership hears
+    /// from no leader again, yet serves until it is stopped; a voter waits
+    /// for the election it takes part in instead.
+    fn leader_outside_the_voters(&self) -> Option<(NodeId, Member)> {
+        let m = self.metrics();
+        let membership = m.membership_config.membership();
+        let me = self.id();
+        if membership.voter_ids().any(|v| v == me) {
+            return None;
+        }
+        if let Some(hint) = self.inner.forwarder.leader_hint().filter(|l| *l != me)
+            && let Some(member) = membership.get_node(&hint)
+            && membership.voter_ids().any(|v| v == hint)
+        {
+            return Some((hint, member.clone()));
+        }
+        let voters: Vec<NodeId> = membership.voter_ids().filter(|v| *v != me).collect();
+        if voters.is_empty() {
+            return None;
+        }
+        let turn = self.inner.fallback_turn.fetch_add(1, Ordering::Relaxed) as usize;
+        let voter = voters[turn % voters.len()];
+        membership.get_node(&voter).map(|n| (voter, n.clone()))
     }
 
     /// `Ok(None)`: not sent or refused before it was proposed; safe to retry.

@@ -92,7 +92,13 @@ async fn a_removed_node_leaves_the_membership_and_the_rest_keeps_committing() ->
 async fn removing_the_leader_moves_leadership_and_the_cluster_keeps_committing() -> Result<()> {
     let cluster = Cluster::start(spec(3)).await?;
     let leader = cluster.wait_for_leader(CONVERGE).await?;
-    let resp = cluster.client(leader)?.remove_node(leader).await?;
+    let resp = match cluster.client(leader)?.remove_node(leader).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{}", cluster.logs(80));
+            return Err(e);
+        }
+    };
     ensure!(
         resp.status == 200,
         "DELETE leader {leader}: {} {}",
@@ -115,6 +121,20 @@ async fn removing_the_leader_moves_leadership_and_the_cluster_keeps_committing()
         "ok",
     )
     .await?;
+    // The removal is in the cluster's trail: the removed node wrote it
+    // after it had left, through the remaining members.
+    let trail = cluster
+        .client(rest[1])?
+        .get("/admin/v1/audit?type=cluster.node_removed")
+        .await?
+        .success()?
+        .body;
+    let recorded = trail["items"].as_array().is_some_and(|events| {
+        events
+            .iter()
+            .any(|e| e["details"]["id"] == serde_json::json!(leader.to_string()))
+    });
+    ensure!(recorded, "the removal is not in the trail: {trail}");
     Ok(())
 }
 
