@@ -61,6 +61,7 @@ pub use node::{
 };
 pub use peer_server::PeerService;
 pub use rsp_storage::Durability;
+pub use rsp_storage::backup;
 pub use rsp_storage::kv;
 pub use rsp_storage::sync_thread::SyncStats;
 pub use tls::PeerTls;

@@ -1,5 +1,5 @@
-//! `rsp admin RESOURCE VERB` (the admin API from a shell) and `rsp
-//! completions SHELL`. docs/cli.md is the user's guide.
+//! `rsp admin RESOURCE VERB` (the admin API from a shell), `rsp backup`,
+//! `rsp restore` and `rsp completions SHELL`. docs/cli.md is the user's guide.
 //!
 //! Each command becomes one `call::Call` (method, path, body, how to show
 //! the answer) that `http::Api` sends with the admin token and prints:
@@ -20,6 +20,7 @@
 //! admin API, as any operator's tool would.
 
 mod authz;
+mod backup;
 mod call;
 mod clients;
 mod cluster;
@@ -55,6 +56,10 @@ const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 enum Cli {
     /// Call the admin API of a running cluster (docs/cli.md)
     Admin(Box<AdminArgs>),
+    /// Copy the whole cluster's state at one revision, online, through any node
+    Backup(backup::BackupArgs),
+    /// Write a backup into a new data dir that starts as a one-node cluster
+    Restore(backup::RestoreArgs),
     /// Print a shell completion script for rsp
     Completions {
         #[arg(value_enum)]
@@ -179,7 +184,7 @@ pub fn add_subcommands(cmd: Command) -> Command {
 /// `None` when `args` (with argv\[0\]) name another subcommand.
 pub fn dispatch(args: Vec<OsString>, rsp: impl FnOnce() -> Command) -> Option<i32> {
     let first = args.get(1).and_then(|a| a.to_str());
-    if !matches!(first, Some("admin" | "completions")) {
+    if !matches!(first, Some("admin" | "completions" | "backup" | "restore")) {
         return None;
     }
     let mut command = rsp();
@@ -197,16 +202,23 @@ pub fn dispatch(args: Vec<OsString>, rsp: impl FnOnce() -> Command) -> Option<i3
             clap_complete::generate(shell, &mut command, "rsp", &mut std::io::stdout());
             Exit::Ok.code()
         }
-        Cli::Admin(args) => match run(*args) {
-            Ok(()) => Exit::Ok.code(),
-            Err(failure) => {
-                for line in &failure.lines {
-                    eprintln!("{line}");
-                }
-                failure.exit.code()
-            }
-        },
+        Cli::Admin(args) => finish(run(*args)),
+        Cli::Backup(args) => finish(backup::backup(args)),
+        Cli::Restore(args) => finish(backup::restore(args)),
     })
+}
+
+/// The exit code of a command, its failure's lines printed on stderr.
+fn finish(result: Result<(), Failure>) -> i32 {
+    match result {
+        Ok(()) => Exit::Ok.code(),
+        Err(failure) => {
+            for line in &failure.lines {
+                eprintln!("{line}");
+            }
+            failure.exit.code()
+        }
+    }
 }
 
 fn run(args: AdminArgs) -> Result<(), Failure> {

@@ -68,6 +68,9 @@ pub struct Settings {
     pub join: Option<String>,
     pub learner: bool,
     pub no_bootstrap: bool,
+    /// Restart this survivor of a lost quorum as a one-node cluster keeping
+    /// its data (see `server::start`).
+    pub force_new_cluster: bool,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub peer_tls_ca: Option<PathBuf>,

@@ -1,4 +1,5 @@
 //! The `rsp` binary: `rsp serve [settings]`, `rsp admin RESOURCE VERB`,
+//! `rsp backup`, `rsp restore`,
 //! `rsp completions SHELL`.
 
 use rsp_node::config;

@@ -35,7 +35,7 @@ use crate::kv::{
 
 const DATA: u8 = b'd';
 const EXPIRY: u8 = b'x';
-const META_REV: &[u8] = b"mrev";
+pub(crate) const META_REV: &[u8] = b"mrev";
 const META_NOW: &[u8] = b"mnow";
 
 /// Raw `(key, value)` pairs of a tree, as carried in snapshots.
@@ -169,6 +169,10 @@ pub struct KvEngine {
     /// `(expires_at_ms, data key)` of every record with a TTL; shared by
     /// clones, changed only after the batch that changes the records.
     expiry: Arc<Mutex<ExpiryIndex>>,
+    /// Held while a command's batch is written and while
+    /// [`KvEngine::copy_consistent`] reads the tree, so a copy taken
+    /// outside the state machine's task still falls between two applies.
+    gate: Arc<Mutex<()>>,
 }
 
 /// A change to the expiry index, made once its command's batch is written.
@@ -268,6 +272,7 @@ impl KvEngine {
             tree,
             events,
             expiry: Arc::default(),
+            gate: Arc::default(),
         };
         let mut legacy = sled::Batch::default();
         let mut found = false;
@@ -470,7 +475,9 @@ impl KvEngine {
         for (k, v) in extra {
             batch.insert(k.as_slice(), v.as_slice());
         }
+        let gate = self.gate();
         self.tree.apply_batch(batch)?;
+        drop(gate);
         if !ov.expiry.is_empty() {
             let mut index = self.expiry_index();
             for change in ov.expiry {
@@ -646,6 +653,29 @@ impl KvEngine {
         Ok(out)
     }
 
+    /// Every entry of the tree as it was between two applies, from any
+    /// task (applies wait while it is read; the expiry index is left out:
+    /// it is rebuilt from the records). For backups.
+    pub fn copy_consistent(&self) -> Result<RawEntries, StorageError> {
+        let _gate = self.gate();
+        let mut out = Vec::new();
+        for item in self.tree.iter() {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Whether `key` is of the expiry index's on-disk layout (never in a
+    /// copy, and skipped on restore).
+    pub fn is_index_key(key: &[u8]) -> bool {
+        key.first() == Some(&EXPIRY)
+    }
+
+    fn gate(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Replace the whole tree with a snapshot's entries, atomically; the
     /// expiry index is rebuilt from the records.
     pub fn import(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
@@ -666,7 +696,9 @@ impl KvEngine {
                 batch.insert(k.as_slice(), v.as_slice());
             }
         }
+        let gate = self.gate();
         self.tree.apply_batch(batch)?;
+        drop(gate);
         *self.expiry_index() = index;
         Ok(())
     }

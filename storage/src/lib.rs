@@ -15,6 +15,7 @@
 //! snapshot) or about the network; that is `rsp-consensus`. Nothing above
 //! `rsp-consensus` uses this crate directly.
 
+pub mod backup;
 pub mod db;
 pub mod error;
 pub mod kv;

@@ -82,6 +82,36 @@ where
         }
     }
 
+    /// The last log id: of the last entry, else of the last purged one.
+    pub fn last_log_id(&self) -> Result<Option<LogId<C::NodeId>>, StorageError> {
+        match self.last_entry()? {
+            Some(e) => Ok(Some(openraft::RaftLogId::get_log_id(&e).clone())),
+            None => Ok(self.get_meta::<Option<LogId<C::NodeId>>>(PURGED)?.flatten()),
+        }
+    }
+
+    /// The stored vote, as stored.
+    pub fn stored_vote(&self) -> Result<Option<Vote<C::NodeId>>, StorageError> {
+        self.get_meta(VOTE)
+    }
+
+    /// `--force-new-cluster`, before Raft starts: append `entry` (the
+    /// caller's membership entry naming this node alone, after the last
+    /// log id) and store `vote` (of the entry's term), both synced. The
+    /// node then starts as the only voter of the membership its log ends
+    /// with, and commits its whole log, the new entry last.
+    pub fn force_append(
+        &self,
+        store: &Store,
+        entry: C::Entry,
+        vote: Vote<C::NodeId>,
+    ) -> Result<(), StorageError> {
+        let index = openraft::RaftLogId::get_log_id(&entry).index;
+        self.log.insert(index.to_be_bytes(), encode(&entry))?;
+        self.meta.insert(VOTE, encode(&vote))?;
+        store.sync()
+    }
+
     /// Number of entries present (for tests and metrics).
     pub fn len(&self) -> usize {
         self.log.len()

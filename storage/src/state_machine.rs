@@ -25,8 +25,8 @@ use crate::kv::{Command, Response};
 use crate::kv_engine::{KvEngine, RawEntries};
 use crate::sync_thread::SyncThread;
 
-const APPLIED: &[u8] = b"mapplied";
-const MEMBERSHIP: &[u8] = b"mmembership";
+pub(crate) const APPLIED: &[u8] = b"mapplied";
+pub(crate) const MEMBERSHIP: &[u8] = b"mmembership";
 const SNAP_META: &[u8] = b"meta";
 const SNAP_DATA: &[u8] = b"data";
 const SNAPSHOT_FORMAT: u16 = 1;

@@ -184,6 +184,7 @@ pub fn routes() -> AdminRoutes {
         .route("/admin/v1/cluster", get(cluster::status))
         .route("/admin/v1/cluster/nodes", post(cluster::add_node))
         .route("/admin/v1/cluster/kek", get(cluster::kek_status))
+        .route("/admin/v1/cluster/backup", get(cluster::backup))
         .route("/admin/v1/cluster/kek/rotate", post(cluster::kek_rotate))
         .route(
             "/admin/v1/cluster/nodes/{id}",

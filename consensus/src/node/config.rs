@@ -43,6 +43,9 @@ pub struct ConsensusConfig {
     /// The wall clock that stamps this node's writes and that the services
     /// above read ([`crate::Consensus::clock`]).
     pub clock: Clock,
+    /// `--force-new-cluster`: before Raft starts, make this node the only
+    /// voter of the membership its log ends with ([`crate::Consensus::start`]).
+    pub force_new_cluster: bool,
 }
 
 impl ConsensusConfig {
@@ -62,6 +65,7 @@ impl ConsensusConfig {
             read_timeout: Duration::from_secs(3),
             bugs: InjectedBugs::default(),
             clock: Clock::system(),
+            force_new_cluster: false,
         }
     }
 }

@@ -260,6 +260,40 @@ impl Api {
     }
 }
 
+impl Api {
+    /// Sends `call` and copies its answer's body into `out` as it comes,
+    /// calling `progress` with the bytes copied so far; the answer's
+    /// headers are returned.
+    pub fn download(
+        &self,
+        call: &Call,
+        out: &mut impl Write,
+        mut progress: impl FnMut(u64),
+    ) -> CliResult<reqwest::header::HeaderMap> {
+        let mut response = self.execute(call, &[])?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().unwrap_or_default();
+            return Err(Failure::answered(status, &text, &call.describe(), None));
+        }
+        let headers = response.headers().clone();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut copied = 0u64;
+        loop {
+            let n = std::io::Read::read(&mut response, &mut buf)
+                .map_err(|e| Failure::unreachable(format!("the answer broke off: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            out.write_all(&buf[..n])
+                .map_err(|e| Failure::usage(format!("cannot write the output: {e}")))?;
+            copied += n as u64;
+            progress(copied);
+        }
+        Ok(headers)
+    }
+}
+
 /// Prints to stdout; a closed stdout (`| head`) is not an error.
 pub fn print(text: &str) {
     let mut stdout = std::io::stdout().lock();

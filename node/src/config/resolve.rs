@@ -30,7 +30,7 @@ pub(super) fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
             .parse(PEER_ADDR, socket_addr)?
             .unwrap_or(DEFAULT_PEER_ADDR),
         peer_advertise_addr: l.parse(PEER_ADVERTISE_ADDR, host_port)?,
-        node_id: l.parse(NODE_ID, |v| number(v, 1))?,
+        node_id: l.parse(NODE_ID, node_id)?,
         zone: l
             .parse(ZONE, label)?
             .unwrap_or_else(|| "default".to_owned()),
@@ -40,6 +40,7 @@ pub(super) fn resolve(l: &Layers) -> Result<Settings, ConfigError> {
         join: l.parse(JOIN, host_port)?,
         learner: l.flag(LEARNER),
         no_bootstrap: l.flag(NO_BOOTSTRAP),
+        force_new_cluster: l.flag(FORCE_NEW_CLUSTER),
         tls_cert: l.path(TLS_CERT)?,
         tls_key: l.path(TLS_KEY)?,
         peer_tls_ca: l.path(PEER_TLS_CA)?,
@@ -114,6 +115,30 @@ fn number(v: &str, min: u64) -> Result<u64, String> {
         return Err(format!("must be at least {min}, not {n}"));
     }
     Ok(n)
+}
+
+/// A node id, or `from-hostname`: the trailing `-N` of the host name plus
+/// one (`rsp-0` is node 1), for the pods of a StatefulSet.
+fn node_id(v: &str) -> Result<u64, String> {
+    if v != "from-hostname" {
+        return number(v, 1);
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    ordinal_id(host.trim())
+}
+
+fn ordinal_id(host: &str) -> Result<u64, String> {
+    host.rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .and_then(|n| n.checked_add(1))
+        .ok_or_else(|| {
+            format!(
+                "from-hostname needs a host name ending in -N (a StatefulSet pod's), not {host:?}"
+            )
+        })
 }
 
 fn socket_addr(v: &str) -> Result<SocketAddr, String> {
@@ -204,6 +229,16 @@ fn public_url(v: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pod_ordinal_gives_the_node_id() {
+        assert_eq!(super::ordinal_id("rsp-0"), Ok(1));
+        assert_eq!(super::ordinal_id("rsp-eu-west-12"), Ok(13));
+        assert!(super::ordinal_id("rsp").is_err());
+        assert!(super::ordinal_id("rsp-x").is_err());
+        assert_eq!(super::node_id("7"), Ok(7));
+        assert!(super::node_id("0").is_err());
+    }
+
     use super::super::test_support::{failing_setting, run};
     use super::*;
 

@@ -62,7 +62,7 @@ mod specs {
         "peer_advertise_addr", "RSP_PEER_ADVERTISE_ADDR", Text, "HOST:PORT",
         "Address other members reach this node's peer listener at [default: peer-addr]");
     pub const NODE_ID: Spec = spec("node-id", "node_id", "RSP_NODE_ID", Int, "ID",
-        "This node's Raft id, 1 or more");
+        "This node's Raft id, 1 or more; `from-hostname`: the host name's trailing -N plus one (StatefulSet pods)");
     pub const ZONE: Spec = spec("zone", "zone", "RSP_ZONE", Text, "NAME",
         "Failure zone this node runs in [default: default]");
     pub const REGION: Spec = spec("region", "region", "RSP_REGION", Text, "NAME",
@@ -74,6 +74,9 @@ mod specs {
     pub const NO_BOOTSTRAP: Spec = spec("no-bootstrap",
         "no_bootstrap", "RSP_NO_BOOTSTRAP", Bool, "",
         "Do not start a one-node cluster on an empty data dir; wait to be added by the admin API");
+    pub const FORCE_NEW_CLUSTER: Spec = spec("force-new-cluster",
+        "force_new_cluster", "RSP_FORCE_NEW_CLUSTER", Bool, "",
+        "Restart this surviving member of a cluster that lost its quorum for good as a one-node cluster keeping its data, with a new join token (docs/operations.md); once");
     pub const TLS_CERT: Spec = spec("tls-cert", "tls_cert", "RSP_TLS_CERT", Text, "FILE",
         "PEM certificate chain; with tls-key serves HTTPS and is the node's peer TLS identity");
     pub const TLS_KEY: Spec = spec("tls-key", "tls_key", "RSP_TLS_KEY", Text, "FILE",
@@ -134,7 +137,7 @@ mod specs {
     /// Every setting, in the order of `rsp serve --help`.
     pub const SPECS: &[Spec] = &[
         DATA_DIR, HTTP_ADDR, PUBLIC_URL, PEER_ADDR, PEER_ADVERTISE_ADDR, NODE_ID, ZONE, REGION,
-        JOIN, LEARNER, NO_BOOTSTRAP, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE, KEK_FILE,
+        JOIN, LEARNER, NO_BOOTSTRAP, FORCE_NEW_CLUSTER, TLS_CERT, TLS_KEY, PEER_TLS_CA, ADMIN_TOKEN_FILE, KEK_FILE,
         KEK_COMMAND, JOIN_TOKEN_FILE, LOG_FORMAT, OTLP_ENDPOINT, OTLP_SAMPLING_RATIO, PEER_ROUTE,
         SNAPSHOT_THRESHOLD, HEARTBEAT_MS, ELECTION_TIMEOUT_MS, TOKEN_RATE_LIMIT, LOGIN_RATE_LIMIT,
         TENANT_RATE_LIMIT, HEADER_TIMEOUT_SECS, MAX_CONNECTIONS, DEMO,

@@ -70,6 +70,7 @@ pub(super) async fn start_consensus(
     config.tls = peer_tls;
     config.join_token = join_token;
     config.bugs = bugs;
+    config.force_new_cluster = settings.force_new_cluster;
     Consensus::start(config, registry)
         .await
         .map_err(|e| StartError::runtime("starting storage and raft", e))
@@ -103,7 +104,11 @@ pub(super) async fn form_or_join(
         .is_initialized()
         .await
         .map_err(|e| StartError::runtime("reading raft state", e))?;
-    match (&settings.join, initialized) {
+    // A join address that is this node's own (every pod of a StatefulSet
+    // is given the first pod's) is no cluster to join: the first pod
+    // bootstraps.
+    let join = settings.join.as_ref().filter(|addr| *addr != peer_addr);
+    match (join, initialized) {
         (Some(addr), false) => {
             tracing::info!(%addr, "joining the cluster");
             consensus

@@ -13,7 +13,7 @@ use rsp_consensus::peer_auth::JoinToken;
 use zeroize::Zeroizing;
 
 use super::StartError;
-use super::files::{warn_if_shared, write_private};
+use super::files::{replace_private, warn_if_shared, write_private};
 use crate::config::Settings;
 
 /// Where this node's token came from, and so whether to keep a copy.
@@ -26,6 +26,9 @@ pub(super) enum Origin {
     Stored,
     /// Made now for a new cluster; written to the data dir.
     Generated,
+    /// Made now by `--force-new-cluster`; replaces the stored one, so the
+    /// old members' messages are refused.
+    Forced,
 }
 
 pub(super) struct Resolved {
@@ -35,6 +38,9 @@ pub(super) struct Resolved {
 
 /// Step 1: the join token, read before anything is written.
 pub(super) fn resolve(settings: &Settings) -> Result<Resolved, StartError> {
+    if settings.force_new_cluster {
+        return forced(settings);
+    }
     if let Ok(text) = std::env::var("RSP_JOIN_TOKEN")
         && !text.trim().is_empty()
     {
@@ -76,6 +82,31 @@ pub(super) fn resolve(settings: &Settings) -> Result<Resolved, StartError> {
     })
 }
 
+/// `--force-new-cluster`: a new token for the new cluster, so the members
+/// of the old one (which may come back with its token and its membership)
+/// are refused on the peer port.
+fn forced(settings: &Settings) -> Result<Resolved, StartError> {
+    let refuse = |m: &str| Err(StartError::setting("force-new-cluster", m));
+    if settings.join.is_some() {
+        return refuse("a node forced into a new cluster joins none: drop --join");
+    }
+    if !settings.data_dir.join("store").exists() {
+        return refuse(
+            "this data dir holds no cluster data to keep; force-new-cluster is for a surviving member",
+        );
+    }
+    let env_token = std::env::var("RSP_JOIN_TOKEN").is_ok_and(|t| !t.trim().is_empty());
+    if env_token || settings.join_token_file.is_some() {
+        return refuse(
+            "the new cluster gets a new join token (written to <data-dir>/join-token), so the old members are refused: start it without RSP_JOIN_TOKEN and --join-token-file",
+        );
+    }
+    Ok(Resolved {
+        token: JoinToken::generate(),
+        origin: Origin::Forced,
+    })
+}
+
 fn read(path: &std::path::Path) -> Result<JoinToken, String> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
@@ -97,6 +128,15 @@ pub(super) fn keep(
         Origin::Stored => return Ok(Some(path)),
         Origin::File if path.exists() => return Ok(None),
         Origin::File | Origin::Generated => {}
+        Origin::Forced => {
+            replace_private(&path, resolved.token.expose().as_bytes())
+                .map_err(|e| StartError::runtime(&format!("writing {}", path.display()), e))?;
+            eprintln!(
+                "rsp: force-new-cluster: the new cluster's join token is in {}; nodes that join it need it (--join-token-file or RSP_JOIN_TOKEN)",
+                path.display()
+            );
+            return Ok(Some(path));
+        }
     }
     write_private(&path, resolved.token.expose().as_bytes())
         .map_err(|e| StartError::runtime(&format!("writing {}", path.display()), e))?;

@@ -9,6 +9,7 @@ mod support;
 mod webdriver;
 
 mod audit_usage;
+mod backup;
 mod browser_chromium;
 mod browser_console;
 mod browser_passkeys;

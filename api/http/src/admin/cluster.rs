@@ -1,6 +1,6 @@
 //! `GET /admin/v1/cluster`, `POST /admin/v1/cluster/nodes`,
 //! `DELETE /admin/v1/cluster/nodes/{id}`, `GET /admin/v1/cluster/kek`,
-//! `POST /admin/v1/cluster/kek/rotate`.
+//! `POST /admin/v1/cluster/kek/rotate`, `GET /admin/v1/cluster/backup`.
 
 use std::time::Duration;
 
@@ -120,6 +120,51 @@ pub async fn remove_node(
 ) -> ApiResult<impl IntoResponse> {
     state.consensus.remove_node(id).await?;
     Ok(Json(state.consensus.status()))
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/v1/cluster/backup",
+    operation_id = "cluster_backup",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The backup file (`application/octet-stream`; docs/operations.md gives its layout): the whole state at one log index, which includes every write acknowledged before the request. Headers `x-rsp-backup-log-index`, `x-rsp-backup-revision` and `x-rsp-backup-entries` describe it.", content_type = "application/octet-stream"),
+        (status = 503, description = "`unavailable`: no leader confirmed the copy's point", body = ErrorBody),
+    ),
+)]
+pub async fn backup(
+    caller: AdminCaller,
+    State(state): State<AppState>,
+) -> ApiResult<axum::response::Response> {
+    use axum::body::{Body, Bytes};
+    use axum::http::header;
+    let encoder = state.consensus.backup().await?;
+    let h = encoder.header().clone();
+    // Secrets in it stay sealed under the KEK, but it is the whole state:
+    // who took one, and of what, is on the cluster's trail.
+    state.identity.audit.record(
+        rsp_identity::audit::Draft::new(
+            None,
+            "cluster.backup_taken",
+            super::audit::actor(&caller.principal),
+            rsp_identity::audit::Outcome::Success,
+        )
+        .detail("log_index", h.log_index)
+        .detail("revision", h.kv_revision)
+        .detail("entries", h.entries),
+    );
+    let chunks = encoder.map(|c| Ok::<_, std::convert::Infallible>(Bytes::from(c)));
+    axum::response::Response::builder()
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .header(
+            header::CONTENT_DISPOSITION,
+            "attachment; filename=\"rsp.backup\"",
+        )
+        .header("x-rsp-backup-log-index", h.log_index)
+        .header("x-rsp-backup-revision", h.kv_revision)
+        .header("x-rsp-backup-entries", h.entries)
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .map_err(ApiError::internal)
 }
 
 impl From<RingError> for ApiError {

@@ -100,6 +100,7 @@ const BEARER: &str = "bearer";
         cluster::remove_node,
         cluster::kek_status,
         cluster::kek_rotate,
+        cluster::backup,
         kv::get,
         kv::put,
         kv::delete,

@@ -1,0 +1,475 @@
+//! The backup file: one group's state machine as it was between two
+//! applies, and writing it into a new data dir.
+//!
+//! Layout (integers big-endian):
+//!
+//! | part | bytes |
+//! |---|---|
+//! | magic | `RSPBACKUP\n` |
+//! | header | `u32` length, then the [`Header`] (bincode) |
+//! | entries | per entry: `u32` key length (1 or more), key, `u32` value length, value |
+//! | end | `u32` 0 |
+//! | checksum | SHA-256 of every byte before it |
+//!
+//! The entries are the raw records of the state tree (data, the cluster
+//! clock and revision), without the Raft bookkeeping (applied log id,
+//! membership) and without the expiry index, which is rebuilt from the
+//! records. A restored data dir therefore holds the state and nothing of
+//! the old cluster's Raft: the node that starts on it forms a new one-node
+//! cluster whose first log entry is applied on top of that state.
+//!
+//! A reader checks the format before it reads anything else, and the
+//! checksum and the entry count before [`restore`] writes anything.
+
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::db::{GroupId, Store, StoreConfig};
+use crate::error::{StorageError, decode, encode};
+use crate::kv_engine::{KvEngine, META_REV, RawEntries};
+use crate::state_machine::{APPLIED, MEMBERSHIP};
+
+/// The first bytes of every backup file.
+pub const MAGIC: &[u8; 10] = b"RSPBACKUP\n";
+/// The newest format this build writes and reads.
+pub const FORMAT: u16 = 1;
+/// The most a header, key or value may claim to be, in bytes: a corrupt
+/// length is reported instead of allocated.
+const MAX_FIELD: u32 = 64 << 20;
+/// Output chunk size of [`Encoder`].
+const CHUNK: usize = 64 << 10;
+/// Entries written per sled batch on restore.
+const RESTORE_BATCH: usize = 4096;
+
+/// What a backup is a copy of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub format: u16,
+    /// The Raft log index the copy was taken at (everything committed up
+    /// to it, nothing after).
+    pub log_index: u64,
+    /// The term of that entry.
+    pub log_term: u64,
+    /// The key-value revision at that point.
+    pub kv_revision: u64,
+    /// When the copy was taken, ms since the epoch (the node's clock).
+    pub created_ms: u64,
+    /// The node that took it, and its group.
+    pub node: u64,
+    pub group: GroupId,
+    /// How many entries follow.
+    pub entries: u64,
+}
+
+/// Why a backup could not be read or restored.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error("not an rsp backup (it does not start with the backup header)")]
+    NotABackup,
+    #[error(
+        "the backup is of format {0}, newer than this build reads (format {FORMAT}); restore it with a newer rsp"
+    )]
+    NewerFormat(u16),
+    #[error("the backup is truncated: it ends before {0}")]
+    Truncated(&'static str),
+    #[error("the backup is corrupt: {0}")]
+    Corrupt(String),
+    #[error("the data dir {0} already holds data; restore into a new, empty directory")]
+    NotEmpty(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A consistent copy of `engine`'s state for a backup, with the Raft
+/// bookkeeping taken out: the entries and the applied log id's
+/// `(index, term)` and key-value revision.
+pub fn copy_state(engine: &KvEngine) -> Result<(RawEntries, u64, u64, u64), StorageError> {
+    let mut entries = engine.copy_consistent()?;
+    let mut applied = (0, 0);
+    for (k, v) in &entries {
+        if k == APPLIED {
+            let id: Option<openraft::LogId<u64>> = decode("applied log id", v)?;
+            if let Some(id) = id {
+                applied = (id.index, id.leader_id.term);
+            }
+        }
+    }
+    entries.retain(|(k, _)| k != APPLIED && k != MEMBERSHIP && !KvEngine::is_index_key(k));
+    let revision = entries
+        .iter()
+        .find(|(k, _)| k == META_REV)
+        .and_then(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes);
+    Ok((entries, applied.0, applied.1, revision))
+}
+
+/// Writes a backup as a sequence of chunks, hashing as it goes.
+pub struct Encoder {
+    entries: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    hasher: Sha256,
+    started: bool,
+    finished: bool,
+    header: Header,
+}
+
+impl Encoder {
+    /// `header.entries` is set from `entries`.
+    pub fn new(mut header: Header, entries: RawEntries) -> Encoder {
+        header.entries = entries.len() as u64;
+        Encoder {
+            entries: entries.into_iter(),
+            hasher: Sha256::new(),
+            started: false,
+            finished: false,
+            header,
+        }
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The next chunk of the file, `None` after the checksum.
+    pub fn next_chunk(&mut self) -> Option<Vec<u8>> {
+        if self.finished {
+            return None;
+        }
+        let mut out = Vec::with_capacity(CHUNK + 1024);
+        if !self.started {
+            self.started = true;
+            out.extend_from_slice(MAGIC);
+            let header = encode(&self.header);
+            out.extend_from_slice(&(header.len() as u32).to_be_bytes());
+            out.extend_from_slice(&header);
+        }
+        while out.len() < CHUNK {
+            match self.entries.next() {
+                Some((k, v)) => {
+                    out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&k);
+                    out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&v);
+                }
+                None => {
+                    out.extend_from_slice(&0u32.to_be_bytes());
+                    self.hasher.update(&out);
+                    let sum = std::mem::take(&mut self.hasher).finalize();
+                    out.extend_from_slice(&sum);
+                    self.finished = true;
+                    return Some(out);
+                }
+            }
+        }
+        self.hasher.update(&out);
+        Some(out)
+    }
+}
+
+impl Iterator for Encoder {
+    type Item = Vec<u8>;
+    fn next(&mut self) -> Option<Vec<u8>> {
+        self.next_chunk()
+    }
+}
+
+/// Reads a backup entry by entry, checking as it goes; [`Reader::finish`]
+/// checks the end, the count and the checksum.
+pub struct Reader<R: Read> {
+    input: R,
+    hasher: Sha256,
+    header: Header,
+    read: u64,
+    ended: bool,
+}
+
+impl<R: Read> Reader<R> {
+    pub fn open(mut input: R) -> Result<Reader<R>, BackupError> {
+        let mut hasher = Sha256::new();
+        let mut magic = [0u8; MAGIC.len()];
+        match input.read_exact(&mut magic) {
+            Ok(()) if &magic == MAGIC => {}
+            Ok(()) => return Err(BackupError::NotABackup),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                return Err(BackupError::NotABackup);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        hasher.update(magic);
+        let len = read_u32(&mut input, &mut hasher, "the header")?;
+        let bytes = read_field(&mut input, &mut hasher, len, "the header")?;
+        // The format is the header's first field (a u16, bincode varint):
+        // read it alone first, so a newer header of another shape is
+        // reported as newer, not as corrupt.
+        let format: u16 =
+            decode("backup format", &bytes).map_err(|e| BackupError::Corrupt(e.to_string()))?;
+        if format > FORMAT {
+            return Err(BackupError::NewerFormat(format));
+        }
+        let header: Header =
+            decode("backup header", &bytes).map_err(|e| BackupError::Corrupt(e.to_string()))?;
+        Ok(Reader {
+            input,
+            hasher,
+            header,
+            read: 0,
+            ended: false,
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The next entry; `None` at the end marker.
+    pub fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, BackupError> {
+        if self.ended {
+            return Ok(None);
+        }
+        let klen = read_u32(&mut self.input, &mut self.hasher, "the end of the entries")?;
+        if klen == 0 {
+            self.ended = true;
+            return Ok(None);
+        }
+        let key = read_field(&mut self.input, &mut self.hasher, klen, "an entry's key")?;
+        let vlen = read_u32(&mut self.input, &mut self.hasher, "an entry's value")?;
+        let value = read_field(&mut self.input, &mut self.hasher, vlen, "an entry's value")?;
+        self.read += 1;
+        if self.read > self.header.entries {
+            return Err(BackupError::Corrupt(format!(
+                "more entries than the {} its header names",
+                self.header.entries
+            )));
+        }
+        Ok(Some((key, value)))
+    }
+
+    /// After the last entry: the count, the checksum and the end of file.
+    pub fn finish(mut self) -> Result<Header, BackupError> {
+        while self.next_entry()?.is_some() {}
+        if self.read != self.header.entries {
+            return Err(BackupError::Corrupt(format!(
+                "{} entries where its header names {}",
+                self.read, self.header.entries
+            )));
+        }
+        let mut sum = [0u8; 32];
+        read_exact(&mut self.input, &mut sum, "the checksum")?;
+        if self.hasher.finalize().as_slice() != sum {
+            return Err(BackupError::Corrupt(
+                "the checksum does not match its contents".into(),
+            ));
+        }
+        let mut extra = [0u8; 1];
+        if self.input.read(&mut extra)? != 0 {
+            return Err(BackupError::Corrupt(
+                "bytes follow the checksum".to_string(),
+            ));
+        }
+        Ok(self.header)
+    }
+}
+
+fn read_exact<R: Read>(
+    input: &mut R,
+    buf: &mut [u8],
+    what: &'static str,
+) -> Result<(), BackupError> {
+    input.read_exact(buf).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => BackupError::Truncated(what),
+        _ => BackupError::Io(e),
+    })
+}
+
+fn read_u32<R: Read>(
+    input: &mut R,
+    hasher: &mut Sha256,
+    what: &'static str,
+) -> Result<u32, BackupError> {
+    let mut b = [0u8; 4];
+    read_exact(input, &mut b, what)?;
+    hasher.update(b);
+    Ok(u32::from_be_bytes(b))
+}
+
+fn read_field<R: Read>(
+    input: &mut R,
+    hasher: &mut Sha256,
+    len: u32,
+    what: &'static str,
+) -> Result<Vec<u8>, BackupError> {
+    if len > MAX_FIELD {
+        return Err(BackupError::Corrupt(format!(
+            "{what} claims {len} bytes, more than any entry holds"
+        )));
+    }
+    let mut buf = vec![0u8; len as usize];
+    read_exact(input, &mut buf, what)?;
+    hasher.update(&buf);
+    Ok(buf)
+}
+
+/// Read the whole backup at `path` and check it (format, entries, count,
+/// checksum) without writing anything.
+pub fn verify(path: &Path) -> Result<Header, BackupError> {
+    Reader::open(BufReader::new(File::open(path)?))?.finish()
+}
+
+/// Write the backup at `path` into a new store at `store_dir` for `group`:
+/// checked whole first ([`verify`]), so a bad file writes nothing; the
+/// directory must not hold a store already. Synced before it returns.
+pub fn restore(path: &Path, store_dir: &Path, group: GroupId) -> Result<Header, BackupError> {
+    let header = verify(path)?;
+    if store_dir.exists()
+        && std::fs::read_dir(store_dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(BackupError::NotEmpty(store_dir.display().to_string()));
+    }
+    let result = write_store(path, store_dir, group);
+    if result.is_err() {
+        // Half a store must not be started: remove what was written.
+        let _ = std::fs::remove_dir_all(store_dir);
+    }
+    result.map(|()| header)
+}
+
+fn write_store(path: &Path, store_dir: &Path, group: GroupId) -> Result<(), BackupError> {
+    let store = Store::open(&StoreConfig::new(store_dir))?;
+    let tree = store.tree(group, "sm")?;
+    let mut reader = Reader::open(BufReader::new(File::open(path)?))?;
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0;
+    while let Some((k, v)) = reader.next_entry()? {
+        if k == APPLIED || k == MEMBERSHIP || KvEngine::is_index_key(&k) {
+            continue;
+        }
+        batch.insert(k, v);
+        in_batch += 1;
+        if in_batch == RESTORE_BATCH {
+            tree.apply_batch(std::mem::take(&mut batch))
+                .map_err(StorageError::from)?;
+            in_batch = 0;
+        }
+    }
+    tree.apply_batch(batch).map_err(StorageError::from)?;
+    // The file was checked whole before; checked again as it was read.
+    reader.finish()?;
+    store.sync()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header() -> Header {
+        Header {
+            format: FORMAT,
+            log_index: 42,
+            log_term: 3,
+            kv_revision: 40,
+            created_ms: 1,
+            node: 2,
+            group: 0,
+            entries: 0,
+        }
+    }
+
+    fn encode_all(entries: RawEntries) -> Vec<u8> {
+        Encoder::new(header(), entries).flatten().collect()
+    }
+
+    fn entries(n: usize) -> RawEntries {
+        (0..n)
+            .map(|i| (format!("dkey{i:06}").into_bytes(), vec![i as u8; 100]))
+            .collect()
+    }
+
+    #[test]
+    fn a_backup_reads_back_entry_for_entry() {
+        let written = entries(5000);
+        let bytes = encode_all(written.clone());
+        let mut reader = Reader::open(bytes.as_slice()).expect("open");
+        assert_eq!(reader.header().entries, 5000);
+        let mut read = Vec::new();
+        while let Some(e) = reader.next_entry().expect("entry") {
+            read.push(e);
+        }
+        assert_eq!(read, written);
+        assert_eq!(reader.finish().expect("finish").log_index, 42);
+    }
+
+    #[test]
+    fn truncated_corrupted_and_newer_backups_are_refused() {
+        let bytes = encode_all(entries(100));
+        for cut in [0, 5, 20, bytes.len() / 2, bytes.len() - 1] {
+            let err = Reader::open(&bytes[..cut]).and_then(|r| r.finish());
+            assert!(
+                matches!(
+                    err,
+                    Err(BackupError::Truncated(_) | BackupError::NotABackup)
+                ),
+                "cut at {cut}: {err:?}"
+            );
+        }
+        let mut flipped = bytes.clone();
+        let at = bytes.len() / 2;
+        flipped[at] ^= 0x01;
+        let err = Reader::open(flipped.as_slice()).and_then(|r| r.finish());
+        assert!(matches!(err, Err(BackupError::Corrupt(_))), "{err:?}");
+
+        let mut longer = bytes.clone();
+        longer.push(0);
+        let err = Reader::open(longer.as_slice()).and_then(|r| r.finish());
+        assert!(matches!(err, Err(BackupError::Corrupt(_))), "{err:?}");
+
+        let mut newer = header();
+        newer.format = FORMAT + 1;
+        let bytes: Vec<u8> = Encoder::new(newer, entries(1)).flatten().collect();
+        let err = Reader::open(bytes.as_slice()).map(|_| ());
+        assert!(matches!(err, Err(BackupError::NewerFormat(f)) if f == FORMAT + 1));
+
+        let err = Reader::open(&b"{\"not\": \"a backup\"}"[..]).map(|_| ());
+        assert!(matches!(err, Err(BackupError::NotABackup)));
+    }
+
+    #[test]
+    fn a_bad_file_writes_nothing_and_a_good_one_restores_the_records() {
+        let dir = tempfile::tempdir().expect("dir");
+        let bad = dir.path().join("bad.bak");
+        let mut bytes = encode_all(entries(10));
+        bytes.truncate(bytes.len() - 3);
+        std::fs::write(&bad, &bytes).expect("write");
+        let target = dir.path().join("store");
+        assert!(matches!(
+            restore(&bad, &target, 0),
+            Err(BackupError::Truncated(_))
+        ));
+        assert!(!target.exists(), "a refused backup created the store");
+
+        let good = dir.path().join("good.bak");
+        let mut written = entries(10);
+        written.push((APPLIED.to_vec(), vec![1]));
+        std::fs::write(&good, encode_all(written)).expect("write");
+        let header = restore(&good, &target, 0).expect("restore");
+        assert_eq!(header.entries, 11);
+        assert!(matches!(
+            restore(&good, &target, 0),
+            Err(BackupError::NotEmpty(_))
+        ));
+        let store = Store::open(&StoreConfig::new(&target)).expect("open");
+        let tree = store.tree(0, "sm").expect("tree");
+        assert_eq!(tree.len(), 10, "the Raft bookkeeping is not restored");
+        assert_eq!(
+            tree.get(b"dkey000003").expect("get").as_deref(),
+            Some(&[3u8; 100][..])
+        );
+    }
+}
