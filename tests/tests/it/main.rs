@@ -12,6 +12,7 @@ mod audit_usage;
 mod browser_chromium;
 mod browser_console;
 mod browser_passkeys;
+mod deploy;
 mod failover;
 mod fuzz_corpus;
 mod kek_rotation;
