@@ -116,7 +116,7 @@ fn staged_units(
             .context("unit name")?
             .to_string_lossy()
             .into_owned();
-        let body = std::fs::read_to_string(&unit)?;
+        let body = std::fs::read_to_string(unit)?;
         ensure!(
             !name.ends_with(".service") || body.contains(INSTALLED_RSP),
             "{name} does not run {INSTALLED_RSP}"
@@ -236,7 +236,7 @@ fn manifest_problems(bin: &Path, dir: &Path) -> Result<Vec<String>> {
     let schemas = run(
         Command::new(bin.join("kubernetes-validate"))
             .args(["--strict", "--quiet", "--kubernetes-version", KUBERNETES])
-            .args(&manifests),
+            .args(manifests),
         Duration::from_secs(60),
     )?
     .context("kubernetes-validate is missing from the venv")?;
@@ -339,7 +339,7 @@ fn example_configs_load_with_the_nodes_own_settings_parser() -> Result<()> {
     let typo = scratch.path().join("typo.toml");
     std::fs::write(
         &typo,
-        std::fs::read_to_string(&one)?.replace("\nzone =", "\nzonne ="),
+        std::fs::read_to_string(one)?.replace("\nzone =", "\nzonne ="),
     )?;
     let refused = load_example(&typo, scratch.path());
     ensure!(
