@@ -13,6 +13,7 @@ mod backup;
 mod browser_chromium;
 mod browser_console;
 mod browser_passkeys;
+mod deploy;
 mod failover;
 mod fuzz_corpus;
 mod kek_rotation;
