@@ -45,6 +45,9 @@ const CHUNK: usize = 64 << 10;
 /// Entries written per sled batch on restore.
 const RESTORE_BATCH: usize = 4096;
 
+/// One record of the state tree: key and value.
+pub type RawEntry = (Vec<u8>, Vec<u8>);
+
 /// What a backup is a copy of.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Header {
@@ -111,7 +114,7 @@ pub fn copy_state(engine: &KvEngine) -> Result<(RawEntries, u64, u64, u64), Stor
 
 /// Writes a backup as a sequence of chunks, hashing as it goes.
 pub struct Encoder {
-    entries: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    entries: std::vec::IntoIter<RawEntry>,
     hasher: Sha256,
     started: bool,
     finished: bool,
@@ -227,7 +230,7 @@ impl<R: Read> Reader<R> {
     }
 
     /// The next entry; `None` at the end marker.
-    pub fn next_entry(&mut self) -> Result<Option<(Vec<u8>, Vec<u8>)>, BackupError> {
+    pub fn next_entry(&mut self) -> Result<Option<RawEntry>, BackupError> {
         if self.ended {
             return Ok(None);
         }
