@@ -221,16 +221,34 @@ fn finish(result: Result<(), Failure>) -> i32 {
     }
 }
 
-fn run(args: AdminArgs) -> Result<(), Failure> {
+/// The client of `url`'s admin API, with the admin token from
+/// `token_file` or the environment.
+fn connect(
+    url: &str,
+    token_file: Option<&std::path::Path>,
+    ca_file: Option<&std::path::Path>,
+    timeout_secs: u64,
+    output: Output,
+) -> Result<Api, Failure> {
     let env = |name: &str| std::env::var(name).ok();
-    let token = inputs::admin_token(args.admin_token_file.as_deref(), &env)?;
+    let token = inputs::admin_token(token_file, &env)?;
     // One process-wide TLS crypto provider (see shared/DEPENDENCIES.md).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let api = Api::new(
-        &args.url,
+    Api::new(
+        url,
         token,
+        ca_file,
+        Duration::from_secs(timeout_secs.max(1)),
+        output,
+    )
+}
+
+fn run(args: AdminArgs) -> Result<(), Failure> {
+    let api = connect(
+        &args.url,
+        args.admin_token_file.as_deref(),
         args.ca_file.as_deref(),
-        Duration::from_secs(args.timeout.max(1)),
+        args.timeout,
         args.output,
     )?;
     match args.resource {

@@ -83,34 +83,22 @@ impl Consensus {
             .map_err(ConsensusError::BadRequest)?;
         let deadline = Instant::now() + self.inner.config.write_timeout;
         loop {
-            match self.write_here(op.clone(), deadline).await? {
+            let target = match self.write_here(op.clone(), deadline).await? {
                 Attempt::Done(r, index) => return Ok((r, index)),
-                Attempt::Forward(Some((leader, member))) => {
+                Attempt::Forward(Some(leader)) => {
                     self.inner.metrics.forwarded_writes.inc();
-                    match self
-                        .forward_write(leader, &member, op.clone(), deadline)
-                        .await
-                    {
-                        Ok(Some(r)) => return Ok(r),
-                        Ok(None) => {}
-                        Err(e) => return Err(e),
-                    }
+                    Some(leader)
                 }
-                Attempt::Forward(None) => {
-                    if let Some((leader, member)) = self.leader_outside_the_voters() {
-                        tracing::debug!(
-                            to = leader,
-                            "not a voter and no leader known: asking a voter"
-                        );
-                        match self
-                            .forward_write(leader, &member, op.clone(), deadline)
-                            .await
-                        {
-                            Ok(Some(r)) => return Ok(r),
-                            Ok(None) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
+                Attempt::Forward(None) => self.leader_outside_the_voters(),
+            };
+            if let Some((leader, member)) = target {
+                match self
+                    .forward_write(leader, &member, op.clone(), deadline)
+                    .await
+                {
+                    Ok(Some(r)) => return Ok(r),
+                    Ok(None) => {}
+                    Err(e) => return Err(e),
                 }
             }
             // No leader known yet, or it moved: wait a little and try again.

@@ -15,7 +15,6 @@ use super::DEFAULT_URL;
 use super::call::Call;
 use super::exit::{CliResult, Failure};
 use super::http::Api;
-use super::inputs;
 use super::output::Output;
 
 #[derive(Args, Debug)]
@@ -95,14 +94,11 @@ impl Progress {
 }
 
 pub fn backup(args: BackupArgs) -> CliResult<()> {
-    let env = |name: &str| std::env::var(name).ok();
-    let token = inputs::admin_token(args.admin_token_file.as_deref(), &env)?;
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let api = Api::new(
+    let api = super::connect(
         &args.url,
-        token,
+        args.admin_token_file.as_deref(),
         args.ca_file.as_deref(),
-        Duration::from_secs(args.timeout.max(1)),
+        args.timeout,
         Output::Table,
     )?;
     if args.out.exists() {

@@ -10,7 +10,7 @@ use std::thread;
 use serde_json::Value;
 
 use crate::json;
-use crate::support::{TOKEN, rsp_admin};
+use crate::support::{TOKEN, rsp_admin, run};
 
 #[test]
 fn paged_lists_follow_next_cursors_with_all_and_show_one_page_otherwise() {
@@ -176,6 +176,18 @@ fn every_admin_route_and_every_call_of_the_contract_has_a_command() {
         let args: Vec<&str> = command.split(' ').collect();
         rsp_admin(&server.url, Some(TOKEN), &args, Some(stdin)).expect(0);
     }
+    // `rsp backup` calls the backup route; this server's answer is no
+    // backup, so it exits 3 and leaves no file, partial or whole.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("rsp.backup");
+    let file_arg = file.to_str().expect("path");
+    run(
+        &["backup", "--url", &server.url, "--out", file_arg],
+        &[("RSP_ADMIN_TOKEN", TOKEN)],
+        None,
+    )
+    .expect(3);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
     let requests = server.requests();
     let reached = |method: Option<&str>, pattern: &str| {
         requests

@@ -41,7 +41,7 @@ impl Run {
 
 /// Runs `rsp ARGS` with an empty environment plus `env`, in a fresh empty
 /// directory (so no `./rsp-data/admin-token` is found), `stdin` piped.
-fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
+pub fn run(args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Run {
     let cwd = TempDir::new().expect("temp dir");
     let mut child = Command::new(RSP)
         .args(args)

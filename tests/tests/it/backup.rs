@@ -99,14 +99,7 @@ async fn sign_in(base: &str, tenant: &str) -> Result<()> {
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Writers on every node, each its own key sequence; the keys acknowledged
@@ -221,29 +214,11 @@ async fn a_backup_taken_under_writes_restores_into_a_new_cluster_that_serves_it(
     // Restore into node 1 of a new cluster, which a second node joins.
     let base = tempfile::tempdir()?;
     let data = base.path().join("n1").join("data");
-    let out = rsp(
-        &[
-            "restore",
-            "--backup",
-            file_arg,
-            "--data-dir",
-            data.to_str().context("path")?,
-        ],
-        &[],
-    )
-    .await?;
+    let data_arg = data.to_str().context("path")?;
+    let restore = ["restore", "--backup", file_arg, "--data-dir", data_arg];
+    let out = rsp(&restore, &[]).await?;
     ensure!(out.status.success(), "restore: {}", text(&out));
-    let out = rsp(
-        &[
-            "restore",
-            "--backup",
-            file_arg,
-            "--data-dir",
-            data.to_str().context("path")?,
-        ],
-        &[],
-    )
-    .await?;
+    let out = rsp(&restore, &[]).await?;
     ensure!(
         out.status.code() == Some(2),
         "a second restore into the same dir: {}",

@@ -574,7 +574,11 @@ async fn is_passive_without_a_session_answers_no_passive() {
 
 #[tokio::test]
 async fn requests_must_be_signed_when_the_sp_says_so_and_never_with_sha1() {
+    // Both keys before the cluster starts: generating an RSA key blocks this
+    // test's one runtime thread, which the in-process nodes' heartbeats
+    // share, for long enough under load that the leader went silent.
     let (pkcs8, cert) = sp_key();
+    let (other_key, _) = sp_key();
     let cert_pem = String::from_utf8(
         openssl::x509::X509::from_der(&cert)
             .expect("x509")
@@ -621,7 +625,6 @@ async fn requests_must_be_signed_when_the_sp_says_so_and_never_with_sha1() {
         .await;
     assert_eq!(sha1.status, StatusCode::BAD_REQUEST, "{}", sha1.html);
     assert!(sha1.html.contains("SHA-1"), "{}", sha1.html);
-    let (other_key, _) = sp_key();
     let forged = browser
         .get(
             &env,
