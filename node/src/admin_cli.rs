@@ -1,5 +1,5 @@
 //! `rsp admin RESOURCE VERB` (the admin API from a shell), `rsp backup`,
-//! `rsp restore` and `rsp completions SHELL`. docs/cli.md is the user's guide.
+//! `rsp restore`, `rsp cert` and `rsp completions SHELL`. docs/cli.md is the user's guide.
 //!
 //! Each command becomes one `call::Call` (method, path, body, how to show
 //! the answer) that `http::Api` sends with the admin token and prints:
@@ -22,6 +22,7 @@
 mod authz;
 mod backup;
 mod call;
+mod cert;
 mod clients;
 mod cluster;
 mod exit;
@@ -60,6 +61,11 @@ enum Cli {
     Backup(backup::BackupArgs),
     /// Write a backup into a new data dir that starts as a one-node cluster
     Restore(backup::RestoreArgs),
+    /// Make a CA and node certificates for mutual TLS between nodes
+    Cert {
+        #[command(subcommand)]
+        what: cert::Cert,
+    },
     /// Print a shell completion script for rsp
     Completions {
         #[arg(value_enum)]
@@ -184,7 +190,10 @@ pub fn add_subcommands(cmd: Command) -> Command {
 /// `None` when `args` (with argv\[0\]) name another subcommand.
 pub fn dispatch(args: Vec<OsString>, rsp: impl FnOnce() -> Command) -> Option<i32> {
     let first = args.get(1).and_then(|a| a.to_str());
-    if !matches!(first, Some("admin" | "completions" | "backup" | "restore")) {
+    if !matches!(
+        first,
+        Some("admin" | "completions" | "backup" | "restore" | "cert")
+    ) {
         return None;
     }
     let mut command = rsp();
@@ -205,6 +214,7 @@ pub fn dispatch(args: Vec<OsString>, rsp: impl FnOnce() -> Command) -> Option<i3
         Cli::Admin(args) => finish(run(*args)),
         Cli::Backup(args) => finish(backup::backup(args)),
         Cli::Restore(args) => finish(backup::restore(args)),
+        Cli::Cert { what } => finish(what.run()),
     })
 }
 

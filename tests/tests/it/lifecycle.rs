@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, ensure};
 use rcgen::{
     BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType,
 };
@@ -114,6 +114,20 @@ impl Pki {
 /// requires).
 const TLS_ADMIN: &str = "tls-test-admin-token-0123456789abcdef";
 
+/// `rsp cert ARGS`; an error unless it exits 0.
+fn rsp_cert(args: &[&str]) -> Result<()> {
+    let out = std::process::Command::new(rsp_binary()?)
+        .arg("cert")
+        .args(args)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "rsp cert {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 async fn tls_node(
     dir: &Path,
     id: u64,
@@ -172,11 +186,38 @@ fn https_client(ca_pem: &str) -> Result<reqwest::Client> {
 async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let dir = tempfile::tempdir()?;
-    let pki = Pki::new("rsp test CA")?;
-    let ca_path = dir.path().join("ca.pem");
-    std::fs::write(&ca_path, &pki.ca_pem)?;
+    // The cluster's PKI as docs/operations.md makes it: `rsp cert`.
+    let ca_dir = dir.path().join("ca");
+    let ca_dir_arg = ca_dir.display().to_string();
+    let out_arg = dir.path().display().to_string();
+    rsp_cert(&["ca", "--out", &ca_dir_arg])?;
+    rsp_cert(&[
+        "node",
+        "--ca",
+        &ca_dir_arg,
+        "--name",
+        "node",
+        "--san",
+        "127.0.0.1",
+        "--san",
+        "localhost",
+        "--out",
+        &out_arg,
+    ])?;
+    let ca_path = ca_dir.join("ca.pem");
     let ca = ca_path.display().to_string();
-    let cert = pki.node_cert(dir.path(), "node")?;
+    let ca_pem = std::fs::read_to_string(&ca_path)?;
+    let cert = (
+        dir.path().join("node.pem").display().to_string(),
+        dir.path().join("node.key").display().to_string(),
+    );
+    let key_mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&cert.1)?.permissions());
+    ensure!(key_mode & 0o077 == 0, "the node key is readable by others");
+    ensure!(
+        rsp_cert(&["ca", "--out", &ca_dir_arg]).is_err(),
+        "a second CA over the first"
+    );
 
     let n1 = tls_node(dir.path(), 1, &cert, &ca, None).await?;
     let r1 = n1.ready().context("ready")?;
@@ -189,7 +230,7 @@ async fn peers_with_mutual_tls_form_a_cluster_and_a_stranger_cannot_join() -> Re
     let n2 = tls_node(dir.path(), 2, &cert, &ca, join).await?;
     let r2 = n2.ready().context("ready")?;
 
-    let http = https_client(&pki.ca_pem)?;
+    let http = https_client(&ca_pem)?;
     let put = http
         .put(format!("{}/admin/v1/kv/tls", r2.public_url))
         .bearer_auth(TLS_ADMIN)
