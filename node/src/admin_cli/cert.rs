@@ -94,13 +94,7 @@ fn ca(args: CaArgs) -> CliResult<()> {
     let cert = params
         .self_signed(&key)
         .map_err(|e| fail("signing the CA", e))?;
-    write_files(
-        &args.out,
-        &cert_path,
-        &cert.pem(),
-        &key_path,
-        &key.serialize_pem(),
-    )?;
+    write_files(&args.out, &cert_path, &cert, &key_path, &key)?;
     println!(
         "CA certificate {} (give it to every node as --peer-tls-ca), key {} (keep it offline)",
         cert_path.display(),
@@ -156,13 +150,7 @@ fn node(args: NodeArgs) -> CliResult<()> {
     let cert = params
         .signed_by(&key, &issuer)
         .map_err(|e| fail("signing the node certificate", e))?;
-    write_files(
-        &args.out,
-        &cert_path,
-        &cert.pem(),
-        &key_path,
-        &key.serialize_pem(),
-    )?;
+    write_files(&args.out, &cert_path, &cert, &key_path, &key)?;
     println!(
         "node certificate {} and key {} for {} (--tls-cert and --tls-key)",
         cert_path.display(),
@@ -187,10 +175,10 @@ fn refuse_existing(paths: &[&Path]) -> CliResult<()> {
 /// The certificate (0644) and its key (0600, written first), in `dir`.
 fn write_files(
     dir: &Path,
-    cert: &Path,
-    cert_pem: &str,
-    key: &Path,
-    key_pem: &str,
+    cert_path: &Path,
+    cert: &rcgen::Certificate,
+    key_path: &Path,
+    key: &KeyPair,
 ) -> CliResult<()> {
     std::fs::create_dir_all(dir)
         .map_err(|e| fail(&format!("cannot create {}", dir.display()), e))?;
@@ -203,6 +191,6 @@ fn write_files(
             .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|()| f.sync_all()))
             .map_err(|e| fail(&format!("cannot write {}", path.display()), e))
     };
-    write(key, 0o600, key_pem)?;
-    write(cert, 0o644, cert_pem)
+    write(key_path, 0o600, &key.serialize_pem())?;
+    write(cert_path, 0o644, &cert.pem())
 }
