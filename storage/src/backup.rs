@@ -327,7 +327,17 @@ pub fn verify(path: &Path) -> Result<Header, BackupError> {
 /// checked whole first ([`verify`]), so a bad file writes nothing; the
 /// directory must not hold a store already. Synced before it returns.
 pub fn restore(path: &Path, store_dir: &Path, group: GroupId) -> Result<Header, BackupError> {
-    let header = verify(path)?;
+    verify(path)?;
+    restore_verified(path, store_dir, group)
+}
+
+/// [`restore`] of a file the caller has [`verify`]-ed (it is checked again
+/// as it is read; a store half written is removed).
+pub fn restore_verified(
+    path: &Path,
+    store_dir: &Path,
+    group: GroupId,
+) -> Result<Header, BackupError> {
     if store_dir.exists()
         && std::fs::read_dir(store_dir)
             .map(|mut d| d.next().is_some())
@@ -340,10 +350,10 @@ pub fn restore(path: &Path, store_dir: &Path, group: GroupId) -> Result<Header, 
         // Half a store must not be started: remove what was written.
         let _ = std::fs::remove_dir_all(store_dir);
     }
-    result.map(|()| header)
+    result
 }
 
-fn write_store(path: &Path, store_dir: &Path, group: GroupId) -> Result<(), BackupError> {
+fn write_store(path: &Path, store_dir: &Path, group: GroupId) -> Result<Header, BackupError> {
     let store = Store::open(&StoreConfig::new(store_dir))?;
     let tree = store.tree(group, "sm")?;
     let mut reader = Reader::open(BufReader::new(File::open(path)?))?;
@@ -362,10 +372,10 @@ fn write_store(path: &Path, store_dir: &Path, group: GroupId) -> Result<(), Back
         }
     }
     tree.apply_batch(batch).map_err(StorageError::from)?;
-    // The file was checked whole before; checked again as it was read.
-    reader.finish()?;
+    // Checked again as it was read.
+    let header = reader.finish()?;
     store.sync()?;
-    Ok(())
+    Ok(header)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The key-value state machine on a sled tree: deterministic apply of
-//! [`Command`]s, reads, and whole-state export/import for snapshots.
+//! [`Command`]s, reads, and whole-state copies (`copies`: snapshot export
+//! and import, the backup copy).
 //!
 //! Layout of the tree (all integers big-endian so that byte order is numeric
 //! order):
@@ -28,6 +29,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use crate::error::{StorageError, decode, encode};
+
+mod copies;
 use crate::kv::{
     COMMAND_FORMAT, Command, CompareTarget, EventKind, Key, KeyValue, MAX_KEYSPACE_LEN,
     MAX_VALUE_LEN, Op, OpResult, Response, Txn, TxnOp, TxnResponse, WatchEvent,
@@ -295,6 +298,11 @@ impl KvEngine {
             .map(|item| item.map_err(StorageError::from));
         *self.expiry_index() = expiry_index_of(records)?;
         Ok(())
+    }
+
+    /// Held while a batch is written ([`KvEngine::copy_consistent`]).
+    fn gate(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.gate.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn expiry_index(&self) -> std::sync::MutexGuard<'_, ExpiryIndex> {
@@ -636,71 +644,6 @@ impl KvEngine {
             revision: *revision,
             results,
         })
-    }
-
-    /// Every entry of the tree, for a snapshot, with the expiry index in
-    /// its on-disk layout (see the module docs).
-    pub fn export(&self) -> Result<RawEntries, StorageError> {
-        let mut out = Vec::new();
-        for item in self.tree.iter() {
-            let (k, v) = item?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        for (at, raw) in self.expiry_index().iter() {
-            let key = indexed_key(raw)?;
-            out.push((expiry_key(*at, &key), Vec::new()));
-        }
-        Ok(out)
-    }
-
-    /// Every entry of the tree as it was between two applies, from any
-    /// task (applies wait while it is read; the expiry index is left out:
-    /// it is rebuilt from the records). For backups.
-    pub fn copy_consistent(&self) -> Result<RawEntries, StorageError> {
-        let _gate = self.gate();
-        let mut out = Vec::new();
-        for item in self.tree.iter() {
-            let (k, v) = item?;
-            out.push((k.to_vec(), v.to_vec()));
-        }
-        Ok(out)
-    }
-
-    /// Whether `key` is of the expiry index's on-disk layout (never in a
-    /// copy, and skipped on restore).
-    pub fn is_index_key(key: &[u8]) -> bool {
-        key.first() == Some(&EXPIRY)
-    }
-
-    fn gate(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.gate.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Replace the whole tree with a snapshot's entries, atomically; the
-    /// expiry index is rebuilt from the records.
-    pub fn import(&self, entries: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
-        // From the entries in hand, before the tree is replaced.
-        let index = expiry_index_of(
-            entries
-                .iter()
-                .filter(|(k, _)| k.first() == Some(&DATA))
-                .map(|(k, v)| Ok((k, v))),
-        )?;
-        let mut batch = sled::Batch::default();
-        for item in self.tree.iter() {
-            let (k, _) = item?;
-            batch.remove(k);
-        }
-        for (k, v) in entries {
-            if k.first() != Some(&EXPIRY) {
-                batch.insert(k.as_slice(), v.as_slice());
-            }
-        }
-        let gate = self.gate();
-        self.tree.apply_batch(batch)?;
-        drop(gate);
-        *self.expiry_index() = index;
-        Ok(())
     }
 }
 

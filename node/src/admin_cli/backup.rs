@@ -186,21 +186,21 @@ pub fn restore(args: RestoreArgs) -> CliResult<()> {
         )));
     }
     // Checked whole before the data dir is made.
-    backup::verify(&args.backup)
-        .map_err(|e| Failure::usage(format!("{}: {e}", args.backup.display())))?;
+    let unusable = |e: BackupError| match e {
+        BackupError::Io(io) => {
+            Failure::usage(format!("cannot read {}: {io}", args.backup.display()))
+        }
+        e => Failure::usage(format!("{}: {e}", args.backup.display())),
+    };
+    backup::verify(&args.backup).map_err(unusable)?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&args.data_dir)
         .map_err(|e| Failure::usage(format!("cannot create {}: {e}", args.data_dir.display())))?;
     let started = Instant::now();
-    let header =
-        backup::restore(&args.backup, &store, rsp_consensus::META_GROUP).map_err(|e| match e {
-            BackupError::Io(io) => {
-                Failure::usage(format!("cannot read {}: {io}", args.backup.display()))
-            }
-            e => Failure::usage(format!("{}: {e}", args.backup.display())),
-        })?;
+    let header = backup::restore_verified(&args.backup, &store, rsp_consensus::META_GROUP)
+        .map_err(unusable)?;
     // The restored node forms a new cluster: a new join token for it, as
     // a bootstrapping node would make.
     let token = rsp_consensus::peer_auth::JoinToken::generate();
@@ -211,7 +211,6 @@ pub fn restore(args: RestoreArgs) -> CliResult<()> {
         .open(&token_path)
         .and_then(|mut f| f.write_all(token.expose().as_bytes()))
         .map_err(|e| Failure::usage(format!("cannot write {}: {e}", token_path.display())))?;
-    let _ = std::io::stdout().flush();
     println!(
         "restored revision {} (log index {}, {} entries) into {} in {:.1} s; start it with \
 `rsp serve --data-dir {}` and the cluster's key-encryption key (its join token is in {})",
