@@ -118,9 +118,16 @@ async fn run(
     }
 }
 
-fn map_one(r: Result<(Response, u64), PeerError>, hint: &AtomicU64) -> Forwarded {
-    if let Err(PeerError::NotLeader(leader)) = &r {
+/// Keep the leader a peer named when it refused a write.
+fn remember_leader(e: &PeerError, hint: &AtomicU64) {
+    if let PeerError::NotLeader(leader) = e {
         hint.store(*leader, Ordering::Relaxed);
+    }
+}
+
+fn map_one(r: Result<(Response, u64), PeerError>, hint: &AtomicU64) -> Forwarded {
+    if let Err(e) = &r {
+        remember_leader(e, hint);
     }
     match r {
         Ok(r) => Ok(Some(r)),
@@ -179,9 +186,7 @@ async fn send(
             }
         }
         Ok(PeerResponse::Err(e @ (PeerError::NotLeader(_) | PeerError::NoLeader))) => {
-            if let PeerError::NotLeader(leader) = e {
-                hint.store(leader, Ordering::Relaxed);
-            }
+            remember_leader(&e, hint);
             for reply in replies {
                 let _ = reply.send(Ok(None));
             }

@@ -10,6 +10,7 @@
 //! - `writes`: writes proposed here or forwarded to the leader.
 //! - `reads`: linearizable and local reads, [`Consistency`], [`ReadInfo`].
 //! - `leader_contact`: staleness of this node as a follower.
+//! - `backup`: backups, the start of a restored node, `--force-new-cluster`.
 //! - `secrets`: node-wide secrets served to joining nodes.
 //! - `status`: [`ClusterStatus`], [`MemberStatus`], [`Role`].
 
@@ -102,7 +103,7 @@ impl Consensus {
         let group = META_GROUP;
         let log = LogStore::open(&store, group, sync.clone())?;
         if config.force_new_cluster {
-            force_new_cluster(&store, &log, config.node_id, &config.member)?;
+            backup::force_new_cluster(&store, &log, config.node_id, &config.member)?;
         }
         let apply_hist = metrics.apply_seconds.clone();
         let snapshot_metrics = metrics.clone();
@@ -237,44 +238,6 @@ impl Consensus {
         }
     }
 
-    /// After bootstrapping on restored state: snapshot it and purge the
-    /// log behind the snapshot, so a node that joins gets the state as a
-    /// snapshot (replaying the log alone would give it none of it).
-    async fn snapshot_restored_state(&self) -> Result<(), ConsensusError> {
-        let raft = &self.inner.raft;
-        let fatal = |e: openraft::error::Fatal<NodeId>| ConsensusError::Internal(e.to_string());
-        let wait = |what: &'static str| {
-            move |e: openraft::metrics::WaitError| {
-                ConsensusError::Internal(format!("restored state: {what}: {e}"))
-            }
-        };
-        let applied = raft
-            .wait(Some(Duration::from_secs(30)))
-            .metrics(|m| m.last_applied.is_some(), "the first entry applied")
-            .await
-            .map_err(wait("applying the first entry"))?
-            .last_applied
-            .map_or(0, |l| l.index);
-        raft.trigger().snapshot().await.map_err(fatal)?;
-        raft.wait(Some(Duration::from_secs(60)))
-            .metrics(
-                |m| m.snapshot.is_some_and(|s| s.index >= applied),
-                "a snapshot of the restored state",
-            )
-            .await
-            .map_err(wait("the snapshot"))?;
-        raft.trigger().purge_log(applied).await.map_err(fatal)?;
-        raft.wait(Some(Duration::from_secs(30)))
-            .metrics(
-                |m| m.purged.is_some_and(|p| p.index >= applied),
-                "the log purged behind it",
-            )
-            .await
-            .map_err(wait("purging the log"))?;
-        tracing::info!(index = applied, "the restored state is snapshotted");
-        Ok(())
-    }
-
     /// Whether this node has any Raft state (it formed or joined a cluster).
     pub async fn is_initialized(&self) -> Result<bool, ConsensusError> {
         self.inner
@@ -341,44 +304,4 @@ impl Consensus {
     pub(crate) fn rpc_timeout(&self) -> Duration {
         DEFAULT_RPC_TIMEOUT
     }
-}
-
-/// `--force-new-cluster` on a survivor of a cluster that lost its quorum
-/// for good: append a membership entry naming this node alone after its
-/// last log entry, in a term above any it has seen, before Raft starts. As
-/// the only voter of that membership it elects itself and commits its whole
-/// log (entries it held but never saw committed included, as any new leader
-/// would). The other members' messages are refused once the caller gives
-/// the new cluster a new join token.
-fn force_new_cluster(
-    store: &Store,
-    log: &LogStore,
-    id: NodeId,
-    member: &Member,
-) -> Result<(), ConsensusError> {
-    use std::collections::BTreeSet;
-    let last = log.last_log_id()?.ok_or_else(|| {
-        ConsensusError::Config(
-            "force-new-cluster: this node holds no Raft log to keep (start it without the flag)"
-                .into(),
-        )
-    })?;
-    let vote_term = log.stored_vote()?.map_or(0, |v| v.leader_id.term);
-    let term = vote_term.max(last.leader_id.term) + 1;
-    let membership = openraft::Membership::new(
-        vec![BTreeSet::from([id])],
-        BTreeMap::from([(id, member.clone())]),
-    );
-    let entry = openraft::Entry::<TypeConfig> {
-        log_id: openraft::LogId::new(openraft::CommittedLeaderId::new(term, id), last.index + 1),
-        payload: openraft::EntryPayload::Membership(membership),
-    };
-    log.force_append(store, entry, openraft::Vote::new(term, id))?;
-    tracing::warn!(
-        node_id = id,
-        term,
-        index = last.index + 1,
-        "forced a new one-node cluster from this node's data (force-new-cluster)"
-    );
-    Ok(())
 }

@@ -92,21 +92,20 @@ for unit in rsp.service rsp-backup.service rsp-backup.timer; do
     run install -m 0644 -o root -g root "$here/$unit" "/etc/systemd/system/$unit"
 done
 
-if [ -e /etc/rsp/rsp.toml ]; then
-    echo "= keeping /etc/rsp/rsp.toml"
-    run chown root:rsp /etc/rsp/rsp.toml
-    run chmod 0640 /etc/rsp/rsp.toml
-else
-    run install -m 0640 -o root -g rsp "$config" /etc/rsp/rsp.toml
-fi
+# place SRC DEST MODE GROUP: install SRC as DEST (owner root), or keep an
+# existing DEST's contents and only set its mode and owner.
+place() {
+    if [ -e "$2" ]; then
+        echo "= keeping $2"
+        run chown "root:$4" "$2"
+        run chmod "$3" "$2"
+    else
+        run install -m "$3" -o root -g "$4" "$1" "$2"
+    fi
+}
+place "$config" /etc/rsp/rsp.toml 0640 rsp
 # Secrets: read by systemd as root before it drops to `rsp`.
-if [ -e /etc/rsp/rsp.env ]; then
-    echo "= keeping /etc/rsp/rsp.env"
-    run chown root:root /etc/rsp/rsp.env
-    run chmod 0600 /etc/rsp/rsp.env
-else
-    run install -m 0600 -o root -g root "$env_file" /etc/rsp/rsp.env
-fi
+place "$env_file" /etc/rsp/rsp.env 0600 root
 
 run systemctl daemon-reload
 
