@@ -23,11 +23,20 @@
 //!    keeps writing to the other nodes, and times kill → first 200 answer to
 //!    a write sent after the kill (3 rounds; the killed node is restarted
 //!    and caught up in between);
-//! 4. prints a table, the rsp/etcd ratios and the failover times.
+//! 4. prints a table, the rsp/etcd ratios and the failover times;
+//! 5. the snapshot phase (`replication/snapshot.rs`): one client's write
+//!    latency while snapshots are built, against the same client's without.
 //!
 //! Settings (environment): `BENCH_SECS` (measured seconds per run, default
 //! 10), `BENCH_WARMUP_SECS` (default 1), `BENCH_CLIENTS` (default `1,16,64`),
-//! `BENCH_FAILOVER_ROUNDS` (default 3), `RSP_BIN`, `ETCD_BIN`.
+//! `BENCH_FAILOVER_ROUNDS` (default 3), `RSP_BIN`, `ETCD_BIN`;
+//! `BENCH_SNAPSHOT_KEYS` (records before the snapshot phase, default
+//! 100000; 0 skips it), `BENCH_SNAPSHOT_SECS` (default 40),
+//! `BENCH_SNAPSHOT_THRESHOLD` (default 4000), `BENCH_ONLY=snapshot` (the
+//! snapshot phase alone).
+
+#[path = "replication/snapshot.rs"]
+mod snapshot;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -764,6 +773,21 @@ async fn start_etcd_subject() -> Result<Option<(Etcd, Subject)>> {
 // --- main --------------------------------------------------------------------
 
 async fn run(settings: Settings) -> Result<()> {
+    let snapshot_keys = env_u64("BENCH_SNAPSHOT_KEYS", 100_000)?;
+    let snapshot_phase = || async {
+        if snapshot_keys == 0 {
+            return Ok(());
+        }
+        snapshot::run(
+            snapshot_keys,
+            env_u64("BENCH_SNAPSHOT_SECS", 40)?,
+            env_u64("BENCH_SNAPSHOT_THRESHOLD", 4000)?,
+        )
+        .await
+    };
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("snapshot") {
+        return snapshot_phase().await;
+    }
     let rsp = start_rsp().await?;
     let etcd = start_etcd_subject().await?;
     // Both clusters run side by side (the idle one only heartbeats) and the
@@ -790,7 +814,7 @@ async fn run(settings: Settings) -> Result<()> {
     }
     drop(rsp);
     print_summary(&rows, &failover, &settings);
-    Ok(())
+    snapshot_phase().await
 }
 
 fn main() -> Result<()> {

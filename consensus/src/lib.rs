@@ -56,8 +56,8 @@ pub use batcher::BatchStats;
 pub use clock::{Clock, ManualClock};
 pub use error::ConsensusError;
 pub use node::{
-    ClusterStatus, Consensus, ConsensusConfig, Consistency, InjectedBugs, MemberStatus, ReadInfo,
-    Role,
+    BackupStream, ClusterStatus, Consensus, ConsensusConfig, Consistency, InjectedBugs,
+    MemberStatus, ReadInfo, Role,
 };
 pub use peer_server::PeerService;
 pub use rsp_storage::Durability;

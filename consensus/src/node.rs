@@ -43,6 +43,7 @@ use crate::rpc::PeerBody;
 use crate::transport::{DEFAULT_RPC_TIMEOUT, Transport};
 use crate::types::*;
 
+pub use backup::BackupStream;
 pub use bugs::InjectedBugs;
 pub use config::ConsensusConfig;
 pub use reads::{Consistency, ReadInfo};

@@ -1,7 +1,6 @@
 //! The Raft type configuration and the cluster member description.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +39,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = Member,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = rsp_storage::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

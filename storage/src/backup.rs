@@ -9,6 +9,7 @@
 //! | header | `u32` length, then the [`Header`] (bincode) |
 //! | entries | per entry: `u32` key length (1 or more), key, `u32` value length, value |
 //! | end | `u32` 0 |
+//! | count | `u64`, the number of entries (format 2; format 1 has it in the header) |
 //! | checksum | SHA-256 of every byte before it |
 //!
 //! The entries are the raw records of the state tree (data, the cluster
@@ -19,7 +20,10 @@
 //! cluster whose first log entry is applied on top of that state.
 //!
 //! A reader checks the format before it reads anything else, and the
-//! checksum and the entry count before [`restore`] writes anything.
+//! checksum and the entry count before [`restore`] writes anything. The
+//! file is written as the copy is read ([`Encoder`] over a
+//! [`crate::kv_engine::CopySession`]), which is why format 2 counts the
+//! entries at the end: nothing holds the whole state in memory.
 
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -30,13 +34,14 @@ use sha2::{Digest, Sha256};
 
 use crate::db::{GroupId, Store, StoreConfig};
 use crate::error::{StorageError, decode, encode};
-use crate::kv_engine::{KvEngine, META_REV, RawEntries};
+use crate::kv_engine::{CopySession, KvEngine, META_REV, RawEntries};
 use crate::state_machine::{APPLIED, MEMBERSHIP};
 
 /// The first bytes of every backup file.
 pub const MAGIC: &[u8; 10] = b"RSPBACKUP\n";
-/// The newest format this build writes and reads.
-pub const FORMAT: u16 = 1;
+/// The newest format this build writes and reads (1: the count in the
+/// header; 2: the count after the entries).
+pub const FORMAT: u16 = 2;
 /// The most a header, key or value may claim to be, in bytes: a corrupt
 /// length is reported instead of allocated.
 const MAX_FIELD: u32 = 64 << 20;
@@ -64,7 +69,8 @@ pub struct Header {
     /// The node that took it, and its group.
     pub node: u64,
     pub group: GroupId,
-    /// How many entries follow.
+    /// How many entries follow: written 0 in format 2, which counts them
+    /// at the end; [`Reader::finish`] and [`verify`] give the count.
     pub entries: u64,
 }
 
@@ -89,47 +95,54 @@ pub enum BackupError {
     Storage(#[from] StorageError),
 }
 
-/// A consistent copy of `engine`'s state for a backup, with the Raft
-/// bookkeeping taken out: the entries and the applied log id's
-/// `(index, term)` and key-value revision.
-pub fn copy_state(engine: &KvEngine) -> Result<(RawEntries, u64, u64, u64), StorageError> {
-    let mut entries = engine.copy_consistent()?;
-    let mut applied = (0, 0);
-    for (k, v) in &entries {
-        if k == APPLIED {
-            let id: Option<openraft::LogId<u64>> = decode("applied log id", v)?;
-            if let Some(id) = id {
-                applied = (id.index, id.leader_id.term);
-            }
-        }
-    }
-    entries.retain(|(k, _)| k != APPLIED && k != MEMBERSHIP && !KvEngine::is_index_key(k));
-    let revision = entries
-        .iter()
-        .find(|(k, _)| k == META_REV)
-        .and_then(|(_, v)| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes);
-    Ok((entries, applied.0, applied.1, revision))
+/// Start a backup copy of `engine`'s state as it is now, between two
+/// applies: the copy, and the applied log id's `(index, term)` and the
+/// key-value revision of that point.
+pub fn start_copy(engine: &KvEngine) -> Result<(CopySession, u64, u64, u64), StorageError> {
+    let (copy, (applied, revision)) = engine.start_copy(|tree| {
+        let applied = tree
+            .get(APPLIED)?
+            .map(|v| decode::<Option<openraft::LogId<u64>>>("applied log id", &v))
+            .transpose()?
+            .flatten();
+        let revision = tree
+            .get(META_REV)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        Ok((applied, revision))
+    })?;
+    let (index, term) = applied.map_or((0, 0), |id| (id.index, id.leader_id.term));
+    Ok((copy, index, term, revision))
 }
 
-/// Writes a backup as a sequence of chunks, hashing as it goes.
-pub struct Encoder {
-    entries: std::vec::IntoIter<RawEntry>,
+/// Writes a backup as a sequence of chunks of about 64 KiB, reading its
+/// entries a chunk at a time and hashing as it goes. The Raft bookkeeping
+/// (applied log id, membership) is left out.
+pub struct Encoder<S> {
+    source: S,
+    pending: std::vec::IntoIter<RawEntry>,
     hasher: Sha256,
     started: bool,
     finished: bool,
+    count: u64,
     header: Header,
 }
 
-impl Encoder {
-    /// `header.entries` is set from `entries`.
-    pub fn new(mut header: Header, entries: RawEntries) -> Encoder {
-        header.entries = entries.len() as u64;
+impl<S> Encoder<S>
+where
+    S: Iterator<Item = Result<RawEntries, StorageError>>,
+{
+    /// The file of `header` (its `entries` is written as 0: format 2
+    /// counts them at the end) and the entries of `source`.
+    pub fn new(mut header: Header, source: S) -> Encoder<S> {
+        header.entries = 0;
         Encoder {
-            entries: entries.into_iter(),
+            source,
+            pending: Vec::new().into_iter(),
             hasher: Sha256::new(),
             started: false,
             finished: false,
+            count: 0,
             header,
         }
     }
@@ -138,10 +151,31 @@ impl Encoder {
         &self.header
     }
 
+    /// How many entries were written so far (all of them once the last
+    /// chunk is out).
+    pub fn entries_written(&self) -> u64 {
+        self.count
+    }
+
+    fn next_entry(&mut self) -> Result<Option<RawEntry>, StorageError> {
+        loop {
+            if let Some((k, v)) = self.pending.next() {
+                if k == APPLIED || k == MEMBERSHIP || KvEngine::is_index_key(&k) {
+                    continue;
+                }
+                return Ok(Some((k, v)));
+            }
+            match self.source.next() {
+                Some(chunk) => self.pending = chunk?.into_iter(),
+                None => return Ok(None),
+            }
+        }
+    }
+
     /// The next chunk of the file, `None` after the checksum.
-    pub fn next_chunk(&mut self) -> Option<Vec<u8>> {
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
         if self.finished {
-            return None;
+            return Ok(None);
         }
         let mut out = Vec::with_capacity(CHUNK + 1024);
         if !self.started {
@@ -152,8 +186,9 @@ impl Encoder {
             out.extend_from_slice(&header);
         }
         while out.len() < CHUNK {
-            match self.entries.next() {
+            match self.next_entry()? {
                 Some((k, v)) => {
+                    self.count += 1;
                     out.extend_from_slice(&(k.len() as u32).to_be_bytes());
                     out.extend_from_slice(&k);
                     out.extend_from_slice(&(v.len() as u32).to_be_bytes());
@@ -161,23 +196,27 @@ impl Encoder {
                 }
                 None => {
                     out.extend_from_slice(&0u32.to_be_bytes());
+                    out.extend_from_slice(&self.count.to_be_bytes());
                     self.hasher.update(&out);
                     let sum = std::mem::take(&mut self.hasher).finalize();
                     out.extend_from_slice(&sum);
                     self.finished = true;
-                    return Some(out);
+                    return Ok(Some(out));
                 }
             }
         }
         self.hasher.update(&out);
-        Some(out)
+        Ok(Some(out))
     }
 }
 
-impl Iterator for Encoder {
-    type Item = Vec<u8>;
-    fn next(&mut self) -> Option<Vec<u8>> {
-        self.next_chunk()
+impl<S> Iterator for Encoder<S>
+where
+    S: Iterator<Item = Result<RawEntries, StorageError>>,
+{
+    type Item = Result<Vec<u8>, StorageError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_chunk().transpose()
     }
 }
 
@@ -243,7 +282,7 @@ impl<R: Read> Reader<R> {
         let vlen = read_u32(&mut self.input, &mut self.hasher, "an entry's value")?;
         let value = read_field(&mut self.input, &mut self.hasher, vlen, "an entry's value")?;
         self.read += 1;
-        if self.read > self.header.entries {
+        if self.header.format == 1 && self.read > self.header.entries {
             return Err(BackupError::Corrupt(format!(
                 "more entries than the {} its header names",
                 self.header.entries
@@ -253,8 +292,15 @@ impl<R: Read> Reader<R> {
     }
 
     /// After the last entry: the count, the checksum and the end of file.
+    /// The header returned names the entries read.
     pub fn finish(mut self) -> Result<Header, BackupError> {
         while self.next_entry()?.is_some() {}
+        if self.header.format >= 2 {
+            let mut count = [0u8; 8];
+            read_exact(&mut self.input, &mut count, "the entry count")?;
+            self.hasher.update(count);
+            self.header.entries = u64::from_be_bytes(count);
+        }
         if self.read != self.header.entries {
             return Err(BackupError::Corrupt(format!(
                 "{} entries where its header names {}",
@@ -395,8 +441,14 @@ mod tests {
         }
     }
 
+    fn encode_with(header: Header, entries: RawEntries) -> Vec<u8> {
+        Encoder::new(header, entries.chunks(700).map(|c| Ok(c.to_vec())))
+            .flat_map(|c| c.expect("chunk"))
+            .collect()
+    }
+
     fn encode_all(entries: RawEntries) -> Vec<u8> {
-        Encoder::new(header(), entries).flatten().collect()
+        encode_with(header(), entries)
     }
 
     fn entries(n: usize) -> RawEntries {
@@ -410,13 +462,37 @@ mod tests {
         let written = entries(5000);
         let bytes = encode_all(written.clone());
         let mut reader = Reader::open(bytes.as_slice()).expect("open");
-        assert_eq!(reader.header().entries, 5000);
         let mut read = Vec::new();
         while let Some(e) = reader.next_entry().expect("entry") {
             read.push(e);
         }
         assert_eq!(read, written);
-        assert_eq!(reader.finish().expect("finish").log_index, 42);
+        let header = reader.finish().expect("finish");
+        assert_eq!((header.log_index, header.entries), (42, 5000));
+    }
+
+    #[test]
+    fn a_format_1_backup_still_reads() {
+        // Format 1: the count in the header, nothing after the end marker.
+        let written = entries(30);
+        let mut h = header();
+        h.format = 1;
+        h.entries = 30;
+        let mut bytes = MAGIC.to_vec();
+        let enc = encode(&h);
+        bytes.extend_from_slice(&(enc.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(&enc);
+        for (k, v) in &written {
+            bytes.extend_from_slice(&(k.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(k);
+            bytes.extend_from_slice(&(v.len() as u32).to_be_bytes());
+            bytes.extend_from_slice(v);
+        }
+        bytes.extend_from_slice(&0u32.to_be_bytes());
+        let sum = Sha256::digest(&bytes);
+        bytes.extend_from_slice(&sum);
+        let header = Reader::open(bytes.as_slice()).and_then(|r| r.finish());
+        assert_eq!(header.expect("format 1").entries, 30);
     }
 
     #[test]
@@ -445,7 +521,7 @@ mod tests {
 
         let mut newer = header();
         newer.format = FORMAT + 1;
-        let bytes: Vec<u8> = Encoder::new(newer, entries(1)).flatten().collect();
+        let bytes = encode_with(newer, entries(1));
         let err = Reader::open(bytes.as_slice()).map(|_| ());
         assert!(matches!(err, Err(BackupError::NewerFormat(f)) if f == FORMAT + 1));
 
@@ -472,7 +548,7 @@ mod tests {
         written.push((APPLIED.to_vec(), vec![1]));
         std::fs::write(&good, encode_all(written)).expect("write");
         let header = restore(&good, &target, 0).expect("restore");
-        assert_eq!(header.entries, 11);
+        assert_eq!(header.entries, 10, "the Raft bookkeeping is not written");
         assert!(matches!(
             restore(&good, &target, 0),
             Err(BackupError::NotEmpty(_))

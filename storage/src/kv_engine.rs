@@ -17,13 +17,12 @@
 //! when the engine opens and when a snapshot is installed: on disk it would
 //! cost two more sled inserts for every key written with a TTL (a session is
 //! two such keys), and sled's inserts are most of what a replica spends on a
-//! write. Snapshots still carry the index in the earlier on-disk layout
-//! (`x | expires_at_ms | len(keyspace) | keyspace | key` -> empty), derived
-//! from memory, so nodes of either layout can install each other's; such
-//! keys found on disk or in a snapshot are dropped and the index rebuilt.
+//! write. Keys of the earlier on-disk layout of the index (`x |
+//! expires_at_ms | len(keyspace) | keyspace | key` -> empty) found on disk
+//! or in a snapshot are dropped and the index rebuilt.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
@@ -35,6 +34,7 @@ use crate::kv::{
     COMMAND_FORMAT, Command, CompareTarget, EventKind, Key, KeyValue, MAX_KEYSPACE_LEN,
     MAX_VALUE_LEN, Op, OpResult, Response, Txn, TxnOp, TxnResponse, WatchEvent,
 };
+pub use copies::CopySession;
 
 const DATA: u8 = b'd';
 const EXPIRY: u8 = b'x';
@@ -75,14 +75,6 @@ fn prefix_key(keyspace: &str, prefix: &[u8]) -> Vec<u8> {
     let mut out = vec![DATA];
     push_keyspace(&mut out, keyspace);
     out.extend_from_slice(prefix);
-    out
-}
-
-fn expiry_key(at: u64, key: &Key) -> Vec<u8> {
-    let mut out = vec![EXPIRY];
-    out.extend_from_slice(&at.to_be_bytes());
-    push_keyspace(&mut out, &key.keyspace);
-    out.extend_from_slice(&key.key);
     out
 }
 
@@ -172,10 +164,16 @@ pub struct KvEngine {
     /// `(expires_at_ms, data key)` of every record with a TTL; shared by
     /// clones, changed only after the batch that changes the records.
     expiry: Arc<Mutex<ExpiryIndex>>,
-    /// Held while a command's batch is written and while
-    /// [`KvEngine::copy_consistent`] reads the tree, so a copy taken
-    /// outside the state machine's task still falls between two applies.
+    /// Held while a command's batch is written and while a chunk of a
+    /// [`CopySession`] is read, so a copy taken outside the state
+    /// machine's task still sees the tree between two applies.
     gate: Arc<Mutex<()>>,
+    /// The copies under way: a batch saves what it overwrites ahead of
+    /// each copy's cursor first (see `copies`).
+    copies: Arc<Mutex<Vec<Arc<Mutex<copies::CopyState>>>>>,
+    /// Held for writing while a snapshot replaces the whole tree, for
+    /// reading by every read: nobody reads a half-installed state.
+    replacing: Arc<RwLock<()>>,
 }
 
 /// A change to the expiry index, made once its command's batch is written.
@@ -276,6 +274,8 @@ impl KvEngine {
             events,
             expiry: Arc::default(),
             gate: Arc::default(),
+            copies: Arc::default(),
+            replacing: Arc::default(),
         };
         let mut legacy = sled::Batch::default();
         let mut found = false;
@@ -300,9 +300,14 @@ impl KvEngine {
         Ok(())
     }
 
-    /// Held while a batch is written ([`KvEngine::copy_consistent`]).
+    /// Held while a batch is written and while a copy reads a chunk.
     fn gate(&self) -> std::sync::MutexGuard<'_, ()> {
         self.gate.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Held by every read: waits while a snapshot replaces the tree.
+    fn reading(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.replacing.read().unwrap_or_else(|p| p.into_inner())
     }
 
     fn expiry_index(&self) -> std::sync::MutexGuard<'_, ExpiryIndex> {
@@ -331,6 +336,7 @@ impl KvEngine {
     }
 
     fn meta_u64(&self, name: &[u8]) -> Result<u64, StorageError> {
+        let _reading = self.reading();
         match self.tree.get(name)? {
             Some(v) => {
                 Ok(u64::from_be_bytes(v.as_ref().try_into().map_err(|_| {
@@ -352,6 +358,7 @@ impl KvEngine {
     }
 
     pub fn get(&self, key: &Key) -> Result<Option<KeyValue>, StorageError> {
+        let _reading = self.reading();
         match self.tree.get(data_key(key))? {
             Some(v) => Ok(Some(to_kv(key.clone(), decode("kv record", &v)?))),
             None => Ok(None),
@@ -386,6 +393,7 @@ impl KvEngine {
             _ => Bound::Included(start.clone()),
         };
         let mut out = Vec::new();
+        let _reading = self.reading();
         for item in self
             .tree
             .range::<Vec<u8>, _>((lower, Bound::Unbounded))
@@ -473,6 +481,9 @@ impl KvEngine {
     }
 
     fn commit(&self, ov: Overlay<'_>, extra: &[(Vec<u8>, Vec<u8>)]) -> Result<(), StorageError> {
+        let gate = self.gate();
+        // Under the gate, so a copy's cursor does not move meanwhile.
+        self.save_for_copies(ov.writes.keys().chain(extra.iter().map(|(k, _)| k)))?;
         let mut batch = sled::Batch::default();
         for (k, v) in ov.writes {
             match v {
@@ -483,7 +494,6 @@ impl KvEngine {
         for (k, v) in extra {
             batch.insert(k.as_slice(), v.as_slice());
         }
-        let gate = self.gate();
         self.tree.apply_batch(batch)?;
         drop(gate);
         if !ov.expiry.is_empty() {

@@ -9,7 +9,8 @@
 //! - [`kv`]: the data model carried in the log (transactions, compares, TTLs,
 //!   watch events) and [`kv_engine`], its deterministic apply on sled.
 //! - [`state_machine`]: openraft's `RaftStateMachine` over the engine, with
-//!   snapshot build and install.
+//!   snapshot build and install; [`snapshot_file`], snapshots as files,
+//!   written and read a chunk at a time.
 //!
 //! Not for: deciding anything about Raft (who leads, what is committed, when to
 //! snapshot) or about the network; that is `rsp-consensus`. Nothing above
@@ -21,6 +22,7 @@ pub mod error;
 pub mod kv;
 pub mod kv_engine;
 pub mod log_store;
+pub mod snapshot_file;
 pub mod state_machine;
 pub mod sync_thread;
 
@@ -28,5 +30,6 @@ pub use db::{Durability, GroupId, Store, StoreConfig};
 pub use error::StorageError;
 pub use kv_engine::KvEngine;
 pub use log_store::LogStore;
+pub use snapshot_file::SnapshotFile;
 pub use state_machine::{ApplyObserver, SnapshotEvent, SnapshotObserver, StateMachineStore};
 pub use sync_thread::{SyncObserver, SyncThread};

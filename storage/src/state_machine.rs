@@ -2,12 +2,17 @@
 //!
 //! The state machine is persistent: each entry is applied as one sled batch
 //! that also records the applied log id, so after a restart the machine resumes
-//! from what it had applied and openraft replays the rest of the log. A
-//! snapshot is a copy of the whole state tree taken between two applies (so it
-//! is consistent), stored in `g<group>.snap` and synced before it is reported,
-//! because openraft purges the log behind it.
+//! from what it had applied and openraft replays the rest of the log.
+//!
+//! A snapshot is a copy of the whole state tree at one point between two
+//! applies, started in the state machine's task and written to a file by
+//! openraft's builder task while applies go on (the engine's copy-on-write
+//! copies); the file is synced before it is reported, because openraft purges
+//! the log behind it. Its metadata and file name are in `g<group>.snap`.
+//! Installing one reads the received file a chunk at a time; an install cut
+//! short by a crash is redone from the file when the store opens.
 
-use std::io::Cursor;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -17,29 +22,28 @@ use openraft::{
     Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, RaftTypeConfig, Snapshot,
     SnapshotMeta, StorageError as RaftStorageError, StoredMembership,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::db::{GroupId, Store};
 use crate::error::{StorageError, decode, encode};
 use crate::kv::{Command, Response};
-use crate::kv_engine::{KvEngine, RawEntries};
+use crate::kv_engine::{CopySession, KvEngine};
+use crate::snapshot_file::{self, SnapshotFile};
 use crate::sync_thread::SyncThread;
 
 pub(crate) const APPLIED: &[u8] = b"mapplied";
 pub(crate) const MEMBERSHIP: &[u8] = b"mmembership";
 const SNAP_META: &[u8] = b"meta";
+/// The current snapshot's file name, in the snapshot folder.
+const SNAP_FILE: &[u8] = b"file";
+/// The file name of a snapshot whose install had not finished.
+const SNAP_INSTALLING: &[u8] = b"installing";
+/// Where the previous release kept the snapshot's bytes (moved to a file
+/// on open).
 const SNAP_DATA: &[u8] = b"data";
-const SNAPSHOT_FORMAT: u16 = 1;
 
-#[derive(Serialize, Deserialize)]
-struct SnapshotBody {
-    format: u16,
-    entries: Vec<(Vec<u8>, Vec<u8>)>,
-}
-
-/// The state as it was between two applies.
+/// A copy started between two applies, and the point it is of.
 struct StateCopy<C: RaftTypeConfig> {
-    entries: RawEntries,
+    session: CopySession,
     applied: Option<LogId<C::NodeId>>,
     membership: StoredMembership<C::NodeId, C::Node>,
 }
@@ -68,22 +72,31 @@ impl SnapshotEvent {
 /// Called with each snapshot built or installed and the time it took.
 pub type SnapshotObserver = Arc<dyn Fn(SnapshotEvent, Duration) + Send + Sync>;
 
+/// Where a group's snapshots are kept: metadata in a tree, bytes in files.
+#[derive(Clone)]
+struct Snapshots {
+    tree: sled::Tree,
+    folder: PathBuf,
+    group: GroupId,
+    sync: SyncThread,
+    /// Taken to compare and set the current snapshot.
+    current: Arc<std::sync::Mutex<()>>,
+}
+
 /// The state machine of one Raft group.
 pub struct StateMachineStore<C: RaftTypeConfig> {
     engine: KvEngine,
-    snap: sled::Tree,
-    sync: SyncThread,
+    snapshots: Snapshots,
     snapshot_seq: Arc<AtomicU64>,
     observer: Option<ApplyObserver>,
     snapshot_observer: Option<SnapshotObserver>,
     _c: std::marker::PhantomData<fn() -> C>,
 }
 
-/// Builds a snapshot from a copy taken between two applies.
+/// Builds a snapshot from a copy started between two applies.
 pub struct SnapshotBuilder<C: RaftTypeConfig> {
     copy: Option<Result<StateCopy<C>, StorageError>>,
-    snap: sled::Tree,
-    sync: SyncThread,
+    snapshots: Snapshots,
     seq: u64,
     observer: Option<SnapshotObserver>,
 }
@@ -96,15 +109,174 @@ fn state_write_failed<NID: openraft::NodeId>(e: StorageError) -> RaftStorageErro
     openraft::StorageIOError::write_state_machine(&e).into()
 }
 
+fn snapshot_failed<NID: openraft::NodeId>(e: StorageError) -> RaftStorageError<NID> {
+    openraft::StorageIOError::write_snapshot(None, &e).into()
+}
+
+/// Runs blocking storage work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| Err(StorageError::corrupt("snapshot task", e)))
+}
+
+fn read_applied<NID: openraft::NodeId>(
+    tree: &sled::Tree,
+) -> Result<Option<LogId<NID>>, StorageError> {
+    Ok(tree
+        .get(APPLIED)?
+        .map(|v| decode::<Option<LogId<NID>>>("applied log id", &v))
+        .transpose()?
+        .flatten())
+}
+
+fn read_membership<NID: openraft::NodeId, N: openraft::Node>(
+    tree: &sled::Tree,
+) -> Result<StoredMembership<NID, N>, StorageError> {
+    Ok(tree
+        .get(MEMBERSHIP)?
+        .map(|v| decode("membership", &v))
+        .transpose()?
+        .unwrap_or_default())
+}
+
+impl Snapshots {
+    fn path(&self, name: &str) -> PathBuf {
+        self.folder.join(name)
+    }
+
+    /// A new file name of this group's, `.snap` or `.part`.
+    fn new_name(&self, seq: u64, ext: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("g{}-{nanos:x}-{seq}.{ext}", self.group)
+    }
+
+    fn current_name(&self) -> Result<Option<String>, StorageError> {
+        self.tree
+            .get(SNAP_FILE)?
+            .map(|v| {
+                String::from_utf8(v.to_vec())
+                    .map_err(|e| StorageError::corrupt("snapshot file name", e))
+            })
+            .transpose()
+    }
+
+    /// Record `name` as the current snapshot (and, with `installing`, as
+    /// one whose install is under way), durably, unless the current one is
+    /// newer: a build that ran while a newer snapshot was installed is
+    /// dropped (answered `false`).
+    async fn set_current<NID: openraft::NodeId, N: openraft::Node>(
+        &self,
+        meta: &SnapshotMeta<NID, N>,
+        name: &str,
+        installing: bool,
+    ) -> Result<bool, StorageError> {
+        {
+            let _current = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(bytes) = self.tree.get(SNAP_META)? {
+                let current: SnapshotMeta<NID, N> = decode("snapshot meta", &bytes)?;
+                if current.last_log_id > meta.last_log_id {
+                    return Ok(false);
+                }
+            }
+            let mut batch = sled::Batch::default();
+            batch.insert(SNAP_META, encode(meta));
+            batch.insert(SNAP_FILE, name.as_bytes());
+            if installing {
+                batch.insert(SNAP_INSTALLING, name.as_bytes());
+            }
+            self.tree.apply_batch(batch)?;
+        }
+        self.sync.sync().await?;
+        Ok(true)
+    }
+
+    /// Remove this group's files other than the current snapshot's.
+    fn remove_others(&self) -> Result<(), StorageError> {
+        let keep = self.current_name()?;
+        let prefix = format!("g{}-", self.group);
+        let entries = match std::fs::read_dir(&self.folder) {
+            Ok(entries) => entries,
+            Err(e) => return Err(StorageError::io(&self.folder, e)),
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&prefix) && Some(&name) != keep.as_ref() {
+                // A file still being sent stays readable until closed.
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Replace `engine`'s state with the snapshot file at `path`, then the
+/// applied log id and membership of `meta`. Blocking.
+fn replace_from_file<NID: openraft::NodeId, N: openraft::Node>(
+    engine: &KvEngine,
+    path: &Path,
+    meta: &SnapshotMeta<NID, N>,
+) -> Result<(), StorageError> {
+    let reader = snapshot_file::Reader::open(path)?;
+    let last = [
+        (APPLIED.to_vec(), encode(&meta.last_log_id)),
+        (MEMBERSHIP.to_vec(), encode(&meta.last_membership)),
+    ];
+    engine.replace_all(reader, &last)
+}
+
 impl<C> StateMachineStore<C>
 where
-    C: RaftTypeConfig<D = Command, R = Response, Entry = Entry<C>, SnapshotData = Cursor<Vec<u8>>>,
+    C: RaftTypeConfig<D = Command, R = Response, Entry = Entry<C>, SnapshotData = SnapshotFile>,
 {
+    /// Opens the group's state machine: moves a snapshot the previous
+    /// release kept in sled into a file, redoes an install a crash cut
+    /// short, and removes files no snapshot uses.
     pub fn open(store: &Store, group: GroupId, sync: SyncThread) -> Result<Self, StorageError> {
-        Ok(StateMachineStore {
-            engine: KvEngine::new(store.tree(group, "sm")?)?,
-            snap: store.tree(group, "snap")?,
+        let folder = snapshot_file::folder(store.path());
+        std::fs::create_dir_all(&folder).map_err(|e| StorageError::io(&folder, e))?;
+        let snapshots = Snapshots {
+            tree: store.tree(group, "snap")?,
+            folder,
+            group,
             sync,
+            current: Arc::default(),
+        };
+        let engine = KvEngine::new(store.tree(group, "sm")?)?;
+        if let Some(bytes) = snapshots.tree.get(SNAP_DATA)? {
+            let name = snapshots.new_name(0, "snap");
+            let path = snapshots.path(&name);
+            std::fs::write(&path, &bytes)
+                .and_then(|()| std::fs::File::open(&path)?.sync_all())
+                .map_err(|e| StorageError::io(&path, e))?;
+            snapshot_file::sync_folder(&path)?;
+            let mut batch = sled::Batch::default();
+            batch.insert(SNAP_FILE, name.as_bytes());
+            batch.remove(SNAP_DATA);
+            snapshots.tree.apply_batch(batch)?;
+            store.sync()?;
+        }
+        if let Some(name) = snapshots.tree.get(SNAP_INSTALLING)? {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            let meta: SnapshotMeta<C::NodeId, C::Node> = decode(
+                "snapshot meta",
+                &snapshots
+                    .tree
+                    .get(SNAP_META)?
+                    .ok_or_else(|| StorageError::corrupt("snapshot", "install without meta"))?,
+            )?;
+            replace_from_file(&engine, &snapshots.path(&name), &meta)?;
+            snapshots.tree.remove(SNAP_INSTALLING)?;
+            store.sync()?;
+        }
+        snapshots.remove_others()?;
+        Ok(StateMachineStore {
+            engine,
+            snapshots,
             snapshot_seq: Arc::new(AtomicU64::new(0)),
             observer: None,
             snapshot_observer: None,
@@ -126,31 +298,11 @@ where
     pub fn engine(&self) -> KvEngine {
         self.engine.clone()
     }
-
-    fn applied(&self) -> Result<Option<LogId<C::NodeId>>, StorageError> {
-        Ok(self
-            .engine
-            .tree()
-            .get(APPLIED)?
-            .map(|v| decode::<Option<LogId<C::NodeId>>>("applied log id", &v))
-            .transpose()?
-            .flatten())
-    }
-
-    fn membership(&self) -> Result<StoredMembership<C::NodeId, C::Node>, StorageError> {
-        Ok(self
-            .engine
-            .tree()
-            .get(MEMBERSHIP)?
-            .map(|v| decode("membership", &v))
-            .transpose()?
-            .unwrap_or_default())
-    }
 }
 
 impl<C> RaftSnapshotBuilder<C> for SnapshotBuilder<C>
 where
-    C: RaftTypeConfig<D = Command, R = Response, Entry = Entry<C>, SnapshotData = Cursor<Vec<u8>>>,
+    C: RaftTypeConfig<D = Command, R = Response, Entry = Entry<C>, SnapshotData = SnapshotFile>,
 {
     async fn build_snapshot(&mut self) -> Result<Snapshot<C>, RaftStorageError<C::NodeId>> {
         let started = Instant::now();
@@ -159,10 +311,6 @@ where
             .take()
             .unwrap_or_else(|| Err(StorageError::corrupt("snapshot", "builder used twice")))
             .map_err(state_read_failed)?;
-        let body = encode(&SnapshotBody {
-            format: SNAPSHOT_FORMAT,
-            entries: copy.entries,
-        });
         let snapshot_id = match &copy.applied {
             Some(id) => format!("{}-{}-{}", id.leader_id.term, id.index, self.seq),
             None => format!("0-0-{}", self.seq),
@@ -172,33 +320,39 @@ where
             last_membership: copy.membership,
             snapshot_id,
         };
-        save_snapshot(&self.snap, &meta, &body).map_err(state_write_failed)?;
-        self.sync.sync().await.map_err(state_write_failed)?;
+        let name = self.snapshots.new_name(self.seq, "snap");
+        let path = self.snapshots.path(&name);
+        let mut session = copy.session;
+        let written = path.clone();
+        blocking(move || snapshot_file::write(&written, &mut session, &[]))
+            .await
+            .map_err(snapshot_failed)?;
+        // Open before it can be removed: openraft gets it either way, and
+        // keeps the newer snapshot if one was installed meanwhile.
+        let file = SnapshotFile::open(path.clone())
+            .await
+            .map_err(|e| snapshot_failed(StorageError::io(&path, e)))?;
+        self.snapshots
+            .set_current(&meta, &name, false)
+            .await
+            .map_err(snapshot_failed)?;
+        let snapshots = self.snapshots.clone();
+        blocking(move || snapshots.remove_others())
+            .await
+            .map_err(snapshot_failed)?;
         if let Some(observe) = &self.observer {
             observe(SnapshotEvent::Built, started.elapsed());
         }
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(body)),
+            snapshot: Box::new(file),
         })
     }
 }
 
-fn save_snapshot<NID: openraft::NodeId, N: openraft::Node>(
-    snap: &sled::Tree,
-    meta: &SnapshotMeta<NID, N>,
-    body: &[u8],
-) -> Result<(), StorageError> {
-    let mut batch = sled::Batch::default();
-    batch.insert(SNAP_META, encode(meta));
-    batch.insert(SNAP_DATA, body);
-    snap.apply_batch(batch)?;
-    Ok(())
-}
-
 impl<C> RaftStateMachine<C> for StateMachineStore<C>
 where
-    C: RaftTypeConfig<D = Command, R = Response, Entry = Entry<C>, SnapshotData = Cursor<Vec<u8>>>,
+    C: RaftTypeConfig<D = Command, R = Response, Entry = Entry<C>, SnapshotData = SnapshotFile>,
 {
     type SnapshotBuilder = SnapshotBuilder<C>;
 
@@ -211,9 +365,10 @@ where
         ),
         RaftStorageError<C::NodeId>,
     > {
+        let tree = self.engine.tree();
         Ok((
-            self.applied().map_err(state_read_failed)?,
-            self.membership().map_err(state_read_failed)?,
+            read_applied(tree).map_err(state_read_failed)?,
+            read_membership(tree).map_err(state_read_failed)?,
         ))
     }
 
@@ -256,19 +411,20 @@ where
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // Copy now, between two applies, so the snapshot is consistent; a
-        // read error surfaces from build_snapshot.
-        let copy = (|| {
-            Ok(StateCopy {
-                entries: self.engine.export()?,
-                applied: self.applied()?,
-                membership: self.membership()?,
-            })
-        })();
+        // Started now, between two applies, so the snapshot is the state at
+        // the applied log id read with it; the builder reads it while
+        // applies go on. A read error surfaces from build_snapshot.
+        let copy = self
+            .engine
+            .start_snapshot_copy(|tree| Ok((read_applied(tree)?, read_membership(tree)?)))
+            .map(|(session, (applied, membership))| StateCopy {
+                session,
+                applied,
+                membership,
+            });
         SnapshotBuilder {
             copy: Some(copy),
-            snap: self.snap.clone(),
-            sync: self.sync.clone(),
+            snapshots: self.snapshots.clone(),
             seq: self.snapshot_seq.fetch_add(1, Ordering::Relaxed),
             observer: self.snapshot_observer.clone(),
         }
@@ -276,34 +432,65 @@ where
 
     async fn begin_receiving_snapshot(
         &mut self,
-    ) -> Result<Box<Cursor<Vec<u8>>>, RaftStorageError<C::NodeId>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    ) -> Result<Box<SnapshotFile>, RaftStorageError<C::NodeId>> {
+        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let path = self.snapshots.path(&self.snapshots.new_name(seq, "part"));
+        let file = SnapshotFile::create(path.clone())
+            .await
+            .map_err(|e| snapshot_failed(StorageError::io(&path, e)))?;
+        Ok(Box::new(file))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<C::NodeId, C::Node>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        mut snapshot: Box<SnapshotFile>,
     ) -> Result<(), RaftStorageError<C::NodeId>> {
         let started = Instant::now();
-        let bytes = snapshot.into_inner();
-        let body: SnapshotBody = decode("snapshot", &bytes).map_err(state_write_failed)?;
-        if body.format > SNAPSHOT_FORMAT {
-            return Err(state_write_failed(StorageError::corrupt(
-                "snapshot",
-                format!(
-                    "format {} is newer than this build understands",
-                    body.format
-                ),
-            )));
-        }
-        let mut entries = body.entries;
-        entries.retain(|(k, _)| k != APPLIED && k != MEMBERSHIP);
-        entries.push((APPLIED.to_vec(), encode(&meta.last_log_id)));
-        entries.push((MEMBERSHIP.to_vec(), encode(&meta.last_membership)));
-        self.engine.import(&entries).map_err(state_write_failed)?;
-        save_snapshot(&self.snap, meta, &bytes).map_err(state_write_failed)?;
-        self.sync.sync().await.map_err(state_write_failed)?;
+        let received = snapshot.path().to_path_buf();
+        snapshot
+            .sync()
+            .await
+            .map_err(|e| snapshot_failed(StorageError::io(&received, e)))?;
+        drop(snapshot);
+        // Checked before anything is replaced: a newer format is refused
+        // with the state untouched.
+        snapshot_file::Reader::open(&received).map_err(state_write_failed)?;
+        let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let name = self.snapshots.new_name(seq, "snap");
+        let path = self.snapshots.path(&name);
+        std::fs::rename(&received, &path)
+            .map_err(|e| snapshot_failed(StorageError::io(&path, e)))?;
+        snapshot_file::sync_folder(&path).map_err(snapshot_failed)?;
+        self.snapshots
+            .set_current(meta, &name, true)
+            .await
+            .map_err(snapshot_failed)?
+            .then_some(())
+            .ok_or_else(|| {
+                snapshot_failed(StorageError::corrupt(
+                    "snapshot",
+                    "the snapshot to install is older than this node's own",
+                ))
+            })?;
+        let engine = self.engine.clone();
+        let owned = meta.clone();
+        blocking(move || replace_from_file(&engine, &path, &owned))
+            .await
+            .map_err(state_write_failed)?;
+        self.snapshots
+            .tree
+            .remove(SNAP_INSTALLING)
+            .map_err(|e| state_write_failed(e.into()))?;
+        self.snapshots
+            .sync
+            .sync()
+            .await
+            .map_err(state_write_failed)?;
+        let snapshots = self.snapshots.clone();
+        blocking(move || snapshots.remove_others())
+            .await
+            .map_err(snapshot_failed)?;
         if let Some(observe) = &self.snapshot_observer {
             observe(SnapshotEvent::Installed, started.elapsed());
         }
@@ -313,20 +500,19 @@ where
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<C>>, RaftStorageError<C::NodeId>> {
-        let meta = self
-            .snap
-            .get(SNAP_META)
-            .map_err(|e| state_read_failed(e.into()))?;
-        let data = self
-            .snap
-            .get(SNAP_DATA)
-            .map_err(|e| state_read_failed(e.into()))?;
-        match (meta, data) {
-            (Some(meta), Some(data)) => Ok(Some(Snapshot {
-                meta: decode("snapshot meta", &meta).map_err(state_read_failed)?,
-                snapshot: Box::new(Cursor::new(data.to_vec())),
-            })),
-            _ => Ok(None),
-        }
+        let read = |e: sled::Error| state_read_failed(e.into());
+        let meta = self.snapshots.tree.get(SNAP_META).map_err(read)?;
+        let name = self.snapshots.current_name().map_err(state_read_failed)?;
+        let (Some(meta), Some(name)) = (meta, name) else {
+            return Ok(None);
+        };
+        let path = self.snapshots.path(&name);
+        let file = SnapshotFile::open(path.clone())
+            .await
+            .map_err(|e| state_read_failed(StorageError::io(&path, e)))?;
+        Ok(Some(Snapshot {
+            meta: decode("snapshot meta", &meta).map_err(state_read_failed)?,
+            snapshot: Box::new(file),
+        }))
     }
 }

@@ -61,3 +61,11 @@ async fn a_leader_whose_replies_never_return_hands_over() -> Result<()> {
     };
     holds_with("slow-leader-links", &opts).await
 }
+
+/// A follower cut off until the leader purged its log past it catches up
+/// from a snapshot, streamed from the leader's snapshot file and installed
+/// a chunk at a time, while the load goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() -> Result<()> {
+    holds("snapshot-catch-up").await
+}

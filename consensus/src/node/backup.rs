@@ -9,20 +9,28 @@ use rsp_storage::Store;
 use rsp_storage::backup::{self, Encoder, Header};
 
 use super::Consensus;
+
+/// A backup under way: its header and its file's bytes, chunk by chunk.
+pub struct BackupStream {
+    pub header: Header,
+    pub chunks: tokio::sync::mpsc::Receiver<Result<Vec<u8>, ConsensusError>>,
+}
 use crate::error::ConsensusError;
 use crate::types::*;
 
 impl Consensus {
-    /// A backup of the state, ready to stream: confirmed by the leader
-    /// first (a linearizable barrier), so everything acknowledged before
-    /// this call is in it; copied between two applies, so it is the state
-    /// at exactly one log index. The copy is held in memory while it is
-    /// streamed (as a Raft snapshot is).
-    pub async fn backup(&self) -> Result<Encoder, ConsensusError> {
+    /// A backup of the state, streamed: confirmed by the leader first (a
+    /// linearizable barrier), so everything acknowledged before this call
+    /// is in it; a copy of the state at exactly one log index, read a chunk
+    /// at a time while applies go on. The chunks (about 64 KiB each) come
+    /// through a small channel from a blocking task, so memory stays
+    /// bounded whatever the state's size; dropping the receiver ends the
+    /// copy. An error midway is the channel's last item.
+    pub async fn backup(&self) -> Result<BackupStream, ConsensusError> {
         let barrier = self.linearizable_barrier().await?;
         let engine = self.inner.engine.clone();
-        let (entries, log_index, log_term, kv_revision) =
-            tokio::task::spawn_blocking(move || backup::copy_state(&engine))
+        let (copy, log_index, log_term, kv_revision) =
+            tokio::task::spawn_blocking(move || backup::start_copy(&engine))
                 .await
                 .map_err(|e| ConsensusError::Internal(format!("backup copy: {e}")))??;
         debug_assert!(log_index >= barrier);
@@ -36,7 +44,22 @@ impl Consensus {
             group: self.inner.group,
             entries: 0,
         };
-        Ok(Encoder::new(header, entries))
+        let (tx, chunks) = tokio::sync::mpsc::channel(4);
+        let mut encoder = Encoder::new(header.clone(), copy);
+        tokio::task::spawn_blocking(move || {
+            loop {
+                let item = match encoder.next_chunk() {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => return,
+                    Err(e) => Err(ConsensusError::from(e)),
+                };
+                let failed = item.is_err();
+                if tx.blocking_send(item).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(BackupStream { header, chunks })
     }
 
     /// After bootstrapping on restored state: snapshot it and purge the

@@ -13,7 +13,7 @@
 //! sync covers everything written before it; a power cut (the page cache lost
 //! too) is what the `fdatasync` in `Store::sync` is for and is not simulated.
 
-use std::io::{BufRead, BufReader, Cursor, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -33,7 +33,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TestConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = rsp_storage::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -10,7 +10,6 @@
 //! log state, vote and committed id, across reopens.
 
 use std::collections::BTreeMap;
-use std::io::Cursor;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,7 +32,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TestConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = rsp_storage::SnapshotFile,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -3,7 +3,9 @@
 //! down. Each file is a module; nextest still runs every test in its
 //! own process.
 
+mod copies;
 mod crash;
 mod kv_batch;
 mod kv_model;
 mod log_model;
+mod snapshots;

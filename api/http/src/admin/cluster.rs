@@ -128,7 +128,7 @@ pub async fn remove_node(
     operation_id = "cluster_backup",
     tag = "cluster",
     responses(
-        (status = 200, description = "The backup file (`application/octet-stream`; docs/operations.md gives its layout): the whole state at one log index, which includes every write acknowledged before the request. Headers `x-rsp-backup-log-index`, `x-rsp-backup-revision` and `x-rsp-backup-entries` describe it.", content_type = "application/octet-stream"),
+        (status = 200, description = "The backup file (`application/octet-stream`; docs/operations.md gives its layout): the whole state at one log index, which includes every write acknowledged before the request. Headers `x-rsp-backup-log-index` and `x-rsp-backup-revision` describe it; the entry count is at the end of the file (format 2).", content_type = "application/octet-stream"),
         (status = 503, description = "`unavailable`: no leader confirmed the copy's point", body = ErrorBody),
     ),
 )]
@@ -138,8 +138,8 @@ pub async fn backup(
 ) -> ApiResult<axum::response::Response> {
     use axum::body::{Body, Bytes};
     use axum::http::header;
-    let encoder = state.consensus.backup().await?;
-    let h = encoder.header().clone();
+    let backup = state.consensus.backup().await?;
+    let h = backup.header.clone();
     // Secrets in it stay sealed under the KEK, but it is the whole state:
     // who took one, and of what, is on the cluster's trail.
     state.identity.audit.record(
@@ -150,10 +150,14 @@ pub async fn backup(
             rsp_identity::audit::Outcome::Success,
         )
         .detail("log_index", h.log_index)
-        .detail("revision", h.kv_revision)
-        .detail("entries", h.entries),
+        .detail("revision", h.kv_revision),
     );
-    let chunks = encoder.map(|c| Ok::<_, std::convert::Infallible>(Bytes::from(c)));
+    // An error midway ends the body early: the client's file then fails
+    // its checks (the count and checksum are at the end).
+    let chunks = futures::stream::unfold(backup.chunks, |mut rx| async move {
+        let item = rx.recv().await?;
+        Some((item.map(Bytes::from).map_err(std::io::Error::other), rx))
+    });
     axum::response::Response::builder()
         .header(header::CONTENT_TYPE, "application/octet-stream")
         .header(
@@ -162,8 +166,7 @@ pub async fn backup(
         )
         .header("x-rsp-backup-log-index", h.log_index)
         .header("x-rsp-backup-revision", h.kv_revision)
-        .header("x-rsp-backup-entries", h.entries)
-        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .body(Body::from_stream(chunks))
         .map_err(ApiError::internal)
 }
 
