@@ -63,7 +63,11 @@ impl PeerNetwork {
                     self.contacts.failed(self.target);
                     RPCError::Unreachable(Unreachable::new(&e))
                 }
-                TransportError::Timeout { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+                // A peer that answers late is alive (a slow disk, a
+                // snapshot being written): retry without openraft's
+                // 500 ms backoff, which is for peers that cannot be
+                // reached at all.
+                TransportError::Timeout { .. } => RPCError::Network(NetworkError::new(&e)),
                 other => RPCError::Network(NetworkError::new(&other)),
             })
     }

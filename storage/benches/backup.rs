@@ -134,8 +134,10 @@ fn run(set: Set, base: &Path) {
     let store = Store::open(&config).expect("store");
     let engine = KvEngine::new(store.tree(0, "sm").expect("tree")).expect("engine");
     let filled = Instant::now();
-    for start in (0..set.records).step_by(1000) {
-        let ops = (start..(start + 1000).min(set.records))
+    // A transaction writes at most 1 MiB: fill in commands of about 512 KiB.
+    let per_command = (512 * 1024 / (set.value_bytes + 40)).clamp(1, 1000) as u64;
+    for start in (0..set.records).step_by(per_command as usize) {
+        let ops = (start..(start + per_command).min(set.records))
             .map(|i| put(&set, i, 0x5a))
             .collect();
         engine
@@ -199,9 +201,12 @@ fn run(set: Set, base: &Path) {
     let started = Instant::now();
     backup::verify(&file).expect("verify");
     let verify = started.elapsed();
+    let rss_before_restore = memory_mb("VmRSS:");
+    std::fs::write("/proc/self/clear_refs", "5").ok();
     let started = Instant::now();
     backup::restore(&file, &dir.path().join("restored"), 0).expect("restore");
     let restore = started.elapsed();
+    let restore_hwm = memory_mb("VmHWM:");
 
     let mb = bytes as f64 / 1_048_576.0;
     let rate_of = |d: Duration| mb / d.as_secs_f64().max(1e-9);
@@ -245,6 +250,9 @@ fn run(set: Set, base: &Path) {
             "unknown (clear_refs refused)".into()
         },
         store.size_on_disk().unwrap_or(0) as f64 / 1_048_576.0
+    );
+    println!(
+        "restore: {rss_before_restore:.0} MiB resident before, high-water mark during it {restore_hwm:.0} MiB"
     );
 }
 

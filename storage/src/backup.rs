@@ -404,17 +404,23 @@ fn write_store(path: &Path, store_dir: &Path, group: GroupId) -> Result<Header, 
     let tree = store.tree(group, "sm")?;
     let mut reader = Reader::open(BufReader::new(File::open(path)?))?;
     let mut batch = sled::Batch::default();
-    let mut in_batch = 0;
+    let (mut in_batch, mut unflushed) = (0, 0);
     while let Some((k, v)) = reader.next_entry()? {
         if k == APPLIED || k == MEMBERSHIP || KvEngine::is_index_key(&k) {
             continue;
         }
+        unflushed += k.len() + v.len();
         batch.insert(k, v);
         in_batch += 1;
         if in_batch == RESTORE_BATCH {
             tree.apply_batch(std::mem::take(&mut batch))
                 .map_err(StorageError::from)?;
             in_batch = 0;
+        }
+        // sled holds written pages in memory until flushed.
+        if unflushed >= crate::kv_engine::FLUSH_BYTES {
+            tree.flush().map_err(StorageError::from)?;
+            unflushed = 0;
         }
     }
     tree.apply_batch(batch).map_err(StorageError::from)?;

@@ -34,7 +34,7 @@ use crate::kv::{
     COMMAND_FORMAT, Command, CompareTarget, EventKind, Key, KeyValue, MAX_KEYSPACE_LEN,
     MAX_VALUE_LEN, Op, OpResult, Response, Txn, TxnOp, TxnResponse, WatchEvent,
 };
-pub use copies::CopySession;
+pub use copies::{CopySession, FLUSH_BYTES};
 
 const DATA: u8 = b'd';
 const EXPIRY: u8 = b'x';

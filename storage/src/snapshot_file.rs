@@ -31,6 +31,12 @@ const U64_MARK: u8 = 253;
 const MAX_FIELD: u64 = 64 << 20;
 /// Entries per chunk when reading a snapshot back.
 const READ_CHUNK: usize = 1024;
+/// A snapshot being written is synced every this many bytes, and the
+/// writer then rests as long as the sync took: the disk never holds more
+/// than this much of it unwritten, so a log sync queued behind it waits
+/// for at most this much, and half the disk's time stays free for the
+/// log.
+const SYNC_EVERY: u64 = 4 << 20;
 
 /// The folder of a store's snapshot files.
 pub fn folder(store_dir: &Path) -> PathBuf {
@@ -195,10 +201,19 @@ pub fn write(
     out.write_all(&[U64_MARK]).map_err(io)?;
     out.write_all(&0u64.to_le_bytes()).map_err(io)?;
     let mut count = 0u64;
+    let mut unsynced = 0u64;
     let mut put = |out: &mut BufWriter<File>, k: &[u8], v: &[u8]| -> std::io::Result<()> {
         put_bytes(out, k)?;
         put_bytes(out, v)?;
         count += 1;
+        unsynced += (k.len() + v.len()) as u64 + 2;
+        if unsynced >= SYNC_EVERY {
+            unsynced = 0;
+            out.flush()?;
+            let started = std::time::Instant::now();
+            out.get_ref().sync_data()?;
+            std::thread::sleep(started.elapsed());
+        }
         Ok(())
     };
     while let Some(chunk) = session.next_chunk()? {
@@ -217,6 +232,34 @@ pub fn write(
     std::fs::rename(&part, path).map_err(|e| StorageError::io(path, e))?;
     sync_folder(path)?;
     Ok(count)
+}
+
+/// How much lower than the node's other threads a background copy runs
+/// (a nice value): on a busy machine the copy yields the CPU to applies,
+/// appends and requests instead of stalling them.
+const BACKGROUND_NICE: i32 = 10;
+
+/// Run `work` on a thread of its own at a lower CPU priority (snapshot
+/// builds and backups: long, and never in a hurry); the answer comes back
+/// through the returned receiver.
+pub fn spawn_background<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<tokio::sync::oneshot::Receiver<T>, StorageError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            // Only this thread: on Linux a thread id names one thread.
+            // Failing to lower it changes nothing else.
+            unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE);
+            }
+            let _ = tx.send(work());
+        })
+        .map_err(|e| StorageError::io(Path::new(name), e))?;
+    Ok(rx)
 }
 
 /// Sync the folder that holds `path`, so a rename into it is durable.

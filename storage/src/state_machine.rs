@@ -324,9 +324,13 @@ where
         let path = self.snapshots.path(&name);
         let mut session = copy.session;
         let written = path.clone();
-        blocking(move || snapshot_file::write(&written, &mut session, &[]))
-            .await
-            .map_err(snapshot_failed)?;
+        snapshot_file::spawn_background("rsp-snapshot", move || {
+            snapshot_file::write(&written, &mut session, &[])
+        })
+        .map_err(snapshot_failed)?
+        .await
+        .unwrap_or_else(|e| Err(StorageError::corrupt("snapshot task", e)))
+        .map_err(snapshot_failed)?;
         // Open before it can be removed: openraft gets it either way, and
         // keeps the newer snapshot if one was installed meanwhile.
         let file = SnapshotFile::open(path.clone())

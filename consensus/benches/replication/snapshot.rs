@@ -85,7 +85,18 @@ pub async fn run(keys: u64, secs: u64, threshold: u64) -> Result<()> {
         tasks.spawn(async move {
             let mut i = w;
             while i < keys {
-                put(&http, &base, &token, &format!("fill-{i:08}"), FILL_VALUE).await?;
+                // The fill is not measured: a write refused while the
+                // cluster is busy (a leader change under this load) is
+                // sent again.
+                let key = format!("fill-{i:08}");
+                let mut tries = 0;
+                while let Err(e) = put(&http, &base, &token, &key, FILL_VALUE).await {
+                    tries += 1;
+                    if tries == 20 {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
                 i += FILL_CLIENTS as u64;
             }
             Ok::<_, anyhow::Error>(())

@@ -46,7 +46,7 @@ impl Consensus {
         };
         let (tx, chunks) = tokio::sync::mpsc::channel(4);
         let mut encoder = Encoder::new(header.clone(), copy);
-        tokio::task::spawn_blocking(move || {
+        rsp_storage::snapshot_file::spawn_background("rsp-backup", move || {
             loop {
                 let item = match encoder.next_chunk() {
                     Ok(Some(chunk)) => Ok(chunk),
@@ -58,7 +58,7 @@ impl Consensus {
                     return;
                 }
             }
-        });
+        })?;
         Ok(BackupStream { header, chunks })
     }
 

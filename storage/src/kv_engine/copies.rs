@@ -18,6 +18,9 @@ use super::*;
 
 /// Entries read per chunk of a copy (and per batch when replacing).
 pub const CHUNK_ENTRIES: usize = 1024;
+/// Bytes written between two sled flushes when replacing the tree (and
+/// when restoring a backup).
+pub const FLUSH_BYTES: usize = 32 << 20;
 
 /// Where a copy stands; shared with the engine, which saves into `saved`.
 #[derive(Default)]
@@ -181,16 +184,24 @@ impl KvEngine {
             }
         }
         flush(&mut batch, &mut in_batch)?;
+        let mut unflushed = 0;
         for chunk in chunks {
             for (k, v) in chunk? {
                 if Self::is_index_key(&k) {
                     continue;
                 }
+                unflushed += k.len() + v.len();
                 batch.insert(k, v);
                 in_batch += 1;
             }
             if in_batch >= CHUNK_ENTRIES {
                 flush(&mut batch, &mut in_batch)?;
+            }
+            // sled keeps written pages in memory until they are flushed:
+            // flush as it goes, so memory does not grow with the snapshot.
+            if unflushed >= FLUSH_BYTES {
+                self.tree.flush()?;
+                unflushed = 0;
             }
         }
         for (k, v) in last {
