@@ -16,8 +16,11 @@ use std::ops::Bound;
 
 use super::*;
 
-/// Entries read per chunk of a copy (and per batch when replacing).
+/// Entries per batch when replacing the tree.
 pub const CHUNK_ENTRIES: usize = 1024;
+/// Entries read per chunk of a copy: applies wait for at most one chunk's
+/// read (about a millisecond), so it is kept small.
+const COPY_CHUNK: usize = 256;
 /// Bytes written between two sled flushes when replacing the tree (and
 /// when restoring a backup).
 pub const FLUSH_BYTES: usize = 32 << 20;
@@ -240,7 +243,7 @@ impl CopySession {
             .tree
             .range::<Vec<u8>, _>((lower.clone(), Bound::Unbounded))
         {
-            if merged.len() == CHUNK_ENTRIES {
+            if merged.len() == COPY_CHUNK {
                 exhausted = false;
                 break;
             }

@@ -13,7 +13,8 @@ use proptest::prelude::*;
 use rsp_storage::kv::{Command, Key, Op, Txn, TxnOp};
 use rsp_storage::{KvEngine, Store, StoreConfig};
 
-/// More keys than two chunks of a copy (1024 entries each).
+/// More keys than several chunks of a copy (256 entries each) and two
+/// batches of a replace (1024 each).
 const KEYS: u32 = 2600;
 
 fn engine() -> (tempfile::TempDir, KvEngine) {
