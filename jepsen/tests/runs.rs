@@ -1,8 +1,9 @@
 //! Short Jepsen runs against real clusters (the CI mode): a correct cluster
 //! is found valid under partitions, kills and power cuts (`register`,
 //! `codes` and `create-use` under kill and partition faults, `set` under
-//! kills and power cuts, the other OIDC workloads under partitions), each
-//! bug the `rsp` binary can inject (`RSP_INJECT_BUGS`) is found by the matching checker,
+//! kills and power cuts, the other OIDC workloads under partitions) and
+//! through the operator sequences (`register` while nodes are replaced
+//! and moved), each bug the `rsp` binary can inject (`RSP_INJECT_BUGS`) is found by the matching checker,
 //! and etcd, a trusted system, passes the `register` checker. A
 //! bug-finding test retries a run until the first anomaly or its deadline,
 //! so a lucky schedule cannot hide a bug.
@@ -340,6 +341,107 @@ async fn stale_reads_bug_is_caught_by_the_create_use_checker() -> Result<()> {
         })
     });
     ensure!(not_found, "no stale `*_not_found`: {}", describe(&o));
+    Ok(())
+}
+
+/// The (old, new) ids of every `kind` sequence of the run; each old id is
+/// gone from the membership at the end and each new one (unless a later
+/// sequence took it out again) is a voter in it.
+fn membership_changes(o: &RunOutcome, kind: &str) -> Result<Vec<(u64, u64)>> {
+    let r = &o.results;
+    let changes: Vec<(u64, u64)> = r
+        .nemesis_log
+        .faults
+        .iter()
+        .filter(|f| f.kind == kind)
+        .filter_map(|f| Some((f.details["old"].as_u64()?, f.details["new"].as_u64()?)))
+        .collect();
+    ensure!(!changes.is_empty(), "no {kind} was done: {}", describe(o));
+    let role = |id: u64| {
+        r.members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.role.as_str())
+    };
+    let left: Vec<u64> = changes.iter().map(|(old, _)| *old).collect();
+    for (old, new) in &changes {
+        ensure!(
+            role(*old).is_none(),
+            "node {old} is still a member at the end: {:?}",
+            r.members
+        );
+        ensure!(
+            left.contains(new) || matches!(role(*new), Some("follower" | "leader")),
+            "node {new} is not a voter at the end: {:?}",
+            r.members
+        );
+    }
+    ensure!(
+        r.members.len() == r.nodes,
+        "{} members at the end: {:?}",
+        r.members.len(),
+        r.members
+    );
+    Ok(changes)
+}
+
+/// docs/operations.md, "replace a dead node": a node is killed for good
+/// and wiped, removed with `rsp admin cluster remove-node`, and a new node
+/// (new id, empty data dir, same zone) joins, while `register` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_stays_linearizable_while_dead_nodes_are_replaced() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let mut opts = short("register", "replace", store.path(), 61);
+    opts.time_limit = Duration::from_secs(14);
+    let checked = async {
+        let o = expect_valid(opts).await?;
+        let changes = membership_changes(&o, "replace")?;
+        // Each replacement joined the zone of the node it replaced.
+        let mut zones: Vec<_> = o.results.members.iter().map(|m| m.zone.clone()).collect();
+        zones.sort();
+        let want: Vec<_> = ["a", "b", "c"].map(|z| Some(z.to_string())).into();
+        ensure!(zones == want, "zones at the end: {:?}", o.results.members);
+        Ok((o, changes))
+    };
+    let (o, _) = kept_on_failure(store, checked.await)?;
+    let ops = o.results.checker.details["operations_checked"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    Ok(())
+}
+
+/// docs/operations.md, "move a node to a new address": a node at a new
+/// peer address joins under a new id, becomes a voter, then the old id is
+/// removed and its process stopped, while `register` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_stays_linearizable_while_nodes_move_to_new_addresses() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let mut opts = short("register", "move", store.path(), 62);
+    opts.time_limit = Duration::from_secs(14);
+    let checked = async {
+        let o = expect_valid(opts).await?;
+        membership_changes(&o, "move")?;
+        for f in o
+            .results
+            .nemesis_log
+            .faults
+            .iter()
+            .filter(|f| f.kind == "move")
+        {
+            let (from, to) = (&f.details["old_peer_addr"], &f.details["new_peer_addr"]);
+            ensure!(
+                from.is_string() && from != to,
+                "not a new address: {from} -> {to}"
+            );
+        }
+        Ok(o)
+    };
+    let o = kept_on_failure(store, checked.await)?;
+    let ops = o.results.checker.details["operations_checked"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
     Ok(())
 }
 
