@@ -352,10 +352,12 @@ impl Cluster {
     }
 
     /// Takes `id` out of [`Cluster::ids`] for good (after the membership no
-    /// longer holds it, or as it dies for good); its process is not stopped
-    /// here.
+    /// longer holds it, or as it dies for good) and drops the proxies of
+    /// its links (a long run retires many nodes); its process is not
+    /// stopped here.
     pub fn retire(&self, id: u64) {
         write(&self.retired).insert(id);
+        write(&self.proxies).retain(|(from, to), _| *from != id && *to != id);
     }
 
     pub fn node(&self, id: u64) -> Result<Arc<ClusterNode>> {

@@ -254,9 +254,12 @@ fn run(args: RunArgs) -> i32 {
         Ok(outcome) => {
             let r = &outcome.results;
             println!("{:?}: {}", r.valid, r.checker.summary);
+            let a = &r.stats.availability;
             println!(
-                "{} operations, {} faults; results: {}",
+                "{} operations ({} failed, the longest stretch of failures {:.0} ms), {} faults; results: {}",
                 r.stats.operations,
+                a.failed,
+                a.longest_outage_ms,
                 r.stats.faults,
                 outcome.dir.join("report.html").display()
             );
