@@ -8,6 +8,11 @@
 //!
 //! Cargo does not rebuild the binary for a test run of another package:
 //! build it first (`cargo build -p rsp-node`) or the tests run a stale one.
+//!
+//! The previous release (for upgrade tests): `RSP_PREVIOUS_BIN` when set,
+//! else `<target>/previous-release/rsp`, which `scripts/build-previous-release`
+//! builds from the commit pinned in `deploy/previous-release` and labels
+//! with that commit (`<target>/previous-release/commit`).
 
 use std::path::{Path, PathBuf};
 
@@ -25,13 +30,22 @@ pub fn workspace_dir() -> PathBuf {
         .unwrap_or_else(|| manifest.to_path_buf())
 }
 
+/// Environment variable that names the previous release's `rsp` binary.
+pub const RSP_PREVIOUS_BIN_ENV: &str = "RSP_PREVIOUS_BIN";
+
 /// The path `rsp_binary` would use, without checking that it exists.
 pub fn rsp_binary_path() -> PathBuf {
     if let Some(explicit) = std::env::var_os(RSP_BIN_ENV).filter(|v| !v.is_empty()) {
         return PathBuf::from(explicit);
     }
+    target_dir().join(PROFILE_DIR).join("rsp")
+}
+
+/// `CARGO_TARGET_DIR` (relative to the workspace when relative), or
+/// `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
     let workspace = workspace_dir();
-    let target = match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
         Some(dir) => {
             let dir = PathBuf::from(dir);
             if dir.is_absolute() {
@@ -41,8 +55,7 @@ pub fn rsp_binary_path() -> PathBuf {
             }
         }
         None => workspace.join("target"),
-    };
-    target.join(PROFILE_DIR).join("rsp")
+    }
 }
 
 /// The profile directory matching how this crate was built, so a
@@ -69,6 +82,36 @@ pub fn rsp_binary() -> Result<PathBuf> {
         "rsp binary not found at {}: run `cargo build -p rsp-node` first (or set {RSP_BIN_ENV})",
         path.display()
     )
+}
+
+/// The previous release's `rsp` (see the module docs), checked to be
+/// built from the commit `deploy/previous-release` pins now.
+pub fn previous_release_binary() -> Result<PathBuf> {
+    if let Some(explicit) = std::env::var_os(RSP_PREVIOUS_BIN_ENV).filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(explicit);
+        if !path.is_file() {
+            bail!(
+                "{RSP_PREVIOUS_BIN_ENV} points at {}, which is not a file",
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
+    let pin = workspace_dir().join("deploy").join("previous-release");
+    let pinned = std::fs::read_to_string(&pin)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", pin.display()))?;
+    let dir = target_dir().join("previous-release");
+    let path = dir.join("rsp");
+    let built = std::fs::read_to_string(dir.join("commit")).unwrap_or_default();
+    if !path.is_file() || built.trim() != pinned.trim() {
+        bail!(
+            "no previous-release rsp for commit {} at {} (found {:?}): run scripts/build-previous-release first (or set {RSP_PREVIOUS_BIN_ENV})",
+            pinned.trim(),
+            path.display(),
+            built.trim()
+        );
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -15,13 +15,18 @@
 //! no route for them. HTTP traffic (tests' requests) never goes through a
 //! proxy.
 //!
+//! Membership as an operator changes it (`operations.rs`): a node removed
+//! from the cluster on purpose is *retired*; [`Cluster::ids`] and
+//! [`Cluster::live_ids`] leave it out, so faults, healing and clients no
+//! longer pick it, and its id is never given again.
+//!
 //! Every method takes `&self`, so a cluster can be shared (`Arc`) between a
 //! nemesis and the clients of an experiment. Dropping the cluster kills every
 //! node; when the thread is panicking (a failed test), when the spec says
 //! `keep_dir`, or when `RSP_CHAOS_KEEP_DIRS=1` is set, the node dirs and logs
 //! are kept and their path is printed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -34,6 +39,9 @@ use tempfile::TempDir;
 
 mod links;
 mod observe;
+mod operations;
+
+pub use operations::Replacement;
 
 use crate::admin::{AdminClient, ClusterInfo};
 use crate::binary::rsp_binary;
@@ -75,6 +83,8 @@ pub struct Cluster {
     join_token: String,
     client: AdminClient,
     nodes: RwLock<BTreeMap<u64, Arc<ClusterNode>>>,
+    /// Nodes removed from the cluster on purpose (see the module docs).
+    retired: RwLock<BTreeSet<u64>>,
     proxies: RwLock<BTreeMap<Link, Arc<LinkProxy>>>,
     /// Serialises membership changes made by the harness.
     membership: tokio::sync::Mutex<()>,
@@ -129,6 +139,7 @@ impl Cluster {
             join_token: generate_token(),
             client,
             nodes: RwLock::new(BTreeMap::new()),
+            retired: RwLock::new(BTreeSet::new()),
             proxies: RwLock::new(BTreeMap::new()),
             membership: tokio::sync::Mutex::new(()),
         };
@@ -314,18 +325,39 @@ impl Cluster {
 
     // --- nodes -------------------------------------------------------------
 
-    /// Every node the harness started, dead or alive.
+    /// Every node the harness started and has not retired, dead or alive.
     pub fn ids(&self) -> Vec<u64> {
-        read(&self.nodes).keys().copied().collect()
+        let retired = read(&self.retired);
+        read(&self.nodes)
+            .keys()
+            .copied()
+            .filter(|id| !retired.contains(id))
+            .collect()
     }
 
-    /// Nodes whose process runs and is not paused.
+    /// Nodes not retired whose process runs and is not paused.
     pub fn live_ids(&self) -> Vec<u64> {
+        let retired = read(&self.retired);
         read(&self.nodes)
             .values()
             .filter(|n| n.process.is_running() && !n.process.is_paused())
             .map(|n| n.id)
+            .filter(|id| !retired.contains(id))
             .collect()
+    }
+
+    /// Nodes removed from the cluster on purpose, in id order.
+    pub fn retired_ids(&self) -> Vec<u64> {
+        read(&self.retired).iter().copied().collect()
+    }
+
+    /// Takes `id` out of [`Cluster::ids`] for good (after the membership no
+    /// longer holds it, or as it dies for good) and drops the proxies of
+    /// its links (a long run retires many nodes); its process is not
+    /// stopped here.
+    pub fn retire(&self, id: u64) {
+        write(&self.retired).insert(id);
+        write(&self.proxies).retain(|(from, to), _| *from != id && *to != id);
     }
 
     pub fn node(&self, id: u64) -> Result<Arc<ClusterNode>> {
@@ -386,10 +418,11 @@ impl Cluster {
             .unwrap_or_default()
     }
 
-    /// The last `n` lines of every node's log, for failure messages.
+    /// The last `n` lines of every node's log (retired ones too), for
+    /// failure messages.
     pub fn logs(&self, n: usize) -> String {
-        self.ids()
-            .into_iter()
+        let all: Vec<u64> = read(&self.nodes).keys().copied().collect();
+        all.into_iter()
             .map(|id| format!("--- node {id} ---\n{}", self.log_tail(id, n)))
             .collect::<Vec<_>>()
             .join("\n")
@@ -440,13 +473,14 @@ impl Cluster {
         Ok(ready)
     }
 
-    /// Starts node `max id + 1` and brings it in as `join` says. For
+    /// Starts node `max id + 1` (retired ids count) and brings it in as
+    /// `join` says. For
     /// `Voter`/`Learner` it returns once a member lists it; for
     /// `NoBootstrap` once it is ready (the caller then adds it with
     /// `POST /admin/v1/cluster/nodes`).
     pub async fn add_node(&self, join: NodeJoin) -> Result<u64> {
         let _guard = self.membership.lock().await;
-        let id = self.ids().last().copied().unwrap_or(0) + 1;
+        let id = read(&self.nodes).keys().last().copied().unwrap_or(0) + 1;
         let existing = self.ids();
         if self.spec.proxies {
             for other in &existing {

@@ -88,8 +88,6 @@ impl Default for RunOptions {
 #[derive(Default)]
 pub(crate) struct Acted {
     events: Vec<FaultEvent>,
-    /// Nodes that left the cluster on purpose (not to be restarted).
-    retired: Vec<u64>,
     checks: Vec<Check>,
 }
 
@@ -210,12 +208,12 @@ async fn run_on(
     let mut acted_out = std::mem::take(&mut ctx.acted);
     if let Err(e) = acted {
         // Leave the cluster whole before reporting the harness error.
-        let _ = faults::heal_everything(&cluster, &acted_out.retired).await;
+        let _ = faults::heal_everything(&cluster).await;
         let _ = load.stop().await;
         return Err(e);
     }
     let t_heal = t0.elapsed();
-    faults::heal_everything(&cluster, &acted_out.retired).await?;
+    faults::heal_everything(&cluster).await?;
     let h = exp.hypothesis;
     let recovered = async {
         cluster.wait_for_leader(h.recover_within + CONVERGE).await?;

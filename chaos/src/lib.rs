@@ -18,9 +18,11 @@
 //!   loss, throttle, a target that can change.
 //! - [`spec`]: [`ClusterSpec`] and [`NodeJoin`], what to start.
 //! - [`cluster`]: [`Cluster`], N nodes wired through proxies: start-up,
-//!   process faults and membership changes; its link faults (partitions,
-//!   isolation, bridges, latency, loss) and its observers (views, leader,
-//!   readiness) are in files of their own beside it.
+//!   process faults, membership changes and the operators' sequences
+//!   (replace a dead node, move a node, upgrade a node in place); its link
+//!   faults (partitions, isolation, bridges, latency, loss) and its
+//!   observers (views, leader, readiness) are in files of their own beside
+//!   it.
 //! - [`admin`]: [`AdminClient`], a typed client for the admin API that keeps
 //!   status codes and error bodies visible.
 //! - [`wait`]: waiting on conditions with a deadline.

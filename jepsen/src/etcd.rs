@@ -27,6 +27,7 @@ use crate::history::Recorder;
 use crate::nemesis::NemesisKind;
 use crate::options::{Refused, RunOptions, RunOutcome};
 use crate::report;
+use crate::roster::Roster;
 use crate::workload::Workload;
 
 /// The environment variable naming the etcd binary.
@@ -239,7 +240,8 @@ pub(crate) async fn run(
             .collect::<Result<Vec<_>>>()?
     };
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = spawn_workers(&opts, &workload, &clients, &recorder, &stop_rx);
+    let roster = Arc::new(Roster::fixed(clients.clone()));
+    let workers = spawn_workers(&opts, &workload, &roster, &recorder, &stop_rx);
     let nemesis = spawn_kill_nemesis(cluster.clone(), opts.nodes, &recorder, &opts, &stop_rx);
     tokio::time::sleep(opts.time_limit).await;
     let _ = stop_tx.send(true);

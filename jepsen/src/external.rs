@@ -32,6 +32,7 @@ use crate::history::Recorder;
 use crate::nemesis::NemesisKind;
 use crate::options::{Refused, RunOptions, RunOutcome};
 use crate::report;
+use crate::roster::Roster;
 use crate::workload::{Workload, oidc::Nodes};
 
 /// The environment variable with the admin token when the file has none.
@@ -184,7 +185,8 @@ pub(crate) async fn run(
         nodes: file.nodes.clone(),
     }));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = spawn_workers(&opts, &workload, &clients, &recorder, &stop_rx);
+    let roster = Arc::new(Roster::fixed(clients.clone()));
+    let workers = spawn_workers(&opts, &workload, &roster, &recorder, &stop_rx);
     let nemesis = spawn_kill_nemesis(members, file.nodes.len(), &recorder, &opts, &stop_rx);
     tokio::time::sleep(opts.time_limit).await;
     let _ = stop_tx.send(true);

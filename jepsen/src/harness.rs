@@ -5,7 +5,8 @@
 //! the history into the results ([`conclude`]).
 //!
 //! Clients: worker `w` talks to node `ids[w % n]` (as Jepsen binds a
-//! client to a node) as process `w`; after an indeterminate operation it
+//! client to a node) as process `w`, and moves to another node only when
+//! its node leaves the [`Roster`]; after an indeterminate operation it
 //! continues as process `w + concurrency`, and so on. Operations are paced
 //! to `rate` per second in all (0: as fast as the cluster answers).
 
@@ -20,20 +21,20 @@ use tokio::task::JoinSet;
 
 use crate::checker::Validity;
 use crate::checker::register::RegisterLimits;
-use crate::client::KvClient;
 use crate::history::{EventType, Process, Recorder};
 use crate::nemesis;
 use crate::options::RunOptions;
 use crate::report::{self, Results};
+use crate::roster::Roster;
 use crate::workload::{self, OpCtx};
 
-/// The clients: worker `w` talks to `clients[w % n]` as process `w` (then
-/// `w + concurrency`, ... after each indeterminate operation), paced to
-/// `rate` operations per second in all, until `stop` turns true.
+/// The clients: worker `w` talks to the roster's node for it as process
+/// `w` (then `w + concurrency`, ... after each indeterminate operation),
+/// paced to `rate` operations per second in all, until `stop` turns true.
 pub(crate) fn spawn_workers(
     opts: &RunOptions,
     workload: &Arc<workload::Workload>,
-    clients: &[KvClient],
+    roster: &Arc<Roster>,
     recorder: &Arc<Recorder>,
     stop_rx: &watch::Receiver<bool>,
 ) -> JoinSet<()> {
@@ -44,13 +45,14 @@ pub(crate) fn spawn_workers(
         Duration::ZERO
     };
     for w in 0..opts.concurrency {
-        let client = clients[w % clients.len()].clone();
-        let (workload, recorder, stop) = (workload.clone(), recorder.clone(), stop_rx.clone());
+        let (workload, roster) = (workload.clone(), roster.clone());
+        let (recorder, stop) = (recorder.clone(), stop_rx.clone());
         let concurrency = opts.concurrency as u64;
         let mut rng =
             StdRng::seed_from_u64(opts.seed.wrapping_mul(1_000_003).wrapping_add(w as u64));
         workers.spawn(async move {
             let mut process = w as u64;
+            let mut client = None;
             // Spread the workers' first operations over one interval.
             let mut next = Instant::now() + interval.mul_f64(w as f64 / concurrency as f64);
             while !*stop.borrow() {
@@ -59,9 +61,14 @@ pub(crate) fn spawn_workers(
                 }
                 let now = Instant::now();
                 next = next.max(now.checked_sub(interval).unwrap_or(now)) + interval;
+                client = roster.client_for(w, client.as_ref());
+                let Some(client) = &client else {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                };
                 let ctx = OpCtx {
                     recorder: &recorder,
-                    client: &client,
+                    client,
                     process: Process::Client(process),
                     worker: w,
                 };
@@ -146,6 +153,7 @@ pub(crate) async fn conclude(
         stats: report::stats(&events),
         nemesis_log,
         harness_errors,
+        members: Vec::new(),
     };
     Ok((results, events))
 }
@@ -218,6 +226,7 @@ pub(crate) fn spawn_kill_nemesis<M: Members>(
                 description,
                 start_ns: start.time_ns,
                 end_ns: Some(end.time_ns),
+                details: serde_json::Value::Null,
             });
             if stopped {
                 return log;

@@ -30,6 +30,8 @@
 //!   workload and its checker are run against as a sanity check, and
 //!   [`etcd_client`], its KV client;
 //! - [`options`]: what a run is asked and how it answers;
+//! - [`roster`]: which node each client talks to while nodes are
+//!   replaced, moved or upgraded;
 //! - `harness`: the steps every kind of run shares (paced clients, the
 //!   `kill` nemesis over members not started through `rsp-chaos`,
 //!   checking the history into results);
@@ -49,6 +51,7 @@ pub mod nemesis;
 pub mod options;
 pub mod outcome;
 pub mod report;
+pub mod roster;
 pub mod run;
 pub mod web;
 pub mod workload;

@@ -55,8 +55,9 @@ struct RunArgs {
     time_limit: u64,
     #[arg(long, default_value = "register")]
     workload: String,
-    /// Comma list: kill, pause, partition, latency, loss, clock, each
-    /// optionally `:target` (e.g. `kill:all`, `partition:leader`); `none`.
+    /// Comma list: kill, power-cut, pause, partition, latency, loss, clock,
+    /// replace, move, upgrade, each optionally `:target` (e.g. `kill:all`,
+    /// `partition:leader`, `replace:leader`); `none`.
     #[arg(long, default_value = "none")]
     nemesis: String,
     /// Concurrent clients (default: 2 per node).
@@ -109,6 +110,13 @@ struct RunArgs {
     /// docs/reliability.md); nemesis `kill` or none.
     #[arg(long)]
     nodes_file: Option<PathBuf>,
+    /// The `rsp` binary the cluster starts with (default: the build's own,
+    /// or RSP_BIN).
+    #[arg(long)]
+    binary: Option<PathBuf>,
+    /// The `rsp` binary the `upgrade` nemesis moves nodes to, one at a time.
+    #[arg(long)]
+    upgrade_to: Option<PathBuf>,
     /// Codes / refresh: nodes presenting the same code or token at once.
     #[arg(long, default_value_t = 3)]
     redeemers: usize,
@@ -225,6 +233,8 @@ fn run(args: RunArgs) -> i32 {
         },
         target,
         nodes_file: args.nodes_file,
+        binary: args.binary,
+        upgrade_to: args.upgrade_to,
     };
     eprintln!(
         "rsp-jepsen: workload {} on {} nodes for {}s, nemesis {:?}, seed {seed}",
@@ -244,9 +254,12 @@ fn run(args: RunArgs) -> i32 {
         Ok(outcome) => {
             let r = &outcome.results;
             println!("{:?}: {}", r.valid, r.checker.summary);
+            let a = &r.stats.availability;
             println!(
-                "{} operations, {} faults; results: {}",
+                "{} operations ({} failed, the longest stretch of failures {:.0} ms), {} faults; results: {}",
                 r.stats.operations,
+                a.failed,
+                a.longest_outage_ms,
                 r.stats.faults,
                 outcome.dir.join("report.html").display()
             );

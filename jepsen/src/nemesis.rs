@@ -12,11 +12,21 @@
 //! - `latency`: 100 ms ± 50 ms on every peer link;
 //! - `loss`: 10% emulated loss on every peer link;
 //! - `clock`: wall-clock skew of up to ±30 s on a minority, through
-//!   libfaketime; refused when it is not installed.
+//!   libfaketime; refused when it is not installed;
+//! - `replace[:one|leader|follower]`, `move[:...]` and `upgrade`: the
+//!   operator sequences of docs/operations.md, done while the clients run
+//!   (module `operations`): a node lost for good and replaced by a new one,
+//!   a node moved to a new address, one node of a rolling upgrade. They
+//!   change the cluster for good, so nothing is healed after them.
 //!
 //! Without a target each fault picks one at random. Every choice comes from
 //! the run's seed (which nodes are leaders is up to the cluster).
 
+mod operations;
+
+pub use operations::{ORIGINAL_LEADS, UPGRADED_LEADS};
+
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -30,6 +40,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::history::{EventType, Process, Record, Recorder};
+use crate::roster::Roster;
 
 /// One kind of fault the nemesis may choose.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +52,12 @@ pub enum NemesisKind {
     Latency,
     Loss,
     Clock,
+    /// A node lost for good, replaced by a new one (`one` when `None`).
+    Replace(Option<Targets>),
+    /// A node moved to a new address under a new id.
+    Move(Option<Targets>),
+    /// The next step of a rolling upgrade to [`NemesisOptions::upgrade_to`].
+    Upgrade,
 }
 
 impl NemesisKind {
@@ -54,14 +71,28 @@ impl NemesisKind {
             "power-cut" => NemesisKind::PowerCut(target.map(Targets::parse).transpose()?),
             "pause" => NemesisKind::Pause(target.map(Targets::parse).transpose()?),
             "partition" => NemesisKind::Partition(target.map(PartitionShape::parse).transpose()?),
-            "latency" | "loss" | "clock" if target.is_some() => {
+            "replace" | "move" => {
+                let target = match target {
+                    None => None,
+                    Some(t @ ("one" | "leader" | "follower")) => Some(Targets::parse(t)?),
+                    Some(other) => bail!(
+                        "nemesis `{name}` takes one node: `one`, `leader` or `follower`, not `{other}`"
+                    ),
+                };
+                match name {
+                    "replace" => NemesisKind::Replace(target),
+                    _ => NemesisKind::Move(target),
+                }
+            }
+            "latency" | "loss" | "clock" | "upgrade" if target.is_some() => {
                 bail!("nemesis `{name}` takes no target")
             }
             "latency" => NemesisKind::Latency,
             "loss" => NemesisKind::Loss,
             "clock" | "clock-skew" => NemesisKind::Clock,
+            "upgrade" => NemesisKind::Upgrade,
             other => bail!(
-                "unknown nemesis `{other}` (kill, power-cut, pause, partition, latency, loss, clock; `none` for no faults)"
+                "unknown nemesis `{other}` (kill, power-cut, pause, partition, latency, loss, clock, replace, move, upgrade; `none` for no faults)"
             ),
         })
     }
@@ -75,8 +106,16 @@ impl NemesisKind {
             .collect()
     }
 
+    /// Whether this kind changes the membership (`replace`, `move`).
+    pub fn changes_membership(&self) -> bool {
+        matches!(self, NemesisKind::Replace(_) | NemesisKind::Move(_))
+    }
+
     async fn resolve(&self, cluster: &Cluster, rng: &mut StdRng) -> Result<Fault> {
         Ok(match self {
+            NemesisKind::Replace(_) | NemesisKind::Move(_) | NemesisKind::Upgrade => {
+                bail!("{self:?} is an operator sequence, not a fault")
+            }
             NemesisKind::Kill(t) | NemesisKind::PowerCut(t) | NemesisKind::Pause(t) => {
                 let targets = match t {
                     Some(t) => t.clone(),
@@ -136,6 +175,8 @@ pub struct NemesisOptions {
     /// Quiet time between faults (± 25%).
     pub quiet_for: Duration,
     pub seed: u64,
+    /// The binary `upgrade` moves nodes to.
+    pub upgrade_to: Option<PathBuf>,
 }
 
 /// One fault as it happened.
@@ -145,6 +186,9 @@ pub struct FaultWindow {
     pub description: String,
     pub start_ns: u64,
     pub end_ns: Option<u64>,
+    /// What an operator sequence did (ids, addresses, versions).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub details: serde_json::Value,
 }
 
 /// What the nemesis did.
@@ -170,10 +214,12 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     stopped || *stop.borrow()
 }
 
-/// Runs the schedule until `stop`; the fault active then is healed.
+/// Runs the schedule until `stop`; the fault active then is healed (an
+/// operator sequence under way is finished). Clients follow `roster`.
 pub async fn run(
     cluster: &Cluster,
     recorder: &Recorder,
+    roster: &Roster,
     opts: &NemesisOptions,
     mut stop: watch::Receiver<bool>,
 ) -> NemesisLog {
@@ -186,12 +232,31 @@ pub async fn run(
         return log;
     }
     let mut order: Vec<usize> = Vec::new();
+    let mut upgrades = operations::Upgrades::default();
     loop {
         if order.is_empty() {
             order = (0..opts.kinds.len()).collect();
             rand::seq::SliceRandom::shuffle(order.as_mut_slice(), &mut rng);
         }
         let kind = &opts.kinds[order.pop().unwrap_or(0)];
+        if let Some(op) = operations::Operation::of(kind) {
+            let ctx = operations::Ctx {
+                cluster,
+                recorder,
+                roster,
+                upgrade_to: opts.upgrade_to.as_deref(),
+                faketime: needs_faketime(&opts.kinds),
+            };
+            match operations::act(&ctx, op, &mut rng, &mut upgrades).await {
+                Ok(Some(window)) => log.faults.push(window),
+                Ok(None) => {}
+                Err(e) => log.errors.push(format!("{kind:?}: {e:#}")),
+            }
+            if sleep_or_stop(around(opts.quiet_for, &mut rng), &mut stop).await {
+                return log;
+            }
+            continue;
+        }
         let fault = match kind.resolve(cluster, &mut rng).await {
             Ok(f) => f,
             Err(e) => {
@@ -238,6 +303,7 @@ pub async fn run(
             },
             start_ns: start.time_ns,
             end_ns: Some(end.time_ns),
+            details: serde_json::Value::Null,
         });
         if stopped || sleep_or_stop(around(opts.quiet_for, &mut rng), &mut stop).await {
             return log;
@@ -258,7 +324,7 @@ pub fn needs_powercut(kinds: &[NemesisKind]) -> bool {
 /// Whatever happened, everything back to normal (links, paused and dead
 /// nodes, clocks).
 pub async fn heal_all(cluster: &Cluster) -> Result<()> {
-    faults::heal_everything(cluster, &[]).await
+    faults::heal_everything(cluster).await
 }
 
 #[cfg(test)]
@@ -284,6 +350,18 @@ mod tests {
         assert!(NemesisKind::parse("flood").is_err());
         assert!(NemesisKind::parse("latency:all").is_err());
         assert!(NemesisKind::parse("kill:everyone").is_err());
+        assert_eq!(
+            NemesisKind::parse_list("replace,move:leader,upgrade").expect("parses"),
+            vec![
+                NemesisKind::Replace(None),
+                NemesisKind::Move(Some(Targets::Leader)),
+                NemesisKind::Upgrade
+            ]
+        );
+        assert!(NemesisKind::parse("replace:majority").is_err());
+        assert!(NemesisKind::parse("upgrade:all").is_err());
+        assert!(NemesisKind::Move(None).changes_membership());
+        assert!(!NemesisKind::Upgrade.changes_membership());
         assert!(needs_faketime(
             &NemesisKind::parse_list("clock").expect("parses")
         ));

@@ -41,6 +41,11 @@ pub struct RunOptions {
     /// Drive the existing cluster this file describes instead of starting
     /// one (see `external`).
     pub nodes_file: Option<PathBuf>,
+    /// The `rsp` the cluster starts with (`rsp_chaos::binary::rsp_binary`
+    /// when `None`).
+    pub binary: Option<PathBuf>,
+    /// The `rsp` the `upgrade` nemesis moves nodes to.
+    pub upgrade_to: Option<PathBuf>,
 }
 
 /// The system under test.
@@ -76,6 +81,8 @@ impl Default for RunOptions {
             workload_opts: WorkloadOptions::default(),
             target: Target::Rsp,
             nodes_file: None,
+            binary: None,
+            upgrade_to: None,
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the checker's verdict and anomalies, a latency scatter and a throughput
 //! plot with fault windows shaded, all inline).
 
+pub mod availability;
 pub mod svg;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub struct Stats {
     pub duration_s: f64,
     pub ok_per_s: f64,
     pub faults: usize,
+    pub availability: availability::Availability,
 }
 
 /// Figures of `events`.
@@ -84,6 +86,7 @@ pub fn stats(events: &[Event]) -> Stats {
             .iter()
             .filter(|e| e.process.is_nemesis() && e.f == "start")
             .count(),
+        availability: availability::availability(events),
     }
 }
 
@@ -107,6 +110,10 @@ pub struct Results {
     /// Problems of the harness or of healing (they make a valid result
     /// unknown).
     pub harness_errors: Vec<String>,
+    /// The membership at the end, as the leader lists it (runs of an `rsp`
+    /// cluster started by the harness).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<rsp_chaos::Member>,
 }
 
 fn shades(events: &[Event]) -> Vec<svg::Shade> {
@@ -364,6 +371,7 @@ mod tests {
             stats: s,
             nemesis_log: NemesisLog::default(),
             harness_errors: vec![],
+            members: vec![],
         };
         let page = html(&results, &events);
         assert!(page.contains("<svg") && page.contains("kill -9 nodes [1]"));

@@ -13,12 +13,12 @@ use rsp_chaos::{Cluster, ClusterSpec};
 use tokio::sync::watch;
 
 use crate::checker::Validity;
-use crate::client::KvClient;
 use crate::harness::{conclude, join_workers, spawn_workers};
 use crate::history::Recorder;
-use crate::nemesis::{self, NemesisOptions};
+use crate::nemesis::{self, NemesisKind, NemesisOptions};
 use crate::options::{Refused, RunOptions, RunOutcome, Target};
 use crate::report;
+use crate::roster::Roster;
 use crate::workload;
 
 /// The environment variable of `rsp` that turns on injected bugs.
@@ -36,6 +36,28 @@ fn run_id(opts: &RunOptions) -> String {
         opts.seed,
         std::process::id()
     )
+}
+
+/// Proxied ids beyond the first nodes in runs that replace or move nodes.
+const SPARE_NODES: usize = 8;
+
+/// Refuses operator sequences a run cannot do: `replace` and `move` with a
+/// workload that addresses the nodes it was prepared with (the OIDC ones),
+/// `upgrade` without a binary to upgrade to.
+fn refuse_unfit_operations(opts: &RunOptions) -> Result<(), Refused> {
+    let membership = opts.nemesis.iter().any(NemesisKind::changes_membership);
+    if membership && !matches!(opts.workload.as_str(), "register" | "set") {
+        return Err(Refused(format!(
+            "nemesis replace and move run with the register and set workloads; {} keeps using the nodes it was prepared with",
+            opts.workload
+        )));
+    }
+    if opts.nemesis.contains(&NemesisKind::Upgrade) && opts.upgrade_to.is_none() {
+        return Err(Refused(
+            "nemesis upgrade needs the binary to upgrade to (--upgrade-to)".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// Runs, checks and reports. An `Err` is a harness error (exit code 2);
@@ -58,6 +80,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
     if nemesis::needs_powercut(&opts.nemesis) {
         powercut::require().map_err(|e| Refused(format!("nemesis power-cut: {e:#}")))?;
     }
+    refuse_unfit_operations(&opts)?;
     anyhow::ensure!(
         opts.nodes >= 1 && opts.concurrency >= 1,
         "nodes and concurrency must be ≥ 1"
@@ -73,6 +96,11 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
     if opts.fast_raft {
         spec = spec.fast_raft();
     }
+    if opts.nemesis.iter().any(NemesisKind::changes_membership) {
+        // Links into the first replacements go through proxies too.
+        spec = spec.spare_nodes(SPARE_NODES);
+    }
+    spec.binary = opts.binary.clone();
     if let Some(bugs) = &opts.inject_bugs {
         spec = spec.env(INJECT_BUGS_ENV, bugs.clone());
     }
@@ -88,10 +116,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
 
     let recorder = Arc::new(Recorder::to_file(&dir.join("history.jsonl"))?);
     let ids = cluster.ids();
-    let clients: Vec<KvClient> = ids
-        .iter()
-        .map(|id| Ok(KvClient::new(*id, cluster.client(*id)?, opts.op_timeout)))
-        .collect::<Result<_>>()?;
+    let roster = Arc::new(Roster::of_cluster(cluster.clone(), opts.op_timeout));
 
     let nodes = workload::oidc::Nodes {
         ids: ids.clone(),
@@ -110,18 +135,19 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
         .context("preparing the workload")?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let workers = spawn_workers(&opts, &workload, &clients, &recorder, &stop_rx);
+    let workers = spawn_workers(&opts, &workload, &roster, &recorder, &stop_rx);
     let nemesis_task = {
-        let (cluster, recorder) = (cluster.clone(), recorder.clone());
+        let (cluster, recorder, roster) = (cluster.clone(), recorder.clone(), roster.clone());
         let nopts = NemesisOptions {
             kinds: opts.nemesis.clone(),
             start_after: opts.start_after,
             fault_for: opts.fault_for,
             quiet_for: opts.quiet_for,
             seed: opts.seed,
+            upgrade_to: opts.upgrade_to.clone(),
         };
         let stop = stop_rx.clone();
-        tokio::spawn(async move { nemesis::run(&cluster, &recorder, &nopts, stop).await })
+        tokio::spawn(async move { nemesis::run(&cluster, &recorder, &roster, &nopts, stop).await })
     };
 
     tokio::time::sleep(opts.time_limit).await;
@@ -146,17 +172,27 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome> {
     if let Err(e) = &recovered {
         harness_errors.push(format!("cluster did not recover after healing: {e:#}"));
     }
-    workload.finish(&recorder, &clients, converge).await;
+    workload
+        .finish(&recorder, &roster.members(), converge)
+        .await;
     recorder.flush()?;
+    let members = match cluster.leader_view().await {
+        Ok(view) => view.members,
+        Err(e) => {
+            harness_errors.push(format!("reading the membership at the end: {e:#}"));
+            Vec::new()
+        }
+    };
 
-    let (results, events) =
+    let (mut results, events) =
         conclude(id, &opts, &workload, &recorder, nemesis_log, harness_errors).await?;
+    results.members = members;
     report::write(&dir, &results, &events)?;
     if results.valid != Validity::Valid {
         cluster.keep_dir();
     } else {
         // The history and logs stay; the nodes' data dirs go.
-        for id in cluster.ids() {
+        for id in cluster.ids().into_iter().chain(cluster.retired_ids()) {
             if let Ok(node) = cluster.node(id) {
                 let _ = node.process.kill().await;
                 let _ = std::fs::remove_dir_all(node.process.data_dir());

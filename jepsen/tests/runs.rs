@@ -1,7 +1,9 @@
 //! Short Jepsen runs against real clusters (the CI mode): a correct cluster
 //! is found valid under partitions, kills and power cuts (`register`,
 //! `codes` and `create-use` under kill and partition faults, `set` under
-//! kills and power cuts, the other OIDC workloads under partitions), each
+//! kills and power cuts, the other OIDC workloads under partitions) and
+//! through the operator sequences (`register` while nodes are replaced,
+//! moved, and upgraded from the previous release), each
 //! bug the `rsp` binary can inject (`RSP_INJECT_BUGS`) is found by the matching checker,
 //! and etcd, a trusted system, passes the `register` checker. A
 //! bug-finding test retries a run until the first anomaly or its deadline,
@@ -340,6 +342,207 @@ async fn stale_reads_bug_is_caught_by_the_create_use_checker() -> Result<()> {
         })
     });
     ensure!(not_found, "no stale `*_not_found`: {}", describe(&o));
+    Ok(())
+}
+
+/// The (old, new) ids of every `kind` sequence of the run; each old id is
+/// gone from the membership at the end and each new one (unless a later
+/// sequence took it out again) is a voter in it.
+fn membership_changes(o: &RunOutcome, kind: &str) -> Result<Vec<(u64, u64)>> {
+    let r = &o.results;
+    let changes: Vec<(u64, u64)> = r
+        .nemesis_log
+        .faults
+        .iter()
+        .filter(|f| f.kind == kind)
+        .filter_map(|f| Some((f.details["old"].as_u64()?, f.details["new"].as_u64()?)))
+        .collect();
+    ensure!(!changes.is_empty(), "no {kind} was done: {}", describe(o));
+    let role = |id: u64| {
+        r.members
+            .iter()
+            .find(|m| m.id == id)
+            .map(|m| m.role.as_str())
+    };
+    let left: Vec<u64> = changes.iter().map(|(old, _)| *old).collect();
+    for (old, new) in &changes {
+        ensure!(
+            role(*old).is_none(),
+            "node {old} is still a member at the end: {:?}",
+            r.members
+        );
+        ensure!(
+            left.contains(new) || matches!(role(*new), Some("follower" | "leader")),
+            "node {new} is not a voter at the end: {:?}",
+            r.members
+        );
+    }
+    ensure!(
+        r.members.len() == r.nodes,
+        "{} members at the end: {:?}",
+        r.members.len(),
+        r.members
+    );
+    Ok(changes)
+}
+
+/// docs/operations.md, "replace a dead node": a node is killed for good
+/// and wiped, removed with `rsp admin cluster remove-node`, and a new node
+/// (new id, empty data dir, same zone) joins, while `register` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_stays_linearizable_while_dead_nodes_are_replaced() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let mut opts = short("register", "replace", store.path(), 61);
+    opts.time_limit = Duration::from_secs(14);
+    let checked = async {
+        let o = expect_valid(opts).await?;
+        let changes = membership_changes(&o, "replace")?;
+        // Each replacement joined the zone of the node it replaced.
+        let mut zones: Vec<_> = o.results.members.iter().map(|m| m.zone.clone()).collect();
+        zones.sort();
+        let want: Vec<_> = ["a", "b", "c"].map(|z| Some(z.to_string())).into();
+        ensure!(zones == want, "zones at the end: {:?}", o.results.members);
+        Ok((o, changes))
+    };
+    let (o, _) = kept_on_failure(store, checked.await)?;
+    let ops = o.results.checker.details["operations_checked"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    Ok(())
+}
+
+/// docs/operations.md, "move a node to a new address": a node at a new
+/// peer address joins under a new id, becomes a voter, then the old id is
+/// removed and its process stopped, while `register` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_stays_linearizable_while_nodes_move_to_new_addresses() -> Result<()> {
+    let store = tempfile::tempdir()?;
+    let mut opts = short("register", "move", store.path(), 62);
+    opts.time_limit = Duration::from_secs(14);
+    let checked = async {
+        let o = expect_valid(opts).await?;
+        membership_changes(&o, "move")?;
+        for f in o
+            .results
+            .nemesis_log
+            .faults
+            .iter()
+            .filter(|f| f.kind == "move")
+        {
+            let (from, to) = (&f.details["old_peer_addr"], &f.details["new_peer_addr"]);
+            ensure!(
+                from.is_string() && from != to,
+                "not a new address: {from} -> {to}"
+            );
+        }
+        Ok(o)
+    };
+    let o = kept_on_failure(store, checked.await)?;
+    let ops = o.results.checker.details["operations_checked"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    Ok(())
+}
+
+/// How long a rolling upgrade may keep a client request waiting, or keep
+/// requests failing: the leadership hand-off window of docs/operations.md
+/// ("rolling restart / upgrade"), with the default Raft timers.
+const HAND_OFF_WINDOW: Duration = Duration::from_secs(3);
+
+/// docs/operations.md, "rolling restart / upgrade": a 3-node cluster of the
+/// previous release (`deploy/previous-release`, built by
+/// `scripts/build-previous-release`) upgraded to this build one node at a
+/// time under the `register` workload: no acknowledged write lost
+/// (linearizable), requests failed only in the upgrade steps, none waited
+/// or kept failing longer than the hand-off window, and both mixed states
+/// were passed through (an old leader replicating to upgraded followers,
+/// and the reverse).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_upgrade_from_the_previous_release_loses_nothing_beyond_the_hand_off()
+-> Result<()> {
+    let previous = rsp_chaos::binary::previous_release_binary()?;
+    let current = rsp_chaos::binary::rsp_binary()?;
+    let store = tempfile::tempdir()?;
+    let mut opts = short("register", "upgrade", store.path(), 71);
+    opts.binary = Some(previous);
+    opts.upgrade_to = Some(current);
+    // The documented window is that of the default timers.
+    opts.fast_raft = false;
+    // Four steps (three upgrades and the restart that lets an upgraded
+    // node lead an old one) of about a second each, a second apart.
+    opts.quiet_for = Duration::from_secs(1);
+    opts.time_limit = Duration::from_secs(20);
+    let checked = async {
+        let o = expect_valid(opts).await?;
+        let r = &o.results;
+        let steps: Vec<&serde_json::Value> = r
+            .nemesis_log
+            .faults
+            .iter()
+            .filter(|f| f.kind == "upgrade" || f.kind == "restart")
+            .map(|f| &f.details)
+            .collect();
+        let upgraded: std::collections::BTreeSet<u64> = r
+            .nemesis_log
+            .faults
+            .iter()
+            .filter(|f| f.kind == "upgrade")
+            .filter_map(|f| f.details["node"].as_u64())
+            .collect();
+        ensure!(
+            upgraded.len() == 3,
+            "upgraded {upgraded:?}: {}",
+            describe(&o)
+        );
+        let last = steps.last().context("no upgrade step")?;
+        let all_new = last["binaries"]
+            .as_object()
+            .is_some_and(|b| b.len() == 3 && b.values().all(|v| v == "upgraded"));
+        ensure!(all_new, "not every node upgraded at the end: {last}");
+        for mixed in [
+            rsp_jepsen::nemesis::ORIGINAL_LEADS,
+            rsp_jepsen::nemesis::UPGRADED_LEADS,
+        ] {
+            ensure!(
+                steps.iter().any(|d| d["mixed"] == mixed),
+                "the upgrade never passed through {mixed}: {steps:?}"
+            );
+        }
+        let a = &r.stats.availability;
+        let window_ms = HAND_OFF_WINDOW.as_millis() as f64;
+        let longest_wait = r
+            .stats
+            .latency_ms
+            .values()
+            .filter_map(|l| l["max"].as_f64())
+            .fold(0.0, f64::max);
+        ensure!(
+            longest_wait <= window_ms,
+            "a request waited {longest_wait} ms, more than the {HAND_OFF_WINDOW:?} hand-off window: {}",
+            describe(&o)
+        );
+        ensure!(
+            a.longest_outage_ms <= window_ms,
+            "requests failed for {} ms in a row (at {} s), more than the {HAND_OFF_WINDOW:?} hand-off window: {}",
+            a.longest_outage_ms,
+            a.longest_outage_at_s,
+            describe(&o)
+        );
+        ensure!(
+            a.failed_outside_faults == 0,
+            "{} requests failed outside the upgrade steps: {}",
+            a.failed_outside_faults,
+            describe(&o)
+        );
+        eprintln!(
+            "rolling upgrade: {} requests failed, longest stretch of failures {:.0} ms at {:.1} s, longest wait {longest_wait:.0} ms",
+            a.failed, a.longest_outage_ms, a.longest_outage_at_s
+        );
+        Ok(o)
+    };
+    kept_on_failure(store, checked.await)?;
     Ok(())
 }
 

@@ -37,6 +37,15 @@ impl Cluster {
         Ok(best_claim(&views).map(|info| info.this_node))
     }
 
+    /// The view of the live node that claims leadership in the highest term
+    /// (the authoritative membership); an error when none claims it.
+    pub async fn leader_view(&self) -> Result<ClusterInfo> {
+        let views = self.views().await;
+        best_claim(&views)
+            .cloned()
+            .ok_or_else(|| anyhow!("no live node claims leadership: {}", describe(&views)))
+    }
+
     /// Waits until a live node claims leadership and a majority of its voters
     /// name it as leader; returns its id.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<u64> {

@@ -173,8 +173,8 @@ async fn membership_change(ctx: &mut Ctx<'_>, duration: Duration) -> Result<()> 
         format!("{removed:?}"),
         removed.is_ok(),
     ));
+    cluster.retire(old);
     cluster.kill(old).await?;
-    ctx.acted.retired.push(old);
     ctx.event(format!("node {old} stopped"));
     tokio::time::sleep(duration.saturating_sub(started.elapsed())).await;
     Ok(())

@@ -415,9 +415,9 @@ fn describe_link_faults(f: &LinkFaults) -> String {
 }
 
 /// Everything back to normal: links healed, paused nodes resumed, dead
-/// nodes restarted (except `retired` ones, which left on purpose), clocks
+/// nodes restarted (except retired ones, which left on purpose), clocks
 /// reset. For the end of a run, whatever happened.
-pub async fn heal_everything(cluster: &Cluster, retired: &[u64]) -> Result<()> {
+pub async fn heal_everything(cluster: &Cluster) -> Result<()> {
     if cluster.spec().proxies {
         cluster.heal()?;
     }
@@ -427,7 +427,7 @@ pub async fn heal_everything(cluster: &Cluster, retired: &[u64]) -> Result<()> {
         if node.process.is_paused() {
             cluster.resume(id)?;
         }
-        if !node.process.is_running() && !retired.contains(&id) {
+        if !node.process.is_running() {
             dead.push(id);
         }
         if faketime::is_prepared(cluster, id) {

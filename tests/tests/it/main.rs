@@ -29,3 +29,4 @@ mod saml_pysaml2;
 mod snapshot_join;
 mod traces;
 mod ttl;
+mod upgrade;
