@@ -124,7 +124,10 @@ impl Consensus {
             heartbeat_interval: config.heartbeat_ms,
             election_timeout_min: config.election_timeout_ms,
             election_timeout_max: config.election_timeout_ms * 3 / 2,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_threshold),
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(staggered_threshold(
+                config.snapshot_threshold,
+                config.node_id,
+            )),
             max_in_snapshot_log_to_keep: config.snapshot_threshold.min(1000),
             install_snapshot_timeout: 10_000,
             ..Default::default()
@@ -304,5 +307,25 @@ impl Consensus {
 
     pub(crate) fn rpc_timeout(&self) -> Duration {
         DEFAULT_RPC_TIMEOUT
+    }
+}
+
+/// The snapshot threshold of node `id`: the configured one plus up to 3/8
+/// of it by the node's id, so the members of a group do not all build a
+/// snapshot at the same log index. A commit needs a quorum, not every
+/// follower: while one follower builds, the others answer for it.
+fn staggered_threshold(threshold: u64, id: NodeId) -> u64 {
+    threshold + threshold * (id % 4) / 8
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn members_of_a_group_snapshot_at_different_log_indexes() {
+        let at: Vec<u64> = (1..=3)
+            .map(|id| super::staggered_threshold(4000, id))
+            .collect();
+        assert_eq!(at, vec![4500, 5000, 5500]);
+        assert_eq!(super::staggered_threshold(50, 4), 50);
     }
 }

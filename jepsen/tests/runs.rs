@@ -63,6 +63,15 @@ fn describe(o: &RunOutcome) -> String {
 }
 
 /// Runs once and demands a valid history with some successful operations.
+/// The run checked enough operations to mean something.
+fn enough_operations(o: &RunOutcome) -> Result<()> {
+    let ops = o.results.checker.details["operations_checked"]
+        .as_u64()
+        .unwrap_or(0);
+    ensure!(ops > 200, "too few operations checked: {}", describe(o));
+    Ok(())
+}
+
 async fn expect_valid(opts: RunOptions) -> Result<RunOutcome> {
     let outcome = rsp_jepsen::run(opts).await?;
     ensure!(
@@ -107,10 +116,7 @@ async fn register_under_kills_and_partitions_is_linearizable_on_a_correct_cluste
     let store = tempfile::tempdir()?;
     let o = expect_valid(short("register", "kill,partition", store.path(), 11)).await;
     let o = kept_on_failure(store, o)?;
-    let ops = o.results.checker.details["operations_checked"]
-        .as_u64()
-        .unwrap_or(0);
-    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    enough_operations(&o)?;
     Ok(())
 }
 
@@ -405,10 +411,7 @@ async fn register_stays_linearizable_while_dead_nodes_are_replaced() -> Result<(
         Ok((o, changes))
     };
     let (o, _) = kept_on_failure(store, checked.await)?;
-    let ops = o.results.checker.details["operations_checked"]
-        .as_u64()
-        .unwrap_or(0);
-    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    enough_operations(&o)?;
     Ok(())
 }
 
@@ -439,10 +442,7 @@ async fn register_stays_linearizable_while_nodes_move_to_new_addresses() -> Resu
         Ok(o)
     };
     let o = kept_on_failure(store, checked.await)?;
-    let ops = o.results.checker.details["operations_checked"]
-        .as_u64()
-        .unwrap_or(0);
-    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    enough_operations(&o)?;
     Ok(())
 }
 
@@ -556,10 +556,7 @@ async fn register_against_etcd_under_kills_is_linearizable() -> Result<()> {
     opts.target = Target::Etcd;
     let o = expect_valid(opts).await;
     let o = kept_on_failure(store, o)?;
-    let ops = o.results.checker.details["operations_checked"]
-        .as_u64()
-        .unwrap_or(0);
-    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    enough_operations(&o)?;
     Ok(())
 }
 
@@ -592,10 +589,7 @@ async fn an_existing_cluster_is_driven_through_its_nodes_file() -> Result<()> {
     opts.nodes_file = Some(file);
     let o = expect_valid(opts).await;
     let o = kept_on_failure(store, o)?;
-    let ops = o.results.checker.details["operations_checked"]
-        .as_u64()
-        .unwrap_or(0);
-    ensure!(ops > 200, "too few operations checked: {}", describe(&o));
+    enough_operations(&o)?;
     Ok(())
 }
 

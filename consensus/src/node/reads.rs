@@ -97,7 +97,15 @@ impl Consensus {
                                 "unexpected answer to read index".into(),
                             ));
                         }
-                        Err(TransportError::Connect { .. }) => {}
+                        // A read index changes nothing: when the leader
+                        // it was asked of went away (a graceful hand-off
+                        // closes its connections), ask again, of the leader
+                        // known then, until the deadline.
+                        Err(
+                            TransportError::Connect { .. }
+                            | TransportError::Unreachable { .. }
+                            | TransportError::Timeout { .. },
+                        ) => {}
                         Err(e) => return Err(ConsensusError::Unavailable(e.to_string())),
                     }
                 }

@@ -68,12 +68,21 @@ fn same(a: &KvEngine, b: &KvEngine) -> bool {
     a.len() == 3003 && a == b
 }
 
-#[tokio::test]
-async fn a_snapshot_is_sent_in_chunks_installed_and_an_interrupted_install_is_redone() {
-    let a_dir = tempfile::tempdir().expect("dir");
-    let (_a_store, mut a) = open(a_dir.path());
-    fill(&mut a).await;
-    let mut snapshot = a
+/// A filled state machine, its snapshot and the snapshot's bytes (keep
+/// the directory and store while the state machine is used).
+struct Source {
+    _dir: tempfile::TempDir,
+    _store: Store,
+    sm: Sm,
+    snapshot: openraft::Snapshot<TestConfig>,
+    bytes: Vec<u8>,
+}
+
+async fn source() -> Source {
+    let dir = tempfile::tempdir().expect("dir");
+    let (store, mut sm) = open(dir.path());
+    fill(&mut sm).await;
+    let mut snapshot = sm
         .get_snapshot_builder()
         .await
         .build_snapshot()
@@ -81,6 +90,25 @@ async fn a_snapshot_is_sent_in_chunks_installed_and_an_interrupted_install_is_re
         .expect("build");
     assert_eq!(snapshot.meta.last_log_id.map(|l| l.index), Some(30));
     let bytes = read_all(&mut snapshot.snapshot).await;
+    Source {
+        _dir: dir,
+        _store: store,
+        sm,
+        snapshot,
+        bytes,
+    }
+}
+
+#[tokio::test]
+async fn a_snapshot_is_sent_in_chunks_installed_and_an_interrupted_install_is_redone() {
+    // Named bindings keep the source's directory and store alive.
+    let Source {
+        _dir,
+        _store,
+        sm: a,
+        snapshot,
+        bytes,
+    } = source().await;
 
     // Received in 64 KiB chunks, each written at its offset, last first:
     // as openraft's receiver does when chunks are resent.
@@ -141,16 +169,13 @@ async fn a_snapshot_is_sent_in_chunks_installed_and_an_interrupted_install_is_re
 
 #[tokio::test]
 async fn a_snapshot_the_previous_release_kept_in_sled_is_moved_to_a_file() {
-    let a_dir = tempfile::tempdir().expect("dir");
-    let (_a_store, mut a) = open(a_dir.path());
-    fill(&mut a).await;
-    let mut snapshot = a
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .expect("build");
-    let bytes = read_all(&mut snapshot.snapshot).await;
+    let Source {
+        _dir,
+        _store,
+        sm: _a,
+        snapshot,
+        bytes,
+    } = source().await;
 
     // The previous release's layout: the bytes under `data`, no file.
     let c_dir = tempfile::tempdir().expect("dir");
