@@ -300,9 +300,13 @@ async fn propose(raft: &Raft, clock: &Clock, timeout: Duration, mut batch: Vec<P
                 let _ = reply.send(Err(ConsensusError::Internal(e.to_string())));
             }
         }
+        // Raft stopped (a shutdown) with the entry proposed: the next
+        // leader may still commit it, so its outcome is unknown. Never
+        // "shutting down", which callers may take for "not written" and
+        // send again (a compare-and-set applied twice).
         Err(RE::Fatal(_)) => {
             for reply in replies {
-                let _ = reply.send(Err(ConsensusError::ShuttingDown));
+                let _ = reply.send(Err(ConsensusError::Timeout));
             }
         }
     }

@@ -125,12 +125,16 @@ fn remember_leader(e: &PeerError, hint: &AtomicU64) {
     }
 }
 
-fn map_one(r: Result<(Response, u64), PeerError>, hint: &AtomicU64) -> Forwarded {
+fn map_one(r: Result<(Response, u64), PeerError>, hint: &AtomicU64, target: NodeId) -> Forwarded {
     if let Err(e) = &r {
         remember_leader(e, hint);
     }
     match r {
         Ok(r) => Ok(Some(r)),
+        // A node names itself only when it was shutting down, possibly
+        // with the write proposed (the previous release answers so): its
+        // outcome is unknown, and sending it again could apply it twice.
+        Err(PeerError::NotLeader(id)) if id == target => Err(ConsensusError::Timeout),
         Err(PeerError::NotLeader(_) | PeerError::NoLeader) => Ok(None),
         Err(PeerError::Timeout) => Err(ConsensusError::Timeout),
         Err(PeerError::BadRequest(m)) => Err(ConsensusError::BadRequest(m)),
@@ -166,6 +170,7 @@ async fn send(
     hint: &AtomicU64,
 ) {
     let Some(first) = batch.first() else { return };
+    let first_leader = first.leader;
     let addr = transport.route(first.leader, &first.member.peer_addr);
     let span = batch_span(&batch);
     let traceparents: Vec<Option<String>> = batch
@@ -179,10 +184,16 @@ async fn send(
         .call_traced(&addr, group, PeerBody::WriteBatch(ops), timeout, traces)
         .instrument(span)
         .await;
+    let target = first_leader;
     match answer {
         Ok(PeerResponse::WriteBatch(results)) if results.len() == replies.len() => {
             for (reply, r) in replies.into_iter().zip(results) {
-                let _ = reply.send(map_one(r, hint));
+                let _ = reply.send(map_one(r, hint, target));
+            }
+        }
+        Ok(PeerResponse::Err(PeerError::NotLeader(id))) if id == target => {
+            for reply in replies {
+                let _ = reply.send(Err(ConsensusError::Timeout));
             }
         }
         Ok(PeerResponse::Err(e @ (PeerError::NotLeader(_) | PeerError::NoLeader))) => {
@@ -210,5 +221,27 @@ async fn send(
                 let _ = reply.send(Err(ConsensusError::Timeout));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod shutdown_answers {
+    use super::*;
+
+    /// A leader that was shutting down names itself: the write may have
+    /// been proposed, so it must not be sent again (it could apply twice);
+    /// a refusal naming another node is a plain redirect, safe to resend.
+    #[test]
+    fn a_node_naming_itself_is_an_unknown_outcome_not_a_redirect() {
+        let hint = AtomicU64::new(0);
+        let unknown = map_one(Err(PeerError::NotLeader(2)), &hint, 2);
+        assert!(
+            matches!(unknown, Err(ConsensusError::Timeout)),
+            "{unknown:?}"
+        );
+        let redirect = map_one(Err(PeerError::NotLeader(3)), &hint, 2);
+        assert!(matches!(redirect, Ok(None)), "{redirect:?}");
+        let none = map_one(Err(PeerError::NoLeader), &hint, 2);
+        assert!(matches!(none, Ok(None)), "{none:?}");
     }
 }
