@@ -168,18 +168,23 @@ impl Snapshots {
     /// Record `name` as the current snapshot (and, with `installing`, as
     /// one whose install is under way), durably, unless the current one is
     /// newer: a build that ran while a newer snapshot was installed is
-    /// dropped (answered `false`).
+    /// dropped (answered `false`). Either way, the files no snapshot uses
+    /// are then removed.
     async fn set_current<NID: openraft::NodeId, N: openraft::Node>(
         &self,
         meta: &SnapshotMeta<NID, N>,
         name: &str,
         installing: bool,
     ) -> Result<bool, StorageError> {
+        let snapshots = self.clone();
+        let remove_others = || blocking(move || snapshots.remove_others());
         {
             let _current = self.current.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(bytes) = self.tree.get(SNAP_META)? {
                 let current: SnapshotMeta<NID, N> = decode("snapshot meta", &bytes)?;
                 if current.last_log_id > meta.last_log_id {
+                    drop(_current);
+                    remove_others().await?;
                     return Ok(false);
                 }
             }
@@ -192,6 +197,7 @@ impl Snapshots {
             self.tree.apply_batch(batch)?;
         }
         self.sync.sync().await?;
+        remove_others().await?;
         Ok(true)
     }
 
@@ -338,10 +344,6 @@ where
             .map_err(|e| snapshot_failed(StorageError::io(&path, e)))?;
         self.snapshots
             .set_current(&meta, &name, false)
-            .await
-            .map_err(snapshot_failed)?;
-        let snapshots = self.snapshots.clone();
-        blocking(move || snapshots.remove_others())
             .await
             .map_err(snapshot_failed)?;
         if let Some(observe) = &self.observer {
@@ -491,10 +493,6 @@ where
             .sync()
             .await
             .map_err(state_write_failed)?;
-        let snapshots = self.snapshots.clone();
-        blocking(move || snapshots.remove_others())
-            .await
-            .map_err(snapshot_failed)?;
         if let Some(observe) = &self.snapshot_observer {
             observe(SnapshotEvent::Installed, started.elapsed());
         }
